@@ -1,0 +1,5 @@
+"""``python -m stargate`` runs the CLI."""
+
+from stargate.cli import main
+
+main()

@@ -1,0 +1,7 @@
+"""CLI commands: fleet (see docs/cli.md)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app."""

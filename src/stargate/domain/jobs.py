@@ -1,0 +1,43 @@
+"""A unit of work as a user submits it: the job spec."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from stargate.domain.base import Model
+from stargate.domain.ids import Id
+
+
+class JobKind(StrEnum):
+    """``train``: a gang (all GPUs at once); ``serve``: a long-running service; ``batch``: a finite task."""
+
+    TRAIN = "train"
+    SERVE = "serve"
+    BATCH = "batch"
+
+
+class JobSpec(Model):
+    """What to run, on what, for whom and with which guarantees."""
+
+    name: str = Field(min_length=1, max_length=200, description="Human-readable job name.")
+    queue: Id = Field(description="Id of the queue the job is submitted to.")
+    kind: JobKind = Field(default=JobKind.BATCH, description="'train', 'serve' or 'batch'.")
+    gpus: int = Field(ge=0, le=1_000_000, description="GPUs the job needs at once (all in one cluster), GPUs.")
+    gpu_models: list[str] = Field(
+        default_factory=list, description="Acceptable GPU models (catalogue names); empty means any."
+    )
+    priority_class: Id | None = Field(default=None, description="Priority class; null: the queue's default.")
+    deadline: datetime | None = Field(default=None, description="When the job must be finished (ISO 8601).")
+    estimated_duration_s: float | None = Field(
+        default=None, gt=0, description="Expected run time, s; used for backfill and planning."
+    )
+    checkpoint_interval_s: float | None = Field(
+        default=None, gt=0, description="The job checkpoints every this many seconds; null: never."
+    )
+    preemptible: bool = Field(default=True, description="Whether higher-priority work may preempt the job.")
+    allowed_providers: list[Id] = Field(default_factory=list, description="Provider ids it may run on; empty: any.")
+    allowed_regions: list[str] = Field(default_factory=list, description="Site regions it may run in; empty: any.")
+    command: str | None = Field(default=None, description="Shell command to run (local, Slurm executors).")
+    image: str | None = Field(default=None, description="Container image (Kubernetes executor).")
+    environment: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
