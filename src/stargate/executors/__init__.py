@@ -1,0 +1,1 @@
+"""Executors run placed jobs on real engines; ``local`` (subprocesses) is the embedded default."""
