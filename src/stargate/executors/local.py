@@ -1,0 +1,303 @@
+"""The ``local`` executor: runs each placed job as a real subprocess on this machine (the embedded default).
+
+Every run (one job attempt) has a directory ``RUNS_DIR/<job_id>/attempt-<n>/`` holding:
+
+- ``claim`` — created exclusively by the runner; a second submit of the same (job, attempt) never runs twice;
+- ``run.json`` — the runner's pid and start marker, the command's pid and process group, the start time;
+- ``output.log`` — the command's stdout and stderr (byte offsets are what :meth:`LocalExecutor.logs` pages by);
+- ``exit.json`` — the exit code, written atomically by the runner when the command ends (even if the server is down);
+- ``cancel_requested`` — written by :meth:`LocalExecutor.cancel` before it signals the run.
+
+The runner (:mod:`stargate.executors.local_runner`) lives in a session of its own, so a server crash leaves runs
+going; after a restart a new :class:`LocalExecutor` on the same directory finds them again from their handles, and a
+handle whose pid now belongs to another process (pid reuse, detected by its start time) reads as ``lost``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from stargate.executors.base import Capabilities, RunHandle, RunRequest, RunState, RunStatus
+from stargate.executors.local_runner import CANCEL, CLAIM, EXIT, LOG, RECORD, process_start_marker
+
+KIND = "local"
+MAX_LOG_CHUNK = 1 << 20
+"""Most bytes of log one :meth:`LocalExecutor.logs` call returns."""
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_RUNNER = Path(__file__).with_name("local_runner.py")
+
+
+class LocalExecutorError(RuntimeError):
+    """The local executor could not start a run (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunKey:
+    """What a local run handle's key holds: the run's identity and the runner process (pid + start marker)."""
+
+    job_id: str
+    attempt: int
+    pid: int
+    start: str | None
+
+    def encode(self) -> str:
+        """The key as compact JSON (the handle's ``key``)."""
+        data = {"job_id": self.job_id, "attempt": self.attempt, "pid": self.pid, "start": self.start}
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, key: str) -> RunKey:
+        """Parse a handle key; ValueError with the reason when it is not one of ours."""
+        try:
+            data = json.loads(key)
+            return cls(str(data["job_id"]), int(data["attempt"]), int(data["pid"]), data["start"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a local run handle key: {key!r} ({exc})") from exc
+
+
+class LocalExecutor:
+    """Runs jobs as subprocesses of this machine, one directory per run under ``runs_dir``."""
+
+    kind = KIND
+    capabilities = Capabilities(multinode=False, gpu_isolation=False, reattach=True, logs=True)
+
+    def __init__(
+        self,
+        runs_dir: Path,
+        *,
+        grace_s: float = 10.0,
+        workdir: Path | None = None,
+        start_timeout_s: float = 30.0,
+        base_environment: Mapping[str, str] | None = None,
+    ) -> None:
+        """``grace_s``: seconds between SIGTERM and SIGKILL on cancel; ``workdir``: the commands' working
+        directory (default: each run's own directory); ``base_environment``: inherited variables (default: this
+        process's, less every ``STARGATE_*`` variable so that no server secret reaches a job)."""
+        self.runs_dir = Path(runs_dir)
+        self.grace_s = grace_s
+        self.workdir = workdir
+        self.start_timeout_s = start_timeout_s
+        self.base_environment = dict(os.environ if base_environment is None else base_environment)
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def run_dir(self, job_id: str, attempt: int) -> Path:
+        """The directory of one run; ValueError for a job id that is not a safe file name."""
+        if not _SAFE_ID.match(job_id) or job_id in {".", ".."} or attempt < 0:
+            raise ValueError(f"job id {job_id!r} / attempt {attempt} cannot name a run directory")
+        return self.runs_dir / job_id / f"attempt-{attempt}"
+
+    def submit(self, request: RunRequest) -> RunHandle:
+        """Start the run, or return the handle of the run already started for this (job id, attempt)."""
+        self._reap()
+        run_dir = self.run_dir(request.job_id, request.attempt)
+        record = _read_json(run_dir / RECORD)
+        if record is None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            record = self._await_record(run_dir, self._spawn(request, run_dir))
+        start = record.get("start")
+        key = RunKey(
+            request.job_id, request.attempt, int(str(record["pid"])), start if isinstance(start, str) else None
+        )
+        return RunHandle(executor=KIND, key=key.encode())
+
+    def poll(self, handle: RunHandle) -> RunStatus:
+        """The run's state: final from ``exit.json``; running while its runner lives; else lost (or cancelled)."""
+        self._reap()
+        key = RunKey.decode(handle.key)
+        run_dir = self.run_dir(key.job_id, key.attempt)
+        done = _read_json(run_dir / EXIT)
+        if done is not None:
+            return _final_status(done, cancelled=(run_dir / CANCEL).exists())
+        if not (run_dir / RECORD).exists():
+            return RunStatus(RunState.LOST, reason=f"no record of run {key.job_id} attempt {key.attempt}")
+        if _is_alive(key.pid, key.start):
+            return RunStatus(RunState.RUNNING)
+        done = _read_json(run_dir / EXIT)  # it may have ended between the two looks
+        if done is not None:
+            return _final_status(done, cancelled=(run_dir / CANCEL).exists())
+        return _vanished_status(key, cancelled=(run_dir / CANCEL).exists())
+
+    def cancel(self, handle: RunHandle) -> None:
+        """Ask the run to stop: its runner forwards SIGTERM to the command's process group, then SIGKILL after
+        ``grace_s``. Returns at once; idempotent; a finished run is left as it is."""
+        key = RunKey.decode(handle.key)
+        run_dir = self.run_dir(key.job_id, key.attempt)
+        if (run_dir / EXIT).exists() or not run_dir.exists():
+            return
+        (run_dir / CANCEL).write_text(f"{time.time():.3f}\n")
+        if _is_alive(key.pid, key.start):
+            _signal_pid(key.pid, signal.SIGTERM)
+            return
+        record = _read_json(run_dir / RECORD) or {}
+        child, child_start = record.get("child_pid"), record.get("child_start")
+        if isinstance(child, int) and _is_alive(child, child_start):
+            _signal_group(child, signal.SIGKILL)  # the runner is gone: nobody left to escalate, so kill now
+
+    def logs(self, handle: RunHandle, offset: int = 0) -> tuple[str, int]:
+        """Log text from byte ``offset`` (at most 1 MiB, cut at a UTF-8 boundary) and the byte offset to go on."""
+        if offset < 0:
+            raise ValueError(f"log offset must be ≥ 0 bytes, got {offset}")
+        key = RunKey.decode(handle.key)
+        path = self.run_dir(key.job_id, key.attempt) / LOG
+        try:
+            with path.open("rb") as log:
+                log.seek(offset)
+                data = log.read(MAX_LOG_CHUNK)
+        except FileNotFoundError:
+            return "", offset
+        cut = _utf8_boundary(data)
+        return data[:cut].decode("utf-8", errors="replace"), offset + cut
+
+    def _spawn(self, request: RunRequest, run_dir: Path) -> subprocess.Popen[bytes]:
+        """Start the runner for ``request`` in a new session; its own errors go to ``runner.log``."""
+        env = run_environment(request, self.base_environment, run_dir)
+        cwd = self.workdir or run_dir
+        argv = [sys.executable, "-I", str(_RUNNER), str(run_dir), str(self.grace_s), str(cwd), request.command]
+        with (run_dir / "runner.log").open("ab") as errors:
+            proc = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,
+                close_fds=True,
+            )
+        self._children[proc.pid] = proc
+        return proc
+
+    def _await_record(self, run_dir: Path, proc: subprocess.Popen[bytes]) -> dict[str, object]:
+        """Wait for ``run.json`` (written by this runner, or by an earlier one that holds the claim)."""
+        deadline = time.monotonic() + self.start_timeout_s
+        delay = 0.002
+        while time.monotonic() < deadline:
+            record = _read_json(run_dir / RECORD)
+            if record is not None:
+                return record
+            if proc.poll() is not None and not (run_dir / CLAIM).exists():
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        detail = _tail(run_dir / "runner.log") or "no output"
+        raise LocalExecutorError(f"the runner for {run_dir.name} of {run_dir.parent.name} did not start: {detail}")
+
+    def _reap(self) -> None:
+        """Collect runners of ours that ended, so they do not linger as zombies."""
+        for pid, proc in list(self._children.items()):
+            if proc.poll() is not None:
+                del self._children[pid]
+
+
+def run_environment(request: RunRequest, base: Mapping[str, str], run_dir: Path) -> dict[str, str]:
+    """The command's environment: ``base`` less ``STARGATE_*``, the job's own variables, then Stargate's."""
+    env = {k: v for k, v in base.items() if not k.startswith("STARGATE_")}
+    env.update(request.environment)
+    gpus = ",".join(str(g) for g in request.gpu_ids)
+    env.update(
+        STARGATE_JOB_ID=request.job_id,
+        STARGATE_ATTEMPT=str(request.attempt),
+        STARGATE_CLUSTER=request.cluster,
+        STARGATE_GPU_IDS=gpus,
+        CUDA_VISIBLE_DEVICES=gpus,
+        STARGATE_RUN_DIR=str(run_dir),
+    )
+    return env
+
+
+def _final_status(done: Mapping[str, object], *, cancelled: bool) -> RunStatus:
+    """The status of a run whose runner recorded its end."""
+    code = int(str(done.get("exit_code")))
+    if code == 0:
+        return RunStatus(RunState.SUCCEEDED, exit_code=0)
+    if cancelled:
+        return RunStatus(RunState.CANCELLED, exit_code=code, reason="cancelled")
+    signum = done.get("signal")
+    if isinstance(signum, int):
+        return RunStatus(RunState.FAILED, exit_code=code, reason=f"killed by signal {signum} ({_signal_name(signum)})")
+    return RunStatus(RunState.FAILED, exit_code=code, reason=f"exit code {code}")
+
+
+def _vanished_status(key: RunKey, *, cancelled: bool) -> RunStatus:
+    """The status of a run whose runner is gone (or whose pid is now another process's) with no exit code."""
+    if cancelled:
+        return RunStatus(RunState.CANCELLED, reason="cancelled; killed before it recorded an exit code")
+    if process_start_marker(key.pid) is not None and not _is_zombie(key.pid):
+        why = f"pid {key.pid} now belongs to another process (start time differs: pid reused)"
+    else:
+        why = f"process {key.pid} is gone"
+    return RunStatus(RunState.LOST, reason=f"{why}; the run ended without recording an exit code")
+
+
+def _is_alive(pid: int, start: object) -> bool:
+    """True when ``pid`` is a live (non-zombie) process started at ``start`` (so not a reused pid)."""
+    marker = process_start_marker(pid)
+    return marker is not None and marker == start and not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """True when ``pid`` has ended but was not reaped yet (or is gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def _signal_pid(pid: int, sig: int) -> None:
+    """Send ``sig`` to one process; one that just ended is fine."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    """Send ``sig`` to a process group; one that just ended is fine."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _signal_name(signum: int) -> str:
+    """``SIGKILL`` for 9, or ``signal N`` for an unknown number."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _utf8_boundary(data: bytes) -> int:
+    """Length of ``data`` without a trailing, incomplete UTF-8 sequence (so a character is never split)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:
+            continue  # a continuation byte: keep looking for the lead byte
+        width = 1 if byte < 0xC0 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+        return len(data) - back if back < width else len(data)
+    return len(data)
+
+
+def _read_json(path: Path) -> dict[str, object] | None:
+    """A JSON object from ``path``, or None when the file is missing (written atomically, so never partial)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _tail(path: Path, limit: int = 400) -> str:
+    """The last ``limit`` characters of a small text file, on one line."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return " ".join(text[-limit:].split())
