@@ -24,6 +24,10 @@ def fleet_problems(fleet: Fleet) -> list[Problem]:
         _queue_refs,
         _building_power_fits_site,
         _cluster_gpus_fit_building,
+        _cluster_power_fits_site,
+        _clusters_match_contract,
+        _reserved_gpus_cover_clusters,
+        _clusters_after_building,
         _date_orders,
         _clauses_inside_term,
         _contract_terms,
@@ -178,6 +182,80 @@ def _cluster_gpus_fit_building(f: Fleet) -> Iterator[Problem]:
                 ("buildings", bi, "it_power_mw"),
                 f"{b.it_power_mw:g} MW, but {b.gpus:,} {b.gpu_model} GPUs × {model.tdp_w:g} W draw {draw_mw:,.1f} MW",
                 f"at least {draw_mw:,.1f} MW of IT power, or fewer GPUs",
+            )
+
+
+def _cluster_power_fits_site(f: Fleet) -> Iterator[Problem]:
+    """Clusters outside buildings draw GPUs × TDP × PUE from their site's envelope; it must fit."""
+    catalogue = f.catalogue()
+    for si, s in enumerate(f.sites):
+        loose = [c for c in f.clusters if c.site == s.id and c.building is None and c.gpu_model in catalogue]
+        if s.power_mw is None or not loose:
+            continue
+        it_mw = sum(c.gpus * catalogue[c.gpu_model].tdp_w for c in loose) / 1e6
+        buildings_it = sum(b.it_power_mw for b in f.buildings if b.site == s.id)
+        facility = (it_mw + buildings_it) * s.pue
+        if facility > s.power_mw + 1e-9:
+            yield Problem(
+                ("sites", si, "power_mw"),
+                f"{s.power_mw:g} MW, but its clusters and buildings draw {facility:,.1f} MW "
+                f"({it_mw + buildings_it:,.1f} MW IT × PUE {s.pue:g})",
+                f"at least {facility:,.1f} MW, or fewer GPUs at the site",
+            )
+
+
+def _clusters_match_contract(f: Fleet) -> Iterator[Problem]:
+    """A cluster bought under a contract is with that contract's provider, of its GPU model, inside its term."""
+    contracts = {k.id: k for k in f.contracts}
+    provider_of = {s.id: s.provider for s in f.sites}
+    for i, c in enumerate(f.clusters):
+        k = contracts.get(c.contract or "")
+        if k is None:
+            continue
+        provider = provider_of.get(c.site)
+        if provider is not None and provider != k.provider:
+            yield Problem(
+                ("clusters", i, "contract"),
+                f"'{k.id}' (a contract with '{k.provider}')",
+                f"a contract with '{provider}', the provider of site '{c.site}'",
+            )
+        if k.gpu_model is not None and k.gpu_model != c.gpu_model:
+            yield Problem(
+                ("clusters", i, "gpu_model"),
+                f"'{c.gpu_model}'",
+                f"'{k.gpu_model}', the model contract '{k.id}' covers",
+            )
+        term = f"inside contract '{k.id}' term {k.start.isoformat()} → {k.end.isoformat()}"
+        if c.online_from is not None and not k.covers(c.online_from):
+            yield Problem(("clusters", i, "online_from"), c.online_from.isoformat(), f"a date {term}")
+        if c.online_until is not None and not k.covers(c.online_until):
+            yield Problem(("clusters", i, "online_until"), c.online_until.isoformat(), f"a date {term}")
+
+
+def _reserved_gpus_cover_clusters(f: Fleet) -> Iterator[Problem]:
+    """A reserved contract's GPUs are at least the GPUs of the clusters bought under it."""
+    for i, k in enumerate(f.contracts):
+        if k.kind != "reserved" or k.gpus is None:
+            continue
+        placed = sum(c.gpus for c in f.clusters if c.contract == k.id)
+        if placed > k.gpus:
+            yield Problem(
+                ("contracts", i, "gpus"),
+                f"{k.gpus:,} GPUs, but clusters under it hold {placed:,} GPUs",
+                f"at least {placed:,} GPUs reserved",
+            )
+
+
+def _clusters_after_building(f: Fleet) -> Iterator[Problem]:
+    """A cluster in a building comes online no earlier than the building is energised."""
+    buildings = {b.id: b for b in f.buildings}
+    for i, c in enumerate(f.clusters):
+        b = buildings.get(c.building or "")
+        if b is not None and c.online_from is not None and c.online_from < b.energized_on():
+            yield Problem(
+                ("clusters", i, "online_from"),
+                f"{c.online_from.isoformat()}, before building '{b.id}' is energised ({b.energized_on().isoformat()})",
+                "a date on or after its building's energisation",
             )
 
 

@@ -1,0 +1,210 @@
+"""Plain wording for validation errors: what was found (the input) and what was expected (from the field's type).
+
+The expected side is derived from the model's own annotations and constraints, so a field ``gpus: int = Field(gt=0)``
+reads "an integer greater than 0" whatever went wrong with it (wrong type or out of bounds).
+"""
+
+import difflib
+import re
+import types
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic_core import ErrorDetails
+
+from stargate.domain.ids import ID_PATTERN
+
+_NOUNS = {
+    "GpuModel": "GPU model",
+    "RightOfFirstRefusal": "right-of-first-refusal clause",
+    "Exclusivity": "exclusivity clause",
+    "PriorityClass": "priority class",
+    "JobSpec": "job spec",
+}
+_ID_WORDS = "an id (1–63 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit)"
+_MAX_FOUND = 60
+
+
+def noun(model: type[BaseModel]) -> str:
+    """A model's name in words, e.g. 'right-of-first-refusal clause' for RightOfFirstRefusal."""
+    name = model.__name__
+    return _NOUNS.get(name, re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower())
+
+
+def found_text(value: Any) -> str:
+    """An input value as shown after "found": strings quoted, containers named, long text shortened."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        text = value if len(value) <= _MAX_FOUND else value[: _MAX_FOUND - 1] + "…"
+        return f"'{text}'"
+    return str(value)
+
+
+def resolve(model: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[Any, list[Any]] | None:
+    """The annotation and constraint metadata of the field at ``loc`` inside ``model``, or None if not a field."""
+    tp: Any = model
+    meta: list[Any] = []
+    for part in loc:
+        tp, meta, _ = _unwrap(tp, meta)
+        if isinstance(tp, type) and issubclass(tp, BaseModel) and isinstance(part, str) and part in tp.model_fields:
+            info = tp.model_fields[part]
+            tp, meta = info.annotation, list(info.metadata)
+        elif get_origin(tp) is list and isinstance(part, int):
+            tp, meta = get_args(tp)[0], []
+        elif get_origin(tp) is dict and isinstance(part, str):
+            tp, meta = get_args(tp)[1], []
+        else:
+            return None
+    return tp, meta
+
+
+def owner_model(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The model class that holds the last key of ``loc`` (used for unknown keys)."""
+    if not loc[:-1]:
+        return model
+    found = resolve(model, loc[:-1])
+    if found is None:
+        return None
+    tp, _, _ = _unwrap(*found)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def expected_text(tp: Any, meta: list[Any]) -> str:
+    """What a value of type ``tp`` with constraints ``meta`` must be, in words."""
+    tp, meta, nullable = _unwrap(tp, meta)
+    return _base_text(tp, meta) + (", or null" if nullable else "")
+
+
+def error_words(model: type[BaseModel], err: ErrorDetails) -> tuple[str, str]:
+    """(found, expected) for one pydantic error raised while validating ``model``."""
+    loc = tuple(err["loc"])
+    if err["type"] == "missing":
+        return "nothing (the key is missing)", f"a value: {_field_text(model, loc, err)}"
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{loc[-1]}'", unknown_key_expected(str(loc[-1]), owner_model(model, loc))
+    return found_text(err.get("input")), _field_text(model, loc, err)
+
+
+def unknown_key_expected(key: str, model: type[BaseModel] | None) -> str:
+    """Expected wording for an unknown key: the closest known key, or the list of known keys."""
+    if model is None:
+        return "a known key"
+    known = list(model.model_fields)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return f"a known key of a {noun(model)}; did you mean '{close[0]}'?"
+    return f"one of the keys of a {noun(model)}: {', '.join(known)}"
+
+
+def _field_text(model: type[BaseModel], loc: tuple[str | int, ...], err: ErrorDetails) -> str:
+    found = resolve(model, loc)
+    if found is None:
+        return _pydantic_text(err)
+    return expected_text(*found)
+
+
+def _pydantic_text(err: ErrorDetails) -> str:
+    msg = err["msg"]
+    for prefix in ("Input should be ", "Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    return msg
+
+
+def _unwrap(tp: Any, meta: list[Any]) -> tuple[Any, list[Any], bool]:
+    """Strip Annotated (collecting its constraints) and Optional; return (type, constraints, nullable)."""
+    meta = list(meta)
+    nullable = False
+    while True:
+        if get_origin(tp) is Annotated:
+            args = get_args(tp)
+            tp = args[0]
+            meta += [m for a in args[1:] for m in (getattr(a, "metadata", None) or [a])]
+        elif get_origin(tp) in (Union, types.UnionType) and type(None) in get_args(tp):
+            rest = [a for a in get_args(tp) if a is not type(None)]
+            nullable = True
+            tp = rest[0] if len(rest) == 1 else Union[tuple(rest)]  # noqa: UP007
+        else:
+            return tp, meta, nullable
+
+
+def _constraint(meta: list[Any], name: str) -> Any:
+    for m in meta:
+        value = getattr(m, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def _bounds(meta: list[Any]) -> str:
+    words = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
+    parts = [f"{w} {_number(_constraint(meta, k))}" for k, w in words.items() if _constraint(meta, k) is not None]
+    return " and ".join(parts)
+
+
+def _number(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def _base_text(tp: Any, meta: list[Any]) -> str:
+    if tp is bool:
+        return "true or false"
+    if tp in (int, float, Decimal):
+        return _numeric_text(tp, meta)
+    if tp is str:
+        return _string_text(meta)
+    if tp is datetime:
+        return "a date-time as YYYY-MM-DDTHH:MM:SS (ISO 8601)"
+    if tp is date:
+        return "a date as YYYY-MM-DD (ISO 8601)"
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return "one of " + ", ".join(f"'{m.value}'" for m in tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        required = [n for n, f in tp.model_fields.items() if f.is_required()]
+        return f"a mapping describing a {noun(tp)} (required keys: {', '.join(required) or 'none'})"
+    if get_origin(tp) is list:
+        return f"a list of {_plural(get_args(tp)[0])}"
+    if get_origin(tp) is dict:
+        return "a mapping of strings to strings"
+    return f"a value of type {getattr(tp, '__name__', tp)}"
+
+
+def _numeric_text(tp: Any, meta: list[Any]) -> str:
+    text = "an integer" if tp is int else "a number"
+    bounds = _bounds(meta)
+    if bounds:
+        text += f" {bounds}"
+    places = _constraint(meta, "decimal_places")
+    if tp is Decimal and places is not None:
+        text += f" with at most {places} decimal places"
+    return text
+
+
+def _string_text(meta: list[Any]) -> str:
+    pattern = _constraint(meta, "pattern")
+    if pattern == ID_PATTERN:
+        return _ID_WORDS
+    if pattern is not None:
+        return f"a string matching {pattern}"
+    if _constraint(meta, "min_length") == 1 and _constraint(meta, "max_length") is None:
+        return "a non-empty string"
+    if _constraint(meta, "max_length") is not None:
+        return f"a string of at most {_constraint(meta, 'max_length')} characters"
+    return "a string"
+
+
+def _plural(tp: Any) -> str:
+    tp, meta, _ = _unwrap(tp, [])
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        word = noun(tp)
+        return word + "es" if word.endswith("s") else word + "s"
+    return "ids" if _constraint(meta, "pattern") == ID_PATTERN else "strings"

@@ -1,0 +1,46 @@
+"""Writing a fleet back to YAML that :func:`stargate.fleetfile.load_fleet` reads back equal.
+
+Defaults are left out; dates are ISO 8601; money (Decimal) is written as a YAML number when that number reads
+back exactly, else as a quoted string (which the loader also accepts), so no amount is ever rounded.
+"""
+
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+import yaml
+
+from stargate.domain.fleet import Fleet
+
+
+def dump_fleet(fleet: Fleet) -> str:
+    """The fleet as YAML text, keys in model order, defaults left out."""
+    data = _plain(fleet.model_dump(mode="python", exclude_defaults=True))
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120, default_flow_style=False)
+
+
+def _plain(value: Any) -> Any:
+    """Turn model_dump output into types a safe YAML dumper writes and our loader reads back unchanged."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return _decimal(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_INT:
+        return int(value)  # 1200 rather than 1200.0; reads back as the same float
+    return value  # dates are written unquoted as YYYY-MM-DD
+
+
+_EXACT_INT = 2**53
+
+
+def _decimal(value: Decimal) -> int | float | str:
+    if value == value.to_integral_value():
+        return int(value)
+    as_float = float(value)
+    return as_float if Decimal(repr(as_float)) == value else format(value, "f")

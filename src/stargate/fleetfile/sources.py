@@ -1,0 +1,52 @@
+"""Reading a fleet path: one YAML file, or every ``*.yaml`` / ``*.yml`` file of a directory (not recursive)."""
+
+from pathlib import Path
+
+from stargate.fleetfile.errors import LocatedProblem
+from stargate.fleetfile.yamldoc import DOCUMENT, YamlDoc, parse_yaml
+
+SUFFIXES = (".yaml", ".yml")
+"""File name endings read from a fleet directory."""
+
+
+def fleet_files(path: Path) -> list[Path]:
+    """The files a fleet path stands for: the file itself, or a directory's YAML files sorted by name."""
+    if path.is_dir():
+        return sorted((p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file()), key=lambda p: p.name)
+    return [path]
+
+
+def read_docs(path: Path) -> tuple[list[YamlDoc], list[LocatedProblem]]:
+    """Parse every file of a fleet path; a missing path, an empty directory or an unreadable file is a problem."""
+    where = str(path)
+    if not path.exists():
+        return [], [LocatedProblem(where, 0, 0, DOCUMENT, "no such file or directory", _WANTED)]
+    files = fleet_files(path)
+    if not files:
+        return [], [LocatedProblem(where, 0, 0, DOCUMENT, "a directory with no *.yaml or *.yml files", _WANTED)]
+    docs: list[YamlDoc] = []
+    problems: list[LocatedProblem] = []
+    for file in files:
+        text, problem = _read_text(file)
+        if problem is not None:
+            problems.append(problem)
+        else:
+            docs.append(parse_yaml(text, str(file)))
+    return docs, problems
+
+
+_WANTED = "a fleet YAML file, or a directory of *.yaml / *.yml fleet files"
+
+
+def _read_text(file: Path) -> tuple[str, LocatedProblem | None]:
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        return "", LocatedProblem(str(file), 0, 0, DOCUMENT, f"a file that cannot be read ({exc.strerror})", _WANTED)
+    try:
+        return raw.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        found = f"byte 0x{raw[exc.start]:02x}, which is not UTF-8"
+        return "", LocatedProblem(str(file), line, column, DOCUMENT, found, "a UTF-8 text file")
