@@ -1,7 +1,296 @@
-"""CLI commands: client (see docs/cli.md)."""
+"""CLI commands that talk to a running server: login, submit, jobs, job, logs, cancel, queues (see
+docs/reference/cli-client.md).
+
+Every command takes ``--json`` for machine-readable output. Errors are one line on stderr, never a traceback, and
+the exit code says who refused: 0 ok, 1 the server refused (4xx) or failed, 2 bad local input, 3 no server.
+"""
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from stargate.cli.jobfile import JobFileError, load_job_file
+from stargate.client import (
+    DEFAULT_URL,
+    JOB_STATUSES,
+    ClientConfig,
+    ClientError,
+    Job,
+    Queue,
+    StargateClient,
+    UnauthorizedError,
+    load_config,
+    save_config,
+)
+
+EXIT_REFUSED, EXIT_BAD_INPUT = 1, 2
+PAGE_SIZE = 100
+_STATUS_STYLE = {"running": "green", "succeeded": "bold green", "failed": "red", "cancelled": "yellow"}
+
+JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    for command in (login, submit, jobs, job, logs, cancel, queues):
+        app.command()(command)
+
+
+def login(
+    url: str = typer.Option(DEFAULT_URL, "--url", help="The server's address."),
+    token: str = typer.Option(..., "--token", help="An API token (from `POST /api/v1/tokens` or the admin's)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Check a token against the server, then save the URL and token in the client config (mode 0600)."""
+    with _failures(login=True):
+        with StargateClient(url, token) as client:
+            me = client.whoami()
+        path = save_config(ClientConfig(url=url.rstrip("/"), token=token), os.environ)
+    if as_json:
+        _print_json({"url": url.rstrip("/"), "config": str(path), "whoami": me})
+        return
+    team = f"team {me['team']}" if me["team"] else "no team"
+    typer.echo(f"logged in to {url.rstrip('/')} as {me['name']} ({team}, role {me['role']}); config saved to {path}")
+
+
+def submit(
+    file: Path = typer.Argument(..., help="A job spec YAML file (see examples/jobs/)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Validate a job file locally, then submit it; prints the new job's id."""
+    try:
+        spec = load_job_file(file)
+    except JobFileError as exc:
+        for problem in exc.problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    with _failures(), _client() as client:
+        new = client.submit_job(spec.model_dump(mode="json", exclude_none=True))
+    if as_json:
+        _print_json(new)
+        return
+    typer.echo(f"submitted {new['id']} ({new['name']}) to queue {new['queue']}: {new['gpus']} GPUs, {new['status']}")
+
+
+def jobs(
+    status: str | None = typer.Option(None, "--status", help=f"Only jobs in this status: {', '.join(JOB_STATUSES)}."),
+    queue: str | None = typer.Option(None, "--queue", help="Only jobs of this queue."),
+    team: str | None = typer.Option(None, "--team", help="Only jobs of this team."),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000, help="Show at most this many jobs (newest first)."),
+    every: bool = typer.Option(False, "--all", help="Show every matching job (follows the pages; ignores --limit)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """List jobs, newest first."""
+    if status is not None and status not in JOB_STATUSES:
+        _refuse_input(f"--status: found '{status}'; expected one of {', '.join(JOB_STATUSES)}")
+    with _failures(), _client() as client:
+        if every:
+            found = list(client.iter_jobs(status=status, queue=queue, team=team, page_size=PAGE_SIZE))
+            page: dict[str, Any] = {"items": found, "next_cursor": None}
+        else:
+            page = dict(client.list_jobs(status=status, queue=queue, team=team, limit=limit))
+    if as_json:
+        _print_json(page)
+        return
+    _render_jobs(page["items"], page["next_cursor"])
+
+
+def job(job_id: str = typer.Argument(..., help="Job id, e.g. j-000123."), as_json: bool = JsonOption) -> None:
+    """Show one job in full."""
+    with _failures(), _client() as client:
+        found = client.get_job(job_id)
+    if as_json:
+        _print_json(found)
+        return
+    _render_job(found)
+
+
+def logs(
+    job_id: str = typer.Argument(..., help="Job id, e.g. j-000123."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new output until the job is final."),
+    interval_s: float = typer.Option(0.5, "--interval", min=0.05, help="Seconds between polls with --follow."),
+    as_json: bool = typer.Option(False, "--json", help="Print each chunk as one JSON object per line."),
+) -> None:
+    """Print a job's output (its latest attempt); with -f, follow it until the job ends."""
+    with _failures(), _client() as client:
+        offset = 0
+        while True:
+            chunk = client.job_logs(job_id, offset)
+            _emit_chunk(chunk, as_json, first=offset == 0)
+            offset = chunk["next_offset"]
+            if not follow or chunk["complete"]:
+                return
+            time.sleep(interval_s)
+
+
+def cancel(job_id: str = typer.Argument(..., help="Job id, e.g. j-000123."), as_json: bool = JsonOption) -> None:
+    """Cancel a job: pending jobs end at once, running ones are stopped (SIGTERM, then SIGKILL after a grace)."""
+    with _failures(), _client() as client:
+        after = client.cancel_job(job_id)
+    if as_json:
+        _print_json(after)
+        return
+    typer.echo(f"cancel requested for {after['id']}: status {after['status']}")
+
+
+def queues(as_json: bool = JsonOption) -> None:
+    """List the queues with their quotas and what is pending and running in them."""
+    with _failures(), _client() as client:
+        found = client.queues()
+    if as_json:
+        _print_json(found)
+        return
+    _render_queues(found)
+
+
+@contextmanager
+def _client() -> Iterator[StargateClient]:
+    """A client configured from the saved config and ``STARGATE_URL`` / ``STARGATE_TOKEN``."""
+    try:
+        config = load_config(os.environ)
+    except ValueError as exc:
+        _refuse_input(str(exc))
+    with StargateClient(config.url, config.token) as client:
+        yield client
+
+
+@contextmanager
+def _failures(login: bool = False) -> Iterator[None]:
+    """Turn a client error into one line on stderr and its exit code (never a traceback)."""
+    try:
+        yield
+    except UnauthorizedError as exc:
+        message = f"{exc.status} unauthorised: {exc.detail}; check the token" if login else str(exc)
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except ClientError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _refuse_input(message: str) -> NoReturn:
+    """Report bad local input and exit with code 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _print_json(data: object) -> None:
+    """Pretty JSON on stdout."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _emit_chunk(chunk: Any, as_json: bool, first: bool) -> None:
+    """Write one log chunk: raw text, or one JSON line (empty chunks only when they are the first or the last)."""
+    if as_json:
+        if chunk["text"] or chunk["complete"] or first:
+            sys.stdout.write(json.dumps(chunk, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(chunk["text"])
+    sys.stdout.flush()
+
+
+def _console() -> Console:
+    """A console for tables; wide when not a terminal, so ids are never cut."""
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+
+
+def _when(value: str | None) -> str:
+    """An API time as ``2026-11-27T14:22:11Z``; ``-`` when unset."""
+    if not value:
+        return "-"
+    return value.split(".")[0].removesuffix("+00:00").removesuffix("Z") + "Z"
+
+
+def _status(value: str) -> str:
+    """A status with its colour."""
+    style = _STATUS_STYLE.get(value)
+    return f"[{style}]{value}[/]" if style else value
+
+
+def _render_jobs(items: list[Job], next_cursor: str | None) -> None:
+    """Jobs as a table, with a note when more pages exist."""
+    table = Table(title=f"{len(items)} job{'s' if len(items) != 1 else ''}", title_justify="left")
+    for name in ("ID", "NAME", "QUEUE", "STATUS", "GPUS", "CLUSTER", "ATTEMPT", "SUBMITTED", "REASON"):
+        table.add_column(name, no_wrap=name in {"ID", "STATUS", "SUBMITTED"})
+    for item in items:
+        cluster = item["cluster"] or "-"
+        table.add_row(
+            item["id"],
+            item["name"],
+            item["queue"],
+            _status(item["status"]),
+            str(item["gpus"]),
+            cluster,
+            str(item["attempt"]),
+            _when(item["submitted_at"]),
+            item["reason"] or "",
+        )
+    console = _console()
+    console.print(table)
+    if next_cursor:
+        console.print("more jobs exist: use --limit N for more, or --all for every one")
+
+
+def _render_job(item: Job) -> None:
+    """One job as a two-column table."""
+    spec: dict[str, Any] = item.get("spec") or {}
+    rows: list[tuple[str, str]] = [
+        ("id", item["id"]),
+        ("name", item["name"]),
+        ("status", _status(item["status"])),
+        ("reason", item["reason"] or "-"),
+        ("queue / team", f"{item['queue']} / {item['team']}"),
+        ("kind", item["kind"]),
+        ("GPUs", f"{item['gpus']} GPUs" + (f" of {', '.join(item['gpu_models'])}" if item["gpu_models"] else "")),
+        ("priority class", item["priority_class"]),
+        ("attempt", str(item["attempt"])),
+        ("cluster", item["cluster"] or "-"),
+        ("GPU ids", ",".join(str(g) for g in item["gpu_ids"]) or "-"),
+        ("exit code", "-" if item["exit_code"] is None else str(item["exit_code"])),
+        ("submitted", _when(item["submitted_at"])),
+        ("started", _when(item["started_at"])),
+        ("finished", _when(item["finished_at"])),
+        ("command", str(spec.get("command") or "-")),
+    ]
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, value)
+    _console().print(table)
+
+
+def _quota_text(quota: dict[str, Any]) -> str:
+    """``H100-SXM: 64 GPUs (+32 borrowable)``; ``*`` reads as ``any GPU``."""
+    model = "any GPU" if quota.get("gpu_model") == "*" else quota.get("gpu_model", "?")
+    borrow = quota.get("borrowing_limit_gpus")
+    extra = " (+ unlimited borrowing)" if borrow is None else f" (+{borrow} borrowable)" if borrow else ""
+    return f"{model}: {quota.get('gpus', 0)} GPUs{extra}"
+
+
+def _render_queues(items: list[Queue]) -> None:
+    """Queues as a table."""
+    table = Table(title=f"{len(items)} queue{'s' if len(items) != 1 else ''}", title_justify="left")
+    for name in ("QUEUE", "TEAM", "COHORT", "QUOTAS", "PENDING", "RUNNING", "RUNNING GPUS"):
+        table.add_column(name, justify="right" if name in {"PENDING", "RUNNING", "RUNNING GPUS"} else "left")
+    for item in items:
+        quotas = "; ".join(_quota_text(q) for q in item["quotas"]) or "none"
+        table.add_row(
+            item["id"],
+            item["team"],
+            item["cohort"] or "-",
+            quotas,
+            str(item["pending_jobs"]),
+            str(item["running_jobs"]),
+            str(item["running_gpus"]),
+        )
+    _console().print(table)

@@ -1,0 +1,379 @@
+"""A small typed client for the Stargate REST API (httpx): one method per endpoint, one exception per failure kind.
+
+Failures are exceptions carrying a one-line message fit to show a user, and the CLI exit code that goes with it:
+:class:`ServerUnreachableError` (3) when no server answers, :class:`ApiError` and its subclasses (1) when the server
+refuses (400/401/403/404/409/422, with the server's ``detail``) or fails (5xx).
+
+The client's configuration (:class:`ClientConfig`) lives in ``$STARGATE_CONFIG_DIR/config.json`` (default
+``~/.config/stargate/config.json``, mode 0600), written by ``stargate login``; ``STARGATE_URL`` and
+``STARGATE_TOKEN`` override it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypedDict, cast
+from urllib.parse import quote
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8642"
+DEFAULT_TIMEOUT_S = 10.0
+JOB_STATUSES = ("pending", "placed", "running", "succeeded", "failed", "cancelled")
+"""Every job status, in lifecycle order."""
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class WhoAmI(TypedDict):
+    """``GET /api/v1/whoami``."""
+
+    token_id: str
+    name: str
+    team: str | None
+    role: str
+
+
+class Job(TypedDict):
+    """A job as the API shows it (times ISO 8601 UTC or null)."""
+
+    id: str
+    name: str
+    queue: str
+    team: str
+    kind: str
+    gpus: int
+    gpu_models: list[str]
+    priority_class: str
+    status: str
+    reason: str
+    attempt: int
+    submitted_at: str
+    started_at: str | None
+    finished_at: str | None
+    cluster: str | None
+    gpu_ids: list[int]
+    exit_code: int | None
+    spec: dict[str, Any]
+
+
+class JobPage(TypedDict):
+    """A page of jobs, newest first; ``next_cursor`` is null on the last page."""
+
+    items: list[Job]
+    next_cursor: str | None
+
+
+class Logs(TypedDict):
+    """Log text from a byte offset; ``complete`` once the job is final and all text was returned."""
+
+    text: str
+    next_offset: int
+    complete: bool
+
+
+class Queue(TypedDict):
+    """A queue with its quotas and what is in it now."""
+
+    id: str
+    team: str
+    cohort: str | None
+    quotas: list[dict[str, Any]]
+    pending_jobs: int
+    running_jobs: int
+    running_gpus: int
+
+
+class ClientError(Exception):
+    """Base of the client's errors: ``str(error)`` is one line for the user, ``exit_code`` the CLI's exit code."""
+
+    exit_code = 1
+
+
+class ServerUnreachableError(ClientError):
+    """No Stargate server answered at the URL."""
+
+    exit_code = 3
+
+
+class ApiError(ClientError):
+    """The server answered with an error status; ``detail`` is its explanation."""
+
+    label = "error"
+    hint = ""
+
+    def __init__(self, status: int, detail: str) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(f"{status} {self.label}: {detail}{self.hint}")
+
+
+class BadRequestError(ApiError):
+    """400: the request is malformed."""
+
+    label = "bad request"
+
+
+class UnauthorizedError(ApiError):
+    """401: no token, or an unknown or revoked one."""
+
+    label = "unauthorised"
+    hint = "; run `stargate login --url URL --token TOKEN`"
+
+
+class ForbiddenError(ApiError):
+    """403: the token's role or team does not allow this."""
+
+    label = "forbidden"
+
+
+class NotFoundError(ApiError):
+    """404: no such thing, or not one this token may see."""
+
+    label = "not found"
+
+
+class ConflictError(ApiError):
+    """409: the request conflicts with the current state."""
+
+    label = "conflict"
+
+
+class InvalidError(ApiError):
+    """422: the request is well-formed but invalid (e.g. an unknown queue)."""
+
+    label = "invalid"
+
+
+class ServerError(ApiError):
+    """5xx, or an answer that is not the API's JSON."""
+
+    label = "server error"
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequestError,
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: InvalidError,
+}
+
+
+class StargateClient:
+    """The REST API under ``/api/v1`` with a bearer token; use as a context manager or call :meth:`close`."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        token: str | None = None,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """``transport`` replaces the network (e.g. ``httpx.MockTransport``) for tests of formatting alone."""
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s, transport=transport)
+
+    def __enter__(self) -> StargateClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def health(self) -> dict[str, str]:
+        """``GET /healthz``: ``{"status": "ok"}`` when the server is up."""
+        return cast(dict[str, str], self._call("GET", "/healthz"))
+
+    def whoami(self) -> WhoAmI:
+        """``GET /api/v1/whoami``: the token's id, name, team and role."""
+        return cast(WhoAmI, self._call("GET", "/api/v1/whoami"))
+
+    def submit_job(self, spec: Mapping[str, Any]) -> Job:
+        """``POST /api/v1/jobs`` with a JobSpec as JSON; the new job."""
+        return cast(Job, self._call("POST", "/api/v1/jobs", json=dict(spec)))
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        queue: str | None = None,
+        team: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """``GET /api/v1/jobs``: one page of jobs, newest first, filtered by status, queue and team."""
+        params = {"status": status, "queue": queue, "team": team, "limit": limit, "cursor": cursor}
+        return cast(JobPage, self._call("GET", "/api/v1/jobs", params=_present(params)))
+
+    def iter_jobs(
+        self, *, status: str | None = None, queue: str | None = None, team: str | None = None, page_size: int = 200
+    ) -> Iterator[Job]:
+        """Every matching job, newest first, following the cursors page by page."""
+        cursor: str | None = None
+        while True:
+            page = self.list_jobs(status=status, queue=queue, team=team, limit=page_size, cursor=cursor)
+            yield from page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
+    def get_job(self, job_id: str) -> Job:
+        """``GET /api/v1/jobs/{id}``."""
+        return cast(Job, self._call("GET", f"/api/v1/jobs/{_segment(job_id)}"))
+
+    def cancel_job(self, job_id: str) -> Job:
+        """``POST /api/v1/jobs/{id}/cancel``: the job after the cancel request."""
+        return cast(Job, self._call("POST", f"/api/v1/jobs/{_segment(job_id)}/cancel"))
+
+    def job_logs(self, job_id: str, offset: int = 0) -> Logs:
+        """``GET /api/v1/jobs/{id}/logs``: log text from byte ``offset``."""
+        return cast(Logs, self._call("GET", f"/api/v1/jobs/{_segment(job_id)}/logs", params={"offset": offset}))
+
+    def events(self, *, job_id: str | None = None, after: str | None = None, limit: int | None = None) -> Any:
+        """``GET /api/v1/events``: status changes, oldest first."""
+        return self._call("GET", "/api/v1/events", params=_present({"job_id": job_id, "after": after, "limit": limit}))
+
+    def queues(self) -> list[Queue]:
+        """``GET /api/v1/queues``: every queue with its quotas and load."""
+        return cast(list[Queue], self._call("GET", "/api/v1/queues"))
+
+    def teams(self) -> list[dict[str, Any]]:
+        """``GET /api/v1/teams``."""
+        return cast(list[dict[str, Any]], self._call("GET", "/api/v1/teams"))
+
+    def fleet(self) -> dict[str, Any]:
+        """``GET /api/v1/fleet``: the fleet in force with its version."""
+        return cast(dict[str, Any], self._call("GET", "/api/v1/fleet"))
+
+    def plan_fleet(self, fleet: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /api/v1/fleet/plan``: the changes a proposed fleet would make (admin)."""
+        return cast(dict[str, Any], self._call("POST", "/api/v1/fleet/plan", json={"fleet": dict(fleet)}))
+
+    def apply_fleet(self, plan_id: str) -> dict[str, Any]:
+        """``POST /api/v1/fleet/apply``: apply a plan; :class:`ConflictError` when it is stale (admin)."""
+        return cast(dict[str, Any], self._call("POST", "/api/v1/fleet/apply", json={"plan_id": plan_id}))
+
+    def create_token(self, name: str, role: str, team: str | None = None) -> dict[str, str]:
+        """``POST /api/v1/tokens``: a new token ``{"id", "token"}`` (the secret is shown this once; admin)."""
+        body = {"name": name, "role": role, "team": team}
+        return cast(dict[str, str], self._call("POST", "/api/v1/tokens", json=body))
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send one request; the decoded JSON body, or the matching :class:`ClientError`."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServerUnreachableError(unreachable_message(self.url, exc)) from exc
+        if response.is_success:
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise ServerError(response.status_code, "the answer is not JSON") from exc
+        raise error_for(response)
+
+
+def error_for(response: httpx.Response) -> ApiError:
+    """The :class:`ApiError` for an error response, carrying the server's ``detail`` in words."""
+    detail = detail_text(response)
+    kind = _BY_STATUS.get(response.status_code, ServerError if response.status_code >= 500 else ApiError)
+    return kind(response.status_code, detail)
+
+
+def detail_text(response: httpx.Response) -> str:
+    """The server's ``detail`` as one line: a string as is; FastAPI's validation list as ``field: message; ...``."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return " ".join(response.text.split())[:300] or response.reason_phrase
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        return "; ".join(_validation_item(item) for item in detail) or "invalid request"
+    return json.dumps(detail) if detail is not None else response.reason_phrase
+
+
+def _validation_item(item: object) -> str:
+    """One FastAPI validation error as ``body.gpus: Input should be a valid integer``."""
+    if not isinstance(item, dict):
+        return str(item)
+    loc = ".".join(str(part) for part in item.get("loc", []))
+    return f"{loc}: {item.get('msg', 'invalid')}" if loc else str(item.get("msg", "invalid"))
+
+
+def unreachable_message(url: str, exc: httpx.TransportError) -> str:
+    """``cannot reach the Stargate server at URL: <why> (is `stargate up` running?)``."""
+    text = str(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        why = "no answer in time"
+    elif "refused" in text.lower():
+        why = "connection refused"
+    elif "name or service not known" in text.lower() or "nodename nor servname" in text.lower():
+        why = "unknown host name"
+    else:
+        why = text or type(exc).__name__
+    return f"cannot reach the Stargate server at {url}: {why} (is `stargate up` running?)"
+
+
+def _present(params: Mapping[str, object]) -> dict[str, object]:
+    """Query parameters without the unset (None) ones."""
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _segment(job_id: str) -> str:
+    """A job id as one URL path segment (escaped, so an id can never reach another route)."""
+    return quote(job_id, safe="")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Where the server is and the token to use."""
+
+    url: str = DEFAULT_URL
+    token: str | None = None
+
+
+def config_path(env: Mapping[str, str]) -> Path:
+    """``$STARGATE_CONFIG_DIR/config.json``, default ``~/.config/stargate/config.json``."""
+    base = env.get("STARGATE_CONFIG_DIR")
+    return (Path(base) if base else Path.home() / ".config" / "stargate") / "config.json"
+
+
+def load_config(env: Mapping[str, str]) -> ClientConfig:
+    """The saved config with ``STARGATE_URL`` / ``STARGATE_TOKEN`` laid over it; defaults when none is saved.
+
+    A config file that is not valid JSON raises ValueError naming the file.
+    """
+    path = config_path(env)
+    saved: dict[str, Any] = {}
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc}); run `stargate login` again") from exc
+    url = env.get("STARGATE_URL") or saved.get("url") or DEFAULT_URL
+    token = env.get("STARGATE_TOKEN") or saved.get("token") or None
+    return ClientConfig(url=str(url), token=token)
+
+
+def save_config(config: ClientConfig, env: Mapping[str, str]) -> Path:
+    """Write the config atomically with mode 0600 (it holds a secret); the file's path."""
+    path = config_path(env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"url": config.url, "token": config.token}, handle, indent=2)
+        handle.write("\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path
