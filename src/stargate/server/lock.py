@@ -1,0 +1,94 @@
+"""One scheduler at a time: a PostgreSQL session advisory lock, or an exclusive lock file on SQLite."""
+
+import contextlib
+import fcntl
+import hashlib
+import os
+from pathlib import Path
+
+from sqlalchemy import Connection, text
+
+from stargate.store import Database
+
+
+class SchedulerLock:
+    """Held by at most one process per database; :meth:`acquire` never blocks.
+
+    On SQLite the lock is ``fcntl.flock`` on ``STARGATE_HOME/scheduler.lock`` (released by the kernel when the
+    process dies, even by SIGKILL). On PostgreSQL it is ``pg_try_advisory_lock`` on a connection kept open for as
+    long as the lock is held (released by the server when that connection ends).
+    """
+
+    def __init__(self, db: Database, lock_path: Path) -> None:
+        self._db = db
+        self._path = lock_path
+        self._fd: int | None = None
+        self._conn: Connection | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this process holds the lock (checked against the database on PostgreSQL)."""
+        if self._conn is None:
+            return self._fd is not None
+        try:
+            self._conn.execute(text("SELECT 1"))
+            self._conn.commit()
+            return True
+        except Exception:  # the connection died: the server released the lock
+            self._drop_connection()
+            return False
+
+    def acquire(self) -> bool:
+        """Take the lock if it is free; True when this process holds it afterwards."""
+        if self.held:
+            return True
+        return self._acquire_pg() if not self._db.is_sqlite else self._acquire_file()
+
+    def release(self) -> None:
+        """Give the lock up (no-op when not held)."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key(self._conn)})
+                self._conn.commit()
+            finally:
+                self._drop_connection()
+
+    def _acquire_file(self) -> bool:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return True
+
+    def _acquire_pg(self) -> bool:
+        conn = self._db.engine.connect()
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key(conn)}).scalar())
+        conn.commit()
+        if not got:
+            conn.close()
+            return False
+        self._conn = conn
+        return True
+
+    @staticmethod
+    def _key(conn: Connection) -> int:
+        """A 64-bit lock key per database and schema, so test schemas in one database do not share a lock."""
+        where = conn.execute(text("SELECT current_database() || '/' || current_schema()")).scalar()
+        digest = hashlib.sha256(f"stargate-scheduler:{where}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # already broken; nothing more to release
+                self._conn.close()
+            self._conn = None

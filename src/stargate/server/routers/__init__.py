@@ -1,0 +1,1 @@
+"""HTTP routers: each route resolves its dependencies and calls one service function."""

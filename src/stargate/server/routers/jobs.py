@@ -1,0 +1,54 @@
+"""Job endpoints: submit, list, get, cancel, logs."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from stargate.domain import JobSpec
+from stargate.server.deps import CtxDep, NowDep, PrincipalDep, ReadSessionDep, WriteSessionDep
+from stargate.server.schemas import Job, JobPage, Logs
+from stargate.server.services import jobs as service
+from stargate.server.services import logs as log_service
+from stargate.store import JobStatus
+from stargate.store.repositories.jobs import JobFilter
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+@router.post("", response_model=Job, status_code=201)
+def submit_job(spec: JobSpec, ctx: CtxDep, session: WriteSessionDep, who: PrincipalDep, now: NowDep) -> Job:
+    """Submit a job to a queue (members: their own team's queues only)."""
+    _, fleet = ctx.fleet.get(session)
+    return service.to_api(service.submit(session, who, spec, fleet, now))
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(
+    session: ReadSessionDep,
+    who: PrincipalDep,
+    status: JobStatus | None = None,
+    queue: Annotated[str | None, Query(max_length=63)] = None,
+    team: Annotated[str | None, Query(max_length=63)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> JobPage:
+    """Jobs newest first, filtered; non-admins see their own team's jobs only."""
+    return service.list_page(session, who, JobFilter(status=status, queue=queue, team=team), limit, cursor)
+
+
+@router.get("/{job_id}", response_model=Job)
+def get_job(job_id: str, session: ReadSessionDep, who: PrincipalDep) -> Job:
+    """One job (404 when it does not exist or belongs to another team)."""
+    return service.to_api(service.get_visible(session, who, job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=Job)
+def cancel_job(job_id: str, session: WriteSessionDep, who: PrincipalDep, now: NowDep) -> Job:
+    """Cancel a pending, placed or running job (409 when it is already final)."""
+    return service.to_api(service.cancel(session, who, job_id, now))
+
+
+@router.get("/{job_id}/logs", response_model=Logs)
+def job_logs(job_id: str, ctx: CtxDep, who: PrincipalDep, offset: Annotated[int, Query(ge=0)] = 0) -> Logs:
+    """Log text of the job's latest attempt from byte ``offset``."""
+    return log_service.read(ctx, who, job_id, offset)

@@ -1,0 +1,164 @@
+"""The API's request and response bodies (pydantic); the domain's ``JobSpec`` and ``Fleet`` are used as they are."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stargate.domain import JobSpec
+from stargate.domain.ids import Id
+from stargate.server.auth import Role
+
+
+class Body(BaseModel):
+    """Base of request bodies: unknown fields are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Health(BaseModel):
+    """Liveness answer."""
+
+    status: Literal["ok"] = "ok"
+
+
+class WhoAmI(BaseModel):
+    """The token the request was made with."""
+
+    token_id: str
+    name: str
+    team: str | None = Field(description="Team of the token; null for an admin token without a team.")
+    role: Role
+
+
+class Job(BaseModel):
+    """A job as the API shows it; times are ISO 8601 UTC, null when unset."""
+
+    id: str = Field(description="Job id, e.g. 'j-000123'.")
+    name: str
+    queue: str
+    team: str
+    kind: str
+    gpus: int = Field(description="GPUs the job needs at once, GPUs.")
+    gpu_models: list[str]
+    priority_class: str
+    status: str = Field(description="pending, placed, running, succeeded, failed or cancelled.")
+    reason: str = Field(description="Why the job is in its status (last transition's reason).")
+    attempt: int = Field(description="0 for the first try; increased by each preemption or cluster failure.")
+    submitted_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    cluster: str | None
+    gpu_ids: list[int]
+    exit_code: int | None
+    spec: JobSpec
+
+
+class JobPage(BaseModel):
+    """A page of jobs, newest first."""
+
+    items: list[Job]
+    next_cursor: str | None = Field(description="Pass as 'cursor' for the next page; null on the last page.")
+
+
+class Logs(BaseModel):
+    """Log text of a job's latest attempt from a byte offset."""
+
+    text: str
+    next_offset: int = Field(description="Byte offset to ask for next.")
+    complete: bool = Field(description="True once the job is final and all its text was returned.")
+
+
+class Event(BaseModel):
+    """One status change of a job."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: int
+    job_id: str
+    at: datetime
+    actor: str
+    from_: str | None = Field(alias="from", serialization_alias="from")
+    to: str
+    reason: str
+
+
+class EventPage(BaseModel):
+    """A page of events, oldest first."""
+
+    items: list[Event]
+    next_cursor: str | None = Field(description="Pass as 'after' for the next page; null on the last page.")
+
+
+class Queue(BaseModel):
+    """A queue with its quotas and what is in it now."""
+
+    id: str
+    team: str
+    cohort: str | None
+    quotas: list[dict[str, Any]]
+    pending_jobs: int
+    running_jobs: int = Field(description="Jobs placed or running.")
+    running_gpus: int = Field(description="GPUs held by placed or running jobs, GPUs.")
+
+
+class Team(BaseModel):
+    """A team and its queues."""
+
+    id: str
+    name: str
+    queues: list[str]
+
+
+class FleetOut(BaseModel):
+    """The fleet in force and its content hash."""
+
+    version: str = Field(description="SHA-256 of the fleet's canonical JSON.")
+    applied_at: datetime
+    applied_by: str
+    fleet: dict[str, Any]
+
+
+class FleetPlanIn(Body):
+    """A proposed fleet document."""
+
+    fleet: dict[str, Any] = Field(description="A whole fleet document (the fleet file as JSON).")
+
+
+class Change(BaseModel):
+    """One difference between the fleet in force and a proposed one."""
+
+    kind: Literal["add", "remove", "change"]
+    entity: str = Field(description="Section of the fleet, e.g. 'clusters'; 'fleet' for top-level fields.")
+    id: str
+    fields: list[str] = Field(description="Changed fields (for 'change').")
+
+
+class FleetPlan(BaseModel):
+    """A previewed fleet change."""
+
+    plan_id: str
+    base_version: str | None
+    new_version: str
+    changes: list[Change]
+
+
+class FleetApplyIn(Body):
+    """Which plan to apply."""
+
+    plan_id: str = Field(min_length=1, max_length=40)
+
+
+class TokenIn(Body):
+    """A token to create."""
+
+    name: str = Field(min_length=1, max_length=200)
+    team: Id | None = Field(default=None, description="Team of the token; required for member and viewer.")
+    role: Role
+
+
+class TokenOut(BaseModel):
+    """A new token; ``token`` is shown this once and stored only hashed."""
+
+    id: str
+    token: str

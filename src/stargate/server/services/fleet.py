@@ -1,0 +1,147 @@
+"""The fleet in force: content hash, plan (preview a change) and apply (refused when the plan is stale)."""
+
+import hashlib
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from stargate.domain import Fleet, fleet_problems
+from stargate.server.errors import ConflictError, InvalidError, NotFoundError
+from stargate.server.schemas import Change, FleetOut, FleetPlan
+from stargate.store.models import FleetPlanRow, FleetVersionRow
+from stargate.store.repositories import fleet_versions
+from stargate.store.repositories import teams as team_repo
+
+SECTIONS = (
+    "gpu_models",
+    "providers",
+    "sites",
+    "buildings",
+    "clusters",
+    "contracts",
+    "priority_classes",
+    "teams",
+    "queues",
+)
+"""Fleet sections compared entity by entity (by ``id``, or ``name`` for GPU models and priority classes)."""
+
+
+def canonical(fleet: Fleet) -> dict[str, Any]:
+    """The fleet as plain JSON data."""
+    return fleet.model_dump(mode="json")
+
+
+def version_of(document: dict[str, Any]) -> str:
+    """SHA-256 of a fleet document's canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def parse(document: dict[str, Any], where: str = "fleet") -> Fleet:
+    """Validate a fleet document; 422 listing every located problem."""
+    try:
+        fleet = Fleet.model_validate(document)
+    except ValidationError as exc:
+        lines = [f"{where}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise InvalidError("invalid fleet: " + "; ".join(lines)) from None
+    problems = fleet_problems(fleet)
+    if problems:
+        lines = [f"{where}.{p.dotted()}: found {p.found}, expected {p.expected}" for p in problems]
+        raise InvalidError("invalid fleet: " + "; ".join(lines))
+    return fleet
+
+
+def current(session: Session) -> FleetOut:
+    """The fleet in force; 404 before any fleet was applied."""
+    row = fleet_versions.current(session)
+    if row is None:
+        raise NotFoundError("no fleet has been applied yet")
+    return FleetOut(version=row.version, applied_at=row.applied_at, applied_by=row.applied_by, fleet=row.document)
+
+
+def record(session: Session, fleet: Fleet, actor: str, now: datetime) -> FleetVersionRow:
+    """Make ``fleet`` the fleet in force (a new version row, teams and queues synced)."""
+    document = canonical(fleet)
+    row = fleet_versions.add(
+        session, FleetVersionRow(version=version_of(document), document=document, applied_at=now, applied_by=actor)
+    )
+    team_repo.sync(session, fleet)
+    return row
+
+
+def ensure(session: Session, fleet: Fleet, actor: str, now: datetime) -> tuple[FleetVersionRow, bool]:
+    """Apply ``fleet`` unless it already is the fleet in force; returns the version row and whether it changed."""
+    fleet_versions.lock(session)
+    row = fleet_versions.current(session)
+    if row is not None and row.version == version_of(canonical(fleet)):
+        return row, False
+    return record(session, fleet, actor, now), True
+
+
+def plan(session: Session, document: dict[str, Any], actor: str, now: datetime) -> FleetPlan:
+    """Validate a proposed fleet, list its differences from the fleet in force and store the plan."""
+    proposed = canonical(parse(document))
+    base = fleet_versions.current(session)
+    changes = diff(base.document if base is not None else {}, proposed)
+    row = fleet_versions.add_plan(
+        session,
+        FleetPlanRow(
+            id=f"p-{uuid.uuid4().hex[:16]}",
+            base_version=base.version if base is not None else None,
+            new_version=version_of(proposed),
+            document=proposed,
+            changes=[c.model_dump() for c in changes],
+            created_at=now,
+            created_by=actor,
+        ),
+    )
+    return FleetPlan(plan_id=row.id, base_version=row.base_version, new_version=row.new_version, changes=changes)
+
+
+def apply(session: Session, plan_id: str, actor: str, now: datetime) -> FleetOut:
+    """Apply a stored plan; 404 for an unknown plan, 409 when the fleet changed since it was made."""
+    fleet_versions.lock(session)
+    row = fleet_versions.get_plan(session, plan_id)
+    if row is None:
+        raise NotFoundError(f"no fleet plan '{plan_id}'")
+    base = fleet_versions.current(session)
+    base_version = base.version if base is not None else None
+    if row.applied_at is not None:
+        raise ConflictError(f"plan '{plan_id}' was already applied at {row.applied_at.isoformat()}")
+    if base_version != row.base_version:
+        raise ConflictError(
+            f"plan '{plan_id}' is stale: it was made against fleet version {row.base_version}, "
+            f"but version {base_version} is in force now; make a new plan"
+        )
+    version = record(session, Fleet.model_validate(row.document), actor, now)
+    row.applied_at = now
+    return FleetOut(version=version.version, applied_at=now, applied_by=actor, fleet=version.document)
+
+
+def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """Entity-level differences between two fleet documents: added, removed and changed entries."""
+    changes = [Change(kind="change", entity="fleet", id="fleet", fields=_changed_top(old, new))] if old else []
+    changes = [c for c in changes if c.fields]
+    for section in SECTIONS:
+        before = _by_key(old.get(section) or [])
+        after = _by_key(new.get(section) or [])
+        changes += [Change(kind="add", entity=section, id=k, fields=[]) for k in after if k not in before]
+        changes += [Change(kind="remove", entity=section, id=k, fields=[]) for k in before if k not in after]
+        for key in (k for k in after if k in before):
+            fields = sorted(f for f in set(before[key]) | set(after[key]) if before[key].get(f) != after[key].get(f))
+            if fields:
+                changes.append(Change(kind="change", entity=section, id=key, fields=fields))
+    return changes
+
+
+def _by_key(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {str(e.get("id", e.get("name"))): e for e in entries}
+
+
+def _changed_top(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    keys = (set(old) | set(new)) - set(SECTIONS)
+    return sorted(k for k in keys if old.get(k) != new.get(k))

@@ -1,0 +1,25 @@
+"""Job logs: read from the executor of the job's latest run, outside any database transaction."""
+
+from stargate.executors import RunHandle
+from stargate.server.auth import Principal
+from stargate.server.context import ServerContext
+from stargate.server.schemas import Logs
+from stargate.server.services.jobs import get_visible
+from stargate.store import JobStatus
+from stargate.store.repositories import runs as run_repo
+
+
+def read(ctx: ServerContext, who: Principal, public_id: str, offset: int) -> Logs:
+    """Log text of the job's latest attempt from byte ``offset``; ``complete`` once it is final and fully read."""
+    with ctx.db.read() as session:
+        job = get_visible(session, who, public_id)
+        final = JobStatus(job.status).is_final()
+        run = run_repo.latest_for_job(session, job.id)
+        kind, key = (run.executor, run.handle_key) if run is not None else ("", None)
+    if key is None:
+        return Logs(text="", next_offset=offset, complete=final)
+    executor = ctx.executor(kind)
+    handle = RunHandle(executor=kind, key=key)
+    text, next_offset = executor.logs(handle, offset)
+    complete = final and (executor.logs(handle, next_offset)[0] == "")
+    return Logs(text=text, next_offset=next_offset, complete=complete)

@@ -1,0 +1,39 @@
+"""Queues and teams as the API lists them, with live job counts."""
+
+from sqlalchemy.orm import Session
+
+from stargate.server.schemas import Queue, Team
+from stargate.store import JobStatus
+from stargate.store.repositories import jobs as job_repo
+from stargate.store.repositories import teams as team_repo
+
+
+def list_queues(session: Session) -> list[Queue]:
+    """Every queue with its pending jobs, placed-or-running jobs and the GPUs those hold."""
+    counts = job_repo.counts_by_queue(session)
+    out = []
+    for q in team_repo.list_queues(session):
+        pending = counts.get((q.id, JobStatus.PENDING), (0, 0))
+        placed = counts.get((q.id, JobStatus.PLACED), (0, 0))
+        running = counts.get((q.id, JobStatus.RUNNING), (0, 0))
+        out.append(
+            Queue(
+                id=q.id,
+                team=q.team_id,
+                cohort=q.cohort,
+                quotas=list(q.quotas),
+                pending_jobs=pending[0],
+                running_jobs=placed[0] + running[0],
+                running_gpus=placed[1] + running[1],
+            )
+        )
+    return out
+
+
+def list_teams(session: Session) -> list[Team]:
+    """Every team with the ids of its queues."""
+    queues = team_repo.list_queues(session)
+    return [
+        Team(id=t.id, name=t.name, queues=[q.id for q in queues if q.team_id == t.id])
+        for t in team_repo.list_teams(session)
+    ]

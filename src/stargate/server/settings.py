@@ -1,0 +1,56 @@
+"""Server settings: one dataclass built once from the environment and the command line, then passed down."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from stargate.store.database import default_url
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8642
+DEFAULT_FLEET = Path("examples/stargate-2025")
+DEFAULT_INTERVAL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to know; no module globals.
+
+    ``fleet_path`` None means: keep the fleet already applied in the database (or the bundled default fleet when
+    the database has none).
+    """
+
+    home: Path
+    database_url: str
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    fleet_path: Path | None = None
+    scheduler_enabled: bool = True
+    scheduler_interval_s: float = DEFAULT_INTERVAL_S
+    cancel_grace_s: float = 10.0
+    admin_token: str | None = field(default=None, repr=False)
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where executors keep run logs and run records."""
+        return self.home / "runs"
+
+    @property
+    def lock_path(self) -> Path:
+        """The scheduler's lock file (SQLite)."""
+        return self.home / "scheduler.lock"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+        """Settings from ``STARGATE_HOME``, ``STARGATE_DATABASE_URL``, ``STARGATE_ADMIN_TOKEN``, then ``overrides``."""
+        env = os.environ if env is None else env
+        home = Path(env.get("STARGATE_HOME") or ".stargate")
+        url = env.get("STARGATE_DATABASE_URL") or default_url(home)
+        base = cls(home=home, database_url=url, admin_token=env.get("STARGATE_ADMIN_TOKEN") or None)
+        return replace(base, **overrides)  # type: ignore[arg-type]
+
+    @property
+    def url(self) -> str:
+        """The address the API listens on."""
+        return f"http://{self.host}:{self.port}"

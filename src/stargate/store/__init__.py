@@ -1,0 +1,46 @@
+"""The control plane's store: SQLAlchemy models, one repository per entity, the job state machine, migrations."""
+
+from stargate.store.database import Database, create_engine, default_url
+from stargate.store.migrate import current_revision, head_revision, upgrade
+from stargate.store.models import (
+    Base,
+    FleetPlanRow,
+    FleetVersionRow,
+    JobEventRow,
+    JobRow,
+    QueueRow,
+    RunRow,
+    TeamRow,
+    TokenRow,
+    format_job_id,
+    parse_job_id,
+)
+from stargate.store.status import FINAL_STATUSES, LEGAL_TRANSITIONS, JobStatus, is_legal
+from stargate.store.transitions import IllegalTransitionError, record_submission, transition
+
+__all__ = [
+    "FINAL_STATUSES",
+    "LEGAL_TRANSITIONS",
+    "Base",
+    "Database",
+    "FleetPlanRow",
+    "FleetVersionRow",
+    "IllegalTransitionError",
+    "JobEventRow",
+    "JobRow",
+    "JobStatus",
+    "QueueRow",
+    "RunRow",
+    "TeamRow",
+    "TokenRow",
+    "create_engine",
+    "current_revision",
+    "default_url",
+    "format_job_id",
+    "head_revision",
+    "is_legal",
+    "parse_job_id",
+    "record_submission",
+    "transition",
+    "upgrade",
+]

@@ -1,0 +1,97 @@
+"""Opening the database: SQLite (WAL, foreign keys, busy timeout) by default, PostgreSQL by URL.
+
+:class:`Database` hands out sessions for reading and for writing. On SQLite a write session starts with
+``BEGIN IMMEDIATE`` so two writers queue on the busy timeout instead of failing on a stale snapshot; on PostgreSQL
+both are ordinary transactions (writers lock the rows they change with ``SELECT ... FOR UPDATE``).
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event, make_url
+from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite writer waits for another one to finish, ms."""
+
+WRITE_OPTION = "stargate_write"
+"""Connection execution option that makes SQLite start the transaction with ``BEGIN IMMEDIATE``."""
+
+
+def default_url(home: Path) -> str:
+    """The SQLite URL of the database inside the state directory ``home``."""
+    return f"sqlite:///{home / 'stargate.db'}"
+
+
+def create_engine(url: str) -> Engine:
+    """An engine for ``url`` with Stargate's connection settings (SQLite pragmas, pool pre-ping)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    return sa_create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = sa_create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@dataclass
+class Database:
+    """The engine and its session factory; the one object the server passes around for storage."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @classmethod
+    def open(cls, url: str) -> "Database":
+        """Connect to ``url`` (no schema change: run :func:`stargate.store.migrate.upgrade` for that)."""
+        engine = create_engine(url)
+        return cls(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True on SQLite, False on PostgreSQL."""
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading; closed (its transaction rolled back) at the end, loaded rows stay readable."""
+        with self.sessions() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session in one write transaction: committed when the block ends, rolled back on an error."""
+        with self.sessions() as session:
+            session.connection(execution_options={WRITE_OPTION: True})
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()

@@ -1,0 +1,240 @@
+"""SQLAlchemy 2 models of the control plane's state: jobs and their events, runs, tokens, the fleet.
+
+Times are stored as UTC (naive in the database, aware in Python); money is ``Numeric``; free-form documents are
+JSON. The schema is created by the Alembic migrations in ``stargate/store/migrations``, never by ``create_all``
+outside tests.
+"""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from stargate.store.status import JobStatus
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+"""JSON on SQLite, JSONB on PostgreSQL."""
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+"""A 64-bit integer key (SQLite's rowid alias must be declared INTEGER to autoincrement)."""
+
+
+StatusType = Enum(
+    JobStatus,
+    native_enum=False,
+    length=16,
+    create_constraint=False,
+    values_callable=lambda members: [m.value for m in members],
+)
+"""A job status stored as its lowercase value in a VARCHAR(16)."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and returned as an aware UTC ``datetime``."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware time to naive UTC; refuse naive input (its zone would be a guess)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: expected a timezone-aware time")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Attach UTC to the stored naive time."""
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention so migrations and models name constraints alike."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TeamRow(Base):
+    """A team, copied from the applied fleet."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class QueueRow(Base):
+    """A queue, copied from the applied fleet (quotas and priority classes as JSON)."""
+
+    __tablename__ = "queues"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    cohort: Mapped[str | None] = mapped_column(String(63))
+    quotas: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, default=list)
+    priority_classes: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    default_priority_class: Mapped[str | None] = mapped_column(String(63))
+
+
+class FleetVersionRow(Base):
+    """One applied fleet document; the row with the highest id is the current fleet."""
+
+    __tablename__ = "fleet_versions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(String(64), index=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    applied_by: Mapped[str] = mapped_column(String(200))
+
+
+class FleetPlanRow(Base):
+    """A previewed fleet change; applying it is refused when the fleet moved past ``base_version``."""
+
+    __tablename__ = "fleet_plans"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    base_version: Mapped[str | None] = mapped_column(String(64))
+    new_version: Mapped[str] = mapped_column(String(64))
+    document: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    changes: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class JobRow(Base):
+    """A submitted job and where it stands.
+
+    ``status`` must be changed only through :func:`stargate.store.transitions.transition`, which also writes the
+    event row in the same transaction.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_team_id_id", "team_id", "id"),
+        Index("ix_jobs_queue_id_id", "queue_id", "id"),
+        Index("ix_jobs_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    queue_id: Mapped[str] = mapped_column(String(63))
+    team_id: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(16))
+    gpus: Mapped[int] = mapped_column(Integer)
+    gpu_models: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    priority_class: Mapped[str] = mapped_column(String(63))
+    priority: Mapped[int] = mapped_column(Integer)
+    preemptible: Mapped[bool] = mapped_column(Boolean)
+    spec: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    status: Mapped[JobStatus] = mapped_column(StatusType, default=JobStatus.PENDING)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    progress_s: Mapped[float] = mapped_column(Float, default=0.0)
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cluster: Mapped[str | None] = mapped_column(String(63))
+    gpu_ids: Mapped[list[int]] = mapped_column(JsonType, default=list)
+    price_usd_per_gpu_hour: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
+    contract_id: Mapped[str | None] = mapped_column(String(63))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+
+    @property
+    def public_id(self) -> str:
+        """The job's URL-safe id, e.g. ``j-000123``."""
+        return format_job_id(self.id)
+
+
+class JobEventRow(Base):
+    """One status change of a job: who, when, from, to, why."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class RunRow(Base):
+    """One attempt of a job handed to an executor; ``handle_key`` is null until the executor accepted it."""
+
+    __tablename__ = "runs"
+    __table_args__ = (UniqueConstraint("job_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    executor: Mapped[str] = mapped_column(String(32))
+    cluster: Mapped[str] = mapped_column(String(63))
+    handle_key: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class TokenRow(Base):
+    """An API token: only its SHA-256 hash is kept; ``prefix`` (its first characters) finds it fast."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    team_id: Mapped[str | None] = mapped_column(String(63))
+    role: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+JOB_ID_PREFIX = "j-"
+
+
+def format_job_id(number: int) -> str:
+    """The public id of job row ``number``: ``j-`` and at least six digits."""
+    return f"{JOB_ID_PREFIX}{number:06d}"
+
+
+def parse_job_id(public_id: str) -> int | None:
+    """The row id inside a public job id, or None when ``public_id`` is not one."""
+    digits = public_id.removeprefix(JOB_ID_PREFIX)
+    if public_id == digits or not digits.isdigit() or len(digits) > 18:
+        return None
+    return int(digits)

@@ -1,0 +1,77 @@
+"""Jobs: insert, fetch (optionally locked), list newest first with keyset pagination, count by queue."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from stargate.store.models import JobRow
+from stargate.store.status import JobStatus
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs a listing shows; ``None`` fields do not filter."""
+
+    status: JobStatus | None = None
+    queue: str | None = None
+    team: str | None = None
+
+
+def add(session: Session, job: JobRow) -> JobRow:
+    """Insert ``job`` and flush so it has its id."""
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get(session: Session, row_id: int, *, for_update: bool = False) -> JobRow | None:
+    """The job with row id ``row_id``; locked until the transaction ends when ``for_update`` (PostgreSQL)."""
+    query = select(JobRow).where(JobRow.id == row_id)
+    if for_update:
+        query = query.with_for_update()
+    return session.scalars(query).one_or_none()
+
+
+def get_many(session: Session, row_ids: Iterable[int], *, for_update: bool = False) -> dict[int, JobRow]:
+    """The jobs with these row ids, by id (missing ids are left out)."""
+    ids = list(row_ids)
+    if not ids:
+        return {}
+    query = select(JobRow).where(JobRow.id.in_(ids)).order_by(JobRow.id)
+    if for_update:
+        query = query.with_for_update()
+    return {j.id: j for j in session.scalars(query)}
+
+
+def page(session: Session, where: JobFilter, limit: int, before_id: int | None) -> tuple[list[JobRow], int | None]:
+    """Up to ``limit`` jobs newest first, older than ``before_id`` when given; and the cursor of the next page."""
+    query = select(JobRow).order_by(JobRow.id.desc()).limit(limit + 1)
+    if where.status is not None:
+        query = query.where(JobRow.status == where.status)
+    if where.queue is not None:
+        query = query.where(JobRow.queue_id == where.queue)
+    if where.team is not None:
+        query = query.where(JobRow.team_id == where.team)
+    if before_id is not None:
+        query = query.where(JobRow.id < before_id)
+    rows = list(session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
+
+
+def with_status(session: Session, statuses: Sequence[JobStatus]) -> list[JobRow]:
+    """Every job in one of ``statuses``, oldest first."""
+    return list(session.scalars(select(JobRow).where(JobRow.status.in_(statuses)).order_by(JobRow.id)))
+
+
+def counts_by_queue(session: Session) -> dict[tuple[str, JobStatus], tuple[int, int]]:
+    """For each (queue, status) of non-final jobs: the number of jobs and the GPUs they ask for."""
+    query = (
+        select(JobRow.queue_id, JobRow.status, func.count(), func.coalesce(func.sum(JobRow.gpus), 0))
+        .where(JobRow.status.in_([JobStatus.PENDING, JobStatus.PLACED, JobStatus.RUNNING]))
+        .group_by(JobRow.queue_id, JobRow.status)
+    )
+    return {(q, JobStatus(s)): (int(n), int(g)) for q, s, n, g in session.execute(query)}
