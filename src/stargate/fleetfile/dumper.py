@@ -16,7 +16,15 @@ from stargate.domain.fleet import Fleet
 def dump_fleet(fleet: Fleet) -> str:
     """The fleet as YAML text, keys in model order, defaults left out."""
     data = _plain(fleet.model_dump(mode="python", exclude_defaults=True))
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120, default_flow_style=False)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120, default_flow_style=False)
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper without anchors and aliases: a value used twice (the same date) is written twice."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        """Never write an alias."""
+        return True
 
 
 def _plain(value: Any) -> Any:

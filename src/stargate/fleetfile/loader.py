@@ -87,8 +87,8 @@ class _Validated:
         try:
             Fleet.model_validate(values)
             return values
-        except ValidationError as exc:
-            errors = exc.errors()
+        except ValidationError as exc:  # a file that did not parse may hold the missing keys: not reported then
+            errors = [e for e in exc.errors() if not (self.merged.incomplete and e["type"] == "missing")]
         self.problems += [self.locate(Fleet, err) for err in errors]
         bad = {err["loc"][0] for err in errors if err["loc"]}
         good = {k: v for k, v in values.items() if k not in bad}

@@ -41,7 +41,7 @@ class Merged:
     sections: dict[str, tuple[str, Position]] = field(default_factory=dict)
     problems: list[LocatedProblem] = field(default_factory=list)
     incomplete: bool = False
-    """True when a file could not be parsed, so the document misses whatever that file held."""
+    """True when a file was not a readable mapping, so the document misses whatever that file held."""
 
     def where(self, path: tuple[str | int, ...]) -> tuple[str, Position]:
         """The file and position of a field path of the merged document (nearest existing parent if missing)."""
@@ -67,8 +67,9 @@ class Merged:
     def add(self, doc: YamlDoc) -> None:
         """Merge one parsed file into the document, recording merge problems."""
         self.problems.extend(doc.problems)
+        if doc.node is None or not isinstance(doc.data, dict):
+            self.incomplete = True
         if doc.node is None:
-            self.incomplete = self.incomplete or bool(doc.problems)
             if not doc.problems:
                 self.problems.append(LocatedProblem(doc.file, 1, 1, DOCUMENT, "an empty file", _TOP))
             return
