@@ -90,7 +90,7 @@ def _cluster_refs(f: Fleet) -> Iterator[Problem]:
         yield from _ref(("clusters", i, "gpu_model"), c.gpu_model, models, "GPU model in the catalogue")
         yield from _ref(("clusters", i, "contract"), c.contract, contracts, "contract")
         b = buildings.get(c.building or "")
-        if b is not None and b.site != c.site:
+        if b is not None and b.site != c.site and b.site in sites:
             yield Problem(
                 ("clusters", i, "building"),
                 f"'{b.id}' (at site '{b.site}')",
@@ -156,9 +156,14 @@ def _building_power_fits_site(f: Fleet) -> Iterator[Problem]:
         if facility > s.power_mw + 1e-9:
             yield Problem(
                 ("sites", si, "power_mw"),
-                f"{s.power_mw:g} MW, but its buildings draw {facility:,.1f} MW ({total_it:,.1f} MW IT × PUE {s.pue:g})",
-                f"at least {facility:,.1f} MW, or buildings that fit the envelope",
+                f"{s.power_mw:g} MW, but its buildings draw {_mw(facility)} MW ({_mw(total_it)} MW IT × PUE {s.pue:g})",
+                f"at least {_mw(facility)} MW, or buildings that fit the envelope",
             )
+
+
+def _mw(value: float) -> str:
+    """Megawatts for a message: one decimal from 1 MW up, three significant digits below."""
+    return f"{value:,.1f}" if value >= 1 else f"{value:.3g}"
 
 
 def _cluster_gpus_fit_building(f: Fleet) -> Iterator[Problem]:
@@ -180,8 +185,8 @@ def _cluster_gpus_fit_building(f: Fleet) -> Iterator[Problem]:
         if draw_mw > b.it_power_mw + 1e-9:
             yield Problem(
                 ("buildings", bi, "it_power_mw"),
-                f"{b.it_power_mw:g} MW, but {b.gpus:,} {b.gpu_model} GPUs × {model.tdp_w:g} W draw {draw_mw:,.1f} MW",
-                f"at least {draw_mw:,.1f} MW of IT power, or fewer GPUs",
+                f"{b.it_power_mw:g} MW, but {b.gpus:,} {b.gpu_model} GPUs × {model.tdp_w:g} W draw {_mw(draw_mw)} MW",
+                f"at least {_mw(draw_mw)} MW of IT power, or fewer GPUs",
             )
 
 
@@ -198,9 +203,9 @@ def _cluster_power_fits_site(f: Fleet) -> Iterator[Problem]:
         if facility > s.power_mw + 1e-9:
             yield Problem(
                 ("sites", si, "power_mw"),
-                f"{s.power_mw:g} MW, but its clusters and buildings draw {facility:,.1f} MW "
-                f"({it_mw + buildings_it:,.1f} MW IT × PUE {s.pue:g})",
-                f"at least {facility:,.1f} MW, or fewer GPUs at the site",
+                f"{s.power_mw:g} MW, but its clusters and buildings draw {_mw(facility)} MW "
+                f"({_mw(it_mw + buildings_it)} MW IT × PUE {s.pue:g})",
+                f"at least {_mw(facility)} MW, or fewer GPUs at the site",
             )
 
 
@@ -208,12 +213,13 @@ def _clusters_match_contract(f: Fleet) -> Iterator[Problem]:
     """A cluster bought under a contract is with that contract's provider, of its GPU model, inside its term."""
     contracts = {k.id: k for k in f.contracts}
     provider_of = {s.id: s.provider for s in f.sites}
+    known = {p.id for p in f.providers}
     for i, c in enumerate(f.clusters):
         k = contracts.get(c.contract or "")
         if k is None:
             continue
         provider = provider_of.get(c.site)
-        if provider is not None and provider != k.provider:
+        if provider in known and provider != k.provider:
             yield Problem(
                 ("clusters", i, "contract"),
                 f"'{k.id}' (a contract with '{k.provider}')",
