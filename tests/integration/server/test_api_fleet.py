@@ -1,0 +1,87 @@
+"""Fleet over HTTP: read with its version, plan a change (entity-level diff), apply it, refuse stale plans."""
+
+import copy
+from typing import Any
+
+from conftest import Harness
+
+FLEET = "/api/v1/fleet"
+
+
+def _current(harness: Harness) -> dict[str, Any]:
+    data: dict[str, Any] = harness.client.get(FLEET, headers=harness.headers()).json()
+    return data
+
+
+def _plan(harness: Harness, fleet: dict[str, Any]) -> dict[str, Any]:
+    response = harness.client.post(f"{FLEET}/plan", json={"fleet": fleet}, headers=harness.headers())
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def test_the_fleet_in_force_has_a_content_version(harness: Harness) -> None:
+    current = _current(harness)
+    assert len(current["version"]) == 64 and current["fleet"]["name"] == "tiny"
+    assert [c["id"] for c in current["fleet"]["clusters"]] == ["lab-h100", "lab-gb200"]
+    assert current["applied_by"] == "stargate up"
+
+
+def test_plan_lists_added_removed_and_changed_entities(harness: Harness) -> None:
+    current = _current(harness)
+    proposed = copy.deepcopy(current["fleet"])
+    proposed["clusters"][0]["nodes"] = 3
+    proposed["clusters"].pop(1)
+    proposed["teams"].append({"id": "gamma", "name": "Team Gamma"})
+    proposed["description"] = "changed"
+    plan = _plan(harness, proposed)
+    assert plan["base_version"] == current["version"] and plan["new_version"] != current["version"]
+    changes = {(c["kind"], c["entity"], c["id"]): c["fields"] for c in plan["changes"]}
+    assert changes == {
+        ("change", "fleet", "fleet"): ["description"],
+        ("change", "clusters", "lab-h100"): ["nodes"],
+        ("remove", "clusters", "lab-gb200"): [],
+        ("add", "teams", "gamma"): [],
+    }
+
+
+def test_apply_makes_the_plan_the_fleet_and_syncs_teams(harness: Harness) -> None:
+    proposed = copy.deepcopy(_current(harness)["fleet"])
+    proposed["teams"].append({"id": "gamma", "name": "Team Gamma"})
+    proposed["queues"].append({"id": "gamma-q", "team": "gamma"})
+    plan = _plan(harness, proposed)
+    applied = harness.client.post(f"{FLEET}/apply", json={"plan_id": plan["plan_id"]}, headers=harness.headers())
+    assert applied.status_code == 200 and applied.json()["version"] == plan["new_version"]
+    assert _current(harness)["version"] == plan["new_version"]
+    teams = [t["id"] for t in harness.client.get("/api/v1/teams", headers=harness.headers()).json()]
+    assert teams == ["alpha", "beta", "gamma"]
+    assert harness.submit(queue="gamma-q")["team"] == "gamma"
+
+
+def test_a_stale_plan_is_refused_with_409(harness: Harness) -> None:
+    base = _current(harness)["fleet"]
+    first = copy.deepcopy(base)
+    first["description"] = "first"
+    second = copy.deepcopy(base)
+    second["description"] = "second"
+    plan_a, plan_b = _plan(harness, first), _plan(harness, second)
+    ok = harness.client.post(f"{FLEET}/apply", json={"plan_id": plan_a["plan_id"]}, headers=harness.headers())
+    assert ok.status_code == 200
+    stale = harness.client.post(f"{FLEET}/apply", json={"plan_id": plan_b["plan_id"]}, headers=harness.headers())
+    assert stale.status_code == 409 and "stale" in stale.json()["detail"]
+    again = harness.client.post(f"{FLEET}/apply", json={"plan_id": plan_a["plan_id"]}, headers=harness.headers())
+    assert again.status_code == 409 and "already applied" in again.json()["detail"]
+    assert _current(harness)["fleet"]["description"] == "first"
+
+
+def test_an_invalid_fleet_gets_located_problems(harness: Harness) -> None:
+    proposed = copy.deepcopy(_current(harness)["fleet"])
+    proposed["clusters"][0]["site"] = "atlantis"
+    proposed["clusters"][1]["nodes"] = -1
+    response = harness.client.post(f"{FLEET}/plan", json={"fleet": proposed}, headers=harness.headers())
+    assert response.status_code == 422
+    assert "fleet.clusters.1.nodes" in response.json()["detail"]
+    proposed["clusters"][1]["nodes"] = 1
+    response = harness.client.post(f"{FLEET}/plan", json={"fleet": proposed}, headers=harness.headers())
+    assert response.status_code == 422
+    assert "fleet.clusters[0].site: found 'atlantis'" in response.json()["detail"]
