@@ -10,10 +10,10 @@ from pathlib import Path
 
 from stargate.traces.model import FORMATS, JOB_KINDS, MAX_GPUS, BadRow, Trace, TraceError, TraceJob
 from stargate.traces.native import read_native as _read_native
-from stargate.traces.native import write_native
 from stargate.traces.openb import read_openb as _read_openb
 from stargate.traces.philly import read_philly as _read_philly
 from stargate.traces.resample import resample
+from stargate.traces.writer import write_native
 
 __all__ = [
     "FORMATS",

@@ -11,7 +11,7 @@ import csv
 import gc
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,40 +105,48 @@ def not_text(path: Path, collector: Collector) -> NoReturn:
     collector.fail(line, "the file is not UTF-8 text (found bytes that do not decode), expected a UTF-8 CSV/JSONL file")
 
 
-def numbered_rows(
-    reader: Iterator[list[str]], line_num: Callable[[], int], collector: Collector
-) -> Iterator[tuple[int, list[str]]]:
-    """Yield ``(first line, fields)`` for every non-blank CSV row; blank lines are skipped silently.
+class CsvRows:
+    """The rows of a CSV stream with their line numbers; blank lines are skipped silently.
 
-    ``line_num`` returns the number of physical lines read so far (a quoted field may span several lines). A row
-    the csv module rejects (e.g. a field over its size limit) is a bad row; bytes that are not UTF-8 stop the read.
+    A row the csv module rejects (e.g. a field over its size limit) is a bad row; bytes that are not UTF-8 stop
+    the read with a located error. Hot loops may iterate ``reader`` themselves and call :meth:`recover`.
     """
-    previous_end = line_num()
-    while True:
-        try:
-            for row in reader:
-                line = previous_end + 1
-                previous_end = line_num()
-                if row:
-                    yield line, row
-            return
-        except csv.Error as error:
-            collector.bad(previous_end + 1, f"row: {error}, expected a well-formed CSV row")
-            if line_num() == previous_end:
+
+    def __init__(self, stream: IO[str], collector: Collector) -> None:
+        """Read ``stream`` as CSV, accounting problems to ``collector``."""
+        self.reader = csv.reader(stream)
+        self.collector = collector
+        self._error_line = -1
+
+    def header(self) -> tuple[int, list[str] | None]:
+        """The first non-blank row's line and stripped names (line 1 and None for an empty file)."""
+        for line, row in self.numbered():
+            return line, [name.strip() for name in row]
+        return 1, None
+
+    def numbered(self) -> Iterator[tuple[int, list[str]]]:
+        """Yield ``(first line, fields)`` for each following non-blank row."""
+        reader = self.reader
+        while True:
+            end = reader.line_num
+            try:
+                for row in reader:
+                    line, end = end + 1, reader.line_num
+                    if row:
+                        yield line, row
                 return
-            previous_end = line_num()
-        except UnicodeDecodeError:
-            not_text(Path(collector.file), collector)
+            except (csv.Error, UnicodeDecodeError) as error:
+                if not self.recover(error):
+                    return
 
-
-def csv_rows(stream: IO[str], collector: Collector) -> tuple[int, list[str] | None, Iterator[tuple[int, list[str]]]]:
-    """The header's line and names (None for an empty file) and the numbered data rows of a CSV stream."""
-    reader = csv.reader(stream)
-    rows = numbered_rows(reader, lambda: reader.line_num, collector)
-    first = next(rows, None)
-    if first is None:
-        return 1, None, rows
-    return first[0], [name.strip() for name in first[1]], rows
+    def recover(self, error: csv.Error | UnicodeDecodeError) -> bool:
+        """Account for an error the reader raised; whether reading can go on (it moved past the problem)."""
+        if isinstance(error, UnicodeDecodeError):
+            not_text(Path(self.collector.file), self.collector)
+        line = self.reader.line_num
+        self.collector.bad(line, f"row: {error}, expected a well-formed CSV row")
+        moved, self._error_line = line != self._error_line, line
+        return moved
 
 
 def header_index(
@@ -241,7 +249,7 @@ def name_list(text: str, column: str) -> tuple[str, ...]:
 def epoch_seconds(text: str, column: str) -> float:
     """Seconds since 1970-01-01 UTC for an ISO 8601 date-time; one without a time zone is taken as UTC."""
     try:
-        moment = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise problem(column, text, "an ISO 8601 date-time such as 2017-10-09 07:01:55") from None
     if moment.tzinfo is None:

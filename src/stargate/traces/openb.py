@@ -11,9 +11,9 @@ from typing import IO
 
 from stargate.traces._rows import (
     Collector,
+    CsvRows,
     RowError,
     check_width,
-    csv_rows,
     header_index,
     name_list,
     non_negative,
@@ -67,13 +67,14 @@ def read_openb(path: Path, *, strict: bool = False) -> Trace:
 
 def _parse(stream: IO[str], collector: Collector) -> list[TraceJob]:
     """Parse every row into a job, a skip reason or a bad row."""
-    line, header, numbered = csv_rows(stream, collector)
+    source = CsvRows(stream, collector)
+    line, header = source.header()
     index = header_index(line, header, collector, required=REQUIRED)
     columns = tuple(index[name] for name in REQUIRED)
     width = len(index)
     seen: set[str] = set()
     jobs: list[TraceJob] = []
-    for line, row in numbered:
+    for line, row in source.numbered():
         try:
             check_width(row, width)
             name, outcome, shared = _row(tuple(row[i] for i in columns), seen)

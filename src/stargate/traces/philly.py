@@ -11,9 +11,9 @@ from typing import IO
 
 from stargate.traces._rows import (
     Collector,
+    CsvRows,
     RowError,
     check_width,
-    csv_rows,
     epoch_seconds,
     gpu_count,
     header_index,
@@ -23,7 +23,7 @@ from stargate.traces._rows import (
     text_field,
     utc,
 )
-from stargate.traces.model import MAX_GPUS, Trace, TraceJob
+from stargate.traces.model import MAX_GPUS, Trace, TraceJob, build_job
 
 REQUIRED = ("timestamp", "duration", "num_gpus", "cluster")
 """Columns the reader uses; ``gpu_time`` (= duration × num_gpus) and any other column is ignored."""
@@ -57,43 +57,42 @@ def read_philly(path: Path, *, strict: bool = False) -> Trace:
 
 
 def _parse(stream: IO[str], collector: Collector) -> list[_Row]:
-    """Parse every data row; bad rows and zero-second jobs are accounted for in ``collector``."""
-    line, header, numbered = csv_rows(stream, collector)
+    """Parse every data row; bad rows and zero-second jobs are accounted for in ``collector``.
+
+    A well-formed row takes the fast path inlined here; any other goes through :func:`_checked`, which words the
+    first problem. The file is not sorted: ids keep the data row number.
+    """
+    source = CsvRows(stream, collector)
+    line, header = source.header()
     index = header_index(line, header, collector, required=REQUIRED)
     width = len(index)
     i_time, i_duration, i_gpus, i_cluster = (index[name] for name in REQUIRED)
+    parse_time, epoch, inf = datetime.fromisoformat, _EPOCH_NAIVE, _INF
     rows: list[_Row] = []
     data_row = 0
-    for line, row in numbered:
+    for line, row in source.numbered():
         data_row += 1
-        parsed = _fast(row, width, i_time, i_duration, i_gpus, i_cluster)
-        if parsed is None:
-            try:
-                parsed = _checked(row, width, i_time, i_duration, i_gpus, i_cluster)
-            except RowError as error:
-                collector.bad(line, str(error))
-                continue
+        try:
+            moment = parse_time(row[i_time])
+            duration = float(row[i_duration])
+            gpus = int(row[i_gpus])
+            cluster = row[i_cluster]
+            plain = len(row) == width and moment.tzinfo is None and 0 < duration < inf and 1 <= gpus <= MAX_GPUS
+        except (ValueError, IndexError):
+            plain = False
+        if plain and cluster and not cluster.isspace() and cluster == cluster.strip():
+            rows.append(((moment - epoch).total_seconds(), duration, gpus, cluster, data_row))
+            continue
+        try:
+            parsed = _checked(row, width, i_time, i_duration, i_gpus, i_cluster)
+        except RowError as error:
+            collector.bad(line, str(error))
+            continue
         if parsed[1] == 0:
             collector.skipped["zero_duration"] += 1
             continue
         rows.append((*parsed, data_row))
     return rows
-
-
-def _fast(row: list[str], width: int, i_time: int, i_duration: int, i_gpus: int, i_cluster: int) -> _Parsed | None:
-    """The common case without messages: a well-formed row parsed, or None (then :func:`_checked` explains)."""
-    if len(row) != width:
-        return None
-    try:
-        moment = datetime.fromisoformat(row[i_time])
-        duration = float(row[i_duration])
-        gpus = int(row[i_gpus])
-    except ValueError:
-        return None
-    cluster = row[i_cluster]
-    if moment.tzinfo is not None or not 0 <= duration < _INF or not 1 <= gpus <= MAX_GPUS or not cluster.strip():
-        return None
-    return (moment - _EPOCH_NAIVE).total_seconds(), duration, gpus, cluster.strip()
 
 
 def _checked(row: list[str], width: int, i_time: int, i_duration: int, i_gpus: int, i_cluster: int) -> _Parsed:
@@ -113,11 +112,8 @@ def _jobs(rows: list[_Row], start: float) -> list[TraceJob]:
     for submit, duration, gpus, cluster, data_row in rows:
         queue = queues.get(cluster) or queues.setdefault(cluster, f"vc-{cluster}")
         kind = "train" if gpus > 1 else "batch"
-        jobs.append(
-            TraceJob(
-                f"philly-{data_row:06d}", submit - start, duration, gpus, queue, (), None, True, None, (), (), kind
-            )
-        )
+        job_id = f"philly-{data_row:06d}"
+        jobs.append(build_job(job_id, submit - start, duration, gpus, queue, (), None, True, None, (), (), kind, None))
     return jobs
 
 

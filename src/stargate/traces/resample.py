@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stargate.traces._rows import paused_gc
-from stargate.traces.model import Trace, TraceJob
+from stargate.traces.model import Trace, TraceJob, build_job
 
 
 def resample(trace: Trace, n_jobs: int, *, seed: int, span_s: float | None = None) -> Trace:
@@ -69,7 +69,7 @@ def _copies(source: list[TraceJob], picks: list[int], arrivals: list[float]) -> 
     for number, (pick, submit) in enumerate(zip(picks, arrivals, strict=True), start=1):
         job = source[pick]
         jobs.append(
-            TraceJob(
+            build_job(
                 f"r{number:0{width}d}-{job.id}",
                 submit,
                 job.duration_s,
