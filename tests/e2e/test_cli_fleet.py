@@ -15,6 +15,7 @@ LOCATED = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<path>\S+
 
 MALFORMED = {
     "enum": ("name: t\nproviders:\n  - {id: a, name: A, kind: cloudy}\n", 3, "providers[0].kind"),
+    "yaml syntax": ("name: t\nproviders: [\n", 3, "(document)"),
     "unknown reference": (
         "name: t\nproviders: [{id: a, name: A, kind: cloud}]\nsites: [{id: s, provider: b, region: r}]\n",
         3,
