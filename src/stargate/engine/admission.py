@@ -1,0 +1,85 @@
+"""Quotas per GPU class and borrowing inside a cohort (as in Kueue).
+
+A queue with no quotas is unlimited. Otherwise a job of ``n`` GPUs of model ``m`` is charged to the quota key
+``k = m`` when the queue has a quota for ``m``, else ``k = '*'``; with neither, the queue may not use ``m``.
+With ``u(q, k)`` the GPUs queue ``q`` runs under key ``k``, ``N(q, k)`` its nominal quota, ``B(q, k)`` its
+borrowing limit and ``C`` its cohort, the job is admitted when::
+
+    u(q, k) + n <= N(q, k)                                    (inside its own quota), or
+    u(q, k) + n - N(q, k) <= B(q, k)  and  sum_{p in C} u(p, k) + n <= sum_{p in C} N(p, k)   (borrowing)
+
+A queue without a cohort cannot borrow. A job is rejected outright (``exceeds_quota``) when even an idle
+cohort could not admit it: ``n > N(q, k) + min(B(q, k), sum_{p in C} N(p, k) - N(q, k))`` for every key.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from stargate.domain.teams import ANY_GPU
+from stargate.engine.index import FleetIndex
+
+
+class Admission:
+    """Quota usage per queue and cohort, and the admission test above."""
+
+    def __init__(self, index: FleetIndex) -> None:
+        """Start with no usage."""
+        self.queues = index.queues
+        self.usage: list[dict[str, int]] = [defaultdict(int) for _ in self.queues]
+        self.cohort_nominal: dict[tuple[str, str], int] = defaultdict(int)
+        self.cohort_usage: dict[tuple[str, str], int] = defaultdict(int)
+        for q in self.queues:
+            if q.cohort is not None:
+                for key, (nominal, _) in q.quotas.items():
+                    self.cohort_nominal[(q.cohort, key)] += nominal
+        self.unlimited = [not q.quotas for q in self.queues]
+
+    def key(self, queue: int, model: str) -> str | None:
+        """The quota key a job of ``queue`` on ``model`` is charged to (None: not allowed)."""
+        quotas = self.queues[queue].quotas
+        if model in quotas:
+            return model
+        return ANY_GPU if ANY_GPU in quotas else None
+
+    def fits(self, queue: int, model: str, n: int) -> bool:
+        """True when ``n`` more GPUs of ``model`` may be admitted for ``queue`` now."""
+        if self.unlimited[queue]:
+            return True
+        q = self.queues[queue]
+        k = self.key(queue, model)
+        if k is None:
+            return False
+        nominal, borrow = q.quotas[k]
+        used = self.usage[queue][k] + n
+        if used <= nominal:
+            return True
+        if q.cohort is None or used - nominal > borrow:
+            return False
+        return self.cohort_usage[(q.cohort, k)] + n <= self.cohort_nominal[(q.cohort, k)]
+
+    def ever_fits(self, queue: int, model: str, n: int) -> bool:
+        """True when an idle cohort could admit ``n`` GPUs of ``model`` for ``queue``."""
+        if self.unlimited[queue]:
+            return True
+        q = self.queues[queue]
+        k = self.key(queue, model)
+        if k is None:
+            return False
+        nominal, borrow = q.quotas[k]
+        if q.cohort is None:
+            return n <= nominal
+        room = min(borrow, self.cohort_nominal[(q.cohort, k)] - nominal)
+        return n <= nominal + max(room, 0) if math.isfinite(room) else n <= self.cohort_nominal[(q.cohort, k)]
+
+    def charge(self, queue: int, model: str, n: int) -> None:
+        """Account ``n`` GPUs (negative to release) of ``model`` to ``queue``."""
+        if self.unlimited[queue]:
+            return
+        k = self.key(queue, model)
+        assert k is not None
+        self.usage[queue][k] += n
+        cohort = self.queues[queue].cohort
+        if cohort is not None:
+            self.cohort_usage[(cohort, k)] += n

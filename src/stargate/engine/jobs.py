@@ -1,0 +1,83 @@
+"""The scheduler's job table: one row per job as parallel Python lists indexed by an int (fast scalar access)."""
+
+from __future__ import annotations
+
+import math
+
+from stargate.engine.types import JobRequest
+
+PENDING, RUNNING, DONE = 0, 1, 2
+
+
+class JobTable:
+    """Rows of every job the scheduler knows; ``ix`` maps string ids to rows."""
+
+    __slots__ = (
+        "burst_at",
+        "ckpt",
+        "cls",
+        "cluster",
+        "est",
+        "gpu_ids",
+        "gpus",
+        "ids",
+        "ix",
+        "prio",
+        "progress",
+        "queue",
+        "req",
+        "seq",
+        "started",
+        "state",
+    )
+
+    def __init__(self) -> None:
+        """An empty table."""
+        self.ix: dict[str, int] = {}
+        self.ids: list[str] = []
+        self.req: list[JobRequest] = []
+        self.queue: list[int] = []
+        self.gpus: list[int] = []
+        self.prio: list[int] = []
+        self.est: list[float] = []
+        self.ckpt: list[float] = []
+        self.progress: list[float] = []
+        self.cls: list[int] = []
+        self.state: list[int] = []
+        self.cluster: list[int] = []
+        self.gpu_ids: list[tuple[int, ...]] = []
+        self.started: list[float] = []
+        self.burst_at: list[float] = []
+        self.seq: list[int] = []
+
+    def add(self, req: JobRequest, queue: int, est: float, ckpt: float, cls: int) -> int:
+        """Append a pending row and return its index."""
+        j = len(self.ids)
+        self.ix[req.id] = j
+        self.ids.append(req.id)
+        self.req.append(req)
+        self.queue.append(queue)
+        self.gpus.append(req.gpus)
+        self.prio.append(req.priority)
+        self.est.append(est)
+        self.ckpt.append(ckpt)
+        self.progress.append(req.progress_s)
+        self.cls.append(cls)
+        self.state.append(PENDING)
+        self.cluster.append(-1)
+        self.gpu_ids.append(())
+        self.started.append(math.nan)
+        self.burst_at.append(math.inf)
+        self.seq.append(-1)
+        return j
+
+    def remaining(self, j: int) -> float:
+        """Estimated run time left, s (at least 1 s)."""
+        return max(self.est[j] - self.progress[j], 1.0)
+
+    def kept_progress(self, j: int, now: float) -> float:
+        """Progress a running job keeps if stopped at ``now``: up to its last checkpoint, s."""
+        ran = max(now - self.started[j], 0.0)
+        ckpt = self.ckpt[j]
+        kept = math.floor(ran / ckpt) * ckpt if ckpt > 0 and math.isfinite(ckpt) else 0.0
+        return self.progress[j] + kept

@@ -1,0 +1,512 @@
+"""The scheduler: pending queues and running jobs in memory; :meth:`Scheduler.cycle` decides and applies.
+
+One cycle at time *t*:
+
+1. apply capacity changes due by *t* (clusters coming online or going offline, contracts starting or ending,
+   buildings energised): offline clusters' jobs are requeued with their checkpointed progress;
+2. if nothing changed since the last cycle, stop (arrivals alone rescan only their own queues);
+3. merge the queues' pending jobs in policy order, looking at most ``scan_depth`` jobs per queue, and for
+   each: try to place it (:mod:`placement`), else try to preempt lower-priority work for it, else give it a
+   reservation if it is its queue's first blocked job (:mod:`backfill`); under strict FIFO a blocked head
+   closes its queue;
+4. jobs whose burst wait has run out are tried with pay-per-use capacity too.
+
+Short-circuits keep a cycle cheap: no scan when no GPU is free anywhere (and nothing can be preempted), a
+job needing more GPUs than any cluster has free is skipped without NumPy, and a job is skipped when one of
+its queue and class already failed this cycle with no more GPUs and no later estimated end.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import bisect_left, bisect_right, insort
+from collections import Counter
+
+import numpy as np
+
+from stargate.engine.admission import Admission
+from stargate.engine.alloc import NodeAllocator
+from stargate.engine.backfill import Reservations, shadow_on
+from stargate.engine.index import TIER_WEIGHT, BoolArray, FleetIndex, FloatArray
+from stargate.engine.jobs import DONE, PENDING, RUNNING, JobTable
+from stargate.engine.pending import Entry, PendingQueue
+from stargate.engine.placement import choose
+from stargate.engine.policies import Policy
+from stargate.engine.preemption import pick_victims
+from stargate.engine.types import CycleResult, JobRequest, Preemption, Reason, Rejection, Start
+
+
+class Scheduler:
+    """Admission, placement, preemption and backfill over one :class:`FleetIndex` under one policy."""
+
+    def __init__(self, index: FleetIndex, policy: Policy) -> None:
+        """An empty scheduler: every GPU free, nothing pending."""
+        self.index, self.policy = index, policy
+        self.jobs = JobTable()
+        self.adm = Admission(index)
+        n = index.n
+        self.alloc = [NodeAllocator(int(index.total[c]) // g, g) for c, g in enumerate(index.gpus_per_node)]
+        self.free: FloatArray = index.total.astype(np.float64)
+        self.up: BoolArray = ~index.initially_down
+        self.online: BoolArray = np.ones(n, dtype=bool)
+        self.draw_w: FloatArray = np.zeros(len(index.sites), dtype=np.float64)
+        self.w_safe: FloatArray = np.where(index.w_per_gpu > 0, index.w_per_gpu, 1.0)
+        self.running: list[list[tuple[float, int, int]]] = [[] for _ in range(n)]
+        self.run_end: dict[int, float] = {}
+        self.queues = [PendingQueue(2 * policy.scan_depth) for _ in index.queues]
+        self.victim_prios: Counter[int] = Counter()
+        self.burst_heap: list[tuple[float, int, int]] = []
+        self.ready: dict[int, None] = {}
+        self.resv: Reservations | None = None
+        self._seq = 0
+        self.n_pending = 0
+        self._rejections: list[Rejection] = []
+        self._dirty_all = True
+        self._dirty_queues: set[int] = set()
+        self._ptr = 0
+        self._first = True
+        self._classes: dict[tuple[object, ...], int] = {}
+        self._class_cache: dict[tuple[object, ...], tuple[int, str | None]] = {}
+        self._cls_mask: list[BoolArray] = []
+        self._cls_mask_nb: list[BoolArray] = []
+        self._cls_models: list[tuple[str, ...]] = []
+        self._model_mask = {m: np.array([x == m for x in index.model_of], dtype=bool) for m in index.models}
+        self._set_capacity(-math.inf)
+        self.avail = self._compute_avail()
+        self._stale = False
+        self.amax = self.amax_nb = 0.0
+
+    # -- the contract API ---------------------------------------------------------------------------------
+    def submit(self, job: JobRequest) -> None:
+        """Queue ``job``; a job that can never run is rejected at the next cycle. Raises on a duplicate id."""
+        if job.id in self.jobs.ix:
+            raise ValueError(f"job '{job.id}' was already submitted")
+        q = self.index.queue_ix.get(job.queue, -1)
+        ckey = (q, job.gpus, job.gpu_models, job.allowed_providers, job.allowed_regions)
+        known = self._class_cache.get(ckey)
+        if known is None:
+            known = self._class_cache[ckey] = self._classify(job, q)
+        cls, reason = known
+        est = job.duration_s if job.duration_s is not None else self.policy.default_estimate_s
+        ckpt = job.checkpoint_interval_s or self.policy.default_checkpoint_interval_s
+        j = self.jobs.add(job, q, est, ckpt, cls)
+        if reason is not None:
+            self.jobs.state[j] = DONE
+            self._rejections.append(Rejection(job.id, reason))
+            return
+        if self.policy.bursting:
+            self.jobs.burst_at[j] = job.submit_s + self.policy.burst_wait_s(job.gpus, est)
+            heapq.heappush(self.burst_heap, (self.jobs.burst_at[j], j, 0))
+        self._enqueue(j)
+
+    def restore_running(self, job: JobRequest, cluster_id: str, gpu_ids: tuple[int, ...], started_s: float) -> None:
+        """Rebuild a running job after a restart: it holds ``gpu_ids`` of ``cluster_id`` since ``started_s``."""
+        q = self.index.queue_ix.get(job.queue, -1)
+        cls, reason = self._classify(job, q)
+        if reason is not None:
+            raise ValueError(f"job '{job.id}' cannot run here: {reason}")
+        if len(gpu_ids) != job.gpus:
+            raise ValueError(f"job '{job.id}' needs {job.gpus} GPUs, got {len(gpu_ids)} GPU ids")
+        c = self.index.cluster_ix[cluster_id]
+        est = job.duration_s if job.duration_s is not None else self.policy.default_estimate_s
+        ckpt = job.checkpoint_interval_s or self.policy.default_checkpoint_interval_s
+        j = self.jobs.add(job, q, est, ckpt, cls)
+        self.alloc[c].take(gpu_ids)
+        self._occupy(j, c, gpu_ids, started_s)
+
+    def finish(self, job_id: str) -> None:
+        """The job ended (any reason): free its GPUs or drop it from its queue."""
+        j = self.jobs.ix[job_id]
+        state = self.jobs.state[j]
+        if state == RUNNING:
+            self._release(j)
+        elif state == PENDING:
+            self.queues[self.jobs.queue[j]].live -= 1
+            self.n_pending -= 1
+        self.jobs.state[j] = DONE
+        self.ready.pop(j, None)
+
+    def cancel(self, job_id: str) -> None:
+        """Remove a pending or running job."""
+        self.finish(job_id)
+
+    def set_cluster_status(self, cluster_id: str, status: str, now: float) -> list[Preemption]:
+        """Mark a cluster up, degraded or down; going down requeues its jobs with checkpointed progress."""
+        if status not in ("up", "degraded", "down"):
+            raise ValueError(f"unknown cluster status '{status}'; expected up, degraded or down")
+        c = self.index.cluster_ix[cluster_id]
+        self.up[c] = status != "down"
+        self._dirty_all = self._stale = True
+        if status != "down":
+            return []
+        return self._evict(c, now, Reason.CLUSTER_DOWN)
+
+    def cycle(self, now: float) -> CycleResult:
+        """Decide at ``now``: starts, preemptions and rejections, applied to this scheduler's state."""
+        res = CycleResult(now)
+        times = self.index.change_times
+        if self._first or (self._ptr < len(times) and times[self._ptr] <= now):
+            self._first = False
+            self._capacity_changed(now, res)
+        if self._rejections:
+            res.rejections, self._rejections = self._rejections, []
+        self._burst_due(now)
+        if self._dirty_all or self._dirty_queues:
+            self._schedule(now, res)
+        if self.burst_heap or self._ptr < len(times):
+            res.next_wakeup_s = self._next_wakeup(now)
+        return res
+
+    # -- read-only state ----------------------------------------------------------------------------------
+    def free_gpus(self) -> dict[str, int]:
+        """Free GPUs per cluster id (GPUs), whatever the cluster's status."""
+        return {cid: int(self.free[c]) for c, cid in enumerate(self.index.cluster_ids)}
+
+    def running_jobs(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """Running job id → (cluster id, GPU ids)."""
+        t = self.jobs
+        return {
+            t.ids[j]: (self.index.cluster_ids[t.cluster[j]], t.gpu_ids[j])
+            for j in range(len(t.ids))
+            if t.state[j] == RUNNING
+        }
+
+    def pending_jobs(self, queue: str | None = None) -> list[str]:
+        """Pending job ids (of one queue, or all) in submission order."""
+        t, qi = self.jobs, self.index.queue_ix.get(queue, -2) if queue is not None else -1
+        return [t.ids[j] for j in range(len(t.ids)) if t.state[j] == PENDING and qi in (-1, t.queue[j])]
+
+    def site_power_draw_w(self) -> dict[str, float]:
+        """Facility power drawn by running GPUs per site (GPUs × TDP × PUE), W."""
+        return {s: float(self.draw_w[i]) for i, s in enumerate(self.index.sites)}
+
+    def progress_s(self, job_id: str) -> float:
+        """Checkpointed progress of a job, s."""
+        return self.jobs.progress[self.jobs.ix[job_id]]
+
+    # -- classification -----------------------------------------------------------------------------------
+    def _classify(self, job: JobRequest, q: int) -> tuple[int, str | None]:
+        """The job's placement class (static cluster mask) or the reason it can never run."""
+        idx = self.index
+        if q < 0:
+            return -1, Reason.UNKNOWN_QUEUE
+        if job.gpus < 1:
+            return -1, Reason.INVALID_REQUEST
+        if job.gpu_models and not set(job.gpu_models) & set(idx.models):
+            return -1, Reason.GPU_MODEL_UNAVAILABLE
+        qmodels = idx.quota_models(q)
+        models = tuple(m for m in job.gpu_models if qmodels is None or m in qmodels) if job.gpu_models else qmodels
+        key = (models or (), job.allowed_providers, job.allowed_regions)
+        if models == ():
+            return -1, Reason.EXCEEDS_QUOTA
+        cls = self._classes.get(key)
+        if cls is None:
+            cls = self._new_class(key)
+        mask = self._cls_mask[cls]
+        if not mask.any():
+            return -1, Reason.NO_ALLOWED_CLUSTER
+        if job.gpus > int(idx.total[mask].max()):
+            return -1, Reason.NO_CLUSTER_FITS
+        if not any(self.adm.ever_fits(q, m, job.gpus) for m in self._cls_models[cls]):
+            return -1, Reason.EXCEEDS_QUOTA
+        return cls, None
+
+    def _new_class(self, key: tuple[object, ...]) -> int:
+        models, providers, regions = key
+        mask = self.index.compatible(models, providers, regions)  # type: ignore[arg-type]
+        self._classes[key] = cls = len(self._cls_mask)
+        self._cls_mask.append(mask)
+        self._cls_mask_nb.append(mask & ~self.payg)
+        self._cls_models.append(tuple(sorted({self.index.model_of[c] for c in np.flatnonzero(mask)})))
+        return cls
+
+    # -- capacity -----------------------------------------------------------------------------------------
+    def _set_capacity(self, now: float) -> None:
+        idx = self.index
+        self.online = idx.online(now)
+        self.cap_w = idx.power_cap_w(now)
+        self.limited = bool(np.isfinite(self.cap_w).any())
+        self.charged, self.burnt, self.rank = idx.prices(now)
+        self.payg: BoolArray = self.rank >= TIER_WEIGHT
+        self._cls_mask_nb = [m & ~self.payg for m in self._cls_mask]
+        self._ptr = bisect_right(idx.change_times, now)
+
+    def _capacity_changed(self, now: float, res: CycleResult) -> None:
+        was_online = self.online
+        self._set_capacity(now)
+        for c in np.flatnonzero(was_online & ~self.online):
+            res.preemptions.extend(self._evict(int(c), now, Reason.CLUSTER_OFFLINE))
+        self._dirty_all = self._stale = True
+
+    def _compute_avail(self) -> FloatArray:
+        """Free GPUs usable now per cluster, within the site power cap."""
+        avail: FloatArray = np.where(self.up & self.online, self.free, 0.0)
+        if self.limited:
+            room = (self.cap_w - self.draw_w)[self.index.site_of]
+            head = np.where(self.index.w_per_gpu > 0, np.floor(np.maximum(room, 0.0) / self.w_safe), np.inf)
+            avail = np.minimum(avail, head)
+        return avail
+
+    def _refresh_max(self) -> None:
+        avail = self.avail
+        self.amax = float(avail.max()) if avail.size else 0.0
+        if self.policy.bursting:
+            nb = avail[~self.payg]
+            self.amax_nb = float(nb.max()) if nb.size else 0.0
+        else:
+            self.amax_nb = self.amax
+
+    # -- queues -------------------------------------------------------------------------------------------
+    def _enqueue(self, j: int) -> None:
+        t = self.jobs
+        k0, k1 = self.policy.key(t.prio[j], t.req[j].submit_s, t.remaining(j), t.gpus[j])
+        self._seq += 1
+        t.seq[j] = self._seq
+        q = t.queue[j]
+        self.queues[q].push((k0, k1, self._seq, j))
+        self.queues[q].live += 1
+        self.n_pending += 1
+        self._dirty_queues.add(q)
+
+    def _live_at(self, q: int, pos: int) -> int:
+        """Position of the first live entry at or after ``pos`` in queue ``q``'s head (-1: none)."""
+        pq, t = self.queues[q], self.jobs
+        head = pq.head
+        while True:
+            if pos >= len(head):
+                if not pq.tail:
+                    return -1
+                pq.refill()
+            e = head[pos]
+            j = e[3]
+            if t.state[j] == PENDING and t.seq[j] == e[2]:
+                return pos
+            del head[pos]
+
+    def _burst_due(self, now: float) -> None:
+        heap, t = self.burst_heap, self.jobs
+        while heap and heap[0][0] <= now:
+            _, j, _ = heapq.heappop(heap)
+            if t.state[j] == PENDING:
+                self.ready[j] = None
+                self._dirty_queues.add(t.queue[j])
+
+    def _next_wakeup(self, now: float) -> float | None:
+        heap, t = self.burst_heap, self.jobs
+        while heap and t.state[heap[0][1]] != PENDING:
+            heapq.heappop(heap)
+        times = self.index.change_times
+        cands = [heap[0][0]] if heap else []
+        if self._ptr < len(times):
+            cands.append(times[self._ptr])
+        later = [x for x in cands if x > now]
+        return min(later) if later else None
+
+    # -- the cycle ----------------------------------------------------------------------------------------
+    def _schedule(self, now: float, res: CycleResult) -> None:
+        pol = self.policy
+        if self._dirty_all:
+            self.resv = None
+            scan = [q for q, pq in enumerate(self.queues) if pq.live > 0] if self.n_pending else []
+        else:
+            scan = sorted(q for q in self._dirty_queues if self.queues[q].live > 0)
+        self._dirty_all = False
+        self._dirty_queues.clear()
+        if not scan and not self.ready:
+            return
+        if self._stale:
+            self.avail = self._compute_avail()
+            self._stale = False
+        self._refresh_max()
+        self._requeue: list[int] = []
+        memo: dict[tuple[int, int, bool], tuple[int, float]] = {}
+        heap: list[tuple[Entry, int, int]] = []
+        for q in scan:
+            pos = self._live_at(q, 0)
+            if pos >= 0:
+                heap.append((self.queues[q].head[pos], q, pos))
+        heapq.heapify(heap)
+        scanned = dict.fromkeys(scan, 0)
+        t = self.jobs
+        while heap:
+            entry, q, pos = heapq.heappop(heap)
+            j = entry[3]
+            if self.amax < 1 and not (pol.preemption and t.prio[j] > self._min_victim_prio()):
+                break
+            ok = self._try_start(j, now, res, memo)
+            if not ok and pol.preemption and t.prio[j] > self._min_victim_prio():
+                ok = self._try_preempt(j, now, res)
+                memo.clear()
+            if not ok:
+                if pol.strict_fifo:
+                    continue
+                if pol.backfill:
+                    resv = self.resv
+                    if resv is None:
+                        resv = self.resv = Reservations(self.index.n)
+                    if q not in resv.queues and resv.count < pol.max_reservations:
+                        resv.queues.add(q)
+                        self._reserve(j, now)
+            scanned[q] += 1
+            if scanned[q] < pol.scan_depth:
+                nxt = self._live_at(q, pos + 1)
+                if nxt >= 0:
+                    heapq.heappush(heap, (self.queues[q].head[nxt], q, nxt))
+        self._start_ready(now, res, memo)
+        for v in self._requeue:
+            self._enqueue(v)
+        self._dirty_queues.clear()
+
+    def _start_ready(self, now: float, res: CycleResult, memo: dict[tuple[int, int, bool], tuple[int, float]]) -> None:
+        """Jobs whose burst wait ran out, wherever they are in their queue."""
+        if not self.ready:
+            return
+        t = self.jobs
+        for j in list(self.ready):
+            if t.state[j] != PENDING:
+                del self.ready[j]
+            elif self.amax >= 1:
+                self._try_start(j, now, res, memo)
+
+    def _min_victim_prio(self) -> float:
+        vp = self.victim_prios
+        return min(vp) if vp else math.inf
+
+    def _try_start(
+        self, j: int, now: float, res: CycleResult, memo: dict[tuple[int, int, bool], tuple[int, float]]
+    ) -> bool:
+        """Place job ``j`` now if some cluster can take it without breaking a reservation."""
+        t = self.jobs
+        g, q, cls = t.gpus[j], t.queue[j], t.cls[j]
+        burst_ok = t.burst_at[j] <= now or not self.policy.bursting
+        if g > (self.amax if burst_ok else self.amax_nb):
+            return False
+        end = now + t.remaining(j)
+        key = (cls, q, burst_ok)
+        failed = memo.get(key)
+        if failed is not None and g >= failed[0] and end >= failed[1]:
+            return False
+        mask = self._cls_mask[cls] if burst_ok else self._cls_mask_nb[cls]
+        if not self.adm.unlimited[q]:
+            models = [m for m in self._cls_models[cls] if self.adm.fits(q, m, g)]
+            if not models:
+                memo[key] = (g, end)
+                return False
+            if len(models) < len(self._cls_models[cls]):
+                mask = mask & np.logical_or.reduce([self._model_mask[m] for m in models])
+        avail = self.avail
+        feasible = mask & (avail >= g)
+        resv = self.resv
+        if resv is not None and end > resv.min_shadow:
+            feasible &= (end <= resv.shadow) | (g <= resv.long_room)
+        c = choose(feasible, avail, self.rank, self.index.total, g, self.policy.best_fit)
+        if c < 0:
+            memo[key] = (g, end)
+            return False
+        ids = self.alloc[c].allocate(g)
+        self._occupy(j, c, ids, now)
+        if resv is not None:
+            resv.used(c, end, g)
+        self.ready.pop(j, None)
+        self.queues[q].live -= 1
+        self.n_pending -= 1
+        res.starts.append(Start(t.ids[j], self.index.cluster_ids[c], ids, self.charged[c], self.burnt[c]))
+        return True
+
+    def _occupy(self, j: int, c: int, ids: tuple[int, ...], now: float) -> None:
+        """Book GPUs ``ids`` of cluster ``c`` for job ``j`` from ``now``."""
+        t, idx = self.jobs, self.index
+        g = len(ids)
+        t.state[j], t.cluster[j], t.gpu_ids[j], t.started[j] = RUNNING, c, ids, now
+        self.free[c] -= g
+        self.adm.charge(t.queue[j], idx.model_of[c], g)
+        end = now + t.remaining(j)
+        self.run_end[j] = end
+        insort(self.running[c], (end, j, g))
+        if t.req[j].preemptible:
+            self.victim_prios[t.prio[j]] += 1
+        self.draw_w[idx.site_of[c]] += g * idx.w_per_gpu[c]
+        if self.limited:
+            self.avail = self._compute_avail()
+        elif self.avail[c] > 0:
+            self.avail[c] -= g
+        if self.avail[c] + g >= self.amax_nb or self.payg[c]:
+            self._refresh_max()
+
+    def _release(self, j: int) -> None:
+        """Free job ``j``'s GPUs, quota, power and bookkeeping."""
+        t, idx = self.jobs, self.index
+        c, ids = t.cluster[j], t.gpu_ids[j]
+        g = len(ids)
+        self.alloc[c].release(ids)
+        self.free[c] += g
+        self.adm.charge(t.queue[j], idx.model_of[c], -g)
+        run = self.running[c]
+        del run[bisect_left(run, (self.run_end.pop(j), j, g))]
+        if t.req[j].preemptible:
+            vp = self.victim_prios
+            vp[t.prio[j]] -= 1
+            if not vp[t.prio[j]]:
+                del vp[t.prio[j]]
+        self.draw_w[idx.site_of[c]] -= g * idx.w_per_gpu[c]
+        if self.limited or not (self.up[c] and self.online[c]):
+            self._stale = True
+        else:
+            self.avail[c] += g
+        t.cluster[j], t.gpu_ids[j] = -1, ()
+        self._dirty_all = True
+
+    def _stop(self, j: int, now: float, reason: str) -> Preemption:
+        """Stop running job ``j``, keep its checkpointed progress, and mark it pending again."""
+        t = self.jobs
+        kept = t.kept_progress(j, now)
+        self._release(j)
+        t.progress[j] = kept
+        t.state[j] = PENDING
+        t.seq[j] = -1
+        if self.policy.bursting and t.burst_at[j] <= now:
+            self.ready[j] = None
+        elif self.policy.bursting:
+            heapq.heappush(self.burst_heap, (t.burst_at[j], j, 0))
+        return Preemption(t.ids[j], reason, kept)
+
+    def _evict(self, c: int, now: float, reason: str) -> list[Preemption]:
+        """Stop every job on cluster ``c`` (by job order) and requeue them."""
+        victims = sorted(j for _, j, _ in self.running[c])
+        out = [self._stop(j, now, reason) for j in victims]
+        for j in victims:
+            self._enqueue(j)
+        return out
+
+    # -- reservations and preemption ----------------------------------------------------------------------
+    def _reserve(self, j: int, now: float) -> None:
+        """Reserve the earliest start for blocked job ``j`` on the cluster where it comes soonest."""
+        t = self.jobs
+        g = t.gpus[j]
+        burst_ok = t.burst_at[j] <= now or not self.policy.bursting
+        mask = (self._cls_mask if burst_ok else self._cls_mask_nb)[t.cls[j]] & self.up & self.online
+        best: tuple[float, float, int, float] = (math.inf, math.inf, -1, 0.0)
+        for c in np.flatnonzero(mask & (self.index.total >= g)).tolist():
+            shadow, extra = shadow_on(self.running[c], float(self.avail[c]), g)
+            best = min(best, (shadow, float(self.rank[c]), c, extra))
+        shadow, _, chosen, extra = best
+        if chosen >= 0 and now < shadow < math.inf and self.resv is not None:
+            self.resv.add(j, chosen, shadow, extra)
+
+    def _try_preempt(self, j: int, now: float, res: CycleResult) -> bool:
+        """Free room for job ``j`` by stopping lower-priority preemptible jobs on one cluster, then start it."""
+        t = self.jobs
+        burst_ok = t.burst_at[j] <= now or not self.policy.bursting
+        mask = (self._cls_mask if burst_ok else self._cls_mask_nb)[t.cls[j]] & self.up & self.online
+        choice = pick_victims(self, j, np.flatnonzero(mask))
+        if choice is None:
+            return False
+        for v in choice:
+            res.preemptions.append(self._stop(v, now, Reason.PRIORITY))
+            self._requeue.append(v)
+        if self._stale:
+            self.avail = self._compute_avail()
+            self._stale = False
+        self._refresh_max()
+        return self._try_start(j, now, res, {})

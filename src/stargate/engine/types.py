@@ -1,0 +1,85 @@
+"""The engine's boundary values: a job request in, decisions out (slotted dataclasses, no pydantic).
+
+Times are float seconds since the fleet index's epoch; GPU ids are cluster-local indices
+(``node * gpus_per_node + slot``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """A job as the engine sees it: what it needs, where it may run, how it may be treated."""
+
+    id: str
+    queue: str
+    gpus: int
+    gpu_models: tuple[str, ...] = ()
+    priority: int = 0
+    preemptible: bool = True
+    submit_s: float = 0.0
+    duration_s: float | None = None
+    """Estimated run time, s (None: unknown; the policy's default estimate stands in)."""
+    checkpoint_interval_s: float | None = None
+    """The job checkpoints every this many seconds of run time; None: the policy default."""
+    allowed_providers: tuple[str, ...] = ()
+    allowed_regions: tuple[str, ...] = ()
+    progress_s: float = 0.0
+    """Run time already done and checkpointed, s (kept across preemptions)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Decision: run ``job_id`` now on ``gpu_ids`` of ``cluster_id`` at the given price."""
+
+    job_id: str
+    cluster_id: str
+    gpu_ids: tuple[int, ...]
+    price_usd_per_gpu_hour: float
+    contract_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Preemption:
+    """Decision: ``job_id`` stops and goes back to its queue keeping ``progress_s`` of run time."""
+
+    job_id: str
+    reason: str
+    progress_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Decision: ``job_id`` can never run as asked; ``reason`` is a short stable code."""
+
+    job_id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class CycleResult:
+    """What one scheduling cycle decided (already applied to the scheduler's own state)."""
+
+    now: float
+    starts: list[Start] = field(default_factory=list)
+    preemptions: list[Preemption] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    next_wakeup_s: float | None = None
+    """The next instant a cycle could decide something new without any outside event (a burst deadline,
+    capacity coming online); None when there is none."""
+
+
+class Reason:
+    """Stable reason codes for rejections and preemptions."""
+
+    UNKNOWN_QUEUE = "unknown_queue"
+    INVALID_REQUEST = "invalid_request"
+    GPU_MODEL_UNAVAILABLE = "gpu_model_unavailable"
+    NO_ALLOWED_CLUSTER = "no_allowed_cluster"
+    NO_CLUSTER_FITS = "no_cluster_fits"
+    EXCEEDS_QUOTA = "exceeds_quota"
+    PRIORITY = "priority"
+    CLUSTER_DOWN = "cluster_down"
+    CLUSTER_OFFLINE = "cluster_offline"

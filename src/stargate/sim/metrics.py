@@ -1,0 +1,107 @@
+"""Summary metrics of a simulation run (every job accounted for: finished + rejected + pending = total).
+
+Definitions (times in seconds of trace time):
+
+- JCT of a finished job = finish − submit; wait = first start − submit (jobs that never started count their
+  wait up to the end of the run in ``p99_wait_s`` of pending jobs only through ``jobs_pending_at_end``);
+- ``makespan_s`` = last event handled − first submission;
+- ``gpu_utilization`` = busy GPU-seconds / (GPUs × seconds each cluster was online within the makespan), over
+  all clusters; ``owned_gpu_utilization`` the same over clusters of owned providers;
+- ``cost_usd`` = Σ GPU-hours run × the price per GPU-hour charged at start (the contract price when one covers
+  the cluster, else its list price); ``cloud_gpu_hours`` = GPU-hours run on clusters of cloud providers;
+- ``middle_window`` (with ``trim_jobs`` = k): the same job metrics over the jobs left after dropping the first
+  and last k jobs by submission order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from stargate.domain import ProviderKind
+from stargate.engine import FleetIndex
+from stargate.sim.simulator import SimState
+
+
+def _pct(values: np.ndarray[Any, Any], q: float) -> float:
+    return round(float(np.percentile(values, q)), 3) if values.size else 0.0
+
+
+def job_metrics(st: SimState, sel: np.ndarray[Any, Any]) -> dict[str, Any]:
+    """JCT, wait, cost and cloud metrics over the jobs selected by the boolean mask ``sel``."""
+    done = sel & ~np.isnan(st.finish)
+    jct = (st.finish - st.submit)[done]
+    started = sel & ~np.isnan(st.first_start)
+    wait = (st.first_start - st.submit)[started]
+    return {
+        "jobs": int(sel.sum()),
+        "jobs_finished": int(done.sum()),
+        "avg_jct_s": round(float(jct.mean()), 3) if jct.size else 0.0,
+        "avg_jct_h": round(float(jct.mean()) / 3600.0, 4) if jct.size else 0.0,
+        "p50_jct_s": _pct(jct, 50),
+        "p95_jct_s": _pct(jct, 95),
+        "p99_jct_s": _pct(jct, 99),
+        "avg_wait_s": round(float(wait.mean()), 3) if wait.size else 0.0,
+        "p99_wait_s": _pct(wait, 99),
+        "max_wait_s": round(float(wait.max()), 3) if wait.size else 0.0,
+        "cost_usd": round(float(st.cost[sel].sum()), 2),
+        "cloud_gpu_hours": round(float(st.cloud_gpu_s[sel].sum()) / 3600.0, 3),
+    }
+
+
+def _capacity_gpu_s(index: FleetIndex, t0: float, t1: float, mask: np.ndarray[Any, Any]) -> float:
+    lo = np.maximum(index.on_s, t0)
+    hi = np.minimum(index.off_s, t1)
+    return float((np.clip(hi - lo, 0.0, None) * index.total)[mask].sum())
+
+
+def summarize(st: SimState, index: FleetIndex, trim_jobs: int = 0) -> dict[str, Any]:
+    """The JSON summary of a run (see docs/reference/cli-simulate.md for every field)."""
+    n = st.submit.size
+    everyone = np.ones(n, dtype=bool)
+    jm = job_metrics(st, everyone)
+    finished, rejected = jm["jobs_finished"], len(st.rejected)
+    t0 = float(st.submit.min()) if n else 0.0
+    t1 = st.end_s
+    owned = np.array([index.provider_kind.get(p) is ProviderKind.OWNED for p in index.provider_of], dtype=bool)
+    busy = np.zeros(index.n)
+    for c, v in st.busy_gpu_s.items():
+        busy[c] = v
+    cap_all = _capacity_gpu_s(index, t0, t1, np.ones(index.n, dtype=bool))
+    cap_owned = _capacity_gpu_s(index, t0, t1, owned)
+    cost_by_provider: dict[str, float] = {}
+    for c, v in st.cost_by_cluster.items():
+        cost_by_provider[index.provider_of[c]] = cost_by_provider.get(index.provider_of[c], 0.0) + v
+    out: dict[str, Any] = {
+        "jobs_total": n,
+        "jobs_finished": finished,
+        "jobs_rejected": rejected,
+        "rejected_by_reason": dict(sorted(Counter(st.rejected.values()).items())),
+        "jobs_pending_at_end": n - finished - rejected,
+        "avg_jct_s": jm["avg_jct_s"],
+        "p50_jct_s": jm["p50_jct_s"],
+        "p95_jct_s": jm["p95_jct_s"],
+        "p99_jct_s": jm["p99_jct_s"],
+        "avg_wait_s": jm["avg_wait_s"],
+        "p99_wait_s": jm["p99_wait_s"],
+        "max_wait_s": jm["max_wait_s"],
+        "makespan_s": round(t1 - t0, 3) if n else 0.0,
+        "gpu_utilization": round(float(busy.sum()) / cap_all, 4) if cap_all > 0 else 0.0,
+        "owned_gpu_utilization": round(float(busy[owned].sum()) / cap_owned, 4) if cap_owned > 0 else 0.0,
+        "gpu_hours": round(float(busy.sum()) / 3600.0, 3),
+        "cloud_gpu_hours": jm["cloud_gpu_hours"],
+        "cost_usd": jm["cost_usd"],
+        "cost_by_provider": {p: round(v, 2) for p, v in sorted(cost_by_provider.items())},
+        "preemptions": int(sum(st.preemptions.values())),
+        "preemptions_by_reason": dict(sorted(st.preemptions.items())),
+        "events": st.events,
+        "cycles": st.cycles,
+    }
+    if trim_jobs > 0:
+        mid = np.zeros(n, dtype=bool)
+        if n > 2 * trim_jobs:
+            mid[trim_jobs : n - trim_jobs] = True
+        out["middle_window"] = {"trim_jobs": trim_jobs, **job_metrics(st, mid)}
+    return out

@@ -1,0 +1,286 @@
+"""The discrete-event simulator: a virtual clock over a trace driving the very same engine as the server.
+
+Events live in a heap of ``(time, priority, sequence, kind, job, run)`` tuples (deterministic, FIFO on ties);
+arrivals are read from the trace in submission order instead of being pushed all at once. At one instant the
+simulator handles, in order: job finishes, cluster failures and repairs, then arrivals, and then runs **one**
+scheduling cycle for the whole batch. Other events:
+
+- a job's finish is scheduled when it starts, at ``start + (duration - progress)`` (the trace's actual run
+  time); a preemption bumps the job's run number so the stale finish is ignored;
+- checkpoints are not separate events: the progress a stopped job keeps is computed by the engine as whole
+  checkpoint intervals of its run (``floor(ran / interval) * interval``), which is exactly what an event per
+  checkpoint would record;
+- wake-ups at the instants the engine asks for (a burst deadline, a building energised, a contract starting
+  or ending, a cluster's online window), so capacity is used from that very instant.
+
+Same inputs and seed give the same decisions: nothing here reads the wall clock except to report ``wall_s``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from stargate.domain import Fleet, ProviderKind
+from stargate.engine import CycleResult, FleetIndex, JobRequest, Policy, Preemption, Scheduler, get_policy
+
+FINISH, FAILURE, ARRIVAL, WAKE = 0, 1, 2, 3
+
+
+class TraceJobLike(Protocol):
+    """What the simulator reads from a trace job (``stargate.traces.TraceJob`` has it all)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def submit_s(self) -> float: ...
+    @property
+    def duration_s(self) -> float: ...
+    @property
+    def gpus(self) -> int: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def gpu_models(self) -> tuple[str, ...]: ...
+    @property
+    def priority_class(self) -> str | None: ...
+    @property
+    def preemptible(self) -> bool: ...
+    @property
+    def checkpoint_interval_s(self) -> float | None: ...
+    @property
+    def allowed_providers(self) -> tuple[str, ...]: ...
+    @property
+    def allowed_regions(self) -> tuple[str, ...]: ...
+    @property
+    def estimated_duration_s(self) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Cluster ``cluster`` goes down at ``at_s`` for ``for_s`` seconds (trace time)."""
+
+    cluster: str
+    at_s: float
+    for_s: float
+
+
+@dataclass(slots=True)
+class SimConfig:
+    """How to run: policy and its settings, horizon, arrival scaling, failures, estimates."""
+
+    policy: str = "stargate"
+    settings: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    until_s: float | None = None
+    scale_arrivals: float = 1.0
+    """Arrival-rate multiplier: submission times are divided by it."""
+    failures: list[Failure] = field(default_factory=list)
+    estimates: str = "actual"
+    """'actual': the engine's estimate is the job's actual run time (as in most trace studies and Starburst);
+    'trace': only what the trace states (else the policy's default estimate)."""
+    record_log: bool = False
+    progress: Callable[[int, int], None] | None = None
+    """Called now and then with (jobs settled, jobs total)."""
+
+
+@dataclass(slots=True)
+class SimState:
+    """Per-job outcomes as arrays indexed like the trace, plus totals; read by :mod:`stargate.sim.metrics`."""
+
+    submit: np.ndarray[Any, np.dtype[np.float64]]
+    duration: np.ndarray[Any, np.dtype[np.float64]]
+    gpus: np.ndarray[Any, np.dtype[np.int64]]
+    first_start: np.ndarray[Any, np.dtype[np.float64]]
+    finish: np.ndarray[Any, np.dtype[np.float64]]
+    cost: np.ndarray[Any, np.dtype[np.float64]]
+    cloud_gpu_s: np.ndarray[Any, np.dtype[np.float64]]
+    rejected: dict[int, str] = field(default_factory=dict)
+    preemptions: Counter[str] = field(default_factory=Counter)
+    busy_gpu_s: dict[int, float] = field(default_factory=dict)
+    cost_by_cluster: dict[int, float] = field(default_factory=dict)
+    events: int = 0
+    cycles: int = 0
+    end_s: float = 0.0
+    log: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+class Simulator:
+    """One run of a trace over a fleet under one policy."""
+
+    def __init__(self, fleet: Fleet, jobs: Sequence[TraceJobLike], config: SimConfig, epoch: datetime) -> None:
+        """Prepare the run; ``epoch`` is trace time 0 (the fleet's as_of date unless told otherwise)."""
+        self.fleet, self.config = fleet, config
+        self.index = FleetIndex.from_fleet(fleet, epoch.replace(tzinfo=epoch.tzinfo or UTC))
+        self.policy: Policy = get_policy(config.policy, **config.settings)
+        self.sched = Scheduler(self.index, self.policy)
+        self.rng = np.random.default_rng(config.seed)
+        order = sorted(range(len(jobs)), key=lambda i: (jobs[i].submit_s, i))
+        self.jobs = [jobs[i] for i in order]
+        n = len(self.jobs)
+        scale = config.scale_arrivals
+        self.arrival = [j.submit_s / scale for j in self.jobs]
+        self.state = SimState(
+            submit=np.array(self.arrival, dtype=np.float64),
+            duration=np.array([j.duration_s for j in self.jobs], dtype=np.float64),
+            gpus=np.array([j.gpus for j in self.jobs], dtype=np.int64),
+            first_start=np.full(n, math.nan),
+            finish=np.full(n, math.nan),
+            cost=np.zeros(n),
+            cloud_gpu_s=np.zeros(n),
+        )
+        self.ix = {j.id: i for i, j in enumerate(self.jobs)}
+        self.prio = {p.name: p.value for p in fleet.priority_classes}
+        self.default_prio = self._default_priorities(fleet)
+        kinds = {p.id: p.kind for p in fleet.providers}
+        self.cloud = [kinds.get(p) is ProviderKind.CLOUD for p in self.index.provider_of]
+        self.heap: list[tuple[float, int, int, int, int, int]] = []
+        self.seq = 0
+        self.progress = [0.0] * n
+        self.run = [0] * n
+        self.started_at = [0.0] * n
+        self.on = [(-1, 0.0)] * n
+        self.wake_at = math.inf
+        self.settled = 0
+        """Jobs finished or rejected so far."""
+
+    def _default_priorities(self, fleet: Fleet) -> dict[str, int]:
+        lowest = min((p.value for p in fleet.priority_classes), default=0)
+        return {
+            q.id: self.prio.get(q.default_priority_class, lowest) if q.default_priority_class else lowest
+            for q in fleet.queues
+        }
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    def run_all(self) -> SimState:
+        """Run to the end of the trace (or ``until_s``) and return the outcomes."""
+        for f in self.config.failures:
+            self._push(f.at_s, FAILURE, self.index.cluster_ix[f.cluster], 0)
+            self._push(f.at_s + f.for_s, FAILURE, self.index.cluster_ix[f.cluster], 1)
+        st, arrival, n = self.state, self.arrival, len(self.jobs)
+        until = self.config.until_s if self.config.until_s is not None else math.inf
+        heap, i, settled_report = self.heap, 0, 0
+        while True:
+            t_heap = heap[0][0] if heap else math.inf
+            now = min(t_heap, arrival[i] if i < n else math.inf)
+            if now == math.inf or now > until or (i == n and self.settled == n):
+                break
+            while heap and heap[0][0] == now:
+                self._handle(heapq.heappop(heap), now)
+            while i < n and arrival[i] == now:
+                self._submit(i)
+                i += 1
+            self._after(self.sched.cycle(now), now)
+            st.cycles += 1
+            st.end_s = now
+            if self.config.progress is not None and st.events - settled_report >= 20_000:
+                settled_report = st.events
+                self.config.progress(self.settled, n)
+        self._close_runs(min(until, st.end_s) if math.isfinite(until) else st.end_s)
+        return st
+
+    def _push(self, t: float, kind: int, a: int, b: int) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (t, kind, self.seq, kind, a, b))
+
+    def _handle(self, ev: tuple[float, int, int, int, int, int], now: float) -> None:
+        _, _, _, kind, a, b = ev
+        self.state.events += 1
+        if kind == FINISH:
+            if self.run[a] == b:
+                self._finished(a, now)
+        elif kind == FAILURE:
+            cid = self.index.cluster_ids[a]
+            stops = self.sched.set_cluster_status(cid, "up" if b else "down", now)
+            self._stopped(stops, now)
+            if self.config.record_log:
+                self.state.log.append((now, "repair" if b else "failure", cid))
+        elif kind == WAKE:
+            self.wake_at = math.inf
+
+    def _submit(self, i: int) -> None:
+        j = self.jobs[i]
+        self.state.events += 1
+        est = j.duration_s if self.config.estimates == "actual" else j.estimated_duration_s
+        prio = self.prio.get(j.priority_class, 0) if j.priority_class else self.default_prio.get(j.queue, 0)
+        self.sched.submit(
+            JobRequest(
+                id=j.id,
+                queue=j.queue,
+                gpus=j.gpus,
+                gpu_models=tuple(j.gpu_models),
+                priority=prio,
+                preemptible=j.preemptible,
+                submit_s=self.arrival[i],
+                duration_s=est,
+                checkpoint_interval_s=j.checkpoint_interval_s,
+                allowed_providers=tuple(j.allowed_providers),
+                allowed_regions=tuple(j.allowed_regions),
+            )
+        )
+
+    def _after(self, res: CycleResult, now: float) -> None:
+        st, ix = self.state, self.ix
+        for r in res.rejections:
+            st.rejected[ix[r.job_id]] = r.reason
+        self.settled += len(res.rejections)
+        self._stopped(res.preemptions, now)
+        cluster_ix, log = self.index.cluster_ix, self.config.record_log
+        for s in res.starts:
+            i = ix[s.job_id]
+            c = cluster_ix[s.cluster_id]
+            if math.isnan(st.first_start[i]):
+                st.first_start[i] = now
+            self.started_at[i] = now
+            self.on[i] = (c, s.price_usd_per_gpu_hour)
+            self._push(now + max(st.duration[i] - self.progress[i], 0.0), FINISH, i, self.run[i])
+            if log:
+                st.log.append((now, "start", s.job_id, s.cluster_id, s.gpu_ids))
+        wake = res.next_wakeup_s
+        if wake is not None and wake < self.wake_at:
+            self.wake_at = wake
+            self._push(wake, WAKE, 0, 0)
+
+    def _account(self, i: int, now: float) -> None:
+        """Charge the run of job ``i`` that ends at ``now``: busy GPU-seconds, cost, cloud GPU-seconds."""
+        c, price = self.on[i]
+        gpu_s = (now - self.started_at[i]) * int(self.state.gpus[i])
+        st = self.state
+        st.busy_gpu_s[c] = st.busy_gpu_s.get(c, 0.0) + gpu_s
+        st.cost[i] += gpu_s / 3600.0 * price
+        st.cost_by_cluster[c] = st.cost_by_cluster.get(c, 0.0) + gpu_s / 3600.0 * price
+        if self.cloud[c]:
+            st.cloud_gpu_s[i] += gpu_s
+        self.on[i] = (-1, 0.0)
+
+    def _finished(self, i: int, now: float) -> None:
+        self._account(i, now)
+        self.state.finish[i] = now
+        self.settled += 1
+        self.sched.finish(self.jobs[i].id)
+        if self.config.record_log:
+            self.state.log.append((now, "finish", self.jobs[i].id))
+
+    def _stopped(self, stops: list[Preemption], now: float) -> None:
+        st = self.state
+        for p in stops:
+            i = self.ix[p.job_id]
+            self._account(i, now)
+            self.progress[i] = p.progress_s
+            self.run[i] += 1
+            st.preemptions[p.reason] += 1
+            if self.config.record_log:
+                st.log.append((now, "preempt", p.job_id, p.reason, p.progress_s))
+
+    def _close_runs(self, end: float) -> None:
+        """At the horizon, charge the runs still going up to ``end``."""
+        for i, (c, _) in enumerate(self.on):
+            if c >= 0:
+                self._account(i, max(end, self.started_at[i]))
