@@ -85,7 +85,7 @@ def jobs(
     status: str | None = typer.Option(None, "--status", help=f"Only jobs in this status: {', '.join(JOB_STATUSES)}."),
     queue: str | None = typer.Option(None, "--queue", help="Only jobs of this queue."),
     team: str | None = typer.Option(None, "--team", help="Only jobs of this team."),
-    limit: int = typer.Option(50, "--limit", min=1, max=1000, help="Show at most this many jobs (newest first)."),
+    limit: int = typer.Option(50, "--limit", min=1, max=500, help="Show at most this many jobs (newest first)."),
     every: bool = typer.Option(False, "--all", help="Show every matching job (follows the pages; ignores --limit)."),
     as_json: bool = JsonOption,
 ) -> None:

@@ -1,0 +1,168 @@
+"""Helpers for the end-to-end tests: a real ``stargate up`` in a subprocess over a fresh STARGATE_HOME (SQLite, or a
+fresh PostgreSQL database), and running the CLI as a user would. Fixtures using them are in conftest.py.
+"""
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy import make_url
+
+SMALL_FLEET = Path(__file__).parent / "fleets" / "small.yaml"
+ADMIN_TOKEN = "sg-e2e-admin-token-0123456789abcdef"
+_LISTENING = re.compile(r"listening on (http://\S+)")
+
+
+def child_environment(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any STARGATE_* variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STARGATE_")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ServerProcess:
+    """A ``stargate up`` subprocess on a free port; it can be SIGKILLed and started again on the same state."""
+
+    home: Path
+    fleet: Path
+    database_url: str | None = None
+    interval_s: float = 0.05
+    url: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The server's environment (also right for ``stargate admin`` commands on the same state)."""
+        extra = {"STARGATE_HOME": str(self.home), "STARGATE_ADMIN_TOKEN": ADMIN_TOKEN}
+        if self.database_url:
+            extra["STARGATE_DATABASE_URL"] = self.database_url
+        return child_environment(extra)
+
+    def start(self, timeout_s: float = 60.0) -> "ServerProcess":
+        """Start the server and wait until it listens and answers /healthz."""
+        self.starts += 1
+        log = self.home.parent / f"server-{self.starts}.log"
+        self.logs.append(log)
+        argv = [sys.executable, "-m", "stargate", "up", "--port", "0", "--fleet", str(self.fleet)]
+        argv += ["--interval", str(self.interval_s), "--log-level", "warning"]
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.home.parent)
+        self.url = self._wait_listening(log, timeout_s)
+        return self
+
+    def _wait_listening(self, log: Path, timeout_s: float) -> str:
+        """The URL from the server's ``listening on`` line, once /healthz answers."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = _LISTENING.search(log.read_text(errors="replace"))
+            if found and httpx.get(f"{found.group(1)}/healthz", timeout=5).status_code == 200:
+                return found.group(1)
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        pytest.fail(f"stargate up did not start (exit {self.proc.poll()}):\n{log.read_text(errors='replace')[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the server (its runs live on in their own sessions)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Stop the server politely (SIGTERM), SIGKILL after 10 s."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def client(self, token: str = ADMIN_TOKEN) -> httpx.Client:
+        """An httpx client on the server with a bearer token."""
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    def create_token(self, team: str | None, role: str, name: str) -> str:
+        """A new API token (made with the admin token)."""
+        with self.client() as http:
+            answer = http.post("/api/v1/tokens", json={"name": name, "team": team, "role": role})
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["token"])
+
+
+def kill_runs(runs_dir: Path) -> None:
+    """SIGKILL every run's process group and runner under ``runs_dir``."""
+    for record_path in runs_dir.glob("*/attempt-*/run.json"):
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            continue
+        for kill, target in ((os.killpg, record.get("pgid")), (os.kill, record.get("pid"))):
+            if isinstance(target, int):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    kill(target, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database next to the one ``admin_url`` names; dropped afterwards."""
+    url = make_url(admin_url)
+    name = f"sg_e2e_{uuid.uuid4().hex[:12]}"
+    plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class ServerFactory:
+    """Makes servers under one base directory and cleans all of them up."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.made: list[ServerProcess] = []
+
+    def __call__(
+        self, fleet: Path = SMALL_FLEET, database_url: str | None = None, interval_s: float = 0.05
+    ) -> ServerProcess:
+        """A new server (not yet started) over a fresh STARGATE_HOME."""
+        home = self.base / f"home-{len(self.made)}" / ".stargate"
+        home.parent.mkdir(parents=True)
+        server = ServerProcess(home=home, fleet=fleet, database_url=database_url, interval_s=interval_s)
+        self.made.append(server)
+        return server
+
+    def cleanup(self) -> None:
+        """Kill every server made, then every run they started."""
+        for server in self.made:
+            server.kill()
+            kill_runs(server.home / "runs")
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run ``stargate ARGS`` as a user would (a subprocess) and capture its output."""
+    argv = [sys.executable, "-m", "stargate", *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
+
+
+def database_params() -> list[object]:
+    """``sqlite`` always; ``postgres`` too (marked) — it skips unless STARGATE_TEST_POSTGRES_URL is set."""
+    return ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
