@@ -1,0 +1,145 @@
+"""``stargate up`` (a real process: first start, restart) and bad input to ``up`` / ``admin token create`` (exit 2)."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from conftest import TINY_FLEET, build_harness
+from stargate.cli import app
+
+STARTUP_TIMEOUT_S = 60.0
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STARGATE_")}
+    return {**env, "STARGATE_HOME": str(home), **extra}
+
+
+def _stargate(*args: str, home: Path) -> Result:
+    """Run a command in-process (fast) with STARGATE_HOME set and no other STARGATE_* variable."""
+    clean = {k: None for k in os.environ if k.startswith("STARGATE_")}
+    return CliRunner().invoke(app, list(args), env={**clean, "STARGATE_HOME": str(home)})
+
+
+def _start(home: Path, *args: str) -> tuple[subprocess.Popen[str], list[str], str]:
+    """Start ``stargate up`` on a free port; its stdout lines up to 'listening on', and the base URL."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stargate",
+            "up",
+            "--port",
+            "0",
+            "--interval",
+            "0.05",
+            "--fleet",
+            str(TINY_FLEET),
+            *args,
+        ],
+        env=_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if match := re.fullmatch(r"listening on (http://\S+)", lines[-1]):
+            return proc, lines, match[1]
+    proc.kill()
+    raise AssertionError(f"stargate up did not start: {lines}")
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.slow
+def test_first_start_prints_the_admin_token_once_and_runs_jobs_across_a_restart(tmp_path: Path) -> None:
+    proc, lines, url = _start(tmp_path)
+    try:
+        tokens = [line.removeprefix("admin token: ") for line in lines if line.startswith("admin token: ")]
+        assert len(tokens) == 1 and tokens[0].startswith("sgt_")
+        auth = {"Authorization": f"Bearer {tokens[0]}"}
+        assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+        job = httpx.post(
+            f"{url}/api/v1/jobs", json={"name": "hi", "queue": "alpha-q", "gpus": 1, "command": "echo hi"}, headers=auth
+        ).json()
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{url}/api/v1/jobs/{job['id']}", headers=auth).json()["status"] != "succeeded":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        _stop(proc)
+    assert (tmp_path / "stargate.db").exists() and (tmp_path / "runs").is_dir()
+    proc, lines, url = _start(tmp_path)
+    try:
+        assert not any(line.startswith("admin token:") for line in lines)
+        assert httpx.get(f"{url}/api/v1/jobs/{job['id']}", headers=auth).json()["status"] == "succeeded"
+        logs = httpx.get(f"{url}/api/v1/jobs/{job['id']}/logs", headers=auth).json()
+        assert logs == {"text": "hi\n", "next_offset": 3, "complete": True}
+    finally:
+        _stop(proc)
+
+
+def test_a_bad_fleet_file_is_a_located_error_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nclusters:\n  - id: x\n    site: nowhere\n")
+    result = _stargate("up", "--fleet", str(bad), home=tmp_path / "home")
+    assert result.exit_code == 2
+    assert "bad.yaml:" in result.stderr and "the server did not start" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_flags_exit_2_without_a_traceback(tmp_path: Path) -> None:
+    for args in (
+        ["up", "--log-level", "loud"],
+        ["up", "--port", "70000"],
+        ["admin", "token", "create", "--role", "root"],
+    ):
+        result = _stargate(*args, home=tmp_path / "home")
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.stderr
+
+
+def test_admin_token_create_works_on_the_database_directly(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    no_fleet = _stargate("admin", "token", "create", "--team", "alpha", "--role", "member", home=home)
+    assert no_fleet.exit_code == 2 and "--team: found 'alpha'" in no_fleet.stderr
+    admin = _stargate("admin", "token", "create", "--role", "admin", "--name", "ops", home=home)
+    assert admin.exit_code == 0, admin.output
+    assert re.search(r"token t-[0-9a-f]+ \(admin, team -, name ops\): sgt_\S+", admin.stdout)
+
+
+def test_admin_token_create_makes_a_member_token_the_api_accepts(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    harness = build_harness(f"sqlite:///{home / 'stargate.db'}", home)
+    try:
+        result = _stargate("admin", "token", "create", "--team", "alpha", "--role", "member", home=home)
+        assert result.exit_code == 0, result.output
+        secret = result.stdout.splitlines()[0].rsplit(" ", 1)[-1]
+        me = harness.client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {secret}"}).json()
+        assert (me["name"], me["team"], me["role"]) == ("member-alpha", "alpha", "member")
+    finally:
+        harness.client.close()
+        harness.ctx.db.close()

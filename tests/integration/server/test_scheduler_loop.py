@@ -1,0 +1,149 @@
+"""The scheduler loop with the real local executor: jobs run as real processes, finish, get cancelled, survive
+restarts (a fresh context over the same database and runs directory) without running twice."""
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+
+from conftest import Harness
+from stargate.executors import RunHandle, RunRequest
+from stargate.server.context import ServerContext
+from stargate.server.decide import apply_decisions, decide, take_snapshot
+from stargate.server.loop import CycleReport, run_cycle
+from stargate.store import JobEventRow, RunRow, parse_job_id
+
+TIMEOUT_S = 15.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _job(h: Harness, job_id: str) -> dict[str, object]:
+    data: dict[str, object] = h.client.get(f"/api/v1/jobs/{job_id}", headers=h.headers()).json()
+    return data
+
+
+def _cycle_until(h: Harness, done: Callable[[], bool], ctx: ServerContext | None = None) -> list[CycleReport]:
+    """Run cycles (short sleeps between them) until ``done()``; fail after TIMEOUT_S."""
+    reports = []
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        reports.append(run_cycle(ctx or h.ctx, _now()))
+        if done():
+            return reports
+        assert time.monotonic() < deadline, f"timed out; last report: {reports[-1]}"
+        time.sleep(0.05)
+
+
+def _status(h: Harness, job_id: object) -> object:
+    return _job(h, str(job_id))["status"]
+
+
+def _runs(h: Harness, job_id: object) -> list[RunRow]:
+    with h.ctx.db.read() as s:
+        return list(s.scalars(select(RunRow).where(RunRow.job_id == parse_job_id(str(job_id))).order_by(RunRow.id)))
+
+
+def test_true_succeeds_and_false_fails_with_their_exit_codes(harness: Harness) -> None:
+    ok = harness.submit(command="true")["id"]
+    bad = harness.submit(command="echo oops >&2; exit 3")["id"]
+    first = run_cycle(harness.ctx, _now())
+    assert (first.placed, first.started) == (2, 2)
+    _cycle_until(harness, lambda: _status(harness, ok) == "succeeded" and _status(harness, bad) == "failed")
+    good, failed = _job(harness, str(ok)), _job(harness, str(bad))
+    assert (good["exit_code"], failed["exit_code"]) == (0, 3)
+    assert failed["reason"] == "exited with code 3" and good["cluster"] in ("lab-h100", "lab-gb200")
+    with harness.ctx.db.read() as s:
+        moves = [
+            (e.from_status, e.to_status)
+            for e in s.scalars(select(JobEventRow).where(JobEventRow.job_id == parse_job_id(str(ok))))
+        ]
+    assert moves == [(None, "pending"), ("pending", "placed"), ("placed", "running"), ("running", "succeeded")]
+    assert [(r.attempt, r.ended, r.exit_code) for r in _runs(harness, bad)] == [(0, True, 3)]
+    logs = harness.client.get(f"/api/v1/jobs/{bad}/logs", headers=harness.headers()).json()
+    assert logs["text"] == "oops\n" and logs["complete"] is True
+
+
+def test_gpus_are_never_shared_and_waiting_jobs_start_when_gpus_free(harness: Harness) -> None:
+    ids = [harness.submit(gpus=4, gpu_models=["H100-SXM"], command="sleep 0.3")["id"] for _ in range(3)]
+    report = run_cycle(harness.ctx, _now())
+    assert report.placed == 2 and report.pending_after == 1
+    placed = [_job(harness, str(i)) for i in ids[:2]]
+    gpu_sets = [set(j["gpu_ids"]) for j in placed]  # type: ignore[arg-type]
+    assert all(j["cluster"] == "lab-h100" for j in placed) and not gpu_sets[0] & gpu_sets[1]
+    assert _status(harness, ids[2]) == "pending"
+    _cycle_until(harness, lambda: all(_status(harness, i) == "succeeded" for i in ids))
+    metrics = harness.client.get("/metrics").text
+    assert "stargate_placements_total 3.0" in metrics
+    assert 'stargate_running_gpus{cluster="lab-h100"} 0.0' in metrics
+
+
+def test_a_job_no_cluster_can_hold_is_rejected_with_a_reason(harness: Harness) -> None:
+    job = harness.submit(gpus=64)["id"]
+    report = run_cycle(harness.ctx, _now())
+    assert report.rejected == 1
+    data = _job(harness, str(job))
+    assert data["status"] == "failed" and str(data["reason"]).startswith("rejected: ")
+
+
+def test_cancelling_a_running_job_stops_its_process(harness: Harness, tmp_path: Path) -> None:
+    marker = tmp_path / "finished"
+    job = harness.submit(command=f"sleep 20; touch {marker}")["id"]
+    _cycle_until(harness, lambda: _status(harness, job) == "running")
+    cancelled = harness.client.post(f"/api/v1/jobs/{job}/cancel", headers=harness.headers())
+    assert cancelled.json()["status"] == "cancelled"
+    report = run_cycle(harness.ctx, _now())
+    assert report.reaped == 1
+    run = _runs(harness, job)[0]
+    assert run.ended and run.handle_key
+    executor = harness.ctx.executor("local")
+    deadline = time.monotonic() + TIMEOUT_S
+    while executor.poll(RunHandle("local", run.handle_key)).state.value == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert not marker.exists()
+
+
+def test_a_crash_between_decision_and_submit_runs_the_job_exactly_once(harness: Harness, tmp_path: Path) -> None:
+    tally = tmp_path / "tally"
+    job = harness.submit(command=f"echo run >> {tally}")["id"]
+    snap = take_snapshot(harness.ctx)
+    assert snap is not None
+    result, lost = decide(snap, _now())
+    apply_decisions(harness.ctx, snap, result, lost, _now())  # decision committed, then "the server dies"
+    assert _status(harness, job) == "placed" and _runs(harness, job)[0].handle_key is None
+    harness.ctx.executor("local").submit(RunRequest(str(job), 0, f"echo run >> {tally}", "lab-h100", (0,)))
+    restarted = ServerContext(settings=harness.ctx.settings, db=harness.ctx.db)  # a new process: fresh executors
+    _cycle_until(harness, lambda: _status(harness, job) == "succeeded", ctx=restarted)
+    assert tally.read_text() == "run\n"
+    assert len(_runs(harness, job)) == 1
+
+
+def test_a_restarted_scheduler_reattaches_to_running_jobs(harness: Harness, tmp_path: Path) -> None:
+    job = harness.submit(command="sleep 0.5; echo done")["id"]
+    _cycle_until(harness, lambda: _status(harness, job) == "running")
+    restarted = ServerContext(settings=harness.ctx.settings, db=harness.ctx.db)
+    _cycle_until(harness, lambda: _status(harness, job) == "succeeded", ctx=restarted)
+    runs = _runs(harness, job)
+    assert [(r.attempt, r.ended, r.exit_code) for r in runs] == [(0, True, 0)]
+    assert harness.client.get(f"/api/v1/jobs/{job}/logs", headers=harness.headers()).json()["text"] == "done\n"
+
+
+def test_preemption_requeues_the_victim_stops_its_run_and_restarts_it_as_a_new_attempt(harness: Harness) -> None:
+    victim = harness.submit(queue="beta-q", gpus=4, gpu_models=["GB200"], priority_class="low", command="sleep 5")
+    _cycle_until(harness, lambda: _status(harness, victim["id"]) == "running")
+    urgent = harness.submit(gpus=4, gpu_models=["GB200"], priority_class="high", command="sleep 0.3")
+    report = run_cycle(harness.ctx, _now())
+    assert (report.preempted, report.placed, report.reaped) == (1, 1, 1)
+    requeued = _job(harness, str(victim["id"]))
+    assert (requeued["status"], requeued["attempt"], requeued["cluster"]) == ("pending", 1, None)
+    assert str(requeued["reason"]).startswith("preempted: ")
+    _cycle_until(harness, lambda: _status(harness, urgent["id"]) == "succeeded")
+    _cycle_until(harness, lambda: _status(harness, victim["id"]) == "running")
+    assert [(r.attempt, r.ended) for r in _runs(harness, victim["id"])] == [(0, True), (1, False)]
+    harness.client.post(f"/api/v1/jobs/{victim['id']}/cancel", headers=harness.headers())
+    assert run_cycle(harness.ctx, _now()).reaped == 1
