@@ -1,7 +1,218 @@
-"""CLI commands: simulate (see docs/cli.md)."""
+"""CLI command: ``stargate simulate`` replays a trace on a fleet under a policy (docs/reference/cli-simulate.md).
+
+Bad input (a fleet with problems, an unreadable trace, a malformed option) prints located errors on stderr and
+exits with code 2; nothing is written. A Rich progress bar is shown on stderr when it is a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stargate.engine import POLICIES
+from stargate.fleetfile import FleetFileError, load_fleet
+from stargate.sim import Failure, SimConfig, run_simulation
+from stargate.traces import FORMATS, TraceError, read_trace
+
+EXIT_INPUT = 2
+"""Exit code for bad input: the fleet, the trace or an option."""
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add the ``simulate`` command to the root app."""
+    app.command("simulate")(simulate)
+
+
+def parse_duration(text: str, what: str) -> float:
+    """Seconds in ``text`` ('90', '90s', '15m', '2h', '3d', '1w'); raises ValueError naming ``what``."""
+    m = _DURATION.match(text)
+    if m is None:
+        raise ValueError(f"{what}: found '{text}'; expected a duration such as 3600, 90s, 15m, 2h, 3d or 1w")
+    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+def parse_failure(text: str, clusters: set[str]) -> Failure:
+    """A ``cluster=NAME,at=T,for=D`` option value as a :class:`Failure`; raises ValueError when malformed."""
+    parts = dict(p.split("=", 1) for p in text.split(",") if "=" in p)
+    if set(parts) != {"cluster", "at", "for"} or len(text.split(",")) != 3:
+        raise ValueError(f"--failure: found '{text}'; expected cluster=NAME,at=DURATION,for=DURATION")
+    if parts["cluster"] not in clusters:
+        shown = ", ".join(sorted(clusters)[:8])
+        raise ValueError(f"--failure: found cluster '{parts['cluster']}'; expected a cluster of the fleet ({shown})")
+    return Failure(
+        parts["cluster"], parse_duration(parts["at"], "--failure at"), parse_duration(parts["for"], "--failure for")
+    )
+
+
+def _fail(message: str) -> NoReturn:
+    sys.stderr.write(f"error: {message}\n")
+    raise typer.Exit(EXIT_INPUT)
+
+
+def simulate(
+    fleet_path: Path = typer.Option(..., "--fleet", help="Fleet YAML file or directory.", show_default=False),
+    trace_path: Path = typer.Option(..., "--trace", help="Trace file.", show_default=False),
+    trace_format: str = typer.Option(..., "--trace-format", help=f"One of: {', '.join(FORMATS)}.", show_default=False),
+    policy: str = typer.Option("stargate", "--policy", help=f"One of: {', '.join(sorted(POLICIES))}."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the run's random generator."),
+    until: str | None = typer.Option(None, "--until", help="Stop at this trace time (e.g. 36h); default: the end."),
+    scale_arrivals: float = typer.Option(1.0, "--scale-arrivals", help="Arrival-rate multiplier (2 = twice as fast)."),
+    failures: list[str] = typer.Option([], "--failure", help="cluster=NAME,at=T,for=D (repeatable)."),
+    burst_after: str | None = typer.Option(None, "--burst-after", help="Wait before bursting to pay-per-use capacity."),
+    burst_wait_per_gpu_hour: float = typer.Option(
+        0.0, "--burst-wait-per-gpu-hour", help="Extra wait before bursting per GPU-hour of the job's work, s."
+    ),
+    checkpoint_interval: str | None = typer.Option(
+        None, "--checkpoint-interval", help="Checkpoint interval for jobs that state none (default 1h)."
+    ),
+    estimates: str = typer.Option("actual", "--estimates", help="Run-time estimates: actual or trace."),
+    trim_jobs: int = typer.Option(0, "--trim-jobs", min=0, help="Also report the middle jobs, dropping N each end."),
+    start: str | None = typer.Option(None, "--start", help="ISO date of trace time 0 (default: the fleet's as_of)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Replay a trace on a fleet with a scheduling policy and report JCT, waits, utilisation and cost."""
+    config, start_dt = _config(
+        policy,
+        seed,
+        until,
+        scale_arrivals,
+        burst_after,
+        burst_wait_per_gpu_hour,
+        checkpoint_interval,
+        estimates,
+        start,
+        trace_format,
+    )
+    try:
+        fleet = load_fleet(fleet_path)
+    except FleetFileError as exc:
+        for p in exc.problems:
+            sys.stderr.write(f"error: {p}\n")
+        _fail(f"{fleet_path}: {exc}")
+    try:
+        config.failures = [parse_failure(f, {c.id for c in fleet.clusters}) for f in failures]
+    except ValueError as exc:
+        _fail(str(exc))
+    try:
+        trace = read_trace(trace_path, trace_format)
+    except TraceError as exc:
+        _fail(str(exc))
+    out = _run(fleet, trace.jobs, config, start_dt, trim_jobs)
+    out["trace"] = {
+        "source": trace.source,
+        "jobs": len(trace.jobs),
+        "skipped": dict(sorted(trace.skipped.items())),
+        "bad_rows": len(trace.bad_rows),
+        "notes": dict(sorted(trace.notes.items())),
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(out, sort_keys=False) + "\n")
+    else:
+        _render(out)
+
+
+def _config(
+    policy: str,
+    seed: int,
+    until: str | None,
+    scale: float,
+    burst_after: str | None,
+    per_gpu_hour: float,
+    checkpoint: str | None,
+    estimates: str,
+    start: str | None,
+    trace_format: str,
+) -> tuple[SimConfig, datetime | None]:
+    """Check the options (exit 2 on the first bad one) and build the run's configuration."""
+    if policy not in POLICIES:
+        _fail(f"--policy: found '{policy}'; expected one of {', '.join(sorted(POLICIES))}")
+    if trace_format not in FORMATS:
+        _fail(f"--trace-format: found '{trace_format}'; expected one of {', '.join(FORMATS)}")
+    if estimates not in ("actual", "trace"):
+        _fail(f"--estimates: found '{estimates}'; expected actual or trace")
+    if not scale > 0:
+        _fail(f"--scale-arrivals: found {scale}; expected a number > 0")
+    if per_gpu_hour < 0:
+        _fail(f"--burst-wait-per-gpu-hour: found {per_gpu_hour}; expected a number of seconds >= 0")
+    settings: dict[str, Any] = {}
+    try:
+        until_s = parse_duration(until, "--until") if until is not None else None
+        if burst_after is not None or per_gpu_hour > 0:
+            settings["burst_after_s"] = parse_duration(burst_after, "--burst-after") if burst_after else 0.0
+            settings["burst_wait_per_gpu_hour_s"] = per_gpu_hour
+        if checkpoint is not None:
+            settings["default_checkpoint_interval_s"] = parse_duration(checkpoint, "--checkpoint-interval")
+        start_dt = datetime.fromisoformat(start) if start is not None else None
+    except ValueError as exc:
+        _fail(str(exc) if "expected" in str(exc) else f"--start: found '{start}'; expected an ISO 8601 date")
+    config = SimConfig(
+        policy=policy, settings=settings, seed=seed, until_s=until_s, scale_arrivals=scale, estimates=estimates
+    )
+    return config, start_dt
+
+
+def _run(fleet: Any, jobs: Any, config: SimConfig, start: datetime | None, trim: int) -> dict[str, Any]:
+    """Run, with a progress bar on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        return run_simulation(fleet, jobs, config, start=start, trim_jobs=trim)[0]
+    columns = (TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("jobs"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("simulate", total=len(jobs))
+        config.progress = lambda done, total: bar.update(task, completed=done)
+        return run_simulation(fleet, jobs, config, start=start, trim_jobs=trim)[0]
+
+
+def _render(out: dict[str, Any]) -> None:
+    """A human-readable table of the summary."""
+    table = Table(title=f"simulation: policy {out['policy']}", show_header=False)
+    rows = [
+        (
+            "jobs",
+            f"{out['jobs_total']:,} total, {out['jobs_finished']:,} finished, "
+            f"{out['jobs_rejected']:,} rejected, {out['jobs_pending_at_end']:,} pending at end",
+        ),
+        ("rejected by reason", ", ".join(f"{k}: {v:,}" for k, v in out["rejected_by_reason"].items()) or "none"),
+        (
+            "JCT",
+            f"avg {out['avg_jct_s']:,.0f} s, p50 {out['p50_jct_s']:,.0f} s, p95 {out['p95_jct_s']:,.0f} s, "
+            f"p99 {out['p99_jct_s']:,.0f} s",
+        ),
+        ("wait", f"avg {out['avg_wait_s']:,.0f} s, p99 {out['p99_wait_s']:,.0f} s, max {out['max_wait_s']:,.0f} s"),
+        ("makespan", f"{out['makespan_s']:,.0f} s"),
+        ("GPU utilisation", f"{out['gpu_utilization']:.1%} (owned capacity {out['owned_gpu_utilization']:.1%})"),
+        ("GPU-hours", f"{out['gpu_hours']:,.0f} GPU-hours ({out['cloud_gpu_hours']:,.0f} on cloud providers)"),
+        ("cost", f"{out['cost_usd']:,.2f} USD"),
+        ("preemptions", f"{out['preemptions']:,}"),
+        (
+            "speed",
+            f"{out['wall_s']:.2f} s wall, {out['events_per_s']:,.0f} events/s, peak RSS {out['peak_rss_mb']:,.0f} MB",
+        ),
+        (
+            "trace",
+            f"{out['trace']['jobs']:,} jobs read, skipped {sum(out['trace']['skipped'].values()):,}, "
+            f"bad rows {out['trace']['bad_rows']:,}",
+        ),
+    ]
+    if "middle_window" in out:
+        mw = out["middle_window"]
+        rows.append(
+            (
+                "middle window",
+                f"{mw['jobs']:,} jobs: avg JCT {mw['avg_jct_h']:.3f} h, {mw['cloud_gpu_hours']:,.0f} cloud GPU-hours",
+            )
+        )
+    for k, v in rows:
+        table.add_row(k, v)
+    Console().print(table)
