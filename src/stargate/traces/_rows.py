@@ -158,25 +158,30 @@ def header_index(
     optional: tuple[str, ...] = (),
     allow_unknown: bool = True,
 ) -> dict[str, int]:
-    """Map column names to positions; fail (at the header's line) on an empty file, missing, duplicate or unknown
-    columns."""
+    """Map column names to positions; fail at the header's line on an empty file or a wrong set of columns."""
     expected = ", ".join(required)
     if header is None:
         collector.fail(line, f"the file is empty, expected a header line with the columns {expected}")
-    duplicates = sorted({name for name in header if header.count(name) > 1})
-    if duplicates:
-        collector.fail(line, f"header: found duplicate columns {', '.join(duplicates)}, expected each column once")
     missing = [name for name in required if name not in header]
     if missing:
         found = show(",".join(header))
         collector.fail(line, f"header: missing columns {', '.join(missing)} (found {found}), expected {expected}")
+    duplicates = sorted(name for name, count in Counter(header).items() if count > 1)
+    if duplicates:
+        collector.fail(line, f"header: found duplicate columns {_listed(duplicates)}, expected each column once")
     if not allow_unknown:
         known = set(required) | set(optional)
         unknown = [name for name in header if name not in known]
         if unknown:
             allowed = ", ".join((*required, *optional))
-            collector.fail(line, f"header: found unknown columns {', '.join(unknown)}, expected only {allowed}")
+            collector.fail(line, f"header: found unknown columns {_listed(unknown)}, expected only {allowed}")
     return {name: position for position, name in enumerate(header)}
+
+
+def _listed(names: list[str], most: int = 8) -> str:
+    """Names for a message, comma-separated; past ``most`` of them, the rest are counted."""
+    shown = ", ".join(show(name) if not name.isidentifier() else name for name in names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
 
 
 def check_width(row: list[str], width: int) -> None:

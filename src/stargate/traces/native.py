@@ -55,7 +55,7 @@ FIELDS = (
 _DEFAULTS: tuple[Any, ...] = (None, None, None, None, None, (), None, True, None, (), (), "batch", None)
 _SLOT = {name: position for position, name in enumerate(FIELDS)} | {"submit_time": 1}
 _INF = float("inf")
-_KINDS = frozenset(JOB_KINDS)
+_KIND_NAMES = {"": "batch"} | {kind: kind for kind in JOB_KINDS}
 _BOOLEANS = {"": True, "true": True, "false": False}
 
 
@@ -176,7 +176,8 @@ def _read_rows(reader: Any, layout: _CsvLayout, collector: Collector, builder: _
     width, pad, timed = layout.width, layout.pad, layout.timed
     i_id, i_submit, i_duration, i_gpus, i_queue, *optional = layout.position
     i_models, i_class, i_preempt, i_checkpoint, i_providers, i_regions, i_kind, i_estimate = optional
-    seen, jobs, inf, kinds, booleans = builder.seen, builder.jobs, _INF, _KINDS, _BOOLEANS
+    seen, jobs, inf, kinds, booleans = builder.seen, builder.jobs, _INF, _KIND_NAMES, _BOOLEANS
+    queues: dict[str, str] = {}  # one string object per queue name, not one per job
     end = reader.line_num
     for row in reader:
         line, end = end + 1, reader.line_num
@@ -195,15 +196,16 @@ def _read_rows(reader: Any, layout: _CsvLayout, collector: Collector, builder: _
             except ValueError:
                 submit = duration = -1.0
                 gpus = 0
-            job_id, queue, kind = row[i_id].strip(), row[i_queue].strip(), row[i_kind] or "batch"
-            preemptible = booleans.get(row[i_preempt])
+            job_id, queue = row[i_id].strip(), row[i_queue].strip()
+            queue = queues.setdefault(queue, queue)
+            kind, preemptible = kinds.get(row[i_kind]), booleans.get(row[i_preempt])
             if (
                 0 <= submit < inf
                 and 0 < duration < inf
                 and 1 <= gpus <= MAX_GPUS
                 and job_id
                 and queue
-                and kind in kinds
+                and kind is not None
                 and preemptible is not None
                 and job_id not in seen
                 and not (row[i_models] or row[i_class] or row[i_checkpoint] or row[i_providers] or row[i_regions])
@@ -238,8 +240,7 @@ def _checked_row(row: list[str], layout: _CsvLayout) -> list[Any]:
 
 
 def _read_jsonl(stream: IO[str], collector: Collector, builder: _Builder) -> None:
-    """Read a native JSONL file: one JSON object per line; blank lines are skipped."""
-    line = 0
+    """Read a native JSONL file: one JSON object per line; blank lines are skipped (an empty file: no jobs)."""
     try:
         for line, text in enumerate(stream, start=1):
             if not text.strip():
@@ -252,8 +253,6 @@ def _read_jsonl(stream: IO[str], collector: Collector, builder: _Builder) -> Non
             builder.add(line, parsed, timed)
     except UnicodeDecodeError:
         not_text(Path(collector.file), collector)
-    if line == 0:
-        collector.fail(1, "the file is empty, expected one JSON object per line")
 
 
 def _json_row(text: str) -> tuple[list[Any], bool]:
