@@ -61,8 +61,10 @@ def show(
         None, "--months", min=1, max=240, help="Months in the energised-power table (default: up to the latest, ≤36)."
     ),
 ) -> None:
-    """Show a fleet as tables: providers, sites and energised MW by month, buildings, clusters, contracts and
-    clauses, budget, teams and queues, totals."""
+    """Show a fleet as tables: providers, sites, energised MW by month, buildings, clusters, contracts, budget.
+
+    Also clauses, teams and queues with quotas, and totals; --json prints the documented JSON document instead.
+    """
     first = _parse_month(start)
     fleet = _load_or_exit(path, as_json)
     labels = default_months(fleet, first, months)

@@ -34,6 +34,11 @@ def noun(model: type[BaseModel]) -> str:
     return _NOUNS.get(name, re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower())
 
 
+def article(word: str) -> str:
+    """The word with 'a' or 'an' in front."""
+    return f"{'an' if word[:1].lower() in 'aeio' else 'a'} {word}"
+
+
 def found_text(value: Any) -> str:
     """An input value as shown after "found": strings quoted, containers named, long text shortened."""
     if isinstance(value, bool):
@@ -102,8 +107,8 @@ def unknown_key_expected(key: str, model: type[BaseModel] | None) -> str:
     known = list(model.model_fields)
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if close:
-        return f"a known key of a {noun(model)}; did you mean '{close[0]}'?"
-    return f"one of the keys of a {noun(model)}: {', '.join(known)}"
+        return f"a known key of {article(noun(model))}; did you mean '{close[0]}'?"
+    return f"one of the keys of {article(noun(model))}: {', '.join(known)}"
 
 
 def _field_text(model: type[BaseModel], loc: tuple[str | int, ...], err: ErrorDetails) -> str:
@@ -170,7 +175,7 @@ def _base_text(tp: Any, meta: list[Any]) -> str:
         return "one of " + ", ".join(f"'{m.value}'" for m in tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         required = [n for n, f in tp.model_fields.items() if f.is_required()]
-        return f"a mapping describing a {noun(tp)} (required keys: {', '.join(required) or 'none'})"
+        return f"a mapping describing {article(noun(tp))} (required keys: {', '.join(required) or 'none'})"
     if get_origin(tp) is list:
         return f"a list of {_plural(get_args(tp)[0])}"
     if get_origin(tp) is dict:
@@ -195,11 +200,9 @@ def _string_text(meta: list[Any]) -> str:
         return _ID_WORDS
     if pattern is not None:
         return f"a string matching {pattern}"
-    if _constraint(meta, "min_length") == 1 and _constraint(meta, "max_length") is None:
-        return "a non-empty string"
-    if _constraint(meta, "max_length") is not None:
-        return f"a string of at most {_constraint(meta, 'max_length')} characters"
-    return "a string"
+    text = "a non-empty string" if _constraint(meta, "min_length") == 1 else "a string"
+    longest = _constraint(meta, "max_length")
+    return text if longest is None else f"{text} of at most {longest} characters"
 
 
 def _plural(tp: Any) -> str:

@@ -1,7 +1,7 @@
 """Writing a fleet back to YAML that :func:`stargate.fleetfile.load_fleet` reads back equal.
 
-Defaults are left out; dates are ISO 8601; money (Decimal) is written as a YAML number when that number reads
-back exactly, else as a quoted string (which the loader also accepts), so no amount is ever rounded.
+Defaults are left out; dates are ISO 8601; money (Decimal) is written as a plain YAML number with every digit,
+which the loader reads back exactly (it keeps the text of YAML floats), so no amount is ever rounded.
 """
 
 from decimal import Decimal
@@ -47,8 +47,13 @@ def _plain(value: Any) -> Any:
 _EXACT_INT = 2**53
 
 
-def _decimal(value: Decimal) -> int | float | str:
-    if value == value.to_integral_value():
-        return int(value)
-    as_float = float(value)
-    return as_float if Decimal(repr(as_float)) == value else format(value, "f")
+def _decimal(value: Decimal) -> int | Decimal:
+    return int(value) if value == value.to_integral_value() else value
+
+
+def _represent_decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.ScalarNode:
+    """A decimal as a plain YAML number with all its digits (the loader reads the digits back exactly)."""
+    return dumper.represent_scalar("tag:yaml.org,2002:float", format(value.normalize(), "f"))
+
+
+_Dumper.add_representer(Decimal, _represent_decimal)

@@ -1,9 +1,11 @@
 """YAML with positions: parse a file into plain data plus its node tree, and find the line of a field path.
 
-Dates are left as strings (pydantic parses them and reports bad ones with the field's location), duplicate keys
+Dates are left as strings (pydantic parses them and reports bad ones with the field's location), floats keep
+their text (so money is exact to the digit), duplicate keys
 in a mapping are reported (PyYAML would silently keep the last), and syntax errors are located.
 """
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,31 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that keeps dates as strings, so a bad date is a located validation error, not a crash."""
 
 
+class ExactFloat(float):
+    """A YAML float that remembers its text, so a money field (Decimal) gets exactly the digits written."""
+
+    text: str
+
+    def __new__(cls, value: float, text: str) -> "ExactFloat":
+        """A float equal to ``value`` whose str() is ``text``."""
+        out = super().__new__(cls, value)
+        out.text = text
+        return out
+
+    def __str__(self) -> str:
+        """The number as written in the file."""
+        return self.text
+
+    __repr__ = __str__
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    value = loader.construct_yaml_float(node)
+    text = str(node.value).replace("_", "")
+    return ExactFloat(value, text) if math.isfinite(value) else value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()

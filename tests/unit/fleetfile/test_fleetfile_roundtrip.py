@@ -29,14 +29,15 @@ def test_example_round_trips_through_a_file(tmp_path: Path) -> None:
 
 
 def test_dump_leaves_out_defaults_and_writes_dates_and_money_plainly() -> None:
-    """Defaults are omitted; dates are ISO; money that a float cannot hold exactly is a quoted string."""
+    """Defaults are omitted; dates are ISO; money keeps every digit as a plain number, written or quoted."""
     fleet = loads_fleet(
         "name: t\nproviders: [{id: c, name: C, kind: cloud}]\n"
-        "budget: {initial_usd: '12345678901234.123456', ceiling_usd: 2.5e13, start: 2025-01-21, end: 2029-01-20}\n"
+        "budget: {initial_usd: 12345678901234.123456, ceiling_usd: '2.5e13', start: 2025-01-21, end: 2029-01-20}\n"
     )
+    assert fleet.budget is not None and str(fleet.budget.initial_usd) == "12345678901234.123456"
     text = dump_fleet(fleet)
     assert "executor" not in text and "priority_classes" not in text
-    assert "initial_usd: '12345678901234.123456'" in text
+    assert "initial_usd: 12345678901234.123456\n" in text
     assert "ceiling_usd: 25000000000000\n" in text
     assert "start: 2025-01-21\n" in text
     assert loads_fleet(text) == fleet
