@@ -21,8 +21,12 @@ DOCUMENT = "(document)"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps dates as strings, so a bad date is a located validation error, not a crash."""
+class _PureLoader(yaml.SafeLoader):
+    """Safe loader that keeps dates as strings, so a bad date is a located validation error, not a crash."""
+
+
+class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The same with libyaml's parser when PyYAML has it (about 8× faster on large fleets)."""
 
 
 class ExactFloat(float):
@@ -49,11 +53,12 @@ def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
     return ExactFloat(value, text) if math.isfinite(value) else value
 
 
-_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+for _loader in (_PureLoader, _FastLoader):
+    _loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+    _loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +85,18 @@ class YamlDoc:
 
 
 def parse_yaml(text: str, file: str) -> YamlDoc:
-    """Parse ``text`` (the contents of ``file``) into data and nodes; YAML errors become located problems."""
-    loader = _Loader(text)
+    """Parse ``text`` (the contents of ``file``) into data and nodes; YAML errors become located problems.
+
+    The fast parser reads; on a YAML error the pure-Python parser reads again for its more precise message.
+    """
+    doc = _parse(_FastLoader, text, file)
+    if doc.node is None and doc.problems:
+        return _parse(_PureLoader, text, file)
+    return doc
+
+
+def _parse(loader_class: type[yaml.SafeLoader], text: str, file: str) -> YamlDoc:
+    loader = loader_class(text)
     try:
         node = loader.get_single_node()
         if node is None:
