@@ -1,0 +1,80 @@
+"""Property tests of the invariants in DESIGN.md over random fleets, jobs, finishes and failures:
+no GPU held twice, gangs whole in one cluster, power within the cap, no job lost, determinism."""
+
+from datetime import date
+
+from engine_builders import FleetBuilder, assert_consistent, make_job, scheduler
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stargate.engine import POLICIES
+
+jobs_st = st.lists(
+    st.tuples(st.integers(1, 24), st.sampled_from([100, 500, 1000]), st.floats(1, 5000), st.booleans()),
+    min_size=1,
+    max_size=25,
+)
+ops_st = st.lists(st.tuples(st.sampled_from(["cycle", "finish", "down", "up"]), st.integers(0, 50)), max_size=60)
+
+
+def _fleet():
+    return (
+        FleetBuilder()
+        .owned(power_mw=1.0, pue=1.2)
+        .building("b", mw=0.0168, on=date(2024, 1, 1))  # 24 GPUs of 700 W
+        .cluster("a", nodes=2, gpn=8)
+        .cluster("b", nodes=1, gpn=8, building="b")
+        .cloud()
+        .cluster("c", nodes=3, gpn=4, price=3.0)
+        .build()
+    )
+
+
+def _drive(policy: str, jobs: list[tuple[int, int, float, bool]], ops: list[tuple[str, int]]) -> list[object]:
+    """Submit all jobs, apply the ops, check invariants after each step; return the decision log."""
+    s = scheduler(_fleet(), policy)
+    log: list[object] = []
+    for i, (g, prio, dur, pre) in enumerate(jobs):
+        s.submit(make_job(f"j{i}").gpus(g).prio(prio, pre).runs(dur).ckpt(300).build())
+    settled: set[str] = set()
+    now = 0.0
+    for op, k in [("cycle", 0), *ops, *[("finish", 0), ("cycle", 0)] * 60]:
+        now += 10.0
+        if op == "cycle":
+            res = s.cycle(now)
+            log.append(res)
+            settled |= {r.job_id for r in res.rejections}
+            for x in res.starts:
+                assert len(x.gpu_ids) == s.jobs.gpus[s.jobs.ix[x.job_id]], "gang all or nothing"
+        elif op == "finish" and s.running_jobs():
+            jid = sorted(s.running_jobs())[k % len(s.running_jobs())]
+            s.finish(jid)
+            settled.add(jid)
+            log.append(("finish", jid))
+        elif op in ("down", "up"):
+            log.append(
+                s.set_cluster_status("abc"[k % 3], op, now)
+                if op == "down"
+                else s.set_cluster_status("abc"[k % 3], "up", now)
+            )
+        assert_consistent(s)
+        running, pending = set(s.running_jobs()), set(s.pending_jobs())
+        assert running | pending | settled == {f"j{i}" for i in range(len(jobs))}, "no job lost"
+        assert not (running & pending) and not (running & settled) and not (pending & settled)
+    for c in "abc":
+        s.set_cluster_status(c, "up", now)
+    for _ in range(4 * len(jobs) + 4):
+        now += 10.0
+        log.append(s.cycle(now))
+        for jid in sorted(s.running_jobs()):
+            s.finish(jid)
+        assert_consistent(s)
+    assert s.pending_jobs() == [] and s.running_jobs() == {}, "every job that fits eventually runs"
+    return log
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(POLICIES)), jobs_st, ops_st)
+def test_invariants_hold_and_runs_are_deterministic(policy: str, jobs: list, ops: list) -> None:
+    first = _drive(policy, jobs, ops)
+    assert first == _drive(policy, jobs, ops)
