@@ -88,7 +88,7 @@ class _Validated:
             Fleet.model_validate(values)
             return values
         except ValidationError as exc:  # a file that did not parse may hold the missing keys: not reported then
-            errors = [e for e in exc.errors() if not (self.merged.incomplete and e["type"] == "missing")]
+            errors = [e for e in exc.errors() if not (self.merged.incomplete and _missing_top_level_key(e))]
         self.problems += [self.locate(Fleet, err) for err in errors]
         bad = {err["loc"][0] for err in errors if err["loc"]}
         good = {k: v for k, v in values.items() if k not in bad}
@@ -120,6 +120,10 @@ class _Validated:
         skipped = {f"'{i}'" for i in self.invalid_ids}
         kept = [p for p in fleet_problems(fleet) if not _refers_to(p, skipped)]
         return [self.place(p) for p in kept]
+
+
+def _missing_top_level_key(err: Any) -> bool:
+    return bool(err["type"] == "missing" and len(err["loc"]) == 1)
 
 
 def _refers_to(problem: Problem, skipped: set[str]) -> bool:

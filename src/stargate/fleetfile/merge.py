@@ -41,7 +41,7 @@ class Merged:
     sections: dict[str, tuple[str, Position]] = field(default_factory=dict)
     problems: list[LocatedProblem] = field(default_factory=list)
     incomplete: bool = False
-    """True when a file was not a readable mapping, so the document misses whatever that file held."""
+    """True when a file was not a readable mapping, or a list key held no list: the document misses entities."""
 
     def where(self, path: tuple[str | int, ...]) -> tuple[str, Position]:
         """The file and position of a field path of the merged document (nearest existing parent if missing)."""
@@ -99,6 +99,7 @@ class Merged:
         if value is None:  # an empty section (``clusters:`` with nothing under it) adds nothing
             return
         if not isinstance(value, list) or not isinstance(node, SequenceNode):
+            self.incomplete = True  # its entities are unknown, so references to them cannot be checked
             expected = expected_text(Fleet.model_fields[key].annotation, [])
             self._problem(doc.file, pos, key, found_text(value), expected)
             return

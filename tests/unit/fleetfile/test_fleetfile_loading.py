@@ -186,3 +186,23 @@ def test_loaded_fleet_is_a_fleet() -> None:
     fleet = loads_fleet("name: t\n")
     assert isinstance(fleet, Fleet)
     assert [p.name for p in fleet.priority_classes] == ["low", "normal", "high"]
+
+
+def test_a_section_that_is_not_a_list_causes_no_false_reference_errors(tmp_path: Path) -> None:
+    """With 'sites' malformed, clusters naming sites are not reported as dangling; other errors still are."""
+    text = (
+        "name: t\nproviders: [{id: c, name: C, kind: cloud}]\nsites: {id: s}\nclusters:\n"
+        "  - {id: a, site: s, gpu_model: H100-SXM, gpus_per_node: 8, nodes: 0, price_per_gpu_hour_usd: 2}\n"
+    )
+    path = _write(tmp_path, {"f.yaml": text})
+    assert [(p.line, p.path) for p in _problems(path / "f.yaml")] == [(3, "sites"), (5, "clusters[0].nodes")]
+
+
+def test_missing_budget_field_is_reported_even_when_a_file_is_broken(tmp_path: Path) -> None:
+    """Only missing top-level keys are excused by an unparseable file, not a key missing inside the budget."""
+    directory = _write(
+        tmp_path / "d",
+        {"a.yaml": "providers: [\n", "b.yaml": "budget: {initial_usd: 1, start: 2025-01-01, end: 2026-01-01}\n"},
+    )
+    got = [(Path(p.file).name, p.path) for p in _problems(directory)]
+    assert got == [("a.yaml", "(document)"), ("b.yaml", "budget.ceiling_usd")]
