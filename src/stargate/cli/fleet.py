@@ -122,7 +122,10 @@ def _load_or_exit(path: Path, as_json: bool) -> Fleet:
 
 
 def _summary(path: Path, fleet: Fleet | None, errors: int) -> dict[str, Any]:
-    files = [str(f) for f in fleet_files(path)] if path.exists() else []
+    try:
+        files = [str(f) for f in fleet_files(path)] if path.exists() else []
+    except OSError:  # an unreadable directory: the problem list already says so
+        files = []
     empty = dict.fromkeys(("providers", "sites", "buildings", "clusters", "gpus", "contracts", "teams", "queues"))
     return {"path": str(path), "files": files, "errors": errors, **(counts(fleet) if fleet else empty)}
 

@@ -21,7 +21,10 @@ def read_docs(path: Path) -> tuple[list[YamlDoc], list[LocatedProblem]]:
     where = str(path)
     if not path.exists():
         return [], [LocatedProblem(where, 0, 0, DOCUMENT, "no such file or directory", _WANTED)]
-    files = fleet_files(path)
+    try:
+        files = fleet_files(path)
+    except OSError as exc:
+        return [], [LocatedProblem(where, 0, 0, DOCUMENT, f"a directory that cannot be read ({exc.strerror})", _WANTED)]
     if not files:
         return [], [LocatedProblem(where, 0, 0, DOCUMENT, "a directory with no *.yaml or *.yml files", _WANTED)]
     docs: list[YamlDoc] = []
