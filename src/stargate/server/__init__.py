@@ -1,0 +1,1 @@
+"""The API server (FastAPI) and the scheduler loop that drives the engine with the wall clock."""
