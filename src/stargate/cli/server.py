@@ -64,6 +64,7 @@ def up(
     if log_level not in ("debug", "info", "warning", "error"):
         raise _fail(f"--log-level: found '{log_level}'; expected debug, info, warning or error")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     settings = Settings.from_env(
         host=host, port=port, fleet_path=fleet, scheduler_enabled=scheduler, scheduler_interval_s=interval
     )
@@ -130,6 +131,9 @@ def _serve(app: Any, settings: Settings, log_level: str) -> None:
         asyncio.run(server.serve())
     except OSError as exc:
         raise _fail(f"--port: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
+    except SystemExit:  # uvicorn exits this way when it cannot bind
+        if server.started:
+            raise
     if not server.started:
         raise _fail(f"--host/--port: could not listen on {settings.host}:{settings.port} (see the log above)")
 
