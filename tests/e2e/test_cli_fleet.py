@@ -105,6 +105,7 @@ def test_show_json_has_the_2025_fleet() -> None:
     assert doc["totals"]["gpus"] == sum(c["gpus"] for c in doc["clusters"])
 
 
+@pytest.mark.slow  # two CLI runs, or a full table render; the CLI takes ~2-3 s to start
 def test_show_tables_and_month_window() -> None:
     """show prints the tables; --from/--months choose the energised-power rows."""
     done = run("fleet", "show", EXAMPLE, "--from", "2025-05", "--months", "2")
@@ -116,6 +117,7 @@ def test_show_tables_and_month_window() -> None:
     assert "right of first refusal" in done.stdout
 
 
+@pytest.mark.slow  # two CLI runs, or a full table render; the CLI takes ~2-3 s to start
 def test_show_bad_input_behaves_like_validate(tmp_path: Path) -> None:
     """show on a bad file prints located errors and exits 2; a bad --from is exit 2 too."""
     file = tmp_path / "fleet.yaml"
@@ -127,6 +129,7 @@ def test_show_bad_input_behaves_like_validate(tmp_path: Path) -> None:
     assert bad_month.stderr == "error: --from: found '2025-13'; expected a month as YYYY-MM, e.g. 2025-06\n"
 
 
+@pytest.mark.slow  # two CLI runs, or a full table render; the CLI takes ~2-3 s to start
 def test_schema_fleet_and_job_are_json_schema() -> None:
     """schema fleet / schema job print JSON Schema documents with the expected top-level properties."""
     code, fleet = run_json("schema", "fleet")

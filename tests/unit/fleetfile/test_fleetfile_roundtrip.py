@@ -9,7 +9,7 @@ from stargate.domain import Fleet, fleet_problems
 from stargate.fleetfile import dump_fleet, load_fleet, loads_fleet
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fleets())
 def test_dump_then_load_gives_the_same_fleet(fleet: Fleet) -> None:
     """load(dump(fleet)) == fleet, and dumping the loaded fleet gives the same text."""
