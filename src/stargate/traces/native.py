@@ -56,6 +56,8 @@ _DEFAULTS: tuple[Any, ...] = (None, None, None, None, None, (), None, True, None
 _SLOT = {name: position for position, name in enumerate(FIELDS)} | {"submit_time": 1}
 _INF = float("inf")
 _KIND_NAMES = {"": "batch"} | {kind: kind for kind in JOB_KINDS}
+_JSON_NUMBERS = (int, float)
+_JSON_KINDS = {kind: kind for kind in JOB_KINDS}
 _BOOLEANS = {"": True, "true": True, "false": False}
 
 
@@ -135,6 +137,9 @@ def _submit(job: TraceJob) -> float:
 class _CsvLayout:
     """Where each field is in a native CSV row; absent optional columns point at an appended empty field."""
 
+    fast = True
+    """Whether plain rows take the fast path (tests switch it off to compare both paths)."""
+
     def __init__(self, index: dict[str, int], submit: str) -> None:
         """Lay out from the header's column index and the submission column used."""
         self.width = len(index)
@@ -174,6 +179,7 @@ def _read_rows(reader: Any, layout: _CsvLayout, collector: Collector, builder: _
     million rows in a few seconds). Any other row goes through the same checks one field at a time.
     """
     width, pad, timed = layout.width, layout.pad, layout.timed
+    slow_only = timed or not layout.fast
     i_id, i_submit, i_duration, i_gpus, i_queue, *optional = layout.position
     i_models, i_class, i_preempt, i_checkpoint, i_providers, i_regions, i_kind, i_estimate = optional
     seen, jobs, inf, kinds, booleans = builder.seen, builder.jobs, _INF, _KIND_NAMES, _BOOLEANS
@@ -188,7 +194,7 @@ def _read_rows(reader: Any, layout: _CsvLayout, collector: Collector, builder: _
             continue
         if pad:
             row.append("")
-        if not timed:
+        if not slow_only:
             try:
                 submit = float(row[i_submit])
                 duration = float(row[i_duration])
@@ -246,23 +252,73 @@ def _read_jsonl(stream: IO[str], collector: Collector, builder: _Builder) -> Non
             if not text.strip():
                 continue
             try:
-                parsed, timed = _json_row(text)
+                parsed, timed = _json_row(text, builder)
             except RowError as error:
                 collector.bad(line, str(error))
                 continue
-            builder.add(line, parsed, timed)
+            if parsed is not None:
+                builder.add(line, parsed, timed)
     except UnicodeDecodeError:
         not_text(Path(collector.file), collector)
 
 
-def _json_row(text: str) -> tuple[list[Any], bool]:
-    """The checked field values of one JSONL line, and whether it gives ``submit_time``."""
+def _json_row(text: str, builder: _Builder) -> tuple[list[Any] | None, bool]:
+    """The checked field values of one JSONL line and whether it gives ``submit_time``; (None, False) when the
+    fast path has already added the job."""
     try:
         record = json.loads(text)
     except (ValueError, RecursionError):
         raise values.problem("line", text.strip(), "one JSON object") from None
+    if type(record) is dict and builder.timed is not True and _json_fast(record, builder):
+        return None, False
     if not isinstance(record, dict):
         raise values.problem("line", text.strip(), "one JSON object")
+    return _json_checked(record)
+
+
+def _json_fast(record: dict[str, Any], builder: _Builder) -> bool:
+    """Add the job of a plain record (``submit_s``, a new id, no optional key but kind and preemptible) at once.
+
+    Returns False, having added nothing, for any other record: :func:`_json_checked` then checks it key by key.
+    """
+    get = record.get
+    job_id: Any = get("id")
+    queue: Any = get("queue")
+    gpus: Any = get("gpus")
+    submit: Any = get("submit_s")
+    duration: Any = get("duration_s")
+    kind: Any = get("kind", "batch")
+    preemptible: Any = get("preemptible", True)
+    kind = _JSON_KINDS.get(kind) if type(kind) is str else None
+    if (
+        type(job_id) is not str
+        or type(queue) is not str
+        or type(gpus) is not int
+        or type(submit) not in _JSON_NUMBERS
+        or type(duration) not in _JSON_NUMBERS
+        or type(preemptible) is not bool
+        or kind is None
+        or len(record) != 5 + ("kind" in record) + ("preemptible" in record)
+        or not (1 <= gpus <= MAX_GPUS and 0 <= submit < _INF and 0 < duration < _INF)
+        or not (job_id and queue and job_id == job_id.strip() and queue == queue.strip())
+        or job_id in builder.seen
+    ):
+        return False
+    try:
+        submit, duration = float(submit), float(duration)
+    except OverflowError:
+        return False
+    if builder.timed is None:
+        builder.timed = False
+    builder.seen.add(job_id)
+    builder.jobs.append(
+        build_job(job_id, submit, duration, gpus, queue, (), None, preemptible, None, (), (), kind, None)
+    )
+    return True
+
+
+def _json_checked(record: dict[str, Any]) -> tuple[list[Any], bool]:
+    """The field values of one JSON object with every check, and whether it gives ``submit_time``."""
     keys = record.keys()
     unknown = sorted(keys - _SLOT.keys())
     if unknown:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from trace_helpers import bad_lines, read_text, write
 from trace_strategies import traces
 
-from stargate.traces import Trace, TraceError, TraceJob, read_trace, write_native
+from stargate.traces import Trace, TraceError, TraceJob, native, read_trace, write_native
 
 FULL_HEADER = (
     "id,submit_s,duration_s,gpus,queue,gpu_models,priority_class,preemptible,checkpoint_interval_s,"
@@ -178,3 +179,66 @@ def test_write_replaces_an_existing_file_whole(tmp_path: Path) -> None:
     write_native(trace, path)
     assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
     assert read_trace(path, "native").jobs == trace.jobs
+
+
+_ODD_VALUES = st.sampled_from(
+    [None, "", " ", "x", " x ", 0, -1, 1, 2.5, True, 1e308, 10**400, [], ["a"], {}, "batch", "train"]
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    records=st.lists(
+        st.dictionaries(
+            st.sampled_from(["id", "submit_s", "duration_s", "gpus", "queue", "kind", "preemptible", "gpu_models"]),
+            _ODD_VALUES,
+        ),
+        max_size=6,
+    )
+)
+def test_jsonl_fast_path_agrees_with_the_full_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, records: list[dict[str, object]]
+) -> None:
+    """Plain records take a fast path; with it switched off, every line gives the same job or the same bad row."""
+    path = tmp_path / "odd.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    fast = read_trace(path, "native")
+    with monkeypatch.context() as patch:
+        patch.setattr(native, "_json_fast", lambda record, builder: False)
+        checked = read_trace(path, "native")
+    assert fast.jobs == checked.jobs
+    assert fast.bad_rows == checked.bad_rows
+
+
+_ODD_FIELDS = st.sampled_from(
+    ["", " ", "x", " x ", "0", "-1", "1", "2.5", "nan", "1e999", "true", "FALSE", "train", "a|b"]
+)
+
+
+_PLAIN_ROW = ["a", "0", "1", "1", "q", "", "", "", "", "", "", "", ""]
+
+
+@st.composite
+def _odd_rows(draw: st.DrawFn) -> list[str]:
+    """A plain row with up to three fields replaced by odd values (most often a required one)."""
+    row = list(_PLAIN_ROW)
+    for _ in range(draw(st.integers(0, 3))):
+        row[draw(st.integers(0, 4) | st.integers(0, 12))] = draw(_ODD_FIELDS)
+    return row
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(_odd_rows(), max_size=6))
+def test_csv_fast_path_agrees_with_the_full_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: list[list[str]]
+) -> None:
+    """Plain rows take a fast path; with it switched off, every row gives the same job or the same bad row."""
+    path = tmp_path / "odd.csv"
+    lines = [",".join([f"r{number}" if row[0] == "a" else row[0], *row[1:]]) for number, row in enumerate(rows)]
+    path.write_text(FULL_HEADER + "".join(line + "\n" for line in lines), encoding="utf-8")
+    fast = read_trace(path, "native")
+    with monkeypatch.context() as patch:
+        patch.setattr(native._CsvLayout, "fast", False)
+        checked = read_trace(path, "native")
+    assert fast.jobs == checked.jobs
+    assert fast.bad_rows == checked.bad_rows
