@@ -3,6 +3,7 @@ the fleet in force (parsed once per version)."""
 
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -53,6 +54,18 @@ class ExecutorRegistry:
 
 
 @dataclass
+class LoopState:
+    """What the scheduler loop remembers between cycles to skip deciding when nothing changed.
+
+    ``fingerprint`` is (fleet version, newest event id) after the last decision; every submission, status change
+    and fleet change moves it. ``wakeup`` is the engine's next time-driven instant (None: none).
+    """
+
+    fingerprint: tuple[str, int] | None = None
+    wakeup: datetime | None = None
+
+
+@dataclass
 class ServerContext:
     """Everything one server process shares; built once in :func:`stargate.server.app.create_app`."""
 
@@ -61,6 +74,7 @@ class ServerContext:
     metrics: Metrics = field(default_factory=Metrics)
     fleet: FleetCache = field(default_factory=FleetCache)
     executors: ExecutorRegistry | None = None
+    loop: LoopState = field(default_factory=LoopState)
 
     def __post_init__(self) -> None:
         if self.executors is None:

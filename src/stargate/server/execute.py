@@ -60,11 +60,9 @@ def request_for(job: JobRow, attempt: int, gpu_ids: list[int], cluster: str) -> 
 def submit_placed(ctx: ServerContext, now: datetime, out: Executed) -> None:
     """Hand every placed job to its executor, then record the handles and move the jobs to running."""
     with ctx.db.read() as session:
-        work = [
-            (job, run)
-            for job in job_repo.with_status(session, [JobStatus.PLACED])
-            if (run := run_repo.get(session, job.id, job.attempt)) is not None
-        ]
+        placed = job_repo.with_status(session, [JobStatus.PLACED])
+        current = run_repo.current_for(session, placed)
+    work = [(job, current[job.id]) for job in placed if job.id in current]
     handles: list[tuple[int, int, str]] = []
     for job, run in work:
         executor = ctx.executor(run.executor)
@@ -77,9 +75,9 @@ def submit_placed(ctx: ServerContext, now: datetime, out: Executed) -> None:
     with ctx.db.write() as session:
         rows = job_repo.get_many(session, [h[0] for h in handles], for_update=True)
         for job_id, attempt, key in handles:
-            run = run_repo.get(session, job_id, attempt)
-            if run is not None and run.handle_key is None:
-                run.handle_key = key
+            stored = run_repo.get(session, job_id, attempt)
+            if stored is not None and stored.handle_key is None:
+                stored.handle_key = key
             row = rows.get(job_id)
             if row is not None and row.status == JobStatus.PLACED and row.attempt == attempt:
                 transition(session, row, JobStatus.RUNNING, f"running on {row.cluster}", ACTOR, now)
@@ -89,11 +87,9 @@ def submit_placed(ctx: ServerContext, now: datetime, out: Executed) -> None:
 def poll_running(ctx: ServerContext, now: datetime, out: Executed) -> None:
     """Ask executors about running jobs; record the ones that ended (succeeded, failed, cancelled, lost)."""
     with ctx.db.read() as session:
-        work = [
-            (job.id, job.attempt, run)
-            for job in job_repo.with_status(session, [JobStatus.RUNNING])
-            if (run := run_repo.get(session, job.id, job.attempt)) is not None and run.handle_key
-        ]
+        running = job_repo.with_status(session, [JobStatus.RUNNING])
+        current = run_repo.current_for(session, running)
+    work = [(j.id, j.attempt, current[j.id]) for j in running if j.id in current and current[j.id].handle_key]
     ended: list[tuple[int, int, RunStatus]] = []
     for job_id, attempt, run in work:
         executor = ctx.executor(run.executor)
@@ -106,9 +102,9 @@ def poll_running(ctx: ServerContext, now: datetime, out: Executed) -> None:
     with ctx.db.write() as session:
         rows = job_repo.get_many(session, [e[0] for e in ended], for_update=True)
         for job_id, attempt, status in ended:
-            job, run = rows.get(job_id), run_repo.get(session, job_id, attempt)
-            if run is not None and not run.ended:
-                run_repo.mark_ended(run, now, status.exit_code, f"{status.state.value}: {status.reason}".strip(": "))
+            job, stored = rows.get(job_id), run_repo.get(session, job_id, attempt)
+            if stored is not None and not stored.ended:
+                run_repo.mark_ended(stored, now, status.exit_code, f"{status.state.value}: {status.reason}".strip(": "))
             if job is not None and job.status == JobStatus.RUNNING and job.attempt == attempt:
                 to, why = final_status(status)
                 job.exit_code = status.exit_code

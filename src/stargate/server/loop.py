@@ -8,14 +8,18 @@ cycles (see :mod:`stargate.server.lock`).
 import logging
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from stargate.server.context import ServerContext
-from stargate.server.decide import Snapshot, apply_decisions, decide, take_snapshot
+from stargate.server.decide import ENGINE_EPOCH, apply_decisions, decide, take_snapshot
+from stargate.server.errors import NotFoundError
 from stargate.server.execute import Executed, poll_running, reap_orphans, submit_placed
 from stargate.server.lock import SchedulerLock
+from stargate.store.repositories import events as event_repo
+from stargate.store.repositories import fleet_versions
+from stargate.store.repositories import jobs as job_repo
+from stargate.store.repositories import teams as team_repo
 
 log = logging.getLogger("stargate.scheduler")
 
@@ -35,6 +39,8 @@ class CycleReport:
     executor_errors: int = 0
     pending_after: int = 0
     duration_s: float = 0.0
+    decided: bool = True
+    """False when the cycle skipped the engine because nothing changed since the last decision."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -44,41 +50,62 @@ def run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
     report = CycleReport(at=now)
     executed = Executed()
     poll_running(ctx, now, executed)
-    snap = take_snapshot(ctx)
-    if snap is None:
-        report.notes.append("no fleet applied yet")
+    if _needs_decision(ctx, now):
+        _decide_and_apply(ctx, now, report)
     else:
-        result, lost = decide(snap, now)
-        applied = apply_decisions(ctx, snap, result, lost, now)
-        report.placed, report.preempted = applied.placed, applied.preempted
-        report.rejected, report.requeued = applied.rejected, applied.requeued
-        ctx.metrics.placements.inc(applied.placed)
-        ctx.metrics.preemptions.inc(applied.preempted)
+        report.decided = False
     submit_placed(ctx, now, executed)
     reap_orphans(ctx, now, executed)
     report.started, report.finished, report.reaped = executed.started, executed.finished, executed.reaped
     report.executor_errors = executed.errors
-    if snap is not None:
-        report.pending_after = _update_gauges(ctx)
+    report.pending_after = _update_gauges(ctx)
+    ctx.loop.fingerprint = _fingerprint(ctx) if report.decided else ctx.loop.fingerprint
     report.duration_s = time.perf_counter() - t0
     ctx.metrics.cycle_seconds.observe(report.duration_s)
     return report
 
 
-def _update_gauges(ctx: ServerContext) -> int:
-    """Refresh queue depth per team and running GPUs per cluster from the database; returns pending jobs."""
-    snap: Snapshot | None = take_snapshot(ctx)
+def _fingerprint(ctx: ServerContext) -> tuple[str, int]:
+    with ctx.db.read() as session:
+        return fleet_versions.current_version(session) or "", event_repo.last_id(session)
+
+
+def _needs_decision(ctx: ServerContext, now: datetime) -> bool:
+    """False when no job, no fleet and no engine deadline changed since the last decision (an idle cycle)."""
+    state = ctx.loop
+    if state.fingerprint is None or state.fingerprint != _fingerprint(ctx):
+        return True
+    return state.wakeup is not None and now >= state.wakeup
+
+
+def _decide_and_apply(ctx: ServerContext, now: datetime, report: CycleReport) -> None:
+    snap = take_snapshot(ctx)
     if snap is None:
-        return 0
-    depth = Counter(j.team_id for j in snap.pending)
-    for team in snap.fleet.teams:
-        depth.setdefault(team.id, 0)
-    gpus: Counter[str] = Counter({c.id: 0 for c in snap.fleet.clusters})
-    for job in snap.holding:
-        gpus[job.cluster or "?"] += job.gpus
-    ctx.metrics.set_queue_depth(dict(depth))
-    ctx.metrics.set_running_gpus(dict(gpus))
-    return len(snap.pending)
+        report.notes.append("no fleet applied yet")
+        return
+    result, lost = decide(snap, now)
+    applied = apply_decisions(ctx, snap, result, lost, now)
+    report.placed, report.preempted = applied.placed, applied.preempted
+    report.rejected, report.requeued = applied.rejected, applied.requeued
+    ctx.loop.wakeup = None if result.next_wakeup_s is None else ENGINE_EPOCH + timedelta(seconds=result.next_wakeup_s)
+    ctx.metrics.placements.inc(applied.placed)
+    ctx.metrics.preemptions.inc(applied.preempted)
+
+
+def _update_gauges(ctx: ServerContext) -> int:
+    """Refresh queue depth per team and GPUs held per cluster from the database; returns the pending jobs."""
+    with ctx.db.read() as session:
+        depth = job_repo.pending_by_team(session)
+        gpus = job_repo.held_gpus_by_cluster(session)
+        teams = [t.id for t in team_repo.list_teams(session)]
+        try:
+            _, fleet = ctx.fleet.get(session)
+            clusters = [c.id for c in fleet.clusters]
+        except NotFoundError:
+            clusters = []
+    ctx.metrics.set_queue_depth({team: depth.get(team, 0) for team in sorted(set(teams) | set(depth))})
+    ctx.metrics.set_running_gpus({c: gpus.get(c, 0) for c in sorted(set(clusters) | set(gpus))})
+    return sum(depth.values())
 
 
 class SchedulerThread:

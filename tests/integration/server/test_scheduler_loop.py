@@ -147,3 +147,12 @@ def test_preemption_requeues_the_victim_stops_its_run_and_restarts_it_as_a_new_a
     assert [(r.attempt, r.ended) for r in _runs(harness, victim["id"])] == [(0, True), (1, False)]
     harness.client.post(f"/api/v1/jobs/{victim['id']}/cancel", headers=harness.headers())
     assert run_cycle(harness.ctx, _now()).reaped == 1
+
+
+def test_idle_cycles_skip_the_engine_until_a_job_changes(harness: Harness) -> None:
+    assert run_cycle(harness.ctx, _now()).decided  # the first cycle always decides
+    idle = run_cycle(harness.ctx, _now())
+    assert not idle.decided and idle.placed == 0
+    job = harness.submit(command="true")["id"]
+    busy = run_cycle(harness.ctx, _now())
+    assert busy.decided and busy.placed == 1 and _status(harness, job) == "running"

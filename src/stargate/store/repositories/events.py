@@ -1,6 +1,6 @@
 """Job events: the append-only log of status changes, read in order with a cursor."""
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from stargate.store.models import JobEventRow, JobRow
@@ -29,3 +29,8 @@ def page(
 def for_job(session: Session, job_id: int) -> list[JobEventRow]:
     """Every event of one job, oldest first."""
     return list(session.scalars(select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)))
+
+
+def last_id(session: Session) -> int:
+    """The id of the newest event (0 when there is none): it changes whenever any job changes."""
+    return int(session.scalar(select(func.max(JobEventRow.id))) or 0)

@@ -75,3 +75,19 @@ def counts_by_queue(session: Session) -> dict[tuple[str, JobStatus], tuple[int, 
         .group_by(JobRow.queue_id, JobRow.status)
     )
     return {(q, JobStatus(s)): (int(n), int(g)) for q, s, n, g in session.execute(query)}
+
+
+def pending_by_team(session: Session) -> dict[str, int]:
+    """Pending jobs per team."""
+    query = select(JobRow.team_id, func.count()).where(JobRow.status == JobStatus.PENDING).group_by(JobRow.team_id)
+    return {team: int(n) for team, n in session.execute(query)}
+
+
+def held_gpus_by_cluster(session: Session) -> dict[str, int]:
+    """GPUs held by placed and running jobs per cluster."""
+    query = (
+        select(JobRow.cluster, func.coalesce(func.sum(JobRow.gpus), 0))
+        .where(JobRow.status.in_([JobStatus.PLACED, JobStatus.RUNNING]))
+        .group_by(JobRow.cluster)
+    )
+    return {str(cluster): int(n) for cluster, n in session.execute(query)}

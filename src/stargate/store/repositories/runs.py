@@ -1,11 +1,12 @@
 """Runs: each attempt of a job handed to an executor, with the handle that finds it again after a restart."""
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from stargate.store.models import RunRow
+from stargate.store.models import JobRow, RunRow
 
 
 def add(session: Session, run: RunRow) -> RunRow:
@@ -37,3 +38,12 @@ def mark_ended(run: RunRow, at: datetime, exit_code: int | None, note: str) -> N
     run.ended_at = at
     run.exit_code = exit_code
     run.note = note
+
+
+def current_for(session: Session, jobs: Iterable[JobRow]) -> dict[int, RunRow]:
+    """For each job, the run of its current attempt (jobs without one are left out), in one query."""
+    attempt = {j.id: j.attempt for j in jobs}
+    if not attempt:
+        return {}
+    rows = session.scalars(select(RunRow).where(RunRow.job_id.in_(list(attempt))))
+    return {r.job_id: r for r in rows if attempt.get(r.job_id) == r.attempt}
