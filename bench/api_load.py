@@ -1,0 +1,438 @@
+"""API load and scheduling-cycle benchmark: prints figures and ratios against baselines measured in the same run.
+
+1. Submissions: N job submissions (``POST /api/v1/jobs``) by C concurrent httpx clients (one connection each) after
+   a warm-up, against a real ``stargate up`` on loopback (SQLite; PostgreSQL too with ``--postgres-url`` or
+   STARGATE_DATABASE_URL), scheduler off so that no job runs. Baseline: a bare FastAPI endpoint that parses the
+   same JSON body and answers 201, served by uvicorn the same way, hit by the same clients.
+2. Scheduling cycle: J pending jobs over K clusters. (a) the engine alone (``Scheduler.submit`` + ``cycle``) against
+   a naive first-fit scan written here (a Python loop over clusters per job, no quotas); (b) the server's
+   ``run_cycle`` over a database holding the jobs (snapshot, engine, one decision transaction, handles recorded)
+   with an executor that records handles without starting processes (starting 10,000 processes is not what is
+   measured).
+
+Bounded: every part stops at its count or at ``--max-seconds``. Loopback only.
+
+    .venv/bin/python bench/api_load.py                       # N=5,000, C=16, J=10,000, K=500
+    .venv/bin/python bench/api_load.py --requests 1000 --skip-cycle
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from sqlalchemy import make_url
+
+from stargate.domain import Cluster, Fleet, JobSpec, Provider, Queue, Quota, Site, Team
+from stargate.engine import FleetIndex, JobRequest, Scheduler, get_policy
+from stargate.executors import Capabilities, RunHandle, RunRequest, RunState, RunStatus
+from stargate.fleetfile import dump_fleet
+from stargate.server.auth import Principal, Role
+from stargate.server.bootstrap import open_database, prepare
+from stargate.server.context import ExecutorRegistry
+from stargate.server.loop import run_cycle
+from stargate.server.services import jobs as job_service
+from stargate.server.settings import Settings
+
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
+MODELS = ("H100-SXM", "H200", "B200", "GB200", "MI300X")
+BARE_APP = """
+import sys
+import uvicorn
+from fastapi import FastAPI
+app = FastAPI()
+@app.get("/healthz")
+def health() -> dict:
+    return {"status": "ok"}
+@app.post("/api/v1/jobs", status_code=201)
+def submit(body: dict) -> dict:
+    return {"id": "j-0", "status": "pending"}
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+
+@dataclass
+class LoadResult:
+    """What one load run measured."""
+
+    label: str
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        """Completed requests per second."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        """Latency percentile ``q`` (0–100), ms."""
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] if ordered else 0.0
+
+    def line(self) -> str:
+        """One line of figures."""
+        return (
+            f"{self.label:<32} {self.rate:>8,.0f} submissions/s   p50 {self.percentile(50):6.1f} ms   "
+            f"p99 {self.percentile(99):6.1f} ms   ({self.requests:,} in {self.seconds:.1f} s, {self.errors} errors)"
+        )
+
+
+def load_note() -> str:
+    """The machine's load averages and cores, for the record."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+def free_port() -> int:
+    """A free loopback TCP port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    """Wait until ``url/healthz`` answers 200; exit with the server's output if it died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"error: the server at {url} exited with code {proc.returncode} before answering")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    sys.exit(f"error: the server at {url} did not answer within {timeout_s:.0f} s")
+
+
+def job_body(n: int) -> dict[str, Any]:
+    """The n-th submitted job spec (JSON)."""
+    return {"name": f"bench-{n}", "queue": "bench-q", "gpus": 1 + n % 8, "command": "true"}
+
+
+async def _worker(
+    client: httpx.AsyncClient, next_n: Callable[[], int | None], out: list[float], errors: list[int]
+) -> None:
+    while (n := next_n()) is not None:
+        t0 = time.perf_counter()
+        try:
+            response = await client.post("/api/v1/jobs", json=job_body(n))
+            status = response.status_code
+        except httpx.TransportError:  # a timeout or a dropped connection counts as an error, not a crash
+            status = 0
+        out.append((time.perf_counter() - t0) * 1000)
+        if status != 201:
+            errors.append(status)
+
+
+async def _load(
+    url: str, token: str, count: int, concurrency: int, max_seconds: float
+) -> tuple[float, list[float], int]:
+    """Send ``count`` submissions with ``concurrency`` clients; (seconds, latencies ms, errors)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    counter = iter(range(count))
+    deadline = time.monotonic() + max_seconds
+
+    def next_n() -> int | None:
+        return next(counter, None) if time.monotonic() < deadline else None
+
+    latencies: list[float] = []
+    errors: list[int] = []
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    clients = [httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=10) for _ in range(concurrency)]
+    t0 = time.perf_counter()
+    await asyncio.gather(*(_worker(c, next_n, latencies, errors) for c in clients))
+    seconds = time.perf_counter() - t0
+    await asyncio.gather(*(c.aclose() for c in clients))
+    return seconds, latencies, len(errors)
+
+
+def measure(label: str, url: str, args: argparse.Namespace) -> LoadResult:
+    """Warm up, then measure ``args.requests`` submissions."""
+    asyncio.run(_load(url, ADMIN_TOKEN, args.warmup, args.concurrency, args.max_seconds))
+    seconds, latencies, errors = asyncio.run(_load(url, ADMIN_TOKEN, args.requests, args.concurrency, args.max_seconds))
+    return LoadResult(label, len(latencies), seconds, latencies, errors)
+
+
+def bench_fleet_yaml(path: Path) -> Path:
+    """A one-cluster fleet with the queue ``bench-q`` (for the API runs)."""
+    fleet = Fleet(
+        name="bench-api",
+        providers=[Provider(id="local", name="Local", kind="owned")],
+        sites=[Site(id="lab", provider="local", region="test")],
+        clusters=[
+            Cluster(
+                id="c0", site="lab", gpu_model="H100-SXM", gpus_per_node=8, nodes=4, price_per_gpu_hour_usd=Decimal(2)
+            )
+        ],
+        teams=[Team(id="bench", name="Bench")],
+        queues=[Queue(id="bench-q", team="bench", quotas=[Quota(gpu_model="*", gpus=32)])],
+    )
+    path.write_text(dump_fleet(fleet))
+    return path
+
+
+def run_stargate(label: str, tmp: Path, database_url: str | None, args: argparse.Namespace) -> LoadResult:
+    """Start ``stargate up`` (scheduler off) on a fresh state and measure submissions against it."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STARGATE_")}
+    env.update(STARGATE_HOME=str(tmp / label / ".stargate"), STARGATE_ADMIN_TOKEN=ADMIN_TOKEN)
+    if database_url:
+        env["STARGATE_DATABASE_URL"] = database_url
+    fleet = bench_fleet_yaml(tmp / f"{label}-fleet.yaml")
+    argv = [sys.executable, "-m", "stargate", "up", "--port", str(port), "--fleet", str(fleet)]
+    argv += ["--no-scheduler", "--log-level", "warning"]
+    return _with_server(label, argv, env, port, args)
+
+
+def run_bare(args: argparse.Namespace) -> LoadResult:
+    """Measure the bare FastAPI endpoint (the baseline)."""
+    port = free_port()
+    argv = [sys.executable, "-c", BARE_APP, str(port)]
+    return _with_server("bare FastAPI endpoint (baseline)", argv, dict(os.environ), port, args)
+
+
+def _with_server(label: str, argv: list[str], env: dict[str, str], port: int, args: argparse.Namespace) -> LoadResult:
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_healthy(url, proc)
+        return measure(label, url, args)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def cycle_fleet(clusters: int, teams: int = 20) -> Fleet:
+    """``clusters`` clusters of 128 GPUs (16 nodes × 8) over 5 providers and 50 sites; ``teams`` queues sharing
+    one cohort, quotas summing to the fleet's GPUs."""
+    providers = [Provider(id=f"p{i}", name=f"Provider {i}", kind="cloud") for i in range(5)]
+    sites = [Site(id=f"s{i}", provider=f"p{i % 5}", region=f"r{i % 10}") for i in range(50)]
+    cluster_list = [
+        Cluster(
+            id=f"c{i:03d}",
+            site=f"s{i % 50}",
+            gpu_model=MODELS[i % len(MODELS)],
+            gpus_per_node=8,
+            nodes=16,
+            price_per_gpu_hour_usd=Decimal("1.50") + Decimal(i % 17) / 10,
+        )
+        for i in range(clusters)
+    ]
+    share = clusters * 128 // teams
+    return Fleet(
+        name="bench-cycle",
+        providers=providers,
+        sites=sites,
+        clusters=cluster_list,
+        teams=[Team(id=f"t{i}", name=f"Team {i}") for i in range(teams)],
+        queues=[
+            Queue(id=f"q{i}", team=f"t{i}", cohort="all", quotas=[Quota(gpu_model="*", gpus=share)])
+            for i in range(teams)
+        ],
+    )
+
+
+def cycle_jobs(count: int, teams: int, seed: int = 7) -> list[JobRequest]:
+    """``count`` pending jobs: 1–8 GPUs, a quarter pinned to one GPU model, submitted over the last hour."""
+    rng = random.Random(seed)
+    return [
+        JobRequest(
+            id=f"j{n}",
+            queue=f"q{n % teams}",
+            gpus=rng.choice((1, 1, 2, 4, 8)),
+            gpu_models=(rng.choice(MODELS),) if n % 4 == 0 else (),
+            priority=500,
+            submit_s=3600.0 + n * 0.01,
+            duration_s=600.0,
+        )
+        for n in range(count)
+    ]
+
+
+def naive_cheapest_fit(fleet: Fleet, jobs: list[JobRequest]) -> int:
+    """Baseline: for each job in submit order, a Python loop over every cluster object for the cheapest one with
+    enough free GPUs of an accepted model (ties: fewest GPUs left); placements made. No quotas, no backfill."""
+    clusters = [(c.id, c.gpu_model, float(c.price_per_gpu_hour_usd)) for c in fleet.clusters]
+    free = {c.id: c.gpus for c in fleet.clusters}
+    placed = 0
+    for job in jobs:
+        best: tuple[float, int, str] | None = None
+        for cluster_id, model, price in clusters:
+            left = free[cluster_id] - job.gpus
+            if left >= 0 and (not job.gpu_models or model in job.gpu_models):
+                key = (price, left, cluster_id)
+                best = key if best is None or key < best else best
+        if best is not None:
+            free[best[2]] -= job.gpus
+            placed += 1
+    return placed
+
+
+def bench_engine(fleet: Fleet, jobs: list[JobRequest]) -> None:
+    """Engine cycle vs the naive scan, same jobs and fleet."""
+    epoch = datetime(2026, 1, 1, tzinfo=UTC)
+    t0 = time.perf_counter()
+    sched = Scheduler(FleetIndex.from_fleet(fleet, epoch=epoch), get_policy("stargate"))
+    t1 = time.perf_counter()
+    for job in jobs:
+        sched.submit(job)
+    result = sched.cycle(7200.0)
+    t2 = time.perf_counter()
+    placed = naive_cheapest_fit(fleet, jobs)
+    t3 = time.perf_counter()
+    engine_rate = len(result.starts) / (t2 - t1)
+    naive_rate = placed / (t3 - t2)
+    print(f"  engine index build            {t1 - t0:8.3f} s")
+    print(
+        f"  engine submit + cycle         {t2 - t1:8.3f} s  {len(result.starts):,} placements  "
+        f"{engine_rate:,.0f} placements/s  ({len(result.rejections)} rejections)"
+    )
+    print(f"  naive cheapest-fit (baseline) {t3 - t2:8.3f} s  {placed:,} placements  {naive_rate:,.0f} placements/s")
+    print(
+        f"  ratio engine / naive          {engine_rate / naive_rate:8.2f}×"
+        "  (the engine also keeps quotas, priority order and backfill)"
+    )
+    goal = "met" if engine_rate >= 5000 else "NOT met"
+    print(f"  goal ≥ 5,000 placements/s     {goal}")
+
+
+class RecordingExecutor:
+    """Records handles without starting anything: the cycle's decision path is what is measured."""
+
+    kind = "local"
+    capabilities = Capabilities()
+
+    def submit(self, request: RunRequest) -> RunHandle:
+        """A handle named after the run."""
+        return RunHandle("local", f"{request.job_id}:{request.attempt}")
+
+    def poll(self, handle: RunHandle) -> RunStatus:
+        """Always running."""
+        return RunStatus(RunState.RUNNING)
+
+    def cancel(self, handle: RunHandle) -> None:
+        """Nothing to stop."""
+
+    def logs(self, handle: RunHandle, offset: int = 0) -> tuple[str, int]:
+        """No output."""
+        return "", offset
+
+
+def bench_run_cycle(
+    label: str, fleet: Fleet, jobs: list[JobRequest], home: Path, url: str | None, max_seconds: float
+) -> None:
+    """Store the jobs as pending, then time ``run_cycle`` until nothing more is placed."""
+    settings = Settings.from_env({"STARGATE_HOME": str(home), **({"STARGATE_DATABASE_URL": url} if url else {})})
+    db = open_database(settings)
+    prepared = prepare(settings, db, fleet, now=datetime.now(UTC))
+    ctx = replace(prepared.ctx, executors=ExecutorRegistry(settings, _built={"local": RecordingExecutor()}))
+    admin = Principal(token_id="bench", name="bench", team=None, role=Role.ADMIN)
+    now = datetime.now(UTC)
+    t0 = time.perf_counter()
+    with db.write() as session:
+        for job in jobs:
+            spec = JobSpec(name=job.id, queue=job.queue, gpus=job.gpus, gpu_models=list(job.gpu_models), command="true")
+            job_service.submit(session, admin, spec, fleet, now)
+    stored = time.perf_counter() - t0
+    placed, seconds, cycles = 0, 0.0, 0
+    pending = len(jobs)
+    while pending and cycles < 50 and seconds < max_seconds:
+        report = run_cycle(ctx, datetime.now(UTC))
+        cycles += 1
+        placed += report.placed
+        seconds += report.duration_s
+        pending = report.pending_after
+    db.close()
+    print(f"  {label}: stored {len(jobs):,} pending jobs in {stored:.2f} s (one transaction)")
+    print(
+        f"  {label}: run_cycle ×{cycles}: {placed:,} placements in {seconds:.2f} s = "
+        f"{placed / seconds if seconds else 0:,.0f} placements/s, {pending:,} still pending"
+        " (each cycle: poll, snapshot, engine, decision transaction, handles recorded)"
+    )
+
+
+@contextmanager
+def fresh_postgres(admin_url: str) -> Iterator[str]:
+    """A new empty database on the server of ``admin_url`` (dropped afterwards), so the bench never touches data."""
+    url = make_url(admin_url)
+    plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"stargate_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=5000, help="Measured submissions per server (default 5000).")
+    parser.add_argument("--warmup", type=int, default=300, help="Warm-up submissions per server (default 300).")
+    parser.add_argument("--concurrency", type=int, default=16, help="Concurrent clients (default 16).")
+    parser.add_argument("--max-seconds", type=float, default=120.0, help="Time bound of each load run, s.")
+    parser.add_argument("--postgres-url", default=os.environ.get("STARGATE_DATABASE_URL"), help="PostgreSQL URL.")
+    parser.add_argument("--jobs", type=int, default=10_000, help="Pending jobs for the cycle part (default 10000).")
+    parser.add_argument("--clusters", type=int, default=500, help="Clusters for the cycle part (default 500).")
+    parser.add_argument("--skip-api", action="store_true", help="Skip the submissions part.")
+    parser.add_argument("--skip-cycle", action="store_true", help="Skip the scheduling-cycle part.")
+    return parser.parse_args()
+
+
+def main() -> None:
+    """Run the parts asked for and print their figures."""
+    args = parse_args()
+    print(f"machine: {load_note()}; Python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory(prefix="stargate-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        if not args.skip_api:
+            print(
+                f"\n== submissions: {args.requests:,} after {args.warmup} warm-up, {args.concurrency} clients, loopback"
+            )
+            bare = run_bare(args)
+            print(bare.line())
+            results = [run_stargate("stargate up, SQLite", tmp, None, args)]
+            if args.postgres_url:
+                with fresh_postgres(args.postgres_url) as url:
+                    results.append(run_stargate("stargate up, PostgreSQL", tmp, url, args))
+            for result in results:
+                print(result.line())
+                print(f"{'':<32} ratio to the bare endpoint: {result.rate / bare.rate:.2f}× the rate")
+            sqlite = results[0]
+            met = sqlite.rate >= 1000 and sqlite.percentile(99) <= 50
+            print(f"goal on SQLite (≥ 1,000 submissions/s, p99 ≤ 50 ms): {'met' if met else 'NOT met'}; {load_note()}")
+        if not args.skip_cycle:
+            teams = 20
+            print(f"\n== scheduling cycle: {args.jobs:,} pending jobs over {args.clusters} clusters")
+            fleet, jobs = cycle_fleet(args.clusters, teams), cycle_jobs(args.jobs, teams)
+            bench_engine(fleet, jobs)
+            bench_run_cycle("server, SQLite", fleet, jobs, tmp / "cycle-sqlite", None, args.max_seconds)
+            if args.postgres_url:
+                with fresh_postgres(args.postgres_url) as url:
+                    bench_run_cycle("server, PostgreSQL", fleet, jobs, tmp / "cycle-pg", url, args.max_seconds)
+            print(f"  {load_note()}")
+    print("\ndone")
+
+
+if __name__ == "__main__":
+    main()
