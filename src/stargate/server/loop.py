@@ -50,8 +50,10 @@ def run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
     report = CycleReport(at=now)
     executed = Executed()
     poll_running(ctx, now, executed)
-    if _needs_decision(ctx, now):
+    fingerprint = _fingerprint(ctx)  # read BEFORE the snapshot: a change made after it shows up next cycle
+    if _needs_decision(ctx, fingerprint, now):
         _decide_and_apply(ctx, now, report)
+        ctx.loop.fingerprint = fingerprint
     else:
         report.decided = False
     submit_placed(ctx, now, executed)
@@ -59,7 +61,6 @@ def run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
     report.started, report.finished, report.reaped = executed.started, executed.finished, executed.reaped
     report.executor_errors = executed.errors
     report.pending_after = _update_gauges(ctx)
-    ctx.loop.fingerprint = _fingerprint(ctx) if report.decided else ctx.loop.fingerprint
     report.duration_s = time.perf_counter() - t0
     ctx.metrics.cycle_seconds.observe(report.duration_s)
     return report
@@ -70,10 +71,13 @@ def _fingerprint(ctx: ServerContext) -> tuple[str, int]:
         return fleet_versions.current_version(session) or "", event_repo.last_id(session)
 
 
-def _needs_decision(ctx: ServerContext, now: datetime) -> bool:
-    """False when no job, no fleet and no engine deadline changed since the last decision (an idle cycle)."""
+def _needs_decision(ctx: ServerContext, fingerprint: tuple[str, int], now: datetime) -> bool:
+    """False when no job, no fleet and no engine deadline changed since the last decision (an idle cycle).
+
+    The cycle after a decision always decides again (the decision's own events moved the fingerprint).
+    """
     state = ctx.loop
-    if state.fingerprint is None or state.fingerprint != _fingerprint(ctx):
+    if state.fingerprint is None or state.fingerprint != fingerprint:
         return True
     return state.wakeup is not None and now >= state.wakeup
 

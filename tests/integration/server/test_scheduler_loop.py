@@ -151,6 +151,9 @@ def test_preemption_requeues_the_victim_stops_its_run_and_restarts_it_as_a_new_a
 
 def test_idle_cycles_skip_the_engine_until_a_job_changes(harness: Harness) -> None:
     assert run_cycle(harness.ctx, _now()).decided  # the first cycle always decides
+    harness.submit(gpus=64)  # rejected by the next decision: that writes an event, so one more cycle decides
+    assert run_cycle(harness.ctx, _now()).rejected == 1
+    assert run_cycle(harness.ctx, _now()).decided
     idle = run_cycle(harness.ctx, _now())
     assert not idle.decided and idle.placed == 0
     job = harness.submit(command="true")["id"]
