@@ -1,0 +1,135 @@
+"""The API client's wording and config handling (no server: formatting only, with httpx.MockTransport)."""
+
+import json
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+
+from stargate.cli.jobfile import JobFileError, loads_job
+from stargate.client import (
+    DEFAULT_URL,
+    ClientConfig,
+    ConflictError,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+    ServerError,
+    ServerUnreachableError,
+    StargateClient,
+    UnauthorizedError,
+    load_config,
+    save_config,
+)
+
+
+def answering(status: int, body: object) -> StargateClient:
+    """A client whose every request gets ``status`` with ``body`` (JSON, or text when a str)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(body, str):
+            return httpx.Response(status, text=body)
+        return httpx.Response(status, json=body)
+
+    return StargateClient("http://sg.test", "tok", transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "message"),
+    [
+        (401, UnauthorizedError, "401 unauthorised: bad token; run `stargate login --url URL --token TOKEN`"),
+        (403, ForbiddenError, "403 forbidden: bad token"),
+        (404, NotFoundError, "404 not found: bad token"),
+        (409, ConflictError, "409 conflict: bad token"),
+        (422, InvalidError, "422 invalid: bad token"),
+        (503, ServerError, "503 server error: bad token"),
+    ],
+)
+def test_each_refusal_is_its_own_exception_with_the_servers_detail(status: int, kind: type, message: str) -> None:
+    with pytest.raises(kind) as caught:
+        answering(status, {"detail": "bad token"}).whoami()
+    assert str(caught.value) == message
+    assert caught.value.exit_code == 1
+
+
+def test_fastapis_validation_list_reads_as_located_lines() -> None:
+    detail = [
+        {"loc": ["body", "gpus"], "msg": "Input should be a valid integer", "type": "int_parsing"},
+        {"loc": ["body", "queue"], "msg": "Field required", "type": "missing"},
+    ]
+    with pytest.raises(InvalidError) as caught:
+        answering(422, {"detail": detail}).submit_job({})
+    assert caught.value.detail == "body.gpus: Input should be a valid integer; body.queue: Field required"
+
+
+def test_an_answer_that_is_not_json_is_a_server_error() -> None:
+    with pytest.raises(ServerError, match="502 server error: upstream down$"):
+        answering(502, "upstream  down").queues()
+    with pytest.raises(ServerError, match="the answer is not JSON"):
+        answering(200, "<html>").queues()
+
+
+def test_no_server_is_exit_3_with_the_hint() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    client = StargateClient("http://127.0.0.1:9", transport=httpx.MockTransport(refuse))
+    with pytest.raises(ServerUnreachableError) as caught:
+        client.health()
+    assert str(caught.value) == (
+        "cannot reach the Stargate server at http://127.0.0.1:9: connection refused (is `stargate up` running?)"
+    )
+    assert caught.value.exit_code == 3
+
+
+def test_job_ids_are_one_escaped_path_segment() -> None:
+    seen: list[str] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.raw_path.decode())
+        return httpx.Response(200, json={"text": "", "next_offset": 0, "complete": True})
+
+    client = StargateClient("http://sg.test", transport=httpx.MockTransport(record))
+    client.job_logs("../fleet", 5)
+    assert seen == ["/api/v1/jobs/..%2Ffleet/logs?offset=5"]
+
+
+def test_env_overrides_the_saved_config_which_overrides_the_defaults(tmp_path: Path) -> None:
+    env = {"STARGATE_CONFIG_DIR": str(tmp_path)}
+    assert load_config(env) == ClientConfig(DEFAULT_URL, None)
+    path = save_config(ClientConfig("http://saved:1", "saved-token"), env)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text()) == {"url": "http://saved:1", "token": "saved-token"}
+    assert load_config(env) == ClientConfig("http://saved:1", "saved-token")
+    assert load_config({**env, "STARGATE_URL": "http://env:2", "STARGATE_TOKEN": "t"}) == ClientConfig(
+        "http://env:2", "t"
+    )
+
+
+def test_a_broken_config_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"config\.json: not valid JSON"):
+        load_config({"STARGATE_CONFIG_DIR": str(tmp_path)})
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("name: a\nqueue: q\ngpus: [1\n", "job.yaml:4:1: (document): found invalid YAML"),
+        ("", "job.yaml:1:1: (document): found an empty document"),
+        ("- 1\n- 2\n", "job.yaml:1:1: (document): found a list at the top level"),
+        ("name: a\nqueue: q\n", "job.yaml:1:1: gpus: found nothing (the key is missing)"),
+        ("name: a\nqueue: q\ngpus: -1\n", "job.yaml:3:1: gpus: found -1; expected an integer at least 0"),
+        ("name: a\nqueue: q\ngpus: 1\nkind: gang\n", "job.yaml:4:1: kind: found 'gang'; expected one of"),
+    ],
+)
+def test_job_file_problems_are_located(text: str, problem: str) -> None:
+    with pytest.raises(JobFileError) as caught:
+        loads_job(text, "job.yaml")
+    assert str(caught.value.problems[0]).startswith(problem)
+
+
+def test_a_valid_job_file_gives_the_spec() -> None:
+    spec = loads_job("name: a\nqueue: q\ngpus: 2\ncommand: echo hi\n", "job.yaml")
+    assert (spec.name, spec.queue, spec.gpus, spec.command) == ("a", "q", 2, "echo hi")
