@@ -10,6 +10,7 @@ import pytest
 from stargate.cli.jobfile import JobFileError, loads_job
 from stargate.client import (
     DEFAULT_URL,
+    ApiError,
     ClientConfig,
     ConflictError,
     ForbiddenError,
@@ -46,7 +47,9 @@ def answering(status: int, body: object) -> StargateClient:
         (503, ServerError, "503 server error: bad token"),
     ],
 )
-def test_each_refusal_is_its_own_exception_with_the_servers_detail(status: int, kind: type, message: str) -> None:
+def test_each_refusal_is_its_own_exception_with_the_servers_detail(
+    status: int, kind: type[ApiError], message: str
+) -> None:
     with pytest.raises(kind) as caught:
         answering(status, {"detail": "bad token"}).whoami()
     assert str(caught.value) == message
@@ -64,7 +67,7 @@ def test_fastapis_validation_list_reads_as_located_lines() -> None:
 
 
 def test_an_answer_that_is_not_json_is_a_server_error() -> None:
-    with pytest.raises(ServerError, match="502 server error: upstream down$"):
+    with pytest.raises(ServerError, match=r"502 server error: upstream down$"):
         answering(502, "upstream  down").queues()
     with pytest.raises(ServerError, match="the answer is not JSON"):
         answering(200, "<html>").queues()
