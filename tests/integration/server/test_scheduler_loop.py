@@ -159,3 +159,30 @@ def test_idle_cycles_skip_the_engine_until_a_job_changes(harness: Harness) -> No
     job = harness.submit(command="true")["id"]
     busy = run_cycle(harness.ctx, _now())
     assert busy.decided and busy.placed == 1 and _status(harness, job) == "running"
+
+
+def test_a_decision_about_a_job_cancelled_meanwhile_is_dropped(harness: Harness) -> None:
+    job = harness.submit()["id"]
+    snap = take_snapshot(harness.ctx)
+    assert snap is not None
+    result, lost = decide(snap, _now())
+    assert [s.job_id for s in result.starts] == [job]
+    harness.client.post(f"/api/v1/jobs/{job}/cancel", headers=harness.headers())
+    applied = apply_decisions(harness.ctx, snap, result, lost, _now())
+    assert applied.placed == 0
+    assert _status(harness, job) == "cancelled" and _runs(harness, job) == []
+
+
+def test_jobs_on_a_cluster_removed_from_the_fleet_go_back_to_pending(harness: Harness) -> None:
+    job = harness.submit(gpus=4, gpu_models=["GB200"], command="sleep 5")["id"]
+    _cycle_until(harness, lambda: _status(harness, job) == "running")
+    fleet = harness.client.get("/api/v1/fleet", headers=harness.headers()).json()["fleet"]
+    fleet["clusters"] = [c for c in fleet["clusters"] if c["id"] != "lab-gb200"]
+    plan = harness.client.post("/api/v1/fleet/plan", json={"fleet": fleet}, headers=harness.headers()).json()
+    harness.client.post("/api/v1/fleet/apply", json={"plan_id": plan["plan_id"]}, headers=harness.headers())
+    report = run_cycle(harness.ctx, _now())
+    assert report.requeued == 1 and report.reaped == 1
+    data = _job(harness, str(job))
+    assert (data["status"], data["attempt"]) == ("pending", 1)
+    assert data["reason"] == "requeued: cluster 'lab-gb200' is no longer in the fleet"
+    assert [r.ended for r in _runs(harness, job)] == [True]
