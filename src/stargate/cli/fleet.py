@@ -140,7 +140,7 @@ def _mw(value: float | None) -> str:
 
 _PIPED_WIDTH = 200
 """Table width when stdout is not a terminal (a pipe or a file), so ids are not folded."""
-_NUMERIC = ("(MW)", "(GPUs)", "(USD)", "(sq ft)", "(USD/GPU-h)", "(days)", " GPUs/node")
+_NUMERIC = ("(TFLOP/s)", "(GiB)", "(W)", "(MW)", "(GPUs)", "(USD)", "(sq ft)", "(USD/GPU-h)", "(days)", " GPUs/node")
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -156,6 +156,7 @@ def _render(fleet: Fleet, months: list[str]) -> None:
     header = f"[bold]{fleet.name}[/bold]" + (f" (as of {fleet.as_of.isoformat()})" if fleet.as_of else "")
     console.print(header + (f": {fleet.description}" if fleet.description else ""))
     for table in (
+        _gpu_models(fleet),
         _providers(fleet),
         _sites(fleet),
         _power(fleet, months),
@@ -169,6 +170,13 @@ def _render(fleet: Fleet, months: list[str]) -> None:
     ):
         if table.row_count:
             console.print(table)
+
+
+def _gpu_models(fleet: Fleet) -> Table:
+    t = _table("GPU models declared by the fleet", "name", "BF16 dense (TFLOP/s)", "HBM (GiB)", "TDP (W)", "source")
+    for m in fleet.gpu_models:
+        t.add_row(m.name, f"{m.bf16_dense_tflops:,g}", f"{m.hbm_gib:g}", f"{m.tdp_w:g}", m.source)
+    return t
 
 
 def _providers(fleet: Fleet) -> Table:
