@@ -37,6 +37,7 @@ MAX_LOG_CHUNK = 1 << 20
 """Most bytes of log one :meth:`LocalExecutor.logs` call returns."""
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _RUNNER = Path(__file__).with_name("local_runner.py")
+_HAS_PROC = Path("/proc/self/stat").exists()
 
 
 class LocalExecutorError(RuntimeError):
@@ -164,7 +165,8 @@ class LocalExecutor:
         """Start the runner for ``request`` in a new session; its own errors go to ``runner.log``."""
         env = run_environment(request, self.base_environment, run_dir)
         cwd = self.workdir or run_dir
-        argv = [sys.executable, "-I", str(_RUNNER), str(run_dir), str(self.grace_s), str(cwd), request.command]
+        flags = "-IS" if _HAS_PROC else "-I"  # on Linux the runner needs the standard library only: skip site
+        argv = [sys.executable, flags, str(_RUNNER), str(run_dir), str(self.grace_s), str(cwd), request.command]
         with (run_dir / "runner.log").open("ab") as errors:
             proc = subprocess.Popen(
                 argv,
@@ -189,7 +191,7 @@ class LocalExecutor:
             if proc.poll() is not None and not (run_dir / CLAIM).exists():
                 break
             time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            delay = min(delay * 2, 0.01)
         detail = _tail(run_dir / "runner.log") or "no output"
         raise LocalExecutorError(f"the runner for {run_dir.name} of {run_dir.parent.name} did not start: {detail}")
 

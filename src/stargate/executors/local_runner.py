@@ -60,13 +60,15 @@ def _portable_start_marker(pid: int) -> str | None:
         return None
 
 
-def write_json_atomically(path: Path, data: Mapping[str, object]) -> None:
-    """Write ``data`` as JSON to ``path`` so that readers see either nothing or the whole file."""
+def write_json_atomically(path: Path, data: Mapping[str, object], durable: bool = False) -> None:
+    """Write ``data`` as JSON to ``path`` so that readers see either nothing or the whole file; ``durable`` also
+    forces it to disk before the rename (it then survives a power cut)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w") as handle:
         json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 
@@ -168,7 +170,7 @@ def run(run_dir: Path, grace_s: float, cwd: Path, command: str) -> int:
     returncode = child.wait()
     _kill_group(child.pid, signal.SIGKILL)  # a job's leftover background processes end with it
     code, signum = exit_code_of(returncode)
-    write_json_atomically(run_dir / EXIT, {"exit_code": code, "signal": signum, "finished_at": utc_now()})
+    write_json_atomically(run_dir / EXIT, {"exit_code": code, "signal": signum, "finished_at": utc_now()}, True)
     return 0
 
 
