@@ -1,6 +1,7 @@
 """The trace model: the fast builder gives ordinary TraceJobs; located errors read well."""
 
 import dataclasses
+import pickle
 from collections import Counter
 
 import pytest
@@ -22,6 +23,7 @@ def test_build_job_equals_the_dataclass_constructor(job: TraceJob) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.gpus = 2  # type: ignore[misc]
     assert dataclasses.replace(built, gpus=job.gpus + 1).gpus == job.gpus + 1
+    assert pickle.loads(pickle.dumps(built)) == job  # e.g. shipped to another process
 
 
 def test_build_job_needs_every_field() -> None:
