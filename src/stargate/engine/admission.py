@@ -35,6 +35,16 @@ class Admission:
                 for key, (nominal, _) in q.quotas.items():
                     self.cohort_nominal[(q.cohort, key)] += nominal
         self.unlimited = [not q.quotas for q in self.queues]
+        self.star_only = [set(q.quotas) == {ANY_GPU} for q in self.queues]
+        """Queues whose only quota is '*': one check covers every GPU model."""
+
+    def allowed(self, queue: int, models: tuple[str, ...], n: int) -> tuple[str, ...]:
+        """The models among ``models`` on which ``n`` more GPUs may be admitted for ``queue`` now."""
+        if self.unlimited[queue]:
+            return models
+        if self.star_only[queue]:
+            return models if models and self.fits(queue, models[0], n) else ()
+        return tuple(m for m in models if self.fits(queue, m, n))
 
     def key(self, queue: int, model: str) -> str | None:
         """The quota key a job of ``queue`` on ``model`` is charged to (None: not allowed)."""

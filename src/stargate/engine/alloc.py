@@ -80,7 +80,7 @@ class NodeAllocator:
         slots = self.node_free[node]
         del self.buckets[len(slots)][node]
         base = node * self.gpn
-        out = [base + slots.pop() for _ in range(k)]
+        out = [base + slots.pop()] if k == 1 else [base + slots.pop() for _ in range(k)]
         self.buckets[len(slots)][node] = None
         return out
 

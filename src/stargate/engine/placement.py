@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from stargate.engine.index import BoolArray, FloatArray, IntArray
+from stargate.engine.index import BoolArray, FloatArray
 
 
-def choose(feasible: BoolArray, avail: FloatArray, rank: FloatArray, total: IntArray, n: int, best_fit: bool) -> int:
-    """Index of the chosen cluster among ``feasible`` ones, or -1 when none is."""
-    if not feasible.any():
-        return -1
+def choose(
+    feasible: BoolArray, avail: FloatArray, rank: FloatArray, inv_total: FloatArray, n: int, best_fit: bool
+) -> int:
+    """Index of the chosen cluster among ``feasible`` ones, or -1 when none is (``inv_total = 1 / (total + 1)``)."""
     if not best_fit:
-        return int(feasible.argmax())
-    score = np.where(feasible, rank + (avail - n) / (total + 1), np.inf)
-    return int(score.argmin())
+        c = int(feasible.argmax())
+        return c if feasible[c] else -1
+    score = avail - n
+    score *= inv_total
+    score += rank
+    c = int(np.where(feasible, score, np.inf).argmin())
+    return c if feasible[c] else -1

@@ -43,14 +43,19 @@ class Scheduler:
     def __init__(self, index: FleetIndex, policy: Policy) -> None:
         """An empty scheduler: every GPU free, nothing pending."""
         self.index, self.policy = index, policy
+        self._bursting = policy.bursting
+        self._preempting = policy.preemption
         self.jobs = JobTable()
         self.adm = Admission(index)
         n = index.n
         self.alloc = [NodeAllocator(int(index.total[c]) // g, g) for c, g in enumerate(index.gpus_per_node)]
-        self.free: FloatArray = index.total.astype(np.float64)
+        self.free: list[int] = [int(x) for x in index.total]
+        self._site_of: list[int] = index.site_of.tolist()
+        self._w: list[float] = index.w_per_gpu.tolist()
         self.up: BoolArray = ~index.initially_down
         self.online: BoolArray = np.ones(n, dtype=bool)
-        self.draw_w: FloatArray = np.zeros(len(index.sites), dtype=np.float64)
+        self.draw_w: list[float] = [0.0] * len(index.sites)
+        self._inv_total: FloatArray = (1.0 / (index.total + 1.0)).astype(np.float64)
         self.w_safe: FloatArray = np.where(index.w_per_gpu > 0, index.w_per_gpu, 1.0)
         self.running: list[list[tuple[float, int, int]]] = [[] for _ in range(n)]
         self.run_end: dict[int, float] = {}
@@ -161,7 +166,7 @@ class Scheduler:
     # -- read-only state ----------------------------------------------------------------------------------
     def free_gpus(self) -> dict[str, int]:
         """Free GPUs per cluster id (GPUs), whatever the cluster's status."""
-        return {cid: int(self.free[c]) for c, cid in enumerate(self.index.cluster_ids)}
+        return dict(zip(self.index.cluster_ids, self.free, strict=True))
 
     def running_jobs(self) -> dict[str, tuple[str, tuple[int, ...]]]:
         """Running job id → (cluster id, GPU ids)."""
@@ -229,6 +234,7 @@ class Scheduler:
         self.limited = bool(np.isfinite(self.cap_w).any())
         self.charged, self.burnt, self.rank = idx.prices(now)
         self.payg: BoolArray = self.rank >= TIER_WEIGHT
+        self._nb: BoolArray = ~self.payg
         self._cls_mask_nb = [m & ~self.payg for m in self._cls_mask]
         self._ptr = bisect_right(idx.change_times, now)
 
@@ -241,9 +247,9 @@ class Scheduler:
 
     def _compute_avail(self) -> FloatArray:
         """Free GPUs usable now per cluster, within the site power cap."""
-        avail: FloatArray = np.where(self.up & self.online, self.free, 0.0)
+        avail: FloatArray = np.where(self.up & self.online, np.array(self.free, dtype=np.float64), 0.0)
         if self.limited:
-            room = (self.cap_w - self.draw_w)[self.index.site_of]
+            room = (self.cap_w - np.array(self.draw_w))[self.index.site_of]
             head = np.where(self.index.w_per_gpu > 0, np.floor(np.maximum(room, 0.0) / self.w_safe), np.inf)
             avail = np.minimum(avail, head)
         return avail
@@ -251,9 +257,8 @@ class Scheduler:
     def _refresh_max(self) -> None:
         avail = self.avail
         self.amax = float(avail.max()) if avail.size else 0.0
-        if self.policy.bursting:
-            nb = avail[~self.payg]
-            self.amax_nb = float(nb.max()) if nb.size else 0.0
+        if self._bursting:
+            self.amax_nb = float(np.max(avail, where=self._nb, initial=0.0))
         else:
             self.amax_nb = self.amax
 
@@ -293,18 +298,18 @@ class Scheduler:
                 self._dirty_queues.add(t.queue[j])
 
     def _next_wakeup(self, now: float) -> float | None:
-        heap, t = self.burst_heap, self.jobs
-        while heap and t.state[heap[0][1]] != PENDING:
+        heap, state = self.burst_heap, self.jobs.state
+        while heap and state[heap[0][1]] != PENDING:
             heapq.heappop(heap)
         times = self.index.change_times
-        cands = [heap[0][0]] if heap else []
-        if self._ptr < len(times):
-            cands.append(times[self._ptr])
-        later = [x for x in cands if x > now]
-        return min(later) if later else None
+        first = heap[0][0] if heap and heap[0][0] > now else math.inf
+        if self._ptr < len(times) and now < times[self._ptr] < first:
+            first = times[self._ptr]
+        return first if first < math.inf else None
 
     # -- the cycle ----------------------------------------------------------------------------------------
     def _schedule(self, now: float, res: CycleResult) -> None:
+        """Steps 2–4 of a cycle (module docstring)."""
         pol = self.policy
         if self._dirty_all:
             self.resv = None
@@ -321,6 +326,18 @@ class Scheduler:
         self._refresh_max()
         self._requeue: list[int] = []
         memo: dict[tuple[int, int, bool], tuple[int, float]] = {}
+        if self.amax_nb >= 1 or (pol.preemption and self.victim_prios):
+            self._scan(scan, now, res, memo)
+        self._start_ready(now, res, memo)
+        for v in self._requeue:
+            self._enqueue(v)
+        self._dirty_queues.clear()
+
+    def _scan(
+        self, scan: list[int], now: float, res: CycleResult, memo: dict[tuple[int, int, bool], tuple[int, float]]
+    ) -> None:
+        """Merge the queues' first pending jobs in policy order and try each (see the module docstring)."""
+        pol, t = self.policy, self.jobs
         heap: list[tuple[Entry, int, int]] = []
         for q in scan:
             pos = self._live_at(q, 0)
@@ -328,12 +345,11 @@ class Scheduler:
                 heap.append((self.queues[q].head[pos], q, pos))
         heapq.heapify(heap)
         scanned = dict.fromkeys(scan, 0)
-        t = self.jobs
         while heap:
             entry, q, pos = heapq.heappop(heap)
             j = entry[3]
-            if self.amax < 1 and not (pol.preemption and t.prio[j] > self._min_victim_prio()):
-                break
+            if self.amax_nb < 1 and not (pol.preemption and t.prio[j] > self._min_victim_prio()):
+                break  # nothing can start but by preemption; burst-ready jobs are tried below
             ok = self._try_start(j, now, res, memo)
             if not ok and pol.preemption and t.prio[j] > self._min_victim_prio():
                 ok = self._try_preempt(j, now, res)
@@ -353,10 +369,6 @@ class Scheduler:
                 nxt = self._live_at(q, pos + 1)
                 if nxt >= 0:
                     heapq.heappush(heap, (self.queues[q].head[nxt], q, nxt))
-        self._start_ready(now, res, memo)
-        for v in self._requeue:
-            self._enqueue(v)
-        self._dirty_queues.clear()
 
     def _start_ready(self, now: float, res: CycleResult, memo: dict[tuple[int, int, bool], tuple[int, float]]) -> None:
         """Jobs whose burst wait ran out, wherever they are in their queue."""
@@ -379,30 +391,35 @@ class Scheduler:
         """Place job ``j`` now if some cluster can take it without breaking a reservation."""
         t = self.jobs
         g, q, cls = t.gpus[j], t.queue[j], t.cls[j]
-        burst_ok = t.burst_at[j] <= now or not self.policy.bursting
+        burst_ok = not self._bursting or t.burst_at[j] <= now
         if g > (self.amax if burst_ok else self.amax_nb):
             return False
         end = now + t.remaining(j)
-        key = (cls, q, burst_ok)
+        key = (cls, -1, burst_ok)
         failed = memo.get(key)
         if failed is not None and g >= failed[0] and end >= failed[1]:
             return False
-        mask = self._cls_mask[cls] if burst_ok else self._cls_mask_nb[cls]
-        if not self.adm.unlimited[q]:
-            models = [m for m in self._cls_models[cls] if self.adm.fits(q, m, g)]
+        qkey = (cls, q, burst_ok)
+        failed = memo.get(qkey)
+        if failed is not None and g >= failed[0] and end >= failed[1]:
+            return False
+        mask = base = self._cls_mask[cls] if burst_ok else self._cls_mask_nb[cls]
+        all_models = self._cls_models[cls]
+        models = self.adm.allowed(q, all_models, g)
+        if len(models) < len(all_models):
             if not models:
-                memo[key] = (g, end)
+                memo[qkey] = (g, end)
                 return False
-            if len(models) < len(self._cls_models[cls]):
-                mask = mask & np.logical_or.reduce([self._model_mask[m] for m in models])
+            mask = mask & np.logical_or.reduce([self._model_mask[m] for m in models])
         avail = self.avail
-        feasible = mask & (avail >= g)
+        feasible = avail >= g
+        feasible &= mask
         resv = self.resv
         if resv is not None and end > resv.min_shadow:
             feasible &= (end <= resv.shadow) | (g <= resv.long_room)
-        c = choose(feasible, avail, self.rank, self.index.total, g, self.policy.best_fit)
+        c = choose(feasible, avail, self.rank, self._inv_total, g, self.policy.best_fit)
         if c < 0:
-            memo[key] = (g, end)
+            memo[key if mask is base else qkey] = (g, end)
             return False
         ids = self.alloc[c].allocate(g)
         self._occupy(j, c, ids, now)
@@ -420,19 +437,22 @@ class Scheduler:
         g = len(ids)
         t.state[j], t.cluster[j], t.gpu_ids[j], t.started[j] = RUNNING, c, ids, now
         self.free[c] -= g
+        self.draw_w[self._site_of[c]] += g * self._w[c]
         self.adm.charge(t.queue[j], idx.model_of[c], g)
         end = now + t.remaining(j)
         self.run_end[j] = end
         insort(self.running[c], (end, j, g))
-        if t.req[j].preemptible:
+        if self._preempting and t.req[j].preemptible:
             self.victim_prios[t.prio[j]] += 1
-        self.draw_w[idx.site_of[c]] += g * idx.w_per_gpu[c]
         if self.limited:
             self.avail = self._compute_avail()
-        elif self.avail[c] > 0:
-            self.avail[c] -= g
-        if self.avail[c] + g >= self.amax_nb or self.payg[c]:
             self._refresh_max()
+            return
+        before = self.avail.item(c)
+        if before > 0:
+            self.avail[c] = before - g
+            if before >= self.amax_nb or self.payg.item(c):
+                self._refresh_max()
 
     def _release(self, j: int) -> None:
         """Free job ``j``'s GPUs, quota, power and bookkeeping."""
@@ -444,16 +464,16 @@ class Scheduler:
         self.adm.charge(t.queue[j], idx.model_of[c], -g)
         run = self.running[c]
         del run[bisect_left(run, (self.run_end.pop(j), j, g))]
-        if t.req[j].preemptible:
+        if self._preempting and t.req[j].preemptible:
             vp = self.victim_prios
             vp[t.prio[j]] -= 1
             if not vp[t.prio[j]]:
                 del vp[t.prio[j]]
-        self.draw_w[idx.site_of[c]] -= g * idx.w_per_gpu[c]
-        if self.limited or not (self.up[c] and self.online[c]):
+        self.draw_w[self._site_of[c]] -= g * self._w[c]
+        if self.limited or not (self.up.item(c) and self.online.item(c)):
             self._stale = True
         else:
-            self.avail[c] += g
+            self.avail[c] = self.avail.item(c) + g
         t.cluster[j], t.gpu_ids[j] = -1, ()
         self._dirty_all = True
 
@@ -484,7 +504,7 @@ class Scheduler:
         """Reserve the earliest start for blocked job ``j`` on the cluster where it comes soonest."""
         t = self.jobs
         g = t.gpus[j]
-        burst_ok = t.burst_at[j] <= now or not self.policy.bursting
+        burst_ok = not self._bursting or t.burst_at[j] <= now
         mask = (self._cls_mask if burst_ok else self._cls_mask_nb)[t.cls[j]] & self.up & self.online
         best: tuple[float, float, int, float] = (math.inf, math.inf, -1, 0.0)
         for c in np.flatnonzero(mask & (self.index.total >= g)).tolist():
@@ -497,7 +517,7 @@ class Scheduler:
     def _try_preempt(self, j: int, now: float, res: CycleResult) -> bool:
         """Free room for job ``j`` by stopping lower-priority preemptible jobs on one cluster, then start it."""
         t = self.jobs
-        burst_ok = t.burst_at[j] <= now or not self.policy.bursting
+        burst_ok = not self._bursting or t.burst_at[j] <= now
         mask = (self._cls_mask if burst_ok else self._cls_mask_nb)[t.cls[j]] & self.up & self.online
         choice = pick_victims(self, j, np.flatnonzero(mask))
         if choice is None:
