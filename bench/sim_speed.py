@@ -79,10 +79,8 @@ def naive_fifo(jobs: Sequence[TraceJob], cluster_sizes: Sequence[int]) -> tuple[
             pending.append(i)
         while pending:
             g = jobs[pending[0]].gpus
-            for c, f in enumerate(free):
-                if f >= g:
-                    break
-            else:
+            c = next((k for k, f in enumerate(free) if f >= g), -1)
+            if c < 0:
                 break
             i = pending.popleft()
             free[c] -= g
