@@ -56,6 +56,7 @@ _DEFAULTS: tuple[Any, ...] = (None, None, None, None, None, (), None, True, None
 _SLOT = {name: position for position, name in enumerate(FIELDS)} | {"submit_time": 1}
 _INF = float("inf")
 _KIND_NAMES = {"": "batch"} | {kind: kind for kind in JOB_KINDS}
+_JSON_DECODER = json.JSONDecoder()
 _JSON_NUMBERS = (int, float)
 _JSON_KINDS = {kind: kind for kind in JOB_KINDS}
 _BOOLEANS = {"": True, "true": True, "false": False}
@@ -246,31 +247,43 @@ def _checked_row(row: list[str], layout: _CsvLayout) -> list[Any]:
 
 
 def _read_jsonl(stream: IO[str], collector: Collector, builder: _Builder) -> None:
-    """Read a native JSONL file: one JSON object per line; blank lines are skipped (an empty file: no jobs)."""
+    """Read a native JSONL file: one JSON object per line; blank lines are skipped (an empty file: no jobs).
+
+    A line holding one plain object (see :func:`_json_fast`) is decoded once and added at once; any other line is
+    decoded again and checked key by key (:func:`_json_row`), which words the first problem.
+    """
+    decode = _JSON_DECODER.raw_decode
     try:
         for line, text in enumerate(stream, start=1):
+            try:
+                record, end = decode(text)
+            except (ValueError, RecursionError):  # not JSON, or space before it: the full checks say which
+                record, end = None, 0
+            if (
+                type(record) is dict
+                and (end == len(text) or text[end:].isspace())
+                and builder.timed is not True
+                and _json_fast(record, builder)
+            ):
+                continue
             if not text.strip():
                 continue
             try:
-                parsed, timed = _json_row(text, builder)
+                parsed, timed = _json_row(text)
             except RowError as error:
                 collector.bad(line, str(error))
                 continue
-            if parsed is not None:
-                builder.add(line, parsed, timed)
+            builder.add(line, parsed, timed)
     except UnicodeDecodeError:
         not_text(Path(collector.file), collector)
 
 
-def _json_row(text: str, builder: _Builder) -> tuple[list[Any] | None, bool]:
-    """The checked field values of one JSONL line and whether it gives ``submit_time``; (None, False) when the
-    fast path has already added the job."""
+def _json_row(text: str) -> tuple[list[Any], bool]:
+    """The checked field values of one JSONL line, and whether it gives ``submit_time``."""
     try:
         record = json.loads(text)
     except (ValueError, RecursionError):
         raise values.problem("line", text.strip(), "one JSON object") from None
-    if type(record) is dict and builder.timed is not True and _json_fast(record, builder):
-        return None, False
     if not isinstance(record, dict):
         raise values.problem("line", text.strip(), "one JSON object")
     return _json_checked(record)

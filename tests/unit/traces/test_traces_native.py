@@ -201,19 +201,27 @@ def _odd_records(draw: st.DrawFn) -> dict[str, object]:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(records=st.lists(_odd_records(), min_size=1, max_size=4))
+@given(
+    records=st.lists(_odd_records(), min_size=1, max_size=4),
+    around=st.lists(st.sampled_from(["", "", "", " ", "\t", " x", "{}", "]", "\r"]), min_size=8, max_size=8),
+)
 def test_jsonl_fast_path_agrees_with_the_full_checks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, records: list[dict[str, object]]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, records: list[dict[str, object]], around: list[str]
 ) -> None:
-    """Plain records take a fast path; with it switched off, every line gives the same job or the same bad row."""
+    """Plain records take a fast path; with it switched off, every line gives the same job or the same bad row.
+
+    Lines may have text before or after the object (spaces, a stray value, a carriage return).
+    """
     path = tmp_path / "odd.jsonl"
+    lines = []
     for number, record in enumerate(records):
         if record.get("id") == "a":
             record["id"] = f"r{number}"
-    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+        lines.append(around[2 * number] + json.dumps(record) + around[2 * number + 1] + "\n")
+    path.write_text("".join(lines), encoding="utf-8", newline="")
     fast = read_trace(path, "native")
     with monkeypatch.context() as patch:
-        patch.setattr(native, "_json_fast", lambda record, builder: False)
+        patch.setattr(native, "_json_fast", lambda record, builder: False)  # every line through _json_row
         checked = read_trace(path, "native")
     assert fast.jobs == checked.jobs
     assert fast.bad_rows == checked.bad_rows
