@@ -25,6 +25,8 @@ _FOUND_MAX = 40
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
+_FIRST_SECOND = (datetime.min - _EPOCH_NAIVE).total_seconds()
+_LAST_SECOND = (datetime.max - _EPOCH_NAIVE).total_seconds()
 
 
 class RowError(Exception):
@@ -259,7 +261,10 @@ def epoch_seconds(text: str, column: str) -> float:
         raise problem(column, text, "an ISO 8601 date-time such as 2017-10-09 07:01:55") from None
     if moment.tzinfo is None:
         return (moment - _EPOCH_NAIVE).total_seconds()
-    return (moment - _EPOCH).total_seconds()
+    seconds = (moment - _EPOCH).total_seconds()
+    if not _FIRST_SECOND <= seconds <= _LAST_SECOND:  # an offset can push year 1 or 9999 out of range in UTC
+        raise problem(column, text, "a date-time from 0001-01-01 to 9999-12-31 in UTC")
+    return seconds
 
 
 def utc(seconds: float) -> datetime:

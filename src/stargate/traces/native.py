@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -100,7 +101,7 @@ class _Builder:
         """Add one row's field values (checked one by one; slot 1 holds epoch seconds when ``timed``)."""
         job_id = row[0]
         if job_id in self.seen:
-            self.collector.bad(line, f"id: found {job_id!r}, expected an id not used by an earlier row")
+            self.collector.bad(line, str(values.problem("id", job_id, "an id not used by an earlier row")))
             return
         if self.timed is None:
             self.timed = timed
@@ -114,7 +115,7 @@ class _Builder:
         else:
             self.jobs.append(build_job(*row))
 
-    def finish(self) -> tuple[list[TraceJob], Any]:
+    def finish(self) -> tuple[list[TraceJob], datetime | None]:
         """The jobs sorted by submission, and the trace start (the earliest ``submit_time``; None for ``submit_s``)."""
         start = None
         if self.pending:

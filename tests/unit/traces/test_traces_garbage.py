@@ -1,9 +1,10 @@
 """No input makes a reader crash: garbage gives TraceError (whole file) or bad rows, never another exception."""
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from trace_helpers import OPENB_HEADER, PHILLY_HEADER
 
@@ -132,3 +133,25 @@ def test_arbitrary_rows_under_a_valid_header_never_crash(tmp_path: Path, rows: l
         assert error.bad_row.file == str(path)
         return
     assert all(bad.line >= 2 for bad in trace.bad_rows)
+
+
+_OFFSETS = st.integers(-23 * 60 + 1, 23 * 60 - 1).map(lambda minutes: timezone(timedelta(minutes=minutes)))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(moments=st.lists(st.datetimes(timezones=st.none() | _OFFSETS), min_size=1, max_size=4))
+@example(moments=[datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))])
+@example(moments=[datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-5))), datetime(2017, 1, 1)])
+def test_any_iso_time_is_a_job_or_a_bad_row(tmp_path: Path, moments: list[datetime]) -> None:
+    """Philly timestamps and native submit_time: any ISO 8601 time, even one pushed past year 1 or 9999 by its
+    offset, gives a job (submit_s >= 0) or a bad row, never another exception."""
+    philly = tmp_path / "p.csv"
+    philly.write_text(PHILLY_HEADER + "".join(f"{moment.isoformat()},5,1,5,a\n" for moment in moments), "utf-8")
+    native = tmp_path / "n.csv"
+    rows = "".join(f"j{number},{moment.isoformat()},5,1,q\n" for number, moment in enumerate(moments))
+    native.write_text("id,submit_time,duration_s,gpus,queue\n" + rows, "utf-8")
+    for path, fmt in ((philly, "philly"), (native, "native")):
+        trace = read_trace(path, fmt)
+        assert len(trace.jobs) + len(trace.bad_rows) == len(moments)
+        assert all(job.submit_s >= 0 for job in trace.jobs)
+        assert (trace.start is None) == (not trace.jobs)
