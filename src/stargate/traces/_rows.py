@@ -35,7 +35,10 @@ class RowError(Exception):
 
 def show(value: object) -> str:
     """A found value as it appears in a message: quoted, shortened when long."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # a JSON value nested about as deep as the decoder allows
+        return "a deeply nested value"
     return text if len(text) <= _FOUND_MAX else text[: _FOUND_MAX - 3] + "..."
 
 
