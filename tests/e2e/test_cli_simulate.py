@@ -1,0 +1,132 @@
+"""``stargate simulate`` run as a user would (a subprocess): JSON summary, accounting, options, located errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PHILLY_CSV = ROOT.parent / "shared" / "data" / "traces" / "philly" / "philly.csv"
+REQUIRED = {
+    "jobs_total",
+    "jobs_finished",
+    "jobs_rejected",
+    "rejected_by_reason",
+    "jobs_pending_at_end",
+    "avg_jct_s",
+    "p50_jct_s",
+    "p95_jct_s",
+    "p99_jct_s",
+    "avg_wait_s",
+    "p99_wait_s",
+    "makespan_s",
+    "gpu_utilization",
+    "cost_usd",
+    "cost_by_provider",
+    "preemptions",
+    "wall_s",
+    "events_per_s",
+    "peak_rss_mb",
+    "cloud_gpu_hours",
+    "owned_gpu_utilization",
+    "trace",
+}
+
+
+def _simulate(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "stargate", "simulate", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture
+def native_trace(tmp_path: Path) -> Path:
+    """40 jobs: 8-GPU gangs every 10 minutes for 2 h each, in a Philly queue, plus one in an unknown queue."""
+    lines = ["id,submit_s,duration_s,gpus,queue"]
+    lines += [f"j{i},{i * 600},{7200},{8 if i % 2 else 64},vc-6214e9" for i in range(39)]
+    lines.append("ghost,30,60,1,vc-nobody")
+    path = tmp_path / "trace.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_native_trace_bursts_fails_and_every_job_is_accounted_for(native_trace: Path) -> None:
+    r = _simulate(
+        "--fleet",
+        "examples/philly-burst",
+        "--trace",
+        str(native_trace),
+        "--trace-format",
+        "native",
+        "--burst-after",
+        "30m",
+        "--failure",
+        "cluster=philly-owned,at=1h,for=30m",
+        "--trim-jobs",
+        "5",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out) >= REQUIRED
+    assert out["jobs_total"] == 40 and out["jobs_finished"] == 39 and out["jobs_pending_at_end"] == 0
+    assert out["rejected_by_reason"] == {"unknown_queue": 1}
+    assert out["preemptions_by_reason"]["cluster_down"] >= 1
+    assert out["cloud_gpu_hours"] > 0 and out["cost_by_provider"]["cloud"] > 0
+    assert out["middle_window"]["jobs"] == 30
+    assert out["trace"]["bad_rows"] == 0
+
+
+@pytest.mark.skipif(not PHILLY_CSV.exists(), reason="the shared Philly trace is not present")
+@pytest.mark.parametrize("policy", ["fifo", "stargate"])
+def test_a_slice_of_philly_with_until(policy: str) -> None:
+    r = _simulate(
+        "--fleet",
+        "examples/philly",
+        "--trace",
+        "../shared/data/traces/philly/philly.csv",
+        "--trace-format",
+        "philly",
+        "--until",
+        "22d",
+        "--policy",
+        policy,
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["jobs_total"] == 82_247 and out["policy"] == policy
+    assert out["jobs_finished"] + out["jobs_rejected"] + out["jobs_pending_at_end"] == out["jobs_total"]
+    assert 100 < out["jobs_finished"] < 5000 and out["jobs_pending_at_end"] > 70_000
+
+
+def test_the_table_on_a_pipe(native_trace: Path) -> None:
+    r = _simulate("--fleet", "examples/philly-burst", "--trace", str(native_trace), "--trace-format", "native")
+    assert r.returncode == 0, r.stderr
+    assert "simulation: policy stargate" in r.stdout and "GPU-hours" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--policy", "lottery"], "--policy: found 'lottery'; expected one of fifo, srtf, stargate"),
+        (["--until", "soon"], "--until: found 'soon'; expected a duration"),
+        (["--failure", "cluster=nope,at=1h,for=1h"], "--failure: found cluster 'nope'"),
+        (["--failure", "cluster=philly-owned"], "expected cluster=NAME,at=DURATION,for=DURATION"),
+        (["--estimates", "psychic"], "--estimates: found 'psychic'"),
+    ],
+)
+def test_bad_options_exit_2_with_a_located_message(native_trace: Path, args: list[str], message: str) -> None:
+    r = _simulate("--fleet", "examples/philly-burst", "--trace", str(native_trace), "--trace-format", "native", *args)
+    assert r.returncode == 2 and message in r.stderr and r.stdout == ""
+    assert "Traceback" not in r.stderr
+
+
+def test_a_bad_fleet_or_trace_exits_2(tmp_path: Path, native_trace: Path) -> None:
+    bad = tmp_path / "fleet.yaml"
+    bad.write_text("name: x\nclusters:\n  - id: a\n    site: nowhere\n")
+    r = _simulate("--fleet", str(bad), "--trace", str(native_trace), "--trace-format", "native")
+    assert r.returncode == 2 and "fleet.yaml:" in r.stderr and r.stdout == ""
+    r = _simulate("--fleet", "examples/philly", "--trace", str(tmp_path / "missing.csv"), "--trace-format", "native")
+    assert r.returncode == 2 and "missing.csv" in r.stderr and "Traceback" not in r.stderr
