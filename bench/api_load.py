@@ -286,32 +286,53 @@ def naive_cheapest_fit(fleet: Fleet, jobs: list[JobRequest]) -> int:
     return placed
 
 
-def bench_engine(fleet: Fleet, jobs: list[JobRequest]) -> None:
-    """Engine cycle vs the naive scan, same jobs and fleet."""
+def engine_until_placed(fleet: Fleet, jobs: list[JobRequest], max_cycles: int = 100) -> tuple[int, int, float, float]:
+    """Drive the engine as the server does: each cycle a fresh scheduler, the placed jobs restored, the rest
+    submitted, one ``cycle``; until nothing is pending or nothing moves. (placements, cycles, seconds, seconds of
+    the first cycle)."""
     epoch = datetime(2026, 1, 1, tzinfo=UTC)
+    by_id = {job.id: job for job in jobs}
+    placed: dict[str, tuple[str, tuple[int, ...], float]] = {}
+    now, cycles, first = 7200.0, 0, 0.0
     t0 = time.perf_counter()
-    sched = Scheduler(FleetIndex.from_fleet(fleet, epoch=epoch), get_policy("stargate"))
-    t1 = time.perf_counter()
-    for job in jobs:
-        sched.submit(job)
-    result = sched.cycle(7200.0)
-    t2 = time.perf_counter()
-    placed = naive_cheapest_fit(fleet, jobs)
-    t3 = time.perf_counter()
-    engine_rate = len(result.starts) / (t2 - t1)
-    naive_rate = placed / (t3 - t2)
-    print(f"  engine index build            {t1 - t0:8.3f} s")
+    while len(placed) < len(jobs) and cycles < max_cycles:
+        t_cycle = time.perf_counter()
+        sched = Scheduler(FleetIndex.from_fleet(fleet, epoch=epoch), get_policy("stargate"))
+        for job_id, (cluster, gpu_ids, started) in placed.items():
+            sched.restore_running(by_id[job_id], cluster, gpu_ids, started)
+        for job in jobs:
+            if job.id not in placed:
+                sched.submit(job)
+        result = sched.cycle(now)
+        for start in result.starts:
+            placed[start.job_id] = (start.cluster_id, start.gpu_ids, now)
+        cycles += 1
+        first = first or time.perf_counter() - t_cycle
+        if not result.starts:
+            break
+        now += 1.0
+    return len(placed), cycles, time.perf_counter() - t0, first
+
+
+def bench_engine(fleet: Fleet, jobs: list[JobRequest]) -> None:
+    """The engine (driven as the server drives it) vs the naive scan, same jobs and fleet."""
+    placed, cycles, seconds, first = engine_until_placed(fleet, jobs)
+    t0 = time.perf_counter()
+    naive = naive_cheapest_fit(fleet, jobs)
+    naive_s = time.perf_counter() - t0
+    engine_rate, naive_rate = placed / seconds, naive / naive_s
     print(
-        f"  engine submit + cycle         {t2 - t1:8.3f} s  {len(result.starts):,} placements  "
-        f"{engine_rate:,.0f} placements/s  ({len(result.rejections)} rejections)"
+        f"  engine, {cycles} cycles              {seconds:8.3f} s  {placed:,} placements  "
+        f"{engine_rate:,.0f} placements/s  (first cycle {first:.3f} s;"
+        " at most 64 starts per queue per cycle: the policy's scan depth)"
     )
-    print(f"  naive cheapest-fit (baseline) {t3 - t2:8.3f} s  {placed:,} placements  {naive_rate:,.0f} placements/s")
+    print(f"  naive cheapest-fit (baseline)  {naive_s:8.3f} s  {naive:,} placements  {naive_rate:,.0f} placements/s")
     print(
-        f"  ratio engine / naive          {engine_rate / naive_rate:8.2f}×"
-        "  (the engine also keeps quotas, priority order and backfill)"
+        f"  ratio engine / naive           {engine_rate / naive_rate:8.2f}×"
+        "  (the engine also keeps quotas, priority order and backfill, and rebuilds its state every cycle)"
     )
     goal = "met" if engine_rate >= 5000 else "NOT met"
-    print(f"  goal ≥ 5,000 placements/s     {goal}")
+    print(f"  goal ≥ 5,000 placements/s      {goal}")
 
 
 class RecordingExecutor:
