@@ -1,4 +1,7 @@
-"""FastAPI dependencies, named so route signatures read like prose (``session: ReadSessionDep``)."""
+"""FastAPI dependencies, named so route signatures read like prose (``session: ReadSessionDep``).
+
+Dependencies without I/O are ``async`` so they do not take a worker thread.
+"""
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,7 +14,7 @@ from stargate.server.auth import Principal, authenticate
 from stargate.server.context import ServerContext
 
 
-def get_ctx(request: Request) -> ServerContext:
+async def get_ctx(request: Request) -> ServerContext:
     """The server context the app was built with."""
     ctx: ServerContext = request.app.state.ctx
     return ctx
@@ -26,14 +29,10 @@ def read_session(ctx: CtxDep) -> Iterator[Session]:
         yield session
 
 
-def write_session(ctx: CtxDep) -> Iterator[Session]:
-    """A session in one write transaction, committed when the route function returns (before the response)."""
-    with ctx.db.write() as session:
-        yield session
-
-
 ReadSessionDep = Annotated[Session, Depends(read_session)]
-WriteSessionDep = Annotated[Session, Depends(write_session, scope="function")]
+"""Reads only. Writes open ``ctx.db.write()`` inside the route function instead: the transaction then begins and
+commits in one worker thread, so a writer holding SQLite's lock never waits for a free thread to commit while the
+other threads wait for that lock (a deadlock a dependency-managed write session can cause under load)."""
 
 
 def principal(
@@ -57,7 +56,7 @@ def admin(who: PrincipalDep) -> Principal:
 AdminDep = Annotated[Principal, Depends(admin)]
 
 
-def utc_now() -> datetime:
+async def utc_now() -> datetime:
     """The wall clock, as an aware UTC time (a dependency so tests can pin it)."""
     return datetime.now(UTC)
 

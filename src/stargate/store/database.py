@@ -18,6 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another one to finish, ms."""
 
+POOL_OVERFLOW = 45
+"""Connections beyond the pool size: enough for uvicorn's 40 worker threads, the scheduler and its lock."""
+
 WRITE_OPTION = "stargate_write"
 """Connection execution option that makes SQLite start the transaction with ``BEGIN IMMEDIATE``."""
 
@@ -32,11 +35,16 @@ def create_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return sa_create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return sa_create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=POOL_OVERFLOW)
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = sa_create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = sa_create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        pool_size=5,
+        max_overflow=POOL_OVERFLOW,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

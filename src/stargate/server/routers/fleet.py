@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from stargate.server.deps import AdminDep, NowDep, PrincipalDep, ReadSessionDep, WriteSessionDep
+from stargate.server.deps import AdminDep, CtxDep, NowDep, PrincipalDep, ReadSessionDep
 from stargate.server.schemas import FleetApplyIn, FleetOut, FleetPlan, FleetPlanIn
 from stargate.server.services import fleet as service
 
@@ -10,18 +10,20 @@ router = APIRouter(prefix="/fleet", tags=["fleet"])
 
 
 @router.get("", response_model=FleetOut)
-def get_fleet(session: ReadSessionDep, _who: PrincipalDep) -> FleetOut:
+def get_fleet(_who: PrincipalDep, session: ReadSessionDep) -> FleetOut:
     """The fleet in force with its version (content hash)."""
     return service.current(session)
 
 
 @router.post("/plan", response_model=FleetPlan)
-def plan_fleet(body: FleetPlanIn, session: WriteSessionDep, who: AdminDep, now: NowDep) -> FleetPlan:
+def plan_fleet(who: AdminDep, body: FleetPlanIn, ctx: CtxDep, now: NowDep) -> FleetPlan:
     """Preview a fleet change: validate it and list its differences from the fleet in force."""
-    return service.plan(session, body.fleet, who.actor, now)
+    with ctx.db.write() as session:
+        return service.plan(session, body.fleet, who.actor, now)
 
 
 @router.post("/apply", response_model=FleetOut)
-def apply_fleet(body: FleetApplyIn, session: WriteSessionDep, who: AdminDep, now: NowDep) -> FleetOut:
+def apply_fleet(who: AdminDep, body: FleetApplyIn, ctx: CtxDep, now: NowDep) -> FleetOut:
     """Apply a plan; 409 when the fleet changed since the plan was made."""
-    return service.apply(session, body.plan_id, who.actor, now)
+    with ctx.db.write() as session:
+        return service.apply(session, body.plan_id, who.actor, now)

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from stargate.domain import JobSpec
-from stargate.server.deps import CtxDep, NowDep, PrincipalDep, ReadSessionDep, WriteSessionDep
+from stargate.server.deps import CtxDep, NowDep, PrincipalDep, ReadSessionDep
 from stargate.server.schemas import Job, JobPage, Logs
 from stargate.server.services import jobs as service
 from stargate.server.services import logs as log_service
@@ -16,16 +16,16 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 @router.post("", response_model=Job, status_code=201)
-def submit_job(spec: JobSpec, ctx: CtxDep, session: WriteSessionDep, who: PrincipalDep, now: NowDep) -> Job:
+def submit_job(who: PrincipalDep, spec: JobSpec, ctx: CtxDep, now: NowDep) -> Job:
     """Submit a job to a queue (members: their own team's queues only)."""
-    _, fleet = ctx.fleet.get(session)
-    return service.to_api(service.submit(session, who, spec, fleet, now))
+    with ctx.db.write() as session:
+        return service.to_api(service.submit(session, who, spec, ctx.fleet.get(session)[1], now))
 
 
 @router.get("", response_model=JobPage)
 def list_jobs(
-    session: ReadSessionDep,
     who: PrincipalDep,
+    session: ReadSessionDep,
     status: JobStatus | None = None,
     queue: Annotated[str | None, Query(max_length=63)] = None,
     team: Annotated[str | None, Query(max_length=63)] = None,
@@ -37,15 +37,16 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=Job)
-def get_job(job_id: str, session: ReadSessionDep, who: PrincipalDep) -> Job:
+def get_job(who: PrincipalDep, job_id: str, session: ReadSessionDep) -> Job:
     """One job (404 when it does not exist or belongs to another team)."""
     return service.to_api(service.get_visible(session, who, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=Job)
-def cancel_job(job_id: str, session: WriteSessionDep, who: PrincipalDep, now: NowDep) -> Job:
+def cancel_job(who: PrincipalDep, job_id: str, ctx: CtxDep, now: NowDep) -> Job:
     """Cancel a pending, placed or running job (409 when it is already final)."""
-    return service.to_api(service.cancel(session, who, job_id, now))
+    with ctx.db.write() as session:
+        return service.to_api(service.cancel(session, who, job_id, now))
 
 
 @router.get("/{job_id}/logs", response_model=Logs)

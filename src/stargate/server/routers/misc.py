@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from stargate.server.auth import Role
-from stargate.server.deps import AdminDep, NowDep, PrincipalDep, ReadSessionDep, WriteSessionDep
+from stargate.server.deps import AdminDep, CtxDep, NowDep, PrincipalDep, ReadSessionDep
 from stargate.server.schemas import EventPage, Queue, Team, TokenIn, TokenOut, WhoAmI
 from stargate.server.services import events as event_service
 from stargate.server.services import queues as queue_service
@@ -21,16 +21,17 @@ def whoami(who: PrincipalDep) -> WhoAmI:
 
 
 @router.post("/tokens", response_model=TokenOut, status_code=201, tags=["auth"])
-def create_token(body: TokenIn, session: WriteSessionDep, _admin: AdminDep, now: NowDep) -> TokenOut:
+def create_token(_admin: AdminDep, body: TokenIn, ctx: CtxDep, now: NowDep) -> TokenOut:
     """Create a token (admin only); the secret is in this answer only."""
-    row, secret = token_service.create(session, body.name, body.team, Role(body.role), now)
+    with ctx.db.write() as session:
+        row, secret = token_service.create(session, body.name, body.team, Role(body.role), now)
     return TokenOut(id=row.id, token=secret)
 
 
 @router.get("/events", response_model=EventPage, tags=["events"])
 def list_events(
-    session: ReadSessionDep,
     who: PrincipalDep,
+    session: ReadSessionDep,
     job_id: Annotated[str | None, Query(max_length=40)] = None,
     after: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -40,12 +41,12 @@ def list_events(
 
 
 @router.get("/queues", response_model=list[Queue], tags=["fleet"])
-def list_queues(session: ReadSessionDep, _who: PrincipalDep) -> list[Queue]:
+def list_queues(_who: PrincipalDep, session: ReadSessionDep) -> list[Queue]:
     """Every queue with its quotas and current load."""
     return queue_service.list_queues(session)
 
 
 @router.get("/teams", response_model=list[Team], tags=["fleet"])
-def list_teams(session: ReadSessionDep, _who: PrincipalDep) -> list[Team]:
+def list_teams(_who: PrincipalDep, session: ReadSessionDep) -> list[Team]:
     """Every team with its queues."""
     return queue_service.list_teams(session)
