@@ -163,6 +163,17 @@ class Scheduler:
             res.next_wakeup_s = self._next_wakeup(now)
         return res
 
+    def has_work(self, now: float) -> bool:
+        """False when a cycle at ``now`` would decide nothing (a driver may skip it; calling it is still fine)."""
+        times, heap = self.index.change_times, self.burst_heap
+        return (
+            self._first
+            or bool(self._rejections)
+            or (self._ptr < len(times) and times[self._ptr] <= now)
+            or bool(heap and heap[0][0] <= now)
+            or ((self._dirty_all or bool(self._dirty_queues)) and (self.n_pending > 0 or bool(self.ready)))
+        )
+
     # -- read-only state ----------------------------------------------------------------------------------
     def free_gpus(self) -> dict[str, int]:
         """Free GPUs per cluster id (GPUs), whatever the cluster's status."""

@@ -166,7 +166,7 @@ class Simulator:
             self._push(f.at_s + f.for_s, FAILURE, self.index.cluster_ix[f.cluster], 1)
         st, arrival, n = self.state, self.arrival, len(self.jobs)
         until = self.config.until_s if self.config.until_s is not None else math.inf
-        heap, i, settled_report = self.heap, 0, 0
+        heap, i, settled_report, sched = self.heap, 0, 0, self.sched
         while True:
             t_heap = heap[0][0] if heap else math.inf
             now = min(t_heap, arrival[i] if i < n else math.inf)
@@ -177,8 +177,9 @@ class Simulator:
             while i < n and arrival[i] == now:
                 self._submit(i)
                 i += 1
-            self._after(self.sched.cycle(now), now)
-            st.cycles += 1
+            if sched.has_work(now):
+                self._after(sched.cycle(now), now)
+                st.cycles += 1
             st.end_s = now
             if self.config.progress is not None and st.events - settled_report >= 20_000:
                 settled_report = st.events
