@@ -45,3 +45,9 @@ class InvalidError(ServiceError):
     """The body is well-formed but refers to something that does not exist or is not allowed (422)."""
 
     status = 422
+
+
+class UnavailableError(ServiceError):
+    """A backend the answer depends on (an executor) failed or is missing (503)."""
+
+    status = 503

@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
-from stargate.executors import RunHandle, RunRequest, RunState, RunStatus
+from stargate.executors import Executor, RunHandle, RunRequest, RunState, RunStatus, UnknownExecutorError
 from stargate.server.context import ServerContext
 from stargate.store import JobRow, JobStatus, RunRow, format_job_id, transition
 from stargate.store.repositories import jobs as job_repo
@@ -44,6 +44,16 @@ def _call(ctx: ServerContext, kind: str, operation: str, fn: Callable[[], T], ou
         return False, None
 
 
+def _executor(ctx: ServerContext, kind: str, out: Executed) -> tuple[Executor | None, str]:
+    """The executor of ``kind``, or None and why when none is available (counted as an executor error)."""
+    try:
+        return ctx.executor(kind), ""
+    except UnknownExecutorError as exc:
+        out.errors += 1
+        ctx.metrics.executor_errors.labels(executor=kind, operation="build").inc()
+        return None, str(exc)
+
+
 def request_for(job: JobRow, attempt: int, gpu_ids: list[int], cluster: str) -> RunRequest:
     """What the executor needs to start one attempt of ``job``."""
     spec = job.spec
@@ -64,14 +74,36 @@ def submit_placed(ctx: ServerContext, now: datetime, out: Executed) -> None:
         current = run_repo.current_for(session, placed)
     work = [(job, current[job.id]) for job in placed if job.id in current]
     handles: list[tuple[int, int, str]] = []
+    unavailable: list[tuple[int, int, str]] = []
     for job, run in work:
-        executor = ctx.executor(run.executor)
+        executor, why = _executor(ctx, run.executor, out)
+        if executor is None:
+            unavailable.append((job.id, run.attempt, why))
+            continue
         request = request_for(job, run.attempt, list(job.gpu_ids), run.cluster)
         _, handle = _call(ctx, run.executor, "submit", partial(executor.submit, request), out)
         if handle is not None:
             handles.append((job.id, run.attempt, handle.key))
-    if not handles:
-        return
+    if handles:
+        _record_started(ctx, handles, now, out)
+    if unavailable:
+        _fail_unavailable(ctx, unavailable, now)
+
+
+def _fail_unavailable(ctx: ServerContext, unavailable: list[tuple[int, int, str]], now: datetime) -> None:
+    """Placed jobs whose executor does not exist here cannot ever start: they fail with the reason."""
+    with ctx.db.write() as session:
+        rows = job_repo.get_many(session, [u[0] for u in unavailable], for_update=True)
+        for job_id, attempt, why in unavailable:
+            row, stored = rows.get(job_id), run_repo.get(session, job_id, attempt)
+            if stored is not None and not stored.ended:
+                run_repo.mark_ended(stored, now, None, why)
+            if row is not None and row.status == JobStatus.PLACED and row.attempt == attempt:
+                transition(session, row, JobStatus.FAILED, why, ACTOR, now)
+
+
+def _record_started(ctx: ServerContext, handles: list[tuple[int, int, str]], now: datetime, out: Executed) -> None:
+    """Store the run handles and move the jobs that are still placed to running, in one transaction."""
     with ctx.db.write() as session:
         rows = job_repo.get_many(session, [h[0] for h in handles], for_update=True)
         for job_id, attempt, key in handles:
@@ -92,7 +124,9 @@ def poll_running(ctx: ServerContext, now: datetime, out: Executed) -> None:
     work = [(j.id, j.attempt, current[j.id]) for j in running if j.id in current and current[j.id].handle_key]
     ended: list[tuple[int, int, RunStatus]] = []
     for job_id, attempt, run in work:
-        executor = ctx.executor(run.executor)
+        executor, _ = _executor(ctx, run.executor, out)
+        if executor is None:
+            continue
         handle = RunHandle(executor=run.executor, key=run.handle_key or "")
         _, status = _call(ctx, run.executor, "poll", partial(executor.poll, handle), out)
         if status is not None and status.state.is_final():
@@ -139,7 +173,9 @@ def reap_orphans(ctx: ServerContext, now: datetime, out: Executed) -> None:
     orphans = [(r, jobs[r.job_id]) for r in runs if r.job_id in jobs and _is_orphan(r, jobs[r.job_id])]
     done: dict[int, str] = {}
     for run, job in orphans:
-        executor = ctx.executor(run.executor)
+        executor, _ = _executor(ctx, run.executor, out)
+        if executor is None:
+            continue
         key = run.handle_key
         if key is None:
             request = request_for(job, run.attempt, [], run.cluster)

@@ -186,3 +186,16 @@ def test_jobs_on_a_cluster_removed_from_the_fleet_go_back_to_pending(harness: Ha
     assert (data["status"], data["attempt"]) == ("pending", 1)
     assert data["reason"] == "requeued: cluster 'lab-gb200' is no longer in the fleet"
     assert [r.ended for r in _runs(harness, job)] == [True]
+
+
+def test_a_job_placed_where_no_executor_exists_fails_with_the_reason(harness: Harness) -> None:
+    fleet = harness.client.get("/api/v1/fleet", headers=harness.headers()).json()["fleet"]
+    fleet["providers"][0]["executor"] = "ray"
+    plan = harness.client.post("/api/v1/fleet/plan", json={"fleet": fleet}, headers=harness.headers()).json()
+    harness.client.post("/api/v1/fleet/apply", json={"plan_id": plan["plan_id"]}, headers=harness.headers())
+    job = harness.submit()["id"]
+    report = run_cycle(harness.ctx, _now())
+    assert report.placed == 1 and report.started == 0 and report.executor_errors == 1
+    data = _job(harness, str(job))
+    assert data["status"] == "failed" and "executor kind 'ray' is not available" in str(data["reason"])
+    assert 'stargate_executor_errors_total{executor="ray",operation="build"} 1.0' in harness.client.get("/metrics").text

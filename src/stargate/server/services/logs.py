@@ -3,6 +3,7 @@
 from stargate.executors import RunHandle
 from stargate.server.auth import Principal
 from stargate.server.context import ServerContext
+from stargate.server.errors import UnavailableError
 from stargate.server.schemas import Logs
 from stargate.server.services.jobs import get_visible
 from stargate.store import JobStatus
@@ -18,8 +19,11 @@ def read(ctx: ServerContext, who: Principal, public_id: str, offset: int) -> Log
         kind, key = (run.executor, run.handle_key) if run is not None else ("", None)
     if key is None:
         return Logs(text="", next_offset=offset, complete=final)
-    executor = ctx.executor(kind)
     handle = RunHandle(executor=kind, key=key)
-    text, next_offset = executor.logs(handle, offset)
-    complete = final and (executor.logs(handle, next_offset)[0] == "")
+    try:
+        executor = ctx.executor(kind)
+        text, next_offset = executor.logs(handle, offset)
+        complete = final and (executor.logs(handle, next_offset)[0] == "")
+    except Exception as exc:  # the executor's own failure: report it, do not fail the server
+        raise UnavailableError(f"logs of job {public_id}: executor '{kind}' failed: {exc}") from None
     return Logs(text=text, next_offset=next_offset, complete=complete)
