@@ -40,10 +40,6 @@ class Principal:
         """True for the admin role."""
         return self.role is Role.ADMIN
 
-    def team_scope(self) -> str | None:
-        """The one team whose jobs the caller may see, or None for all (admin)."""
-        return None if self.is_admin else self.team
-
     def require_admin(self) -> None:
         """Raise 403 unless the caller is an admin."""
         if not self.is_admin:

@@ -19,7 +19,7 @@ def list_page(session: Session, who: Principal, job_id: str | None, after: str |
     rows, next_id = event_repo.page(
         session,
         job_id=row_id,
-        team=who.team_scope() if not who.is_admin else None,
+        team=None if who.is_admin else (who.team or ""),
         after_id=after_id,
         limit=min(limit, MAX_PAGE),
     )

@@ -71,8 +71,7 @@ def get_visible(session: Session, who: Principal, public_id: str, *, for_update:
     """The job ``public_id`` if the caller may see it; 404 otherwise (other teams' jobs are not revealed)."""
     row_id = parse_job_id(public_id)
     job = job_repo.get(session, row_id, for_update=for_update) if row_id is not None else None
-    scope = who.team_scope()
-    if job is None or (scope is not None and job.team_id != scope) or (not who.is_admin and scope is None):
+    if job is None or not (who.is_admin or job.team_id == who.team):
         raise NotFoundError(f"no job '{public_id}'")
     return job
 
@@ -85,11 +84,10 @@ def list_page(
     cursor: str | None,
 ) -> JobPage:
     """A page of jobs newest first, limited to the caller's team unless it is an admin."""
-    scope = who.team_scope()
     if not who.is_admin:
-        if where.team is not None and where.team != scope:
-            raise ForbiddenError(f"token '{who.name}' may list only team '{scope}' jobs, not team '{where.team}'")
-        where = job_repo.JobFilter(status=where.status, queue=where.queue, team=scope or "")
+        if where.team is not None and where.team != who.team:
+            raise ForbiddenError(f"token '{who.name}' may list only team '{who.team}' jobs, not team '{where.team}'")
+        where = job_repo.JobFilter(status=where.status, queue=where.queue, team=who.team or "")
     before = _cursor(cursor)
     rows, next_id = job_repo.page(session, where, min(limit, MAX_PAGE), before)
     return JobPage(items=[to_api(j) for j in rows], next_cursor=str(next_id) if next_id is not None else None)
