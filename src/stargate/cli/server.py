@@ -69,7 +69,10 @@ def up(
         host=host, port=port, fleet_path=fleet, scheduler_enabled=scheduler, scheduler_interval_s=interval
     )
     db = _open_or_exit(settings)
-    prepared = prepare(settings, db, _fleet_to_apply(settings, db))
+    try:
+        prepared = prepare(settings, db, _fleet_to_apply(settings, db))
+    except ServiceError as exc:  # only a bad STARGATE_ADMIN_TOKEN can be refused here
+        raise _fail(f"STARGATE_ADMIN_TOKEN: {exc.detail.removeprefix('token: ')}") from None
     if prepared.fleet_changed:
         typer.echo(f"fleet version {prepared.fleet_version[:12]} applied")
     if prepared.admin_token is not None:

@@ -143,3 +143,11 @@ def test_admin_token_create_makes_a_member_token_the_api_accepts(tmp_path: Path)
     finally:
         harness.client.close()
         harness.ctx.db.close()
+
+
+def test_a_too_short_admin_token_from_the_environment_is_refused(tmp_path: Path) -> None:
+    clean = {k: None for k in os.environ if k.startswith("STARGATE_")}
+    env = {**clean, "STARGATE_HOME": str(tmp_path / "home"), "STARGATE_ADMIN_TOKEN": "short"}
+    result = CliRunner().invoke(app, ["up", "--fleet", str(TINY_FLEET)], env=env)
+    assert result.exit_code == 2
+    assert "STARGATE_ADMIN_TOKEN: found 5 characters, expected at least 16 printable characters" in result.stderr

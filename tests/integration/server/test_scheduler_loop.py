@@ -1,6 +1,11 @@
 """The scheduler loop with the real local executor: jobs run as real processes, finish, get cancelled, survive
 restarts (a fresh context over the same database and runs directory) without running twice."""
 
+import contextlib
+import json
+import os
+import shutil
+import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -199,3 +204,17 @@ def test_a_job_placed_where_no_executor_exists_fails_with_the_reason(harness: Ha
     data = _job(harness, str(job))
     assert data["status"] == "failed" and "executor kind 'ray' is not available" in str(data["reason"])
     assert 'stargate_executor_errors_total{executor="ray",operation="build"} 1.0' in harness.client.get("/metrics").text
+
+
+def test_a_run_that_vanished_fails_its_job_as_lost(harness: Harness) -> None:
+    job = harness.submit(command="sleep 20")["id"]
+    _cycle_until(harness, lambda: _status(harness, job) == "running")
+    run_dir = harness.ctx.settings.runs_dir / str(job) / "attempt-0"
+    record = json.loads((run_dir / "run.json").read_text())
+    for kill, target in ((os.killpg, record.get("pgid")), (os.kill, record.get("pid"))):
+        if isinstance(target, int):
+            with contextlib.suppress(ProcessLookupError):
+                kill(target, signal.SIGKILL)
+    shutil.rmtree(run_dir)
+    _cycle_until(harness, lambda: _status(harness, job) == "failed")
+    assert str(_job(harness, str(job))["reason"]).startswith("run lost: ")
