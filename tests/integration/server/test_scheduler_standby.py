@@ -29,7 +29,10 @@ def test_one_scheduler_at_a_time_and_the_standby_takes_over(harness: Harness) ->
     contexts = [ServerContext(settings=settings, db=Database.open(settings.database_url)) for _ in range(2)]
     first, second = (SchedulerThread(ctx) for ctx in contexts)
     first.start()
-    time.sleep(0.1)  # let the first one take the lock
+    deadline = time.monotonic() + TIMEOUT_S
+    while not contexts[0].metrics.registry.get_sample_value("stargate_scheduler_cycle_seconds_count"):
+        assert time.monotonic() < deadline  # wait until the first one holds the lock and has run a cycle
+        time.sleep(0.01)
     second.start()
     try:
         ids = [str(harness.submit(command="true")["id"]) for _ in range(8)]
