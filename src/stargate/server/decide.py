@@ -69,7 +69,7 @@ def decide(snap: Snapshot, now: datetime) -> tuple[CycleResult, list[tuple[JobRo
         started = job.started_at or now
         try:
             sched.restore_running(request_of(job), job.cluster, tuple(job.gpu_ids), engine_seconds(started))
-        except (ValueError, KeyError) as exc:
+        except Exception as exc:  # any refusal (bad GPU ids, a class the queue lost): requeue, never stall the loop
             lost.append((job, f"placement on '{job.cluster}' no longer valid: {exc}"))
     for job in snap.pending:
         sched.submit(request_of(job))
