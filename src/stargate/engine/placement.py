@@ -21,18 +21,42 @@ from __future__ import annotations
 
 import numpy as np
 
-from stargate.engine.index import BoolArray, FloatArray
+from stargate.engine.index import BoolArray, FloatArray, IntArray
 
 
-def choose(
-    feasible: BoolArray, avail: FloatArray, rank: FloatArray, inv_total: FloatArray, n: int, best_fit: bool
-) -> int:
-    """Index of the chosen cluster among ``feasible`` ones, or -1 when none is (``inv_total = 1 / (total + 1)``)."""
-    if not best_fit:
-        c = int(feasible.argmax())
+class Scorer:
+    """Chooses a cluster among feasible ones with few NumPy calls.
+
+    It keeps ``base(c) = rank(c) + avail(c) / (total(c) + 1)`` up to date (a scalar update per start or finish),
+    so ``score(c) = base(c) - n / (total(c) + 1)`` costs one subtraction with a cached array per job size.
+    """
+
+    __slots__ = ("_ginv", "base", "inv", "inv_l", "rank_l")
+
+    def __init__(self, total: IntArray) -> None:
+        """Scoring over clusters of ``total`` GPUs each."""
+        self.inv: FloatArray = (1.0 / (total + 1.0)).astype(np.float64)
+        self.inv_l: list[float] = self.inv.tolist()
+        self.rank_l: list[float] = [0.0] * len(total)
+        self.base: FloatArray = np.zeros(len(total), dtype=np.float64)
+        self._ginv: dict[int, FloatArray] = {}
+
+    def reset(self, rank: FloatArray, avail: FloatArray) -> None:
+        """Recompute every base score (after a capacity or price change)."""
+        self.rank_l = rank.tolist()
+        self.base = rank + avail * self.inv
+
+    def update(self, c: int, avail_c: float) -> None:
+        """Cluster ``c`` now has ``avail_c`` GPUs available."""
+        self.base[c] = self.rank_l[c] + avail_c * self.inv_l[c]
+
+    def choose(self, feasible: BoolArray, n: int, best_fit: bool) -> int:
+        """Index of the chosen cluster among ``feasible`` ones for ``n`` GPUs, or -1 when none is."""
+        if not best_fit:
+            c = int(feasible.argmax())
+            return c if feasible[c] else -1
+        ginv = self._ginv.get(n)
+        if ginv is None:
+            ginv = self._ginv[n] = n * self.inv
+        c = int(np.where(feasible, self.base - ginv, np.inf).argmin())
         return c if feasible[c] else -1
-    score = avail - n
-    score *= inv_total
-    score += rank
-    c = int(np.where(feasible, score, np.inf).argmin())
-    return c if feasible[c] else -1

@@ -31,7 +31,7 @@ from stargate.engine.backfill import Reservations, shadow_on
 from stargate.engine.index import TIER_WEIGHT, BoolArray, FleetIndex, FloatArray
 from stargate.engine.jobs import DONE, PENDING, RUNNING, JobTable
 from stargate.engine.pending import Entry, PendingQueue
-from stargate.engine.placement import choose
+from stargate.engine.placement import Scorer
 from stargate.engine.policies import Policy
 from stargate.engine.preemption import pick_victims
 from stargate.engine.types import CycleResult, JobRequest, Preemption, Reason, Rejection, Start
@@ -55,7 +55,7 @@ class Scheduler:
         self.up: BoolArray = ~index.initially_down
         self.online: BoolArray = np.ones(n, dtype=bool)
         self.draw_w: list[float] = [0.0] * len(index.sites)
-        self._inv_total: FloatArray = (1.0 / (index.total + 1.0)).astype(np.float64)
+        self.scorer = Scorer(index.total)
         self.w_safe: FloatArray = np.where(index.w_per_gpu > 0, index.w_per_gpu, 1.0)
         self.running: list[list[tuple[float, int, int]]] = [[] for _ in range(n)]
         self.run_end: dict[int, float] = {}
@@ -74,11 +74,12 @@ class Scheduler:
         self._classes: dict[tuple[object, ...], int] = {}
         self._class_cache: dict[tuple[object, ...], tuple[int, str | None]] = {}
         self._cls_mask: list[BoolArray] = []
+        self._cls_all: list[bool] = []
         self._cls_mask_nb: list[BoolArray] = []
         self._cls_models: list[tuple[str, ...]] = []
         self._model_mask = {m: np.array([x == m for x in index.model_of], dtype=bool) for m in index.models}
         self._set_capacity(-math.inf)
-        self.avail = self._compute_avail()
+        self._set_avail(self._compute_avail())
         self._stale = False
         self.amax = self.amax_nb = 0.0
 
@@ -233,6 +234,7 @@ class Scheduler:
         mask = self.index.compatible(models, providers, regions)  # type: ignore[arg-type]
         self._classes[key] = cls = len(self._cls_mask)
         self._cls_mask.append(mask)
+        self._cls_all.append(bool(mask.all()))
         self._cls_mask_nb.append(mask & ~self.payg)
         self._cls_models.append(tuple(sorted({self.index.model_of[c] for c in np.flatnonzero(mask)})))
         return cls
@@ -256,6 +258,11 @@ class Scheduler:
             res.preemptions.extend(self._evict(int(c), now, Reason.CLUSTER_OFFLINE))
         self._dirty_all = self._stale = True
 
+    def _set_avail(self, avail: FloatArray) -> None:
+        self.avail = avail
+        self.scorer.reset(self.rank, avail)
+        self._max_dirty = True
+
     def _compute_avail(self) -> FloatArray:
         """Free GPUs usable now per cluster, within the site power cap."""
         avail: FloatArray = np.where(self.up & self.online, np.array(self.free, dtype=np.float64), 0.0)
@@ -266,6 +273,7 @@ class Scheduler:
         return avail
 
     def _refresh_max(self) -> None:
+        self._max_dirty = False
         avail = self.avail
         self.amax = float(avail.max()) if avail.size else 0.0
         if self._bursting:
@@ -332,9 +340,10 @@ class Scheduler:
         if not scan and not self.ready:
             return
         if self._stale:
-            self.avail = self._compute_avail()
+            self._set_avail(self._compute_avail())
             self._stale = False
-        self._refresh_max()
+        if self._max_dirty:
+            self._refresh_max()
         self._requeue: list[int] = []
         memo: dict[tuple[int, int, bool], tuple[int, float]] = {}
         if self.amax_nb >= 1 or (pol.preemption and self.victim_prios):
@@ -422,13 +431,13 @@ class Scheduler:
                 memo[qkey] = (g, end)
                 return False
             mask = mask & np.logical_or.reduce([self._model_mask[m] for m in models])
-        avail = self.avail
-        feasible = avail >= g
-        feasible &= mask
+        feasible = self.avail >= g
+        if not self._cls_all[cls] or mask is not self._cls_mask[cls]:
+            feasible &= mask
         resv = self.resv
         if resv is not None and end > resv.min_shadow:
             feasible &= (end <= resv.shadow) | (g <= resv.long_room)
-        c = choose(feasible, avail, self.rank, self._inv_total, g, self.policy.best_fit)
+        c = self.scorer.choose(feasible, g, self.policy.best_fit)
         if c < 0:
             memo[key if mask is base else qkey] = (g, end)
             return False
@@ -456,12 +465,13 @@ class Scheduler:
         if self._preempting and t.req[j].preemptible:
             self.victim_prios[t.prio[j]] += 1
         if self.limited:
-            self.avail = self._compute_avail()
+            self._set_avail(self._compute_avail())
             self._refresh_max()
             return
         before = self.avail.item(c)
         if before > 0:
             self.avail[c] = before - g
+            self.scorer.update(c, before - g)
             if before >= self.amax_nb or self.payg.item(c):
                 self._refresh_max()
 
@@ -484,7 +494,10 @@ class Scheduler:
         if self.limited or not (self.up.item(c) and self.online.item(c)):
             self._stale = True
         else:
-            self.avail[c] = self.avail.item(c) + g
+            after = self.avail.item(c) + g
+            self.avail[c] = after
+            self.scorer.update(c, after)
+            self._max_dirty = True
         t.cluster[j], t.gpu_ids[j] = -1, ()
         self._dirty_all = True
 
@@ -537,7 +550,7 @@ class Scheduler:
             res.preemptions.append(self._stop(v, now, Reason.PRIORITY))
             self._requeue.append(v)
         if self._stale:
-            self.avail = self._compute_avail()
+            self._set_avail(self._compute_avail())
             self._stale = False
         self._refresh_max()
         return self._try_start(j, now, res, {})

@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class JobRequest:
-    """A job as the engine sees it: what it needs, where it may run, how it may be treated."""
+    """A job as the engine sees it: what it needs, where it may run, how it may be treated.
+
+    Treat it as immutable once submitted (not frozen only because frozen construction is slow in the hot path).
+    """
 
     id: str
     queue: str
@@ -30,7 +33,7 @@ class JobRequest:
     """Run time already done and checkpointed, s (kept across preemptions)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Start:
     """Decision: run ``job_id`` now on ``gpu_ids`` of ``cluster_id`` at the given price."""
 
@@ -41,7 +44,7 @@ class Start:
     contract_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Preemption:
     """Decision: ``job_id`` stops and goes back to its queue keeping ``progress_s`` of run time."""
 
@@ -50,7 +53,7 @@ class Preemption:
     progress_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rejection:
     """Decision: ``job_id`` can never run as asked; ``reason`` is a short stable code."""
 

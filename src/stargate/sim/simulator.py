@@ -148,6 +148,13 @@ class Simulator:
         self.started_at = [0.0] * n
         self.on = [(-1, 0.0)] * n
         self.wake_at = math.inf
+        # Per-job outcomes as Python lists during the run (fast scalar access); copied into ``state`` at the end.
+        self._gpus = [j.gpus for j in self.jobs]
+        self._dur = [j.duration_s for j in self.jobs]
+        self._first = [math.nan] * n
+        self._finish = [math.nan] * n
+        self._cost = [0.0] * n
+        self._cloud_s = [0.0] * n
         self.settled = 0
         """Jobs finished or rejected so far."""
 
@@ -185,6 +192,10 @@ class Simulator:
                 settled_report = st.events
                 self.config.progress(self.settled, n)
         self._close_runs(min(until, st.end_s) if math.isfinite(until) else st.end_s)
+        st.first_start = np.array(self._first, dtype=np.float64)
+        st.finish = np.array(self._finish, dtype=np.float64)
+        st.cost = np.array(self._cost, dtype=np.float64)
+        st.cloud_gpu_s = np.array(self._cloud_s, dtype=np.float64)
         return st
 
     def _push(self, t: float, kind: int, a: int, b: int) -> None:
@@ -229,19 +240,30 @@ class Simulator:
 
     def _after(self, res: CycleResult, now: float) -> None:
         st, ix = self.state, self.ix
-        for r in res.rejections:
-            st.rejected[ix[r.job_id]] = r.reason
-        self.settled += len(res.rejections)
-        self._stopped(res.preemptions, now)
+        if res.rejections:
+            for r in res.rejections:
+                st.rejected[ix[r.job_id]] = r.reason
+            self.settled += len(res.rejections)
+        if res.preemptions:
+            self._stopped(res.preemptions, now)
         cluster_ix, log = self.index.cluster_ix, self.config.record_log
+        first, started_at, on, dur, progress, run = (
+            self._first,
+            self.started_at,
+            self.on,
+            self._dur,
+            self.progress,
+            self.run,
+        )
+        heap = self.heap
         for s in res.starts:
             i = ix[s.job_id]
-            c = cluster_ix[s.cluster_id]
-            if math.isnan(st.first_start[i]):
-                st.first_start[i] = now
-            self.started_at[i] = now
-            self.on[i] = (c, s.price_usd_per_gpu_hour)
-            self._push(now + max(st.duration[i] - self.progress[i], 0.0), FINISH, i, self.run[i])
+            if first[i] != first[i]:  # NaN: first start
+                first[i] = now
+            started_at[i] = now
+            on[i] = (cluster_ix[s.cluster_id], s.price_usd_per_gpu_hour)
+            self.seq += 1
+            heapq.heappush(heap, (now + max(dur[i] - progress[i], 0.0), FINISH, self.seq, FINISH, i, run[i]))
             if log:
                 st.log.append((now, "start", s.job_id, s.cluster_id, s.gpu_ids))
         wake = res.next_wakeup_s
@@ -252,18 +274,18 @@ class Simulator:
     def _account(self, i: int, now: float) -> None:
         """Charge the run of job ``i`` that ends at ``now``: busy GPU-seconds, cost, cloud GPU-seconds."""
         c, price = self.on[i]
-        gpu_s = (now - self.started_at[i]) * int(self.state.gpus[i])
+        gpu_s = (now - self.started_at[i]) * self._gpus[i]
         st = self.state
         st.busy_gpu_s[c] = st.busy_gpu_s.get(c, 0.0) + gpu_s
-        st.cost[i] += gpu_s / 3600.0 * price
+        self._cost[i] += gpu_s / 3600.0 * price
         st.cost_by_cluster[c] = st.cost_by_cluster.get(c, 0.0) + gpu_s / 3600.0 * price
         if self.cloud[c]:
-            st.cloud_gpu_s[i] += gpu_s
+            self._cloud_s[i] += gpu_s
         self.on[i] = (-1, 0.0)
 
     def _finished(self, i: int, now: float) -> None:
         self._account(i, now)
-        self.state.finish[i] = now
+        self._finish[i] = now
         self.settled += 1
         self.sched.finish(self.jobs[i].id)
         if self.config.record_log:
