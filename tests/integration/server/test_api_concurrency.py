@@ -14,7 +14,7 @@ import httpx
 import pytest
 import uvicorn
 
-from conftest import Harness
+from integration.server.stargate_harness import Harness
 
 CLIENTS = 60
 JOBS_EACH = 4

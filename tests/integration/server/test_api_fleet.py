@@ -3,7 +3,7 @@
 import copy
 from typing import Any
 
-from conftest import Harness
+from integration.server.stargate_harness import Harness
 
 FLEET = "/api/v1/fleet"
 

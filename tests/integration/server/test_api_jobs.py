@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import Harness
+from integration.server.stargate_harness import Harness
 
 JOBS = "/api/v1/jobs"
 

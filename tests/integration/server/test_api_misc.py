@@ -5,7 +5,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from conftest import Harness
+from integration.server.stargate_harness import Harness
 from stargate.store import TokenRow
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import Harness
+from integration.server.stargate_harness import Harness
 
 ROLES = ("admin", "member", "viewer")
 FLEET_DOC = {"name": "tiny"}

@@ -13,7 +13,7 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from conftest import TINY_FLEET, build_harness
+from integration.server.stargate_harness import TINY_FLEET, build_harness
 from stargate.cli import app
 
 STARTUP_TIMEOUT_S = 60.0

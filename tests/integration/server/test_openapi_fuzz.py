@@ -11,7 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from conftest import Harness
+from integration.server.stargate_harness import Harness
 
 MAX_EXAMPLES = 15
 

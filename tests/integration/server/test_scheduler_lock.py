@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from conftest import POSTGRES_ENV, postgres_schema_url
+from integration.server.stargate_harness import POSTGRES_ENV, postgres_schema_url
 from stargate.server.lock import SchedulerLock
 from stargate.store import Database
 

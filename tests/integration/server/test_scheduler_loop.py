@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from conftest import Harness
+from integration.server.stargate_harness import Harness
 from stargate.executors import RunHandle, RunRequest
 from stargate.server.context import ServerContext
 from stargate.server.decide import apply_decisions, decide, take_snapshot

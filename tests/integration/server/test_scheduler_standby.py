@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from sqlalchemy import func, select
 
-from conftest import Harness
+from integration.server.stargate_harness import Harness
 from stargate.server.context import ServerContext
 from stargate.server.loop import SchedulerThread
 from stargate.store import Database, JobEventRow, RunRow
