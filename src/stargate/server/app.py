@@ -12,6 +12,7 @@ from stargate.server.context import ServerContext
 from stargate.server.errors import ServiceError
 from stargate.server.loop import SchedulerThread
 from stargate.server.routers import fleet, health, jobs, misc
+from stargate.server.schemas import ERROR_RESPONSES
 from stargate.store import IllegalTransitionError
 
 API_PREFIX = "/api/v1"
@@ -43,7 +44,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.state.ctx = ctx
     app.include_router(health.router)
     for router in (jobs.router, fleet.router, misc.router):
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     _add_error_handlers(app)
     return app
 

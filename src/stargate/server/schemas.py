@@ -16,6 +16,26 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ErrorBody(BaseModel):
+    """Every error answer: one located, human-readable message."""
+
+    detail: str = Field(description="What is wrong and where, e.g. \"body.queue: found 'x', expected ...\".")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in (
+        (400, "Malformed cursor or parameter."),
+        (401, "Missing, unknown or revoked token."),
+        (403, "The token's role or team does not allow this."),
+        (404, "No such thing, or another team's job."),
+        (409, "Conflicts with the current state (final job, stale plan)."),
+        (422, "Invalid body or parameters; names every problem."),
+    )
+}
+"""The error answers every ``/api/v1`` route may give, for the OpenAPI document."""
+
+
 class Health(BaseModel):
     """Liveness answer."""
 

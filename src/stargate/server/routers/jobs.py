@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from stargate.domain import JobSpec
 from stargate.server.deps import CtxDep, NowDep, PrincipalDep, ReadSessionDep
-from stargate.server.schemas import Job, JobPage, Logs
+from stargate.server.schemas import ErrorBody, Job, JobPage, Logs
 from stargate.server.services import jobs as service
 from stargate.server.services import logs as log_service
 from stargate.store import JobStatus
@@ -49,7 +49,11 @@ def cancel_job(who: PrincipalDep, job_id: str, ctx: CtxDep, now: NowDep) -> Job:
         return service.to_api(service.cancel(session, who, job_id, now))
 
 
-@router.get("/{job_id}/logs", response_model=Logs)
+@router.get(
+    "/{job_id}/logs",
+    response_model=Logs,
+    responses={503: {"model": ErrorBody, "description": "The job's executor failed or is not available."}},
+)
 def job_logs(job_id: str, ctx: CtxDep, who: PrincipalDep, offset: Annotated[int, Query(ge=0)] = 0) -> Logs:
     """Log text of the job's latest attempt from byte ``offset``."""
     return log_service.read(ctx, who, job_id, offset)
