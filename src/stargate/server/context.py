@@ -4,6 +4,7 @@ the fleet in force (parsed once per version)."""
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -63,6 +64,8 @@ class LoopState:
 
     fingerprint: tuple[str, int] | None = None
     wakeup: datetime | None = None
+    spec_terms: dict[int, Any] = field(default_factory=dict)
+    """The engine-relevant terms of each live job's spec, by row id (specs never change; parsed once)."""
 
 
 @dataclass

@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -15,6 +16,7 @@ from stargate.server.errors import NotFoundError
 from stargate.store import JobRow, JobStatus, RunRow, parse_job_id, transition
 from stargate.store.repositories import jobs as job_repo
 from stargate.store.repositories import runs as run_repo
+from stargate.store.repositories.jobs import JobState
 
 ENGINE_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 """Engine time zero: engine times are float seconds since this instant."""
@@ -24,14 +26,36 @@ PRICE_QUANTUM = Decimal("0.000001")
 
 @dataclass
 class Snapshot:
-    """What one cycle decides over: the fleet in force and every non-final job (detached rows)."""
+    """What one cycle decides over: the fleet in force, every non-final job, the engine's view of each."""
 
     fleet: Fleet
     version: str
-    pending: list[JobRow]
-    holding: list[JobRow]
+    pending: list[JobState]
+    holding: list[JobState]
     """Placed and running jobs."""
+    requests: dict[int, JobRequest] = field(default_factory=dict)
+    """The engine's request for every job above, by row id."""
     executor_of_cluster: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SpecTerms:
+    """The parts of a job's spec the engine needs; specs never change, so the loop parses each once."""
+
+    duration_s: float | None
+    checkpoint_interval_s: float | None
+    allowed_providers: tuple[str, ...]
+    allowed_regions: tuple[str, ...]
+
+    @classmethod
+    def of(cls, spec: dict[str, Any]) -> "SpecTerms":
+        """The terms of a stored spec."""
+        return cls(
+            spec.get("estimated_duration_s"),
+            spec.get("checkpoint_interval_s"),
+            tuple(spec.get("allowed_providers") or ()),
+            tuple(spec.get("allowed_regions") or ()),
+        )
 
 
 def engine_seconds(at: datetime) -> float:
@@ -40,15 +64,25 @@ def engine_seconds(at: datetime) -> float:
 
 
 def take_snapshot(ctx: ServerContext) -> Snapshot | None:
-    """Read the fleet and the jobs in one read transaction; None before any fleet was applied."""
+    """Read the fleet and the jobs in one read transaction; None before any fleet was applied.
+
+    Spec terms come from ``ctx.loop.spec_terms`` (filled for new jobs, pruned to the jobs seen now).
+    """
     with ctx.db.read() as session:
         try:
             version, fleet = ctx.fleet.get(session)
         except NotFoundError:
             return None
-        pending = job_repo.with_status(session, [JobStatus.PENDING])
-        holding = job_repo.with_status(session, [JobStatus.PLACED, JobStatus.RUNNING])
-    return Snapshot(fleet, version, pending, holding, executor_of_cluster=_executors(fleet))
+        pending = job_repo.states(session, [JobStatus.PENDING])
+        holding = job_repo.states(session, [JobStatus.PLACED, JobStatus.RUNNING])
+        cache = ctx.loop.spec_terms
+        missing = [j.id for j in (*pending, *holding) if j.id not in cache]
+        cache.update({i: SpecTerms.of(spec) for i, spec in job_repo.specs(session, missing).items()})
+    live = {j.id for j in (*pending, *holding)}
+    for gone in [i for i in cache if i not in live]:
+        del cache[gone]
+    requests = {j.id: request_of(j, cache[j.id]) for j in (*pending, *holding)}
+    return Snapshot(fleet, version, pending, holding, requests, executor_of_cluster=_executors(fleet))
 
 
 def _executors(fleet: Fleet) -> dict[str, str]:
@@ -57,28 +91,27 @@ def _executors(fleet: Fleet) -> dict[str, str]:
     return {c.id: kind.get(provider_of_site.get(c.site, ""), "local") for c in fleet.clusters}
 
 
-def decide(snap: Snapshot, now: datetime) -> tuple[CycleResult, list[tuple[JobRow, str]]]:
+def decide(snap: Snapshot, now: datetime) -> tuple[CycleResult, list[tuple[JobState, str]]]:
     """Run one engine cycle over the snapshot; also the held jobs that could not be restored (cluster gone)."""
     sched = Scheduler(FleetIndex.from_fleet(snap.fleet, epoch=ENGINE_EPOCH), get_policy("stargate"))
-    lost: list[tuple[JobRow, str]] = []
+    lost: list[tuple[JobState, str]] = []
     known = set(snap.executor_of_cluster)
     for job in snap.holding:
-        if job.cluster not in known:
+        if job.cluster is None or job.cluster not in known:
             lost.append((job, f"cluster '{job.cluster}' is no longer in the fleet"))
             continue
         started = job.started_at or now
         try:
-            sched.restore_running(request_of(job), job.cluster, tuple(job.gpu_ids), engine_seconds(started))
+            sched.restore_running(snap.requests[job.id], job.cluster, tuple(job.gpu_ids), engine_seconds(started))
         except Exception as exc:  # any refusal (bad GPU ids, a class the queue lost): requeue, never stall the loop
             lost.append((job, f"placement on '{job.cluster}' no longer valid: {exc}"))
     for job in snap.pending:
-        sched.submit(request_of(job))
+        sched.submit(snap.requests[job.id])
     return sched.cycle(engine_seconds(now)), lost
 
 
-def request_of(job: JobRow) -> JobRequest:
+def request_of(job: JobState, terms: SpecTerms) -> JobRequest:
     """The engine's view of a stored job."""
-    spec = job.spec
     return JobRequest(
         id=job.public_id,
         queue=job.queue_id,
@@ -87,10 +120,10 @@ def request_of(job: JobRow) -> JobRequest:
         priority=job.priority,
         preemptible=job.preemptible,
         submit_s=engine_seconds(job.submitted_at),
-        duration_s=spec.get("estimated_duration_s"),
-        checkpoint_interval_s=spec.get("checkpoint_interval_s"),
-        allowed_providers=tuple(spec.get("allowed_providers") or ()),
-        allowed_regions=tuple(spec.get("allowed_regions") or ()),
+        duration_s=terms.duration_s,
+        checkpoint_interval_s=terms.checkpoint_interval_s,
+        allowed_providers=terms.allowed_providers,
+        allowed_regions=terms.allowed_regions,
         progress_s=job.progress_s,
     )
 
@@ -106,7 +139,7 @@ class Applied:
 
 
 def apply_decisions(
-    ctx: ServerContext, snap: Snapshot, result: CycleResult, lost: list[tuple[JobRow, str]], now: datetime
+    ctx: ServerContext, snap: Snapshot, result: CycleResult, lost: list[tuple[JobState, str]], now: datetime
 ) -> Applied:
     """Write the cycle's decisions in one transaction, each only if its job is still where the snapshot saw it."""
     seen = {j.id: (JobStatus(j.status), j.attempt) for j in (*snap.pending, *snap.holding)}

@@ -2,11 +2,13 @@
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from stargate.store.models import JobRow
+from stargate.store.models import JobRow, format_job_id
 from stargate.store.status import JobStatus
 
 
@@ -91,3 +93,59 @@ def held_gpus_by_cluster(session: Session) -> dict[str, int]:
         .group_by(JobRow.cluster)
     )
     return {str(cluster): int(n) for cluster, n in session.execute(query)}
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """A non-final job as the scheduler reads it every cycle: everything but the spec (see :func:`specs`)."""
+
+    id: int
+    queue_id: str
+    gpus: int
+    gpu_models: list[str]
+    priority: int
+    preemptible: bool
+    submitted_at: datetime
+    progress_s: float
+    status: JobStatus
+    attempt: int
+    cluster: str | None
+    gpu_ids: list[int]
+    started_at: datetime | None
+
+    @property
+    def public_id(self) -> str:
+        """The job's URL-safe id, e.g. ``j-000123``."""
+        return format_job_id(self.id)
+
+
+_STATE_COLUMNS = (
+    JobRow.id,
+    JobRow.queue_id,
+    JobRow.gpus,
+    JobRow.gpu_models,
+    JobRow.priority,
+    JobRow.preemptible,
+    JobRow.submitted_at,
+    JobRow.progress_s,
+    JobRow.status,
+    JobRow.attempt,
+    JobRow.cluster,
+    JobRow.gpu_ids,
+    JobRow.started_at,
+)
+
+
+def states(session: Session, statuses: Sequence[JobStatus]) -> list[JobState]:
+    """Every job in one of ``statuses``, oldest first, as plain values (no ORM objects: several times faster for
+    thousands of jobs)."""
+    query = select(*_STATE_COLUMNS).where(JobRow.status.in_(statuses)).order_by(JobRow.id)
+    return [JobState(**row._mapping) for row in session.execute(query)]
+
+
+def specs(session: Session, row_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """The stored specs of these jobs, by row id."""
+    ids = list(row_ids)
+    if not ids:
+        return {}
+    return {i: spec for i, spec in session.execute(select(JobRow.id, JobRow.spec).where(JobRow.id.in_(ids)))}
