@@ -5,6 +5,7 @@ jobs (outside any transaction) → orphaned runs are stopped → metrics. Only t
 cycles (see :mod:`stargate.server.lock`).
 """
 
+import contextlib
 import logging
 import threading
 import time
@@ -22,6 +23,8 @@ from stargate.store.repositories import jobs as job_repo
 from stargate.store.repositories import teams as team_repo
 
 log = logging.getLogger("stargate.scheduler")
+MAX_BACKOFF_S = 5.0
+"""Longest wait between cycles after repeated failures (e.g. the database is down), s."""
 
 
 @dataclass
@@ -119,6 +122,7 @@ class SchedulerThread:
         self._ctx = ctx
         self._lock = SchedulerLock(ctx.db, ctx.settings.lock_path)
         self._stop = threading.Event()
+        self._leader = False
         self._thread = threading.Thread(target=self._run, name="stargate-scheduler", daemon=True)
 
     def start(self) -> None:
@@ -132,20 +136,26 @@ class SchedulerThread:
 
     def _run(self) -> None:
         interval = self._ctx.settings.scheduler_interval_s
-        leader = False
+        failures = 0
         try:
             while not self._stop.is_set():
-                if self._lock.acquire():
-                    if not leader:
-                        log.info("scheduler: this process is the scheduler now")
-                        leader = True
-                    self._cycle()
-                self._stop.wait(interval)
+                failures = 0 if self._step() else failures + 1
+                self._stop.wait(min(interval * 2**failures, MAX_BACKOFF_S) if failures else interval)
         finally:
-            self._lock.release()
+            with contextlib.suppress(Exception):  # the database may be gone; the lock goes with the process
+                self._lock.release()
 
-    def _cycle(self) -> None:
+    def _step(self) -> bool:
+        """One turn: take (or keep) the lock and run a cycle if we hold it; False when something raised."""
         try:
-            run_cycle(self._ctx, datetime.now(UTC))
-        except Exception:  # keep the loop alive; the next cycle starts from the database again
+            if self._lock.acquire():
+                if not self._leader:
+                    log.info("scheduler: this process is the scheduler now")
+                    self._leader = True
+                run_cycle(self._ctx, datetime.now(UTC))
+            else:
+                self._leader = False
+            return True
+        except Exception:  # keep the loop alive (backing off); the next cycle starts from the database again
             log.exception("scheduler cycle failed")
+            return False
