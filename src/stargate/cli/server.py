@@ -117,6 +117,7 @@ class _Server(uvicorn.Server):
     """Uvicorn that says ``listening on http://HOST:PORT`` (the real port, also for ``--port 0``) once bound."""
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Bind as uvicorn does, then print the address actually bound."""
         await super().startup(sockets)
         if self.started and self.servers:
             host, port = self.servers[0].sockets[0].getsockname()[:2]

@@ -26,6 +26,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        """Run the scheduler thread (when enabled) while the app serves."""
         loop = SchedulerThread(ctx) if ctx.settings.scheduler_enabled else None
         if loop is not None:
             loop.start()

@@ -150,6 +150,7 @@ def apply_decisions(
         rows = job_repo.get_many(session, ids, for_update=True)
 
         def unchanged(public_id: str) -> JobRow | None:
+            """The locked row of this job if its status and attempt are still those of the snapshot."""
             row = rows.get(parse_job_id(public_id) or -1)
             return row if row is not None and (JobStatus(row.status), row.attempt) == seen.get(row.id) else None
 
