@@ -5,9 +5,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stargate.domain import JobSpec
+from stargate.domain import JobKind, JobSpec
 from stargate.domain.ids import Id
 from stargate.server.auth import Role
+from stargate.store import JobStatus
 
 
 class Body(BaseModel):
@@ -58,11 +59,11 @@ class Job(BaseModel):
     name: str
     queue: str
     team: str
-    kind: str
+    kind: JobKind
     gpus: int = Field(description="GPUs the job needs at once, GPUs.")
     gpu_models: list[str]
     priority_class: str
-    status: str = Field(description="pending, placed, running, succeeded, failed or cancelled.")
+    status: JobStatus = Field(description="pending, placed, running, succeeded, failed or cancelled.")
     reason: str = Field(description="Why the job is in its status (last transition's reason).")
     attempt: int = Field(description="0 for the first try; increased by each preemption or cluster failure.")
     submitted_at: datetime
@@ -98,8 +99,8 @@ class Event(BaseModel):
     job_id: str
     at: datetime
     actor: str
-    from_: str | None = Field(alias="from", serialization_alias="from")
-    to: str
+    from_: JobStatus | None = Field(alias="from", serialization_alias="from", description="Null for the submission.")
+    to: JobStatus
     reason: str
 
 

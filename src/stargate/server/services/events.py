@@ -6,7 +6,7 @@ from stargate.server.auth import Principal
 from stargate.server.errors import BadRequestError
 from stargate.server.schemas import Event, EventPage
 from stargate.server.services.jobs import get_visible
-from stargate.store import format_job_id
+from stargate.store import JobStatus, format_job_id
 from stargate.store.repositories import events as event_repo
 
 MAX_PAGE = 1000
@@ -29,8 +29,8 @@ def list_page(session: Session, who: Principal, job_id: str | None, after: str |
             job_id=format_job_id(e.job_id),
             at=e.at,
             actor=e.actor,
-            from_=e.from_status,
-            to=e.to_status,
+            from_=JobStatus(e.from_status) if e.from_status else None,
+            to=JobStatus(e.to_status),
             reason=e.reason,
         )
         for e in rows

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from stargate.domain import Fleet, JobSpec
+from stargate.domain import Fleet, JobKind, JobSpec
 from stargate.server.auth import Principal
 from stargate.server.errors import BadRequestError, ConflictError, ForbiddenError, InvalidError, NotFoundError
 from stargate.server.schemas import Job, JobPage
@@ -118,11 +118,11 @@ def to_api(job: JobRow) -> Job:
         name=job.name,
         queue=job.queue_id,
         team=job.team_id,
-        kind=job.kind,
+        kind=JobKind(job.kind),
         gpus=job.gpus,
         gpu_models=list(job.gpu_models),
         priority_class=job.priority_class,
-        status=JobStatus(job.status).value,
+        status=JobStatus(job.status),
         reason=job.reason,
         attempt=job.attempt,
         submitted_at=job.submitted_at,
