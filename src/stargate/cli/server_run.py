@@ -1,0 +1,139 @@
+"""The work behind ``stargate up`` and ``stargate admin token create``, imported only when one of them runs.
+
+Kept apart from :mod:`stargate.cli.server` so that every other command starts without importing the server stack
+(FastAPI, uvicorn, SQLAlchemy, Alembic), which costs most of a second.
+"""
+
+import asyncio
+import logging
+import socket
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
+
+from stargate.domain import Fleet
+from stargate.fleetfile import FleetFileError, load_fleet
+from stargate.server.app import create_app
+from stargate.server.auth import Role
+from stargate.server.bootstrap import needs_fleet, open_database, prepare
+from stargate.server.defaults import DEFAULT_FLEET
+from stargate.server.errors import ServiceError
+from stargate.server.services import tokens as token_service
+from stargate.server.settings import Settings
+from stargate.store import Database
+
+EXIT_INPUT = 2
+"""Exit code for bad input: a flag, the fleet file, the database URL."""
+
+
+def _fail(message: str) -> typer.Exit:
+    sys.stderr.write(f"error: {message}\n")
+    return typer.Exit(EXIT_INPUT)
+
+
+def up(host: str, port: int, fleet: Path | None, interval: float, scheduler: bool, log_level: str) -> None:
+    """Start the API server and the scheduler loop (see :func:`stargate.cli.server.up`)."""
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise _fail(f"--log-level: found '{log_level}'; expected debug, info, warning or error")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    settings = Settings.from_env(
+        host=host, port=port, fleet_path=fleet, scheduler_enabled=scheduler, scheduler_interval_s=interval
+    )
+    db = _open_or_exit(settings)
+    try:
+        prepared = prepare(settings, db, _fleet_to_apply(settings, db))
+    except ServiceError as exc:  # only a bad STARGATE_ADMIN_TOKEN can be refused here
+        raise _fail(f"STARGATE_ADMIN_TOKEN: {exc.detail.removeprefix('token: ')}") from None
+    if prepared.fleet_changed:
+        typer.echo(f"fleet version {prepared.fleet_version[:12]} applied")
+    if prepared.admin_token is not None:
+        typer.echo(f"admin token: {prepared.admin_token}")
+        typer.echo(
+            f"(shown once) save it for the client: stargate login --url {settings.url} --token {prepared.admin_token}"
+        )
+    _serve(create_app(prepared.ctx), settings, log_level)
+
+
+def token_create(team: str | None, role: str, name: str | None) -> None:
+    """Create an API token directly in the database and print it once."""
+    try:
+        parsed = Role(role)
+    except ValueError:
+        raise _fail(f"--role: found '{role}'; expected admin, member or viewer") from None
+    settings = Settings.from_env()
+    db = _open_or_exit(settings)
+    label = name or (f"{parsed.value}-{team}" if team else parsed.value)
+    try:
+        with db.write() as session:
+            row, secret = token_service.create(session, label, team, parsed, datetime.now(UTC))
+    except ServiceError as exc:
+        raise _fail(exc.detail.replace("team:", "--team:", 1)) from None
+    finally:
+        db.close()
+    typer.echo(f"token {row.id} ({parsed.value}, team {team or '-'}, name {label}): {secret}")
+    typer.echo("(shown once; stored only as a SHA-256 hash)")
+
+
+def _open_or_exit(settings: Settings) -> Database:
+    try:
+        return open_database(settings)
+    except (SQLAlchemyError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _fail(f"database {_redact(settings.database_url)}: cannot open or migrate it: {first}") from None
+
+
+def _redact(url: str) -> str:
+    """The URL without its password."""
+    head, at, tail = url.rpartition("@")
+    if not at or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, user_pass = head.partition("//")
+    return f"{scheme}//{user_pass.split(':', 1)[0]}:***@{tail}"
+
+
+def _fleet_to_apply(settings: Settings, db: Database) -> Fleet | None:
+    path = settings.fleet_path
+    if path is None and not needs_fleet(db):
+        return None
+    path = path or DEFAULT_FLEET
+    try:
+        return load_fleet(path)
+    except FleetFileError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(f"{problem}\n")
+        raise _fail(f"--fleet: {len(exc.problems)} problem(s) in {path}; the server did not start") from None
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn that says ``listening on http://HOST:PORT`` (the real port, also for ``--port 0``) once bound."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Bind as uvicorn does, then print the address actually bound."""
+        await super().startup(sockets)
+        if self.started and self.servers:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            logging.getLogger("stargate.server").info("listening on http://%s:%s", host, port)
+            sys.stdout.write(f"listening on http://{host}:{port}\n")
+            sys.stdout.flush()
+
+
+def _serve(app: Any, settings: Settings, log_level: str) -> None:
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=log_level, access_log=log_level == "debug"
+    )
+    server = _Server(config)
+    try:
+        asyncio.run(server.serve())
+    except OSError as exc:
+        raise _fail(f"--port: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
+    except SystemExit:  # uvicorn exits this way when it cannot bind
+        if server.started:
+            raise
+    if not server.started:
+        raise _fail(f"--host/--port: could not listen on {settings.host}:{settings.port} (see the log above)")
