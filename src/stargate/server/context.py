@@ -66,6 +66,8 @@ class LoopState:
     wakeup: datetime | None = None
     spec_terms: dict[int, Any] = field(default_factory=dict)
     """The engine-relevant terms of each live job's spec, by row id (specs never change; parsed once)."""
+    index: tuple[str, Any] | None = None
+    """(fleet version, the engine's read-only ``FleetIndex`` of that fleet): rebuilt only when the fleet changes."""
 
 
 @dataclass

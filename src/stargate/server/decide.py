@@ -7,13 +7,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from stargate.domain import Fleet
-from stargate.engine import CycleResult, FleetIndex, JobRequest, Scheduler, get_policy
+from stargate.engine import CycleResult, FleetIndex, JobRequest, Scheduler, Start, get_policy
 from stargate.server.context import ServerContext
 from stargate.server.errors import NotFoundError
-from stargate.store import JobRow, JobStatus, RunRow, parse_job_id, transition
+from stargate.store import Current, JobStatus, Move, lock_current, parse_job_id, transition_many
 from stargate.store.repositories import jobs as job_repo
 from stargate.store.repositories import runs as run_repo
 from stargate.store.repositories.jobs import JobState
@@ -91,9 +89,15 @@ def _executors(fleet: Fleet) -> dict[str, str]:
     return {c.id: kind.get(provider_of_site.get(c.site, ""), "local") for c in fleet.clusters}
 
 
-def decide(snap: Snapshot, now: datetime) -> tuple[CycleResult, list[tuple[JobState, str]]]:
-    """Run one engine cycle over the snapshot; also the held jobs that could not be restored (cluster gone)."""
-    sched = Scheduler(FleetIndex.from_fleet(snap.fleet, epoch=ENGINE_EPOCH), get_policy("stargate"))
+def decide(
+    snap: Snapshot, now: datetime, index: FleetIndex | None = None
+) -> tuple[CycleResult, list[tuple[JobState, str]]]:
+    """Run one engine cycle over the snapshot; also the held jobs that could not be restored (cluster gone).
+
+    ``index``: the snapshot fleet's engine index when the caller keeps one across cycles (it is read-only).
+    """
+    index = index or FleetIndex.from_fleet(snap.fleet, epoch=ENGINE_EPOCH)
+    sched = Scheduler(index, get_policy("stargate"))
     lost: list[tuple[JobState, str]] = []
     known = set(snap.executor_of_cluster)
     for job in snap.holding:
@@ -141,36 +145,58 @@ class Applied:
 def apply_decisions(
     ctx: ServerContext, snap: Snapshot, result: CycleResult, lost: list[tuple[JobState, str]], now: datetime
 ) -> Applied:
-    """Write the cycle's decisions in one transaction, each only if its job is still where the snapshot saw it."""
+    """Write the cycle's decisions in one transaction, each only if its job is still where the snapshot saw it.
+
+    Bulk statements: the jobs are read and locked with one query, every status change goes through one
+    :func:`~stargate.store.transition_many` (legal edges checked, one event row each), the run rows of the placed
+    jobs are inserted with one multi-row statement.
+    """
     seen = {j.id: (JobStatus(j.status), j.attempt) for j in (*snap.pending, *snap.holding)}
     ids = _row_ids([s.job_id for s in result.starts], [p.job_id for p in result.preemptions])
     ids += _row_ids([r.job_id for r in result.rejections], [j.public_id for j, _ in lost])
     out = Applied()
     with ctx.db.write() as session:
-        rows = job_repo.get_many(session, ids, for_update=True)
+        current = lock_current(session, ids)
+        taken: set[int] = set()
 
-        def unchanged(public_id: str) -> JobRow | None:
-            """The locked row of this job if its status and attempt are still those of the snapshot."""
-            row = rows.get(parse_job_id(public_id) or -1)
-            return row if row is not None and (JobStatus(row.status), row.attempt) == seen.get(row.id) else None
+        def unchanged(public_id: str, *statuses: JobStatus) -> Current | None:
+            """This job as locked now if it is still as the snapshot saw it, in one of ``statuses``, and not yet
+            moved by this batch."""
+            cur = current.get(parse_job_id(public_id) or -1)
+            if cur is None or cur.id in taken or (cur.status, cur.attempt) != seen.get(cur.id):
+                return None
+            if cur.status not in statuses:
+                return None
+            taken.add(cur.id)
+            return cur
 
+        moves: list[Move] = []
+        runs: list[dict[str, Any]] = []
+        holding = (JobStatus.PLACED, JobStatus.RUNNING)
         for job, why in lost:
-            if (row := unchanged(job.public_id)) is not None:
-                transition(session, row, JobStatus.PENDING, f"requeued: {why}", ACTOR, now)
+            if (cur := unchanged(job.public_id, *holding)) is not None:
+                moves.append(Move(cur, JobStatus.PENDING, f"requeued: {why}"))
                 out.requeued += 1
         for p in result.preemptions:
-            if (row := unchanged(p.job_id)) is not None and JobStatus(row.status).holds_gpus():
-                transition(session, row, JobStatus.PENDING, f"preempted: {p.reason}", ACTOR, now)
-                row.progress_s = p.progress_s
+            if (cur := unchanged(p.job_id, *holding)) is not None:
+                values = {"progress_s": p.progress_s}
+                moves.append(Move(cur, JobStatus.PENDING, f"preempted: {p.reason}", values))
                 out.preempted += 1
         for r in result.rejections:
-            if (row := unchanged(r.job_id)) is not None and row.status == JobStatus.PENDING:
-                transition(session, row, JobStatus.FAILED, f"rejected: {r.reason}", ACTOR, now)
+            if (cur := unchanged(r.job_id, JobStatus.PENDING)) is not None:
+                moves.append(Move(cur, JobStatus.FAILED, f"rejected: {r.reason}"))
                 out.rejected += 1
         for s in result.starts:
-            if (row := unchanged(s.job_id)) is not None and row.status == JobStatus.PENDING:
-                _place(session, row, s.cluster_id, s.gpu_ids, s.price_usd_per_gpu_hour, s.contract_id, snap, now)
+            if (cur := unchanged(s.job_id, JobStatus.PENDING)) is not None:
+                moves.append(_placement(cur, s))
+                executor = snap.executor_of_cluster.get(s.cluster_id, "local")
+                runs.append(
+                    {"job_id": cur.id, "attempt": cur.attempt, "executor": executor, "cluster": s.cluster_id}
+                    | {"created_at": now}
+                )
                 out.placed += 1
+        transition_many(session, moves, ACTOR, now)
+        run_repo.add_many(session, runs)
     return out
 
 
@@ -178,22 +204,13 @@ def _row_ids(*groups: Iterable[str]) -> list[int]:
     return [i for g in groups for pid in g if (i := parse_job_id(pid)) is not None]
 
 
-def _place(
-    session: Session,
-    row: JobRow,
-    cluster: str,
-    gpu_ids: tuple[int, ...],
-    price: float,
-    contract: str | None,
-    snap: Snapshot,
-    now: datetime,
-) -> None:
-    transition(session, row, JobStatus.PLACED, f"placed on {cluster} ({len(gpu_ids)} GPUs)", ACTOR, now)
-    row.cluster = cluster
-    row.gpu_ids = list(gpu_ids)
-    row.price_usd_per_gpu_hour = Decimal(str(price)).quantize(PRICE_QUANTUM)
-    row.contract_id = contract
-    executor = snap.executor_of_cluster.get(cluster, "local")
-    run_repo.add(
-        session, RunRow(job_id=row.id, attempt=row.attempt, executor=executor, cluster=cluster, created_at=now)
-    )
+def _placement(cur: Current, start: Start) -> Move:
+    """The move of a pending job onto its cluster and GPUs, with the price and contract it runs under."""
+    values = {
+        "cluster": start.cluster_id,
+        "gpu_ids": list(start.gpu_ids),
+        "price_usd_per_gpu_hour": Decimal(str(start.price_usd_per_gpu_hour)).quantize(PRICE_QUANTUM),
+        "contract_id": start.contract_id,
+    }
+    reason = f"placed on {start.cluster_id} ({len(start.gpu_ids)} GPUs)"
+    return Move(cur, JobStatus.PLACED, reason, values)

@@ -1,22 +1,25 @@
 """Scheduler loop, steps 1, 3 and 4: poll running jobs, hand placed jobs to executors, stop orphaned runs.
 
-Executors are called only outside transactions. Each step reads in one short transaction, calls the executors,
-then writes what it learned in one short transaction that re-checks every job (it may have changed meanwhile).
-Submitting is idempotent per (job id, attempt), so a placed job left by a crash is submitted again safely.
+Executors are called only outside transactions. Each step reads in one short transaction (plain column values),
+calls the executors (many calls at once on a small thread pool: a local submit waits for its runner to start),
+then writes what it learned in one short transaction with bulk statements that re-check every job (it may have
+changed meanwhile). Submitting is idempotent per (job id, attempt), so a placed job left by a crash is submitted
+again safely.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from stargate.executors import Executor, RunHandle, RunRequest, RunState, RunStatus, UnknownExecutorError
 from stargate.server.context import ServerContext
-from stargate.store import JobRow, JobStatus, RunRow, format_job_id, transition
+from stargate.store import Current, JobStatus, Move, format_job_id, lock_current, transition_many
 from stargate.store.repositories import jobs as job_repo
 from stargate.store.repositories import runs as run_repo
+from stargate.store.repositories.runs import LiveRun
 
 log = logging.getLogger("stargate.scheduler")
 ACTOR = "scheduler"
@@ -33,15 +36,43 @@ class Executed:
     errors: int = 0
 
 
-def _call(ctx: ServerContext, kind: str, operation: str, fn: Callable[[], T], out: Executed) -> tuple[bool, T | None]:
-    """Run one executor call: (True, result), or (False, None) when it raised (logged, counted, retried later)."""
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One executor call to make: which executor kind, which operation (for metrics and logs), the call."""
+
+    kind: str
+    operation: str
+    fn: Callable[[], Any]
+
+
+def call_all(
+    ctx: ServerContext, calls: Sequence[Call], out: Executed, *, parallel: bool = True
+) -> list[tuple[bool, Any]]:
+    """Make every call, several at once on a thread pool of ``settings.executor_threads`` when ``parallel``; for
+    each, (True, result) or (False, None) when it raised (logged, counted; retried by a later cycle). Order is
+    kept. Polls are quick local reads and run one after another (a pool costs more than it saves there)."""
+    threads = min(ctx.settings.executor_threads, len(calls)) if parallel else 1
+    if threads <= 1:
+        results = [_attempt(c) for c in calls]
+    else:
+        with ThreadPoolExecutor(threads, thread_name_prefix="stargate-executor") as pool:
+            results = list(pool.map(_attempt, calls))
+    answers: list[tuple[bool, Any]] = []
+    for call, (ok, value) in zip(calls, results, strict=True):
+        if not ok:
+            out.errors += 1
+            ctx.metrics.executor_errors.labels(executor=call.kind, operation=call.operation).inc()
+            log.warning("executor %s %s failed: %s: %s", call.kind, call.operation, type(value).__name__, value)
+            value = None
+        answers.append((ok, value))
+    return answers
+
+
+def _attempt(call: Call) -> tuple[bool, Any]:
     try:
-        return True, fn()
+        return True, call.fn()
     except Exception as exc:
-        out.errors += 1
-        ctx.metrics.executor_errors.labels(executor=kind, operation=operation).inc()
-        log.warning("executor %s %s failed: %s: %s", kind, operation, type(exc).__name__, exc)
-        return False, None
+        return False, exc
 
 
 def _executor(ctx: ServerContext, kind: str, out: Executed) -> tuple[Executor | None, str]:
@@ -54,14 +85,13 @@ def _executor(ctx: ServerContext, kind: str, out: Executed) -> tuple[Executor | 
         return None, str(exc)
 
 
-def request_for(job: JobRow, attempt: int, gpu_ids: list[int], cluster: str) -> RunRequest:
-    """What the executor needs to start one attempt of ``job``."""
-    spec = job.spec
+def request_for(run: LiveRun, spec: dict[str, Any], gpu_ids: Sequence[int]) -> RunRequest:
+    """What the executor needs to start the attempt of ``run`` (its job's stored ``spec``)."""
     return RunRequest(
-        job_id=job.public_id,
-        attempt=attempt,
+        job_id=format_job_id(run.job_id),
+        attempt=run.attempt,
         command=spec.get("command") or "",
-        cluster=cluster,
+        cluster=run.cluster,
         gpu_ids=tuple(gpu_ids),
         environment=dict(spec.get("environment") or {}),
     )
@@ -70,81 +100,95 @@ def request_for(job: JobRow, attempt: int, gpu_ids: list[int], cluster: str) -> 
 def submit_placed(ctx: ServerContext, now: datetime, out: Executed) -> None:
     """Hand every placed job to its executor, then record the handles and move the jobs to running."""
     with ctx.db.read() as session:
-        placed = job_repo.with_status(session, [JobStatus.PLACED])
-        current = run_repo.current_for(session, placed)
-    work = [(job, current[job.id]) for job in placed if job.id in current]
-    handles: list[tuple[int, int, str]] = []
-    unavailable: list[tuple[int, int, str]] = []
-    for job, run in work:
+        placed = run_repo.live(session, JobStatus.PLACED)
+        specs = job_repo.specs(session, [r.job_id for r in placed])
+    calls: list[Call] = []
+    asked: list[LiveRun] = []
+    unavailable: list[tuple[LiveRun, str]] = []
+    for run in placed:
         executor, why = _executor(ctx, run.executor, out)
         if executor is None:
-            unavailable.append((job.id, run.attempt, why))
+            unavailable.append((run, why))
             continue
-        request = request_for(job, run.attempt, list(job.gpu_ids), run.cluster)
-        _, handle = _call(ctx, run.executor, "submit", partial(executor.submit, request), out)
-        if handle is not None:
-            handles.append((job.id, run.attempt, handle.key))
+        request = request_for(run, specs.get(run.job_id, {}), run.gpu_ids)
+        calls.append(Call(run.executor, "submit", _bind(executor.submit, request)))
+        asked.append(run)
+    answers = call_all(ctx, calls, out)
+    handles = [(run.job_id, run.attempt, h.key) for run, (_, h) in zip(asked, answers, strict=True) if h is not None]
+    clusters = {run.job_id: run.cluster for run in asked}
     if handles:
-        _record_started(ctx, handles, now, out)
+        _record_started(ctx, handles, clusters, now, out)
     if unavailable:
         _fail_unavailable(ctx, unavailable, now)
 
 
-def _fail_unavailable(ctx: ServerContext, unavailable: list[tuple[int, int, str]], now: datetime) -> None:
+def _bind(fn: Callable[[Any], T], arg: Any) -> Callable[[], T]:
+    return lambda: fn(arg)
+
+
+def _still(current: dict[int, Current], job_id: int, status: JobStatus, attempt: int) -> Current | None:
+    """The locked job if it is still in ``status`` at ``attempt``."""
+    cur = current.get(job_id)
+    return cur if cur is not None and cur.status is status and cur.attempt == attempt else None
+
+
+def _fail_unavailable(ctx: ServerContext, unavailable: list[tuple[LiveRun, str]], now: datetime) -> None:
     """Placed jobs whose executor does not exist here cannot ever start: they fail with the reason."""
     with ctx.db.write() as session:
-        rows = job_repo.get_many(session, [u[0] for u in unavailable], for_update=True)
-        for job_id, attempt, why in unavailable:
-            row, stored = rows.get(job_id), run_repo.get(session, job_id, attempt)
-            if stored is not None and not stored.ended:
-                run_repo.mark_ended(stored, now, None, why)
-            if row is not None and row.status == JobStatus.PLACED and row.attempt == attempt:
-                transition(session, row, JobStatus.FAILED, why, ACTOR, now)
+        current = lock_current(session, [run.job_id for run, _ in unavailable])
+        run_repo.end_many(session, [(run.job_id, run.attempt, None, why) for run, why in unavailable], now)
+        moves = [
+            Move(cur, JobStatus.FAILED, why)
+            for run, why in unavailable
+            if (cur := _still(current, run.job_id, JobStatus.PLACED, run.attempt)) is not None
+        ]
+        transition_many(session, moves, ACTOR, now)
 
 
-def _record_started(ctx: ServerContext, handles: list[tuple[int, int, str]], now: datetime, out: Executed) -> None:
+def _record_started(
+    ctx: ServerContext, handles: list[tuple[int, int, str]], clusters: dict[int, str], now: datetime, out: Executed
+) -> None:
     """Store the run handles and move the jobs that are still placed to running, in one transaction."""
     with ctx.db.write() as session:
-        rows = job_repo.get_many(session, [h[0] for h in handles], for_update=True)
-        for job_id, attempt, key in handles:
-            stored = run_repo.get(session, job_id, attempt)
-            if stored is not None and stored.handle_key is None:
-                stored.handle_key = key
-            row = rows.get(job_id)
-            if row is not None and row.status == JobStatus.PLACED and row.attempt == attempt:
-                transition(session, row, JobStatus.RUNNING, f"running on {row.cluster}", ACTOR, now)
-                out.started += 1
+        current = lock_current(session, [h[0] for h in handles])
+        run_repo.set_handles(session, handles)
+        moves = [
+            Move(cur, JobStatus.RUNNING, f"running on {clusters[job_id]}")
+            for job_id, attempt, _ in handles
+            if (cur := _still(current, job_id, JobStatus.PLACED, attempt)) is not None
+        ]
+        out.started += transition_many(session, moves, ACTOR, now)
 
 
 def poll_running(ctx: ServerContext, now: datetime, out: Executed) -> None:
     """Ask executors about running jobs; record the ones that ended (succeeded, failed, cancelled, lost)."""
     with ctx.db.read() as session:
-        running = job_repo.with_status(session, [JobStatus.RUNNING])
-        current = run_repo.current_for(session, running)
-    work = [(j.id, j.attempt, current[j.id]) for j in running if j.id in current and current[j.id].handle_key]
-    ended: list[tuple[int, int, RunStatus]] = []
-    for job_id, attempt, run in work:
+        running = [r for r in run_repo.live(session, JobStatus.RUNNING) if r.handle_key]
+    calls: list[Call] = []
+    asked: list[LiveRun] = []
+    for run in running:
         executor, _ = _executor(ctx, run.executor, out)
-        if executor is None:
-            continue
-        handle = RunHandle(executor=run.executor, key=run.handle_key or "")
-        _, status = _call(ctx, run.executor, "poll", partial(executor.poll, handle), out)
-        if status is not None and status.state.is_final():
-            ended.append((job_id, attempt, status))
+        if executor is not None:
+            handle = RunHandle(executor=run.executor, key=run.handle_key or "")
+            calls.append(Call(run.executor, "poll", _bind(executor.poll, handle)))
+            asked.append(run)
+    answers = call_all(ctx, calls, out, parallel=False)
+    ended = [(run, s) for run, (_, s) in zip(asked, answers, strict=True) if s is not None and s.state.is_final()]
     if not ended:
         return
     with ctx.db.write() as session:
-        rows = job_repo.get_many(session, [e[0] for e in ended], for_update=True)
-        for job_id, attempt, status in ended:
-            job, stored = rows.get(job_id), run_repo.get(session, job_id, attempt)
-            if stored is not None and not stored.ended:
-                run_repo.mark_ended(stored, now, status.exit_code, f"{status.state.value}: {status.reason}".strip(": "))
-            if job is not None and job.status == JobStatus.RUNNING and job.attempt == attempt:
+        current = lock_current(session, [run.job_id for run, _ in ended])
+        notes = [(run.job_id, run.attempt, s.exit_code, f"{s.state.value}: {s.reason}".strip(": ")) for run, s in ended]
+        run_repo.end_many(session, notes, now)
+        moves: list[Move] = []
+        for run, status in ended:
+            if (cur := _still(current, run.job_id, JobStatus.RUNNING, run.attempt)) is not None:
                 to, why = final_status(status)
-                job.exit_code = status.exit_code
-                transition(session, job, to, why, ACTOR, now)
-                ctx.metrics.finished.labels(status=job.status).inc()
-                out.finished += 1
+                moves.append(Move(cur, to, why, {"exit_code": status.exit_code}))
+        transition_many(session, moves, ACTOR, now)
+    for move in moves:
+        ctx.metrics.finished.labels(status=move.to.value).inc()
+    out.finished += len(moves)
 
 
 def final_status(status: RunStatus) -> tuple[JobStatus, str]:
@@ -168,36 +212,27 @@ def reap_orphans(ctx: ServerContext, now: datetime, out: Executed) -> None:
     (idempotent: it returns the run if one exists) so it can be cancelled; otherwise it could run unnoticed.
     """
     with ctx.db.read() as session:
-        runs = run_repo.active(session)
-        jobs = job_repo.get_many(session, [r.job_id for r in runs])
-    orphans = [(r, jobs[r.job_id]) for r in runs if r.job_id in jobs and _is_orphan(r, jobs[r.job_id])]
-    done: dict[int, str] = {}
-    for run, job in orphans:
-        executor, _ = _executor(ctx, run.executor, out)
-        if executor is None:
-            continue
-        key = run.handle_key
-        if key is None:
-            request = request_for(job, run.attempt, [], run.cluster)
-            _, handle = _call(ctx, run.executor, "submit", partial(executor.submit, request), out)
-            key = handle.key if handle is not None else None
-        if key is None:
-            continue
-        target = RunHandle(executor=run.executor, key=key)
-        ok, _ = _call(ctx, run.executor, "cancel", partial(executor.cancel, target), out)
-        if ok:
-            done[run.id] = key
+        orphans = run_repo.orphans(session)
+        specs = job_repo.specs(session, [r.job_id for r in orphans if r.handle_key is None])
+    usable = [(run, ex) for run in orphans if (ex := _executor(ctx, run.executor, out)[0]) is not None]
+    resubmit = [(run, ex) for run, ex in usable if run.handle_key is None]
+    requests = [request_for(run, specs.get(run.job_id, {}), []) for run, _ in resubmit]
+    calls = [
+        Call(run.executor, "submit", _bind(ex.submit, rq)) for (run, ex), rq in zip(resubmit, requests, strict=True)
+    ]
+    found = {
+        (run.job_id, run.attempt): handle.key
+        for (run, _), (_, handle) in zip(resubmit, call_all(ctx, calls, out), strict=True)
+        if handle is not None
+    }
+    keyed = [(run, ex, run.handle_key or found.get((run.job_id, run.attempt))) for run, ex in usable]
+    targets = [(run, ex, key) for run, ex, key in keyed if key is not None]
+    cancels = [Call(run.executor, "cancel", _bind(ex.cancel, RunHandle(run.executor, key))) for run, ex, key in targets]
+    done = [(run, key) for (run, _, key), (ok, _) in zip(targets, call_all(ctx, cancels, out), strict=True) if ok]
     if not done:
         return
     with ctx.db.write() as session:
-        for run in run_repo.active(session):
-            if run.id in done:
-                run.handle_key = run.handle_key or done[run.id]
-                run_repo.mark_ended(run, now, None, f"stopped: job {format_job_id(run.job_id)} moved on")
-                out.reaped += 1
-
-
-def _is_orphan(run: RunRow, job: JobRow) -> bool:
-    """True when the run is no longer the job's live attempt."""
-    live = JobStatus(job.status).holds_gpus() and job.attempt == run.attempt
-    return not live
+        run_repo.set_handles(session, [(run.job_id, run.attempt, key) for run, key in done])
+        notes = [(r.job_id, r.attempt, None, f"stopped: job {format_job_id(r.job_id)} moved on") for r, _ in done]
+        run_repo.end_many(session, notes, now)
+    out.reaped += len(done)

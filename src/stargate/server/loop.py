@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from stargate.engine import FleetIndex
 from stargate.server.context import ServerContext
-from stargate.server.decide import ENGINE_EPOCH, apply_decisions, decide, take_snapshot
+from stargate.server.decide import ENGINE_EPOCH, Snapshot, apply_decisions, decide, take_snapshot
 from stargate.server.errors import NotFoundError
 from stargate.server.execute import Executed, poll_running, reap_orphans, submit_placed
 from stargate.server.lock import SchedulerLock
@@ -90,13 +91,22 @@ def _decide_and_apply(ctx: ServerContext, now: datetime, report: CycleReport) ->
     if snap is None:
         report.notes.append("no fleet applied yet")
         return
-    result, lost = decide(snap, now)
+    result, lost = decide(snap, now, _index(ctx, snap))
     applied = apply_decisions(ctx, snap, result, lost, now)
     report.placed, report.preempted = applied.placed, applied.preempted
     report.rejected, report.requeued = applied.rejected, applied.requeued
     ctx.loop.wakeup = None if result.next_wakeup_s is None else ENGINE_EPOCH + timedelta(seconds=result.next_wakeup_s)
     ctx.metrics.placements.inc(applied.placed)
     ctx.metrics.preemptions.inc(applied.preempted)
+
+
+def _index(ctx: ServerContext, snap: Snapshot) -> FleetIndex:
+    """The engine index of the snapshot's fleet, kept across cycles while the fleet version stays the same."""
+    cached = ctx.loop.index
+    if cached is None or cached[0] != snap.version:
+        cached = ctx.loop.index = (snap.version, FleetIndex.from_fleet(snap.fleet, epoch=ENGINE_EPOCH))
+    index: FleetIndex = cached[1]
+    return index
 
 
 def _update_gauges(ctx: ServerContext) -> int:

@@ -29,6 +29,8 @@ class Settings:
     scheduler_enabled: bool = True
     scheduler_interval_s: float = DEFAULT_INTERVAL_S
     cancel_grace_s: float = 10.0
+    executor_threads: int = 8
+    """Executor calls (submit, poll, cancel) the scheduler loop makes at once, after its transactions."""
     admin_token: str | None = field(default=None, repr=False)
 
     @property

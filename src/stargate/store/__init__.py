@@ -16,12 +16,23 @@ from stargate.store.models import (
     parse_job_id,
 )
 from stargate.store.status import FINAL_STATUSES, LEGAL_TRANSITIONS, JobStatus, is_legal
-from stargate.store.transitions import IllegalTransitionError, record_submission, transition
+from stargate.store.transitions import (
+    BatchTransitionError,
+    Current,
+    IllegalTransitionError,
+    Move,
+    lock_current,
+    record_submission,
+    transition,
+    transition_many,
+)
 
 __all__ = [
     "FINAL_STATUSES",
     "LEGAL_TRANSITIONS",
     "Base",
+    "BatchTransitionError",
+    "Current",
     "Database",
     "FleetPlanRow",
     "FleetVersionRow",
@@ -29,6 +40,7 @@ __all__ = [
     "JobEventRow",
     "JobRow",
     "JobStatus",
+    "Move",
     "QueueRow",
     "RunRow",
     "TeamRow",
@@ -39,8 +51,10 @@ __all__ = [
     "format_job_id",
     "head_revision",
     "is_legal",
+    "lock_current",
     "parse_job_id",
     "record_submission",
     "transition",
+    "transition_many",
     "upgrade",
 ]

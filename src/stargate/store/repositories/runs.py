@@ -1,12 +1,15 @@
 """Runs: each attempt of a job handed to an executor, with the handle that finds it again after a restart."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from stargate.store.models import JobRow, RunRow
+from stargate.store.status import JobStatus
 
 
 def add(session: Session, run: RunRow) -> RunRow:
@@ -47,3 +50,76 @@ def current_for(session: Session, jobs: Iterable[JobRow]) -> dict[int, RunRow]:
         return {}
     rows = session.scalars(select(RunRow).where(RunRow.job_id.in_(list(attempt))))
     return {r.job_id: r for r in rows if attempt.get(r.job_id) == r.attempt}
+
+
+def add_many(session: Session, runs: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many run rows with one multi-row statement (keys: ``job_id``, ``attempt``, ``executor``,
+    ``cluster``, ``created_at``)."""
+    if runs:
+        session.execute(insert(cast(Table, RunRow.__table__)), [{"ended": False, "note": "", **r} for r in runs])
+
+
+def set_handles(session: Session, handles: Sequence[tuple[int, int, str]]) -> None:
+    """Store the handle key of each (job id, attempt) run that has none yet, in one statement run for all."""
+    if not handles:
+        return
+    table = cast(Table, RunRow.__table__)
+    statement = (
+        update(table)
+        .where(table.c.job_id == bindparam("b_job"), table.c.attempt == bindparam("b_attempt"))
+        .where(table.c.handle_key.is_(None))
+    )
+    session.execute(statement, [{"b_job": j, "b_attempt": a, "handle_key": k} for j, a, k in handles])
+
+
+def end_many(session: Session, ended: Sequence[tuple[int, int, int | None, str]], at: datetime) -> None:
+    """Mark each (job id, attempt, exit code, note) run ended unless it already is, in one statement run for all."""
+    if not ended:
+        return
+    table = cast(Table, RunRow.__table__)
+    statement = (
+        update(table)
+        .where(table.c.job_id == bindparam("b_job"), table.c.attempt == bindparam("b_attempt"))
+        .where(table.c.ended.is_(False))
+    )
+    params = [
+        {"b_job": j, "b_attempt": a, "ended": True, "ended_at": at, "exit_code": code, "note": note}
+        for j, a, code, note in ended
+    ]
+    session.execute(statement, params)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRun:
+    """A job's current run as the loop needs it: the job's row id, attempt, executor, cluster, handle key."""
+
+    job_id: int
+    attempt: int
+    executor: str
+    cluster: str
+    handle_key: str | None
+    gpu_ids: list[int]
+
+
+def live(session: Session, status: JobStatus) -> list[LiveRun]:
+    """For every job in ``status``, the run of its current attempt (jobs without one are left out), oldest job
+    first; plain values in one joined query."""
+    query = (
+        select(RunRow.job_id, RunRow.attempt, RunRow.executor, RunRow.cluster, RunRow.handle_key, JobRow.gpu_ids)
+        .join(JobRow, (JobRow.id == RunRow.job_id) & (JobRow.attempt == RunRow.attempt))
+        .where(JobRow.status == status)
+        .order_by(RunRow.job_id)
+    )
+    return [LiveRun(*row) for row in session.execute(query)]
+
+
+def orphans(session: Session) -> list[LiveRun]:
+    """Runs not marked ended whose job moved on (final, back to pending, or a later attempt), oldest first."""
+    live_attempt = JobRow.status.in_([JobStatus.PLACED, JobStatus.RUNNING]) & (JobRow.attempt == RunRow.attempt)
+    query = (
+        select(RunRow.job_id, RunRow.attempt, RunRow.executor, RunRow.cluster, RunRow.handle_key, JobRow.gpu_ids)
+        .join(JobRow, JobRow.id == RunRow.job_id)
+        .where(RunRow.ended.is_(False), ~live_attempt)
+        .order_by(RunRow.id)
+    )
+    return [LiveRun(*row) for row in session.execute(query)]
