@@ -22,6 +22,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,7 +70,11 @@ class RunKey:
 
 
 class LocalExecutor:
-    """Runs jobs as subprocesses of this machine, one directory per run under ``runs_dir``."""
+    """Runs jobs as subprocesses of this machine, one directory per run under ``runs_dir``.
+
+    Safe to call from several threads at once: two submits of one (job id, attempt) still start one command (the
+    runner claims the run with an exclusive file create; the other submit waits for its record).
+    """
 
     kind = KIND
     capabilities = Capabilities(multinode=False, gpu_isolation=False, reattach=True, logs=True)
@@ -92,6 +97,7 @@ class LocalExecutor:
         self.start_timeout_s = start_timeout_s
         self.base_environment = dict(os.environ if base_environment is None else base_environment)
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._children_lock = threading.Lock()  # the scheduler calls submit/poll/cancel from several threads
 
     def run_dir(self, job_id: str, attempt: int) -> Path:
         """The directory of one run; ValueError for a job id that is not a safe file name."""
@@ -177,7 +183,8 @@ class LocalExecutor:
                 start_new_session=True,
                 close_fds=True,
             )
-        self._children[proc.pid] = proc
+        with self._children_lock:
+            self._children[proc.pid] = proc
         return proc
 
     def _await_record(self, run_dir: Path, proc: subprocess.Popen[bytes]) -> dict[str, object]:
@@ -197,9 +204,10 @@ class LocalExecutor:
 
     def _reap(self) -> None:
         """Collect runners of ours that ended, so they do not linger as zombies."""
-        for pid, proc in list(self._children.items()):
-            if proc.poll() is not None:
-                del self._children[pid]
+        with self._children_lock:
+            for pid, proc in list(self._children.items()):
+                if proc.poll() is not None:
+                    del self._children[pid]
 
 
 def run_environment(request: RunRequest, base: Mapping[str, str], run_dir: Path) -> dict[str, str]:
