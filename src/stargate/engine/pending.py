@@ -13,6 +13,16 @@ from bisect import insort
 
 Entry = tuple[float, float, int, int]
 
+SIZE_BUCKETS = 8
+"""Each queue keeps its pending jobs in buckets by GPU count: 1, 2, 3–4, 5–8, 9–16, 17–32, 33–64, 65+. A scan
+looks at the first jobs of every bucket, so small jobs are never hidden behind a window full of blocked big ones;
+within a bucket (and across buckets, when merged) the policy order holds."""
+
+
+def size_bucket(gpus: int) -> int:
+    """The bucket of a job of ``gpus`` GPUs: ``min(ceil(log2(gpus)), 7)``."""
+    return min((gpus - 1).bit_length(), SIZE_BUCKETS - 1)
+
 
 class PendingQueue:
     """Pending entries of one queue."""

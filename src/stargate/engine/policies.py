@@ -15,6 +15,7 @@ backfill, preemption and placement. Three ship:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,8 +31,17 @@ class Policy:
     strict_fifo: bool = False
     scan_depth: int = 64
     """Pending jobs looked at per queue and cycle (like Slurm's bf_max_job_test)."""
+    scan_budget: int = 32
+    """A cycle stops looking deeper into queues after this many failures in a row (each queue's first job is
+    always looked at)."""
     max_reservations: int = 8
     """Blocked queue heads that get a start-time reservation per cycle."""
+    backfill_window_s: float = math.inf
+    """A blocked queue head gets a reservation when its earliest start is at most this far ahead, s (like Slurm's
+    bf_window): GPUs are not held idle for days for a start far in the future ..."""
+    reserve_after_s: float = 0.0
+    """... or once it has waited this long, s, whatever its start: after that nothing may delay it (a bounded
+    wait)."""
     default_estimate_s: float = 86_400.0
     """Run time assumed for a job with no estimate, s (for reservations only)."""
     default_checkpoint_interval_s: float = 3_600.0
@@ -76,9 +86,19 @@ class FifoPolicy(Policy):
 
 @dataclass(frozen=True, slots=True)
 class StargatePolicy(Policy):
-    """Priorities, EASY backfill, preemption, contract-aware best fit."""
+    """Priorities, EASY backfill, preemption, contract-aware best fit.
+
+    Within a priority, jobs are ordered by a virtual deadline ``submit_s + runtime_weight * remaining_s``: with
+    weight 0 this is FIFO; with weight > 0 short jobs go first (lower average JCT, as SRTF) while a long job is
+    passed only by jobs whose deadline is earlier than its own, so its wait stays bounded (unlike SRTF).
+    """
 
     name: str = "stargate"
+    runtime_weight: float = 1.0
+
+    def key(self, priority: int, submit_s: float, remaining_s: float, gpus: int) -> tuple[float, float]:
+        """Priority, then the virtual deadline."""
+        return (-priority, submit_s + self.runtime_weight * remaining_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +125,7 @@ def get_policy(name: str, **settings: Any) -> Policy:
     if name not in POLICIES:
         raise ValueError(f"unknown policy '{name}'; expected one of {', '.join(sorted(POLICIES))}")
     policy = POLICIES[name]()
-    fields = set(Policy.__dataclass_fields__)
+    fields = set(POLICIES[name].__dataclass_fields__) - {"name"}
     unknown = sorted(set(settings) - fields)
     if unknown:
         raise ValueError(

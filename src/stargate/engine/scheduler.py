@@ -30,7 +30,7 @@ from stargate.engine.alloc import NodeAllocator
 from stargate.engine.backfill import Reservations, shadow_on
 from stargate.engine.index import TIER_WEIGHT, BoolArray, FleetIndex, FloatArray
 from stargate.engine.jobs import DONE, PENDING, RUNNING, JobTable
-from stargate.engine.pending import Entry, PendingQueue
+from stargate.engine.pending import SIZE_BUCKETS, Entry, PendingQueue, size_bucket
 from stargate.engine.placement import Scorer
 from stargate.engine.policies import Policy
 from stargate.engine.preemption import pick_victims
@@ -59,7 +59,10 @@ class Scheduler:
         self.w_safe: FloatArray = np.where(index.w_per_gpu > 0, index.w_per_gpu, 1.0)
         self.running: list[list[tuple[float, int, int]]] = [[] for _ in range(n)]
         self.run_end: dict[int, float] = {}
-        self.queues = [PendingQueue(2 * policy.scan_depth) for _ in index.queues]
+        self._buckets = 1 if policy.strict_fifo else SIZE_BUCKETS
+        self.queues = [PendingQueue(2 * policy.scan_depth) for _ in range(len(index.queues) * self._buckets)]
+        """Pending jobs per queue and size bucket (one bucket under strict FIFO); see :func:`size_bucket`."""
+        self._subq: list[int] = []
         self.victim_prios: Counter[int] = Counter()
         self.burst_heap: list[tuple[float, int, int]] = []
         self.ready: dict[int, None] = {}
@@ -68,6 +71,7 @@ class Scheduler:
         self.n_pending = 0
         self._rejections: list[Rejection] = []
         self._dirty_all = True
+        self._queue_blocked = False
         self._dirty_queues: set[int] = set()
         self._ptr = 0
         self._first = True
@@ -97,6 +101,7 @@ class Scheduler:
         est = job.duration_s if job.duration_s is not None else self.policy.default_estimate_s
         ckpt = job.checkpoint_interval_s or self.policy.default_checkpoint_interval_s
         j = self.jobs.add(job, q, est, ckpt, cls)
+        self._subq.append(q * self._buckets + (size_bucket(job.gpus) if self._buckets > 1 else 0))
         if reason is not None:
             self.jobs.state[j] = DONE
             self._rejections.append(Rejection(job.id, reason))
@@ -118,6 +123,7 @@ class Scheduler:
         est = job.duration_s if job.duration_s is not None else self.policy.default_estimate_s
         ckpt = job.checkpoint_interval_s or self.policy.default_checkpoint_interval_s
         j = self.jobs.add(job, q, est, ckpt, cls)
+        self._subq.append(q * self._buckets + (size_bucket(job.gpus) if self._buckets > 1 else 0))
         self.alloc[c].take(gpu_ids)
         self._occupy(j, c, gpu_ids, started_s)
 
@@ -128,7 +134,7 @@ class Scheduler:
         if state == RUNNING:
             self._release(j)
         elif state == PENDING:
-            self.queues[self.jobs.queue[j]].live -= 1
+            self.queues[self._subq[j]].live -= 1
             self.n_pending -= 1
         self.jobs.state[j] = DONE
         self.ready.pop(j, None)
@@ -287,7 +293,7 @@ class Scheduler:
         k0, k1 = self.policy.key(t.prio[j], t.req[j].submit_s, t.remaining(j), t.gpus[j])
         self._seq += 1
         t.seq[j] = self._seq
-        q = t.queue[j]
+        q = self._subq[j]
         self.queues[q].push((k0, k1, self._seq, j))
         self.queues[q].live += 1
         self.n_pending += 1
@@ -314,7 +320,7 @@ class Scheduler:
             _, j, _ = heapq.heappop(heap)
             if t.state[j] == PENDING:
                 self.ready[j] = None
-                self._dirty_queues.add(t.queue[j])
+                self._dirty_queues.add(self._subq[j])
 
     def _next_wakeup(self, now: float) -> float | None:
         heap, state = self.burst_heap, self.jobs.state
@@ -365,30 +371,40 @@ class Scheduler:
                 heap.append((self.queues[q].head[pos], q, pos))
         heapq.heapify(heap)
         scanned = dict.fromkeys(scan, 0)
+        fails, preempting = 0, pol.preemption
         while heap:
             entry, q, pos = heapq.heappop(heap)
             j = entry[3]
-            if self.amax_nb < 1 and not (pol.preemption and t.prio[j] > self._min_victim_prio()):
+            if self.amax_nb < 1 and not (preempting and t.prio[j] > self._min_victim_prio()):
                 break  # nothing can start but by preemption; burst-ready jobs are tried below
+            self._queue_blocked = False
             ok = self._try_start(j, now, res, memo)
-            if not ok and pol.preemption and t.prio[j] > self._min_victim_prio():
+            if not ok and preempting and t.prio[j] > self._min_victim_prio():
                 ok = self._try_preempt(j, now, res)
                 memo.clear()
-            if not ok:
+            if ok:
+                fails = 0
+            else:
+                fails += 1
                 if pol.strict_fifo:
                     continue
                 if pol.backfill:
-                    resv = self.resv
-                    if resv is None:
-                        resv = self.resv = Reservations(self.index.n)
-                    if q not in resv.queues and resv.count < pol.max_reservations:
-                        resv.queues.add(q)
-                        self._reserve(j, now)
+                    self._maybe_reserve(j, q, now)
             scanned[q] += 1
-            if scanned[q] < pol.scan_depth:
+            if scanned[q] < pol.scan_depth and fails < pol.scan_budget and not self._queue_blocked:
                 nxt = self._live_at(q, pos + 1)
                 if nxt >= 0:
                     heapq.heappush(heap, (self.queues[q].head[nxt], q, nxt))
+
+    def _maybe_reserve(self, j: int, q: int, now: float) -> None:
+        """Give queue ``q``'s first blocked job ``j`` a reservation when it has waited long enough."""
+        pol, resv = self.policy, self.resv
+        if resv is None:
+            resv = self.resv = Reservations(self.index.n)
+        q //= self._buckets
+        if q not in resv.queues and resv.count < pol.max_reservations:
+            resv.queues.add(q)
+            self._reserve(j, now, now - self.jobs.req[j].submit_s >= pol.reserve_after_s)
 
     def _start_ready(self, now: float, res: CycleResult, memo: dict[tuple[int, int, bool], tuple[int, float]]) -> None:
         """Jobs whose burst wait ran out, wherever they are in their queue."""
@@ -414,7 +430,7 @@ class Scheduler:
         burst_ok = not self._bursting or t.burst_at[j] <= now
         if g > (self.amax if burst_ok else self.amax_nb):
             return False
-        end = now + t.remaining(j)
+        end = now + max(t.est[j] - t.progress[j], 1.0)
         key = (cls, -1, burst_ok)
         failed = memo.get(key)
         if failed is not None and g >= failed[0] and end >= failed[1]:
@@ -428,7 +444,8 @@ class Scheduler:
         models = self.adm.allowed(q, all_models, g)
         if len(models) < len(all_models):
             if not models:
-                memo[qkey] = (g, end)
+                memo[qkey] = (g, -math.inf)  # quota: any job of this queue and class as big fails too
+                self._queue_blocked = g == 1
                 return False
             mask = mask & np.logical_or.reduce([self._model_mask[m] for m in models])
         feasible = self.avail >= g
@@ -446,7 +463,7 @@ class Scheduler:
         if resv is not None:
             resv.used(c, end, g)
         self.ready.pop(j, None)
-        self.queues[q].live -= 1
+        self.queues[self._subq[j]].live -= 1
         self.n_pending -= 1
         res.starts.append(Start(t.ids[j], self.index.cluster_ids[c], ids, self.charged[c], self.burnt[c]))
         return True
@@ -524,8 +541,9 @@ class Scheduler:
         return out
 
     # -- reservations and preemption ----------------------------------------------------------------------
-    def _reserve(self, j: int, now: float) -> None:
-        """Reserve the earliest start for blocked job ``j`` on the cluster where it comes soonest."""
+    def _reserve(self, j: int, now: float, aged: bool) -> None:
+        """Reserve the earliest start for blocked job ``j`` on the cluster where it comes soonest, when that is
+        within the backfill window or the job has waited ``reserve_after_s`` (``aged``)."""
         t = self.jobs
         g = t.gpus[j]
         burst_ok = not self._bursting or t.burst_at[j] <= now
@@ -535,7 +553,8 @@ class Scheduler:
             shadow, extra = shadow_on(self.running[c], float(self.avail[c]), g)
             best = min(best, (shadow, float(self.rank[c]), c, extra))
         shadow, _, chosen, extra = best
-        if chosen >= 0 and now < shadow < math.inf and self.resv is not None:
+        near = shadow - now <= self.policy.backfill_window_s
+        if chosen >= 0 and now < shadow < math.inf and self.resv is not None and (aged or near):
             self.resv.add(j, chosen, shadow, extra)
 
     def _try_preempt(self, j: int, now: float, res: CycleResult) -> bool:

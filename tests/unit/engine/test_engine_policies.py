@@ -1,0 +1,40 @@
+"""Policies: ordering keys, settings, and the scan that never hides small jobs behind blocked big ones."""
+
+import pytest
+from engine_builders import FleetBuilder, make_job, scheduler
+
+from stargate.engine import POLICIES, get_policy
+
+
+def test_policies_and_settings_are_checked() -> None:
+    assert set(POLICIES) == {"fifo", "stargate", "srtf"}
+    assert get_policy("stargate", runtime_weight=0.0).key(500, 10.0, 99.0, 1) == (-500, 10.0)
+    with pytest.raises(ValueError, match="unknown policy 'lottery'"):
+        get_policy("lottery")
+    with pytest.raises(ValueError, match="unknown policy setting"):
+        get_policy("fifo", runtime_weight=1.0)
+
+
+def test_stargate_orders_by_virtual_deadline_within_a_priority() -> None:
+    p = get_policy("stargate")
+    short_late = p.key(500, 100.0, 10.0, 1)
+    long_early = p.key(500, 0.0, 1000.0, 1)
+    urgent = p.key(1000, 5000.0, 1e6, 64)
+    assert urgent < short_late < long_early
+
+
+def test_a_small_job_deep_in_a_queue_is_not_hidden_by_blocked_big_ones() -> None:
+    s = scheduler(FleetBuilder().owned().cluster("a", nodes=1).build(), "stargate", scan_depth=4, runtime_weight=0.0)
+    s.submit(make_job("hog").gpus(6).runs(1000).build())
+    s.cycle(0.0)
+    for i in range(10):
+        s.submit(make_job(f"big{i}").gpus(8).at(1 + i).runs(10).build())
+    s.submit(make_job("tiny").gpus(1).at(20).runs(10).build())
+    assert [x.job_id for x in s.cycle(20.0).starts] == ["tiny"], "tiny is 11th in its queue, depth is 4"
+
+
+def test_srtf_runs_the_shortest_first() -> None:
+    s = scheduler(FleetBuilder().owned().cluster("a", nodes=1).build(), "srtf")
+    s.submit(make_job("long").gpus(8).runs(1000).build())
+    s.submit(make_job("short").gpus(8).runs(10).build())
+    assert [x.job_id for x in s.cycle(0.0).starts] == ["short"]
