@@ -35,6 +35,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
         finally:
             if loop is not None:
                 loop.stop()
+            ctx.submissions.stop()
 
     app = FastAPI(
         title="Stargate",

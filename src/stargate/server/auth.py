@@ -1,7 +1,9 @@
 """Who is calling: bearer tokens, roles (admin, member, viewer) and team isolation rules."""
 
 import secrets
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sqlalchemy.orm import Session
@@ -60,15 +62,63 @@ def new_secret() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def authenticate(session: Session, authorization: str | None) -> Principal:
-    """The principal behind an ``Authorization: Bearer <token>`` header; 401 when missing or unknown."""
+def bearer_secret(authorization: str | None) -> str:
+    """The token in an ``Authorization: Bearer <token>`` header; 401 when missing or malformed."""
     if not authorization:
         raise UnauthorizedError("missing 'Authorization: Bearer <token>' header")
     scheme, _, secret = authorization.partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret:
         raise UnauthorizedError("expected 'Authorization: Bearer <token>'")
+    return secret
+
+
+def authenticate(session: Session, authorization: str | None) -> Principal:
+    """The principal behind an ``Authorization: Bearer <token>`` header; 401 when missing or unknown."""
+    secret = bearer_secret(authorization)
     row = token_repo.find(session, secret)
     if row is None:
         raise UnauthorizedError("unknown or revoked token")
     return Principal(token_id=row.id, name=row.name, team=row.team_id, role=Role(row.role))
+
+
+TOKEN_CACHE_TTL_S = 5.0
+"""How long a verified token is trusted without asking the database again, s (bounds how long a token revoked
+by another process keeps working here)."""
+
+
+@dataclass
+class TokenCache:
+    """Verified tokens in memory: the SHA-256 of the secret → its principal, for ``ttl_s`` seconds.
+
+    Only tokens found valid are kept (an unknown token is looked up every time). Keyed by the hash, so no secret
+    is held. :meth:`clear` drops everything; the server calls it whenever it creates or changes a token.
+    """
+
+    ttl_s: float = TOKEN_CACHE_TTL_S
+    max_entries: int = 10_000
+    _entries: dict[str, tuple[Principal, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, digest: str) -> Principal | None:
+        """The principal of this token hash if verified less than ``ttl_s`` ago."""
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if time.monotonic() >= entry[1]:
+            with self._lock:
+                self._entries.pop(digest, None)
+            return None
+        return entry[0]
+
+    def put(self, digest: str, who: Principal) -> None:
+        """Remember a token just verified against the database."""
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[digest] = (who, time.monotonic() + self.ttl_s)
+
+    def clear(self) -> None:
+        """Forget every token (after a token was created, revoked or changed)."""
+        with self._lock:
+            self._entries.clear()

@@ -10,19 +10,23 @@ from sqlalchemy.orm import Session
 
 from stargate.domain import Fleet
 from stargate.executors import Executor, for_kind
+from stargate.server.auth import TokenCache
 from stargate.server.errors import NotFoundError
 from stargate.server.metrics import Metrics
+from stargate.server.services.jobs import SubmitRules
 from stargate.server.settings import Settings
+from stargate.server.writer import SubmissionWriter
 from stargate.store import Database
 from stargate.store.repositories import fleet_versions
 
 
 @dataclass
 class FleetCache:
-    """The parsed fleet in force, reloaded only when the stored version changes."""
+    """The parsed fleet in force (and its submission rules), reloaded only when the stored version changes."""
 
     _version: str | None = None
     _fleet: Fleet | None = None
+    _rules: SubmitRules | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, session: Session) -> tuple[str, Fleet]:
@@ -35,7 +39,24 @@ class FleetCache:
                 row = fleet_versions.current(session)
                 assert row is not None
                 self._fleet, self._version = Fleet.model_validate(row.document), row.version
+                self._rules = None
             return self._version, self._fleet
+
+    def rules(self, session: Session) -> tuple[str, SubmitRules]:
+        """The version in force and the rules submissions are checked with (one small query; parsed once)."""
+        version, fleet = self.get(session)
+        with self._lock:
+            if self._rules is None or self._version != version:
+                self._rules = SubmitRules.of(fleet)
+            return version, self._rules
+
+    def peek(self) -> tuple[str, SubmitRules] | None:
+        """The last version seen and its rules, without asking the database (it may have moved on since: the
+        submission writer checks again inside its transaction)."""
+        with self._lock:
+            if self._version is None or self._rules is None:
+                return None
+            return self._version, self._rules
 
 
 @dataclass
@@ -80,10 +101,13 @@ class ServerContext:
     fleet: FleetCache = field(default_factory=FleetCache)
     executors: ExecutorRegistry | None = None
     loop: LoopState = field(default_factory=LoopState)
+    tokens: TokenCache = field(default_factory=TokenCache)
+    submissions: SubmissionWriter = field(init=False)
 
     def __post_init__(self) -> None:
         if self.executors is None:
             self.executors = ExecutorRegistry(self.settings)
+        self.submissions = SubmissionWriter(self.db, self.fleet.rules)
 
     def executor(self, kind: str) -> Executor:
         """The executor of ``kind``."""

@@ -1,6 +1,7 @@
 """FastAPI dependencies, named so route signatures read like prose (``session: ReadSessionDep``).
 
-Dependencies without I/O are ``async`` so they do not take a worker thread.
+Dependencies without I/O (or with I/O only on a cache miss, run in a worker thread then) are ``async`` so they do
+not take a worker thread.
 """
 
 from collections.abc import Iterator
@@ -9,9 +10,11 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from stargate.server.auth import Principal, authenticate
+from stargate.server.auth import Principal, authenticate, bearer_secret
 from stargate.server.context import ServerContext
+from stargate.store.repositories import tokens as token_repo
 
 
 async def get_ctx(request: Request) -> ServerContext:
@@ -35,11 +38,24 @@ commits in one worker thread, so a writer holding SQLite's lock never waits for 
 other threads wait for that lock (a deadlock a dependency-managed write session can cause under load)."""
 
 
-def principal(
+async def principal(
     ctx: CtxDep,
     authorization: Annotated[str | None, Header(description="'Bearer <token>'")] = None,
 ) -> Principal:
-    """The caller behind the bearer token; 401 without a valid one."""
+    """The caller behind the bearer token; 401 without a valid one.
+
+    A token verified in the last few seconds is taken from ``ctx.tokens`` without a worker thread or a query;
+    otherwise it is looked up in the database (in a worker thread) and remembered.
+    """
+    digest = token_repo.digest(bearer_secret(authorization))
+    who = ctx.tokens.get(digest)
+    if who is None:
+        who = await run_in_threadpool(_lookup, ctx, authorization)
+        ctx.tokens.put(digest, who)
+    return who
+
+
+def _lookup(ctx: ServerContext, authorization: str | None) -> Principal:
     with ctx.db.read() as session:
         return authenticate(session, authorization)
 

@@ -23,6 +23,7 @@ from stargate.store.transitions import (
     Move,
     lock_current,
     record_submission,
+    record_submissions,
     transition,
     transition_many,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "lock_current",
     "parse_job_id",
     "record_submission",
+    "record_submissions",
     "transition",
     "transition_many",
     "upgrade",

@@ -235,6 +235,6 @@ def format_job_id(number: int) -> str:
 def parse_job_id(public_id: str) -> int | None:
     """The row id inside a public job id, or None when ``public_id`` is not one."""
     digits = public_id.removeprefix(JOB_ID_PREFIX)
-    if public_id == digits or not digits.isdigit() or len(digits) > 18:
+    if public_id == digits or not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
         return None
     return int(digits)

@@ -193,3 +193,16 @@ def _row_update(move: Move, at: datetime) -> dict[str, Any]:
     if move.to.is_final():
         params["finished_at"] = at
     return params
+
+
+def record_submissions(
+    session: Session, job_ids: Sequence[int], actor_of: Sequence[str], at_of: Sequence[datetime]
+) -> None:
+    """Write the first event of many new jobs at once (one multi-row statement): from nothing to ``pending``."""
+    if job_ids:
+        rows = [
+            {"job_id": j, "at": at, "actor": actor, "from_status": None, "to_status": JobStatus.PENDING.value}
+            | {"reason": "submitted"}
+            for j, actor, at in zip(job_ids, actor_of, at_of, strict=True)
+        ]
+        session.execute(insert(cast(Table, JobEventRow.__table__)), rows)

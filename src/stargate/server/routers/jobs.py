@@ -1,14 +1,18 @@
 """Job endpoints: submit, list, get, cancel, logs."""
 
+import asyncio
+import contextlib
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from stargate.domain import JobSpec
 from stargate.server.deps import CtxDep, NowDep, PrincipalDep, ReadSessionDep
+from stargate.server.errors import ServiceError
 from stargate.server.schemas import ErrorBody, Job, JobPage, Logs
 from stargate.server.services import jobs as service
 from stargate.server.services import logs as log_service
+from stargate.server.writer import Submission
 from stargate.store import JobStatus
 from stargate.store.repositories.jobs import JobFilter
 
@@ -16,10 +20,16 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 @router.post("", response_model=Job, status_code=201)
-def submit_job(who: PrincipalDep, spec: JobSpec, ctx: CtxDep, now: NowDep) -> Job:
+async def submit_job(who: PrincipalDep, spec: JobSpec, ctx: CtxDep, now: NowDep) -> Response:
     """Submit a job to a queue (members: their own team's queues only)."""
-    with ctx.db.write() as session:
-        return service.to_api(service.submit(session, who, spec, ctx.fleet.get(session)[1], now))
+    item = Submission(who, spec, now)
+    known = ctx.fleet.peek()
+    if known is not None:  # check here when the fleet is known (the writer re-checks if it changed meanwhile)
+        with contextlib.suppress(ServiceError):  # an error is left to the writer, against the fleet in force
+            item.values, item.version = service.check(who, spec, known[1], now), known[0]
+    row_id, values = await asyncio.wrap_future(ctx.submissions.put(item))
+    body = service.new_job(values, row_id, spec).model_dump_json()
+    return Response(body, status_code=201, media_type="application/json")
 
 
 @router.get("", response_model=JobPage)

@@ -25,6 +25,7 @@ def create_token(_admin: AdminDep, body: TokenIn, ctx: CtxDep, now: NowDep) -> T
     """Create a token (admin only); the secret is in this answer only."""
     with ctx.db.write() as session:
         row, secret = token_service.create(session, body.name, body.team, Role(body.role), now)
+    ctx.tokens.clear()
     return TokenOut(id=row.id, token=secret)
 
 

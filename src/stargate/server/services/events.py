@@ -41,6 +41,6 @@ def list_page(session: Session, who: Principal, job_id: str | None, after: str |
 def _after(after: str | None) -> int | None:
     if after is None or after == "":
         return None
-    if not after.isdigit() or len(after) > 18:
+    if not (after.isascii() and after.isdigit()) or len(after) > 18:
         raise BadRequestError(f"after: found '{after[:40]}', expected an event id (a previous page's next_cursor)")
     return int(after)

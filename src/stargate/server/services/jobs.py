@@ -1,56 +1,87 @@
 """Jobs: submit (validated against the fleet in force), look up, list, cancel; team isolation applied here."""
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from stargate.domain import Fleet, JobKind, JobSpec
+from stargate.domain import Fleet, JobKind, JobSpec, Queue
 from stargate.server.auth import Principal
 from stargate.server.errors import BadRequestError, ConflictError, ForbiddenError, InvalidError, NotFoundError
 from stargate.server.schemas import Job, JobPage
-from stargate.store import JobRow, JobStatus, parse_job_id, record_submission, transition
+from stargate.store import JobRow, JobStatus, format_job_id, parse_job_id, record_submission, transition
 from stargate.store.repositories import jobs as job_repo
 
 MAX_PAGE = 500
 
 
-def submit(session: Session, who: Principal, spec: JobSpec, fleet: Fleet, now: datetime) -> JobRow:
-    """Check ``spec`` against the fleet and the caller's rights, then store it as a pending job."""
-    queue = next((q for q in fleet.queues if q.id == spec.queue), None)
+@dataclass(frozen=True)
+class SubmitRules:
+    """What checking a submission needs from one fleet version, indexed once per version: queues by id, priority
+    class values, the GPU model catalogue."""
+
+    queues: dict[str, Queue]
+    priorities: dict[str, int]
+    catalogue: frozenset[str]
+
+    @classmethod
+    def of(cls, fleet: Fleet) -> "SubmitRules":
+        """The rules of ``fleet``."""
+        return cls(
+            queues={q.id: q for q in fleet.queues},
+            priorities={p.name: p.value for p in fleet.priority_classes},
+            catalogue=frozenset(fleet.catalogue()),
+        )
+
+
+def check(who: Principal, spec: JobSpec, rules: SubmitRules, now: datetime) -> dict[str, Any]:
+    """Check ``spec`` against the fleet's rules and the caller's rights (no I/O); the new job row's column values.
+
+    Raises 422 for an unknown queue, priority class or GPU model and a spec with nothing to run, 403 when the
+    caller may not submit to the queue's team.
+    """
+    queue = rules.queues.get(spec.queue)
     if queue is None:
-        known = ", ".join(sorted(q.id for q in fleet.queues)[:10]) or "none defined"
+        known = ", ".join(sorted(rules.queues)[:10]) or "none defined"
         raise InvalidError(f"body.queue: found '{spec.queue}', expected the id of a queue ({known})")
     who.require_write(queue.team)
-    priority_class, priority = _priority(spec, queue.priority_classes, queue.default_priority_class, fleet)
-    _check_models(spec, fleet)
+    priority_class, priority = _priority(spec, queue.priority_classes, queue.default_priority_class, rules)
+    _check_models(spec, rules)
     if not spec.command and not spec.image:
         raise InvalidError("body.command: found nothing, expected a shell command (or body.image for containers)")
-    job = JobRow(
-        name=spec.name,
-        queue_id=queue.id,
-        team_id=queue.team,
-        kind=spec.kind.value,
-        gpus=spec.gpus,
-        gpu_models=list(spec.gpu_models),
-        priority_class=priority_class,
-        priority=priority,
-        preemptible=spec.preemptible,
-        spec=spec.model_dump(mode="json"),
-        status=JobStatus.PENDING,
-        reason="submitted",
-        attempt=0,
-        progress_s=0.0,
-        submitted_by=who.actor,
-        submitted_at=now,
-        gpu_ids=[],
-    )
+    return {
+        "name": spec.name,
+        "queue_id": queue.id,
+        "team_id": queue.team,
+        "kind": spec.kind.value,
+        "gpus": spec.gpus,
+        "gpu_models": list(spec.gpu_models),
+        "priority_class": priority_class,
+        "priority": priority,
+        "preemptible": spec.preemptible,
+        "spec": spec.model_dump(mode="json"),
+        "status": JobStatus.PENDING,
+        "reason": "submitted",
+        "attempt": 0,
+        "progress_s": 0.0,
+        "submitted_by": who.actor,
+        "submitted_at": now,
+        "gpu_ids": [],
+    }
+
+
+def submit(session: Session, who: Principal, spec: JobSpec, fleet: Fleet, now: datetime) -> JobRow:
+    """Check ``spec`` against the fleet and the caller's rights, then store it as a pending job (ORM, one job;
+    the API's submissions go through :class:`stargate.server.writer.SubmissionWriter`, which batches)."""
+    job = JobRow(**check(who, spec, SubmitRules.of(fleet), now))
     job_repo.add(session, job)
     record_submission(session, job, who.actor, now)
     return job
 
 
-def _priority(spec: JobSpec, allowed: list[str], default: str | None, fleet: Fleet) -> tuple[str, int]:
-    values = {p.name: p.value for p in fleet.priority_classes}
+def _priority(spec: JobSpec, allowed: list[str], default: str | None, rules: SubmitRules) -> tuple[str, int]:
+    values = rules.priorities
     usable = [n for n in values if not allowed or n in allowed]
     name = spec.priority_class or default or min(usable, key=lambda n: values[n], default=None)
     if name is None or name not in usable:
@@ -59,12 +90,35 @@ def _priority(spec: JobSpec, allowed: list[str], default: str | None, fleet: Fle
     return name, values[name]
 
 
-def _check_models(spec: JobSpec, fleet: Fleet) -> None:
-    catalogue = fleet.catalogue()
+def _check_models(spec: JobSpec, rules: SubmitRules) -> None:
     for i, model in enumerate(spec.gpu_models):
-        if model not in catalogue:
-            shown = ", ".join(sorted(catalogue))
+        if model not in rules.catalogue:
+            shown = ", ".join(sorted(rules.catalogue))
             raise InvalidError(f"body.gpu_models[{i}]: found '{model}', expected a GPU model ({shown})")
+
+
+def new_job(values: dict[str, Any], row_id: int, spec: JobSpec) -> Job:
+    """The API view of a job just stored from ``values`` (see :func:`check`) as row ``row_id``."""
+    return Job(
+        id=format_job_id(row_id),
+        name=values["name"],
+        queue=values["queue_id"],
+        team=values["team_id"],
+        kind=spec.kind,
+        gpus=values["gpus"],
+        gpu_models=values["gpu_models"],
+        priority_class=values["priority_class"],
+        status=JobStatus.PENDING,
+        reason=values["reason"],
+        attempt=0,
+        submitted_at=values["submitted_at"],
+        started_at=None,
+        finished_at=None,
+        cluster=None,
+        gpu_ids=[],
+        exit_code=None,
+        spec=spec,
+    )
 
 
 def get_visible(session: Session, who: Principal, public_id: str, *, for_update: bool = False) -> JobRow:
@@ -96,7 +150,7 @@ def list_page(
 def _cursor(cursor: str | None) -> int | None:
     if cursor is None or cursor == "":
         return None
-    if not cursor.isdigit() or len(cursor) > 18:
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
         raise BadRequestError(f"cursor: found '{cursor[:40]}', expected a value from a previous page's next_cursor")
     return int(cursor)
 

@@ -3,9 +3,9 @@
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from stargate.store.models import JobRow, format_job_id
@@ -149,3 +149,12 @@ def specs(session: Session, row_ids: Iterable[int]) -> dict[int, dict[str, Any]]
     if not ids:
         return {}
     return {i: spec for i, spec in session.execute(select(JobRow.id, JobRow.spec).where(JobRow.id.in_(ids)))}
+
+
+def insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert new jobs with one multi-row statement and return their row ids, in the order of ``rows``."""
+    if not rows:
+        return []
+    table = cast(Table, JobRow.__table__)
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return [int(row_id) for row_id in session.execute(statement, list(rows)).scalars()]
