@@ -44,6 +44,9 @@ class SpecTerms:
     checkpoint_interval_s: float | None
     allowed_providers: tuple[str, ...]
     allowed_regions: tuple[str, ...]
+    command: str = ""
+    """What the executor runs (kept too, so handing placed jobs to executors reads no spec again)."""
+    environment: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, spec: dict[str, Any]) -> "SpecTerms":
@@ -53,6 +56,8 @@ class SpecTerms:
             spec.get("checkpoint_interval_s"),
             tuple(spec.get("allowed_providers") or ()),
             tuple(spec.get("allowed_regions") or ()),
+            spec.get("command") or "",
+            tuple((spec.get("environment") or {}).items()),
         )
 
 

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from sqlalchemy.orm import Session
+
 from stargate.executors import Executor, RunHandle, RunRequest, RunState, RunStatus, UnknownExecutorError
 from stargate.server.context import ServerContext
+from stargate.server.decide import SpecTerms
 from stargate.store import Current, JobStatus, Move, format_job_id, lock_current, transition_many
 from stargate.store.repositories import jobs as job_repo
 from stargate.store.repositories import runs as run_repo
@@ -85,23 +88,32 @@ def _executor(ctx: ServerContext, kind: str, out: Executed) -> tuple[Executor | 
         return None, str(exc)
 
 
-def request_for(run: LiveRun, spec: dict[str, Any], gpu_ids: Sequence[int]) -> RunRequest:
-    """What the executor needs to start the attempt of ``run`` (its job's stored ``spec``)."""
+def request_for(run: LiveRun, terms: SpecTerms, gpu_ids: Sequence[int]) -> RunRequest:
+    """What the executor needs to start the attempt of ``run`` (its job's spec ``terms``)."""
     return RunRequest(
         job_id=format_job_id(run.job_id),
         attempt=run.attempt,
-        command=spec.get("command") or "",
+        command=terms.command,
         cluster=run.cluster,
         gpu_ids=tuple(gpu_ids),
-        environment=dict(spec.get("environment") or {}),
+        environment=dict(terms.environment),
     )
+
+
+def _terms(ctx: ServerContext, session: Session, row_ids: list[int]) -> dict[int, SpecTerms]:
+    """The spec terms of these jobs: from the loop's cache (filled by the snapshot), else read and parsed now."""
+    cache = ctx.loop.spec_terms
+    found = {i: cache[i] for i in row_ids if i in cache}
+    missing = [i for i in row_ids if i not in found]
+    found.update({i: SpecTerms.of(spec) for i, spec in job_repo.specs(session, missing).items()})
+    return found
 
 
 def submit_placed(ctx: ServerContext, now: datetime, out: Executed) -> None:
     """Hand every placed job to its executor, then record the handles and move the jobs to running."""
     with ctx.db.read() as session:
         placed = run_repo.live(session, JobStatus.PLACED)
-        specs = job_repo.specs(session, [r.job_id for r in placed])
+        terms = _terms(ctx, session, [r.job_id for r in placed])
     calls: list[Call] = []
     asked: list[LiveRun] = []
     unavailable: list[tuple[LiveRun, str]] = []
@@ -110,7 +122,7 @@ def submit_placed(ctx: ServerContext, now: datetime, out: Executed) -> None:
         if executor is None:
             unavailable.append((run, why))
             continue
-        request = request_for(run, specs.get(run.job_id, {}), run.gpu_ids)
+        request = request_for(run, terms.get(run.job_id) or SpecTerms.of({}), run.gpu_ids)
         calls.append(Call(run.executor, "submit", _bind(executor.submit, request)))
         asked.append(run)
     answers = call_all(ctx, calls, out)
@@ -166,8 +178,9 @@ def poll_running(ctx: ServerContext, now: datetime, out: Executed) -> None:
         running = [r for r in run_repo.live(session, JobStatus.RUNNING) if r.handle_key]
     calls: list[Call] = []
     asked: list[LiveRun] = []
+    kinds = {kind: _executor(ctx, kind, out)[0] for kind in {r.executor for r in running}}
     for run in running:
-        executor, _ = _executor(ctx, run.executor, out)
+        executor = kinds[run.executor]
         if executor is not None:
             handle = RunHandle(executor=run.executor, key=run.handle_key or "")
             calls.append(Call(run.executor, "poll", _bind(executor.poll, handle)))
@@ -213,10 +226,10 @@ def reap_orphans(ctx: ServerContext, now: datetime, out: Executed) -> None:
     """
     with ctx.db.read() as session:
         orphans = run_repo.orphans(session)
-        specs = job_repo.specs(session, [r.job_id for r in orphans if r.handle_key is None])
+        terms = _terms(ctx, session, [r.job_id for r in orphans if r.handle_key is None])
     usable = [(run, ex) for run in orphans if (ex := _executor(ctx, run.executor, out)[0]) is not None]
     resubmit = [(run, ex) for run, ex in usable if run.handle_key is None]
-    requests = [request_for(run, specs.get(run.job_id, {}), []) for run, _ in resubmit]
+    requests = [request_for(run, terms.get(run.job_id) or SpecTerms.of({}), []) for run, _ in resubmit]
     calls = [
         Call(run.executor, "submit", _bind(ex.submit, rq)) for (run, ex), rq in zip(resubmit, requests, strict=True)
     ]

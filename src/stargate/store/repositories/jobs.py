@@ -1,11 +1,12 @@
 """Jobs: insert, fetch (optionally locked), list newest first with keyset pagination, count by queue."""
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, Text, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
 from stargate.store.models import JobRow, format_job_id
@@ -123,7 +124,7 @@ _STATE_COLUMNS = (
     JobRow.id,
     JobRow.queue_id,
     JobRow.gpus,
-    JobRow.gpu_models,
+    type_coerce(JobRow.gpu_models, Text),
     JobRow.priority,
     JobRow.preemptible,
     JobRow.submitted_at,
@@ -131,24 +132,42 @@ _STATE_COLUMNS = (
     JobRow.status,
     JobRow.attempt,
     JobRow.cluster,
-    JobRow.gpu_ids,
+    type_coerce(JobRow.gpu_ids, Text),
     JobRow.started_at,
 )
+"""The columns of :class:`JobState`, in its field order; the two JSON lists come raw (see :func:`json_list`)."""
+
+
+def json_list(value: Any) -> list[Any]:
+    """A JSON list column read raw: SQLite gives its text (``[]`` for most jobs, decoded without a parser call),
+    PostgreSQL's driver gives the decoded list already."""
+    if isinstance(value, str):
+        return [] if value == "[]" else list(json.loads(value))
+    return list(value or [])
 
 
 def states(session: Session, statuses: Sequence[JobStatus]) -> list[JobState]:
     """Every job in one of ``statuses``, oldest first, as plain values (no ORM objects: several times faster for
     thousands of jobs)."""
     query = select(*_STATE_COLUMNS).where(JobRow.status.in_(statuses)).order_by(JobRow.id)
-    return [JobState(**row._mapping) for row in session.execute(query)]
+    return [
+        JobState(i, q, g, json_list(models), p, pre, sub, prog, JobStatus(st), a, c, json_list(ids), started)
+        for i, q, g, models, p, pre, sub, prog, st, a, c, ids, started in session.execute(query)
+    ]
+
+
+IN_CHUNK = 5000
+"""Ids per ``IN (...)`` list (SQLite allows 32,766 bound parameters per statement)."""
 
 
 def specs(session: Session, row_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """The stored specs of these jobs, by row id."""
-    ids = list(row_ids)
-    if not ids:
-        return {}
-    return {i: spec for i, spec in session.execute(select(JobRow.id, JobRow.spec).where(JobRow.id.in_(ids)))}
+    ids = sorted(set(row_ids))
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), IN_CHUNK):
+        query = select(JobRow.id, JobRow.spec).where(JobRow.id.in_(ids[start : start + IN_CHUNK]))
+        found.update({i: spec for i, spec in session.execute(query)})
+    return found
 
 
 def insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:

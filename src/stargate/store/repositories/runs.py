@@ -5,10 +5,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, Text, bindparam, insert, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from stargate.store.models import JobRow, RunRow
+from stargate.store.repositories.jobs import json_list
 from stargate.store.status import JobStatus
 
 
@@ -89,6 +90,9 @@ def end_many(session: Session, ended: Sequence[tuple[int, int, int | None, str]]
     session.execute(statement, params)
 
 
+_RAW_GPU_IDS = type_coerce(JobRow.gpu_ids, Text)
+
+
 @dataclass(frozen=True, slots=True)
 class LiveRun:
     """A job's current run as the loop needs it: the job's row id, attempt, executor, cluster, handle key."""
@@ -105,12 +109,12 @@ def live(session: Session, status: JobStatus) -> list[LiveRun]:
     """For every job in ``status``, the run of its current attempt (jobs without one are left out), oldest job
     first; plain values in one joined query."""
     query = (
-        select(RunRow.job_id, RunRow.attempt, RunRow.executor, RunRow.cluster, RunRow.handle_key, JobRow.gpu_ids)
+        select(RunRow.job_id, RunRow.attempt, RunRow.executor, RunRow.cluster, RunRow.handle_key, _RAW_GPU_IDS)
         .join(JobRow, (JobRow.id == RunRow.job_id) & (JobRow.attempt == RunRow.attempt))
         .where(JobRow.status == status)
         .order_by(RunRow.job_id)
     )
-    return [LiveRun(*row) for row in session.execute(query)]
+    return [LiveRun(j, a, e, c, h, json_list(g)) for j, a, e, c, h, g in session.execute(query)]
 
 
 def orphans(session: Session) -> list[LiveRun]:
