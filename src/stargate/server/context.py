@@ -87,6 +87,8 @@ class LoopState:
     wakeup: datetime | None = None
     spec_terms: dict[int, Any] = field(default_factory=dict)
     """The engine-relevant terms of each live job's spec, by row id (specs never change; parsed once)."""
+    requests: dict[int, Any] = field(default_factory=dict)
+    """(job state, engine request) of each live job, by row id: rebuilt only when the job's inputs change."""
     index: tuple[str, Any] | None = None
     """(fleet version, the engine's read-only ``FleetIndex`` of that fleet): rebuilt only when the fleet changes."""
 

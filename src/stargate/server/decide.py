@@ -84,8 +84,25 @@ def take_snapshot(ctx: ServerContext) -> Snapshot | None:
     live = {j.id for j in (*pending, *holding)}
     for gone in [i for i in cache if i not in live]:
         del cache[gone]
-    requests = {j.id: request_of(j, cache[j.id]) for j in (*pending, *holding)}
+    requests = _requests(ctx, (*pending, *holding))
     return Snapshot(fleet, version, pending, holding, requests, executor_of_cluster=_executors(fleet))
+
+
+def _requests(ctx: ServerContext, jobs: Iterable[JobState]) -> dict[int, JobRequest]:
+    """The engine's request of every job, by row id: kept across cycles (pruned to these jobs) while its inputs,
+    i.e. the stored job's columns, are the same (only ``progress_s`` changes, on preemption)."""
+    kept = ctx.loop.requests
+    fresh: dict[int, tuple[JobState, JobRequest]] = {}
+    for job in jobs:
+        old = kept.get(job.id)
+        same = old is not None and _request_inputs(old[0]) == _request_inputs(job)
+        fresh[job.id] = old if same and old is not None else (job, request_of(job, ctx.loop.spec_terms[job.id]))
+    ctx.loop.requests = fresh
+    return {i: r for i, (_, r) in fresh.items()}
+
+
+def _request_inputs(job: JobState) -> tuple[object, ...]:
+    return (job.queue_id, job.gpus, job.gpu_models, job.priority, job.preemptible, job.submitted_at, job.progress_s)
 
 
 def _executors(fleet: Fleet) -> dict[str, str]:

@@ -3,7 +3,7 @@
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, Text, func, insert, select, type_coerce
@@ -127,15 +127,16 @@ _STATE_COLUMNS = (
     type_coerce(JobRow.gpu_models, Text),
     JobRow.priority,
     JobRow.preemptible,
-    JobRow.submitted_at,
+    type_coerce(JobRow.submitted_at, Text),
     JobRow.progress_s,
-    JobRow.status,
+    type_coerce(JobRow.status, Text),
     JobRow.attempt,
     JobRow.cluster,
     type_coerce(JobRow.gpu_ids, Text),
-    JobRow.started_at,
+    type_coerce(JobRow.started_at, Text),
 )
-"""The columns of :class:`JobState`, in its field order; the two JSON lists come raw (see :func:`json_list`)."""
+"""The columns of :class:`JobState`, in its field order; lists, times and the status come raw (see
+:func:`json_list`, :func:`raw_time`): the generic type processing per value costs more than the query here."""
 
 
 def json_list(value: Any) -> list[Any]:
@@ -146,14 +147,31 @@ def json_list(value: Any) -> list[Any]:
     return list(value or [])
 
 
+def raw_time(value: Any) -> datetime | None:
+    """A time column read raw, as an aware UTC time: SQLite gives ISO text, PostgreSQL's driver a naive datetime
+    (both stored as naive UTC, see :class:`stargate.store.models.UTCDateTime`)."""
+    if value is None:
+        return None
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when.replace(tzinfo=UTC)
+
+
 def states(session: Session, statuses: Sequence[JobStatus]) -> list[JobState]:
     """Every job in one of ``statuses``, oldest first, as plain values (no ORM objects: several times faster for
     thousands of jobs)."""
     query = select(*_STATE_COLUMNS).where(JobRow.status.in_(statuses)).order_by(JobRow.id)
     return [
-        JobState(i, q, g, json_list(models), p, pre, sub, prog, JobStatus(st), a, c, json_list(ids), started)
-        for i, q, g, models, p, pre, sub, prog, st, a, c, ids, started in session.execute(query)
+        JobState(
+            i, q, g, json_list(models), p, pre, _aware(sub), prog, JobStatus(st), a, c, json_list(ids), raw_time(t)
+        )
+        for i, q, g, models, p, pre, sub, prog, st, a, c, ids, t in session.execute(query)
     ]
+
+
+def _aware(value: Any) -> datetime:
+    when = raw_time(value)
+    assert when is not None, "submitted_at is never null"
+    return when
 
 
 IN_CHUNK = 5000
