@@ -8,8 +8,8 @@ again safely.
 """
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -55,11 +55,7 @@ def call_all(
     each, (True, result) or (False, None) when it raised (logged, counted; retried by a later cycle). Order is
     kept. Polls are quick local reads and run one after another (a pool costs more than it saves there)."""
     threads = min(ctx.settings.executor_threads, len(calls)) if parallel else 1
-    if threads <= 1:
-        results = [_attempt(c) for c in calls]
-    else:
-        with ThreadPoolExecutor(threads, thread_name_prefix="stargate-executor") as pool:
-            results = list(pool.map(_attempt, calls))
+    results = [_attempt(c) for c in calls] if threads <= 1 else _on_threads(calls, threads)
     answers: list[tuple[bool, Any]] = []
     for call, (ok, value) in zip(calls, results, strict=True):
         if not ok:
@@ -69,6 +65,29 @@ def call_all(
             value = None
         answers.append((ok, value))
     return answers
+
+
+def _on_threads(calls: Sequence[Call], threads: int) -> list[tuple[bool, Any]]:
+    """Make the calls on ``threads`` threads that each take the next call not yet taken (no future per call: for
+    thousands of quick calls the bookkeeping would cost more than the calls)."""
+    results: list[tuple[bool, Any]] = [(False, None)] * len(calls)
+    todo = iter(enumerate(calls))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                step = next(todo, None)
+            if step is None:
+                return
+            results[step[0]] = _attempt(step[1])
+
+    workers = [threading.Thread(target=work, name="stargate-executor", daemon=True) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return results
 
 
 def _attempt(call: Call) -> tuple[bool, Any]:
