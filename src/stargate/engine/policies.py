@@ -5,8 +5,9 @@ backfill, preemption and placement. Three ship:
 
 - ``fifo``: per queue strict first-in first-out by submission time; a queue's head that cannot start blocks
   the queue (no backfill, no preemption); placement is first fit (lowest cluster index that fits).
-- ``stargate`` (default): order by priority (higher first) then submission time; EASY backfill with a
-  reservation for each queue's blocked head; priority preemption; contract- and cost-aware best fit
+- ``stargate`` (default): order by priority (higher first) then a virtual deadline (submission time plus the
+  remaining estimate); EASY backfill with a reservation for each queue's blocked head; priority preemption;
+  contract- and cost-aware best fit
   (see :mod:`stargate.engine.placement`); optional bursting to pay-per-use capacity after a wait.
 - ``srtf``: shortest remaining (estimated) time first, the classic reference from the literature (used as a
   baseline by Tiresias, NSDI 2019, and Gavel, OSDI 2020); non-preemptive here, with the same backfill and
