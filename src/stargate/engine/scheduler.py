@@ -63,6 +63,12 @@ class Scheduler:
         self.queues = [PendingQueue(2 * policy.scan_depth) for _ in range(len(index.queues) * self._buckets)]
         """Pending jobs per queue and size bucket (one bucket under strict FIFO); see :func:`size_bucket`."""
         self._subq: list[int] = []
+        self._nonempty: set[int] = set()
+        self._gen = [0] * index.n
+        """Per cluster, bumped on every start and finish there: cached shadow times of older generations are stale."""
+        self._shadows: dict[int, dict[int, tuple[int, float, float]]] = {}
+        """Blocked job → cluster → (generation, shadow time, extra GPUs)."""
+        """Sub-queues with at least one pending job."""
         self.victim_prios: Counter[int] = Counter()
         self.burst_heap: list[tuple[float, int, int]] = []
         self.ready: dict[int, None] = {}
@@ -134,7 +140,7 @@ class Scheduler:
         if state == RUNNING:
             self._release(j)
         elif state == PENDING:
-            self.queues[self._subq[j]].live -= 1
+            self._took(self._subq[j])
             self.n_pending -= 1
         self.jobs.state[j] = DONE
         self.ready.pop(j, None)
@@ -266,6 +272,7 @@ class Scheduler:
 
     def _set_avail(self, avail: FloatArray) -> None:
         self.avail = avail
+        self._shadows.clear()
         self.scorer.reset(self.rank, avail)
         self._max_dirty = True
 
@@ -296,6 +303,7 @@ class Scheduler:
         q = self._subq[j]
         self.queues[q].push((k0, k1, self._seq, j))
         self.queues[q].live += 1
+        self._nonempty.add(q)
         self.n_pending += 1
         self._dirty_queues.add(q)
 
@@ -338,9 +346,9 @@ class Scheduler:
         pol = self.policy
         if self._dirty_all:
             self.resv = None
-            scan = [q for q, pq in enumerate(self.queues) if pq.live > 0] if self.n_pending else []
+            scan = sorted(self._nonempty)
         else:
-            scan = sorted(q for q in self._dirty_queues if self.queues[q].live > 0)
+            scan = sorted(self._dirty_queues & self._nonempty)
         self._dirty_all = False
         self._dirty_queues.clear()
         if not scan and not self.ready:
@@ -372,29 +380,38 @@ class Scheduler:
         heapq.heapify(heap)
         scanned = dict.fromkeys(scan, 0)
         fails, preempting = 0, pol.preemption
+        min_victim = self._min_victim_prio() if preempting else math.inf
         while heap:
             entry, q, pos = heapq.heappop(heap)
             j = entry[3]
-            if self.amax_nb < 1 and not (preempting and t.prio[j] > self._min_victim_prio()):
+            if self.amax_nb < 1 and not t.prio[j] > min_victim:
                 break  # nothing can start but by preemption; burst-ready jobs are tried below
             self._queue_blocked = False
             ok = self._try_start(j, now, res, memo)
-            if not ok and preempting and t.prio[j] > self._min_victim_prio():
+            if not ok and t.prio[j] > min_victim:
                 ok = self._try_preempt(j, now, res)
                 memo.clear()
             if ok:
                 fails = 0
+                min_victim = self._min_victim_prio() if preempting else math.inf
             else:
                 fails += 1
                 if pol.strict_fifo:
                     continue
-                if pol.backfill:
+                if pol.backfill and (self.resv is None or q // self._buckets not in self.resv.queues):
                     self._maybe_reserve(j, q, now)
             scanned[q] += 1
             if scanned[q] < pol.scan_depth and fails < pol.scan_budget and not self._queue_blocked:
                 nxt = self._live_at(q, pos + 1)
                 if nxt >= 0:
                     heapq.heappush(heap, (self.queues[q].head[nxt], q, nxt))
+
+    def _took(self, q: int) -> None:
+        """One pending job left sub-queue ``q``."""
+        pq = self.queues[q]
+        pq.live -= 1
+        if not pq.live:
+            self._nonempty.discard(q)
 
     def _maybe_reserve(self, j: int, q: int, now: float) -> None:
         """Give queue ``q``'s first blocked job ``j`` a reservation when it has waited long enough."""
@@ -463,7 +480,7 @@ class Scheduler:
         if resv is not None:
             resv.used(c, end, g)
         self.ready.pop(j, None)
-        self.queues[self._subq[j]].live -= 1
+        self._took(self._subq[j])
         self.n_pending -= 1
         res.starts.append(Start(t.ids[j], self.index.cluster_ids[c], ids, self.charged[c], self.burnt[c]))
         return True
@@ -474,6 +491,8 @@ class Scheduler:
         g = len(ids)
         t.state[j], t.cluster[j], t.gpu_ids[j], t.started[j] = RUNNING, c, ids, now
         self.free[c] -= g
+        self._gen[c] += 1
+        self._shadows.pop(j, None)
         self.draw_w[self._site_of[c]] += g * self._w[c]
         self.adm.charge(t.queue[j], idx.model_of[c], g)
         end = now + t.remaining(j)
@@ -499,6 +518,7 @@ class Scheduler:
         g = len(ids)
         self.alloc[c].release(ids)
         self.free[c] += g
+        self._gen[c] += 1
         self.adm.charge(t.queue[j], idx.model_of[c], -g)
         run = self.running[c]
         del run[bisect_left(run, (self.run_end.pop(j), j, g))]
@@ -549,9 +569,13 @@ class Scheduler:
         burst_ok = not self._bursting or t.burst_at[j] <= now
         mask = (self._cls_mask if burst_ok else self._cls_mask_nb)[t.cls[j]] & self.up & self.online
         best: tuple[float, float, int, float] = (math.inf, math.inf, -1, 0.0)
+        cache = self._shadows.setdefault(j, {})
+        gen, rank = self._gen, self.scorer.rank_l
         for c in np.flatnonzero(mask & (self.index.total >= g)).tolist():
-            shadow, extra = shadow_on(self.running[c], float(self.avail[c]), g)
-            best = min(best, (shadow, float(self.rank[c]), c, extra))
+            hit = cache.get(c)
+            if hit is None or hit[0] != gen[c]:
+                hit = cache[c] = (gen[c], *shadow_on(self.running[c], self.avail.item(c), g))
+            best = min(best, (hit[1], rank[c], c, hit[2]))
         shadow, _, chosen, extra = best
         near = shadow - now <= self.policy.backfill_window_s
         if chosen >= 0 and now < shadow < math.inf and self.resv is not None and (aged or near):
