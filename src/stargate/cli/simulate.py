@@ -74,6 +74,8 @@ def simulate(
     burst_wait_per_gpu_hour: float = typer.Option(
         0.0, "--burst-wait-per-gpu-hour", help="Extra wait before bursting per GPU-hour of the job's work, s."
     ),
+    mtbf: str | None = typer.Option(None, "--mtbf", help="Random failures: mean time between failures per cluster."),
+    mttr: str = typer.Option("1h", "--mttr", help="Mean time to repair of random failures."),
     checkpoint_interval: str | None = typer.Option(
         None, "--checkpoint-interval", help="Checkpoint interval for jobs that state none (default 1h)."
     ),
@@ -109,6 +111,13 @@ def simulate(
         trace = read_trace(trace_path, trace_format)
     except TraceError as exc:
         _fail(str(exc))
+    try:
+        config.mtbf_s = parse_duration(mtbf, "--mtbf") if mtbf is not None else None
+        config.mttr_s = parse_duration(mttr, "--mttr")
+    except ValueError as exc:
+        _fail(str(exc))
+    if config.mtbf_s is not None and not config.mtbf_s > 0:
+        _fail(f"--mtbf: found '{mtbf}'; expected a duration > 0")
     out = _run(fleet, trace.jobs, config, start_dt, trim_jobs)
     out["trace"] = {
         "source": trace.source,

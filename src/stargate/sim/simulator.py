@@ -86,6 +86,10 @@ class SimConfig:
     estimates: str = "actual"
     """'actual': the engine's estimate is the job's actual run time (as in most trace studies and Starburst);
     'trace': only what the trace states (else the policy's default estimate)."""
+    mtbf_s: float | None = None
+    """Random failures: each cluster fails after exponential times with this mean, s (drawn from ``seed``)."""
+    mttr_s: float = 3600.0
+    """Mean of the exponential repair time of random failures, s."""
     record_log: bool = False
     progress: Callable[[int, int], None] | None = None
     """Called now and then with (jobs settled, jobs total)."""
@@ -171,6 +175,10 @@ class Simulator:
         for f in self.config.failures:
             self._push(f.at_s, FAILURE, self.index.cluster_ix[f.cluster], 0)
             self._push(f.at_s + f.for_s, FAILURE, self.index.cluster_ix[f.cluster], 1)
+        if self.config.mtbf_s is not None:
+            t0 = self.arrival[0] if self.arrival else 0.0
+            for c in range(self.index.n):
+                self._push(t0 + float(self.rng.exponential(self.config.mtbf_s)), FAILURE, c, 2)
         st, arrival, n = self.state, self.arrival, len(self.jobs)
         until = self.config.until_s if self.config.until_s is not None else math.inf
         heap, i, settled_report, sched = self.heap, 0, 0, self.sched
@@ -210,10 +218,15 @@ class Simulator:
                 self._finished(a, now)
         elif kind == FAILURE:
             cid = self.index.cluster_ids[a]
-            stops = self.sched.set_cluster_status(cid, "up" if b else "down", now)
+            up = b in (1, 3)
+            if b == 2:  # a random failure: draw its repair; a random repair draws the next failure
+                self._push(now + float(self.rng.exponential(self.config.mttr_s)), FAILURE, a, 3)
+            elif b == 3 and self.config.mtbf_s is not None:
+                self._push(now + float(self.rng.exponential(self.config.mtbf_s)), FAILURE, a, 2)
+            stops = self.sched.set_cluster_status(cid, "up" if up else "down", now)
             self._stopped(stops, now)
             if self.config.record_log:
-                self.state.log.append((now, "repair" if b else "failure", cid))
+                self.state.log.append((now, "repair" if up else "failure", cid))
         elif kind == WAKE:
             self.wake_at = math.inf
 

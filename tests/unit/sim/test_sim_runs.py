@@ -85,3 +85,13 @@ def test_middle_window_drops_jobs_at_each_end() -> None:
         and mw["trim_jobs"] == 50
         and mw["avg_jct_h"] == pytest.approx(mw["avg_jct_s"] / 3600, abs=1e-4)
     )
+
+
+def test_random_failures_follow_the_seed() -> None:
+    jobs = _jobs(seed=5)
+    a, sim_a = run_sim(jobs, "stargate", nodes=2, seed=1, mtbf_s=4 * 3600.0, mttr_s=600.0, record_log=True)
+    _, sim_b = run_sim(jobs, "stargate", nodes=2, seed=1, mtbf_s=4 * 3600.0, mttr_s=600.0, record_log=True)
+    _, sim_c = run_sim(jobs, "stargate", nodes=2, seed=2, mtbf_s=4 * 3600.0, mttr_s=600.0, record_log=True)
+    assert sim_a.state.log == sim_b.state.log and sim_a.state.log != sim_c.state.log
+    assert any(e[1] == "failure" for e in sim_a.state.log)
+    assert a["jobs_pending_at_end"] == 0 and a["jobs_finished"] + a["jobs_rejected"] == 300
