@@ -37,7 +37,7 @@ POLICIES = ("fifo", "stargate", "srtf")
 def big_fleet(queues: Sequence[str], clusters: int = 196, nodes: int = 64) -> Fleet:
     """``clusters`` × ``nodes`` × 8 GPUs (196 × 64 × 8 = 100,352) over 4 providers; one queue per trace queue."""
     kinds = [("own", "owned", 1.0), ("c1", "cloud", 2.5), ("c2", "cloud", 3.0), ("c3", "cloud", 4.0)]
-    providers = [Provider(id=p, name=p, kind=k) for p, k, _ in kinds]  # type: ignore[arg-type]
+    providers = [Provider(id=p, name=p, kind=k) for p, k, _ in kinds]
     sites = [Site(id=f"{p}-site", provider=p, region=f"region-{p}") for p, _, _ in kinds]
     models = ("H100-SXM", "H200", "B200", "GB200")
     cs = [
