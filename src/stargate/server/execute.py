@@ -48,23 +48,25 @@ class Call:
     fn: Callable[[], Any]
 
 
-def call_all(
-    ctx: ServerContext, calls: Sequence[Call], out: Executed, *, parallel: bool = True
-) -> list[tuple[bool, Any]]:
-    """Make every call, several at once on a thread pool of ``settings.executor_threads`` when ``parallel``; for
-    each, (True, result) or (False, None) when it raised (logged, counted; retried by a later cycle). Order is
-    kept. Polls are quick local reads and run one after another (a pool costs more than it saves there)."""
-    threads = min(ctx.settings.executor_threads, len(calls)) if parallel else 1
+def call_all(ctx: ServerContext, calls: Sequence[Call], out: Executed) -> list[tuple[bool, Any]]:
+    """Make every call, several at once on ``settings.executor_threads`` threads; for each, (True, result) or
+    (False, None) when it raised (logged, counted; retried by a later cycle). Order is kept."""
+    threads = min(ctx.settings.executor_threads, len(calls))
     results = [_attempt(c) for c in calls] if threads <= 1 else _on_threads(calls, threads)
     answers: list[tuple[bool, Any]] = []
     for call, (ok, value) in zip(calls, results, strict=True):
         if not ok:
-            out.errors += 1
-            ctx.metrics.executor_errors.labels(executor=call.kind, operation=call.operation).inc()
-            log.warning("executor %s %s failed: %s: %s", call.kind, call.operation, type(value).__name__, value)
+            _count_error(ctx, call.kind, call.operation, value, out)
             value = None
         answers.append((ok, value))
     return answers
+
+
+def _count_error(ctx: ServerContext, kind: str, operation: str, exc: Exception, out: Executed) -> None:
+    """Log and count one executor call that raised (a later cycle retries it)."""
+    out.errors += 1
+    ctx.metrics.executor_errors.labels(executor=kind, operation=operation).inc()
+    log.warning("executor %s %s failed: %s: %s", kind, operation, type(exc).__name__, exc)
 
 
 def _on_threads(calls: Sequence[Call], threads: int) -> list[tuple[bool, Any]]:
@@ -195,17 +197,19 @@ def poll_running(ctx: ServerContext, now: datetime, out: Executed) -> None:
     """Ask executors about running jobs; record the ones that ended (succeeded, failed, cancelled, lost)."""
     with ctx.db.read() as session:
         running = [r for r in run_repo.live(session, JobStatus.RUNNING) if r.handle_key]
-    calls: list[Call] = []
-    asked: list[LiveRun] = []
     kinds = {kind: _executor(ctx, kind, out)[0] for kind in {r.executor for r in running}}
-    for run in running:
+    ended: list[tuple[LiveRun, RunStatus]] = []
+    for run in running:  # one after another: polls are quick local reads, a pool would cost more than it saves
         executor = kinds[run.executor]
-        if executor is not None:
-            handle = RunHandle(executor=run.executor, key=run.handle_key or "")
-            calls.append(Call(run.executor, "poll", _bind(executor.poll, handle)))
-            asked.append(run)
-    answers = call_all(ctx, calls, out, parallel=False)
-    ended = [(run, s) for run, (_, s) in zip(asked, answers, strict=True) if s is not None and s.state.is_final()]
+        if executor is None:
+            continue
+        ok, status = _attempt(
+            Call(run.executor, "poll", _bind(executor.poll, RunHandle(run.executor, run.handle_key or "")))
+        )
+        if not ok:
+            _count_error(ctx, run.executor, "poll", status, out)
+        elif status.state.is_final():
+            ended.append((run, status))
     if not ended:
         return
     with ctx.db.write() as session:
