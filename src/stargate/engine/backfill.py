@@ -21,6 +21,9 @@ import numpy as np
 
 from stargate.engine.index import FloatArray
 
+Running = list[tuple[float, int, int]]
+"""A cluster's running jobs as ``(estimated end, job, GPUs)`` in end order."""
+
 
 class Reservations:
     """Per-cluster shadow times and room for long jobs; inf everywhere when nothing is reserved."""
@@ -60,3 +63,24 @@ def shadow_on(running: list[tuple[float, int, int]], have: float, need: int) -> 
         if have >= need:
             return end, have - need
     return math.inf, 0.0
+
+
+def earliest_start(
+    running: list[Running],
+    avail: FloatArray,
+    clusters: list[int],
+    need: int,
+    gen: list[int],
+    cache: dict[int, tuple[int, float, float]],
+    rank: list[float],
+) -> tuple[float, float, int, float]:
+    """The earliest ``(shadow, rank, cluster, extra)`` over ``clusters`` for a job of ``need`` GPUs (cluster -1 when
+    none). ``cache`` keeps each cluster's shadow for the job while that cluster's generation ``gen[c]`` (bumped on
+    every start and finish there) is unchanged."""
+    best: tuple[float, float, int, float] = (math.inf, math.inf, -1, 0.0)
+    for c in clusters:
+        hit = cache.get(c)
+        if hit is None or hit[0] != gen[c]:
+            hit = cache[c] = (gen[c], *shadow_on(running[c], avail.item(c), need))
+        best = min(best, (hit[1], rank[c], c, hit[2]))
+    return best

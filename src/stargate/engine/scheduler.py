@@ -27,7 +27,8 @@ import numpy as np
 
 from stargate.engine.admission import Admission
 from stargate.engine.alloc import NodeAllocator
-from stargate.engine.backfill import Reservations, shadow_on
+from stargate.engine.backfill import Reservations, earliest_start
+from stargate.engine.classes import Classes
 from stargate.engine.index import TIER_WEIGHT, BoolArray, FleetIndex, FloatArray
 from stargate.engine.jobs import DONE, PENDING, RUNNING, JobTable
 from stargate.engine.pending import SIZE_BUCKETS, Entry, PendingQueue, size_bucket
@@ -35,9 +36,10 @@ from stargate.engine.placement import Scorer
 from stargate.engine.policies import Policy
 from stargate.engine.preemption import pick_victims
 from stargate.engine.types import CycleResult, JobRequest, Preemption, Reason, Rejection, Start
+from stargate.engine.views import StateViews
 
 
-class Scheduler:
+class Scheduler(StateViews):
     """Admission, placement, preemption and backfill over one :class:`FleetIndex` under one policy."""
 
     def __init__(self, index: FleetIndex, policy: Policy) -> None:
@@ -81,13 +83,7 @@ class Scheduler:
         self._dirty_queues: set[int] = set()
         self._ptr = 0
         self._first = True
-        self._classes: dict[tuple[object, ...], int] = {}
-        self._class_cache: dict[tuple[object, ...], tuple[int, str | None]] = {}
-        self._cls_mask: list[BoolArray] = []
-        self._cls_all: list[bool] = []
-        self._cls_mask_nb: list[BoolArray] = []
-        self._cls_models: list[tuple[str, ...]] = []
-        self._model_mask = {m: np.array([x == m for x in index.model_of], dtype=bool) for m in index.models}
+        self.classes = Classes(index, self.adm)
         self._set_capacity(-math.inf)
         self._set_avail(self._compute_avail())
         self._stale = False
@@ -99,11 +95,7 @@ class Scheduler:
         if job.id in self.jobs.ix:
             raise ValueError(f"job '{job.id}' was already submitted")
         q = self.index.queue_ix.get(job.queue, -1)
-        ckey = (q, job.gpus, job.gpu_models, job.allowed_providers, job.allowed_regions)
-        known = self._class_cache.get(ckey)
-        if known is None:
-            known = self._class_cache[ckey] = self._classify(job, q)
-        cls, reason = known
+        cls, reason = self.classes.classify(job, q)
         est = job.duration_s if job.duration_s is not None else self.policy.default_estimate_s
         ckpt = job.checkpoint_interval_s or self.policy.default_checkpoint_interval_s
         j = self.jobs.add(job, q, est, ckpt, cls)
@@ -120,7 +112,7 @@ class Scheduler:
     def restore_running(self, job: JobRequest, cluster_id: str, gpu_ids: tuple[int, ...], started_s: float) -> None:
         """Rebuild a running job after a restart: it holds ``gpu_ids`` of ``cluster_id`` since ``started_s``."""
         q = self.index.queue_ix.get(job.queue, -1)
-        cls, reason = self._classify(job, q)
+        cls, reason = self.classes.classify(job, q)
         if reason is not None:
             raise ValueError(f"job '{job.id}' cannot run here: {reason}")
         if len(gpu_ids) != job.gpus:
@@ -187,70 +179,6 @@ class Scheduler:
             or ((self._dirty_all or bool(self._dirty_queues)) and (self.n_pending > 0 or bool(self.ready)))
         )
 
-    # -- read-only state ----------------------------------------------------------------------------------
-    def free_gpus(self) -> dict[str, int]:
-        """Free GPUs per cluster id (GPUs), whatever the cluster's status."""
-        return dict(zip(self.index.cluster_ids, self.free, strict=True))
-
-    def running_jobs(self) -> dict[str, tuple[str, tuple[int, ...]]]:
-        """Running job id → (cluster id, GPU ids)."""
-        t = self.jobs
-        return {
-            t.ids[j]: (self.index.cluster_ids[t.cluster[j]], t.gpu_ids[j])
-            for j in range(len(t.ids))
-            if t.state[j] == RUNNING
-        }
-
-    def pending_jobs(self, queue: str | None = None) -> list[str]:
-        """Pending job ids (of one queue, or all) in submission order."""
-        t, qi = self.jobs, self.index.queue_ix.get(queue, -2) if queue is not None else -1
-        return [t.ids[j] for j in range(len(t.ids)) if t.state[j] == PENDING and qi in (-1, t.queue[j])]
-
-    def site_power_draw_w(self) -> dict[str, float]:
-        """Facility power drawn by running GPUs per site (GPUs × TDP × PUE), W."""
-        return {s: float(self.draw_w[i]) for i, s in enumerate(self.index.sites)}
-
-    def progress_s(self, job_id: str) -> float:
-        """Checkpointed progress of a job, s."""
-        return self.jobs.progress[self.jobs.ix[job_id]]
-
-    # -- classification -----------------------------------------------------------------------------------
-    def _classify(self, job: JobRequest, q: int) -> tuple[int, str | None]:
-        """The job's placement class (static cluster mask) or the reason it can never run."""
-        idx = self.index
-        if q < 0:
-            return -1, Reason.UNKNOWN_QUEUE
-        if job.gpus < 1:
-            return -1, Reason.INVALID_REQUEST
-        if job.gpu_models and not set(job.gpu_models) & set(idx.models):
-            return -1, Reason.GPU_MODEL_UNAVAILABLE
-        qmodels = idx.quota_models(q)
-        models = tuple(m for m in job.gpu_models if qmodels is None or m in qmodels) if job.gpu_models else qmodels
-        key = (models or (), job.allowed_providers, job.allowed_regions)
-        if models == ():
-            return -1, Reason.EXCEEDS_QUOTA
-        cls = self._classes.get(key)
-        if cls is None:
-            cls = self._new_class(key)
-        mask = self._cls_mask[cls]
-        if not mask.any():
-            return -1, Reason.NO_ALLOWED_CLUSTER
-        if job.gpus > int(idx.total[mask].max()):
-            return -1, Reason.NO_CLUSTER_FITS
-        if not any(self.adm.ever_fits(q, m, job.gpus) for m in self._cls_models[cls]):
-            return -1, Reason.EXCEEDS_QUOTA
-        return cls, None
-
-    def _new_class(self, key: tuple[object, ...]) -> int:
-        models, providers, regions = key
-        mask = self.index.compatible(models, providers, regions)  # type: ignore[arg-type]
-        self._classes[key] = cls = len(self._cls_mask)
-        self._cls_mask.append(mask)
-        self._cls_all.append(bool(mask.all()))
-        self._cls_mask_nb.append(mask & ~self.payg)
-        self._cls_models.append(tuple(sorted({self.index.model_of[c] for c in np.flatnonzero(mask)})))
-        return cls
-
     # -- capacity -----------------------------------------------------------------------------------------
     def _set_capacity(self, now: float) -> None:
         idx = self.index
@@ -260,7 +188,7 @@ class Scheduler:
         self.charged, self.burnt, self.rank = idx.prices(now)
         self.payg: BoolArray = self.rank >= TIER_WEIGHT
         self._nb: BoolArray = ~self.payg
-        self._cls_mask_nb = [m & ~self.payg for m in self._cls_mask]
+        self.classes.set_payg(self.payg)
         self._ptr = bisect_right(idx.change_times, now)
 
     def _capacity_changed(self, now: float, res: CycleResult) -> None:
@@ -456,17 +384,18 @@ class Scheduler:
         failed = memo.get(qkey)
         if failed is not None and g >= failed[0] and end >= failed[1]:
             return False
-        mask = base = self._cls_mask[cls] if burst_ok else self._cls_mask_nb[cls]
-        all_models = self._cls_models[cls]
+        classes = self.classes
+        mask = base = classes.mask[cls] if burst_ok else classes.mask_nb[cls]
+        all_models = classes.models[cls]
         models = self.adm.allowed(q, all_models, g)
         if len(models) < len(all_models):
             if not models:
                 memo[qkey] = (g, -math.inf)  # quota: any job of this queue and class as big fails too
                 self._queue_blocked = g == 1
                 return False
-            mask = mask & np.logical_or.reduce([self._model_mask[m] for m in models])
+            mask = mask & np.logical_or.reduce([classes.model_mask[m] for m in models])
         feasible = self.avail >= g
-        if not self._cls_all[cls] or mask is not self._cls_mask[cls]:
+        if not classes.all[cls] or mask is not classes.mask[cls]:
             feasible &= mask
         resv = self.resv
         if resv is not None and end > resv.min_shadow:
@@ -567,15 +496,10 @@ class Scheduler:
         t = self.jobs
         g = t.gpus[j]
         burst_ok = not self._bursting or t.burst_at[j] <= now
-        mask = (self._cls_mask if burst_ok else self._cls_mask_nb)[t.cls[j]] & self.up & self.online
-        best: tuple[float, float, int, float] = (math.inf, math.inf, -1, 0.0)
+        mask = (self.classes.mask if burst_ok else self.classes.mask_nb)[t.cls[j]] & self.up & self.online
+        clusters = np.flatnonzero(mask & (self.index.total >= g)).tolist()
         cache = self._shadows.setdefault(j, {})
-        gen, rank = self._gen, self.scorer.rank_l
-        for c in np.flatnonzero(mask & (self.index.total >= g)).tolist():
-            hit = cache.get(c)
-            if hit is None or hit[0] != gen[c]:
-                hit = cache[c] = (gen[c], *shadow_on(self.running[c], self.avail.item(c), g))
-            best = min(best, (hit[1], rank[c], c, hit[2]))
+        best = earliest_start(self.running, self.avail, clusters, g, self._gen, cache, self.scorer.rank_l)
         shadow, _, chosen, extra = best
         near = shadow - now <= self.policy.backfill_window_s
         if chosen >= 0 and now < shadow < math.inf and self.resv is not None and (aged or near):
@@ -585,7 +509,7 @@ class Scheduler:
         """Free room for job ``j`` by stopping lower-priority preemptible jobs on one cluster, then start it."""
         t = self.jobs
         burst_ok = not self._bursting or t.burst_at[j] <= now
-        mask = (self._cls_mask if burst_ok else self._cls_mask_nb)[t.cls[j]] & self.up & self.online
+        mask = (self.classes.mask if burst_ok else self.classes.mask_nb)[t.cls[j]] & self.up & self.online
         choice = pick_victims(self, j, np.flatnonzero(mask))
         if choice is None:
             return False
