@@ -78,6 +78,13 @@ def test_a_native_trace_bursts_fails_and_every_job_is_accounted_for(native_trace
     assert out["trace"]["bad_rows"] == 0
 
 
+def test_policy_settings_are_passed_through(native_trace: Path) -> None:
+    args = ["--fleet", "examples/philly-burst", "--trace", str(native_trace), "--trace-format", "native", "--json"]
+    r = _simulate(*args, "--set", "runtime_weight=0", "--set", "max_reservations=2")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["settings"] == {"max_reservations": 2, "runtime_weight": 0.0}
+
+
 @pytest.mark.skipif(not PHILLY_CSV.exists(), reason="the shared Philly trace is not present")
 @pytest.mark.parametrize("policy", ["fifo", "stargate"])
 def test_a_slice_of_philly_with_until(policy: str) -> None:
@@ -115,6 +122,8 @@ def test_the_table_on_a_pipe(native_trace: Path) -> None:
         (["--failure", "cluster=nope,at=1h,for=1h"], "--failure: found cluster 'nope'"),
         (["--failure", "cluster=philly-owned"], "expected cluster=NAME,at=DURATION,for=DURATION"),
         (["--estimates", "psychic"], "--estimates: found 'psychic'"),
+        (["--set", "runtime_weight"], "--set: found 'runtime_weight'; expected KEY=VALUE"),
+        (["--set", "warp=9"], "--set: unknown policy setting(s) warp"),
     ],
 )
 def test_bad_options_exit_2_with_a_located_message(native_trace: Path, args: list[str], message: str) -> None:

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from stargate.engine import POLICIES
+from stargate.engine import POLICIES, get_policy
 from stargate.fleetfile import FleetFileError, load_fleet
 from stargate.sim import Failure, SimConfig, run_simulation
 from stargate.traces import FORMATS, TraceError, read_trace
@@ -56,6 +56,28 @@ def parse_failure(text: str, clusters: set[str]) -> Failure:
     )
 
 
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` policy settings; values are numbers, true/false, or 'inf'. Raises ValueError when malformed."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"found '{item}'; expected KEY=VALUE")
+        low = raw.strip().lower()
+        if low in ("true", "false"):
+            out[key.strip()] = low == "true"
+            continue
+        try:
+            number = float(low)
+        except ValueError:
+            raise ValueError(f"found '{item}'; expected a number, true or false as the value") from None
+        out[key.strip()] = int(number) if number.is_integer() and key.strip() in _INT_SETTINGS else number
+    return out
+
+
+_INT_SETTINGS = {"scan_depth", "scan_budget", "max_reservations"}
+
+
 def _fail(message: str) -> NoReturn:
     sys.stderr.write(f"error: {message}\n")
     raise typer.Exit(EXIT_INPUT)
@@ -80,6 +102,7 @@ def simulate(
         None, "--checkpoint-interval", help="Checkpoint interval for jobs that state none (default 1h)."
     ),
     estimates: str = typer.Option("actual", "--estimates", help="Run-time estimates: actual or trace."),
+    sets: list[str] = typer.Option([], "--set", help="A policy setting KEY=VALUE, e.g. runtime_weight=2 (repeatable)."),
     trim_jobs: int = typer.Option(0, "--trim-jobs", min=0, help="Also report the middle jobs, dropping N each end."),
     start: str | None = typer.Option(None, "--start", help="ISO date of trace time 0 (default: the fleet's as_of)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
@@ -97,6 +120,11 @@ def simulate(
         start,
         trace_format,
     )
+    try:
+        config.settings.update(parse_settings(sets))
+        get_policy(config.policy, **config.settings)
+    except ValueError as exc:
+        _fail(f"--set: {exc}")
     try:
         fleet = load_fleet(fleet_path)
     except FleetFileError as exc:
