@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import resource
 import time
 from collections.abc import Sequence
@@ -41,10 +42,15 @@ def run_simulation(
     wall = time.perf_counter() - t0
     out = summarize(state, sim.index, trim_jobs)
     out["policy"] = config.policy
-    out["settings"] = {k: v for k, v in sorted(config.settings.items())}
+    out["settings"] = {k: _plain(v) for k, v in sorted(config.settings.items())}
     out["seed"] = config.seed
     out["wall_s"] = round(wall, 3)
     out["events_per_s"] = round(state.events / wall, 1) if wall > 0 else 0.0
     out["jobs_per_s"] = round(len(jobs) / wall, 1) if wall > 0 else 0.0
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return out, sim
+
+
+def _plain(value: Any) -> Any:
+    """A setting as strict JSON allows it: an infinite number becomes the string 'inf'."""
+    return str(value) if isinstance(value, float) and not math.isfinite(value) else value
