@@ -21,7 +21,7 @@ def _fleet():
     return (
         FleetBuilder()
         .owned(power_mw=1.0, pue=1.2)
-        .building("b", mw=0.0168, on=date(2024, 1, 1))  # 24 GPUs of 700 W
+        .building("b", mw=0.0112, on=date(2024, 1, 1))  # 16 GPUs of 700 W for the 24 owned ones: power binds
         .cluster("a", nodes=2, gpn=8)
         .cluster("b", nodes=1, gpn=8, building="b")
         .cloud()
