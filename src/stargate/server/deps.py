@@ -63,7 +63,7 @@ def _lookup(ctx: ServerContext, authorization: str | None) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(principal)]
 
 
-def admin(who: PrincipalDep) -> Principal:
+async def admin(who: PrincipalDep) -> Principal:
     """The caller, who must be an admin (403 otherwise)."""
     who.require_admin()
     return who

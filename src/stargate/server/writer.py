@@ -86,11 +86,18 @@ class SubmissionWriter:
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(item)
-            self.write(batch)
+            try:
+                self.write(batch)
+            except Exception:  # never let the thread die: every future of the batch has its answer already
+                log.exception("the submission writer failed on a batch of %d", len(batch))
 
     def write(self, batch: list[Submission]) -> None:
         """Store ``batch`` in one transaction and resolve every future (an error fails only its own item, except a
-        database error, which fails the whole batch: nothing of it was stored)."""
+        database error, which fails the whole batch: nothing of it was stored). A submission whose request was
+        cancelled before its batch began (the client went away) is not stored."""
+        batch = [item for item in batch if item.done.set_running_or_notify_cancel()]  # skip requests gone already
+        if not batch:
+            return
         try:
             accepted: list[tuple[Submission, dict[str, Any]]] = []
             with self.db.write() as session:

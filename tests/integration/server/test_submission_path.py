@@ -87,3 +87,25 @@ def test_the_api_answers_the_stored_job(harness: Harness) -> None:
     again = harness.client.get(f"/api/v1/jobs/{job['id']}", headers=harness.headers()).json()
     assert job == again and parse_job_id(str(job["id"])) is not None
     assert (job["status"], job["reason"], job["attempt"], job["spec"]["gpus"]) == ("pending", "submitted", 0, 3)
+
+
+def test_a_request_cancelled_before_its_batch_is_not_stored_and_the_rest_are(harness: Harness) -> None:
+    admin = Principal(token_id="t-a", name="admin", team=None, role=Role.ADMIN)
+    gone = Submission(admin, JobSpec(name="gone", queue="alpha-q", gpus=1, command="true"), NOW)
+    kept = Submission(admin, JobSpec(name="kept", queue="alpha-q", gpus=1, command="true"), NOW)
+    assert gone.done.cancel()
+    harness.ctx.submissions.write([gone, kept])
+    with harness.ctx.db.read() as s:
+        assert [j.name for j in s.scalars(select(JobRow))] == ["kept"]
+    assert kept.done.result()[1]["name"] == "kept"
+
+
+def test_the_writer_thread_serves_concurrent_submissions_and_stops(harness: Harness) -> None:
+    admin = Principal(token_id="t-a", name="admin", team=None, role=Role.ADMIN)
+    items = [Submission(admin, JobSpec(name=f"n{i}", queue="alpha-q", gpus=1, command="true"), NOW) for i in range(50)]
+    futures = [harness.ctx.submissions.put(item) for item in items]
+    ids = [f.result(timeout=30)[0] for f in futures]
+    harness.ctx.submissions.stop()
+    assert len(set(ids)) == 50
+    with harness.ctx.db.read() as s:
+        assert len(list(s.scalars(select(JobEventRow)))) == 50
