@@ -5,12 +5,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from stargate.server.defaults import DEFAULT_HOST, DEFAULT_INTERVAL_S, DEFAULT_PORT
 from stargate.store.database import default_url
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8642
-DEFAULT_FLEET = Path("examples/stargate-2025")
-DEFAULT_INTERVAL_S = 0.2
 
 
 @dataclass(frozen=True)
