@@ -288,17 +288,25 @@ class Scheduler(StateViews):
             self._refresh_max()
         self._requeue: list[int] = []
         memo: dict[tuple[int, int, bool], tuple[int, float]] = {}
+        carry: set[int] = set()
         if self.amax_nb >= 1 or (pol.preemption and self.victim_prios):
-            self._scan(scan, now, res, memo)
+            carry = self._scan(scan, now, res, memo)
         self._start_ready(now, res, memo)
         for v in self._requeue:
             self._enqueue(v)
-        self._dirty_queues.clear()
+        # Queues cut off by scan_depth stay dirty, unless the cycle preempted: then the next event decides, so
+        # repeated cycles at one instant always start jobs without stopping any and so come to an end.
+        self._dirty_queues = set() if res.preemptions else carry & self._nonempty
+        res.more = bool(self._dirty_queues)
 
     def _scan(
         self, scan: list[int], now: float, res: CycleResult, memo: dict[tuple[int, int, bool], tuple[int, float]]
-    ) -> None:
-        """Merge the queues' first pending jobs in policy order and try each (see the module docstring)."""
+    ) -> set[int]:
+        """Merge the queues' first pending jobs in policy order and try each (see the module docstring).
+
+        Returns the queues whose scan stopped at ``scan_depth`` after starting jobs: they may hold more startable
+        jobs, so they stay dirty and the next cycle (at the same instant, if the driver asks) looks again.
+        """
         pol, t = self.policy, self.jobs
         heap: list[tuple[Entry, int, int]] = []
         for q in scan:
@@ -307,6 +315,7 @@ class Scheduler(StateViews):
                 heap.append((self.queues[q].head[pos], q, pos))
         heapq.heapify(heap)
         scanned = dict.fromkeys(scan, 0)
+        started: set[int] = set()
         fails, preempting = 0, pol.preemption
         min_victim = self._min_victim_prio() if preempting else math.inf
         while heap:
@@ -321,6 +330,7 @@ class Scheduler(StateViews):
                 memo.clear()
             if ok:
                 fails = 0
+                started.add(q)
                 min_victim = self._min_victim_prio() if preempting else math.inf
             else:
                 fails += 1
@@ -333,6 +343,7 @@ class Scheduler(StateViews):
                 nxt = self._live_at(q, pos + 1)
                 if nxt >= 0:
                     heapq.heappush(heap, (self.queues[q].head[nxt], q, nxt))
+        return {q for q in started if scanned[q] >= pol.scan_depth}
 
     def _took(self, q: int) -> None:
         """One pending job left sub-queue ``q``."""
@@ -510,6 +521,10 @@ class Scheduler(StateViews):
         t = self.jobs
         burst_ok = not self._bursting or t.burst_at[j] <= now
         mask = (self.classes.mask if burst_ok else self.classes.mask_nb)[t.cls[j]] & self.up & self.online
+        resv = self.resv
+        end = now + max(t.est[j] - t.progress[j], 1.0)
+        if resv is not None and end > resv.min_shadow:  # where a reservation would bar the start, stop nobody
+            mask &= (end <= resv.shadow) | (t.gpus[j] <= resv.long_room)
         choice = pick_victims(self, j, np.flatnonzero(mask))
         if choice is None:
             return False

@@ -72,6 +72,9 @@ class CycleResult:
     next_wakeup_s: float | None = None
     """The next instant a cycle could decide something new without any outside event (a burst deadline,
     capacity coming online); None when there is none."""
+    more: bool = False
+    """True when a queue held more startable jobs than the policy's ``scan_depth`` let this cycle try: another
+    cycle at the same instant will start more (a driver should run it rather than leave GPUs idle)."""
 
 
 class Reason:

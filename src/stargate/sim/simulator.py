@@ -192,9 +192,12 @@ class Simulator:
             while i < n and arrival[i] == now:
                 self._submit(i)
                 i += 1
-            if sched.has_work(now):
-                self._after(sched.cycle(now), now)
+            more = sched.has_work(now)
+            while more:  # again at the same instant while a queue had more startable jobs than scan_depth
+                res = sched.cycle(now)
+                self._after(res, now)
                 st.cycles += 1
+                more = res.more
             st.end_s = now
             if self.config.progress is not None and st.events - settled_report >= 20_000:
                 settled_report = st.events

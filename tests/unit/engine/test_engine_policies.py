@@ -38,3 +38,15 @@ def test_srtf_runs_the_shortest_first() -> None:
     s.submit(make_job("long").gpus(8).runs(1000).build())
     s.submit(make_job("short").gpus(8).runs(10).build())
     assert [x.job_id for x in s.cycle(0.0).starts] == ["short"]
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_a_queue_deeper_than_scan_depth_keeps_starting_in_later_cycles_at_the_same_instant(policy: str) -> None:
+    s = scheduler(FleetBuilder().owned().cluster("a", nodes=4).build(), policy, scan_depth=4)
+    for i in range(10):
+        s.submit(make_job(f"j{i}").gpus(1).runs(100).build())
+    results = [s.cycle(0.0)]
+    while results[-1].more:
+        results.append(s.cycle(0.0))
+    assert [len(r.starts) for r in results] == [4, 4, 2], "free GPUs must not sit idle until an unrelated event"
+    assert s.n_pending == 0
