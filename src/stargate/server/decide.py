@@ -133,7 +133,26 @@ def decide(
             lost.append((job, f"placement on '{job.cluster}' no longer valid: {exc}"))
     for job in snap.pending:
         sched.submit(snap.requests[job.id])
-    return sched.cycle(engine_seconds(now)), lost
+    return settle(sched, engine_seconds(now)), lost
+
+
+def settle(sched: Scheduler, now_s: float) -> CycleResult:
+    """Cycle at ``now_s`` until no queue has more startable jobs than the scan depth, merged into one result.
+
+    One server cycle then places everything that can start now (one snapshot, one transaction). A job started by
+    an earlier round and preempted by a later one at the same instant is neither started nor preempted: it stays
+    pending, as it is in the engine.
+    """
+    res = sched.cycle(now_s)
+    while res.more:
+        nxt = sched.cycle(now_s)
+        stopped = {p.job_id for p in nxt.preemptions}
+        started = {s.job_id for s in res.starts}
+        res.starts = [s for s in res.starts if s.job_id not in stopped] + nxt.starts
+        res.preemptions += [p for p in nxt.preemptions if p.job_id not in started]
+        res.rejections += nxt.rejections
+        res.more, res.next_wakeup_s = nxt.more, nxt.next_wakeup_s
+    return res
 
 
 def request_of(job: JobState, terms: SpecTerms) -> JobRequest:
