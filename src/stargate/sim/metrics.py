@@ -4,7 +4,8 @@ Definitions (times in seconds of trace time):
 
 - JCT of a finished job = finish − submit; wait = first start − submit (jobs that never started count their
   wait up to the end of the run in ``p99_wait_s`` of pending jobs only through ``jobs_pending_at_end``);
-- ``makespan_s`` = last event handled − first submission;
+- ``makespan_s`` = end of the run (the last event handled, or ``until_s`` when it stopped the run) − first
+  submission;
 - ``gpu_utilization`` = busy GPU-seconds / (GPUs × seconds each cluster was online within the makespan), over
   all clusters; ``owned_gpu_utilization`` the same over clusters of owned providers;
 - ``cost_usd`` = Σ GPU-hours run × the price per GPU-hour charged at start (the contract price when one covers
@@ -87,7 +88,7 @@ def summarize(st: SimState, index: FleetIndex, trim_jobs: int = 0) -> dict[str, 
         "avg_wait_s": jm["avg_wait_s"],
         "p99_wait_s": jm["p99_wait_s"],
         "max_wait_s": jm["max_wait_s"],
-        "makespan_s": round(t1 - t0, 3) if n else 0.0,
+        "makespan_s": round(max(t1 - t0, 0.0), 3) if n else 0.0,
         "gpu_utilization": round(float(busy.sum()) / cap_all, 4) if cap_all > 0 else 0.0,
         "owned_gpu_utilization": round(float(busy[owned].sum()) / cap_owned, 4) if cap_owned > 0 else 0.0,
         "gpu_hours": round(float(busy.sum()) / 3600.0, 3),

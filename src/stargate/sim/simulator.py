@@ -185,7 +185,10 @@ class Simulator:
         while True:
             t_heap = heap[0][0] if heap else math.inf
             now = min(t_heap, arrival[i] if i < n else math.inf)
-            if now == math.inf or now > until or (i == n and self.settled == n):
+            if now > until and now != math.inf:
+                st.end_s = max(st.end_s, until)  # stopped by the horizon: the run lasts up to it
+                break
+            if now == math.inf or (i == n and self.settled == n):
                 break
             while heap and heap[0][0] == now:
                 self._handle(heapq.heappop(heap), now)
@@ -202,7 +205,7 @@ class Simulator:
             if self.config.progress is not None and st.events - settled_report >= 20_000:
                 settled_report = st.events
                 self.config.progress(self.settled, n)
-        self._close_runs(min(until, st.end_s) if math.isfinite(until) else st.end_s)
+        self._close_runs(st.end_s)
         st.first_start = np.array(self._first, dtype=np.float64)
         st.finish = np.array(self._finish, dtype=np.float64)
         st.cost = np.array(self._cost, dtype=np.float64)
@@ -319,7 +322,7 @@ class Simulator:
                 st.log.append((now, "preempt", p.job_id, p.reason, p.progress_s))
 
     def _close_runs(self, end: float) -> None:
-        """At the horizon, charge the runs still going up to ``end``."""
+        """At the end of the run (``until_s`` when it stopped the run), charge the runs still going up to ``end``."""
         for i, (c, _) in enumerate(self.on):
             if c >= 0:
                 self._account(i, max(end, self.started_at[i]))

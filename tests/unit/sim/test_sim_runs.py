@@ -95,3 +95,11 @@ def test_random_failures_follow_the_seed() -> None:
     assert sim_a.state.log == sim_b.state.log and sim_a.state.log != sim_c.state.log
     assert any(e[1] == "failure" for e in sim_a.state.log)
     assert a["jobs_pending_at_end"] == 0 and a["jobs_finished"] + a["jobs_rejected"] == 300
+
+
+def test_until_charges_the_runs_still_going_up_to_the_horizon() -> None:
+    jobs = [TraceJob("a", 0.0, 36_000.0, 8, "q")]
+    out, _ = run_sim(jobs, "stargate", nodes=1, until_s=5 * 3600.0)
+    assert out["jobs_pending_at_end"] == 1
+    assert out["gpu_hours"] == 40.0 and out["cost_usd"] == 40.0  # 8 GPUs × 5 h at 1 USD per GPU-hour
+    assert out["makespan_s"] == 18_000.0 and out["gpu_utilization"] == 1.0
