@@ -152,6 +152,8 @@ class Simulator:
         self.started_at = [0.0] * n
         self.on = [(-1, 0.0)] * n
         self.wake_at = math.inf
+        self.outages = [0] * self.index.n
+        """Outages open per cluster (index like ``FleetIndex``); the cluster is down while > 0."""
         # Per-job outcomes as Python lists during the run (fast scalar access); copied into ``state`` at the end.
         self._gpus = [j.gpus for j in self.jobs]
         self._dur = [j.duration_s for j in self.jobs]
@@ -229,10 +231,14 @@ class Simulator:
                 self._push(now + float(self.rng.exponential(self.config.mttr_s)), FAILURE, a, 3)
             elif b == 3 and self.config.mtbf_s is not None:
                 self._push(now + float(self.rng.exponential(self.config.mtbf_s)), FAILURE, a, 2)
-            stops = self.sched.set_cluster_status(cid, "up" if up else "down", now)
-            self._stopped(stops, now)
-            if self.config.record_log:
-                self.state.log.append((now, "repair" if up else "failure", cid))
+            # Outages may overlap (two --failure windows, or a random one within a window): the cluster is up
+            # again only when the last open outage ends.
+            self.outages[a] += -1 if up else 1
+            if self.outages[a] == (0 if up else 1):
+                stops = self.sched.set_cluster_status(cid, "up" if up else "down", now)
+                self._stopped(stops, now)
+                if self.config.record_log:
+                    self.state.log.append((now, "repair" if up else "failure", cid))
         elif kind == WAKE:
             self.wake_at = math.inf
 

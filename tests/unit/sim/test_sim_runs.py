@@ -103,3 +103,19 @@ def test_until_charges_the_runs_still_going_up_to_the_horizon() -> None:
     assert out["jobs_pending_at_end"] == 1
     assert out["gpu_hours"] == 40.0 and out["cost_usd"] == 40.0  # 8 GPUs × 5 h at 1 USD per GPU-hour
     assert out["makespan_s"] == 18_000.0 and out["gpu_utilization"] == 1.0
+
+
+def test_overlapping_outages_keep_the_cluster_down_until_the_last_one_ends() -> None:
+    jobs = [TraceJob("a", 0.0, 100.0, 8, "q"), TraceJob("b", 1000.0, 100.0, 8, "q")]
+    failures = [Failure("a", 500.0, 4500.0), Failure("a", 600.0, 100.0)]
+    out, sim = run_sim(jobs, "stargate", nodes=1, failures=failures, record_log=True)
+    assert out["max_wait_s"] == 4000.0 and sim.state.first_start[1] == 5000.0
+    assert [e[1] for e in sim.state.log if e[1] in ("failure", "repair")] == ["failure", "repair"]
+
+
+def test_a_random_repair_within_a_failure_window_does_not_bring_the_cluster_back() -> None:
+    jobs = [TraceJob(f"j{i}", i * 50.0, 40.0, 8, "q") for i in range(2000)]
+    window = Failure("a", 20_000.0, 40_000.0)
+    _, sim = run_sim(jobs, "stargate", nodes=1, failures=[window], mtbf_s=3000.0, mttr_s=300.0, seed=4)
+    started = sim.state.first_start
+    assert not np.any((started > 20_000.0) & (started < 60_000.0))
