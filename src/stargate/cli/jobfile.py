@@ -59,5 +59,9 @@ def _problem(file: str, node: Any, start: Position, err: Any) -> LocatedProblem:
     """One pydantic error as a problem located at its field's line."""
     loc = tuple(err["loc"])
     pos = locate(node, start, loc)
+    if not loc and err["type"] == "value_error":
+        # A whole-spec rule (e.g. nothing to run): its message already reads "found …, expected …".
+        found, _, expected = str(err["ctx"]["error"]).removeprefix("found ").partition(", expected ")
+        return LocatedProblem(file, pos.line, pos.column, DOCUMENT, found, expected)
     found, expected = error_words(JobSpec, err)
     return LocatedProblem(file, pos.line, pos.column, dotted(loc), found, expected)

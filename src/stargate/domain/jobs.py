@@ -3,7 +3,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from stargate.domain.base import Model
 from stargate.domain.ids import Id
@@ -41,3 +41,10 @@ class JobSpec(Model):
     command: str | None = Field(default=None, description="Shell command to run (local, Slurm executors).")
     image: str | None = Field(default=None, description="Container image (Kubernetes executor).")
     environment: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> "JobSpec":
+        """A job runs a shell command, a container image or both; a spec with neither has nothing to run."""
+        if not self.command and not self.image:
+            raise ValueError("found neither 'command' nor 'image', expected a shell command or a container image")
+        return self

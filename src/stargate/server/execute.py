@@ -27,6 +27,8 @@ from stargate.store.repositories.runs import LiveRun
 log = logging.getLogger("stargate.scheduler")
 ACTOR = "scheduler"
 T = TypeVar("T")
+COMMAND_ONLY = frozenset({"local"})
+"""Executors that run shell commands only: a job without a command fails there instead of running nothing."""
 
 
 @dataclass
@@ -143,7 +145,11 @@ def submit_placed(ctx: ServerContext, now: datetime, out: Executed) -> None:
         if executor is None:
             unavailable.append((run, why))
             continue
-        request = request_for(run, terms.get(run.job_id) or SpecTerms.of({}), run.gpu_ids)
+        spec_terms = terms.get(run.job_id) or SpecTerms.of({})
+        if not spec_terms.command and run.executor in COMMAND_ONLY:
+            unavailable.append((run, f"the {run.executor} executor runs commands; this job has only an image"))
+            continue
+        request = request_for(run, spec_terms, run.gpu_ids)
         calls.append(Call(run.executor, "submit", _bind(executor.submit, request)))
         asked.append(run)
     answers = call_all(ctx, calls, out)

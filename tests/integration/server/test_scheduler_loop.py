@@ -18,7 +18,7 @@ from stargate.executors import RunHandle, RunRequest
 from stargate.server.context import ServerContext
 from stargate.server.decide import apply_decisions, decide, take_snapshot
 from stargate.server.loop import CycleReport, run_cycle
-from stargate.store import JobEventRow, RunRow, parse_job_id
+from stargate.store import JobEventRow, JobRow, RunRow, parse_job_id
 
 TIMEOUT_S = 15.0
 
@@ -71,6 +71,20 @@ def test_true_succeeds_and_false_fails_with_their_exit_codes(harness: Harness) -
     assert [(r.attempt, r.ended, r.exit_code) for r in _runs(harness, bad)] == [(0, True, 3)]
     logs = harness.client.get(f"/api/v1/jobs/{bad}/logs", headers=harness.headers()).json()
     assert logs["text"] == "oops\n" and logs["complete"] is True
+
+
+def test_an_image_only_job_placed_on_the_local_executor_fails_with_the_reason(harness: Harness) -> None:
+    # The API refuses image-only jobs on an all-local fleet; a stored one (e.g. from a mixed fleet) still must not
+    # "succeed" by running an empty command.
+    job_id = harness.submit(command="true")["id"]
+    with harness.ctx.db.write() as s:
+        row = s.get(JobRow, parse_job_id(str(job_id)))
+        assert row is not None
+        row.spec = {**row.spec, "command": None, "image": "ubuntu:22.04"}
+    _cycle_until(harness, lambda: _status(harness, job_id) == "failed")
+    job = _job(harness, str(job_id))
+    assert job["reason"] == "the local executor runs commands; this job has only an image"
+    assert job["exit_code"] is None
 
 
 def test_gpus_are_never_shared_and_waiting_jobs_start_when_gpus_free(harness: Harness) -> None:

@@ -125,6 +125,7 @@ def test_a_broken_config_file_is_named(tmp_path: Path) -> None:
         ("name: a\nqueue: q\n", "job.yaml:1:1: gpus: found nothing (the key is missing)"),
         ("name: a\nqueue: q\ngpus: -1\n", "job.yaml:3:1: gpus: found -1; expected an integer at least 0"),
         ("name: a\nqueue: q\ngpus: 1\nkind: gang\n", "job.yaml:4:1: kind: found 'gang'; expected one of"),
+        ("name: a\nqueue: q\ngpus: 1\n", "job.yaml:1:1: (document): found neither 'command' nor 'image'; expected a"),
     ],
 )
 def test_job_file_problems_are_located(text: str, problem: str) -> None:

@@ -122,7 +122,9 @@ def test_fleet_defaults() -> None:
 
 def test_job_spec_defaults_and_bounds() -> None:
     """A job spec defaults to a preemptible batch job; GPUs are bounded."""
-    job = JobSpec(name="j", queue="q", gpus=8)
+    job = JobSpec(name="j", queue="q", gpus=8, command="true")
     assert job.kind is JobKind.BATCH and job.preemptible
     with pytest.raises(ValidationError):
-        JobSpec(name="j", queue="q", gpus=-1)
+        JobSpec(name="j", queue="q", gpus=-1, command="true")
+    with pytest.raises(ValidationError, match="found neither 'command' nor 'image'"):
+        JobSpec(name="j", queue="q", gpus=8)

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from stargate.domain import Fleet, JobKind, JobSpec, Queue
+from stargate.domain import ExecutorKind, Fleet, JobKind, JobSpec, Queue
 from stargate.server.auth import Principal
 from stargate.server.errors import BadRequestError, ConflictError, ForbiddenError, InvalidError, NotFoundError
 from stargate.server.schemas import Job, JobPage
@@ -24,6 +24,8 @@ class SubmitRules:
     queues: dict[str, Queue]
     priorities: dict[str, int]
     catalogue: frozenset[str]
+    image_providers: frozenset[str] = frozenset()
+    """Providers whose executor can run a container image (the local executor runs shell commands only)."""
 
     @classmethod
     def of(cls, fleet: Fleet) -> "SubmitRules":
@@ -32,6 +34,7 @@ class SubmitRules:
             queues={q.id: q for q in fleet.queues},
             priorities={p.name: p.value for p in fleet.priority_classes},
             catalogue=frozenset(fleet.catalogue()),
+            image_providers=frozenset(p.id for p in fleet.providers if p.executor is not ExecutorKind.LOCAL),
         )
 
 
@@ -50,6 +53,11 @@ def check(who: Principal, spec: JobSpec, rules: SubmitRules, now: datetime) -> d
     _check_models(spec, rules)
     if not spec.command and not spec.image:
         raise InvalidError("body.command: found nothing, expected a shell command (or body.image for containers)")
+    if not spec.command and not _image_runnable(spec, rules):
+        raise InvalidError(
+            "body.command: found only an image, expected a shell command: every provider this job may use runs on "
+            "the local executor, which runs commands, not images"
+        )
     return {
         "name": spec.name,
         "queue_id": queue.id,
@@ -88,6 +96,12 @@ def _priority(spec: JobSpec, allowed: list[str], default: str | None, rules: Sub
         shown = ", ".join(usable) or "none defined"
         raise InvalidError(f"body.priority_class: found '{name}', expected one the queue allows ({shown})")
     return name, values[name]
+
+
+def _image_runnable(spec: JobSpec, rules: SubmitRules) -> bool:
+    """Whether some provider the job may use has an executor that runs container images."""
+    allowed = spec.allowed_providers
+    return any(p in rules.image_providers for p in allowed) if allowed else bool(rules.image_providers)
 
 
 def _check_models(spec: JobSpec, rules: SubmitRules) -> None:
