@@ -56,6 +56,15 @@ class Policy:
         """Sort key of a pending job: lower runs first."""
         return (-priority, submit_s)
 
+    def validate(self) -> None:
+        """Check every setting's type and range (see ``SETTING_RULES``); raises ValueError naming the first bad one."""
+        for name in self.__dataclass_fields__:
+            rule = SETTING_RULES.get(name)
+            if rule is not None:
+                problem = rule.check(getattr(self, name))
+                if problem is not None:
+                    raise ValueError(f"policy setting {name}: {problem}")
+
     @property
     def bursting(self) -> bool:
         """True when pay-per-use capacity is held back for a wait."""
@@ -114,6 +123,63 @@ class SrtfPolicy(Policy):
         return (-priority, remaining_s)
 
 
+@dataclass(frozen=True, slots=True)
+class SettingRule:
+    """What a policy setting may hold: a kind ('bool', 'int' or 'float'), a lower bound, inf and None allowed."""
+
+    kind: str
+    low: float = 0.0
+    low_included: bool = True
+    inf: bool = False
+    none: bool = False
+
+    def expected(self) -> str:
+        """The rule in words, for error messages."""
+        if self.kind == "bool":
+            return "true or false"
+        what = "a whole number" if self.kind == "int" else "a finite number"
+        text = f"{what} {'>=' if self.low_included else '>'} {self.low:g}"
+        text += " or inf" if self.inf else ""
+        return text + (" or none" if self.none else "")
+
+    def check(self, value: object) -> str | None:
+        """None when ``value`` fits the rule, else 'found …; expected …'."""
+        found = f"found {value!r}; expected {self.expected()}"
+        if value is None:
+            return None if self.none else found
+        if self.kind == "bool":
+            return None if isinstance(value, bool) else found
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return found
+        if self.kind == "int" and not isinstance(value, int):
+            return found
+        number = float(value)
+        if math.isnan(number) or (math.isinf(number) and not (self.inf and number > 0)):
+            return found
+        if number < self.low or (number == self.low and not self.low_included):
+            return found
+        return None
+
+
+SETTING_RULES: dict[str, SettingRule] = {
+    "backfill": SettingRule("bool"),
+    "preemption": SettingRule("bool"),
+    "best_fit": SettingRule("bool"),
+    "strict_fifo": SettingRule("bool"),
+    "scan_depth": SettingRule("int", low=1),
+    "scan_budget": SettingRule("int"),
+    "max_reservations": SettingRule("int"),
+    "backfill_window_s": SettingRule("float", inf=True),
+    "reserve_after_s": SettingRule("float", inf=True),
+    "default_estimate_s": SettingRule("float", low_included=False),
+    "default_checkpoint_interval_s": SettingRule("float", low_included=False),
+    "burst_after_s": SettingRule("float", inf=True, none=True),
+    "burst_wait_per_gpu_hour_s": SettingRule("float"),
+    "runtime_weight": SettingRule("float"),
+}
+"""Type and range of every policy setting, checked by :meth:`Policy.validate`."""
+
+
 POLICIES: dict[str, type[Policy]] = {"fifo": FifoPolicy, "stargate": StargatePolicy, "srtf": SrtfPolicy}
 """Policy name → class."""
 
@@ -121,7 +187,8 @@ POLICIES: dict[str, type[Policy]] = {"fifo": FifoPolicy, "stargate": StargatePol
 def get_policy(name: str, **settings: Any) -> Policy:
     """The policy ``name`` with ``settings`` (field names of :class:`Policy`) applied.
 
-    Raises ValueError on an unknown name or setting.
+    Raises ValueError on an unknown name or setting, or a setting of the wrong type or range (see
+    :meth:`Policy.validate`).
     """
     if name not in POLICIES:
         raise ValueError(f"unknown policy '{name}'; expected one of {', '.join(sorted(POLICIES))}")
@@ -132,4 +199,6 @@ def get_policy(name: str, **settings: Any) -> Policy:
         raise ValueError(
             f"unknown policy setting(s) {', '.join(unknown)}; expected some of {', '.join(sorted(fields))}"
         )
-    return replace(policy, **settings)
+    policy = replace(policy, **settings)
+    policy.validate()
+    return policy

@@ -50,3 +50,30 @@ def test_a_queue_deeper_than_scan_depth_keeps_starting_in_later_cycles_at_the_sa
         results.append(s.cycle(0.0))
     assert [len(r.starts) for r in results] == [4, 4, 2], "free GPUs must not sit idle until an unrelated event"
     assert s.n_pending == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("preemption", 5.0, "true or false"),
+        ("strict_fifo", 2, "true or false"),
+        ("scan_depth", 0, "whole number >= 1"),
+        ("scan_depth", -5, "whole number >= 1"),
+        ("scan_depth", 1.5, "whole number >= 1"),
+        ("scan_budget", -1, "whole number >= 0"),
+        ("runtime_weight", -1.0, "finite number >= 0"),
+        ("runtime_weight", float("inf"), "finite number >= 0"),
+        ("reserve_after_s", float("nan"), "finite number >= 0 or inf"),
+        ("default_checkpoint_interval_s", 0.0, "finite number > 0"),
+        ("burst_after_s", -1.0, "finite number >= 0 or inf or none"),
+    ],
+)
+def test_settings_of_the_wrong_type_or_range_are_refused_by_name(setting: str, value: object, expected: str) -> None:
+    with pytest.raises(ValueError, match=f"policy setting {setting}: found .*; expected (a )?{expected}"):
+        get_policy("stargate", **{setting: value})
+
+
+def test_settings_in_range_are_accepted() -> None:
+    p = get_policy("stargate", scan_depth=1, scan_budget=0, runtime_weight=2, backfill_window_s=float("inf"))
+    assert (p.scan_depth, p.scan_budget, p.runtime_weight) == (1, 0, 2)
+    assert get_policy("fifo", burst_after_s=None, reserve_after_s=float("inf")).burst_after_s is None
