@@ -45,19 +45,24 @@ def up(host: str, port: int, fleet: Path | None, interval: float, scheduler: boo
     settings = Settings.from_env(
         host=host, port=port, fleet_path=fleet, scheduler_enabled=scheduler, scheduler_interval_s=interval
     )
-    db = _open_or_exit(settings)
+    sock = _bind(settings)  # first: a start that cannot listen must write nothing (no database, token or fleet)
     try:
-        prepared = prepare(settings, db, _fleet_to_apply(settings, db))
-    except ServiceError as exc:  # only a bad STARGATE_ADMIN_TOKEN can be refused here
-        raise _fail(f"STARGATE_ADMIN_TOKEN: {exc.detail.removeprefix('token: ')}") from None
-    if prepared.fleet_changed:
-        typer.echo(f"fleet version {prepared.fleet_version[:12]} applied")
-    if prepared.admin_token is not None:
-        typer.echo(f"admin token: {prepared.admin_token}")
-        typer.echo(
-            f"(shown once) save it for the client: stargate login --url {settings.url} --token {prepared.admin_token}"
-        )
-    _serve(create_app(prepared.ctx), settings, log_level)
+        db = _open_or_exit(settings)
+        try:
+            prepared = prepare(settings, db, _fleet_to_apply(settings, db))
+        except ServiceError as exc:  # only a bad STARGATE_ADMIN_TOKEN can be refused here
+            raise _fail(f"STARGATE_ADMIN_TOKEN: {exc.detail.removeprefix('token: ')}") from None
+        if prepared.fleet_changed:
+            typer.echo(f"fleet version {prepared.fleet_version[:12]} applied")
+        if prepared.admin_token is not None:
+            url = _bound_url(settings.host, sock)
+            typer.echo(f"admin token: {prepared.admin_token}")
+            typer.echo(
+                f"(shown once) save it for the client: stargate login --url {url} --token {prepared.admin_token}"
+            )
+        _serve(create_app(prepared.ctx), settings, log_level, sock)
+    finally:
+        sock.close()
 
 
 def token_create(team: str | None, role: str, name: str | None) -> None:
@@ -123,13 +128,40 @@ class _Server(uvicorn.Server):
             sys.stdout.flush()
 
 
-def _serve(app: Any, settings: Settings, log_level: str) -> None:
+def _bind(settings: Settings) -> socket.socket:
+    """A listening socket on the settings' host and port (port 0: a free one); exit 2 when it cannot be bound."""
+    where = f"{settings.host}:{settings.port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, OverflowError) as exc:
+        raise _fail(f"--host/--port: cannot listen on {where}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise _fail(f"--port: cannot listen on {where}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _bound_url(host: str, sock: socket.socket) -> str:
+    """The API's URL with the port actually bound (``--port 0`` picks one)."""
+    port = sock.getsockname()[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _serve(app: Any, settings: Settings, log_level: str, sock: socket.socket) -> None:
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=log_level, access_log=log_level == "debug"
     )
     server = _Server(config)
     try:
-        asyncio.run(server.serve())
+        asyncio.run(server.serve(sockets=[sock]))
     except OSError as exc:
         raise _fail(f"--port: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
     except SystemExit:  # uvicorn exits this way when it cannot bind

@@ -3,6 +3,7 @@
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -80,6 +81,7 @@ def test_first_start_prints_the_admin_token_once_and_runs_jobs_across_a_restart(
     try:
         tokens = [line.removeprefix("admin token: ") for line in lines if line.startswith("admin token: ")]
         assert len(tokens) == 1 and tokens[0].startswith("sgt_")
+        assert f"stargate login --url {url} --token {tokens[0]}" in "\n".join(lines)  # the bound port, not 0
         auth = {"Authorization": f"Bearer {tokens[0]}"}
         assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
         job = httpx.post(
@@ -109,6 +111,18 @@ def test_a_bad_fleet_file_is_a_located_error_and_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "bad.yaml:" in result.stderr and "the server did not start" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_exit_2_before_anything_is_written(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = _stargate("up", "--host", "127.0.0.1", "--port", str(port), "--fleet", str(TINY_FLEET), home=tmp_path)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: --port: cannot listen on 127.0.0.1:{port}")
+    assert "admin token" not in result.output and "fleet version" not in result.output
+    assert not (tmp_path / "stargate.db").exists()
 
 
 def test_bad_flags_exit_2_without_a_traceback(tmp_path: Path) -> None:
