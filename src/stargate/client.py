@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict, cast
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -351,18 +351,44 @@ def config_path(env: Mapping[str, str]) -> Path:
 def load_config(env: Mapping[str, str]) -> ClientConfig:
     """The saved config with ``STARGATE_URL`` / ``STARGATE_TOKEN`` laid over it; defaults when none is saved.
 
-    A config file that is not valid JSON raises ValueError naming the file.
+    A config file that cannot be read, is not valid JSON or not an object of a URL and a token raises ValueError
+    naming the file; so does a ``STARGATE_URL`` that is not an http(s) URL (naming the variable).
     """
     path = config_path(env)
-    saved: dict[str, Any] = {}
-    if path.exists():
-        try:
-            saved = json.loads(path.read_text())
-        except ValueError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc}); run `stargate login` again") from exc
-    url = env.get("STARGATE_URL") or saved.get("url") or DEFAULT_URL
+    saved = _read_saved(path) if path.exists() else {}
+    env_url = env.get("STARGATE_URL")
+    if env_url and (problem := url_problem(env_url)):
+        raise ValueError(f"STARGATE_URL: {problem}")
+    url = env_url or saved.get("url") or DEFAULT_URL
     token = env.get("STARGATE_TOKEN") or saved.get("token") or None
     return ClientConfig(url=str(url), token=token)
+
+
+def url_problem(url: object) -> str | None:
+    """Why ``url`` is not a server address (an http:// or https:// URL with a host); None when it is one."""
+    if isinstance(url, str):
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            return None
+    return f"found {json.dumps(url)}; expected an http:// or https:// URL such as {DEFAULT_URL}"
+
+
+def _read_saved(path: Path) -> dict[str, Any]:
+    """The saved config object; ValueError naming ``path`` when it is unreadable or not a config."""
+    again = "run `stargate login` again"
+    try:
+        saved = json.loads(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read it ({exc.strerror or exc}); {again}") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); {again}") from exc
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: found a JSON {type(saved).__name__}; expected an object with url and token; {again}")
+    if saved.get("url") is not None and (problem := url_problem(saved["url"])):
+        raise ValueError(f"{path}: url: {problem}; {again}")
+    if saved.get("token") is not None and not isinstance(saved["token"], str):
+        raise ValueError(f"{path}: token: found {json.dumps(saved['token'])}; expected a string; {again}")
+    return saved
 
 
 def save_config(config: ClientConfig, env: Mapping[str, str]) -> Path:

@@ -30,6 +30,7 @@ from stargate.client import (
     UnauthorizedError,
     load_config,
     save_config,
+    url_problem,
 )
 
 EXIT_REFUSED, EXIT_BAD_INPUT = 1, 2
@@ -51,6 +52,8 @@ def login(
     as_json: bool = JsonOption,
 ) -> None:
     """Check a token against the server, then save the URL and token in the client config (mode 0600)."""
+    if problem := url_problem(url):
+        _refuse_input(f"--url: {problem}")
     with _failures(login=True):
         with StargateClient(url, token) as client:
             me = client.whoami()

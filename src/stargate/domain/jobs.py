@@ -30,10 +30,13 @@ class JobSpec(Model):
     priority_class: Id | None = Field(default=None, description="Priority class; null: the queue's default.")
     deadline: datetime | None = Field(default=None, description="When the job must be finished (ISO 8601).")
     estimated_duration_s: float | None = Field(
-        default=None, gt=0, description="Expected run time, s; used for backfill and planning."
+        default=None, gt=0, allow_inf_nan=False, description="Expected run time, s; used for backfill and planning."
     )
     checkpoint_interval_s: float | None = Field(
-        default=None, gt=0, description="The job checkpoints every this many seconds; null: never."
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="The job checkpoints every this many seconds; null: never.",
     )
     preemptible: bool = Field(default=True, description="Whether higher-priority work may preempt the job.")
     allowed_providers: list[Id] = Field(default_factory=list, description="Provider ids it may run on; empty: any.")

@@ -116,3 +116,12 @@ def test_events_page_with_a_cursor(harness: Harness) -> None:
         "/api/v1/events", params={"after": first["next_cursor"], "limit": 10}, headers=harness.headers()
     ).json()
     assert len(rest["items"]) == 3 and rest["next_cursor"] is None
+
+
+@pytest.mark.parametrize("field", ["estimated_duration_s", "checkpoint_interval_s"])
+def test_a_number_too_large_for_a_float_is_422_not_stored_as_null(harness: Harness, field: str) -> None:
+    body = f'{{"name": "x", "queue": "alpha-q", "gpus": 1, "command": "true", "{field}": 1e400}}'
+    headers = {**harness.headers(), "Content-Type": "application/json"}
+    response = harness.client.post(JOBS, content=body, headers=headers)
+    assert response.status_code == 422, response.text
+    assert f"body.{field}" in response.json()["detail"]

@@ -1,12 +1,15 @@
 """The API client's wording and config handling (no server: formatting only, with httpx.MockTransport)."""
 
 import json
+import re
 import stat
 from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from stargate.cli import app
 from stargate.cli.jobfile import JobFileError, loads_job
 from stargate.client import (
     DEFAULT_URL,
@@ -117,6 +120,40 @@ def test_a_broken_config_file_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("[1]", "found a JSON list; expected an object with url and token"),
+        ('{"url": 5}', "url: found 5; expected an http:// or https:// URL"),
+        ('{"url": "notaurl"}', 'url: found "notaurl"; expected an http:// or https:// URL'),
+        ('{"url": "http://h:1", "token": 7}', "token: found 7; expected a string"),
+        (None, "cannot read it (Is a directory)"),
+    ],
+)
+def test_a_config_that_is_not_one_is_a_one_line_exit_2(tmp_path: Path, content: str | None, said: str) -> None:
+    path = tmp_path / "config.json"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_text(content)
+    with pytest.raises(ValueError, match=re.escape(f"{path}: {said}")):
+        load_config({"STARGATE_CONFIG_DIR": str(tmp_path)})
+    result = CliRunner().invoke(app, ["jobs"], env={"STARGATE_CONFIG_DIR": str(tmp_path), "STARGATE_URL": None})
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {path}: {said}") and result.stderr.count("\n") == 1
+
+
+def test_login_with_a_url_that_is_not_one_is_exit_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["login", "--url", "notaurl", "--token", "t"], env={"STARGATE_CONFIG_DIR": str(tmp_path)}
+    )
+    assert result.exit_code == 2
+    assert result.stderr == 'error: --url: found "notaurl"; expected an http:// or https:// URL such as ' + (
+        f"{DEFAULT_URL}\n"
+    )
+    assert not (tmp_path / "config.json").exists()
+
+
+@pytest.mark.parametrize(
     ("text", "problem"),
     [
         ("name: a\nqueue: q\ngpus: [1\n", "job.yaml:4:1: (document): found invalid YAML"),
@@ -125,6 +162,14 @@ def test_a_broken_config_file_is_named(tmp_path: Path) -> None:
         ("name: a\nqueue: q\n", "job.yaml:1:1: gpus: found nothing (the key is missing)"),
         ("name: a\nqueue: q\ngpus: -1\n", "job.yaml:3:1: gpus: found -1; expected an integer at least 0"),
         ("name: a\nqueue: q\ngpus: 1\nkind: gang\n", "job.yaml:4:1: kind: found 'gang'; expected one of"),
+        (
+            "name: a\nqueue: q\ngpus: 1\ncommand: x\nestimated_duration_s: .inf\n",
+            "job.yaml:5:1: estimated_duration_s: found inf",
+        ),
+        (
+            "name: a\nqueue: q\ngpus: 1\ncommand: x\ncheckpoint_interval_s: .nan\n",
+            "job.yaml:5:1: checkpoint_interval_s: found nan",
+        ),
         ("name: a\nqueue: q\ngpus: 1\n", "job.yaml:1:1: (document): found neither 'command' nor 'image'; expected a"),
     ],
 )
