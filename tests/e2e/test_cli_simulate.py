@@ -124,12 +124,22 @@ def test_the_table_on_a_pipe(native_trace: Path) -> None:
         (["--estimates", "psychic"], "--estimates: found 'psychic'"),
         (["--set", "runtime_weight"], "--set: found 'runtime_weight'; expected KEY=VALUE"),
         (["--set", "warp=9"], "--set: unknown policy setting(s) warp"),
+        (["--seed", "-1"], "--seed: found -1; expected a whole number >= 0"),
+        (["--set", "scan_depth=0"], "--set: policy setting scan_depth: found 0; expected a whole number >= 1"),
+        (["--set", "scan_depth=1.5"], "policy setting scan_depth: found 1.5"),
+        (["--set", "preemption=5"], "policy setting preemption: found 5.0; expected true or false"),
+        (["--set", "reserve_after_s=nan"], "policy setting reserve_after_s: found nan"),
+        (["--scale-arrivals", "inf"], "--scale-arrivals: found inf; expected a number from 0.001 to 1000"),
+        (["--scale-arrivals", "1e-300"], "--scale-arrivals: found 1e-300"),
+        (["--burst-wait-per-gpu-hour", "nan"], "--burst-wait-per-gpu-hour: found nan"),
+        (["--checkpoint-interval", "0"], "--checkpoint-interval: found '0'; expected a positive duration"),
+        (["--until", "9" * 400], "expected a finite duration"),
     ],
 )
 def test_bad_options_exit_2_with_a_located_message(native_trace: Path, args: list[str], message: str) -> None:
     r = _simulate("--fleet", "examples/philly-burst", "--trace", str(native_trace), "--trace-format", "native", *args)
     assert r.returncode == 2 and message in r.stderr and r.stdout == ""
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
 
 
 def test_a_bad_fleet_or_trace_exits_2(tmp_path: Path, native_trace: Path) -> None:
@@ -139,3 +149,16 @@ def test_a_bad_fleet_or_trace_exits_2(tmp_path: Path, native_trace: Path) -> Non
     assert r.returncode == 2 and "fleet.yaml:" in r.stderr and r.stdout == ""
     r = _simulate("--fleet", "examples/philly", "--trace", str(tmp_path / "missing.csv"), "--trace-format", "native")
     assert r.returncode == 2 and "missing.csv" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_job_of_absurd_length_is_rejected_and_the_json_stays_strict(tmp_path: Path) -> None:
+    trace = tmp_path / "huge.jsonl"
+    rows = [
+        '{"id":"huge","submit_s":0,"duration_s":1e308,"gpus":8,"queue":"vc-6214e9"}',
+        '{"id":"ok","submit_s":0,"duration_s":100,"gpus":8,"queue":"vc-6214e9"}',
+    ]
+    trace.write_text("\n".join(rows) + "\n")
+    r = _simulate("--fleet", "examples/philly", "--trace", str(trace), "--trace-format", "native", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert out["rejected_by_reason"] == {"duration_out_of_range": 1} and out["jobs_finished"] == 1

@@ -7,6 +7,7 @@ exits with code 2; nothing is written. A Rich progress bar is shown on stderr wh
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from datetime import datetime
@@ -26,6 +27,9 @@ from stargate.traces import FORMATS, TraceError, read_trace
 EXIT_INPUT = 2
 """Exit code for bad input: the fleet, the trace or an option."""
 
+SCALE_MIN, SCALE_MAX = 1e-3, 1e3
+"""Range of --scale-arrivals: beyond it submission times collapse to 0 or overflow."""
+
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 
@@ -40,7 +44,10 @@ def parse_duration(text: str, what: str) -> float:
     m = _DURATION.match(text)
     if m is None:
         raise ValueError(f"{what}: found '{text}'; expected a duration such as 3600, 90s, 15m, 2h, 3d or 1w")
-    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    if not math.isfinite(seconds):
+        raise ValueError(f"{what}: found '{text}'; expected a finite duration")
+    return seconds
 
 
 def parse_failure(text: str, clusters: set[str]) -> Failure:
@@ -146,6 +153,8 @@ def simulate(
         _fail(str(exc))
     if config.mtbf_s is not None and not config.mtbf_s > 0:
         _fail(f"--mtbf: found '{mtbf}'; expected a duration > 0")
+    if not config.mttr_s > 0:
+        _fail(f"--mttr: found '{mttr}'; expected a duration > 0")
     out = _run(fleet, trace.jobs, config, start_dt, trim_jobs)
     out["trace"] = {
         "source": trace.source,
@@ -155,7 +164,7 @@ def simulate(
         "notes": dict(sorted(trace.notes.items())),
     }
     if as_json:
-        sys.stdout.write(json.dumps(out, sort_keys=False) + "\n")
+        sys.stdout.write(json.dumps(out, sort_keys=False, allow_nan=False) + "\n")  # strict JSON
     else:
         _render(out)
 
@@ -179,10 +188,12 @@ def _config(
         _fail(f"--trace-format: found '{trace_format}'; expected one of {', '.join(FORMATS)}")
     if estimates not in ("actual", "trace"):
         _fail(f"--estimates: found '{estimates}'; expected actual or trace")
-    if not scale > 0:
-        _fail(f"--scale-arrivals: found {scale}; expected a number > 0")
-    if per_gpu_hour < 0:
-        _fail(f"--burst-wait-per-gpu-hour: found {per_gpu_hour}; expected a number of seconds >= 0")
+    if seed < 0:
+        _fail(f"--seed: found {seed}; expected a whole number >= 0")
+    if not SCALE_MIN <= scale <= SCALE_MAX:  # also refuses nan
+        _fail(f"--scale-arrivals: found {scale}; expected a number from {SCALE_MIN:g} to {SCALE_MAX:g}")
+    if not (math.isfinite(per_gpu_hour) and per_gpu_hour >= 0):
+        _fail(f"--burst-wait-per-gpu-hour: found {per_gpu_hour}; expected a finite number of seconds >= 0")
     settings: dict[str, Any] = {}
     try:
         until_s = parse_duration(until, "--until") if until is not None else None
@@ -190,7 +201,10 @@ def _config(
             settings["burst_after_s"] = parse_duration(burst_after, "--burst-after") if burst_after else 0.0
             settings["burst_wait_per_gpu_hour_s"] = per_gpu_hour
         if checkpoint is not None:
-            settings["default_checkpoint_interval_s"] = parse_duration(checkpoint, "--checkpoint-interval")
+            interval = parse_duration(checkpoint, "--checkpoint-interval")
+            if interval <= 0:
+                raise ValueError(f"--checkpoint-interval: found '{checkpoint}'; expected a positive duration")
+            settings["default_checkpoint_interval_s"] = interval
         start_dt = datetime.fromisoformat(start) if start is not None else None
     except ValueError as exc:
         _fail(str(exc) if "expected" in str(exc) else f"--start: found '{start}'; expected an ISO 8601 date")

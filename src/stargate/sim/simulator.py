@@ -33,6 +33,10 @@ from stargate.engine import CycleResult, FleetIndex, JobRequest, Policy, Preempt
 
 FINISH, FAILURE, ARRIVAL, WAKE = 0, 1, 2, 3
 
+MAX_DURATION_S = 100 * 365.25 * 86_400.0
+"""Longest run time a trace job may state (100 years), s; a longer or non-finite one is bad input: the job is
+rejected with reason ``duration_out_of_range`` (so every sum the run reports stays finite)."""
+
 
 class TraceJobLike(Protocol):
     """What the simulator reads from a trace job (``stargate.traces.TraceJob`` has it all)."""
@@ -163,6 +167,22 @@ class Simulator:
         self._cloud_s = [0.0] * n
         self.settled = 0
         """Jobs finished or rejected so far."""
+        self.bad = self._reject_bad_inputs()
+        """Jobs refused before the run (never submitted to the engine)."""
+
+    def _reject_bad_inputs(self) -> set[int]:
+        """Reject jobs whose run time or (scaled) submission time no run could use; see ``MAX_DURATION_S``."""
+        bad: set[int] = set()
+        for i, j in enumerate(self.jobs):
+            if not 0.0 <= j.duration_s <= MAX_DURATION_S:
+                self.state.rejected[i] = "duration_out_of_range"
+            elif not math.isfinite(self.arrival[i]):
+                self.state.rejected[i] = "submit_out_of_range"
+            else:
+                continue
+            bad.add(i)
+        self.settled += len(bad)
+        return bad
 
     def _default_priorities(self, fleet: Fleet) -> dict[str, int]:
         lowest = min((p.value for p in fleet.priority_classes), default=0)
@@ -195,7 +215,8 @@ class Simulator:
             while heap and heap[0][0] == now:
                 self._handle(heapq.heappop(heap), now)
             while i < n and arrival[i] == now:
-                self._submit(i)
+                if i not in self.bad:
+                    self._submit(i)
                 i += 1
             more = sched.has_work(now)
             while more:  # again at the same instant while a queue had more startable jobs than scan_depth

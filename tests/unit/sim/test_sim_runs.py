@@ -1,5 +1,7 @@
 """Simulator runs: every job accounted for, determinism of the full decision log, failures, bursting."""
 
+import json
+
 import numpy as np
 import pytest
 from engine_builders_sim import run_sim
@@ -119,3 +121,13 @@ def test_a_random_repair_within_a_failure_window_does_not_bring_the_cluster_back
     _, sim = run_sim(jobs, "stargate", nodes=1, failures=[window], mtbf_s=3000.0, mttr_s=300.0, seed=4)
     started = sim.state.first_start
     assert not np.any((started > 20_000.0) & (started < 60_000.0))
+
+
+def test_a_job_with_an_absurd_run_time_is_rejected_and_every_figure_stays_finite() -> None:
+    jobs = [TraceJob("a", 0.0, 100.0, 8, "q"), TraceJob("huge", 10.0, 1e308, 8, "q")]
+    jobs.append(TraceJob("late", 1e308, 100.0, 8, "q"))
+    out, _ = run_sim(jobs, "stargate", nodes=1, scale_arrivals=0.5)
+    assert out["rejected_by_reason"] == {"duration_out_of_range": 1, "submit_out_of_range": 1}
+    assert out["jobs_finished"] == 1 and out["jobs_pending_at_end"] == 0
+    json.dumps(out, allow_nan=False)  # strict JSON: no NaN or Infinity anywhere
+    assert out["gpu_hours"] == round(800 / 3600, 3)
