@@ -71,6 +71,7 @@ def test_a_stale_plan_is_refused_with_409(harness: Harness) -> None:
     assert stale.status_code == 409 and "stale" in stale.json()["detail"]
     again = harness.client.post(f"{FLEET}/apply", json={"plan_id": plan_a["plan_id"]}, headers=harness.headers())
     assert again.status_code == 409 and "already applied" in again.json()["detail"]
+    assert again.json()["detail"].endswith("Z") and "+00:00" not in again.json()["detail"]  # as every API time
     assert _current(harness)["fleet"]["description"] == "first"
 
 

@@ -29,7 +29,8 @@ def test_submit_returns_the_job_with_every_contract_field(harness: Harness) -> N
         ({"priority_class": "vip"}, 422, "body.priority_class: found 'vip'"),
         ({"command": None}, 422, "found neither 'command' nor 'image'"),
         ({"command": None, "image": "ubuntu:22.04"}, 422, "body.command: found only an image"),
-        ({"gpus": -1}, 422, "body.gpus: Input should be greater than or equal to 0"),
+        ({"gpus": -1}, 422, "body.gpus: Input should be greater than or equal to 1"),
+        ({"gpus": 0}, 422, "body.gpus: Input should be greater than or equal to 1"),
         ({"surprise": 1}, 422, "body.surprise: Extra inputs are not permitted"),
     ],
 )
@@ -125,3 +126,20 @@ def test_a_number_too_large_for_a_float_is_422_not_stored_as_null(harness: Harne
     response = harness.client.post(JOBS, content=body, headers=headers)
     assert response.status_code == 422, response.text
     assert f"body.{field}" in response.json()["detail"]
+
+
+def test_a_log_offset_beyond_any_file_is_422(harness: Harness) -> None:
+    job = harness.submit()
+    response = harness.client.get(f"{JOBS}/{job['id']}/logs?offset=99999999999999999999", headers=harness.headers())
+    assert response.status_code == 422, response.text
+    assert "offset" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [("2030-01-01T12:00:00+02:00", "2030-01-01T10:00:00Z"), ("2030-01-01T12:00:00", "2030-01-01T12:00:00Z")],
+)
+def test_a_deadline_is_stored_in_utc(harness: Harness, given: str, stored: str) -> None:
+    job = harness.submit(deadline=given)
+    spec = job["spec"]
+    assert isinstance(spec, dict) and spec["deadline"] == stored

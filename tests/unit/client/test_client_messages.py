@@ -160,7 +160,7 @@ def test_login_with_a_url_that_is_not_one_is_exit_2(tmp_path: Path) -> None:
         ("", "job.yaml:1:1: (document): found an empty document"),
         ("- 1\n- 2\n", "job.yaml:1:1: (document): found a list at the top level"),
         ("name: a\nqueue: q\n", "job.yaml:1:1: gpus: found nothing (the key is missing)"),
-        ("name: a\nqueue: q\ngpus: -1\n", "job.yaml:3:1: gpus: found -1; expected an integer at least 0"),
+        ("name: a\nqueue: q\ngpus: -1\n", "job.yaml:3:1: gpus: found -1; expected an integer at least 1"),
         ("name: a\nqueue: q\ngpus: 1\nkind: gang\n", "job.yaml:4:1: kind: found 'gang'; expected one of"),
         (
             "name: a\nqueue: q\ngpus: 1\ncommand: x\nestimated_duration_s: .inf\n",

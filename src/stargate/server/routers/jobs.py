@@ -64,6 +64,6 @@ def cancel_job(who: PrincipalDep, job_id: str, ctx: CtxDep, now: NowDep) -> Job:
     response_model=Logs,
     responses={503: {"model": ErrorBody, "description": "The job's executor failed or is not available."}},
 )
-def job_logs(job_id: str, ctx: CtxDep, who: PrincipalDep, offset: Annotated[int, Query(ge=0)] = 0) -> Logs:
+def job_logs(job_id: str, ctx: CtxDep, who: PrincipalDep, offset: Annotated[int, Query(ge=0, le=2**53)] = 0) -> Logs:
     """Log text of the job's latest attempt from byte ``offset``."""
     return log_service.read(ctx, who, job_id, offset)

@@ -3,7 +3,7 @@
 import hashlib
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -111,7 +111,7 @@ def apply(session: Session, plan_id: str, actor: str, now: datetime) -> FleetOut
     base = fleet_versions.current(session)
     base_version = base.version if base is not None else None
     if row.applied_at is not None:
-        raise ConflictError(f"plan '{plan_id}' was already applied at {row.applied_at.isoformat()}")
+        raise ConflictError(f"plan '{plan_id}' was already applied at {_iso_utc(row.applied_at)}")
     if base_version != row.base_version:
         raise ConflictError(
             f"plan '{plan_id}' is stale: it was made against fleet version {row.base_version}, "
@@ -145,3 +145,9 @@ def _by_key(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def _changed_top(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     keys = (set(old) | set(new)) - set(SECTIONS)
     return sorted(k for k in keys if old.get(k) != new.get(k))
+
+
+def _iso_utc(at: datetime) -> str:
+    """``at`` as ISO 8601 in UTC with a ``Z``, as the API writes every other time (a naive time is UTC)."""
+    aware = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return aware.isoformat().replace("+00:00", "Z")
