@@ -162,3 +162,15 @@ def test_a_job_of_absurd_length_is_rejected_and_the_json_stays_strict(tmp_path: 
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
     assert out["rejected_by_reason"] == {"duration_out_of_range": 1} and out["jobs_finished"] == 1
+
+
+def test_bad_trace_rows_are_shown_located_on_stderr(tmp_path: Path) -> None:
+    trace = tmp_path / "bad.csv"
+    rows = ["id,submit_s,duration_s,gpus,queue", "ok,0,100,8,vc-6214e9"] + [f"b{i},0,x,8,vc-6214e9" for i in range(8)]
+    trace.write_text("\n".join(rows) + "\n")
+    r = _simulate("--fleet", "examples/philly", "--trace", str(trace), "--trace-format", "native", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["trace"]["bad_rows"] == 8  # stdout stays one JSON object
+    shown = [line for line in r.stderr.splitlines() if "bad.csv:" in line]
+    assert len(shown) == 5 and "bad.csv:3:" in shown[0] and "duration_s" in shown[0]
+    assert "... and 3 more bad rows" in r.stderr

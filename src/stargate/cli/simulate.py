@@ -27,6 +27,9 @@ from stargate.traces import FORMATS, TraceError, read_trace
 EXIT_INPUT = 2
 """Exit code for bad input: the fleet, the trace or an option."""
 
+SHOWN_BAD_ROWS = 5
+"""Malformed trace rows shown on stderr; the rest are counted."""
+
 SCALE_MIN, SCALE_MAX = 1e-3, 1e3
 """Range of --scale-arrivals: beyond it submission times collapse to 0 or overflow."""
 
@@ -151,6 +154,7 @@ def simulate(
         config.mttr_s = parse_duration(mttr, "--mttr")
     except ValueError as exc:
         _fail(str(exc))
+    _warn_bad_rows(trace.bad_rows)
     if config.mtbf_s is not None and not config.mtbf_s > 0:
         _fail(f"--mtbf: found '{mtbf}'; expected a duration > 0")
     if not config.mttr_s > 0:
@@ -167,6 +171,14 @@ def simulate(
         sys.stdout.write(json.dumps(out, sort_keys=False, allow_nan=False) + "\n")  # strict JSON
     else:
         _render(out)
+
+
+def _warn_bad_rows(bad_rows: list[Any]) -> None:
+    """Show the first few malformed trace rows (skipped by the reader), located, on stderr."""
+    for bad in bad_rows[:SHOWN_BAD_ROWS]:
+        sys.stderr.write(f"warning: bad row skipped: {bad}\n")
+    if len(bad_rows) > SHOWN_BAD_ROWS:
+        sys.stderr.write(f"warning: ... and {len(bad_rows) - SHOWN_BAD_ROWS:,} more bad rows skipped\n")
 
 
 def _config(
