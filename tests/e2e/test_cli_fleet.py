@@ -127,6 +127,9 @@ def test_show_bad_input_behaves_like_validate(tmp_path: Path) -> None:
     bad_month = run("fleet", "show", EXAMPLE, "--from", "2025-13")
     assert bad_month.returncode == 2
     assert bad_month.stderr == "error: --from: found '2025-13'; expected a month as YYYY-MM, e.g. 2025-06\n"
+    bad_months = run("fleet", "show", EXAMPLE, "--months", "241", "--json")
+    assert bad_months.returncode == 2 and bad_months.stdout == ""
+    assert bad_months.stderr == "error: --months: found 241; expected an integer from 1 to 240\n"
 
 
 @pytest.mark.slow  # two CLI runs, or a full table render; the CLI takes ~2-3 s to start

@@ -88,13 +88,15 @@ def jobs(
     status: str | None = typer.Option(None, "--status", help=f"Only jobs in this status: {', '.join(JOB_STATUSES)}."),
     queue: str | None = typer.Option(None, "--queue", help="Only jobs of this queue."),
     team: str | None = typer.Option(None, "--team", help="Only jobs of this team."),
-    limit: int = typer.Option(50, "--limit", min=1, max=500, help="Show at most this many jobs (newest first)."),
+    limit: int = typer.Option(50, "--limit", help="Show at most this many jobs (newest first), 1 to 500."),
     every: bool = typer.Option(False, "--all", help="Show every matching job (follows the pages; ignores --limit)."),
     as_json: bool = JsonOption,
 ) -> None:
     """List jobs, newest first."""
     if status is not None and status not in JOB_STATUSES:
         _refuse_input(f"--status: found '{status}'; expected one of {', '.join(JOB_STATUSES)}")
+    if not 1 <= limit <= 500:
+        _refuse_input(f"--limit: found {limit}; expected an integer from 1 to 500")
     with _failures(), _client() as client:
         if every:
             found = list(client.iter_jobs(status=status, queue=queue, team=team, page_size=PAGE_SIZE))
@@ -120,10 +122,12 @@ def job(job_id: str = typer.Argument(..., help="Job id, e.g. j-000123."), as_jso
 def logs(
     job_id: str = typer.Argument(..., help="Job id, e.g. j-000123."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new output until the job is final."),
-    interval_s: float = typer.Option(0.5, "--interval", min=0.05, help="Seconds between polls with --follow."),
+    interval_s: float = typer.Option(0.5, "--interval", help="Seconds between polls with --follow, at least 0.05."),
     as_json: bool = typer.Option(False, "--json", help="Print each chunk as one JSON object per line."),
 ) -> None:
     """Print a job's output (its latest attempt); with -f, follow it until the job ends."""
+    if not 0.05 <= interval_s <= 86_400:
+        _refuse_input(f"--interval: found {interval_s:g}; expected a number of seconds from 0.05 to 86400")
     with _failures(), _client() as client:
         offset = 0
         while True:

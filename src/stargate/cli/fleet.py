@@ -58,7 +58,7 @@ def show(
         None, "--from", help="First month of the energised-power table, YYYY-MM (default: earliest energisation)."
     ),
     months: int | None = typer.Option(
-        None, "--months", min=1, max=240, help="Months in the energised-power table (default: up to the latest, ≤36)."
+        None, "--months", help="Months in the energised-power table, 1 to 240 (default: up to the latest, ≤36)."
     ),
 ) -> None:
     """Show a fleet as tables: providers, sites, energised MW by month, buildings, clusters, contracts, budget.
@@ -66,6 +66,9 @@ def show(
     Also clauses, teams and queues with quotas, and totals; --json prints the documented JSON document instead.
     """
     first = _parse_month(start)
+    if months is not None and not 1 <= months <= 240:
+        sys.stderr.write(f"error: --months: found {months}; expected an integer from 1 to 240\n")
+        raise typer.Exit(EXIT_INPUT)
     fleet = _load_or_exit(path, as_json)
     labels = default_months(fleet, first, months)
     if as_json:

@@ -5,7 +5,9 @@ Bad input (a flag, a fleet file, an unreachable database) prints a located error
 stack is imported only when these commands run (:mod:`stargate.cli.server_run`), so other commands start fast.
 """
 
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -24,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
 def up(
     host: str = typer.Option(DEFAULT_HOST, "--host", help="Address to listen on."),
-    port: int = typer.Option(DEFAULT_PORT, "--port", min=0, max=65535, help="TCP port (0: any free port)."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", help="TCP port, 0 to 65535 (0: any free port)."),
     fleet: Path | None = typer.Option(
         None,
         "--fleet",
@@ -32,15 +34,25 @@ def up(
         show_default=False,
     ),
     interval: float = typer.Option(
-        DEFAULT_INTERVAL_S, "--interval", min=0.01, max=3600, help="Scheduler cycle interval, s."
+        DEFAULT_INTERVAL_S, "--interval", help="Scheduler cycle interval, s (0.01 to 3600)."
     ),
     scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="Run the scheduler loop here."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
     """Start the API server and the scheduler loop; migrate the database and create the first admin token."""
+    if not 0 <= port <= 65535:
+        _refuse(f"--port: found {port}; expected an integer from 0 to 65535")
+    if not 0.01 <= interval <= 3600:
+        _refuse(f"--interval: found {interval:g}; expected a number of seconds from 0.01 to 3600")
     from stargate.cli import server_run  # imported on use: the server stack is heavy (see module docstring)
 
     server_run.up(host, port, fleet, interval, scheduler, log_level)
+
+
+def _refuse(message: str) -> NoReturn:
+    """Report a bad option on one line and exit with code 2 (as every other input error)."""
+    sys.stderr.write(f"error: {message}\n")
+    raise typer.Exit(2)
 
 
 @token_app.command("create")

@@ -154,6 +154,16 @@ def test_login_with_a_url_that_is_not_one_is_exit_2(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "args",
+    [["jobs", "--limit", "0"], ["jobs", "--limit", "501"], ["logs", "j-000001", "--interval", "-1"]],
+)
+def test_an_option_out_of_range_is_one_line_and_exit_2(tmp_path: Path, args: list[str]) -> None:
+    result = CliRunner().invoke(app, args, env={"STARGATE_CONFIG_DIR": str(tmp_path)})
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {args[-2]}: found {args[-1]}; expected") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
     ("text", "problem"),
     [
         ("name: a\nqueue: q\ngpus: [1\n", "job.yaml:4:1: (document): found invalid YAML"),
