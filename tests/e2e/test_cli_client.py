@@ -153,7 +153,7 @@ def test_submit_then_follow_the_logs_to_the_end(alpha: Cli, tmp_path: Path) -> N
     result = alpha("submit", str(path))
     assert result.returncode == 0, result.stderr
     job_id = result.stdout.split()[1]
-    assert result.stdout == f"submitted {job_id} (count) to queue alpha-q: 1 GPUs, pending\n"
+    assert result.stdout == f"submitted {job_id} (count) to queue alpha-q: 1 GPU, pending\n"
     follow = alpha("logs", job_id, "-f", "--interval", "0.1")
     assert follow.returncode == 0
     assert follow.stdout == f"step 1\nstep 2\nstep 3\ndone-{job_id}\n"
@@ -180,7 +180,7 @@ def test_job_and_jobs_show_the_job_with_the_documented_json_shape(
     table = alpha("jobs", "--all").stdout
     assert second["id"] in table and "shape-2" in table and "failed" in table
     detail = alpha("job", second["id"]).stdout
-    assert "exit code" in detail and "exit 3" in detail and "1 GPUs" in detail
+    assert "exit code" in detail and "exit 3" in detail and "1 GPU" in detail and "GPUs" not in detail
 
 
 def test_cancel_stops_a_running_job_and_a_second_cancel_is_409(

@@ -43,6 +43,14 @@ def test_validate_example_succeeds() -> None:
     assert re.fullmatch(pattern, done.stdout)
 
 
+def test_validate_counts_one_in_the_singular() -> None:
+    done = run("fleet", "validate", "tests/integration/server/fleet/tiny.yaml")
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(
+        r"ok: \S+: 1 provider, 1 site, 0 buildings, 2 clusters \(\d+ GPUs\), 0 contracts\n", done.stdout
+    )
+
+
 @pytest.mark.parametrize("case", MALFORMED.values(), ids=list(MALFORMED))
 def test_validate_malformed_file_exits_2_with_located_errors(tmp_path: Path, case: tuple[str, int, str]) -> None:
     """Bad input: located lines on stderr, a count line, exit code 2, no traceback, nothing on stdout."""

@@ -81,7 +81,9 @@ def submit(
     if as_json:
         _print_json(new)
         return
-    typer.echo(f"submitted {new['id']} ({new['name']}) to queue {new['queue']}: {new['gpus']} GPUs, {new['status']}")
+    typer.echo(
+        f"submitted {new['id']} ({new['name']}) to queue {new['queue']}: {gpu_count(new['gpus'])}, {new['status']}"
+    )
 
 
 def jobs(
@@ -257,7 +259,7 @@ def _render_job(item: Job) -> None:
         ("reason", item["reason"] or "-"),
         ("queue / team", f"{item['queue']} / {item['team']}"),
         ("kind", item["kind"]),
-        ("GPUs", f"{item['gpus']} GPUs" + (f" of {', '.join(item['gpu_models'])}" if item["gpu_models"] else "")),
+        ("request", gpu_count(item["gpus"]) + (f" of {', '.join(item['gpu_models'])}" if item["gpu_models"] else "")),
         ("priority class", item["priority_class"]),
         ("attempt", str(item["attempt"])),
         ("cluster", item["cluster"] or "-"),
@@ -277,11 +279,16 @@ def _render_job(item: Job) -> None:
 
 
 def _quota_text(quota: dict[str, Any]) -> str:
-    """``H100-SXM: 64 GPUs (+32 borrowable)``; ``*`` reads as ``any GPU``."""
+    """``H100-SXM: 40,000 GPUs (+20,000 borrowable)``; ``*`` reads as ``any GPU``."""
     model = "any GPU" if quota.get("gpu_model") == "*" else quota.get("gpu_model", "?")
     borrow = quota.get("borrowing_limit_gpus")
-    extra = " (+ unlimited borrowing)" if borrow is None else f" (+{borrow} borrowable)" if borrow else ""
-    return f"{model}: {quota.get('gpus', 0)} GPUs{extra}"
+    extra = " (+ unlimited borrowing)" if borrow is None else f" (+{borrow:,} borrowable)" if borrow else ""
+    return f"{model}: {gpu_count(quota.get('gpus', 0))}{extra}"
+
+
+def gpu_count(n: int) -> str:
+    """``1 GPU``, ``40,000 GPUs``: thousands separated, singular for one."""
+    return f"{n:,} GPU{'' if n == 1 else 's'}"
 
 
 def _render_queues(items: list[Queue]) -> None:

@@ -45,9 +45,15 @@ def validate(path: Path = PathArg, as_json: bool = JsonOpt) -> None:
         return
     n = counts(fleet)
     typer.echo(
-        f"ok: {path}: {n['providers']} providers, {n['sites']} sites, {n['buildings']} buildings, "
-        f"{n['clusters']} clusters ({n['gpus']:,} GPUs), {n['contracts']} contracts"
+        f"ok: {path}: {_count(n['providers'], 'provider')}, {_count(n['sites'], 'site')}, "
+        f"{_count(n['buildings'], 'building')}, {_count(n['clusters'], 'cluster')} "
+        f"({_count(n['gpus'], 'GPU')}), {_count(n['contracts'], 'contract')}"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 provider``, ``2 providers``, ``12,345 GPUs``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 @fleet_app.command("show")

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stargate.cli import app
+from stargate.cli.client import _quota_text, gpu_count
 from stargate.cli.jobfile import JobFileError, loads_job
 from stargate.client import (
     DEFAULT_URL,
@@ -192,3 +193,9 @@ def test_job_file_problems_are_located(text: str, problem: str) -> None:
 def test_a_valid_job_file_gives_the_spec() -> None:
     spec = loads_job("name: a\nqueue: q\ngpus: 2\ncommand: echo hi\n", "job.yaml")
     assert (spec.name, spec.queue, spec.gpus, spec.command) == ("a", "q", 2, "echo hi")
+
+
+def test_gpu_counts_read_in_the_singular_and_with_thousands_separators() -> None:
+    assert (gpu_count(1), gpu_count(2), gpu_count(40_000)) == ("1 GPU", "2 GPUs", "40,000 GPUs")
+    quota = {"gpu_model": "*", "gpus": 40_000, "borrowing_limit_gpus": 20_000}
+    assert _quota_text(quota) == "any GPU: 40,000 GPUs (+20,000 borrowable)"
