@@ -174,3 +174,15 @@ def test_bad_trace_rows_are_shown_located_on_stderr(tmp_path: Path) -> None:
     shown = [line for line in r.stderr.splitlines() if "bad.csv:" in line]
     assert len(shown) == 5 and "bad.csv:3:" in shown[0] and "duration_s" in shown[0]
     assert "... and 3 more bad rows" in r.stderr
+
+
+def test_the_table_says_n_a_when_no_job_finished(tmp_path: Path) -> None:
+    trace = tmp_path / "one.jsonl"
+    trace.write_text('{"id":"a","submit_s":0,"duration_s":36000,"gpus":8,"queue":"vc-6214e9"}\n')
+    args = ["--fleet", "examples/philly", "--trace", str(trace), "--trace-format", "native", "--until", "1h"]
+    r = _simulate(*args)
+    assert r.returncode == 0, r.stderr
+    jct_row = next(line for line in r.stdout.splitlines() if "JCT" in line)
+    assert "avg n/a, p50 n/a, p95 n/a, p99 n/a" in jct_row
+    out = json.loads(_simulate(*args, "--json").stdout)
+    assert out["avg_jct_s"] is None and out["jobs_finished"] == 0

@@ -237,6 +237,16 @@ def _run(fleet: Any, jobs: Any, config: SimConfig, start: datetime | None, trim:
         return run_simulation(fleet, jobs, config, start=start, trim_jobs=trim)[0]
 
 
+def _s(seconds: float | None) -> str:
+    """A duration in seconds for the table; 'n/a' when there is none (no finished or started job)."""
+    return "n/a" if seconds is None else f"{seconds:,.0f} s"
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 job', '2 jobs'."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _render(out: dict[str, Any]) -> None:
     """A human-readable table of the summary."""
     table = Table(title=f"simulation: policy {out['policy']}", show_header=False)
@@ -249,10 +259,10 @@ def _render(out: dict[str, Any]) -> None:
         ("rejected by reason", ", ".join(f"{k}: {v:,}" for k, v in out["rejected_by_reason"].items()) or "none"),
         (
             "JCT",
-            f"avg {out['avg_jct_s']:,.0f} s, p50 {out['p50_jct_s']:,.0f} s, p95 {out['p95_jct_s']:,.0f} s, "
-            f"p99 {out['p99_jct_s']:,.0f} s",
+            f"avg {_s(out['avg_jct_s'])}, p50 {_s(out['p50_jct_s'])}, p95 {_s(out['p95_jct_s'])}, "
+            f"p99 {_s(out['p99_jct_s'])}",
         ),
-        ("wait", f"avg {out['avg_wait_s']:,.0f} s, p99 {out['p99_wait_s']:,.0f} s, max {out['max_wait_s']:,.0f} s"),
+        ("wait", f"avg {_s(out['avg_wait_s'])}, p99 {_s(out['p99_wait_s'])}, max {_s(out['max_wait_s'])}"),
         ("makespan", f"{out['makespan_s']:,.0f} s"),
         ("GPU utilisation", f"{out['gpu_utilization']:.1%} (owned capacity {out['owned_gpu_utilization']:.1%})"),
         ("GPU-hours", f"{out['gpu_hours']:,.0f} GPU-hours ({out['cloud_gpu_hours']:,.0f} on cloud providers)"),
@@ -273,7 +283,9 @@ def _render(out: dict[str, Any]) -> None:
         rows.append(
             (
                 "middle window",
-                f"{mw['jobs']:,} jobs: avg JCT {mw['avg_jct_h']:.3f} h, {mw['cloud_gpu_hours']:,.0f} cloud GPU-hours",
+                f"{_count(mw['jobs'], 'job')}: avg JCT "
+                f"{'n/a' if mw['avg_jct_h'] is None else format(mw['avg_jct_h'], '.3f') + ' h'}, "
+                f"{mw['cloud_gpu_hours']:,.0f} cloud GPU-hours",
             )
         )
     for k, v in rows:

@@ -2,6 +2,7 @@
 
 Definitions (times in seconds of trace time):
 
+- JCT and wait figures are None (null in JSON) when no job finished (JCT) or started (wait);
 - JCT of a finished job = finish − submit; wait = first start − submit (jobs that never started count their
   wait up to the end of the run in ``p99_wait_s`` of pending jobs only through ``jobs_pending_at_end``);
 - ``makespan_s`` = end of the run (the last event handled, or ``until_s`` when it stopped the run) − first
@@ -26,12 +27,23 @@ from stargate.engine import FleetIndex
 from stargate.sim.simulator import SimState
 
 
-def _pct(values: np.ndarray[Any, Any], q: float) -> float:
-    return round(float(np.percentile(values, q)), 3) if values.size else 0.0
+def _pct(values: np.ndarray[Any, Any], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if values.size else None
+
+
+def _mean(values: np.ndarray[Any, Any], scale: float = 1.0, digits: int = 3) -> float | None:
+    return round(float(values.mean()) / scale, digits) if values.size else None
+
+
+def _max(values: np.ndarray[Any, Any]) -> float | None:
+    return round(float(values.max()), 3) if values.size else None
 
 
 def job_metrics(st: SimState, sel: np.ndarray[Any, Any]) -> dict[str, Any]:
-    """JCT, wait, cost and cloud metrics over the jobs selected by the boolean mask ``sel``."""
+    """JCT, wait, cost and cloud metrics over the jobs selected by the boolean mask ``sel``.
+
+    JCT figures are None when no selected job finished, wait figures when none started (not a misleading 0).
+    """
     done = sel & ~np.isnan(st.finish)
     jct = (st.finish - st.submit)[done]
     started = sel & ~np.isnan(st.first_start)
@@ -39,14 +51,14 @@ def job_metrics(st: SimState, sel: np.ndarray[Any, Any]) -> dict[str, Any]:
     return {
         "jobs": int(sel.sum()),
         "jobs_finished": int(done.sum()),
-        "avg_jct_s": round(float(jct.mean()), 3) if jct.size else 0.0,
-        "avg_jct_h": round(float(jct.mean()) / 3600.0, 4) if jct.size else 0.0,
+        "avg_jct_s": _mean(jct),
+        "avg_jct_h": _mean(jct, 3600.0, 4),
         "p50_jct_s": _pct(jct, 50),
         "p95_jct_s": _pct(jct, 95),
         "p99_jct_s": _pct(jct, 99),
-        "avg_wait_s": round(float(wait.mean()), 3) if wait.size else 0.0,
+        "avg_wait_s": _mean(wait),
         "p99_wait_s": _pct(wait, 99),
-        "max_wait_s": round(float(wait.max()), 3) if wait.size else 0.0,
+        "max_wait_s": _max(wait),
         "cost_usd": round(float(st.cost[sel].sum()), 2),
         "cloud_gpu_hours": round(float(st.cloud_gpu_s[sel].sum()) / 3600.0, 3),
     }

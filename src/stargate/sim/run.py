@@ -45,8 +45,9 @@ def run_simulation(
     out["settings"] = {k: _plain(v) for k, v in sorted(config.settings.items())}
     out["seed"] = config.seed
     out["wall_s"] = round(wall, 3)
+    # Speeds count what the run actually processed: a run stopped by until_s settled only some of the jobs.
     out["events_per_s"] = round(state.events / wall, 1) if wall > 0 else 0.0
-    out["jobs_per_s"] = round(len(jobs) / wall, 1) if wall > 0 else 0.0
+    out["jobs_per_s"] = round(sim.settled / wall, 1) if wall > 0 else 0.0
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return out, sim
 

@@ -131,3 +131,15 @@ def test_a_job_with_an_absurd_run_time_is_rejected_and_every_figure_stays_finite
     assert out["jobs_finished"] == 1 and out["jobs_pending_at_end"] == 0
     json.dumps(out, allow_nan=False)  # strict JSON: no NaN or Infinity anywhere
     assert out["gpu_hours"] == round(800 / 3600, 3)
+
+
+def test_with_no_finished_job_jct_figures_are_none_and_speeds_count_only_what_was_processed() -> None:
+    jobs = [TraceJob("a", 0.0, 36_000.0, 8, "q"), TraceJob("b", 10.0, 100.0, 8, "q")]
+    out, _ = run_sim(jobs, "fifo", nodes=1, until_s=3600.0, trim=0)
+    assert out["jobs_finished"] == 0
+    assert all(out[k] is None for k in ("avg_jct_s", "p50_jct_s", "p95_jct_s", "p99_jct_s"))
+    assert out["avg_wait_s"] == 0.0 and out["max_wait_s"] == 0.0  # 'a' started at once; 'b' never did
+    assert out["jobs_per_s"] == 0.0  # nothing settled, though two jobs were read
+    json.dumps(out, allow_nan=False)
+    nobody, _ = run_sim([TraceJob("c", 5000.0, 10.0, 8, "q")], "fifo", nodes=1, until_s=100.0)
+    assert nobody["avg_wait_s"] is None and nobody["max_wait_s"] is None and nobody["p99_wait_s"] is None
