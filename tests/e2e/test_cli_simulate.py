@@ -186,3 +186,12 @@ def test_the_table_says_n_a_when_no_job_finished(tmp_path: Path) -> None:
     assert "avg n/a, p50 n/a, p95 n/a, p99 n/a" in jct_row
     out = json.loads(_simulate(*args, "--json").stdout)
     assert out["avg_jct_s"] is None and out["jobs_finished"] == 0
+
+
+@pytest.mark.parametrize(("n", "text"), [(1, "1 job read"), (2, "2 jobs read")])
+def test_the_table_counts_jobs_in_the_singular_and_plural(tmp_path: Path, n: int, text: str) -> None:
+    trace = tmp_path / "few.csv"
+    trace.write_text("id,submit_s,duration_s,gpus,queue\n" + "".join(f"j{i},0,60,8,vc-6214e9\n" for i in range(n)))
+    r = _simulate("--fleet", "examples/philly", "--trace", str(trace), "--trace-format", "native")
+    assert r.returncode == 0, r.stderr
+    assert text in r.stdout and "1 jobs" not in r.stdout

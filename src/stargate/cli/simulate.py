@@ -274,7 +274,7 @@ def _render(out: dict[str, Any]) -> None:
         ),
         (
             "trace",
-            f"{out['trace']['jobs']:,} jobs read, skipped {sum(out['trace']['skipped'].values()):,}, "
+            f"{_count(out['trace']['jobs'], 'job')} read, skipped {sum(out['trace']['skipped'].values()):,}, "
             f"bad rows {out['trace']['bad_rows']:,}",
         ),
     ]
