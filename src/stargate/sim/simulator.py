@@ -120,11 +120,26 @@ class SimState:
     log: list[tuple[Any, ...]] = field(default_factory=list)
 
 
+def _check_config(config: SimConfig) -> None:
+    """Refuse a configuration no run can use; raises ValueError naming the field, what was found and expected."""
+    checks = [
+        ("seed", config.seed, config.seed >= 0, "a whole number >= 0"),
+        ("scale_arrivals", config.scale_arrivals, 0 < config.scale_arrivals < math.inf, "a finite number > 0"),
+        ("until_s", config.until_s, config.until_s is None or config.until_s >= 0, "a number of seconds >= 0"),
+        ("mttr_s", config.mttr_s, 0 < config.mttr_s < math.inf, "a finite number of seconds > 0"),
+        ("mtbf_s", config.mtbf_s, config.mtbf_s is None or 0 < config.mtbf_s < math.inf, "a finite number > 0"),
+    ]
+    for name, value, ok, expected in checks:
+        if not ok:
+            raise ValueError(f"simulation setting {name}: found {value!r}; expected {expected}")
+
+
 class Simulator:
     """One run of a trace over a fleet under one policy."""
 
     def __init__(self, fleet: Fleet, jobs: Sequence[TraceJobLike], config: SimConfig, epoch: datetime) -> None:
         """Prepare the run; ``epoch`` is trace time 0 (the fleet's as_of date unless told otherwise)."""
+        _check_config(config)
         self.fleet, self.config = fleet, config
         self.index = FleetIndex.from_fleet(fleet, epoch.replace(tzinfo=epoch.tzinfo or UTC))
         self.policy: Policy = get_policy(config.policy, **config.settings)

@@ -143,3 +143,18 @@ def test_with_no_finished_job_jct_figures_are_none_and_speeds_count_only_what_wa
     json.dumps(out, allow_nan=False)
     nobody, _ = run_sim([TraceJob("c", 5000.0, 10.0, 8, "q")], "fifo", nodes=1, until_s=100.0)
     assert nobody["avg_wait_s"] is None and nobody["max_wait_s"] is None and nobody["p99_wait_s"] is None
+
+
+@pytest.mark.parametrize(
+    ("config", "name"),
+    [
+        ({"seed": -1}, "seed"),
+        ({"scale_arrivals": float("nan")}, "scale_arrivals"),
+        ({"scale_arrivals": float("inf")}, "scale_arrivals"),
+        ({"mttr_s": 0.0}, "mttr_s"),
+        ({"mtbf_s": float("nan")}, "mtbf_s"),
+    ],
+)
+def test_a_configuration_no_run_can_use_is_refused_by_name(config: dict[str, float], name: str) -> None:
+    with pytest.raises(ValueError, match=f"simulation setting {name}: found .*; expected"):
+        run_sim([TraceJob("a", 0.0, 10.0, 8, "q")], "stargate", **config)
