@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 from engine_builders_sim import run_sim
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stargate.sim import Failure
 from stargate.traces import TraceJob
@@ -158,3 +160,13 @@ def test_with_no_finished_job_jct_figures_are_none_and_speeds_count_only_what_wa
 def test_a_configuration_no_run_can_use_is_refused_by_name(config: dict[str, float], name: str) -> None:
     with pytest.raises(ValueError, match=f"simulation setting {name}: found .*; expected"):
         run_sim([TraceJob("a", 0.0, 10.0, 8, "q")], "stargate", **config)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5000), st.integers(1, 3000)), min_size=1, max_size=5))
+def test_no_run_starts_while_any_outage_is_open(windows: list[tuple[int, int]]) -> None:
+    jobs = [TraceJob(f"j{i}", i * 100.0, 50.0, 8, "q") for i in range(80)]
+    failures = [Failure("a", float(at), float(d)) for at, d in windows]
+    _, sim = run_sim(jobs, "stargate", nodes=1, failures=failures, record_log=True)
+    starts = [e[0] for e in sim.state.log if e[1] == "start"]
+    assert starts and not any(at <= s < at + d for s in starts for at, d in windows)
