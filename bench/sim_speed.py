@@ -89,6 +89,11 @@ def naive_fifo(jobs: Sequence[TraceJob], cluster_sizes: Sequence[int]) -> tuple[
     return sum(done) / len(done), events
 
 
+def _seconds(value: float | None) -> str:
+    """A duration in seconds for the table, or n/a when no job finished (the summary gives null)."""
+    return f"{'n/a':>9}  " if value is None else f"{value:>9,.0f} s"
+
+
 def run_one(label: str, fleet: Fleet, jobs: Sequence[TraceJob], policy: str, baseline_s: float | None) -> None:
     """Run one policy and print its figures (and the ratio to the baseline)."""
     cpu0 = time.process_time()
@@ -98,8 +103,8 @@ def run_one(label: str, fleet: Fleet, jobs: Sequence[TraceJob], policy: str, bas
     print(
         f"{label:<10} {policy:<9} {out['jobs_total']:>9,} jobs  {out['wall_s']:7.2f} s wall  {cpu:7.2f} s CPU  "
         f"{out['jobs_per_s']:>10,.0f} jobs/s  {out['events_per_s']:>10,.0f} events/s  "
-        f"peak RSS {out['peak_rss_mb']:6,.0f} MB  avg JCT {out['avg_jct_s']:>9,.0f} s  "
-        f"p99 wait {out['p99_wait_s']:>9,.0f} s  pending {out['jobs_pending_at_end']}  {ratio}",
+        f"peak RSS {out['peak_rss_mb']:6,.0f} MB  avg JCT {_seconds(out['avg_jct_s'])}  "
+        f"p99 wait {_seconds(out['p99_wait_s'])}  pending {out['jobs_pending_at_end']}  {ratio}",
         flush=True,
     )
 
