@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_right
 from collections import Counter
 
 import numpy as np
@@ -28,6 +28,7 @@ import numpy as np
 from stargate.engine.admission import Admission
 from stargate.engine.alloc import NodeAllocator
 from stargate.engine.backfill import Reservations, earliest_start
+from stargate.engine.capacity import CapacityBook
 from stargate.engine.classes import Classes
 from stargate.engine.index import TIER_WEIGHT, BoolArray, FleetIndex, FloatArray
 from stargate.engine.jobs import DONE, PENDING, RUNNING, JobTable
@@ -39,7 +40,7 @@ from stargate.engine.types import CycleResult, JobRequest, Preemption, Reason, R
 from stargate.engine.views import StateViews
 
 
-class Scheduler(StateViews):
+class Scheduler(CapacityBook, StateViews):
     """Admission, placement, preemption and backfill over one :class:`FleetIndex` under one policy."""
 
     def __init__(self, index: FleetIndex, policy: Policy) -> None:
@@ -66,11 +67,11 @@ class Scheduler(StateViews):
         """Pending jobs per queue and size bucket (one bucket under strict FIFO); see :func:`size_bucket`."""
         self._subq: list[int] = []
         self._nonempty: set[int] = set()
+        """Sub-queues with at least one pending job."""
         self._gen = [0] * index.n
         """Per cluster, bumped on every start and finish there: cached shadow times of older generations are stale."""
         self._shadows: dict[int, dict[int, tuple[int, float, float]]] = {}
         """Blocked job → cluster → (generation, shadow time, extra GPUs)."""
-        """Sub-queues with at least one pending job."""
         self.victim_prios: Counter[int] = Counter()
         self.burst_heap: list[tuple[float, int, int]] = []
         self.ready: dict[int, None] = {}
@@ -197,30 +198,6 @@ class Scheduler(StateViews):
         for c in np.flatnonzero(was_online & ~self.online):
             res.preemptions.extend(self._evict(int(c), now, Reason.CLUSTER_OFFLINE))
         self._dirty_all = self._stale = True
-
-    def _set_avail(self, avail: FloatArray) -> None:
-        self.avail = avail
-        self._shadows.clear()
-        self.scorer.reset(self.rank, avail)
-        self._max_dirty = True
-
-    def _compute_avail(self) -> FloatArray:
-        """Free GPUs usable now per cluster, within the site power cap."""
-        avail: FloatArray = np.where(self.up & self.online, np.array(self.free, dtype=np.float64), 0.0)
-        if self.limited:
-            room = (self.cap_w - np.array(self.draw_w))[self.index.site_of]
-            head = np.where(self.index.w_per_gpu > 0, np.floor(np.maximum(room, 0.0) / self.w_safe), np.inf)
-            avail = np.minimum(avail, head)
-        return avail
-
-    def _refresh_max(self) -> None:
-        self._max_dirty = False
-        avail = self.avail
-        self.amax = float(avail.max()) if avail.size else 0.0
-        if self._bursting:
-            self.amax_nb = float(np.max(avail, where=self._nb, initial=0.0))
-        else:
-            self.amax_nb = self.amax
 
     # -- queues -------------------------------------------------------------------------------------------
     def _enqueue(self, j: int) -> None:
@@ -386,7 +363,7 @@ class Scheduler(StateViews):
         burst_ok = not self._bursting or t.burst_at[j] <= now
         if g > (self.amax if burst_ok else self.amax_nb):
             return False
-        end = now + max(t.est[j] - t.progress[j], 1.0)
+        end = self._expected_end(j, now)
         key = (cls, -1, burst_ok)
         failed = memo.get(key)
         if failed is not None and g >= failed[0] and end >= failed[1]:
@@ -425,59 +402,6 @@ class Scheduler(StateViews):
         res.starts.append(Start(t.ids[j], self.index.cluster_ids[c], ids, self.charged[c], self.burnt[c]))
         return True
 
-    def _occupy(self, j: int, c: int, ids: tuple[int, ...], now: float) -> None:
-        """Book GPUs ``ids`` of cluster ``c`` for job ``j`` from ``now``."""
-        t, idx = self.jobs, self.index
-        g = len(ids)
-        t.state[j], t.cluster[j], t.gpu_ids[j], t.started[j] = RUNNING, c, ids, now
-        self.free[c] -= g
-        self._gen[c] += 1
-        self._shadows.pop(j, None)
-        self.draw_w[self._site_of[c]] += g * self._w[c]
-        self.adm.charge(t.queue[j], idx.model_of[c], g)
-        end = now + t.remaining(j)
-        self.run_end[j] = end
-        insort(self.running[c], (end, j, g))
-        if self._preempting and t.req[j].preemptible:
-            self.victim_prios[t.prio[j]] += 1
-        if self.limited:
-            self._set_avail(self._compute_avail())
-            self._refresh_max()
-            return
-        before = self.avail.item(c)
-        if before > 0:
-            self.avail[c] = before - g
-            self.scorer.update(c, before - g)
-            if before >= self.amax_nb or self.payg.item(c):
-                self._refresh_max()
-
-    def _release(self, j: int) -> None:
-        """Free job ``j``'s GPUs, quota, power and bookkeeping."""
-        t, idx = self.jobs, self.index
-        c, ids = t.cluster[j], t.gpu_ids[j]
-        g = len(ids)
-        self.alloc[c].release(ids)
-        self.free[c] += g
-        self._gen[c] += 1
-        self.adm.charge(t.queue[j], idx.model_of[c], -g)
-        run = self.running[c]
-        del run[bisect_left(run, (self.run_end.pop(j), j, g))]
-        if self._preempting and t.req[j].preemptible:
-            vp = self.victim_prios
-            vp[t.prio[j]] -= 1
-            if not vp[t.prio[j]]:
-                del vp[t.prio[j]]
-        self.draw_w[self._site_of[c]] -= g * self._w[c]
-        if self.limited or not (self.up.item(c) and self.online.item(c)):
-            self._stale = True
-        else:
-            after = self.avail.item(c) + g
-            self.avail[c] = after
-            self.scorer.update(c, after)
-            self._max_dirty = True
-        t.cluster[j], t.gpu_ids[j] = -1, ()
-        self._dirty_all = True
-
     def _stop(self, j: int, now: float, reason: str) -> Preemption:
         """Stop running job ``j``, keep its checkpointed progress, and mark it pending again."""
         t = self.jobs
@@ -501,13 +425,23 @@ class Scheduler(StateViews):
         return out
 
     # -- reservations and preemption ----------------------------------------------------------------------
+    def _usable(self, j: int, now: float) -> BoolArray:
+        """Clusters up, online and acceptable to job ``j`` (pay-per-use ones only once its burst wait is over)."""
+        burst_ok = not self._bursting or self.jobs.burst_at[j] <= now
+        classes = self.classes.mask if burst_ok else self.classes.mask_nb
+        return classes[self.jobs.cls[j]] & self.up & self.online
+
+    def _expected_end(self, j: int, now: float) -> float:
+        """When job ``j`` would end if it started at ``now`` (at least 1 s ahead)."""
+        t = self.jobs
+        return now + max(t.est[j] - t.progress[j], 1.0)
+
     def _reserve(self, j: int, now: float, aged: bool) -> None:
         """Reserve the earliest start for blocked job ``j`` on the cluster where it comes soonest, when that is
         within the backfill window or the job has waited ``reserve_after_s`` (``aged``)."""
         t = self.jobs
         g = t.gpus[j]
-        burst_ok = not self._bursting or t.burst_at[j] <= now
-        mask = (self.classes.mask if burst_ok else self.classes.mask_nb)[t.cls[j]] & self.up & self.online
+        mask = self._usable(j, now)
         clusters = np.flatnonzero(mask & (self.index.total >= g)).tolist()
         cache = self._shadows.setdefault(j, {})
         best = earliest_start(self.running, self.avail, clusters, g, self._gen, cache, self.scorer.rank_l)
@@ -519,10 +453,9 @@ class Scheduler(StateViews):
     def _try_preempt(self, j: int, now: float, res: CycleResult) -> bool:
         """Free room for job ``j`` by stopping lower-priority preemptible jobs on one cluster, then start it."""
         t = self.jobs
-        burst_ok = not self._bursting or t.burst_at[j] <= now
-        mask = (self.classes.mask if burst_ok else self.classes.mask_nb)[t.cls[j]] & self.up & self.online
+        mask = self._usable(j, now)
         resv = self.resv
-        end = now + max(t.est[j] - t.progress[j], 1.0)
+        end = self._expected_end(j, now)
         if resv is not None and end > resv.min_shadow:  # where a reservation would bar the start, stop nobody
             mask &= (end <= resv.shadow) | (t.gpus[j] <= resv.long_room)
         choice = pick_victims(self, j, np.flatnonzero(mask))
