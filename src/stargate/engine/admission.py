@@ -14,7 +14,6 @@ cohort could not admit it: ``n > N(q, k) + min(B(q, k), sum_{p in C} N(p, k) - N
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 
 from stargate.domain.teams import ANY_GPU
@@ -55,6 +54,15 @@ class Admission:
 
     def fits(self, queue: int, model: str, n: int) -> bool:
         """True when ``n`` more GPUs of ``model`` may be admitted for ``queue`` now."""
+        return self._admits(queue, model, n, idle=False)
+
+    def ever_fits(self, queue: int, model: str, n: int) -> bool:
+        """True when an idle cohort could admit ``n`` GPUs of ``model`` for ``queue``."""
+        return self._admits(queue, model, n, idle=True)
+
+    def _admits(self, queue: int, model: str, n: int, *, idle: bool) -> bool:
+        """The quota rule, on current usage or (``idle``) on an idle cohort: within the nominal quota, or
+        borrowing at most ``borrow`` GPUs while the cohort stays within its summed nominal quota."""
         if self.unlimited[queue]:
             return True
         q = self.queues[queue]
@@ -62,26 +70,13 @@ class Admission:
         if k is None:
             return False
         nominal, borrow = q.quotas[k]
-        used = self.usage[queue][k] + n
+        used = n if idle else self.usage[queue][k] + n
         if used <= nominal:
             return True
         if q.cohort is None or used - nominal > borrow:
             return False
-        return self.cohort_usage[(q.cohort, k)] + n <= self.cohort_nominal[(q.cohort, k)]
-
-    def ever_fits(self, queue: int, model: str, n: int) -> bool:
-        """True when an idle cohort could admit ``n`` GPUs of ``model`` for ``queue``."""
-        if self.unlimited[queue]:
-            return True
-        q = self.queues[queue]
-        k = self.key(queue, model)
-        if k is None:
-            return False
-        nominal, borrow = q.quotas[k]
-        if q.cohort is None:
-            return n <= nominal
-        room = min(borrow, self.cohort_nominal[(q.cohort, k)] - nominal)
-        return n <= nominal + max(room, 0) if math.isfinite(room) else n <= self.cohort_nominal[(q.cohort, k)]
+        cohort_used = 0 if idle else self.cohort_usage[(q.cohort, k)]
+        return cohort_used + n <= self.cohort_nominal[(q.cohort, k)]
 
     def charge(self, queue: int, model: str, n: int) -> None:
         """Account ``n`` GPUs (negative to release) of ``model`` to ``queue``."""
