@@ -13,6 +13,7 @@ from stargate.traces._rows import (
     non_negative,
     positive,
     problem,
+    signed,
     text_field,
     utc,
 )
@@ -80,18 +81,12 @@ def _json_number(value: Any, column: str) -> float:
 
 def _json_non_negative(value: Any, column: str) -> float:
     """A finite number >= 0."""
-    number = _json_number(value, column)
-    if number < 0:
-        raise problem(column, value, "a number >= 0")
-    return number
+    return signed(_json_number(value, column), value, column, strictly=False)
 
 
 def _json_positive(value: Any, column: str) -> float:
     """A finite number > 0."""
-    number = _json_number(value, column)
-    if number <= 0:
-        raise problem(column, value, "a number > 0")
-    return number
+    return signed(_json_number(value, column), value, column, strictly=True)
 
 
 def _json_gpus(value: Any, column: str) -> int:

@@ -208,17 +208,18 @@ def number(text: str, column: str) -> float:
 
 def non_negative(text: str, column: str) -> float:
     """A finite number >= 0 from a CSV field."""
-    value = number(text, column)
-    if value < 0:
-        raise problem(column, text, "a number >= 0")
-    return value
+    return signed(number(text, column), text, column, strictly=False)
 
 
 def positive(text: str, column: str) -> float:
     """A finite number > 0 from a CSV field."""
-    value = number(text, column)
-    if value <= 0:
-        raise problem(column, text, "a number > 0")
+    return signed(number(text, column), text, column, strictly=True)
+
+
+def signed(value: float, raw: object, column: str, *, strictly: bool) -> float:
+    """``value`` when it is > 0 (``strictly``) or >= 0; else a problem that shows the field as written."""
+    if value < 0 or (strictly and value == 0):
+        raise problem(column, raw, "a number > 0" if strictly else "a number >= 0")
     return value
 
 
