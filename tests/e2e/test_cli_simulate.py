@@ -85,7 +85,6 @@ def test_policy_settings_are_passed_through(native_trace: Path) -> None:
     assert json.loads(r.stdout)["settings"] == {"max_reservations": 2, "runtime_weight": 0.0}
 
 
-@pytest.mark.skipif(not PHILLY_CSV.exists(), reason="the shared Philly trace is not present")
 @pytest.mark.parametrize("policy", ["fifo", "stargate"])
 def test_a_slice_of_philly_with_until(policy: str) -> None:
     r = _simulate(
