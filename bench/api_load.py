@@ -54,7 +54,6 @@ from stargate.server.settings import Settings
 from stargate.store import record_submissions
 from stargate.store.repositories import jobs as job_repo
 
-ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
 MODELS = ("H100-SXM", "H200", "B200", "GB200", "MI300X")
 BARE_APP = """
 import sys
@@ -99,12 +98,10 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.
     sys.exit(f"error: the server at {url} did not answer within {timeout_s:.0f} s")
 
 
-def measure(label: str, url: str, args: argparse.Namespace) -> LoadResult:
+def measure(label: str, url: str, token: str, args: argparse.Namespace) -> LoadResult:
     """Warm up, then measure ``args.requests`` submissions."""
-    asyncio.run(load(url, ADMIN_TOKEN, args.warmup, args.concurrency, args.max_seconds))
-    seconds, latencies, errors, cpu = asyncio.run(
-        load(url, ADMIN_TOKEN, args.requests, args.concurrency, args.max_seconds)
-    )
+    asyncio.run(load(url, token, args.warmup, args.concurrency, args.max_seconds))
+    seconds, latencies, errors, cpu = asyncio.run(load(url, token, args.requests, args.concurrency, args.max_seconds))
     return LoadResult(label, len(latencies), seconds, latencies, errors, cpu)
 
 
@@ -130,7 +127,7 @@ def run_stargate(label: str, tmp: Path, database_url: str | None, args: argparse
     """Start ``stargate up`` (scheduler off) on a fresh state and measure submissions against it."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STARGATE_")}
-    env.update(STARGATE_HOME=str(tmp / label / ".stargate"), STARGATE_ADMIN_TOKEN=ADMIN_TOKEN)
+    env.update(STARGATE_HOME=str(tmp / label / ".stargate"))
     if database_url:
         env["STARGATE_DATABASE_URL"] = database_url
     fleet = bench_fleet_yaml(tmp / f"{label}-fleet.yaml")
@@ -151,7 +148,9 @@ def _with_server(label: str, argv: list[str], env: dict[str, str], port: int, ar
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_healthy(url, proc)
-        return measure(label, url, args)
+        token_file = Path(env.get("STARGATE_HOME", "/nonexistent")) / "admin-token"
+        token = token_file.read_text().strip() if token_file.exists() else "none: the baseline takes any token"
+        return measure(label, url, token, args)
     finally:
         proc.terminate()
         proc.wait(timeout=15)

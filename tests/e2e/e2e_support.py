@@ -21,7 +21,6 @@ import pytest
 from sqlalchemy import make_url
 
 SMALL_FLEET = Path(__file__).parent / "fleets" / "small.yaml"
-ADMIN_TOKEN = "sg-e2e-admin-token-0123456789abcdef"
 _LISTENING = re.compile(r"listening on (http://\S+)")
 
 
@@ -48,7 +47,7 @@ class ServerProcess:
     @property
     def env(self) -> dict[str, str]:
         """The server's environment (also right for ``stargate admin`` commands on the same state)."""
-        extra = {"STARGATE_HOME": str(self.home), "STARGATE_ADMIN_TOKEN": ADMIN_TOKEN}
+        extra = {"STARGATE_HOME": str(self.home)}
         if self.database_url:
             extra["STARGATE_DATABASE_URL"] = self.database_url
         return child_environment(extra)
@@ -93,9 +92,15 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def client(self, token: str = ADMIN_TOKEN) -> httpx.Client:
+    @property
+    def admin_token(self) -> str:
+        """The first admin token, which the first start wrote to ``STARGATE_HOME/admin-token``."""
+        return (self.home / "admin-token").read_text().strip()
+
+    def client(self, token: str | None = None) -> httpx.Client:
         """An httpx client on the server with a bearer token."""
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        auth = {"Authorization": f"Bearer {token or self.admin_token}"}
+        return httpx.Client(base_url=self.url, headers=auth, timeout=30)
 
     def create_token(self, team: str | None, role: str, name: str) -> str:
         """A new API token (made with the admin token)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import ADMIN_TOKEN, ServerFactory, ServerProcess, child_environment, run_cli
+from e2e_support import ServerFactory, ServerProcess, child_environment, run_cli
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -253,7 +253,7 @@ def test_a_bad_option_value_is_exit_2(alpha: Cli) -> None:
 
 def test_the_demo_jobs_run_on_the_bundled_fleet(module_servers: ServerFactory) -> None:
     demo = module_servers(fleet=REPO / "examples" / "stargate-2025").start()
-    env = child_environment({"STARGATE_URL": demo.url, "STARGATE_TOKEN": ADMIN_TOKEN, "STARGATE_CONFIG_DIR": "-"})
+    env = child_environment({"STARGATE_URL": demo.url, "STARGATE_TOKEN": demo.admin_token, "STARGATE_CONFIG_DIR": "-"})
     cli = cli_for(env)
     ok = submit(cli, REPO / "examples" / "jobs" / "eval-batch-humaneval.yaml")
     broken = submit(cli, REPO / "examples" / "jobs" / "eval-batch-failing.yaml")

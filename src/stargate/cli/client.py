@@ -48,12 +48,25 @@ def register(app: typer.Typer) -> None:
 
 def login(
     url: str = typer.Option(DEFAULT_URL, "--url", help="The server's address."),
-    token: str = typer.Option(..., "--token", help="An API token (from `POST /api/v1/tokens` or the admin's)."),
+    token: str | None = typer.Option(
+        None, "--token", help="An API token (from `POST /api/v1/tokens` or `stargate admin token create`)."
+    ),
+    token_file: Path | None = typer.Option(
+        None, "--token-file", help="A file holding the token (e.g. STARGATE_HOME/admin-token): keeps it out of argv."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Check a token against the server, then save the URL and token in the client config (mode 0600)."""
     if problem := url_problem(url):
         _refuse_input(f"--url: {problem}")
+    if (token is None) == (token_file is None):
+        _refuse_input("--token/--token-file: expected exactly one of them")
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            _refuse_input(f"--token-file: cannot read {token_file}: {getattr(exc, 'strerror', None) or exc}")
+    assert token is not None
     with _failures(login=True):
         with StargateClient(url, token) as client:
             me = client.whoami()

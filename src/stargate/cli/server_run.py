@@ -6,6 +6,7 @@ Kept apart from :mod:`stargate.cli.server` so that every other command starts wi
 
 import asyncio
 import logging
+import os
 import socket
 import sys
 from datetime import UTC, datetime
@@ -48,18 +49,14 @@ def up(host: str, port: int, fleet: Path | None, interval: float, scheduler: boo
     sock = _bind(settings)  # first: a start that cannot listen must write nothing (no database, token or fleet)
     try:
         db = _open_or_exit(settings)
-        try:
-            prepared = prepare(settings, db, _fleet_to_apply(settings, db))
-        except ServiceError as exc:  # only a bad STARGATE_ADMIN_TOKEN can be refused here
-            raise _fail(f"STARGATE_ADMIN_TOKEN: {exc.detail.removeprefix('token: ')}") from None
+        prepared = prepare(settings, db, _fleet_to_apply(settings, db))
         if prepared.fleet_changed:
             typer.echo(f"fleet version {prepared.fleet_version[:12]} applied")
         if prepared.admin_token is not None:
             url = _bound_url(settings.host, sock)
-            typer.echo(f"admin token: {prepared.admin_token}")
-            typer.echo(
-                f"(shown once) save it for the client: stargate login --url {url} --token {prepared.admin_token}"
-            )
+            path = _write_secret(settings.admin_token_path, prepared.admin_token)
+            typer.echo(f"first admin token written to {path} (mode 0600; it is never printed or logged)")
+            typer.echo(f"log in with: stargate login --url {url} --token-file {path}")
         _serve(create_app(prepared.ctx), settings, log_level, sock)
     finally:
         sock.close()
@@ -82,7 +79,18 @@ def token_create(team: str | None, role: str, name: str | None) -> None:
     finally:
         db.close()
     typer.echo(f"token {row.id} ({parsed.value}, team {team or '-'}, name {label}): {secret}")
-    typer.echo("(shown once; stored only as a SHA-256 hash)")
+    typer.echo("(shown once; only a salted hash is stored)")
+
+
+def _write_secret(path: Path, secret: str) -> Path:
+    """Write ``secret`` to a new file readable by this user only (replacing a stale one from an earlier state)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def _open_or_exit(settings: Settings) -> Database:

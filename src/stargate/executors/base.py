@@ -44,6 +44,8 @@ class RunRequest:
     cluster: str
     gpu_ids: Sequence[int]
     environment: Mapping[str, str] = field(default_factory=dict)
+    team: str = ""
+    """The team the job belongs to: executors that isolate jobs run each team under its own identity."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy.orm import Session
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 from stargate.server.errors import ForbiddenError, UnauthorizedError
 from stargate.store.repositories import tokens as token_repo
 
-TOKEN_PREFIX = "sgt_"
+TOKEN_PREFIX = token_repo.WIRE_PREFIX
 
 
 class Role(StrEnum):
@@ -57,9 +58,11 @@ class Principal:
             raise ForbiddenError(f"token '{self.name}' belongs to team '{self.team}', not to team '{team}'")
 
 
-def new_secret() -> str:
-    """A fresh random token: ``sgt_`` and 43 URL-safe characters (256 bits)."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+def new_token() -> tuple[str, str, str]:
+    """A fresh token: (row id, secret, wire form ``sgt_<id>_<secret>``); the secret holds 256 random bits."""
+    token_id = f"t-{secrets.token_hex(8)}"
+    secret = secrets.token_urlsafe(32)
+    return token_id, secret, f"{TOKEN_PREFIX}{token_id}_{secret}"
 
 
 def bearer_secret(authorization: str | None) -> str:
@@ -73,12 +76,13 @@ def bearer_secret(authorization: str | None) -> str:
     return secret
 
 
-def authenticate(session: Session, authorization: str | None) -> Principal:
-    """The principal behind an ``Authorization: Bearer <token>`` header; 401 when missing or unknown."""
+def authenticate(session: Session, authorization: str | None, now: datetime) -> Principal:
+    """The principal behind an ``Authorization: Bearer <token>`` header; 401 when missing, unknown, revoked or
+    expired at ``now``."""
     secret = bearer_secret(authorization)
-    row = token_repo.find(session, secret)
+    row = token_repo.find(session, secret, now)
     if row is None:
-        raise UnauthorizedError("unknown or revoked token")
+        raise UnauthorizedError("unknown, revoked or expired token")
     return Principal(token_id=row.id, name=row.name, team=row.team_id, role=Role(row.role))
 
 

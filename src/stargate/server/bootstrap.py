@@ -52,6 +52,6 @@ def prepare(settings: Settings, db: Database, fleet: Fleet | None, now: datetime
             if current is None:
                 raise ValueError("no fleet in the database and none given")
             version = current
-        secret = token_service.bootstrap_admin(session, now, settings.admin_token)
+        secret = token_service.bootstrap_admin(session, now)
     ctx = ServerContext(settings=settings, db=db)
     return Prepared(ctx=ctx, admin_token=secret, fleet_version=version, fleet_changed=changed)

@@ -47,7 +47,7 @@ async def principal(
     A token verified in the last few seconds is taken from ``ctx.tokens`` without a worker thread or a query;
     otherwise it is looked up in the database (in a worker thread) and remembered.
     """
-    digest = token_repo.digest(bearer_secret(authorization))
+    digest = token_repo.cache_key(bearer_secret(authorization))
     who = ctx.tokens.get(digest)
     if who is None:
         who = await run_in_threadpool(_lookup, ctx, authorization)
@@ -57,7 +57,7 @@ async def principal(
 
 def _lookup(ctx: ServerContext, authorization: str | None) -> Principal:
     with ctx.db.read() as session:
-        return authenticate(session, authorization)
+        return authenticate(session, authorization, datetime.now(UTC))
 
 
 PrincipalDep = Annotated[Principal, Depends(principal)]

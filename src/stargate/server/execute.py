@@ -120,6 +120,7 @@ def request_for(run: LiveRun, terms: SpecTerms, gpu_ids: Sequence[int]) -> RunRe
         cluster=run.cluster,
         gpu_ids=tuple(gpu_ids),
         environment=dict(terms.environment),
+        team=run.team,
     )
 
 

@@ -27,7 +27,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorBody, "description": text}
     for status, text in (
         (400, "Malformed cursor or parameter."),
-        (401, "Missing, unknown or revoked token."),
+        (401, "Missing, unknown, revoked or expired token."),
         (403, "The token's role or team does not allow this."),
         (404, "No such thing, or another team's job."),
         (409, "Conflicts with the current state (final job, stale plan)."),

@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stargate.server.defaults import DEFAULT_HOST, DEFAULT_INTERVAL_S, DEFAULT_PORT
@@ -27,12 +27,16 @@ class Settings:
     cancel_grace_s: float = 10.0
     executor_threads: int = 8
     """Executor calls (submit, poll, cancel) the scheduler loop makes at once, after its transactions."""
-    admin_token: str | None = field(default=None, repr=False)
 
     @property
     def runs_dir(self) -> Path:
         """Where executors keep run logs and run records."""
         return self.home / "runs"
+
+    @property
+    def admin_token_path(self) -> Path:
+        """Where the first start writes the first admin token (mode 0600; never to the log or the terminal)."""
+        return self.home / "admin-token"
 
     @property
     def lock_path(self) -> Path:
@@ -41,11 +45,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
-        """Settings from ``STARGATE_HOME``, ``STARGATE_DATABASE_URL``, ``STARGATE_ADMIN_TOKEN``, then ``overrides``."""
+        """Settings from ``STARGATE_HOME``, ``STARGATE_DATABASE_URL``, then ``overrides``."""
         env = os.environ if env is None else env
         home = Path(env.get("STARGATE_HOME") or ".stargate")
         url = env.get("STARGATE_DATABASE_URL") or default_url(home)
-        base = cls(home=home, database_url=url, admin_token=env.get("STARGATE_ADMIN_TOKEN") or None)
+        base = cls(home=home, database_url=url)
         return replace(base, **overrides)  # type: ignore[arg-type]
 
     @property

@@ -169,6 +169,10 @@ class JobRow(Base):
     price_usd_per_gpu_hour: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
     contract_id: Mapped[str | None] = mapped_column(String(63))
     exit_code: Mapped[int | None] = mapped_column(Integer)
+    idempotency_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    """``<token id>:<Idempotency-Key header>``: a retried submission with the same key finds this job."""
+    request_sha256: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 of the submitted spec, to refuse a different body sent with the same idempotency key (409)."""
 
     @property
     def public_id(self) -> str:
@@ -207,10 +211,13 @@ class RunRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     exit_code: Mapped[int | None] = mapped_column(Integer)
     note: Mapped[str] = mapped_column(Text, default="")
+    start_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """How many times the executor refused or failed to start this run (bounded: the attempt then fails)."""
 
 
 class TokenRow(Base):
-    """An API token: only its SHA-256 hash is kept; ``prefix`` (its first characters) finds it fast."""
+    """An API token. The secret is never stored: only ``secret_hash``, a SHA-256 keyed with the row's random
+    ``salt``; the wire form ``sgt_<id>_<secret>`` carries the non-secret ``id`` that finds the row."""
 
     __tablename__ = "tokens"
 
@@ -218,10 +225,13 @@ class TokenRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     team_id: Mapped[str | None] = mapped_column(String(63))
     role: Mapped[str] = mapped_column(String(16))
-    prefix: Mapped[str] = mapped_column(String(16), index=True)
-    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    salt: Mapped[str] = mapped_column(String(64))
+    secret_hash: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
 
 
 JOB_ID_PREFIX = "j-"

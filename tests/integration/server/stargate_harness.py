@@ -23,7 +23,6 @@ from stargate.server.settings import Settings
 
 POSTGRES_ENV = "STARGATE_TEST_POSTGRES_URL"
 TINY_FLEET = Path(__file__).parent / "fleet" / "tiny.yaml"
-ADMIN_TOKEN = "test-admin-token-0001"
 
 
 def postgres_schema_url(base_url: str, schema: str) -> str:
@@ -72,10 +71,9 @@ def build_harness(db_url: str, home: Path, fleet_path: Path = TINY_FLEET) -> Har
         database_url=db_url,
         scheduler_enabled=False,
         cancel_grace_s=2.0,
-        admin_token=ADMIN_TOKEN,
     )
     db = open_database(settings)
     prepared = prepare(settings, db, load_fleet(fleet_path))
-    assert prepared.admin_token == ADMIN_TOKEN
+    assert prepared.admin_token is not None
     app = create_app(prepared.ctx)
-    return Harness(ctx=prepared.ctx, app=app, client=TestClient(app), admin_token=ADMIN_TOKEN)
+    return Harness(ctx=prepared.ctx, app=app, client=TestClient(app), admin_token=prepared.admin_token)

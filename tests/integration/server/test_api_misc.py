@@ -52,8 +52,10 @@ def test_admin_creates_tokens_that_work_once_shown(harness: Harness) -> None:
 def test_tokens_are_stored_hashed(harness: Harness) -> None:
     with harness.ctx.db.read() as session:
         rows = list(session.scalars(select(TokenRow)))
-    assert rows and all(harness.admin_token not in (r.secret_sha256, r.prefix + "x") for r in rows)
-    assert all(len(r.secret_sha256) == 64 for r in rows)
+    secret = harness.admin_token.split("_", 2)[2]
+    assert rows and all(secret not in (r.secret_hash, r.salt, r.id) for r in rows)
+    assert all(len(r.secret_hash) == 64 and len(r.salt) == 32 for r in rows)
+    assert len({r.salt for r in rows}) == len(rows)  # each token has its own salt
 
 
 def test_token_for_an_unknown_team_or_without_team_is_422(harness: Harness) -> None:

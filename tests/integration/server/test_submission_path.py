@@ -32,7 +32,7 @@ def test_a_verified_token_is_trusted_until_a_token_changes(harness: Harness) -> 
     )
     assert created.status_code == 201
     answer = harness.client.get("/api/v1/whoami", headers=member)
-    assert answer.status_code == 401 and answer.json() == {"detail": "unknown or revoked token"}
+    assert answer.status_code == 401 and answer.json() == {"detail": "unknown, revoked or expired token"}
 
 
 def test_a_cached_token_expires_after_its_ttl() -> None:

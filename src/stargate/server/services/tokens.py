@@ -1,23 +1,28 @@
-"""Tokens: create (the secret is returned once and stored hashed) and the first admin token at first start."""
+"""Tokens: create (the wire form is returned once; only a salted hash is stored) and the first admin token."""
 
-import uuid
+import secrets
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from stargate.server.auth import Role, new_secret
+from stargate.server.auth import Role, new_token
 from stargate.server.errors import InvalidError
 from stargate.store import TokenRow
 from stargate.store.repositories import teams as team_repo
 from stargate.store.repositories import tokens as token_repo
 
-MIN_SECRET_LENGTH = 16
-
 
 def create(
-    session: Session, name: str, team: str | None, role: Role, now: datetime, secret: str | None = None
+    session: Session,
+    name: str,
+    team: str | None,
+    role: Role,
+    now: datetime,
+    *,
+    created_by: str = "",
+    expires_at: datetime | None = None,
 ) -> tuple[TokenRow, str]:
-    """Store a new token and return it with its secret (a fresh random one unless ``secret`` is given).
+    """Store a new server-generated token and return its row with its wire form (shown once, never stored).
 
     Members and viewers need a team that exists in the fleet in force; an admin's team is optional.
     """
@@ -27,32 +32,28 @@ def create(
         if team_repo.get_team(session, team) is None:
             known = ", ".join(t.id for t in team_repo.list_teams(session)[:10]) or "none: apply a fleet first"
             raise InvalidError(f"team: found '{team}', expected the id of a team ({known})")
-    secret = secret if secret is not None else new_secret()
-    _check_secret(secret)
+    if expires_at is not None and expires_at <= now:
+        raise InvalidError(f"expires_at: found {expires_at.isoformat()}, expected a time after {now.isoformat()}")
+    token_id, secret, wire = new_token()
+    salt = secrets.token_hex(16)
     row = TokenRow(
-        id=f"t-{uuid.uuid4().hex[:12]}",
+        id=token_id,
         name=name,
         team_id=team,
         role=role.value,
-        prefix=token_repo.prefix_of(secret),
-        secret_sha256=token_repo.digest(secret),
+        salt=salt,
+        secret_hash=token_repo.hash_secret(salt, secret),
         created_at=now,
+        created_by=created_by,
+        expires_at=expires_at,
     )
     token_repo.add(session, row)
-    return row, secret
+    return row, wire
 
 
-def _check_secret(secret: str) -> None:
-    if len(secret) < MIN_SECRET_LENGTH or any(c.isspace() for c in secret) or not secret.isprintable():
-        raise InvalidError(
-            f"token: found {len(secret)} characters, expected at least {MIN_SECRET_LENGTH} printable characters "
-            "without spaces"
-        )
-
-
-def bootstrap_admin(session: Session, now: datetime, secret: str | None) -> str | None:
-    """Create the first admin token when there is no token at all; its secret, or None when tokens exist."""
+def bootstrap_admin(session: Session, now: datetime) -> str | None:
+    """Create the first admin token when there is no token at all; its wire form, or None when tokens exist."""
     if token_repo.count(session) > 0:
         return None
-    _, created = create(session, "admin", None, Role.ADMIN, now, secret)
+    _, created = create(session, "admin", None, Role.ADMIN, now, created_by="stargate up")
     return created

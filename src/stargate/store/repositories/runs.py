@@ -95,7 +95,8 @@ _RAW_GPU_IDS = type_coerce(JobRow.gpu_ids, Text)
 
 @dataclass(frozen=True, slots=True)
 class LiveRun:
-    """A job's current run as the loop needs it: the job's row id, attempt, executor, cluster, handle key."""
+    """A job's current run as the loop needs it: the job's row id, attempt, executor, cluster, handle key, GPU ids,
+    the job's team and how many times its start failed."""
 
     job_id: int
     attempt: int
@@ -103,25 +104,45 @@ class LiveRun:
     cluster: str
     handle_key: str | None
     gpu_ids: list[int]
+    team: str
+    start_failures: int
 
 
 def live(session: Session, status: JobStatus) -> list[LiveRun]:
     """For every job in ``status``, the run of its current attempt (jobs without one are left out), oldest job
     first; plain values in one joined query."""
     query = (
-        select(RunRow.job_id, RunRow.attempt, RunRow.executor, RunRow.cluster, RunRow.handle_key, _RAW_GPU_IDS)
+        select(
+            RunRow.job_id,
+            RunRow.attempt,
+            RunRow.executor,
+            RunRow.cluster,
+            RunRow.handle_key,
+            _RAW_GPU_IDS,
+            JobRow.team_id,
+            RunRow.start_failures,
+        )
         .join(JobRow, (JobRow.id == RunRow.job_id) & (JobRow.attempt == RunRow.attempt))
         .where(JobRow.status == status)
         .order_by(RunRow.job_id)
     )
-    return [LiveRun(j, a, e, c, h, json_list(g)) for j, a, e, c, h, g in session.execute(query)]
+    return [LiveRun(j, a, e, c, h, json_list(g), t, f) for j, a, e, c, h, g, t, f in session.execute(query)]
 
 
 def orphans(session: Session) -> list[LiveRun]:
     """Runs not marked ended whose job moved on (final, back to pending, or a later attempt), oldest first."""
     live_attempt = JobRow.status.in_([JobStatus.PLACED, JobStatus.RUNNING]) & (JobRow.attempt == RunRow.attempt)
     query = (
-        select(RunRow.job_id, RunRow.attempt, RunRow.executor, RunRow.cluster, RunRow.handle_key, JobRow.gpu_ids)
+        select(
+            RunRow.job_id,
+            RunRow.attempt,
+            RunRow.executor,
+            RunRow.cluster,
+            RunRow.handle_key,
+            JobRow.gpu_ids,
+            JobRow.team_id,
+            RunRow.start_failures,
+        )
         .join(JobRow, JobRow.id == RunRow.job_id)
         .where(RunRow.ended.is_(False), ~live_attempt)
         .order_by(RunRow.id)

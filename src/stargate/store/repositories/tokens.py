@@ -1,25 +1,34 @@
-"""API tokens: stored as the SHA-256 of the secret, found by the secret's first characters."""
+"""API tokens: found by their non-secret id, checked against a salted hash of the secret (never stored)."""
 
 import hashlib
 import hmac
+import re
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from stargate.store.models import TokenRow
 
-PREFIX_LENGTH = 12
-"""Characters of a token kept in clear to find its row (not enough to use it)."""
+WIRE_PREFIX = "sgt_"
+"""Every token starts with this, then its row id (``t-`` and hex digits), ``_`` and the secret."""
+_WIRE = re.compile(r"^sgt_(t-[0-9a-f]{8,32})_([A-Za-z0-9_-]{43,128})$")
 
 
-def digest(secret: str) -> str:
-    """The hex SHA-256 of a token secret, as stored."""
-    return hashlib.sha256(secret.encode()).hexdigest()
+def split(wire: str) -> tuple[str, str] | None:
+    """(row id, secret) of a token in its wire form ``sgt_<id>_<secret>``, or None when it is not one."""
+    found = _WIRE.match(wire)
+    return (found.group(1), found.group(2)) if found else None
 
 
-def prefix_of(secret: str) -> str:
-    """The lookup prefix of a token secret."""
-    return secret[:PREFIX_LENGTH]
+def hash_secret(salt: str, secret: str) -> str:
+    """The stored form of a secret: hex HMAC-SHA-256 keyed with the row's salt (hex)."""
+    return hmac.new(bytes.fromhex(salt), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def cache_key(wire: str) -> str:
+    """A key for an in-memory cache of verified tokens (a plain SHA-256: never stored, never logged)."""
+    return hashlib.sha256(wire.encode()).hexdigest()
 
 
 def add(session: Session, token: TokenRow) -> TokenRow:
@@ -29,16 +38,26 @@ def add(session: Session, token: TokenRow) -> TokenRow:
     return token
 
 
-def find(session: Session, secret: str) -> TokenRow | None:
-    """The live (not revoked) token whose secret is ``secret``, compared in constant time."""
-    wanted = digest(secret)
-    candidates = session.scalars(
-        select(TokenRow).where(TokenRow.prefix == prefix_of(secret), TokenRow.revoked_at.is_(None))
-    )
-    for row in candidates:
-        if hmac.compare_digest(row.secret_sha256, wanted):
-            return row
-    return None
+def get(session: Session, token_id: str) -> TokenRow | None:
+    """The token row ``token_id`` (revoked or expired ones included), or None."""
+    return session.get(TokenRow, token_id)
+
+
+def find(session: Session, wire: str, now: datetime) -> TokenRow | None:
+    """The token whose wire form is ``wire`` if it is live at ``now`` (not revoked, not expired); the secret is
+    compared in constant time."""
+    parts = split(wire)
+    if parts is None:
+        return None
+    row = session.get(TokenRow, parts[0])
+    if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        return None
+    return row if hmac.compare_digest(row.secret_hash, hash_secret(row.salt, parts[1])) else None
+
+
+def list_all(session: Session) -> list[TokenRow]:
+    """Every token, oldest first (revoked and expired ones included)."""
+    return list(session.scalars(select(TokenRow).order_by(TokenRow.created_at, TokenRow.id)))
 
 
 def count(session: Session) -> int:
