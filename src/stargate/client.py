@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypedDict, cast
 from urllib.parse import quote, urlsplit
@@ -322,6 +324,29 @@ def unreachable_message(url: str, exc: httpx.TransportError) -> str:
     else:
         why = text or type(exc).__name__
     return f"cannot reach the Stargate server at {url}: {why} (is `stargate up` running?)"
+
+
+_DURATION = re.compile(r"^([0-9]{1,6})([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_expiry(text: str, now: datetime) -> datetime:
+    """An expiry given as a duration from ``now`` (``90s``, ``30m``, ``12h``, ``7d``, ``2w``) or an ISO 8601 time
+    with a zone (``2027-01-01T00:00:00Z``); ValueError saying what was expected otherwise (or if not after now)."""
+    expected = "expected a duration such as 30m, 12h, 7d or 2w, or an ISO 8601 time with a zone (2027-01-01T00:00Z)"
+    found = _DURATION.match(text.strip())
+    if found:
+        when = now + timedelta(seconds=int(found.group(1)) * _UNIT_S[found.group(2)])
+    else:
+        try:
+            when = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise ValueError(f"found {json.dumps(text[:60])}; {expected}") from None
+        if when.tzinfo is None:
+            raise ValueError(f"found {json.dumps(text[:60])} without a time zone; {expected}")
+    if when <= now:
+        raise ValueError(f"found {json.dumps(text[:60])}, which is not in the future; {expected}")
+    return when.astimezone(UTC)
 
 
 def _present(params: Mapping[str, object]) -> dict[str, object]:

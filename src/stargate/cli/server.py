@@ -1,4 +1,4 @@
-"""CLI commands: ``stargate up`` (the API server and scheduler) and ``stargate admin token create``
+"""CLI commands: ``stargate up`` (the API server and scheduler) and ``stargate admin token create|list|revoke``
 (see docs/reference/cli-server.md).
 
 Bad input (a flag, a fleet file, an unreachable database) prints a located error and exits with code 2. The server
@@ -60,8 +60,28 @@ def token_create(
     team: str | None = typer.Option(None, "--team", help="Team of the token (required for member and viewer)."),
     role: str = typer.Option(..., "--role", help="admin, member or viewer."),
     name: str | None = typer.Option(None, "--name", help="A name to recognise the token by; default: ROLE-TEAM."),
+    expires: str | None = typer.Option(
+        None, "--expires", help="When it stops working: a duration (30m, 12h, 7d, 2w) or an ISO 8601 time with a zone."
+    ),
 ) -> None:
     """Create an API token directly in the database and print it once."""
     from stargate.cli import server_run  # imported on use: the server stack is heavy (see module docstring)
 
-    server_run.token_create(team, role, name)
+    server_run.token_create(team, role, name, expires)
+
+
+@token_app.command("list")
+def token_list(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List every token (live, expired and revoked) from the database: ids, names, roles; never a secret."""
+    from stargate.cli import server_run  # imported on use: the server stack is heavy (see module docstring)
+
+    server_run.token_list(as_json)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str = typer.Argument(..., help="The token's id, e.g. t-0123456789abcdef.")) -> None:
+    """Revoke a token in the database (idempotent); every server refuses it within 5 s. The last live admin
+    token is not revoked (exit 1): create another one first."""
+    from stargate.cli import server_run  # imported on use: the server stack is heavy (see module docstring)
+
+    server_run.token_revoke(token_id)

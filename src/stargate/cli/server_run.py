@@ -1,10 +1,12 @@
-"""The work behind ``stargate up`` and ``stargate admin token create``, imported only when one of them runs.
+"""The work behind ``stargate up`` and ``stargate admin token create|list|revoke``, imported only when one of them runs.
 
 Kept apart from :mod:`stargate.cli.server` so that every other command starts without importing the server stack
 (FastAPI, uvicorn, SQLAlchemy, Alembic), which costs most of a second.
 """
 
 import asyncio
+import getpass
+import json
 import logging
 import os
 import socket
@@ -15,8 +17,11 @@ from typing import Any
 
 import typer
 import uvicorn
+from rich.console import Console
+from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from stargate.client import parse_expiry
 from stargate.domain import Fleet
 from stargate.fleetfile import FleetFileError, load_fleet
 from stargate.server.app import create_app
@@ -28,8 +33,8 @@ from stargate.server.services import tokens as token_service
 from stargate.server.settings import Settings
 from stargate.store import Database
 
-EXIT_INPUT = 2
-"""Exit code for bad input: a flag, the fleet file, the database URL."""
+EXIT_REFUSED, EXIT_INPUT = 1, 2
+"""Exit codes: refused (an unknown token, the last admin token); bad input (a flag, the fleet file, the database)."""
 
 
 def _fail(message: str) -> typer.Exit:
@@ -62,24 +67,94 @@ def up(host: str, port: int, fleet: Path | None, interval: float, scheduler: boo
         sock.close()
 
 
-def token_create(team: str | None, role: str, name: str | None) -> None:
+def token_create(team: str | None, role: str, name: str | None, expires: str | None = None) -> None:
     """Create an API token directly in the database and print it once."""
     try:
         parsed = Role(role)
     except ValueError:
         raise _fail(f"--role: found '{role}'; expected admin, member or viewer") from None
+    now = datetime.now(UTC)
+    try:
+        expires_at = parse_expiry(expires, now) if expires is not None else None
+    except ValueError as exc:
+        raise _fail(f"--expires: {exc}") from None
     settings = Settings.from_env()
     db = _open_or_exit(settings)
     label = name or (f"{parsed.value}-{team}" if team else parsed.value)
     try:
         with db.write() as session:
-            row, secret = token_service.create(session, label, team, parsed, datetime.now(UTC))
+            row, secret = token_service.create(
+                session, label, team, parsed, now, created_by=_admin_actor(), expires_at=expires_at
+            )
     except ServiceError as exc:
         raise _fail(exc.detail.replace("team:", "--team:", 1)) from None
     finally:
         db.close()
-    typer.echo(f"token {row.id} ({parsed.value}, team {team or '-'}, name {label}): {secret}")
+    until = f", expires {_when(expires_at)}" if expires_at is not None else ""
+    typer.echo(f"token {row.id} ({parsed.value}, team {team or '-'}, name {label}{until}): {secret}")
     typer.echo("(shown once; only a salted hash is stored)")
+
+
+def token_list(as_json: bool) -> None:
+    """Print every token from the database (never a secret: none is stored)."""
+    settings = Settings.from_env()
+    db = _open_or_exit(settings)
+    now = datetime.now(UTC)
+    try:
+        with db.read() as session:
+            items = [token_service.to_api(row, now) for row in token_service.list_all(session)]
+    finally:
+        db.close()
+    if as_json:
+        typer.echo(json.dumps([item.model_dump(mode="json") for item in items], indent=2))
+        return
+    table = Table(title=f"{len(items)} token{'s' if len(items) != 1 else ''}", title_justify="left")
+    for column in ("ID", "NAME", "ROLE", "TEAM", "STATE", "CREATED", "CREATED BY", "EXPIRES", "REVOKED"):
+        table.add_column(column, no_wrap=column in {"ID", "CREATED", "EXPIRES", "REVOKED"})
+    for item in items:
+        revoked = f"{_when(item.revoked_at)} by {item.revoked_by}" if item.revoked_at is not None else "-"
+        table.add_row(
+            item.id,
+            item.name,
+            item.role.value,
+            item.team or "-",
+            item.state,
+            _when(item.created_at),
+            item.created_by or "-",
+            _when(item.expires_at),
+            revoked,
+        )
+    Console(width=None if sys.stdout.isatty() else 200, highlight=False).print(table)
+
+
+def token_revoke(token_id: str) -> None:
+    """Revoke a token in the database; exit 1 when it is unknown or the last live admin token."""
+    settings = Settings.from_env()
+    db = _open_or_exit(settings)
+    try:
+        with db.write() as session:
+            row = token_service.revoke(session, token_id, datetime.now(UTC), _admin_actor())
+            when, by, name = row.revoked_at, row.revoked_by, row.name
+    except ServiceError as exc:
+        sys.stderr.write(f"error: {exc.detail}\n")
+        raise typer.Exit(EXIT_REFUSED) from None
+    finally:
+        db.close()
+    typer.echo(f"token {token_id} ({name}) revoked at {_when(when)} by {by}; servers refuse it within 5 s")
+
+
+def _admin_actor() -> str:
+    """``stargate admin (<OS user>)``: who made a change directly on the database."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"stargate admin ({user})"
+
+
+def _when(value: datetime | None) -> str:
+    """A time as ``2026-11-30T12:00:00Z``; ``-`` when unset."""
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _write_secret(path: Path, secret: str) -> Path:

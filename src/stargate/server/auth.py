@@ -4,7 +4,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy.orm import Session
@@ -32,6 +32,8 @@ class Principal:
     name: str
     team: str | None
     role: Role
+    expires_at: datetime | None = None
+    """When the token expires (None: never); the token cache keeps it no longer than that."""
 
     @property
     def actor(self) -> str:
@@ -83,7 +85,7 @@ def authenticate(session: Session, authorization: str | None, now: datetime) -> 
     row = token_repo.find(session, secret, now)
     if row is None:
         raise UnauthorizedError("unknown, revoked or expired token")
-    return Principal(token_id=row.id, name=row.name, team=row.team_id, role=Role(row.role))
+    return Principal(token_id=row.id, name=row.name, team=row.team_id, role=Role(row.role), expires_at=row.expires_at)
 
 
 TOKEN_CACHE_TTL_S = 5.0
@@ -93,7 +95,8 @@ by another process keeps working here)."""
 
 @dataclass
 class TokenCache:
-    """Verified tokens in memory: the SHA-256 of the secret → its principal, for ``ttl_s`` seconds.
+    """Verified tokens in memory: the SHA-256 of the secret → its principal, for ``ttl_s`` seconds (or until the
+    token expires, if sooner).
 
     Only tokens found valid are kept (an unknown token is looked up every time). Keyed by the hash, so no secret
     is held. :meth:`clear` drops everything; the server calls it whenever it creates or changes a token.
@@ -116,11 +119,14 @@ class TokenCache:
         return entry[0]
 
     def put(self, digest: str, who: Principal) -> None:
-        """Remember a token just verified against the database."""
+        """Remember a token just verified against the database (not past its expiry)."""
+        keep_s = self.ttl_s
+        if who.expires_at is not None:
+            keep_s = min(keep_s, (who.expires_at - datetime.now(UTC)).total_seconds())
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-            self._entries[digest] = (who, time.monotonic() + self.ttl_s)
+            self._entries[digest] = (who, time.monotonic() + keep_s)
 
     def clear(self) -> None:
         """Forget every token (after a token was created, revoked or changed)."""

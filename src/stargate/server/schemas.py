@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from stargate.domain import JobKind, JobSpec
 from stargate.domain.ids import Id
@@ -176,6 +176,10 @@ class TokenIn(Body):
     name: str = Field(min_length=1, max_length=200)
     team: Id | None = Field(default=None, description="Team of the token; required for member and viewer.")
     role: Role
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the token stops working: an ISO 8601 time with a zone, in the future; null: never.",
+    )
 
 
 class TokenOut(BaseModel):
@@ -183,3 +187,19 @@ class TokenOut(BaseModel):
 
     id: str
     token: str
+    expires_at: datetime | None = None
+
+
+class TokenInfo(BaseModel):
+    """A token as ``GET /api/v1/tokens`` lists it: never its secret, salt or hash."""
+
+    id: str
+    name: str
+    team: str | None
+    role: Role
+    state: Literal["live", "expired", "revoked"] = Field(description="Whether the token is accepted now.")
+    created_at: datetime
+    created_by: str = Field(description="Who created it: 'token <id> (<name>)', 'stargate up' or 'stargate admin'.")
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    revoked_by: str | None

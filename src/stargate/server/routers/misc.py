@@ -2,11 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from stargate.server.auth import Role
 from stargate.server.deps import AdminDep, CtxDep, NowDep, PrincipalDep, ReadSessionDep
-from stargate.server.schemas import EventPage, Queue, Team, TokenIn, TokenOut, WhoAmI
+from stargate.server.schemas import EventPage, Queue, Team, TokenIn, TokenInfo, TokenOut, WhoAmI
 from stargate.server.services import events as event_service
 from stargate.server.services import queues as queue_service
 from stargate.server.services import tokens as token_service
@@ -20,13 +20,33 @@ def whoami(who: PrincipalDep) -> WhoAmI:
     return WhoAmI(token_id=who.token_id, name=who.name, team=who.team, role=who.role)
 
 
+@router.get("/tokens", response_model=list[TokenInfo], tags=["auth"])
+def list_tokens(_admin: AdminDep, session: ReadSessionDep, now: NowDep) -> list[TokenInfo]:
+    """Every token, oldest first, with its state (admin only); never a secret or a hash."""
+    return [token_service.to_api(row, now) for row in token_service.list_all(session)]
+
+
 @router.post("/tokens", response_model=TokenOut, status_code=201, tags=["auth"])
-def create_token(_admin: AdminDep, body: TokenIn, ctx: CtxDep, now: NowDep) -> TokenOut:
-    """Create a token (admin only); the secret is in this answer only."""
+def create_token(admin: AdminDep, body: TokenIn, ctx: CtxDep, now: NowDep) -> TokenOut:
+    """Create a token (admin only), optionally expiring at ``expires_at``; the secret is in this answer only."""
+    by = token_service.actor(admin.token_id, admin.name)
     with ctx.db.write() as session:
-        row, secret = token_service.create(session, body.name, body.team, Role(body.role), now)
+        row, secret = token_service.create(
+            session, body.name, body.team, Role(body.role), now, created_by=by, expires_at=body.expires_at
+        )
     ctx.tokens.clear()
-    return TokenOut(id=row.id, token=secret)
+    return TokenOut(id=row.id, token=secret, expires_at=row.expires_at)
+
+
+@router.post("/tokens/{token_id}/revoke", response_model=TokenInfo, tags=["auth"])
+def revoke_token(admin: AdminDep, token_id: Annotated[str, Path(max_length=40)], ctx: CtxDep, now: NowDep) -> TokenInfo:
+    """Revoke a token (admin only; idempotent). Every server process refuses it within 5 s (this one at once);
+    409 for the last live admin token."""
+    with ctx.db.write() as session:
+        row = token_service.revoke(session, token_id, now, token_service.actor(admin.token_id, admin.name))
+        info = token_service.to_api(row, now)
+    ctx.tokens.clear()
+    return info
 
 
 @router.get("/events", response_model=EventPage, tags=["events"])

@@ -1,4 +1,5 @@
-"""Tokens: create (the wire form is returned once; only a salted hash is stored) and the first admin token."""
+"""Tokens: create (the wire form is returned once; only a salted hash is stored), list, revoke, and the first
+admin token."""
 
 import secrets
 from datetime import datetime
@@ -6,7 +7,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from stargate.server.auth import Role, new_token
-from stargate.server.errors import InvalidError
+from stargate.server.errors import ConflictError, InvalidError, NotFoundError
+from stargate.server.schemas import TokenInfo
 from stargate.store import TokenRow
 from stargate.store.repositories import teams as team_repo
 from stargate.store.repositories import tokens as token_repo
@@ -57,3 +59,55 @@ def bootstrap_admin(session: Session, now: datetime) -> str | None:
         return None
     _, created = create(session, "admin", None, Role.ADMIN, now, created_by="stargate up")
     return created
+
+
+def list_all(session: Session) -> list[TokenRow]:
+    """Every token, oldest first, revoked and expired ones included (the caller shows no secret: none is stored)."""
+    return token_repo.list_all(session)
+
+
+def to_api(row: TokenRow, now: datetime) -> TokenInfo:
+    """The API view of a token row (no secret, salt or hash), with its state at ``now``."""
+    state = "revoked" if row.revoked_at is not None else "live" if token_repo.is_live(row, now) else "expired"
+    return TokenInfo(
+        id=row.id,
+        name=row.name,
+        team=row.team_id,
+        role=Role(row.role),
+        state=state,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        revoked_by=row.revoked_by,
+    )
+
+
+def actor(token_id: str, name: str) -> str:
+    """How a token appears in ``created_by`` / ``revoked_by``: ``token <id> (<name>)`` (the id is unique)."""
+    return f"token {token_id} ({name})"[:200]
+
+
+def revoke(session: Session, token_id: str, now: datetime, by: str) -> TokenRow:
+    """Revoke token ``token_id`` at ``now`` (idempotent: a revoked token is returned as it is).
+
+    404 for an unknown id; 409 when it is the last live admin token, so that nobody locks the admins out (create
+    another admin token first). Processes that cached the token stop accepting it within their cache's TTL.
+    """
+    found = token_repo.get(session, token_id)
+    if found is None:
+        raise NotFoundError(f"no token '{token_id[:60]}'")
+    # lock the live admin tokens first, then the row (one order for every revocation: no deadlock)
+    live_admins = token_repo.live_admin_ids(session, now) if found.role == Role.ADMIN.value else []
+    row = token_repo.get_for_update(session, token_id)
+    assert row is not None  # tokens are never deleted
+    if row.revoked_at is not None:
+        return row
+    if live_admins == [row.id]:
+        raise ConflictError(
+            f"token {row.id} ('{row.name}') is the last live admin token; revoking it would lock every admin out: "
+            "create another admin token first (`stargate admin token create --role admin`)"
+        )
+    row.revoked_at, row.revoked_by = now, by[:200]
+    session.flush()
+    return row

@@ -55,6 +55,33 @@ def find(session: Session, wire: str, now: datetime) -> TokenRow | None:
     return row if hmac.compare_digest(row.secret_hash, hash_secret(row.salt, parts[1])) else None
 
 
+def get_for_update(session: Session, token_id: str) -> TokenRow | None:
+    """The token row ``token_id``, locked until the transaction ends (PostgreSQL; SQLite writers are serial)."""
+    query = select(TokenRow).where(TokenRow.id == token_id).with_for_update()
+    return session.scalars(query.execution_options(populate_existing=True)).one_or_none()
+
+
+def is_live(row: TokenRow, now: datetime) -> bool:
+    """Whether ``row`` is accepted at ``now``: not revoked and not expired."""
+    return row.revoked_at is None and (row.expires_at is None or row.expires_at > now)
+
+
+def live_admin_ids(session: Session, now: datetime) -> list[str]:
+    """Ids of the admin tokens live at ``now``, locked until the transaction ends (so two revocations of the last
+    two admin tokens cannot both pass on PostgreSQL: the second re-reads the first's change)."""
+    query = (
+        select(TokenRow.id)
+        .where(
+            TokenRow.role == "admin",
+            TokenRow.revoked_at.is_(None),
+            (TokenRow.expires_at.is_(None)) | (TokenRow.expires_at > now),
+        )
+        .order_by(TokenRow.id)
+        .with_for_update()
+    )
+    return list(session.scalars(query))
+
+
 def list_all(session: Session) -> list[TokenRow]:
     """Every token, oldest first (revoked and expired ones included)."""
     return list(session.scalars(select(TokenRow).order_by(TokenRow.created_at, TokenRow.id)))
