@@ -3,9 +3,12 @@
 Values and sources: ../shared/data/facts/stargate_facts.md, section 4.2 ("GPU specs").
 """
 
+from typing import Annotated
+
 from pydantic import Field
 
-from stargate.domain.base import Model
+from stargate.domain.base import Model, OptionalText, Real, Unit
+from stargate.domain.limits import MAX_HBM_GIB, MAX_TDP_W, MAX_TFLOPS
 
 
 class GpuModel(Model):
@@ -15,10 +18,18 @@ class GpuModel(Model):
         description="Catalogue name used by clusters, quotas and job constraints, e.g. 'H100-SXM'.",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$",
     )
-    bf16_dense_tflops: float = Field(gt=0, description="BF16 dense (no sparsity) peak per GPU, TFLOP/s.")
-    hbm_gib: float = Field(gt=0, description="High-bandwidth memory per GPU, GiB.")
-    tdp_w: float = Field(gt=0, description="Thermal design power per GPU, W; used for site power caps.")
-    source: str = Field(default="", description="Where the figures come from (a citation).")
+    bf16_dense_tflops: Annotated[Real, Unit("TFLOP/s")] = Field(
+        gt=0, le=MAX_TFLOPS, description="BF16 dense (no sparsity) peak per GPU, TFLOP/s, at most 1,000,000."
+    )
+    hbm_gib: Annotated[Real, Unit("GiB")] = Field(
+        gt=0, le=MAX_HBM_GIB, description="High-bandwidth memory per GPU, GiB, at most 1,048,576."
+    )
+    tdp_w: Annotated[Real, Unit("W")] = Field(
+        gt=0, le=MAX_TDP_W, description="Thermal design power per GPU, W, at most 100,000; used for site power caps."
+    )
+    source: OptionalText = Field(
+        default="", description="Where the figures come from (a citation); at most 10,000 characters."
+    )
 
 
 _FACTS = "../shared/data/facts/stargate_facts.md §4.2"

@@ -2,12 +2,13 @@
 
 from datetime import date
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from stargate.domain.base import Model
+from stargate.domain.base import Day, Model, Name, OptionalText
 from stargate.domain.catalog import BUILTIN_GPU_MODELS, GpuModel
 from stargate.domain.contracts import Budget, Contract
 from stargate.domain.infrastructure import Building, Cluster, Provider, Site
+from stargate.domain.limits import MAX_ENTITIES, MAX_FLEET_GPUS, MAX_SMALL_LIST
 from stargate.domain.teams import DEFAULT_PRIORITY_CLASSES, PriorityClass, Queue, Team
 
 
@@ -18,25 +19,56 @@ class Fleet(Model):
     :func:`stargate.domain.checks.fleet_problems`.
     """
 
-    name: str = Field(min_length=1, description="Fleet name, e.g. 'stargate-2025'.")
-    description: str = Field(default="", description="What this fleet describes.")
-    as_of: date | None = Field(default=None, description="Date the fleet description is true on (ISO 8601).")
+    name: Name = Field(description="Fleet name, e.g. 'stargate-2025'; at most 200 characters.")
+    description: OptionalText = Field(default="", description="What this fleet describes; at most 10,000 characters.")
+    as_of: Day | None = Field(
+        default=None, description="Date the fleet description is true on (ISO 8601), 1970 to 2200."
+    )
     gpu_models: list[GpuModel] = Field(
         default_factory=list,
-        description="GPU models added to the built-in catalogue (H100-SXM, H200, B200, GB200, MI300X).",
+        max_length=MAX_SMALL_LIST,
+        description="GPU models added to the built-in catalogue (H100-SXM, H200, B200, GB200, MI300X), at most 1,000.",
     )
-    providers: list[Provider] = Field(default_factory=list, description="Suppliers of capacity.")
-    sites: list[Site] = Field(default_factory=list, description="Campuses and cloud regions.")
-    buildings: list[Building] = Field(default_factory=list, description="Data halls of owned sites.")
-    clusters: list[Cluster] = Field(default_factory=list, description="Homogeneous GPU pools.")
-    contracts: list[Contract] = Field(default_factory=list, description="Agreements with providers.")
+    providers: list[Provider] = Field(
+        default_factory=list, max_length=MAX_ENTITIES, description="Suppliers of capacity, at most 100,000."
+    )
+    sites: list[Site] = Field(
+        default_factory=list, max_length=MAX_ENTITIES, description="Campuses and cloud regions, at most 100,000."
+    )
+    buildings: list[Building] = Field(
+        default_factory=list, max_length=MAX_ENTITIES, description="Data halls of owned sites, at most 100,000."
+    )
+    clusters: list[Cluster] = Field(
+        default_factory=list,
+        max_length=MAX_ENTITIES,
+        description="Homogeneous GPU pools, at most 100,000, with at most 100,000,000 GPUs in all.",
+    )
+    contracts: list[Contract] = Field(
+        default_factory=list, max_length=MAX_ENTITIES, description="Agreements with providers, at most 100,000."
+    )
     budget: Budget | None = Field(default=None, description="The investment envelope; null when not tracked.")
     priority_classes: list[PriorityClass] = Field(
         default_factory=lambda: list(DEFAULT_PRIORITY_CLASSES),
-        description="Named priorities; defaults to low (100), normal (500), high (1000).",
+        max_length=MAX_SMALL_LIST,
+        description="Named priorities, at most 1,000; defaults to low (100), normal (500), high (1000).",
     )
-    teams: list[Team] = Field(default_factory=list, description="Groups that submit work.")
-    queues: list[Queue] = Field(default_factory=list, description="Teams' queues with quotas.")
+    teams: list[Team] = Field(
+        default_factory=list, max_length=MAX_ENTITIES, description="Groups that submit work, at most 100,000."
+    )
+    queues: list[Queue] = Field(
+        default_factory=list, max_length=MAX_ENTITIES, description="Teams' queues with quotas, at most 100,000."
+    )
+
+    @model_validator(mode="after")
+    def _fleet_size(self) -> "Fleet":
+        """At most MAX_FLEET_GPUS GPUs across all clusters."""
+        total = self.total_gpus()
+        if total > MAX_FLEET_GPUS:
+            raise ValueError(
+                f"found {total:,} GPUs in {len(self.clusters):,} clusters, expected at most {MAX_FLEET_GPUS:,} GPUs "
+                "in one fleet"
+            )
+        return self
 
     def catalogue(self) -> dict[str, GpuModel]:
         """Every GPU model this fleet knows, built-in and declared, by name."""

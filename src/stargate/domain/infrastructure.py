@@ -2,11 +2,20 @@
 
 from datetime import date
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from stargate.domain.base import USD, Model, USDPerGpuHour
+from stargate.domain.base import USD, Count, Day, GpuCount, Megawatts, Model, Name, Real, Unit, USDPerGpuHour
 from stargate.domain.ids import Id
+from stargate.domain.limits import (
+    MAX_CLUSTER_GPUS,
+    MAX_FLEET_GPUS,
+    MAX_FLOOR_AREA_SQ_FT,
+    MAX_GPUS_PER_NODE,
+    MAX_NODES_PER_CLUSTER,
+    MAX_POWER_MW,
+)
 
 
 class ProviderKind(StrEnum):
@@ -41,15 +50,17 @@ class Provider(Model):
     """A supplier of GPU capacity: our own campus operator or a cloud."""
 
     id: Id = Field(description="Provider id, e.g. 'azure'.")
-    name: str = Field(min_length=1, description="Display name, e.g. 'Microsoft Azure'.")
+    name: Name = Field(description="Display name, e.g. 'Microsoft Azure'; at most 200 characters.")
     kind: ProviderKind = Field(description="'owned' for our campuses, 'cloud' for rented capacity.")
     executor: ExecutorKind = Field(
         default=ExecutorKind.LOCAL, description="Executor that runs jobs on this provider's clusters."
     )
-    capacity_limit_gpus: int | None = Field(
+    capacity_limit_gpus: GpuCount | None = Field(
         default=None,
         ge=0,
-        description="GPUs the provider can add on demand beyond its declared clusters; null for none.",
+        le=MAX_FLEET_GPUS,
+        description="GPUs the provider can add on demand beyond its declared clusters, at most 100,000,000; "
+        "null for none.",
     )
 
 
@@ -58,13 +69,15 @@ class Site(Model):
 
     id: Id = Field(description="Site id, e.g. 'abilene'.")
     provider: Id = Field(description="Id of the provider that operates the site.")
-    region: str = Field(min_length=1, description="Geographic region, e.g. 'us-south' or 'Abilene, TX'.")
-    power_mw: float | None = Field(
+    region: Name = Field(description="Geographic region, e.g. 'us-south' or 'Abilene, TX'; at most 200 characters.")
+    power_mw: Megawatts | None = Field(
         default=None,
         gt=0,
-        description="Facility power envelope, MW (grid plus on-site generation); null when not limited.",
+        le=MAX_POWER_MW,
+        description="Facility power envelope, MW, at most 100,000 (grid plus on-site generation); "
+        "null when not limited.",
     )
-    pue: float = Field(default=1.2, ge=1.0, le=3.0, description="Power usage effectiveness (facility / IT).")
+    pue: Real = Field(default=1.2, ge=1.0, le=3.0, description="Power usage effectiveness (facility / IT), 1 to 3.")
 
 
 class Building(Model):
@@ -72,14 +85,20 @@ class Building(Model):
 
     id: Id = Field(description="Building id, e.g. 'abilene-b1'.")
     site: Id = Field(description="Id of the site the building stands on.")
-    floor_area_sq_ft: int = Field(gt=0, description="Floor area, sq ft.")
-    it_power_mw: float = Field(gt=0, description="IT power the building supplies once energised, MW.")
-    gpus: int = Field(gt=0, description="GPUs the building is designed to hold.")
-    gpu_model: str = Field(description="GPU model the building is fitted with (catalogue name).")
+    floor_area_sq_ft: Annotated[Count, Unit("sq ft")] = Field(
+        gt=0, le=MAX_FLOOR_AREA_SQ_FT, description="Floor area, sq ft, at most 100,000,000."
+    )
+    it_power_mw: Megawatts = Field(
+        gt=0, le=MAX_POWER_MW, description="IT power the building supplies once energised, MW, at most 100,000."
+    )
+    gpus: GpuCount = Field(
+        gt=0, le=MAX_CLUSTER_GPUS, description="GPUs the building is designed to hold, at most 10,000,000."
+    )
+    gpu_model: Name = Field(description="GPU model the building is fitted with (catalogue name).")
     capex_usd: USD = Field(description="Capital expenditure for the building, USD.")
-    planned_energization: date = Field(description="Planned energisation date (ISO 8601).")
-    actual_energization: date | None = Field(
-        default=None, description="Actual energisation date (ISO 8601); null until it happens."
+    planned_energization: Day = Field(description="Planned energisation date (ISO 8601), 1970 to 2200.")
+    actual_energization: Day | None = Field(
+        default=None, description="Actual energisation date (ISO 8601), 1970 to 2200; null until it happens."
     )
 
     def energized_on(self) -> date:
@@ -96,28 +115,45 @@ class Cluster(Model):
         default=None,
         description="Id of the building it is in (owned sites); its energisation brings it online.",
     )
-    gpu_model: str = Field(description="GPU model of every GPU in the cluster (catalogue name).")
-    gpus_per_node: int = Field(gt=0, le=1024, description="GPUs per node (72 for a GB200 NVL72 rack).")
-    nodes: int = Field(gt=0, description="Nodes in the cluster.")
-    interconnect: str = Field(
+    gpu_model: Name = Field(description="GPU model of every GPU in the cluster (catalogue name).")
+    gpus_per_node: GpuCount = Field(
+        gt=0, le=MAX_GPUS_PER_NODE, description="GPUs per node, at most 1,024 (72 for a GB200 NVL72 rack)."
+    )
+    nodes: Annotated[Count, Unit("nodes")] = Field(
+        gt=0,
+        le=MAX_NODES_PER_CLUSTER,
+        description="Nodes in the cluster, at most 10,000,000; GPUs per node × nodes is at most 10,000,000.",
+    )
+    interconnect: Name = Field(
         default="infiniband",
-        min_length=1,
-        description="Interconnect domain, e.g. 'nvlink-nvl72', 'infiniband'.",
+        description="Interconnect domain, e.g. 'nvlink-nvl72', 'infiniband'; at most 200 characters.",
     )
     price_per_gpu_hour_usd: USDPerGpuHour = Field(
-        description="What one GPU-hour costs on this cluster when no contract covers it, USD per GPU-hour."
+        description="What one GPU-hour costs on this cluster when no contract covers it, USD per GPU-hour, "
+        "at most 100,000 with at most 6 decimal places."
     )
     contract: Id | None = Field(
         default=None, description="Id of the contract the capacity is bought under (reserved or commitment)."
     )
-    online_from: date | None = Field(
+    online_from: Day | None = Field(
         default=None,
-        description="First date the cluster accepts work (ISO 8601); null: its building's date or always.",
+        description="First date the cluster accepts work (ISO 8601), 1970 to 2200; null: its building's date "
+        "or always.",
     )
-    online_until: date | None = Field(
-        default=None, description="Last date the cluster accepts work (ISO 8601); null: no end."
+    online_until: Day | None = Field(
+        default=None, description="Last date the cluster accepts work (ISO 8601), 1970 to 2200; null: no end."
     )
     status: ClusterStatus = Field(default=ClusterStatus.UP, description="Health: 'up', 'degraded' or 'down'.")
+
+    @model_validator(mode="after")
+    def _cluster_size(self) -> "Cluster":
+        """GPUs per node × nodes is at most MAX_CLUSTER_GPUS."""
+        if self.gpus > MAX_CLUSTER_GPUS:
+            raise ValueError(
+                f"found {self.gpus:,} GPUs ({self.gpus_per_node:,} GPUs per node × {self.nodes:,} nodes), "
+                f"expected at most {MAX_CLUSTER_GPUS:,} GPUs in one cluster"
+            )
+        return self
 
     @property
     def gpus(self) -> int:

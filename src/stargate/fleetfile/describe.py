@@ -15,6 +15,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
+from stargate.domain.base import DateRange, MaxBytes, Printable, Unit
 from stargate.domain.ids import ID_PATTERN
 
 _NOUNS = {
@@ -51,8 +52,21 @@ def found_text(value: Any) -> str:
         return "a list"
     if isinstance(value, str):
         text = value if len(value) <= _MAX_FOUND else value[: _MAX_FOUND - 1] + "…"
-        return f"'{text}'"
-    return str(value)
+        return f"'{_visible(text)}'"
+    if isinstance(value, int) and abs(value) >= 10**_MAX_DIGITS:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = str(value)
+    return text if len(text) <= _MAX_FOUND else text[: _MAX_FOUND - 1] + "…"
+
+
+_MAX_DIGITS = 24
+
+
+def _visible(text: str) -> str:
+    """``text`` with control, hidden and other non-printable characters shown as escapes (e.g. ``\\u202e``)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
 
 
 def resolve(model: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[Any, list[Any]] | None:
@@ -97,7 +111,27 @@ def error_words(model: type[BaseModel], err: ErrorDetails) -> tuple[str, str]:
         return "nothing (the key is missing)", f"a value: {_field_text(model, loc, err)}"
     if err["type"] == "extra_forbidden":
         return f"unknown key '{loc[-1]}'", unknown_key_expected(str(loc[-1]), owner_model(model, loc))
-    return found_text(err.get("input")), _field_text(model, loc, err)
+    own = _own_words(err)
+    if own is not None:
+        return own
+    found = err.get("input")
+    if err["type"] == "too_long" and isinstance(found, list | dict):
+        count = len(found)
+        return f"{'a list' if isinstance(found, list) else 'a mapping'} of {count:,} entries", _field_text(
+            model, loc, err
+        )
+    return found_text(found), _field_text(model, loc, err)
+
+
+def _own_words(err: ErrorDetails) -> tuple[str, str] | None:
+    """(found, expected) from a validator whose message already reads ``found X, expected Y``."""
+    if err["type"] != "value_error":
+        return None
+    message = str(err.get("ctx", {}).get("error", ""))
+    if not message.startswith("found ") or ", expected " not in message:
+        return None
+    found, _, expected = message.removeprefix("found ").partition(", expected ")
+    return found, expected
 
 
 def unknown_key_expected(key: str, model: type[BaseModel] | None) -> str:
@@ -168,19 +202,26 @@ def _base_text(tp: Any, meta: list[Any]) -> str:
     if tp is str:
         return _string_text(meta)
     if tp is datetime:
-        return "a date-time as YYYY-MM-DDTHH:MM:SS (ISO 8601)"
+        return "a date-time as YYYY-MM-DDTHH:MM:SS (ISO 8601)" + _range_text(meta)
     if tp is date:
-        return "a date as YYYY-MM-DD (ISO 8601)"
+        return "a date as YYYY-MM-DD (ISO 8601)" + _range_text(meta)
     if isinstance(tp, type) and issubclass(tp, Enum):
         return "one of " + ", ".join(f"'{m.value}'" for m in tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         required = [n for n, f in tp.model_fields.items() if f.is_required()]
         return f"a mapping describing {article(noun(tp))} (required keys: {', '.join(required) or 'none'})"
+    longest = _constraint(meta, "max_length")
+    most = f" (at most {longest:,})" if longest is not None else ""
     if get_origin(tp) is list:
-        return f"a list of {_plural(get_args(tp)[0])}"
+        return f"a list of {_plural(get_args(tp)[0])}{most}"
     if get_origin(tp) is dict:
-        return "a mapping of strings to strings"
+        return f"a mapping of strings to strings{most}"
     return f"a value of type {getattr(tp, '__name__', tp)}"
+
+
+def _range_text(meta: list[Any]) -> str:
+    span = next((m for m in meta if isinstance(m, DateRange)), None)
+    return "" if span is None else " " + span.words()
 
 
 def _numeric_text(tp: Any, meta: list[Any]) -> str:
@@ -191,6 +232,9 @@ def _numeric_text(tp: Any, meta: list[Any]) -> str:
     places = _constraint(meta, "decimal_places")
     if tp is Decimal and places is not None:
         text += f" with at most {places} decimal places"
+    unit = next((m.symbol for m in meta if isinstance(m, Unit)), None)
+    if unit is not None:
+        text += f" ({unit})"
     return text
 
 
@@ -198,11 +242,18 @@ def _string_text(meta: list[Any]) -> str:
     pattern = _constraint(meta, "pattern")
     if pattern == ID_PATTERN:
         return _ID_WORDS
-    if pattern is not None:
-        return f"a string matching {pattern}"
-    text = "a non-empty string" if _constraint(meta, "min_length") == 1 else "a string"
     longest = _constraint(meta, "max_length")
-    return text if longest is None else f"{text} of at most {longest} characters"
+    if pattern is not None:
+        return f"a string matching {pattern}" + ("" if longest is None else f" of at most {longest:,} characters")
+    printable = next((m for m in meta if isinstance(m, Printable)), None)
+    text = "a string" if printable is None else printable.words(detail=False)
+    if _constraint(meta, "min_length") == 1:
+        text = "a non-empty string" if printable is None else "non-empty " + text
+    text = text if longest is None else f"{text} of at most {longest:,} characters"
+    size = next((m for m in meta if isinstance(m, MaxBytes)), None)
+    if size is not None:
+        text += f", at most {size.limit:,} bytes of UTF-8"
+    return text
 
 
 def _plural(tp: Any) -> str:

@@ -73,7 +73,7 @@ def _site(draw: st.DrawFn, ident: str, provider: str) -> Site:
         id=ident,
         provider=provider,
         region=draw(texts),
-        power_mw=draw(st.sampled_from([None, 1e7])),
+        power_mw=draw(st.sampled_from([None, 1e5])),
         pue=draw(st.floats(1.0, 3.0)),
     )
 

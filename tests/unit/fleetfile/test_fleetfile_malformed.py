@@ -65,7 +65,7 @@ CASES: dict[str, Case] = {
     ),
     "missing name": Case(
         "description: no name\n",
-        1, 1, "name", "nothing (the key is missing)", "a value: a non-empty string",
+        1, 1, "name", "nothing (the key is missing)", "a value: non-empty printable text on one line of at most 200 characters",
     ),
     "section is not a list": Case(
         HEAD + "sites:\n  id: a\n",
@@ -94,29 +94,29 @@ CASES: dict[str, Case] = {
     "integer expected": Case(
         HEAD + "sites: [{id: s, provider: cloud, region: r}]\nclusters:\n  - id: c\n    site: s\n"
         "    gpu_model: H100-SXM\n    gpus_per_node: 8\n    nodes: abc\n    price_per_gpu_hour_usd: 2\n",
-        11, 5, "clusters[0].nodes", "'abc'", "an integer greater than 0",
+        11, 5, "clusters[0].nodes", "'abc'", "an integer greater than 0 and at most 10,000,000 (nodes)",
     ),
     "count not positive": Case(
         HEAD + "sites: [{id: s, provider: cloud, region: r}]\nclusters:\n  - id: c\n    site: s\n"
         "    gpu_model: H100-SXM\n    gpus_per_node: 0\n    nodes: 2\n    price_per_gpu_hour_usd: 2\n",
-        10, 5, "clusters[0].gpus_per_node", "0", "an integer greater than 0 and at most 1,024",
+        10, 5, "clusters[0].gpus_per_node", "0", "an integer greater than 0 and at most 1,024 (GPUs)",
     ),
     "missing key located at its entry": Case(
         HEAD + "sites: [{id: s, provider: cloud, region: r}]\nclusters:\n  - id: c\n    site: s\n"
         "    gpu_model: H100-SXM\n    nodes: 2\n    price_per_gpu_hour_usd: 2\n",
         7, 5, "clusters[0].gpus_per_node", "nothing (the key is missing)",
-        "a value: an integer greater than 0 and at most 1,024",
+        "a value: an integer greater than 0 and at most 1,024 (GPUs)",
     ),
     "date does not parse": Case(
         HEAD + "contracts:\n  - id: k\n    provider: cloud\n    kind: commitment\n    start: 2025-02-30\n"
         "    end: 2026-01-01\n    committed_spend_usd: 10\n",
-        9, 5, "contracts[0].start", "'2025-02-30'", "a date as YYYY-MM-DD (ISO 8601)",
+        9, 5, "contracts[0].start", "'2025-02-30'", "a date as YYYY-MM-DD (ISO 8601) from 1970-01-01 to 2200-12-31",
     ),
     "too many decimal places": Case(
         HEAD + "contracts:\n  - {id: k, provider: cloud, kind: on_demand, start: 2025-01-01, end: 2026-01-01,\n"
         "     price_per_gpu_hour_usd: 1.1234567}\n",
         7, 6, "contracts[0].price_per_gpu_hour_usd", "1.1234567",
-        "a number at least 0 with at most 6 decimal places, or null",
+        "a number at least 0 and at most 100,000 with at most 6 decimal places (USD per GPU-hour), or null",
     ),
     "pue out of range": Case(
         HEAD + "sites:\n  - {id: s, provider: own, region: r, pue: 0.5}\n",
