@@ -6,8 +6,16 @@ of their events in ONE transaction, commits, and only then answers each request.
 of dozens of threads queueing on its lock (whose busy-wait backs off up to 100 ms at a time), and PostgreSQL one
 commit per batch. A job checked against a fleet version that is no longer in force is checked again inside the
 transaction; a job that fails its check gets its own error and does not affect the others of its batch.
+
+Idempotent submissions: a submission with an idempotency key (``<token id>:<Idempotency-Key header>``) whose key is
+stored already gets that job back (``replayed``), or 409 when its spec differs; two submissions with one key in the
+same batch give one job. A key stored by another connection between this batch's look-up and its ``INSERT`` (another
+process, a replica) hits the unique constraint ``uq_jobs_idempotency_key``: the batch is then written again, and
+finds that job.
 """
 
+import hashlib
+import json
 import logging
 import queue
 import threading
@@ -16,16 +24,31 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from stargate.domain import JobSpec
 from stargate.server.auth import Principal
-from stargate.server.errors import ServiceError
+from stargate.server.errors import ConflictError, ServiceError
 from stargate.server.services import jobs as job_service
-from stargate.store import Database, record_submissions
+from stargate.store import Database, JobRow, format_job_id, record_submissions
 from stargate.store.repositories import jobs as job_repo
 
 log = logging.getLogger("stargate.server")
 MAX_BATCH = 256
 """Most submissions written in one transaction."""
+WRITE_TRIES = 3
+"""Times a batch is written when a concurrent transaction stored one of its idempotency keys first."""
+SUBMITTED_REASON = "submitted"
+"""The reason of every new job (see :func:`stargate.server.services.jobs.check`), as a replay shows it."""
+
+Stored = tuple[int, dict[str, Any]]
+"""(row id, row values) of a stored job."""
+
+
+def request_digest(spec: JobSpec) -> str:
+    """SHA-256 of a spec's canonical JSON (keys sorted, defaults filled in): equal for equal submissions."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass
@@ -38,8 +61,18 @@ class Submission:
     now: datetime
     values: dict[str, Any] | None = None
     version: str | None = None
-    done: "Future[tuple[int, dict[str, Any]]]" = field(default_factory=Future)
+    idempotency_key: str | None = None
+    """``<token id>:<Idempotency-Key header>``, or None: a retry with the same key gets the job stored first."""
+    request_sha256: str | None = None
+    """:func:`request_digest` of the spec (computed when a key is given)."""
+    replayed: bool = False
+    """Set before ``done`` resolves when the job was stored by an earlier request with the same key."""
+    done: "Future[Stored]" = field(default_factory=Future)
     """Resolved after the commit with (row id, row values), or with the error."""
+
+    def __post_init__(self) -> None:
+        if self.idempotency_key is not None and self.request_sha256 is None:
+            self.request_sha256 = request_digest(self.spec)
 
 
 @dataclass
@@ -53,7 +86,7 @@ class SubmissionWriter:
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def put(self, item: Submission) -> "Future[tuple[int, dict[str, Any]]]":
+    def put(self, item: Submission) -> "Future[Stored]":
         """Queue ``item`` for the next transaction; its future resolves once the transaction committed."""
         with self._lock:
             if self._thread is None:
@@ -98,28 +131,113 @@ class SubmissionWriter:
         batch = [item for item in batch if item.done.set_running_or_notify_cancel()]  # skip requests gone already
         if not batch:
             return
-        try:
-            accepted: list[tuple[Submission, dict[str, Any]]] = []
-            with self.db.write() as session:
-                version, rules = self.rules(session)
-                for item in batch:
-                    values = item.values if item.version == version else None
-                    if values is None:
-                        try:
-                            values = job_service.check(item.who, item.spec, rules, item.now)
-                        except ServiceError as exc:
-                            item.done.set_exception(exc)
-                            continue
-                    accepted.append((item, values))
-                ids = job_repo.insert_many(session, [v for _, v in accepted])
-                record_submissions(session, ids, [i.who.actor for i, _ in accepted], [i.now for i, _ in accepted])
-        except BaseException as exc:  # nothing was stored: every waiting request gets the error
-            log.warning("storing %d submission(s) failed: %s: %s", len(batch), type(exc).__name__, exc)
-            for item in batch:
-                if not item.done.done():
-                    item.done.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (item, values), row_id in zip(accepted, ids, strict=True):
-            item.done.set_result((row_id, values))
+        for attempt in range(1, WRITE_TRIES + 1):
+            try:
+                outcomes = self._store(batch)
+                break
+            except IntegrityError as exc:  # an idempotency key stored meanwhile by another connection
+                if attempt < WRITE_TRIES and any(item.idempotency_key for item in batch):
+                    log.info("an idempotency key of a batch of %d was stored meanwhile; writing it again", len(batch))
+                    continue
+                self._fail(batch, exc)
+                return
+            except BaseException as exc:  # nothing was stored: every waiting request gets the error
+                self._fail(batch, exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, ServiceError):
+                item.done.set_exception(outcome)
+            else:
+                item.replayed = outcome[2]
+                item.done.set_result((outcome[0], outcome[1]))
+
+    def _store(self, batch: list[Submission]) -> list["ServiceError | tuple[int, dict[str, Any], bool]"]:
+        """Write ``batch`` in one transaction; each item's outcome, in order: its error, or (row id, values,
+        replayed). Nothing is resolved here: a failed transaction may be written again."""
+        outcomes: dict[int, ServiceError | tuple[int, dict[str, Any], bool]] = {}
+        with self.db.write() as session:
+            version, rules = self.rules(session)
+            stored = job_repo.by_idempotency_keys(session, (i.idempotency_key for i in batch if i.idempotency_key))
+            leaders: dict[str, int] = {}
+            followers: list[tuple[int, int]] = []
+            accepted: list[tuple[int, dict[str, Any]]] = []
+            for n, item in enumerate(batch):
+                key = item.idempotency_key
+                if key is not None and key in stored:
+                    outcomes[n] = _replay(item, stored[key])
+                    continue
+                if key is not None and key in leaders:
+                    followers.append((n, leaders[key]))
+                    continue
+                if key is not None:
+                    leaders[key] = n
+                values = item.values if item.version == version else None
+                if values is None:
+                    try:
+                        values = job_service.check(item.who, item.spec, rules, item.now)
+                    except ServiceError as exc:
+                        outcomes[n] = exc
+                        continue
+                accepted.append((n, {**values, "idempotency_key": key, "request_sha256": item.request_sha256}))
+            ids = job_repo.insert_many(session, [v for _, v in accepted])
+            record_submissions(
+                session, ids, [batch[n].who.actor for n, _ in accepted], [batch[n].now for n, _ in accepted]
+            )
+            for (n, values), row_id in zip(accepted, ids, strict=True):
+                outcomes[n] = (row_id, values, False)
+            for n, lead in followers:
+                outcomes[n] = _follow(batch[n], batch[lead], outcomes[lead])
+        return [outcomes[n] for n in range(len(batch))]
+
+    def _fail(self, batch: list[Submission], exc: BaseException) -> None:
+        """Answer every request of a batch that was not stored with ``exc``."""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""  # not the SQL and its parameters
+        log.warning("storing %d submission(s) failed: %s: %s", len(batch), type(exc).__name__, first)
+        for item in batch:
+            if not item.done.done():
+                item.done.set_exception(exc)
+
+
+def _key_text(item: Submission) -> str:
+    """The client's part of a scoped idempotency key, quoted for a message."""
+    return json.dumps((item.idempotency_key or "").split(":", 1)[-1][:80])
+
+
+def _conflict(item: Submission, job: str) -> ConflictError:
+    return ConflictError(
+        f"header.Idempotency-Key: found {_key_text(item)}, which this token already used for {job} with a different "
+        "body; expected a new key for a different job (or the same body to get that job again)"
+    )
+
+
+def _replay(item: Submission, job: JobRow) -> "ServiceError | tuple[int, dict[str, Any], bool]":
+    """The outcome of a submission whose key is stored with ``job``: that job as first answered, or 409."""
+    if job.request_sha256 != item.request_sha256:
+        return _conflict(item, f"job {job.public_id}")
+    values = {
+        "name": job.name,
+        "queue_id": job.queue_id,
+        "team_id": job.team_id,
+        "gpus": job.gpus,
+        "gpu_models": list(job.gpu_models),
+        "priority_class": job.priority_class,
+        "reason": SUBMITTED_REASON,
+        "submitted_at": job.submitted_at,
+    }
+    return job.id, values, True
+
+
+def _follow(
+    item: Submission, leader: Submission, outcome: "ServiceError | tuple[int, dict[str, Any], bool]"
+) -> "ServiceError | tuple[int, dict[str, Any], bool]":
+    """The outcome of a submission with the key of an earlier one in the same batch (``leader``)."""
+    if item.request_sha256 != leader.request_sha256:
+        if isinstance(outcome, ServiceError):
+            return ConflictError(
+                f"header.Idempotency-Key: found {_key_text(item)}, which another request of this token uses at the "
+                "same moment with a different body; expected a new key for a different job"
+            )
+        return _conflict(item, f"job {format_job_id(outcome[0])}")
+    return outcome if isinstance(outcome, ServiceError) else (outcome[0], outcome[1], True)

@@ -4,11 +4,11 @@ import asyncio
 import contextlib
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 
 from stargate.domain import JobSpec
 from stargate.server.deps import CtxDep, NowDep, PrincipalDep, ReadSessionDep
-from stargate.server.errors import ServiceError
+from stargate.server.errors import InvalidError, ServiceError
 from stargate.server.schemas import ErrorBody, Job, JobPage, Logs
 from stargate.server.services import jobs as service
 from stargate.server.services import logs as log_service
@@ -19,17 +19,56 @@ from stargate.store.repositories.jobs import JobFilter
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-@router.post("", response_model=Job, status_code=201)
-async def submit_job(who: PrincipalDep, spec: JobSpec, ctx: CtxDep, now: NowDep) -> Response:
-    """Submit a job to a queue (members: their own team's queues only)."""
-    item = Submission(who, spec, now)
+IDEMPOTENCY_KEY_MAX = 255
+"""Longest ``Idempotency-Key`` header value accepted, characters (printable ASCII)."""
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description=(
+            "1 to 255 printable ASCII characters, e.g. a UUID (the IETF draft's quoted form is accepted too). A retry "
+            "with the same key from the same token gets the job stored first (201, the same body, header "
+            "'Idempotent-Replayed: true'); the same key with a different body is 409."
+        ),
+    ),
+]
+
+
+@router.post(
+    "",
+    response_model=Job,
+    status_code=201,
+    responses={409: {"model": ErrorBody, "description": "The Idempotency-Key was used with a different body."}},
+)
+async def submit_job(
+    who: PrincipalDep, spec: JobSpec, ctx: CtxDep, now: NowDep, idempotency_key: IdempotencyKeyHeader = None
+) -> Response:
+    """Submit a job to a queue (members: their own team's queues only); idempotent with an ``Idempotency-Key``."""
+    key = parse_idempotency_key(idempotency_key)
+    item = Submission(who, spec, now, idempotency_key=f"{who.token_id}:{key}" if key is not None else None)
     known = ctx.fleet.peek()
     if known is not None:  # check here when the fleet is known (the writer re-checks if it changed meanwhile)
         with contextlib.suppress(ServiceError):  # an error is left to the writer, against the fleet in force
             item.values, item.version = service.check(who, spec, known[1], now), known[0]
     row_id, values = await asyncio.wrap_future(ctx.submissions.put(item))
     body = service.new_job(values, row_id, spec).model_dump_json()
-    return Response(body, status_code=201, media_type="application/json")
+    headers = {"Idempotent-Replayed": "true"} if item.replayed else None
+    return Response(body, status_code=201, media_type="application/json", headers=headers)
+
+
+def parse_idempotency_key(value: str | None) -> str | None:
+    """The key of an ``Idempotency-Key`` header (None without one); 422 unless it is 1 to 255 printable ASCII
+    characters. The IETF draft's structured-field form (a quoted string) is accepted and unquoted."""
+    if value is None:
+        return None
+    key = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+    expected = f"expected 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters, e.g. a UUID"
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
+        raise InvalidError(f"header.Idempotency-Key: found {len(key)} characters, {expected}")
+    for position, char in enumerate(key):
+        if not " " <= char <= "~":
+            raise InvalidError(f"header.Idempotency-Key: found {char!r} at position {position}, {expected}")
+    return key
 
 
 @router.get("", response_model=JobPage)

@@ -194,6 +194,15 @@ def specs(session: Session, row_ids: Iterable[int]) -> dict[int, dict[str, Any]]
     return found
 
 
+def by_idempotency_keys(session: Session, keys: Iterable[str]) -> dict[str, JobRow]:
+    """The jobs stored with these scoped idempotency keys (``<token id>:<key>``), by key; missing keys left out."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    query = select(JobRow).where(JobRow.idempotency_key.in_(wanted))
+    return {str(job.idempotency_key): job for job in session.scalars(query)}
+
+
 def insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
     """Insert new jobs with one multi-row statement and return their row ids, in the order of ``rows``."""
     if not rows:
