@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from stargate.domain import JobSpec
 from stargate.fleetfile.describe import error_words
 from stargate.fleetfile.errors import LocatedProblem, sort_problems
-from stargate.fleetfile.yamldoc import DOCUMENT, Position, dotted, locate, parse_yaml
+from stargate.fleetfile.sources import read_limited
+from stargate.fleetfile.yamldoc import DOCUMENT, Position, dotted, locate, parse_yaml, too_large
 
 _SHAPE = "a job spec: a mapping with at least name, queue and gpus (and usually command)"
 
@@ -30,7 +31,10 @@ def load_job_file(path: Path) -> JobSpec:
     """The JobSpec in the YAML file ``path``; :class:`JobFileError` with located problems when it is not one."""
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = read_limited(path)
+        if isinstance(raw, int):
+            raise JobFileError([too_large(file, raw)])
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise JobFileError([LocatedProblem(file, 0, 0, DOCUMENT, "no such file", "a job spec YAML file")]) from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -29,6 +29,7 @@ from stargate.server.auth import Role
 from stargate.server.bootstrap import needs_fleet, open_database, prepare
 from stargate.server.defaults import DEFAULT_FLEET
 from stargate.server.errors import ServiceError
+from stargate.server.services import fleet as fleet_service
 from stargate.server.services import tokens as token_service
 from stargate.server.settings import Settings
 from stargate.store import Database
@@ -191,11 +192,15 @@ def _fleet_to_apply(settings: Settings, db: Database) -> Fleet | None:
         return None
     path = path or DEFAULT_FLEET
     try:
-        return load_fleet(path)
+        fleet = load_fleet(path)
     except FleetFileError as exc:
         for problem in exc.problems:
             sys.stderr.write(f"{problem}\n")
         raise _fail(f"--fleet: {len(exc.problems)} problem(s) in {path}; the server did not start") from None
+    unloadable = fleet_service.engine_problem(fleet)  # what validation lets through but the scheduler cannot load
+    if unloadable is not None:
+        raise _fail(f"--fleet: {path}: {unloadable}; the server did not start")
+    return fleet
 
 
 class _Server(uvicorn.Server):

@@ -76,6 +76,12 @@ class Executor(Protocol):
         """Start the run; return a handle that survives a restart of the server."""
         ...
 
+    def find(self, job_id: str, attempt: int) -> RunHandle | None:
+        """The run already started for this (job id, attempt), if any; never starts one. When it returns None, no
+        run of this attempt can start later either (a submit still on its way is refused): the scheduler calls it
+        to stop an attempt whose job moved on before it knew the run's handle."""
+        ...
+
     def poll(self, handle: RunHandle) -> RunStatus:
         """The run's current state; never raises for a run that merely ended."""
         ...

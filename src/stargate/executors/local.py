@@ -8,6 +8,9 @@ Every run (one job attempt) has a directory ``RUNS_DIR/<job_id>/attempt-<n>/`` h
 - ``exit.json`` — the exit code, written atomically by the runner when the command ends (even if the server is down);
 - ``cancel_requested`` — written by :meth:`LocalExecutor.cancel` before it signals the run.
 
+:meth:`LocalExecutor.find` never starts a run: when none was started it writes ``claim`` itself (holding
+``withdrawn``), so a runner still on its way finds the run claimed and exits without running the command.
+
 The runner (:mod:`stargate.executors.local_runner`) lives in a session of its own, so a server crash leaves runs
 going; after a restart a new :class:`LocalExecutor` on the same directory finds them again from their handles, and a
 handle whose pid now belongs to another process (pid reuse, detected by its start time) reads as ``lost``.
@@ -110,6 +113,8 @@ class LocalExecutor:
         self._reap()
         run_dir = self.run_dir(request.job_id, request.attempt)
         record = _read_json(run_dir / RECORD)
+        if record is None and _claimant(run_dir) == WITHDRAWN:
+            raise LocalExecutorError(f"{request.job_id} attempt {request.attempt} was withdrawn; it never starts")
         if record is None:
             run_dir.mkdir(parents=True, exist_ok=True)
             record = self._await_record(run_dir, self._spawn(request, run_dir))
@@ -117,6 +122,27 @@ class LocalExecutor:
         key = RunKey(
             request.job_id, request.attempt, int(str(record["pid"])), start if isinstance(start, str) else None
         )
+        return RunHandle(executor=KIND, key=key.encode())
+
+    def find(self, job_id: str, attempt: int) -> RunHandle | None:
+        """The run already started for (job id, attempt), or None; never starts one.
+
+        With no run yet, it claims the run itself (``claim`` holding ``withdrawn``): a runner still on its way then
+        exits without running anything, and a later :meth:`submit` of this attempt is refused. A runner that holds
+        the claim but has not written ``run.json`` yet is waited for (up to ``start_timeout_s``).
+        """
+        run_dir = self.run_dir(job_id, attempt)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.start_timeout_s
+        while (record := _read_json(run_dir / RECORD)) is None:
+            if _withdraw(run_dir):
+                return None
+            claimant = _claimant(run_dir)
+            if claimant == WITHDRAWN or not _pid_alive(claimant) or time.monotonic() > deadline:
+                return None  # withdrawn before, or its runner died before it started anything
+            time.sleep(0.01)
+        start = record.get("start")
+        key = RunKey(job_id, attempt, int(str(record["pid"])), start if isinstance(start, str) else None)
         return RunHandle(executor=KIND, key=key.encode())
 
     def poll(self, handle: RunHandle) -> RunStatus:
@@ -226,9 +252,43 @@ def run_environment(request: RunRequest, base: Mapping[str, str], run_dir: Path)
     return env
 
 
+WITHDRAWN = "withdrawn"
+"""What :meth:`LocalExecutor.find` writes in ``claim`` to withdraw a run that never started."""
+
+
+def _withdraw(run_dir: Path) -> bool:
+    """Claim the run as withdrawn (exclusive create, as the runner claims); False when it is claimed already."""
+    try:
+        fd = os.open(run_dir / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as claim:
+        claim.write(WITHDRAWN)
+    return True
+
+
+def _claimant(run_dir: Path) -> str | None:
+    """What ``claim`` holds (the runner's pid, or ``withdrawn``); None when the run is not claimed."""
+    try:
+        return (run_dir / CLAIM).read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def _pid_alive(text: str | None) -> bool:
+    """True when ``text`` is the pid of a live process (an empty claim is a runner that is writing it now)."""
+    if text == "":
+        return True
+    if text is None or not text.isdigit():
+        return False
+    return process_start_marker(int(text)) is not None and not _is_zombie(int(text))
+
+
 def _final_status(done: Mapping[str, object], *, cancelled: bool) -> RunStatus:
-    """The status of a run whose runner recorded its end."""
+    """The status of a run whose runner recorded its end (``error``: the command could not be started)."""
     code = int(str(done.get("exit_code")))
+    if done.get("error"):
+        return RunStatus(RunState.FAILED, exit_code=code, reason=f"cannot start the command: {done['error']}")
     if code == 0:
         return RunStatus(RunState.SUCCEEDED, exit_code=0)
     if cancelled:

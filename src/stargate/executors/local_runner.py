@@ -138,7 +138,9 @@ def _record_failed_start(run_dir: Path, command: str, exc: OSError) -> None:
     write_json_atomically(run_dir / RECORD, {**record, "started_at": utc_now()})
     with (run_dir / LOG).open("a") as log:
         log.write(f"stargate: cannot start the command: {exc}\n")
-    write_json_atomically(run_dir / EXIT, {"exit_code": 127, "signal": None, "finished_at": utc_now()})
+    write_json_atomically(
+        run_dir / EXIT, {"exit_code": 127, "signal": None, "finished_at": utc_now(), "error": str(exc)}
+    )
 
 
 def run(run_dir: Path, grace_s: float, cwd: Path, command: str) -> int:

@@ -191,6 +191,8 @@ def _bounds(meta: list[Any]) -> str:
 
 
 def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
     return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 

@@ -3,10 +3,13 @@
 from pathlib import Path
 
 from stargate.fleetfile.errors import LocatedProblem
-from stargate.fleetfile.yamldoc import DOCUMENT, YamlDoc, parse_yaml
+from stargate.fleetfile.yamldoc import DOCUMENT, MAX_DOCUMENT_BYTES, YamlDoc, parse_yaml, too_large
 
 SUFFIXES = (".yaml", ".yml")
 """File name endings read from a fleet directory."""
+
+MAX_FILES = 1_000
+"""The most YAML files a fleet directory may hold, files."""
 
 
 def fleet_files(path: Path) -> list[Path]:
@@ -27,6 +30,9 @@ def read_docs(path: Path) -> tuple[list[YamlDoc], list[LocatedProblem]]:
         return [], [LocatedProblem(where, 0, 0, DOCUMENT, f"a directory that cannot be read ({exc.strerror})", _WANTED)]
     if not files:
         return [], [LocatedProblem(where, 0, 0, DOCUMENT, "a directory with no *.yaml or *.yml files", _WANTED)]
+    if len(files) > MAX_FILES:
+        found = f"a directory with {len(files):,} *.yaml or *.yml files"
+        return [], [LocatedProblem(where, 0, 0, DOCUMENT, found, f"at most {MAX_FILES:,} fleet files in a directory")]
     docs: list[YamlDoc] = []
     problems: list[LocatedProblem] = []
     for file in files:
@@ -41,11 +47,23 @@ def read_docs(path: Path) -> tuple[list[YamlDoc], list[LocatedProblem]]:
 _WANTED = "a fleet YAML file, or a directory of *.yaml / *.yml fleet files"
 
 
+def read_limited(file: Path) -> bytes | int:
+    """The bytes of ``file``, or its size when it is over :data:`MAX_DOCUMENT_BYTES` (read no further than that)."""
+    with file.open("rb") as handle:
+        raw = handle.read(MAX_DOCUMENT_BYTES + 1)
+        if len(raw) > MAX_DOCUMENT_BYTES:
+            size = file.stat().st_size
+            return max(size, len(raw))
+    return raw
+
+
 def _read_text(file: Path) -> tuple[str, LocatedProblem | None]:
     try:
-        raw = file.read_bytes()
+        raw = read_limited(file)
     except OSError as exc:
         return "", LocatedProblem(str(file), 0, 0, DOCUMENT, f"a file that cannot be read ({exc.strerror})", _WANTED)
+    if isinstance(raw, int):
+        return "", too_large(str(file), raw)
     try:
         return raw.decode("utf-8-sig"), None
     except UnicodeDecodeError as exc:

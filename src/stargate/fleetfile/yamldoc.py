@@ -3,6 +3,10 @@
 Dates are left as strings (pydantic parses them and reports bad ones with the field's location), floats keep
 their text (so money is exact to the digit), duplicate keys
 in a mapping are reported (PyYAML would silently keep the last), and syntax errors are located.
+
+A document is bounded before anything is built from it: at most :data:`MAX_DOCUMENT_BYTES`, nesting at most
+:data:`MAX_DEPTH` deep, and at most :data:`MAX_NODES` nodes once every alias is expanded (so a "billion laughs"
+document of a few hundred bytes is refused at its first over-large alias, in milliseconds).
 """
 
 import math
@@ -11,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from stargate.fleetfile.errors import LocatedProblem
@@ -20,13 +26,102 @@ DOCUMENT = "(document)"
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+"""The largest YAML document read, bytes (16 MiB; a 1,000-cluster fleet is about 0.3 MiB)."""
 
-class _PureLoader(yaml.SafeLoader):
+MAX_DEPTH = 64
+"""The deepest nesting of mappings and sequences in a document, levels (a fleet file uses about 5)."""
+
+MAX_NODES = 4_000_000
+"""The most nodes (scalars, mappings, sequences) a document may hold once every alias is expanded, nodes; about
+what a document of :data:`MAX_DOCUMENT_BYTES` holds without aliases."""
+
+ALIAS_ALLOWANCE = 10_000
+"""Nodes that aliases may add to any document, nodes."""
+
+ALIAS_RATIO = 10
+"""Beyond :data:`ALIAS_ALLOWANCE`, aliases may add this many nodes per node written in the document so far (a
+fleet that merges shared defaults into each cluster adds about 1–3)."""
+
+MAX_INTEGER_DIGITS = 4_000
+"""The longest integer read from YAML, digits (Python refuses to convert longer ones)."""
+
+
+class LimitError(yaml.MarkedYAMLError):
+    """A document over one of the limits above, located at the node that crossed it."""
+
+    def __init__(self, found: str, expected: str, mark: Any) -> None:
+        super().__init__(problem=found, problem_mark=mark)
+        self.found = found
+        self.expected = expected
+
+
+class _LimitedComposer(Composer):
+    """PyYAML's composer that counts depth and expanded nodes as it goes and stops at a limit."""
+
+    def compose_document(self) -> Node | None:
+        """The next document's root node, composed under the limits."""
+        self._depth = 0
+        self._nodes = 0
+        self._written = 0
+        self._sizes: dict[int, int] = {}
+        return super().compose_document()
+
+    def compose_node(self, parent: Node | None, index: Any) -> Any:
+        """One node; an alias counts as many nodes as its anchor expands to."""
+        event = self.peek_event()  # type: ignore[attr-defined]
+        if isinstance(event, AliasEvent):
+            node: Any = super().compose_node(parent, index)
+            self._count(self._sizes.get(id(node), 1), event.start_mark, f"alias *{event.anchor}")
+            added, allowed = self._nodes - self._written, ALIAS_ALLOWANCE + ALIAS_RATIO * self._written
+            if added > allowed:
+                found = f"aliases that add {added:,} nodes to {self._written:,} written (at alias *{event.anchor})"
+                expected = f"aliases that add at most {ALIAS_ALLOWANCE:,} + {ALIAS_RATIO} per written node"
+                raise LimitError(found, f"{expected} ({allowed:,} here)", event.start_mark)
+            return node
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise LimitError(
+                f"nesting deeper than {MAX_DEPTH} levels", f"at most {MAX_DEPTH} levels of nesting", event.start_mark
+            )
+        before = self._nodes
+        self._written += 1
+        self._count(1, event.start_mark, "node")
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        if getattr(event, "anchor", None) is not None:
+            self._sizes[id(node)] = self._nodes - before
+        return node
+
+    def _count(self, nodes: int, mark: Any, what: str) -> None:
+        self._nodes += nodes
+        if self._nodes > MAX_NODES:
+            found = f"more than {MAX_NODES:,} nodes once aliases are expanded (this {what} adds {nodes:,})"
+            raise LimitError(found, f"at most {MAX_NODES:,} nodes with every alias expanded", mark)
+
+
+class _PureLoader(_LimitedComposer, yaml.SafeLoader):
     """Safe loader that keeps dates as strings, so a bad date is a located validation error, not a crash."""
 
 
-class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """The same with libyaml's parser when PyYAML has it (about 8× faster on large fleets)."""
+_CParser = getattr(yaml, "CParser", None) or getattr(getattr(yaml, "cyaml", None), "CParser", None)
+
+
+if _CParser is not None:
+
+    class _FastLoader(_LimitedComposer, _CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc, valid-type]
+        """The same on libyaml's parser when PyYAML has it (faster on large fleets)."""
+
+        def __init__(self, stream: str) -> None:
+            _CParser.__init__(self, stream)  # type: ignore[misc]
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+            Composer.__init__(self)
+
+else:  # pragma: no cover - PyYAML without libyaml
+
+    class _FastLoader(_PureLoader):  # type: ignore[no-redef]
+        """The pure loader (PyYAML was built without libyaml)."""
 
 
 class ExactFloat(float):
@@ -53,8 +148,17 @@ def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
     return ExactFloat(value, text) if math.isfinite(value) else value
 
 
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    digits = sum(ch.isdigit() for ch in str(node.value))
+    if digits > MAX_INTEGER_DIGITS:
+        found = f"an integer of {digits:,} digits"
+        raise LimitError(found, f"an integer of at most {MAX_INTEGER_DIGITS:,} digits", node.start_mark)
+    return loader.construct_yaml_int(node)
+
+
 for _loader in (_PureLoader, _FastLoader):
     _loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+    _loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
     _loader.yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -82,17 +186,28 @@ class YamlDoc:
     data: Any
     node: Node | None
     problems: list[LocatedProblem]
+    limited: bool = False
+    """True when the document was refused for a limit (size, depth, aliases), not for its syntax."""
 
 
 def parse_yaml(text: str, file: str) -> YamlDoc:
     """Parse ``text`` (the contents of ``file``) into data and nodes; YAML errors become located problems.
 
-    The fast parser reads; on a YAML error the pure-Python parser reads again for its more precise message.
+    The fast parser reads; on a YAML error the pure-Python parser reads again for its more precise message (not
+    for a limit: that message is already exact).
     """
+    if len(text) > MAX_DOCUMENT_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
+        return YamlDoc(file, None, None, [too_large(file, len(text.encode("utf-8", "surrogatepass")))])
     doc = _parse(_FastLoader, text, file)
-    if doc.node is None and doc.problems:
+    if doc.node is None and doc.problems and not doc.limited:
         return _parse(_PureLoader, text, file)
     return doc
+
+
+def too_large(file: str, size: int) -> LocatedProblem:
+    """The problem of a document of ``size`` bytes over :data:`MAX_DOCUMENT_BYTES`."""
+    found = f"a document of {size:,} bytes"
+    return LocatedProblem(file, 0, 0, DOCUMENT, found, f"at most {MAX_DOCUMENT_BYTES:,} bytes (16 MiB)")
 
 
 def _parse(loader_class: type[yaml.SafeLoader], text: str, file: str) -> YamlDoc:
@@ -103,6 +218,11 @@ def _parse(loader_class: type[yaml.SafeLoader], text: str, file: str) -> YamlDoc
             return YamlDoc(file, None, None, [])
         duplicates = list(_duplicate_keys(node, file))
         return YamlDoc(file, loader.construct_document(node), node, duplicates)
+    except LimitError as exc:
+        pos = Position.of(exc.problem_mark)
+        return YamlDoc(
+            file, None, None, [LocatedProblem(file, pos.line, pos.column, DOCUMENT, exc.found, exc.expected)], True
+        )
     except yaml.MarkedYAMLError as exc:
         return YamlDoc(file, None, None, [_yaml_problem(exc, file)])
     except yaml.YAMLError as exc:  # an unmarked YAML error (rare): located at the file

@@ -5,6 +5,11 @@ calls the executors (many calls at once on a small thread pool: a local submit w
 then writes what it learned in one short transaction with bulk statements that re-check every job (it may have
 changed meanwhile). Submitting is idempotent per (job id, attempt), so a placed job left by a crash is submitted
 again safely.
+
+Bounded starts: a submit that raises (or answers with no usable handle) counts in ``runs.start_failures``; after
+``settings.start_tries`` failures the job fails with the reason and its GPUs are free. A run the executor reports as
+unstartable (``cannot start the command``) fails its job at once. A run whose job moved on before its handle was
+known is looked up with :meth:`Executor.find`, which never starts one. Every log line names the job and attempt.
 """
 
 import logging
@@ -43,32 +48,39 @@ class Executed:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One executor call to make: which executor kind, which operation (for metrics and logs), the call."""
+    """One executor call to make: which executor kind, which operation (for metrics and logs), the call, and the
+    run it is about (``j-000123 attempt 1``, for log lines)."""
 
     kind: str
     operation: str
     fn: Callable[[], Any]
+    subject: str = ""
 
 
 def call_all(ctx: ServerContext, calls: Sequence[Call], out: Executed) -> list[tuple[bool, Any]]:
     """Make every call, several at once on ``settings.executor_threads`` threads; for each, (True, result) or
-    (False, None) when it raised (logged, counted; retried by a later cycle). Order is kept."""
+    (False, the exception) when it raised (logged, counted). Order is kept."""
     threads = min(ctx.settings.executor_threads, len(calls))
     results = [_attempt(c) for c in calls] if threads <= 1 else _on_threads(calls, threads)
     answers: list[tuple[bool, Any]] = []
     for call, (ok, value) in zip(calls, results, strict=True):
         if not ok:
-            _count_error(ctx, call.kind, call.operation, value, out)
-            value = None
+            _count_error(ctx, call, value, out)
         answers.append((ok, value))
     return answers
 
 
-def _count_error(ctx: ServerContext, kind: str, operation: str, exc: Exception, out: Executed) -> None:
-    """Log and count one executor call that raised (a later cycle retries it)."""
+def _count_error(ctx: ServerContext, call: Call, exc: Exception, out: Executed) -> None:
+    """Log and count one executor call that raised."""
     out.errors += 1
-    ctx.metrics.executor_errors.labels(executor=kind, operation=operation).inc()
-    log.warning("executor %s %s failed: %s: %s", kind, operation, type(exc).__name__, exc)
+    ctx.metrics.executor_errors.labels(executor=call.kind, operation=call.operation).inc()
+    log.warning("%s: executor %s %s failed: %s", call.subject or "-", call.kind, call.operation, describe(exc))
+
+
+def describe(exc: BaseException) -> str:
+    """An exception on one short line: ``ValueError: embedded null byte``."""
+    text = " ".join(str(exc).split())[:500]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _on_threads(calls: Sequence[Call], threads: int) -> list[tuple[bool, Any]]:
@@ -151,15 +163,49 @@ def submit_placed(ctx: ServerContext, now: datetime, out: Executed) -> None:
             unavailable.append((run, f"the {run.executor} executor runs commands; this job has only an image"))
             continue
         request = request_for(run, spec_terms, run.gpu_ids)
-        calls.append(Call(run.executor, "submit", _bind(executor.submit, request)))
+        calls.append(Call(run.executor, "submit", _bind(executor.submit, request), run.subject))
         asked.append(run)
-    answers = call_all(ctx, calls, out)
-    handles = [(run.job_id, run.attempt, h.key) for run, (_, h) in zip(asked, answers, strict=True) if h is not None]
+    handles: list[tuple[int, int, str]] = []
+    failed: list[tuple[LiveRun, str]] = []
+    for run, (ok, answer) in zip(asked, call_all(ctx, calls, out), strict=True):
+        if not ok:
+            failed.append((run, describe(answer)))
+        elif isinstance(answer, RunHandle) and answer.key:
+            handles.append((run.job_id, run.attempt, answer.key))
+        else:
+            failed.append((run, f"the executor answered with no usable run handle ({str(answer)[:200]})"))
     clusters = {run.job_id: run.cluster for run in asked}
     if handles:
         _record_started(ctx, handles, clusters, now, out)
+    if failed:
+        _count_start_failures(ctx, failed, now)
     if unavailable:
         _fail_unavailable(ctx, unavailable, now)
+
+
+def _count_start_failures(ctx: ServerContext, failed: list[tuple[LiveRun, str]], now: datetime) -> None:
+    """Count a failed start of each run; a job whose run failed to start ``settings.start_tries`` times fails with
+    the last error (its GPUs are free; the orphaned run is withdrawn by :func:`reap_orphans`)."""
+    tries = max(1, ctx.settings.start_tries)
+    for run, _ in failed:  # the error itself was logged with the call
+        ctx.metrics.start_failures.labels(executor=run.executor).inc()
+        log.warning("%s: start %d of %d on %s failed", run.subject, run.start_failures + 1, tries, run.cluster)
+    hopeless = [(run, why) for run, why in failed if run.start_failures + 1 >= tries]
+    with ctx.db.write() as session:
+        run_repo.count_start_failures(session, [(run.job_id, run.attempt) for run, _ in failed])
+        if not hopeless:
+            return
+        current = lock_current(session, [run.job_id for run, _ in hopeless])
+        moves: list[Move] = []
+        for run, why in hopeless:
+            reason = f"could not start on {run.executor} executor after {run.start_failures + 1} tries: {why}"
+            if (cur := _still(current, run.job_id, JobStatus.PLACED, run.attempt)) is not None:
+                moves.append(Move(cur, JobStatus.FAILED, reason))
+        run_repo.set_notes(session, [(m.job.id, m.job.attempt, m.reason) for m in moves])
+        transition_many(session, moves, ACTOR, now)
+    for move in moves:
+        ctx.metrics.finished.labels(status=move.to.value).inc()
+        log.warning("%s attempt %d: failed: %s", move.job.public_id, move.job.attempt, move.reason)
 
 
 def _bind(fn: Callable[[Any], T], arg: Any) -> Callable[[], T]:
@@ -183,6 +229,8 @@ def _fail_unavailable(ctx: ServerContext, unavailable: list[tuple[LiveRun, str]]
             if (cur := _still(current, run.job_id, JobStatus.PLACED, run.attempt)) is not None
         ]
         transition_many(session, moves, ACTOR, now)
+    for run, why in unavailable:
+        log.warning("%s: failed: %s", run.subject, why)
 
 
 def _record_started(
@@ -210,11 +258,11 @@ def poll_running(ctx: ServerContext, now: datetime, out: Executed) -> None:
         executor = kinds[run.executor]
         if executor is None:
             continue
-        ok, status = _attempt(
-            Call(run.executor, "poll", _bind(executor.poll, RunHandle(run.executor, run.handle_key or "")))
-        )
+        handle = RunHandle(run.executor, run.handle_key or "")
+        call = Call(run.executor, "poll", _bind(executor.poll, handle), run.subject)
+        ok, status = _attempt(call)
         if not ok:
-            _count_error(ctx, run.executor, "poll", status, out)
+            _count_error(ctx, call, status, out)
         elif status.state.is_final():
             ended.append((run, status))
     if not ended:
@@ -226,17 +274,25 @@ def poll_running(ctx: ServerContext, now: datetime, out: Executed) -> None:
         moves: list[Move] = []
         for run, status in ended:
             if (cur := _still(current, run.job_id, JobStatus.RUNNING, run.attempt)) is not None:
-                to, why = final_status(status)
+                to, why = final_status(status, run.executor)
                 moves.append(Move(cur, to, why, {"exit_code": status.exit_code}))
+                log.info("%s: %s: %s", run.subject, to.value, why)
         transition_many(session, moves, ACTOR, now)
     for move in moves:
         ctx.metrics.finished.labels(status=move.to.value).inc()
     out.finished += len(moves)
 
 
-def final_status(status: RunStatus) -> tuple[JobStatus, str]:
-    """The job status and reason for a run that ended: a lost run fails (with the executor's reason)."""
+UNSTARTABLE = "cannot start"
+"""How an executor's reason for a failed run begins when the command could not be started at all."""
+
+
+def final_status(status: RunStatus, executor: str = "local") -> tuple[JobStatus, str]:
+    """The job status and reason for a run that ended: a lost run fails (with the executor's reason); a run whose
+    command could not be started fails with ``could not start on <executor> executor: <reason>``."""
     detail = f": {status.reason}" if status.reason else ""
+    if status.state is RunState.FAILED and status.reason.startswith(UNSTARTABLE):
+        return JobStatus.FAILED, f"could not start on {executor} executor: {status.reason}"
     if status.state is RunState.SUCCEEDED:
         return JobStatus.SUCCEEDED, f"exited with code {status.exit_code}"
     if status.state is RunState.CANCELLED:
@@ -248,34 +304,76 @@ def final_status(status: RunStatus) -> tuple[JobStatus, str]:
     return JobStatus.FAILED, f"failed{detail}"
 
 
-def reap_orphans(ctx: ServerContext, now: datetime, out: Executed) -> None:
-    """Stop runs whose job moved on (cancelled, preempted, requeued) and mark them ended.
+STOPPING = "stopping: "
+"""How a run's note begins once the scheduler asked its executor to stop it (it is not asked again)."""
 
-    A run without a handle (a crash came between the decision and the executor's answer) is first submitted again
-    (idempotent: it returns the run if one exists) so it can be cancelled; otherwise it could run unnoticed.
+
+def reap_orphans(ctx: ServerContext, now: datetime, out: Executed) -> None:
+    """Stop runs whose job moved on (cancelled, failed, preempted, requeued); mark each ended once its executor
+    reports it over, and copy a cancelled job's exit code from its run.
+
+    A run without a handle (a crash came between the decision and the executor's answer, or every start failed)
+    is looked up with :meth:`Executor.find`, which never starts one: a run found is stopped like any other; with
+    none found the attempt is withdrawn (the executor makes sure it cannot start later) and the run ends at once.
     """
     with ctx.db.read() as session:
         orphans = run_repo.orphans(session)
-        terms = _terms(ctx, session, [r.job_id for r in orphans if r.handle_key is None])
-    usable = [(run, ex) for run in orphans if (ex := _executor(ctx, run.executor, out)[0]) is not None]
-    resubmit = [(run, ex) for run, ex in usable if run.handle_key is None]
-    requests = [request_for(run, terms.get(run.job_id) or SpecTerms.of({}), []) for run, _ in resubmit]
-    calls = [
-        Call(run.executor, "submit", _bind(ex.submit, rq)) for (run, ex), rq in zip(resubmit, requests, strict=True)
-    ]
-    found = {
-        (run.job_id, run.attempt): handle.key
-        for (run, _), (_, handle) in zip(resubmit, call_all(ctx, calls, out), strict=True)
-        if handle is not None
-    }
-    keyed = [(run, ex, run.handle_key or found.get((run.job_id, run.attempt))) for run, ex in usable]
-    targets = [(run, ex, key) for run, ex, key in keyed if key is not None]
-    cancels = [Call(run.executor, "cancel", _bind(ex.cancel, RunHandle(run.executor, key))) for run, ex, key in targets]
-    done = [(run, key) for (run, _, key), (ok, _) in zip(targets, call_all(ctx, cancels, out), strict=True) if ok]
-    if not done:
+    if not orphans:
         return
+    usable = [(run, ex) for run in orphans if (ex := _executor(ctx, run.executor, out)[0]) is not None]
+    unkeyed = [(run, ex) for run, ex in usable if run.handle_key is None]
+    finds = [Call(r.executor, "find", _find(ex, r), r.subject) for r, ex in unkeyed]
+    found: list[tuple[int, int, str]] = []
+    withdrawn: list[LiveRun] = []
+    keyed = [(run, ex, run.handle_key) for run, ex in usable if run.handle_key is not None]
+    for (run, ex), (ok, handle) in zip(unkeyed, call_all(ctx, finds, out), strict=True):
+        if ok and handle is None:
+            withdrawn.append(run)
+        elif ok and isinstance(handle, RunHandle):
+            found.append((run.job_id, run.attempt, handle.key))
+            keyed.append((run, ex, handle.key))
+    polls = [Call(r.executor, "poll", _bind(ex.poll, RunHandle(r.executor, k)), r.subject) for r, ex, k in keyed]
+    over: list[tuple[LiveRun, RunStatus]] = []
+    going: list[tuple[LiveRun, Executor, str]] = []
+    for (run, ex, key), (ok, status) in zip(keyed, call_all(ctx, polls, out), strict=True):
+        if ok and status.state.is_final():
+            over.append((run, status))
+        elif ok and not run.note.startswith(STOPPING):
+            going.append((run, ex, key))
+    cancels = [Call(r.executor, "cancel", _bind(ex.cancel, RunHandle(r.executor, k)), r.subject) for r, ex, k in going]
+    asked = [run for (run, _, _), (ok, _) in zip(going, call_all(ctx, cancels, out), strict=True) if ok]
+    if not (found or withdrawn or over or asked):
+        return
+    _record_reaped(ctx, found, withdrawn, over, asked, now)
+    out.reaped += len(withdrawn) + len(asked)
+
+
+def _find(executor: Executor, run: LiveRun) -> Callable[[], RunHandle | None]:
+    return lambda: executor.find(format_job_id(run.job_id), run.attempt)
+
+
+def _record_reaped(
+    ctx: ServerContext,
+    found: list[tuple[int, int, str]],
+    withdrawn: list[LiveRun],
+    over: list[tuple[LiveRun, RunStatus]],
+    asked: list[LiveRun],
+    now: datetime,
+) -> None:
+    """Write what :func:`reap_orphans` learned in one transaction."""
     with ctx.db.write() as session:
-        run_repo.set_handles(session, [(run.job_id, run.attempt, key) for run, key in done])
-        notes = [(r.job_id, r.attempt, None, f"stopped: job {format_job_id(r.job_id)} moved on") for r, _ in done]
-        run_repo.end_many(session, notes, now)
-    out.reaped += len(done)
+        run_repo.set_handles(session, found)
+        gone = [(r.job_id, r.attempt, None, f"withdrawn before it started: {r.subject} moved on") for r in withdrawn]
+        ended = [
+            (r.job_id, r.attempt, s.exit_code, f"stopped: {s.state.value}: {s.reason}".strip(": ")) for r, s in over
+        ]
+        run_repo.end_many(session, gone + ended, now)
+        run_repo.set_notes(session, [(r.job_id, r.attempt, f"{STOPPING}{r.subject} moved on") for r in asked])
+        codes = [(r.job_id, r.attempt, s.exit_code) for r, s in over if s.exit_code is not None]
+        run_repo.record_cancelled_exit_codes(session, codes)
+    for run in withdrawn:
+        log.info("%s: withdrawn before it started (its job moved on)", run.subject)
+    for run in asked:
+        log.info("%s: asked the %s executor to stop it (its job moved on)", run.subject, run.executor)
+    for run, status in over:
+        log.info("%s: stopped (%s, exit code %s)", run.subject, status.state.value, status.exit_code)

@@ -51,9 +51,20 @@ class CycleReport:
 
 
 def run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
-    """Run one scheduling cycle at time ``now`` (aware UTC); the caller makes sure it is the only scheduler."""
-    with collector_paused():
-        return _run_cycle(ctx, now)
+    """Run one scheduling cycle at time ``now`` (aware UTC); the caller makes sure it is the only scheduler.
+
+    A cycle that raises is counted (``stargate_scheduler_cycle_failures_total``, the consecutive-failure gauge and
+    ``/healthz``, degraded after a few in a row) and the exception goes on to the caller; one that finishes clears
+    the streak.
+    """
+    try:
+        with collector_paused():
+            report = _run_cycle(ctx, now)
+    except Exception as exc:
+        ctx.metrics.cycle_failed(now, exc)
+        raise
+    ctx.metrics.cycle_succeeded()
+    return report
 
 
 @contextlib.contextmanager
@@ -179,16 +190,26 @@ class SchedulerThread:
                 self._lock.release()
 
     def _step(self) -> bool:
-        """One turn: take (or keep) the lock and run a cycle if we hold it; False when something raised."""
+        """One turn: take (or keep) the lock and run a cycle if we hold it; False when something raised (counted
+        as a failed cycle either way, so a scheduler that cannot even take its lock reads as degraded too)."""
+        now = datetime.now(UTC)
         try:
-            if self._lock.acquire():
-                if not self._leader:
-                    log.info("scheduler: this process is the scheduler now")
-                    self._leader = True
-                run_cycle(self._ctx, datetime.now(UTC))
-            else:
-                self._leader = False
+            leader = self._lock.acquire()
+        except Exception as exc:  # e.g. the database is down
+            self._ctx.metrics.cycle_failed(now, exc)
+            log.exception("scheduler: cannot take the scheduler lock")
+            return False
+        if not leader:  # a standby runs no cycles: nothing of ours is failing
+            self._leader = False
+            self._ctx.metrics.cycle_succeeded()
+            return True
+        if not self._leader:
+            log.info("scheduler: this process is the scheduler now")
+            self._leader = True
+        try:
+            run_cycle(self._ctx, now)
             return True
         except Exception:  # keep the loop alive (backing off); the next cycle starts from the database again
-            log.exception("scheduler cycle failed")
+            problem = self._ctx.metrics.scheduler.problem()
+            log.exception("scheduler cycle failed%s", f" ({problem})" if problem else "")
             return False

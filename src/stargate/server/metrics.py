@@ -1,10 +1,50 @@
-"""Prometheus metrics, one registry per app (no global state shared between apps or tests)."""
+"""Prometheus metrics, one registry per app (no global state shared between apps or tests), and the scheduler's
+health as ``/healthz`` reports it."""
 
+import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 CYCLE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+DEGRADED_AFTER_FAILURES = 3
+"""Consecutive failed scheduler cycles after which ``/healthz`` reports ``degraded`` (one good cycle clears it)."""
+
+
+@dataclass
+class SchedulerHealth:
+    """Consecutive failed cycles of this process's scheduler: when the streak began and the last error.
+
+    Thread-safe: the scheduler thread records, request handlers read.
+    """
+
+    failures: int = 0
+    since: datetime | None = None
+    last_error: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def succeeded(self) -> None:
+        """A cycle finished: the streak ends."""
+        with self._lock:
+            self.failures, self.since, self.last_error = 0, None, ""
+
+    def failed(self, at: datetime, exc: BaseException) -> int:
+        """A cycle raised ``exc`` at ``at``; returns the length of the streak now."""
+        first = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ""
+        with self._lock:
+            self.failures += 1
+            self.since = self.since or at
+            self.last_error = f"{type(exc).__name__}: {first}".rstrip(": ")
+            return self.failures
+
+    def problem(self) -> str | None:
+        """Why the scheduler is degraded, or None while it is healthy."""
+        with self._lock:
+            if self.failures < DEGRADED_AFTER_FAILURES or self.since is None:
+                return None
+            since = self.since.isoformat(timespec="seconds").replace("+00:00", "Z")
+            return f"scheduler: {self.failures} cycles failed in a row since {since}: {self.last_error}"
 
 
 @dataclass
@@ -28,6 +68,28 @@ class Metrics:
         self.executor_errors = Counter(
             "stargate_executor_errors", "Executor calls that raised, calls.", ["executor", "operation"], registry=r
         )
+        self.cycle_failures = Counter(
+            "stargate_scheduler_cycle_failures", "Scheduler cycles that raised, cycles.", registry=r
+        )
+        self.consecutive_failures = Gauge(
+            "stargate_scheduler_consecutive_failures",
+            "Scheduler cycles that raised since the last one that finished, cycles.",
+            registry=r,
+        )
+        self.start_failures = Counter(
+            "stargate_start_failures", "Failed starts of placed jobs, starts.", ["executor"], registry=r
+        )
+        self.scheduler = SchedulerHealth()
+
+    def cycle_succeeded(self) -> None:
+        """Record a scheduler cycle that finished."""
+        self.scheduler.succeeded()
+        self.consecutive_failures.set(0)
+
+    def cycle_failed(self, at: datetime, exc: BaseException) -> None:
+        """Record a scheduler cycle that raised ``exc``."""
+        self.cycle_failures.inc()
+        self.consecutive_failures.set(self.scheduler.failed(at, exc))
 
     def set_queue_depth(self, per_team: dict[str, int]) -> None:
         """Replace the per-team pending counts (teams absent from ``per_team`` read 0)."""

@@ -38,9 +38,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 class Health(BaseModel):
-    """Liveness answer."""
+    """Health answer: ``ok``, or ``degraded`` with the reason (e.g. the scheduler's cycles keep failing)."""
 
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "degraded"] = "ok"
+    reason: str | None = Field(default=None, description="Why the server is degraded; absent when ok.")
 
 
 class WhoAmI(BaseModel):

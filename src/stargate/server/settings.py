@@ -27,6 +27,8 @@ class Settings:
     cancel_grace_s: float = 10.0
     executor_threads: int = 8
     """Executor calls (submit, poll, cancel) the scheduler loop makes at once, after its transactions."""
+    start_tries: int = 3
+    """Times the scheduler asks an executor to start a placed job (one try per cycle) before failing the job."""
 
     @property
     def runs_dir(self) -> Path:

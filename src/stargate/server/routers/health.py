@@ -1,6 +1,7 @@
-"""Unauthenticated endpoints: liveness and Prometheus metrics."""
+"""Unauthenticated endpoints: health, liveness and Prometheus metrics."""
 
 from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
 
 from stargate.server.deps import CtxDep
 from stargate.server.schemas import Health
@@ -8,9 +9,24 @@ from stargate.server.schemas import Health
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health)
-def healthz() -> Health:
-    """Liveness: the process answers."""
+@router.get(
+    "/healthz",
+    response_model=Health,
+    response_model_exclude_none=True,
+    responses={503: {"model": Health, "description": "Degraded: the scheduler's cycles keep failing."}},
+)
+def healthz(ctx: CtxDep) -> Health | JSONResponse:
+    """Health: 200 ``ok``, or 503 ``degraded`` with the reason while this process's scheduler keeps failing."""
+    problem = ctx.metrics.scheduler.problem()
+    if problem is None:
+        return Health()
+    return JSONResponse(Health(status="degraded", reason=problem).model_dump(), status_code=503)
+
+
+@router.get("/livez", response_model=Health, response_model_exclude_none=True)
+def livez() -> Health:
+    """Liveness: the process answers (stays 200 while degraded, so a probe does not restart a server whose API is
+    needed to fix what degrades it)."""
     return Health()
 
 

@@ -1,4 +1,9 @@
-"""The fleet in force: content hash, plan (preview a change) and apply (refused when the plan is stale)."""
+"""The fleet in force: content hash, plan (preview a change) and apply (refused when the plan is stale).
+
+A fleet is recorded only if the scheduler can load it: :func:`engine_problem` runs the code every scheduler cycle
+runs (the engine's fleet index and an empty engine cycle) on it, so a fleet that passes validation but would stop
+every cycle (e.g. a date the index cannot turn into seconds) is refused at plan time, not after apply.
+"""
 
 import hashlib
 import json
@@ -10,6 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from stargate.domain import Fleet, fleet_problems
+from stargate.server.decide import Snapshot, decide
 from stargate.server.errors import ConflictError, InvalidError, NotFoundError
 from stargate.server.schemas import Change, FleetOut, FleetPlan
 from stargate.store.models import FleetPlanRow, FleetVersionRow
@@ -63,8 +69,55 @@ def current(session: Session) -> FleetOut:
     return FleetOut(version=row.version, applied_at=row.applied_at, applied_by=row.applied_by, fleet=row.document)
 
 
+ENTITY_SECTIONS = ("clusters", "contracts", "buildings", "queues")
+"""Sections whose entries the engine indexes one by one (each may be left out without breaking a reference the
+index follows), so a fleet it cannot load is narrowed down to the first entry it cannot load alone."""
+
+
+def engine_problem(fleet: Fleet, now: datetime | None = None) -> str | None:
+    """Why the scheduler could not load ``fleet`` (one located line), or None when it can."""
+    now = now or datetime.now(UTC)
+    try:
+        _load(fleet, now)
+        return None
+    except Exception as exc:  # anything the engine raises would stop every scheduler cycle
+        error = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    where = _culprit(fleet, now) or "fleet"
+    return f"{where}: found a value the scheduler cannot load ({error}), expected a fleet the engine can index"
+
+
+def check_schedulable(fleet: Fleet, now: datetime | None = None) -> None:
+    """422 with :func:`engine_problem`'s line when the scheduler could not load ``fleet``."""
+    problem = engine_problem(fleet, now)
+    if problem is not None:
+        raise InvalidError(f"invalid fleet: {problem}")
+
+
+def _load(fleet: Fleet, now: datetime) -> None:
+    """Build the engine's index of ``fleet`` and run one engine cycle without jobs, as the scheduler loop does."""
+    decide(Snapshot(fleet, "candidate", [], []), now)
+
+
+def _culprit(fleet: Fleet, now: datetime) -> str | None:
+    """``fleet.clusters[3] (id 'x')``: the first entry the engine cannot load alone; None when none is."""
+    bare = fleet.model_copy(update={key: [] for key in ENTITY_SECTIONS})
+    try:
+        _load(bare, now)
+    except Exception:
+        return None  # it fails without any of them: the entry sections are not where the problem is
+    for section in ENTITY_SECTIONS:
+        for i, entry in enumerate(getattr(fleet, section)):
+            try:
+                _load(bare.model_copy(update={section: [entry]}), now)
+            except Exception:
+                return f"fleet.{section}[{i}] (id '{getattr(entry, 'id', '?')}')"
+    return None
+
+
 def record(session: Session, fleet: Fleet, actor: str, now: datetime) -> FleetVersionRow:
-    """Make ``fleet`` the fleet in force (a new version row, teams and queues synced)."""
+    """Make ``fleet`` the fleet in force (a new version row, teams and queues synced); 422 when the scheduler could
+    not load it."""
+    check_schedulable(fleet, now)
     document = canonical(fleet)
     row = fleet_versions.add(
         session, FleetVersionRow(version=version_of(document), document=document, applied_at=now, applied_by=actor)
@@ -83,8 +136,11 @@ def ensure(session: Session, fleet: Fleet, actor: str, now: datetime) -> tuple[F
 
 
 def plan(session: Session, document: dict[str, Any], actor: str, now: datetime) -> FleetPlan:
-    """Validate a proposed fleet, list its differences from the fleet in force and store the plan."""
-    proposed = canonical(parse(document))
+    """Validate a proposed fleet (also: the scheduler can load it), list its differences from the fleet in force
+    and store the plan."""
+    fleet = parse(document)
+    check_schedulable(fleet, now)
+    proposed = canonical(fleet)
     base = fleet_versions.current(session)
     changes = diff(base.document if base is not None else {}, proposed)
     row = fleet_versions.add_plan(

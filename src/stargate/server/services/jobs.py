@@ -1,5 +1,6 @@
 """Jobs: submit (validated against the fleet in force), look up, list, cancel; team isolation applied here."""
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,8 @@ class SubmitRules:
     catalogue: frozenset[str]
     image_providers: frozenset[str] = frozenset()
     """Providers whose executor can run a container image (the local executor runs shell commands only)."""
+    local_providers: frozenset[str] = frozenset()
+    """Providers whose jobs run on the local executor (its OS limits on a command and environment apply)."""
 
     @classmethod
     def of(cls, fleet: Fleet) -> "SubmitRules":
@@ -35,6 +38,7 @@ class SubmitRules:
             priorities={p.name: p.value for p in fleet.priority_classes},
             catalogue=frozenset(fleet.catalogue()),
             image_providers=frozenset(p.id for p in fleet.providers if p.executor is not ExecutorKind.LOCAL),
+            local_providers=frozenset(p.id for p in fleet.providers if p.executor is ExecutorKind.LOCAL),
         )
 
 
@@ -58,6 +62,7 @@ def check(who: Principal, spec: JobSpec, rules: SubmitRules, now: datetime) -> d
             "body.command: found only an image, expected a shell command: every provider this job may use runs on "
             "the local executor, which runs commands, not images"
         )
+    _check_executor_limits(spec, rules)
     return {
         "name": spec.name,
         "queue_id": queue.id,
@@ -109,6 +114,57 @@ def _check_models(spec: JobSpec, rules: SubmitRules) -> None:
         if model not in rules.catalogue:
             shown = ", ".join(sorted(rules.catalogue))
             raise InvalidError(f"body.gpu_models[{i}]: found '{model}', expected a GPU model ({shown})")
+
+
+MAX_ARG_STRLEN = 131072
+"""Linux's limit on one argument or environment string (``KEY=value``) of a new process, bytes with its NUL."""
+POINTER_BYTES = 8
+"""What each argument and environment string also costs in the kernel's count against ARG_MAX, bytes."""
+
+
+def _local_budget() -> int:
+    """Bytes a job's command and environment may take on the local executor: half of this host's ARG_MAX (2 MiB on
+    a default Linux, so 1 MiB), leaving the other half to the runner's arguments, the inherited environment and
+    Stargate's variables; 128 KiB when the host does not say."""
+    try:
+        arg_max = os.sysconf("SC_ARG_MAX")
+    except (ValueError, OSError, AttributeError):
+        arg_max = -1
+    return (arg_max if arg_max > 0 else 256 * 1024) // 2
+
+
+LOCAL_ARGS_BUDGET = _local_budget()
+
+
+def _check_executor_limits(spec: JobSpec, rules: SubmitRules) -> None:
+    """422 for a command or environment the executors this job may use could never start: on the local
+    executor, a string over MAX_ARG_STRLEN or more than :data:`LOCAL_ARGS_BUDGET` in all (the runner and then
+    ``/bin/sh -c`` get the command as one argument, the environment as ``KEY=value`` strings)."""
+    allowed = spec.allowed_providers
+    local = any(p in rules.local_providers for p in allowed) if allowed else bool(rules.local_providers)
+    if not local:
+        return
+    limit = MAX_ARG_STRLEN - 1
+    command = len((spec.command or "").encode("utf-8", "surrogatepass"))
+    if command > limit:
+        raise InvalidError(
+            f"body.command: found {command:,} bytes, expected at most {limit:,} bytes (the local executor passes "
+            "the command as one argument; Linux's MAX_ARG_STRLEN)"
+        )
+    total = command + 1 + POINTER_BYTES
+    for key, value in spec.environment.items():
+        size = len(f"{key}={value}".encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise InvalidError(
+                f"body.environment.{key[:40]}: found {size:,} bytes as KEY=value, expected at most {limit:,} bytes "
+                "(Linux's MAX_ARG_STRLEN for one environment string)"
+            )
+        total += size + 1 + POINTER_BYTES
+    if total > LOCAL_ARGS_BUDGET:
+        raise InvalidError(
+            f"body: found a command and environment of {total:,} bytes, expected at most {LOCAL_ARGS_BUDGET:,} bytes "
+            "in all (half of this host's ARG_MAX: the local executor's limit on a command's arguments and environment)"
+        )
 
 
 def new_job(values: dict[str, Any], row_id: int, spec: JobSpec) -> Job:

@@ -8,7 +8,7 @@ from typing import Any, cast
 from sqlalchemy import Table, Text, bindparam, insert, select, type_coerce, update
 from sqlalchemy.orm import Session
 
-from stargate.store.models import JobRow, RunRow
+from stargate.store.models import JobRow, RunRow, format_job_id
 from stargate.store.repositories.jobs import json_list
 from stargate.store.status import JobStatus
 
@@ -90,6 +90,47 @@ def end_many(session: Session, ended: Sequence[tuple[int, int, int | None, str]]
     session.execute(statement, params)
 
 
+def count_start_failures(session: Session, runs: Sequence[tuple[int, int]]) -> None:
+    """Add one failed start to each (job id, attempt) run not yet ended, in one statement run for all."""
+    if not runs:
+        return
+    table = cast(Table, RunRow.__table__)
+    statement = (
+        update(table)
+        .where(table.c.job_id == bindparam("b_job"), table.c.attempt == bindparam("b_attempt"))
+        .where(table.c.ended.is_(False))
+        .values(start_failures=table.c.start_failures + 1)
+    )
+    session.execute(statement, [{"b_job": j, "b_attempt": a} for j, a in runs])
+
+
+def set_notes(session: Session, notes: Sequence[tuple[int, int, str]]) -> None:
+    """Set the note of each (job id, attempt, note) run not yet ended, in one statement run for all."""
+    if not notes:
+        return
+    table = cast(Table, RunRow.__table__)
+    statement = (
+        update(table)
+        .where(table.c.job_id == bindparam("b_job"), table.c.attempt == bindparam("b_attempt"))
+        .where(table.c.ended.is_(False))
+    )
+    session.execute(statement, [{"b_job": j, "b_attempt": a, "note": n} for j, a, n in notes])
+
+
+def record_cancelled_exit_codes(session: Session, codes: Sequence[tuple[int, int, int]]) -> None:
+    """Copy each (job id, attempt, exit code) of a run stopped after its job was cancelled to the job, when the
+    job is still cancelled at that attempt and has no exit code yet (one statement run for all)."""
+    if not codes:
+        return
+    table = cast(Table, JobRow.__table__)
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_job"), table.c.attempt == bindparam("b_attempt"))
+        .where(table.c.status == JobStatus.CANCELLED, table.c.exit_code.is_(None))
+    )
+    session.execute(statement, [{"b_job": j, "b_attempt": a, "exit_code": c} for j, a, c in codes])
+
+
 _RAW_GPU_IDS = type_coerce(JobRow.gpu_ids, Text)
 
 
@@ -106,6 +147,13 @@ class LiveRun:
     gpu_ids: list[int]
     team: str
     start_failures: int
+    note: str = ""
+    """The run's note (read for orphans only: ``stopping...`` once the scheduler asked the executor to stop it)."""
+
+    @property
+    def subject(self) -> str:
+        """How log lines name the run: ``j-000123 attempt 1``."""
+        return f"{format_job_id(self.job_id)} attempt {self.attempt}"
 
 
 def live(session: Session, status: JobStatus) -> list[LiveRun]:
@@ -142,6 +190,7 @@ def orphans(session: Session) -> list[LiveRun]:
             JobRow.gpu_ids,
             JobRow.team_id,
             RunRow.start_failures,
+            RunRow.note,
         )
         .join(JobRow, JobRow.id == RunRow.job_id)
         .where(RunRow.ended.is_(False), ~live_attempt)
