@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import Any, TypedDict, TypeVar, cast
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -200,9 +202,11 @@ class StargateClient:
         """``GET /api/v1/whoami``: the token's id, name, team and role."""
         return cast(WhoAmI, self._call("GET", "/api/v1/whoami"))
 
-    def submit_job(self, spec: Mapping[str, Any]) -> Job:
-        """``POST /api/v1/jobs`` with a JobSpec as JSON; the new job."""
-        return cast(Job, self._call("POST", "/api/v1/jobs", json=dict(spec)))
+    def submit_job(self, spec: Mapping[str, Any], idempotency_key: str | None = None) -> Job:
+        """``POST /api/v1/jobs`` with a JobSpec as JSON; the new job. With ``idempotency_key``, sending it again
+        (e.g. after a lost answer) gets the same job instead of a second one."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else None
+        return cast(Job, self._call("POST", "/api/v1/jobs", json=dict(spec), headers=headers))
 
     def list_jobs(
         self,
@@ -265,10 +269,23 @@ class StargateClient:
         """``POST /api/v1/fleet/apply``: apply a plan; :class:`ConflictError` when it is stale (admin)."""
         return cast(dict[str, Any], self._call("POST", "/api/v1/fleet/apply", json={"plan_id": plan_id}))
 
-    def create_token(self, name: str, role: str, team: str | None = None) -> dict[str, str]:
-        """``POST /api/v1/tokens``: a new token ``{"id", "token"}`` (the secret is shown this once; admin)."""
+    def create_token(
+        self, name: str, role: str, team: str | None = None, expires_at: datetime | None = None
+    ) -> dict[str, Any]:
+        """``POST /api/v1/tokens``: a new token ``{"id", "token", "expires_at"}`` (the secret is shown this once;
+        admin)."""
         body = {"name": name, "role": role, "team": team}
-        return cast(dict[str, str], self._call("POST", "/api/v1/tokens", json=body))
+        if expires_at is not None:
+            body["expires_at"] = expires_at.isoformat()
+        return cast(dict[str, Any], self._call("POST", "/api/v1/tokens", json=body))
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        """``GET /api/v1/tokens``: every token with its state, never a secret (admin)."""
+        return cast(list[dict[str, Any]], self._call("GET", "/api/v1/tokens"))
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """``POST /api/v1/tokens/{id}/revoke``: the token after revocation (idempotent; admin)."""
+        return cast(dict[str, Any], self._call("POST", f"/api/v1/tokens/{_segment(token_id)}/revoke"))
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request; the decoded JSON body, or the matching :class:`ClientError`."""
@@ -282,6 +299,45 @@ class StargateClient:
             except ValueError as exc:
                 raise ServerError(response.status_code, "the answer is not JSON") from exc
         raise error_for(response)
+
+
+RETRY_FIRST_DELAY_S = 0.25
+RETRY_MAX_DELAY_S = 4.0
+T = TypeVar("T")
+
+
+def is_transient(error: ClientError) -> bool:
+    """Whether ``error`` may pass on its own: no answer (connection lost, refused, timed out) or a 5xx answer."""
+    return isinstance(error, ServerUnreachableError) or (isinstance(error, ServerError) and error.status >= 500)
+
+
+def with_retries(
+    call: Callable[[], T],
+    budget_s: float,
+    on_retry: Callable[[ClientError, int, float], None] | None = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """``call()``, tried again after a transient error (:func:`is_transient`) with exponential backoff (0.25 s
+    doubling to 4 s, with jitter) for up to ``budget_s`` seconds; then the last error. ``on_retry(error, attempt,
+    delay_s)`` is told before each wait. Only for calls that are safe to repeat (reads, idempotent submissions)."""
+    deadline = clock() + budget_s
+    delay = RETRY_FIRST_DELAY_S
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except ClientError as exc:
+            remaining = deadline - clock()
+            if not is_transient(exc) or remaining <= 0:
+                raise
+            attempt += 1
+            wait = min(delay * random.uniform(0.75, 1.0), remaining)
+            if on_retry is not None:
+                on_retry(exc, attempt, wait)
+            sleep(wait)
+            delay = min(delay * 2, RETRY_MAX_DELAY_S)
 
 
 def error_for(response: httpx.Response) -> ApiError:
@@ -336,7 +392,10 @@ def parse_expiry(text: str, now: datetime) -> datetime:
     expected = "expected a duration such as 30m, 12h, 7d or 2w, or an ISO 8601 time with a zone (2027-01-01T00:00Z)"
     found = _DURATION.match(text.strip())
     if found:
-        when = now + timedelta(seconds=int(found.group(1)) * _UNIT_S[found.group(2)])
+        try:
+            when = now + timedelta(seconds=int(found.group(1)) * _UNIT_S[found.group(2)])
+        except OverflowError:
+            raise ValueError(f"found {json.dumps(text[:60])}, too far in the future; {expected}") from None
     else:
         try:
             when = datetime.fromisoformat(text.strip())

@@ -1,4 +1,4 @@
-"""CLI commands that talk to a running server: login, submit, jobs, job, logs, cancel, queues (see
+"""CLI commands that talk to a running server: login, submit, jobs, job, logs, cancel, queues, token (see
 docs/reference/cli-client.md).
 
 Every command takes ``--json`` for machine-readable output. Errors are one line on stderr, never a traceback, and
@@ -9,8 +9,11 @@ import json
 import os
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -29,21 +32,32 @@ from stargate.client import (
     StargateClient,
     UnauthorizedError,
     load_config,
+    parse_expiry,
     save_config,
     url_problem,
+    with_retries,
 )
 
 EXIT_REFUSED, EXIT_BAD_INPUT = 1, 2
 PAGE_SIZE = 100
+DEFAULT_RETRY_S = 30.0
+"""How long ``submit`` and ``logs`` keep retrying when the server cannot be reached or fails, s."""
 _STATUS_STYLE = {"running": "green", "succeeded": "bold green", "failed": "red", "cancelled": "yellow"}
 
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+token_app = typer.Typer(
+    help="API tokens through the server (needs an admin token; `stargate admin token` works on the database).",
+    no_args_is_help=True,
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     for command in (login, submit, jobs, job, logs, cancel, queues):
         app.command()(command)
+    app.add_typer(token_app, name="token")
 
 
 def login(
@@ -80,23 +94,58 @@ def login(
 
 def submit(
     file: Path = typer.Argument(..., help="A job spec YAML file (see examples/jobs/)."),
+    idempotency_key: str | None = typer.Option(
+        None,
+        "--idempotency-key",
+        help="Send this Idempotency-Key (1 to 255 printable ASCII characters) instead of a fresh random one: "
+        "submitting again with the same key and file gets the same job.",
+    ),
+    retry_for: float = typer.Option(
+        DEFAULT_RETRY_S,
+        "--retry-for",
+        help="Seconds to keep retrying when the server cannot be reached or fails (5xx), 0 to 3600; safe: the "
+        "retries carry the same Idempotency-Key.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Validate a job file locally, then submit it; prints the new job's id."""
+    """Validate a job file locally, then submit it; prints the new job's id. Retries on a lost connection without
+    ever making a second job (each submission carries an Idempotency-Key)."""
+    if idempotency_key is not None and (bad_key := _key_problem(idempotency_key)):
+        _refuse_input(f"--idempotency-key: {bad_key}")
+    _check_retry_for(retry_for)
     try:
         spec = load_job_file(file)
     except JobFileError as exc:
         for problem in exc.problems:
             typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    key = idempotency_key or str(uuid.uuid4())
+    body = spec.model_dump(mode="json", exclude_none=True)
+
+    def said(error: ClientError, attempt: int, delay_s: float) -> None:
+        if attempt == 1:
+            typer.echo(f"warning: {error}; retrying for up to {retry_for:g} s with Idempotency-Key {key}", err=True)
+
     with _failures(), _client() as client:
-        new = client.submit_job(spec.model_dump(mode="json", exclude_none=True))
+        new = with_retries(lambda: client.submit_job(body, idempotency_key=key), retry_for, said)
     if as_json:
         _print_json(new)
         return
     typer.echo(
         f"submitted {new['id']} ({new['name']}) to queue {new['queue']}: {gpu_count(new['gpus'])}, {new['status']}"
     )
+
+
+def _key_problem(key: str) -> str | None:
+    """Why ``key`` is not an Idempotency-Key the server accepts; None when it is one."""
+    if 1 <= len(key) <= 255 and all(" " <= c <= "~" for c in key):
+        return None
+    return f"found {json.dumps(key[:60])}; expected 1 to 255 printable ASCII characters"
+
+
+def _check_retry_for(seconds: float) -> None:
+    if not 0 <= seconds <= 3600:
+        _refuse_input(f"--retry-for: found {seconds:g}; expected a number of seconds from 0 to 3600")
 
 
 def jobs(
@@ -138,20 +187,39 @@ def logs(
     job_id: str = typer.Argument(..., help="Job id, e.g. j-000123."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new output until the job is final."),
     interval_s: float = typer.Option(0.5, "--interval", help="Seconds between polls with --follow, at least 0.05."),
+    retry_for: float = typer.Option(
+        DEFAULT_RETRY_S,
+        "--retry-for",
+        help="Seconds to keep reconnecting when the server goes away (e.g. restarts) or fails (5xx), 0 to 3600.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print each chunk as one JSON object per line."),
 ) -> None:
-    """Print a job's output (its latest attempt); with -f, follow it until the job ends."""
+    """Print a job's whole output (its latest attempt; the server sends it in pages of up to 1 MiB); with -f,
+    follow it until the job is final and its log complete, reconnecting from the last byte after a server restart."""
     if not 0.05 <= interval_s <= 86_400:
         _refuse_input(f"--interval: found {interval_s:g}; expected a number of seconds from 0.05 to 86400")
+    _check_retry_for(retry_for)
+    offset = 0
+    lost = False
+
+    def said(error: ClientError, attempt: int, delay_s: float) -> None:
+        nonlocal lost
+        if attempt == 1:
+            lost = True
+            typer.echo(f"warning: {error}; reconnecting from byte {offset} for up to {retry_for:g} s", err=True)
+
     with _failures(), _client() as client:
-        offset = 0
         while True:
-            chunk = client.job_logs(job_id, offset)
+            chunk = with_retries(partial(client.job_logs, job_id, offset), retry_for, said)
+            if lost:
+                lost = False
+                typer.echo(f"reconnected; continuing from byte {offset}", err=True)
             _emit_chunk(chunk, as_json, first=offset == 0)
-            offset = chunk["next_offset"]
-            if not follow or chunk["complete"]:
+            moved, offset = chunk["next_offset"] != offset, chunk["next_offset"]
+            if chunk["complete"] or (not follow and not moved):
                 return
-            time.sleep(interval_s)
+            if not moved:
+                time.sleep(interval_s)
 
 
 def cancel(job_id: str = typer.Argument(..., help="Job id, e.g. j-000123."), as_json: bool = JsonOption) -> None:
@@ -172,6 +240,80 @@ def queues(as_json: bool = JsonOption) -> None:
         _print_json(found)
         return
     _render_queues(found)
+
+
+@token_app.command("list")
+def token_list(as_json: bool = JsonOption) -> None:
+    """List every token with its state (live, expired, revoked); never a secret."""
+    with _failures(), _client() as client:
+        items = client.list_tokens()
+    if as_json:
+        _print_json(items)
+        return
+    render_tokens(items)
+
+
+@token_app.command("create")
+def token_create(
+    role: str = typer.Option(..., "--role", help="admin, member or viewer."),
+    team: str | None = typer.Option(None, "--team", help="Team of the token (required for member and viewer)."),
+    name: str | None = typer.Option(None, "--name", help="A name to recognise the token by; default: ROLE-TEAM."),
+    expires: str | None = typer.Option(
+        None, "--expires", help="When it stops working: a duration (30m, 12h, 7d, 2w) or an ISO 8601 time with a zone."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Create a token and print it once (only a salted hash is stored)."""
+    if role not in ("admin", "member", "viewer"):
+        _refuse_input(f"--role: found '{role}'; expected admin, member or viewer")
+    try:
+        expires_at = parse_expiry(expires, datetime.now(UTC)) if expires is not None else None
+    except ValueError as exc:
+        _refuse_input(f"--expires: {exc}")
+    label = name or (f"{role}-{team}" if team else role)
+    with _failures(), _client() as client:
+        made = client.create_token(label, role, team, expires_at)
+    if as_json:
+        _print_json(made)
+        return
+    until = f", expires {_when(made.get('expires_at'))}" if made.get("expires_at") else ""
+    typer.echo(f"token {made['id']} ({role}, team {team or '-'}, name {label}{until}): {made['token']}")
+    typer.echo("(shown once; only a salted hash is stored)")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: str = typer.Argument(..., help="The token's id, e.g. t-0123456789abcdef."), as_json: bool = JsonOption
+) -> None:
+    """Revoke a token (idempotent): this server refuses it at once, every other within 5 s. The last live admin
+    token is never revoked (409)."""
+    with _failures(), _client() as client:
+        item = client.revoke_token(token_id)
+    if as_json:
+        _print_json(item)
+        return
+    typer.echo(f"token {item['id']} ({item['name']}) revoked at {_when(item['revoked_at'])} by {item['revoked_by']}")
+
+
+def render_tokens(items: list[dict[str, Any]]) -> None:
+    """Tokens as a table (the API's JSON shape), never a secret: none is stored."""
+    table = Table(title=f"{len(items)} token{'s' if len(items) != 1 else ''}", title_justify="left")
+    for column in ("ID", "NAME", "ROLE", "TEAM", "STATE", "CREATED", "CREATED BY", "EXPIRES", "REVOKED"):
+        table.add_column(column, no_wrap=column in {"ID", "CREATED", "EXPIRES", "REVOKED"})
+    for item in items:
+        revoked = f"{_when(item['revoked_at'])} by {item['revoked_by']}" if item["revoked_at"] else "-"
+        table.add_row(
+            item["id"],
+            item["name"],
+            item["role"],
+            item["team"] or "-",
+            item["state"],
+            _when(item["created_at"]),
+            item["created_by"] or "-",
+            _when(item["expires_at"]),
+            revoked,
+        )
+    _console().print(table)
 
 
 @contextmanager

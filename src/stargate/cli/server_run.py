@@ -17,10 +17,9 @@ from typing import Any
 
 import typer
 import uvicorn
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from stargate.cli.client import render_tokens
 from stargate.client import parse_expiry
 from stargate.domain import Fleet
 from stargate.fleetfile import FleetFileError, load_fleet
@@ -88,7 +87,7 @@ def token_create(team: str | None, role: str, name: str | None, expires: str | N
                 session, label, team, parsed, now, created_by=_admin_actor(), expires_at=expires_at
             )
     except ServiceError as exc:
-        raise _fail(exc.detail.replace("team:", "--team:", 1)) from None
+        raise _fail(exc.detail.replace("team:", "--team:", 1).replace("expires_at:", "--expires:", 1)) from None
     finally:
         db.close()
     until = f", expires {_when(expires_at)}" if expires_at is not None else ""
@@ -106,26 +105,11 @@ def token_list(as_json: bool) -> None:
             items = [token_service.to_api(row, now) for row in token_service.list_all(session)]
     finally:
         db.close()
+    shown = [item.model_dump(mode="json") for item in items]
     if as_json:
-        typer.echo(json.dumps([item.model_dump(mode="json") for item in items], indent=2))
+        typer.echo(json.dumps(shown, indent=2))
         return
-    table = Table(title=f"{len(items)} token{'s' if len(items) != 1 else ''}", title_justify="left")
-    for column in ("ID", "NAME", "ROLE", "TEAM", "STATE", "CREATED", "CREATED BY", "EXPIRES", "REVOKED"):
-        table.add_column(column, no_wrap=column in {"ID", "CREATED", "EXPIRES", "REVOKED"})
-    for item in items:
-        revoked = f"{_when(item.revoked_at)} by {item.revoked_by}" if item.revoked_at is not None else "-"
-        table.add_row(
-            item.id,
-            item.name,
-            item.role.value,
-            item.team or "-",
-            item.state,
-            _when(item.created_at),
-            item.created_by or "-",
-            _when(item.expires_at),
-            revoked,
-        )
-    Console(width=None if sys.stdout.isatty() else 200, highlight=False).print(table)
+    render_tokens(shown)
 
 
 def token_revoke(token_id: str) -> None:

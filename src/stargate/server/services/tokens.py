@@ -2,7 +2,7 @@
 admin token."""
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -12,6 +12,9 @@ from stargate.server.schemas import TokenInfo
 from stargate.store import TokenRow
 from stargate.store.repositories import teams as team_repo
 from stargate.store.repositories import tokens as token_repo
+
+MAX_LIFETIME = timedelta(days=100 * 365)
+"""Longest expiry a token may be given (no expiry at all is allowed)."""
 
 
 def create(
@@ -34,8 +37,11 @@ def create(
         if team_repo.get_team(session, team) is None:
             known = ", ".join(t.id for t in team_repo.list_teams(session)[:10]) or "none: apply a fleet first"
             raise InvalidError(f"team: found '{team}', expected the id of a team ({known})")
-    if expires_at is not None and expires_at <= now:
-        raise InvalidError(f"expires_at: found {expires_at.isoformat()}, expected a time after {now.isoformat()}")
+    if expires_at is not None and not timedelta(0) < expires_at - now <= MAX_LIFETIME:
+        raise InvalidError(
+            f"expires_at: found {expires_at.isoformat()}, expected a time after {now.isoformat()} and at most "
+            f"{MAX_LIFETIME.days // 365} years ahead"
+        )
     token_id, secret, wire = new_token()
     salt = secrets.token_hex(16)
     row = TokenRow(
