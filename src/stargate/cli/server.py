@@ -38,6 +38,18 @@ def up(
     ),
     scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="Run the scheduler loop here."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+    isolation: str = typer.Option(
+        "auto",
+        "--isolation",
+        help="How local jobs are isolated: users (root: one uid per team), sandbox (bubblewrap), none (needs "
+        "--single-team), auto (users as root, else sandbox, else refuse).",
+    ),
+    single_team: str | None = typer.Option(
+        None, "--single-team", help="Run only this team's jobs on the local executor (required by --isolation none)."
+    ),
+    job_uid_base: int = typer.Option(
+        2_000_000_000, "--job-uid-base", help="First uid/gid of the per-team job users (--isolation users)."
+    ),
 ) -> None:
     """Start the API server and the scheduler loop; migrate the database and create the first admin token."""
     if not 0 <= port <= 65535:
@@ -46,7 +58,7 @@ def up(
         _refuse(f"--interval: found {interval:g}; expected a number of seconds from 0.01 to 3600")
     from stargate.cli import server_run  # imported on use: the server stack is heavy (see module docstring)
 
-    server_run.up(host, port, fleet, interval, scheduler, log_level)
+    server_run.up(host, port, fleet, interval, scheduler, log_level, isolation, single_team, job_uid_base)
 
 
 def _refuse(message: str) -> NoReturn:

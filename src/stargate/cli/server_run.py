@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from stargate.cli.client import render_tokens
 from stargate.client import parse_expiry
 from stargate.domain import Fleet
+from stargate.executors.isolation import DEFAULT_JOB_UID_BASE, IsolationError
 from stargate.fleetfile import FleetFileError, load_fleet
 from stargate.server.app import create_app
 from stargate.server.auth import Role
-from stargate.server.bootstrap import needs_fleet, open_database, prepare
+from stargate.server.bootstrap import needs_fleet, open_database, prepare, resolve_isolation
 from stargate.server.defaults import DEFAULT_FLEET
 from stargate.server.errors import ServiceError
 from stargate.server.services import fleet as fleet_service
@@ -42,8 +44,19 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(EXIT_INPUT)
 
 
-def up(host: str, port: int, fleet: Path | None, interval: float, scheduler: bool, log_level: str) -> None:
+def up(
+    host: str,
+    port: int,
+    fleet: Path | None,
+    interval: float,
+    scheduler: bool,
+    log_level: str,
+    isolation: str = "auto",
+    single_team: str | None = None,
+    job_uid_base: int = DEFAULT_JOB_UID_BASE,
+) -> None:
     """Start the API server and the scheduler loop (see :func:`stargate.cli.server.up`)."""
+    os.umask(0o077)  # everything the server writes (state, database, logs, runs) is its user's only
     if log_level not in ("debug", "info", "warning", "error"):
         raise _fail(f"--log-level: found '{log_level}'; expected debug, info, warning or error")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -51,6 +64,12 @@ def up(host: str, port: int, fleet: Path | None, interval: float, scheduler: boo
     settings = Settings.from_env(
         host=host, port=port, fleet_path=fleet, scheduler_enabled=scheduler, scheduler_interval_s=interval
     )
+    settings = replace(settings, isolation=isolation, single_team=single_team, job_uid_base=job_uid_base)
+    try:
+        settings, found = resolve_isolation(settings)
+    except IsolationError as exc:
+        raise _fail(f"{exc.option}: {exc}") from None
+    typer.echo(f"isolation {found.mode.value}: {found.describe()}")
     sock = _bind(settings)  # first: a start that cannot listen must write nothing (no database, token or fleet)
     try:
         db = _open_or_exit(settings)
@@ -154,6 +173,7 @@ def _write_secret(path: Path, secret: str) -> Path:
 
 
 def _open_or_exit(settings: Settings) -> Database:
+    os.umask(0o077)  # the database and its journal files are the server's user's only
     try:
         return open_database(settings)
     except (SQLAlchemyError, OSError) as exc:

@@ -8,11 +8,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stargate.executors.base import Capabilities, Executor, RunHandle, RunRequest, RunState, RunStatus
+from stargate.executors.isolation import (
+    DEFAULT_JOB_UID_BASE,
+    Isolation,
+    IsolationError,
+    IsolationMode,
+    TeamIdentities,
+    resolve,
+)
 from stargate.executors.local import LocalExecutor, LocalExecutorError
 
 __all__ = [
     "Capabilities",
     "Executor",
+    "Isolation",
+    "IsolationError",
+    "IsolationMode",
     "LocalExecutor",
     "LocalExecutorError",
     "RunHandle",
@@ -33,12 +44,26 @@ class UnknownExecutorError(ValueError):
 
 
 def _local(settings: object) -> Executor:
-    """The local executor over ``<STARGATE_HOME>/runs`` (or ``settings.runs_dir`` when the settings have one)."""
-    runs_dir = getattr(settings, "runs_dir", None)
-    if runs_dir is None:
-        runs_dir = Path(getattr(settings, "home")) / "runs"  # noqa: B009 - settings is any object with a home
+    """The local executor over ``<STARGATE_HOME>/runs`` (or ``settings.runs_dir`` when the settings have one), with
+    the settings' ``isolation`` (default none), ``single_team`` and ``job_uid_base``."""
+    home = Path(getattr(settings, "home"))  # noqa: B009 - settings is any object with a home
+    runs_dir = getattr(settings, "runs_dir", None) or home / "runs"
     grace_s = float(getattr(settings, "cancel_grace_s", 10.0))
-    return LocalExecutor(Path(runs_dir), grace_s=grace_s)
+    mode = str(getattr(settings, "isolation", IsolationMode.NONE))
+    single_team = getattr(settings, "single_team", None)
+    uid_base = int(getattr(settings, "job_uid_base", DEFAULT_JOB_UID_BASE))
+    work_root = home / "work"
+    if mode == IsolationMode.NONE:
+        isolation = Isolation(IsolationMode.NONE, single_team=single_team)  # `stargate up` refuses it without a team
+    else:
+        try:
+            isolation = resolve(mode, single_team=single_team, uid_base=uid_base, work_root=home)
+        except IsolationError as exc:
+            raise UnknownExecutorError(f"local executor: {exc.option} {mode}: {exc}") from None
+    identities = TeamIdentities(home / "job-uids.json", uid_base)
+    return LocalExecutor(
+        Path(runs_dir), grace_s=grace_s, isolation=isolation, work_root=work_root, identities=identities
+    )
 
 
 _FACTORIES: dict[str, Callable[[object], Executor]] = {"local": _local}

@@ -32,6 +32,10 @@ class Capabilities:
     gpu_isolation: bool = False
     reattach: bool = False
     logs: bool = True
+    team_isolation: bool = False
+    """A job cannot read the server's state nor another team's runs (its own uid per team, or a sandbox)."""
+    sandbox: bool = False
+    """A job runs in an OS sandbox: private /tmp, pid and IPC namespaces, only its working directory writable."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,12 @@ Every run (one job attempt) has a directory ``RUNS_DIR/<job_id>/attempt-<n>/`` h
 :meth:`LocalExecutor.find` never starts a run: when none was started it writes ``claim`` itself (holding
 ``withdrawn``), so a runner still on its way finds the run claimed and exits without running the command.
 
+- ``launch.json`` — what the runner starts: the command, its environment, its working directory and identity.
+
+All of it is private to the server's user (0700 directories, 0600 files): the job writes ``output.log`` only through
+the descriptor its runner passes it. The job works in ``WORK_ROOT/<team>/<job_id>/attempt-<n>/`` (its HOME, TMPDIR
+and STARGATE_RUN_DIR), under the identity and sandbox its :class:`~stargate.executors.isolation.Isolation` gives it.
+
 The runner (:mod:`stargate.executors.local_runner`) lives in a session of its own, so a server crash leaves runs
 going; after a restart a new :class:`LocalExecutor` on the same directory finds them again from their handles, and a
 handle whose pid now belongs to another process (pid reuse, detected by its start time) reads as ``lost``.
@@ -34,7 +40,27 @@ from pathlib import Path
 import psutil
 
 from stargate.executors.base import Capabilities, RunHandle, RunRequest, RunState, RunStatus
-from stargate.executors.local_runner import CANCEL, CLAIM, EXIT, LOG, RECORD, process_start_marker
+from stargate.executors.isolation import (
+    DEFAULT_PATH,
+    Isolation,
+    IsolationMode,
+    TeamIdentities,
+    sandbox_args,
+    setpriv_args,
+    team_dir_name,
+)
+from stargate.executors.local_runner import (
+    CANCEL,
+    CLAIM,
+    EXIT,
+    LAUNCH,
+    LOG,
+    RECORD,
+    RUNNER_PATH,
+    WORK_FD,
+    process_start_marker,
+    write_json_atomically,
+)
 
 KIND = "local"
 MAX_LOG_CHUNK = 1 << 20
@@ -80,7 +106,6 @@ class LocalExecutor:
     """
 
     kind = KIND
-    capabilities = Capabilities(multinode=False, gpu_isolation=False, reattach=True, logs=True)
 
     def __init__(
         self,
@@ -90,15 +115,36 @@ class LocalExecutor:
         workdir: Path | None = None,
         start_timeout_s: float = 30.0,
         base_environment: Mapping[str, str] | None = None,
+        isolation: Isolation | None = None,
+        work_root: Path | None = None,
+        identities: TeamIdentities | None = None,
     ) -> None:
-        """``grace_s``: seconds between SIGTERM and SIGKILL on cancel; ``workdir``: the commands' working
-        directory (default: each run's own directory); ``base_environment``: inherited variables (default: this
-        process's, less every ``STARGATE_*`` variable so that no server secret reaches a job)."""
+        """``grace_s``: seconds between SIGTERM and SIGKILL on cancel; ``workdir``: one working directory for every
+        command (``none`` isolation only; default: each run's own under ``work_root``, default ``runs_dir/../work``);
+        ``base_environment``: the variables every job starts from (default: PATH, LANG, LC_ALL and TZ only, so no
+        server secret reaches a job); ``isolation``: default none; ``identities``: the team → uid map (``users``;
+        default ``runs_dir/../job-uids.json``)."""
         self.runs_dir = Path(runs_dir)
         self.grace_s = grace_s
+        self.isolation = isolation or Isolation()
+        if workdir is not None and self.isolation.mode is not IsolationMode.NONE:
+            raise ValueError("a shared working directory defeats isolation: workdir needs isolation none")
         self.workdir = workdir
+        self.work_root = Path(work_root) if work_root is not None else self.runs_dir.parent / "work"
+        self.identities = identities or TeamIdentities(self.runs_dir.parent / "job-uids.json", self.isolation.uid_base)
         self.start_timeout_s = start_timeout_s
-        self.base_environment = dict(os.environ if base_environment is None else base_environment)
+        self.base_environment = minimal_environment(os.environ) if base_environment is None else dict(base_environment)
+        users = self.isolation.mode is IsolationMode.USERS
+        self.capabilities = Capabilities(
+            multinode=False,
+            gpu_isolation=False,
+            reattach=True,
+            logs=True,
+            team_isolation=self.isolation.mode is not IsolationMode.NONE,
+            sandbox=self.isolation.bwrap is not None,
+        )
+        _private_dir(self.runs_dir, 0o700)
+        _private_dir(self.work_root, 0o711 if users and self.isolation.bwrap is None else 0o700)
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._children_lock = threading.Lock()  # the scheduler calls submit/poll/cancel from several threads
 
@@ -109,14 +155,16 @@ class LocalExecutor:
         return self.runs_dir / job_id / f"attempt-{attempt}"
 
     def submit(self, request: RunRequest) -> RunHandle:
-        """Start the run, or return the handle of the run already started for this (job id, attempt)."""
+        """Start the run, or return the handle of the run already started for this (job id, attempt);
+        LocalExecutorError for a request it must not or cannot run (another team than ``--single-team``'s)."""
         self._reap()
+        _check_request(request, self.isolation)
         run_dir = self.run_dir(request.job_id, request.attempt)
         record = _read_json(run_dir / RECORD)
         if record is None and _claimant(run_dir) == WITHDRAWN:
             raise LocalExecutorError(f"{request.job_id} attempt {request.attempt} was withdrawn; it never starts")
         if record is None:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             record = self._await_record(run_dir, self._spawn(request, run_dir))
         start = record.get("start")
         key = RunKey(
@@ -193,13 +241,47 @@ class LocalExecutor:
         cut = _utf8_boundary(data)
         return data[:cut].decode("utf-8", errors="replace"), offset + cut
 
+    def work_dir(self, request: RunRequest) -> Path:
+        """The job's working directory (its HOME and TMPDIR): ``work_root/<team>/<job_id>/attempt-<n>``."""
+        if self.workdir is not None:
+            return self.workdir
+        return self.work_root.absolute() / team_dir_name(request.team) / request.job_id / f"attempt-{request.attempt}"
+
+    def launch(self, request: RunRequest) -> dict[str, object]:
+        """What the runner starts for ``request`` (the content of ``launch.json``)."""
+        work = self.work_dir(request)
+        iso = self.isolation
+        uid = self.identities.uid_of(request.team) if iso.per_team_users else None
+        user = f"stargate-{team_dir_name(request.team)}" if request.team else "stargate-job"
+        launch: dict[str, object] = {
+            "command": request.command,
+            "env": run_environment(request, self.base_environment, work, user),
+            "cwd": str(self.workdir) if self.workdir is not None else None,
+            "work_root": str(self.work_root.absolute()),
+            "work_parts": list(work.relative_to(self.work_root.absolute()).parts) if self.workdir is None else [],
+            "work_dir": str(work),
+            "uid": uid,
+            "gid": uid,
+            "sandbox": None,
+            "drop": None,
+            "env_tool": iso.env,
+        }
+        if iso.bwrap is not None:
+            root = iso.per_team_users
+            launch["sandbox"] = [iso.bwrap, *sandbox_args(work, root=root, work_fd=WORK_FD if root else None)]
+            if root and uid is not None and iso.setpriv is not None:
+                launch["drop"] = setpriv_args(iso.setpriv, uid, uid)
+        return launch
+
     def _spawn(self, request: RunRequest, run_dir: Path) -> subprocess.Popen[bytes]:
-        """Start the runner for ``request`` in a new session; its own errors go to ``runner.log``."""
-        env = run_environment(request, self.base_environment, run_dir)
-        cwd = self.workdir or run_dir
+        """Start the runner for ``request`` in a new session, with a minimal environment; what it runs is in
+        ``launch.json``; its own errors go to ``runner.log``."""
+        write_json_atomically(run_dir / LAUNCH, self.launch(request))
         flags = "-IS" if _HAS_PROC else "-I"  # on Linux the runner needs the standard library only: skip site
-        argv = [sys.executable, flags, str(_RUNNER), str(run_dir), str(self.grace_s), str(cwd), request.command]
-        with (run_dir / "runner.log").open("ab") as errors:
+        argv = [sys.executable, flags, str(_RUNNER), str(run_dir.absolute()), str(self.grace_s)]
+        env = {"PATH": RUNNER_PATH, "LANG": self.base_environment.get("LANG", "C.UTF-8")}
+        fd = os.open(run_dir / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "ab") as errors:
             proc = subprocess.Popen(
                 argv,
                 env=env,
@@ -236,9 +318,19 @@ class LocalExecutor:
                     del self._children[pid]
 
 
-def run_environment(request: RunRequest, base: Mapping[str, str], run_dir: Path) -> dict[str, str]:
-    """The command's environment: ``base`` less ``STARGATE_*``, the job's own variables, then Stargate's."""
+def minimal_environment(source: Mapping[str, str]) -> dict[str, str]:
+    """What every job starts from: a standard PATH, and the locale and time zone of ``source`` (nothing else of the
+    server's environment, which may hold a database password)."""
+    env = {"PATH": DEFAULT_PATH, "LANG": source.get("LANG") or "C.UTF-8"}
+    env.update({k: source[k] for k in ("LC_ALL", "TZ") if source.get(k)})
+    return env
+
+
+def run_environment(request: RunRequest, base: Mapping[str, str], work_dir: Path, user: str) -> dict[str, str]:
+    """The command's environment: ``base`` less ``STARGATE_*``, HOME/TMPDIR/USER, the job's own variables, then
+    Stargate's (``STARGATE_RUN_DIR`` and ``PWD`` are the working directory)."""
     env = {k: v for k, v in base.items() if not k.startswith("STARGATE_")}
+    env.update(HOME=str(work_dir), TMPDIR=str(work_dir), USER=user, LOGNAME=user)
     env.update(request.environment)
     gpus = ",".join(str(g) for g in request.gpu_ids)
     env.update(
@@ -247,9 +339,32 @@ def run_environment(request: RunRequest, base: Mapping[str, str], run_dir: Path)
         STARGATE_CLUSTER=request.cluster,
         STARGATE_GPU_IDS=gpus,
         CUDA_VISIBLE_DEVICES=gpus,
-        STARGATE_RUN_DIR=str(run_dir),
+        STARGATE_RUN_DIR=str(work_dir),
+        PWD=str(work_dir),
     )
     return env
+
+
+def _check_request(request: RunRequest, isolation: Isolation) -> None:
+    """LocalExecutorError for a request this executor must not run (another team than the single one) or cannot
+    (a NUL byte, an environment name that is empty or holds ``=``)."""
+    if isolation.single_team is not None and request.team != isolation.single_team:
+        raise LocalExecutorError(
+            f"{request.job_id}: team '{request.team}' may not run jobs on this server's local executor "
+            f"(started with --single-team {isolation.single_team})"
+        )
+    if "\0" in request.command:
+        raise LocalExecutorError(f"{request.job_id}: the command holds a NUL byte")
+    for name, value in request.environment.items():
+        if not name or "=" in name or "\0" in name or "\0" in value:
+            raise LocalExecutorError(f"{request.job_id}: environment variable {name!r} is empty, holds '=' or NUL")
+
+
+def _private_dir(path: Path, mode: int) -> None:
+    """Make ``path`` (and its parents) and set its mode to ``mode`` (tightening one that is too open)."""
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o7777 != mode:
+        path.chmod(mode)
 
 
 WITHDRAWN = "withdrawn"

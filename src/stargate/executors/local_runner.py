@@ -1,16 +1,24 @@
 """The small wrapper the local executor starts for every run: claims the run, runs the command, records its end.
 
-Started as ``python -I local_runner.py RUN_DIR GRACE_S CWD COMMAND`` in a session of its own (so a SIGKILL of the
-server leaves it running). It uses the standard library only, so it starts fast. In ``RUN_DIR`` it:
+Started as ``python -I local_runner.py RUN_DIR GRACE_S`` in a session of its own (so a SIGKILL of the server leaves
+it running), with a minimal environment: what to run is in ``RUN_DIR/launch.json`` (written by the executor, 0600).
+It uses the standard library only, so it starts fast. In ``RUN_DIR`` it:
 
 1. creates ``claim`` with O_EXCL — a second runner for the same (job, attempt) finds it and exits without running
    anything (this is what makes a repeated submit harmless);
-2. starts ``/bin/sh -c COMMAND`` in a new process group, stdout and stderr appended to ``output.log``;
-3. writes ``run.json`` atomically: its own pid and start marker (pid reuse detection), the command's pid and group;
-4. on SIGTERM forwards SIGTERM to the command's process group and sends SIGKILL to the group ``GRACE_S`` seconds
+2. makes the job's working directory (``WORK_ROOT/<team>/<job>/attempt-<n>``, 0700, owned by the team's uid in
+   ``users`` mode) one component at a time without following symlinks, and enters it;
+3. starts ``/bin/sh -c COMMAND`` in a new process group — as the team's uid, and/or inside bubblewrap, as the
+   launch file says — with stdout and stderr appended to ``output.log`` through the file descriptor it passes (the
+   job never gets the path); the job's environment is set by the last step, never given to a privileged one;
+4. writes ``run.json`` atomically: its own pid and start marker (pid reuse detection), the command's pid and group;
+5. on SIGTERM forwards SIGTERM to the command's process group and sends SIGKILL to the group ``GRACE_S`` seconds
    later if it is still there;
-5. when the command ends, kills what is left of its process group and writes ``exit.json`` atomically
+6. when the command ends, kills what is left of its process group and writes ``exit.json`` atomically
    (``{"exit_code", "signal", "finished_at"}``), so the exit code is known even if the server was down meanwhile.
+
+Every file it writes is private to its own user (0600); in ``users`` mode it keeps running as root, so it can signal
+the job's group and write ``exit.json`` whatever the job does.
 """
 
 from __future__ import annotations
@@ -25,12 +33,17 @@ import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 CLAIM = "claim"
 RECORD = "run.json"
 EXIT = "exit.json"
 LOG = "output.log"
 CANCEL = "cancel_requested"
+LAUNCH = "launch.json"
+WORK_FD = "{work_fd}"
+"""Stands, in the launch file's sandbox options, for the descriptor of the job's working directory."""
+RUNNER_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 def process_start_marker(pid: int) -> str | None:
@@ -63,8 +76,8 @@ def _portable_start_marker(pid: int) -> str | None:
 def write_json_atomically(path: Path, data: Mapping[str, object], durable: bool = False) -> None:
     """Write ``data`` as JSON to ``path`` so that readers see either nothing or the whole file; ``durable`` also
     forces it to disk before the rename (it then survives a power cut)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as handle:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as handle:
         json.dump(data, handle)
         if durable:
             handle.flush()
@@ -77,10 +90,15 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def exit_code_of(returncode: int) -> tuple[int, int | None]:
-    """A shell-style exit code (128 + signal for a signalled process) and the signal number, if any."""
+def exit_code_of(returncode: int, sandboxed: bool = False) -> tuple[int, int | None]:
+    """A shell-style exit code (128 + signal for a signalled process) and the signal number, if any.
+
+    ``sandboxed``: bubblewrap reports a command killed by signal N as exit code 128 + N, read back as the signal
+    (so a command that itself exits with 129 to 192 in a sandbox reads as signalled)."""
     if returncode < 0:
         return 128 - returncode, -returncode
+    if sandboxed and 128 < returncode <= 128 + 64:
+        return returncode, returncode - 128
     return returncode, None
 
 
@@ -110,7 +128,7 @@ def _kill_group(pgid: int, sig: int) -> None:
 def _claim(run_dir: Path) -> bool:
     """Create the claim file exclusively; False when another runner already claimed this run."""
     try:
-        fd = os.open(run_dir / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        fd = os.open(run_dir / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
         return False
     os.write(fd, str(os.getpid()).encode())
@@ -118,17 +136,90 @@ def _claim(run_dir: Path) -> bool:
     return True
 
 
-def _start(run_dir: Path, cwd: Path, command: str) -> subprocess.Popen[bytes]:
-    """Start the command under ``/bin/sh`` in a new process group, output appended to the run's log."""
-    with (run_dir / LOG).open("ab") as log:
+def _open_dir(parent: int, name: str, owner: tuple[int, int] | None) -> int:
+    """Open (making it first, 0700) the directory ``name`` under the open directory ``parent`` without following a
+    symlink; chown it to ``owner`` (uid, gid) when given. Returns its descriptor."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(name, 0o700, dir_fd=parent)
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    info = os.fstat(fd)
+    if owner is not None and (info.st_uid, info.st_gid) != owner:
+        os.fchown(fd, *owner)
+    if info.st_mode & 0o7777 != 0o700:
+        os.fchmod(fd, 0o700)
+    return fd
+
+
+def _enter_work_dir(launch: Mapping[str, Any]) -> int | None:
+    """Make and enter the job's working directory; its descriptor (None for an explicit ``cwd``)."""
+    if launch.get("cwd"):
+        os.chdir(str(launch["cwd"]))
+        return None
+    uid, gid = launch.get("uid"), launch.get("gid")
+    owner = (int(uid), int(gid)) if uid is not None and gid is not None else None
+    fd = os.open(str(launch["work_root"]), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    for name in launch["work_parts"]:
+        if not name or "/" in name or name in {".", ".."}:
+            raise OSError(f"bad working directory component {name!r}")
+        inner = _open_dir(fd, str(name), owner)
+        os.close(fd)
+        fd = inner
+    os.fchdir(fd)
+    return fd
+
+
+def _argv(launch: Mapping[str, Any], work_fd: int | None) -> tuple[list[str], tuple[int, ...]]:
+    """The command line to start, and the descriptors it must inherit."""
+    shell = ["/bin/sh", "-c", str(launch["command"])]
+    sandbox = launch.get("sandbox")
+    if not sandbox:
+        return shell, ()
+    fds: tuple[int, ...] = ()
+    args = []
+    for arg in sandbox:
+        if arg == WORK_FD:
+            if work_fd is None:
+                raise OSError("the sandbox needs the working directory's descriptor")
+            arg, fds = str(work_fd), (work_fd,)
+        args.append(str(arg))
+    env = launch.get("env") or {}
+    chdir = ["-C", str(launch["work_dir"])] if launch.get("work_dir") else []
+    inner = [str(launch["env_tool"]), "-i", *chdir, "--", *(f"{k}={v}" for k, v in env.items()), *shell]
+    drop = launch.get("drop") or []
+    return [*args, "--", *([*drop, "--"] if drop else []), *inner], fds
+
+
+def _start(run_dir: Path, launch: Mapping[str, Any]) -> subprocess.Popen[bytes]:
+    """Start the command in a new process group, stdout and stderr appended to the run's log (by descriptor).
+
+    In a sandbox, the job's environment is set by ``env -i`` inside it, after bubblewrap (and ``setpriv``) ran with
+    the runner's minimal environment: no variable of the job's reaches a privileged program. Without one, the
+    command gets the environment directly, started as the team's uid when the launch file names one.
+    """
+    work_fd = _enter_work_dir(launch)
+    argv, fds = _argv(launch, work_fd)
+    sandboxed = bool(launch.get("sandbox"))
+    uid, gid = launch.get("uid"), launch.get("gid")
+    drop: dict[str, Any] = {}
+    if uid is not None and not sandboxed:
+        drop = {"user": int(uid), "group": int(gid if gid is not None else uid), "extra_groups": []}
+    log = os.open(run_dir / LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
         return subprocess.Popen(
-            ["/bin/sh", "-c", command],
-            cwd=cwd,
+            argv,
+            env={"PATH": RUNNER_PATH} if sandboxed else dict(launch.get("env") or {}),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             process_group=0,
+            pass_fds=fds,
+            umask=0o022 if sandboxed and os.geteuid() == 0 else -1,  # bwrap's mount points: traversable by the job
+            **drop,
         )
+    finally:
+        os.close(log)
+        if work_fd is not None:
+            os.close(work_fd)
 
 
 def _record_failed_start(run_dir: Path, command: str, exc: OSError) -> None:
@@ -143,14 +234,16 @@ def _record_failed_start(run_dir: Path, command: str, exc: OSError) -> None:
     )
 
 
-def run(run_dir: Path, grace_s: float, cwd: Path, command: str) -> int:
-    """Run ``command`` for the run in ``run_dir``; return the runner's own exit status (0 unless it failed)."""
+def run(run_dir: Path, grace_s: float) -> int:
+    """Run what ``run_dir/launch.json`` says; return the runner's own exit status (0 unless it failed)."""
     if not _claim(run_dir):
         return 0
+    launch = json.loads((run_dir / LAUNCH).read_text())
+    command = str(launch["command"])
     early: list[int] = []  # a SIGTERM before the command's group exists is kept, then forwarded
     signal.signal(signal.SIGTERM, lambda signum, _frame: early.append(signum))  # not SIG_IGN: exec would keep it
     try:
-        child = _start(run_dir, cwd, command)
+        child = _start(run_dir, launch)
     except OSError as exc:
         _record_failed_start(run_dir, command, exc)
         return 0
@@ -171,18 +264,19 @@ def run(run_dir: Path, grace_s: float, cwd: Path, command: str) -> int:
         terminator.on_signal(signal.SIGTERM, None)
     returncode = child.wait()
     _kill_group(child.pid, signal.SIGKILL)  # a job's leftover background processes end with it
-    code, signum = exit_code_of(returncode)
+    code, signum = exit_code_of(returncode, sandboxed=bool(launch.get("sandbox")))
     write_json_atomically(run_dir / EXIT, {"exit_code": code, "signal": signum, "finished_at": utc_now()}, True)
     return 0
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: ``RUN_DIR GRACE_S CWD COMMAND``."""
-    if len(argv) != 4:
-        sys.stderr.write("usage: local_runner.py RUN_DIR GRACE_S CWD COMMAND\n")
+    """Entry point: ``RUN_DIR GRACE_S``."""
+    if len(argv) != 2:
+        sys.stderr.write("usage: local_runner.py RUN_DIR GRACE_S\n")
         return 2
-    run_dir, grace_s, cwd, command = argv
-    return run(Path(run_dir), float(grace_s), Path(cwd), command)
+    os.umask(0o077)
+    run_dir, grace_s = argv
+    return run(Path(run_dir), float(grace_s))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """Getting a server's state ready: migrate the database, apply the fleet, create the first admin token."""
 
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from stargate.domain import Fleet
+from stargate.executors.isolation import Isolation, IsolationMode, needs_traversal, resolve
 from stargate.server.context import ServerContext
 from stargate.server.services import fleet as fleet_service
 from stargate.server.services import tokens as token_service
@@ -31,9 +34,48 @@ def needs_fleet(db: Database) -> bool:
         return fleet_versions.current_version(session) is None
 
 
+PRIVATE_FILES = ("stargate.db", "stargate.db-wal", "stargate.db-shm", "stargate.db-journal", "admin-token")
+"""Files of the state directory that only the server's user may read (with ``scheduler.lock``, ``job-uids.json``
+and every ``*.log`` / ``*.pid`` there)."""
+
+
+def resolve_isolation(settings: Settings) -> tuple[Settings, Isolation]:
+    """The settings with ``isolation`` resolved (auto → the mode found here) and that isolation; IsolationError
+    (with the option at fault) when it cannot be had, e.g. ``none`` without ``single_team``."""
+    found = resolve(
+        settings.isolation,
+        single_team=settings.single_team,
+        uid_base=settings.job_uid_base,
+        work_root=settings.home,
+    )
+    return replace(settings, isolation=found.mode.value), found
+
+
+def home_mode(settings: Settings) -> int:
+    """The state directory's mode: 0700; 0711 (others may pass through, never list) only when jobs run under
+    other uids without a sandbox and must reach their working directories inside it."""
+    return 0o711 if settings.isolation == IsolationMode.USERS and needs_traversal() else 0o700
+
+
+def secure_home(home: Path, mode: int) -> None:
+    """Create the state directory with ``mode``, or tighten an existing one and the server's files in it: 0600 for
+    the database, its journal files, the admin token, the lock, logs and pid files; 0700 for ``runs``."""
+    home.mkdir(mode=mode, parents=True, exist_ok=True)
+    if stat.S_IMODE(home.stat().st_mode) != mode:
+        home.chmod(mode)
+    names = {*PRIVATE_FILES, "scheduler.lock", "job-uids.json"}
+    for entry in home.iterdir():
+        info = entry.lstat()
+        if stat.S_ISREG(info.st_mode) and (entry.name in names or entry.suffix in {".log", ".pid"}):
+            if info.st_mode & 0o077:
+                entry.chmod(0o600)
+        elif stat.S_ISDIR(info.st_mode) and entry.name == "runs" and info.st_mode & 0o077:
+            entry.chmod(0o700)
+
+
 def open_database(settings: Settings) -> Database:
-    """Create the state directory, connect and migrate to the newest schema."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    """Create the state directory (private: see :func:`secure_home`), connect and migrate to the newest schema."""
+    secure_home(settings.home, home_mode(settings))
     db = Database.open(settings.database_url)
     upgrade(db.engine)
     return db

@@ -2,7 +2,7 @@
 the fleet in force (parsed once per version)."""
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,8 @@ class FleetCache:
     _fleet: Fleet | None = None
     _rules: SubmitRules | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    single_team: str | None = None
+    """``stargate up --single-team``: added to the rules, so other teams' local jobs are refused at submit."""
 
     def get(self, session: Session) -> tuple[str, Fleet]:
         """The version and the fleet in force; 404 before any fleet was applied."""
@@ -47,7 +49,7 @@ class FleetCache:
         version, fleet = self.get(session)
         with self._lock:
             if self._rules is None or self._version != version:
-                self._rules = SubmitRules.of(fleet)
+                self._rules = replace(SubmitRules.of(fleet), single_team=self.single_team)
             return version, self._rules
 
     def peek(self) -> tuple[str, SubmitRules] | None:
@@ -109,6 +111,7 @@ class ServerContext:
     def __post_init__(self) -> None:
         if self.executors is None:
             self.executors = ExecutorRegistry(self.settings)
+        self.fleet.single_team = self.settings.single_team
         self.submissions = SubmissionWriter(self.db, self.fleet.rules)
 
     def executor(self, kind: str) -> Executor:

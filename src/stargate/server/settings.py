@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from stargate.executors.isolation import DEFAULT_JOB_UID_BASE
 from stargate.server.defaults import DEFAULT_HOST, DEFAULT_INTERVAL_S, DEFAULT_PORT
 from stargate.store.database import default_url
 
@@ -29,11 +30,23 @@ class Settings:
     """Executor calls (submit, poll, cancel) the scheduler loop makes at once, after its transactions."""
     start_tries: int = 3
     """Times the scheduler asks an executor to start a placed job (one try per cycle) before failing the job."""
+    isolation: str = "auto"
+    """How local jobs are kept from the server's state and each other: auto, users, sandbox or none (see
+    :mod:`stargate.executors.isolation`); ``stargate up`` resolves ``auto`` to the mode it found."""
+    single_team: str | None = None
+    """Run only this team's jobs on the local executor (required by ``isolation`` none)."""
+    job_uid_base: int = DEFAULT_JOB_UID_BASE
+    """First uid/gid given to a team in ``users`` isolation."""
 
     @property
     def runs_dir(self) -> Path:
         """Where executors keep run logs and run records."""
         return self.home / "runs"
+
+    @property
+    def work_dir(self) -> Path:
+        """Where local jobs get their working directories (``<team>/<job>/attempt-<n>``)."""
+        return self.home / "work"
 
     @property
     def admin_token_path(self) -> Path:

@@ -71,6 +71,7 @@ def build_harness(db_url: str, home: Path, fleet_path: Path = TINY_FLEET) -> Har
         database_url=db_url,
         scheduler_enabled=False,
         cancel_grace_s=2.0,
+        isolation="none",  # these tests' jobs write to the test's files; isolation has tests of its own
     )
     db = open_database(settings)
     prepared = prepare(settings, db, load_fleet(fleet_path))

@@ -29,6 +29,8 @@ class SubmitRules:
     """Providers whose executor can run a container image (the local executor runs shell commands only)."""
     local_providers: frozenset[str] = frozenset()
     """Providers whose jobs run on the local executor (its OS limits on a command and environment apply)."""
+    single_team: str | None = None
+    """``stargate up --single-team``: the one team whose jobs may run on the local executor (no isolation)."""
 
     @classmethod
     def of(cls, fleet: Fleet) -> "SubmitRules":
@@ -53,6 +55,7 @@ def check(who: Principal, spec: JobSpec, rules: SubmitRules, now: datetime) -> d
         known = ", ".join(sorted(rules.queues)[:10]) or "none defined"
         raise InvalidError(f"body.queue: found '{spec.queue}', expected the id of a queue ({known})")
     who.require_write(queue.team)
+    _check_single_team(spec, queue.team, rules)
     priority_class, priority = _priority(spec, queue.priority_classes, queue.default_priority_class, rules)
     _check_models(spec, rules)
     if not spec.command and not spec.image:
@@ -107,6 +110,18 @@ def _image_runnable(spec: JobSpec, rules: SubmitRules) -> bool:
     """Whether some provider the job may use has an executor that runs container images."""
     allowed = spec.allowed_providers
     return any(p in rules.image_providers for p in allowed) if allowed else bool(rules.image_providers)
+
+
+def _check_single_team(spec: JobSpec, team: str, rules: SubmitRules) -> None:
+    """422 for another team's job that may run on the local executor of a ``--single-team`` server."""
+    if rules.single_team is None or team == rules.single_team:
+        return
+    allowed = spec.allowed_providers
+    if any(p in rules.local_providers for p in allowed) if allowed else bool(rules.local_providers):
+        raise InvalidError(
+            f"body.queue: found '{spec.queue}' of team '{team}'; this server runs jobs without isolation and only for "
+            f"team '{rules.single_team}' on the local executor (stargate up --single-team)"
+        )
 
 
 def _check_models(spec: JobSpec, rules: SubmitRules) -> None:
