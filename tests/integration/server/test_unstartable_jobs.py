@@ -80,7 +80,7 @@ def test_a_job_whose_start_keeps_failing_fails_after_three_tries_and_frees_its_g
     job = _row(harness, bad)
     assert job.status == "failed"
     assert job.reason.startswith("could not start on local executor after 3 tries: ")
-    assert "'A=B'" in job.reason  # the executor's own error, e.g. "LocalExecutorError: ... variable 'A=B' ..."
+    assert "environment variable" in job.reason  # the executor's own error
     [run] = _runs(harness, bad)
     assert run.ended and run.start_failures == 3 and run.handle_key is None
     assert run.note == f"withdrawn before it started: {bad} attempt 0 moved on"
