@@ -1,0 +1,296 @@
+"""Job isolation on the local executor, with real processes: per-team uids (as root, with and without bubblewrap),
+private run bookkeeping, a minimal environment, cancel and reattach of isolated runs, and the refusals.
+
+These tests run as root (as CI does): ``users`` mode needs it. The sandbox mode for a normal user is exercised end to
+end in tests/e2e/test_isolation_attack.py.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from stargate.executors import LocalExecutor, LocalExecutorError, RunRequest, RunState, RunStatus
+from stargate.executors.isolation import (
+    DEFAULT_JOB_UID_BASE,
+    Isolation,
+    IsolationError,
+    IsolationMode,
+    TeamIdentities,
+    check_uid_range,
+    probe_bwrap,
+    resolve,
+)
+from stargate.executors.local_runner import exit_code_of
+from stargate.server.bootstrap import secure_home
+
+Wait = Callable[..., RunStatus]
+ATTACK = """
+try_() {
+    name=$1; shift
+    if "$@" >/dev/null 2>&1; then echo "ATTACK $name: succeeded"; else echo "ATTACK $name: failed"; fi
+}
+try_ list-runs ls "$RUNS"
+try_ read-runs-log cat "$OTHER_LOG"
+try_ list-other-work ls "$OTHER_WORK"
+try_ read-other-work cat "$OTHER_WORK/secret.txt"
+try_ write-other-work touch "$OTHER_WORK/planted"
+try_ read-uids cat "$UIDS"
+try_ signal-other kill -0 "$OTHER_PID"
+echo ATTACK done
+"""
+
+
+def _root() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("these tests need root (users isolation): run them as root, as .ci/run does")
+
+
+def _users(with_bwrap: bool) -> Isolation:
+    """``users`` isolation, with bubblewrap (it must work here: CI installs it) or without."""
+    _root()
+    if not with_bwrap:
+        return Isolation(IsolationMode.USERS)
+    found = resolve("users")
+    assert found.bwrap is not None, f"bubblewrap does not work here: {probe_bwrap(root=True)[1]}"
+    return found
+
+
+def _request(command: str, team: str, job_id: str, env: dict[str, str] | None = None) -> RunRequest:
+    return RunRequest(job_id, 0, command, "c1", (0,), environment=env or {}, team=team)
+
+
+def _traversable(tmp_path: Path) -> Path:
+    """A state directory whose ancestors job uids can traverse (pytest's own base is 0700)."""
+    base = Path(os.path.realpath("/tmp")) / f"stargate-iso-{tmp_path.name}-{os.getpid()}"
+    base.mkdir(mode=0o711)
+    base.chmod(0o711)
+    return base
+
+
+def _kill_runs(runs_dir: Path) -> None:
+    """SIGKILL every run's command group and runner under ``runs_dir``."""
+    for record_path in runs_dir.glob("*/attempt-*/run.json"):
+        record = json.loads(record_path.read_text())
+        for kill, target in ((os.killpg, record.get("pgid")), (os.kill, record.get("pid"))):
+            if isinstance(target, int):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    kill(target, signal.SIGKILL)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[Path]:
+    """A fresh state directory (``runs``, ``work``, ``job-uids.json`` go in it); what runs is killed after."""
+    home = _traversable(tmp_path) / ".stargate"
+    home.mkdir(mode=0o711)
+    yield home
+    _kill_runs(home / "runs")
+    shutil.rmtree(home.parent, ignore_errors=True)
+
+
+def _live_in_group(pgid: int) -> list[int]:
+    """Pids of live (not zombie) processes in process group ``pgid``."""
+    found = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+    return found
+
+
+def _executor(home: Path, isolation: Isolation) -> LocalExecutor:
+    return LocalExecutor(home / "runs", grace_s=0.5, isolation=isolation, work_root=home / "work")
+
+
+@pytest.mark.parametrize("with_bwrap", [True, False], ids=["bwrap", "no-bwrap"])
+def test_each_team_runs_under_its_own_unprivileged_uid(state: Path, wait_final: Wait, with_bwrap: bool) -> None:
+    executor = _executor(state, _users(with_bwrap))
+    ids = {}
+    for team, job in (("alpha", "j-1"), ("beta", "j-2"), ("alpha", "j-3")):
+        handle = executor.submit(_request("id -u; id -g; id -G; pwd", team, job))
+        assert wait_final(executor, handle).state is RunState.SUCCEEDED
+        uid, gid, groups, cwd = executor.logs(handle)[0].split("\n")[:4]
+        ids[job] = int(uid)
+        assert gid == uid and groups == uid  # no supplementary group (not root's)
+        assert cwd == str(state.absolute() / "work" / team / job / "attempt-0")
+    assert ids["j-1"] == ids["j-3"] != ids["j-2"]
+    assert {ids["j-1"], ids["j-2"]} == {DEFAULT_JOB_UID_BASE, DEFAULT_JOB_UID_BASE + 1}
+    uids = state / "job-uids.json"
+    assert stat.S_IMODE(uids.stat().st_mode) == 0o600
+    assert TeamIdentities(uids).uid_of("beta") == ids["j-2"]  # a restart keeps the mapping
+    work = state / "work" / "alpha" / "j-1" / "attempt-0"
+    assert (work.stat().st_uid, stat.S_IMODE(work.stat().st_mode)) == (ids["j-1"], 0o700)
+    assert stat.S_IMODE((state / "work" / "alpha").stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("with_bwrap", [True, False], ids=["bwrap", "no-bwrap"])
+def test_a_job_cannot_reach_another_teams_run_nor_the_bookkeeping(
+    state: Path, wait_final: Wait, wait_for: Callable[..., None], with_bwrap: bool
+) -> None:
+    executor = _executor(state, _users(with_bwrap))
+    beta = executor.submit(_request("echo beta-output; echo s3cret > secret.txt; sleep 30", "beta", "j-1"))
+    beta_work = state.absolute() / "work" / "beta" / "j-1" / "attempt-0"
+    wait_for(lambda: (beta_work / "secret.txt").exists())
+    beta_pid = json.loads((executor.run_dir("j-1", 0) / "run.json").read_text())["child_pid"]
+    env = {
+        "RUNS": str(state.absolute() / "runs"),
+        "OTHER_LOG": str(executor.run_dir("j-1", 0).absolute() / "output.log"),
+        "OTHER_WORK": str(beta_work),
+        "UIDS": str(state.absolute() / "job-uids.json"),
+        "OTHER_PID": str(beta_pid),
+    }
+    alpha = executor.submit(_request(ATTACK, "alpha", "j-2", env))
+    assert wait_final(executor, alpha).state is RunState.SUCCEEDED
+    lines = [line for line in executor.logs(alpha)[0].splitlines() if line.startswith("ATTACK")]
+    assert lines[-1] == "ATTACK done" and len(lines) == 8, lines
+    assert [line for line in lines[:-1] if not line.endswith(": failed")] == []
+    assert not (beta_work / "planted").exists()
+    executor.cancel(beta)
+    assert wait_final(executor, beta).state is RunState.CANCELLED
+    assert executor.logs(beta)[0] == "beta-output\n"
+
+
+def test_run_bookkeeping_is_private_to_the_server_user(state: Path, wait_final: Wait) -> None:
+    executor = _executor(state, _users(with_bwrap=True))
+    wait_final(executor, executor.submit(_request("echo hi", "alpha", "j-1")))
+    run_dir = executor.run_dir("j-1", 0)
+    assert stat.S_IMODE(executor.runs_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+    for name in ("claim", "run.json", "exit.json", "output.log", "runner.log", "launch.json"):
+        info = (run_dir / name).stat()
+        assert (name, info.st_uid, stat.S_IMODE(info.st_mode)) == (name, 0, 0o600)
+
+
+def test_the_job_gets_a_minimal_environment_not_the_servers(
+    state: Path, wait_final: Wait, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STARGATE_DATABASE_URL", "postgresql://stargate:hunter2@db/stargate")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "server-secret")
+    executor = _executor(state, _users(with_bwrap=True))  # built after the server's environment is set
+    handle = executor.submit(_request("env", "alpha", "j-1", {"MY_VAR": "x", "LD_PRELOAD": ""}))
+    assert wait_final(executor, handle).state is RunState.SUCCEEDED
+    env = dict(line.split("=", 1) for line in executor.logs(handle)[0].splitlines() if "=" in line)
+    work = str(state.absolute() / "work" / "alpha" / "j-1" / "attempt-0")
+    assert env["HOME"] == env["TMPDIR"] == env["PWD"] == env["STARGATE_RUN_DIR"] == work
+    assert env["MY_VAR"] == "x" and env["STARGATE_JOB_ID"] == "j-1" and env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert "hunter2" not in " ".join(env.values()) and "AWS_SECRET_ACCESS_KEY" not in env
+    assert set(env) <= {"PATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR", "PWD", "USER", "LOGNAME", "SHLVL", "_"} | {
+        "MY_VAR",
+        "LD_PRELOAD",
+        "CUDA_VISIBLE_DEVICES",
+    } | {k for k in env if k.startswith("STARGATE_")}
+
+
+@pytest.mark.parametrize("with_bwrap", [True, False], ids=["bwrap", "no-bwrap"])
+def test_cancel_and_reattach_work_for_isolated_runs(
+    state: Path, wait_final: Wait, wait_for: Callable[..., None], with_bwrap: bool
+) -> None:
+    isolation = _users(with_bwrap)
+    executor = _executor(state, isolation)
+    handle = executor.submit(_request("sleep 30 & sleep 30; echo never", "alpha", "j-1"))
+    restarted = _executor(state, isolation)  # a new server process finds the run from its handle
+    assert restarted.poll(handle).state is RunState.RUNNING
+    restarted.cancel(handle)
+    status = wait_final(restarted, handle)
+    assert status.state is RunState.CANCELLED
+    pgid = json.loads((executor.run_dir("j-1", 0) / "run.json").read_text())["pgid"]
+    wait_for(lambda: _live_in_group(pgid) == [], 5.0)  # the whole group, background sleep included, is gone
+
+
+def test_a_symlink_planted_in_a_teams_directory_is_not_followed(state: Path, wait_final: Wait) -> None:
+    executor = _executor(state, _users(with_bwrap=True))
+    wait_final(executor, executor.submit(_request("true", "alpha", "j-1")))  # makes work/alpha, owned by alpha
+    (state / "work" / "alpha" / "j-2").symlink_to("/etc")  # what a job of alpha could do to a later job
+    handle = executor.submit(_request("touch pwned", "alpha", "j-2"))
+    status = wait_final(executor, handle)
+    assert (status.state, status.exit_code) == (RunState.FAILED, 127)
+    assert not Path("/etc/attempt-0").exists() and not Path("/etc/pwned").exists()
+
+
+def test_a_single_team_executor_refuses_other_teams(state: Path) -> None:
+    executor = _executor(state, Isolation(IsolationMode.NONE, single_team="alpha"))
+    with pytest.raises(LocalExecutorError, match="team 'beta' may not run jobs"):
+        executor.submit(_request("true", "beta", "j-1"))
+    assert not executor.run_dir("j-1", 0).exists()
+
+
+def test_a_nul_byte_or_a_bad_environment_name_is_refused(state: Path) -> None:
+    executor = _executor(state, Isolation())
+    with pytest.raises(LocalExecutorError, match="NUL"):
+        executor.submit(_request("echo a\0b", "alpha", "j-1"))
+    with pytest.raises(LocalExecutorError, match="environment variable 'A=B'"):
+        executor.submit(_request("true", "alpha", "j-2", {"A=B": "x"}))
+
+
+@pytest.mark.parametrize(
+    ("mode", "team", "euid", "message"),
+    [
+        ("none", None, 0, "start with --single-team TEAM"),
+        ("sandbox", None, 0, "which is root here"),
+        ("users", None, 1000, "users needs root"),
+        ("what", None, 0, "expected auto, users, sandbox or none"),
+        ("none", " ", 0, "empty team name"),
+    ],
+)
+def test_isolation_that_cannot_be_had_is_refused(mode: str, team: str | None, euid: int, message: str) -> None:
+    with pytest.raises(IsolationError, match=message):
+        resolve(mode, single_team=team, euid=euid)
+
+
+def test_none_with_a_single_team_and_auto_as_root_resolve() -> None:
+    _root()
+    assert resolve("none", single_team="alpha") == Isolation(IsolationMode.NONE, single_team="alpha")
+    assert resolve("auto").mode is IsolationMode.USERS
+
+
+def test_a_uid_range_that_holds_accounts_or_subordinate_ids_is_refused(tmp_path: Path) -> None:
+    check_uid_range(DEFAULT_JOB_UID_BASE)
+    with pytest.raises(IsolationError, match="expected 65536"):
+        check_uid_range(1000)
+    with pytest.raises(IsolationError, match="expected 65536"):
+        check_uid_range(2**31 - 10)
+    subuid = Path("/etc/subuid")
+    ranges = (
+        [line.split(":") for line in subuid.read_text().splitlines() if line.count(":") == 2] if subuid.exists() else []
+    )
+    if ranges:
+        with pytest.raises(IsolationError, match="subordinate ids"):
+            check_uid_range(int(ranges[0][1]))
+    else:
+        assert subuid.exists() is False  # nothing to overlap on this machine; the bounds above still held
+
+
+def test_secure_home_tightens_an_existing_state_directory(tmp_path: Path) -> None:
+    home = tmp_path / "state"
+    (home / "runs").mkdir(parents=True)
+    for name in ("stargate.db", "stargate.db-wal", "admin-token", "server.log", "server.pid", "notes.txt"):
+        (home / name).write_text("x")
+        (home / name).chmod(0o644)
+    home.chmod(0o755)
+    (home / "runs").chmod(0o755)
+    secure_home(home, 0o700)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in home.iterdir()}
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert modes == {
+        "runs": 0o700,
+        "stargate.db": 0o600,
+        "stargate.db-wal": 0o600,
+        "admin-token": 0o600,
+        "server.log": 0o600,
+        "server.pid": 0o600,
+        "notes.txt": 0o644,  # not ours: left alone (it is unreachable anyway, the directory is 0700)
+    }
+
+
+def test_a_sandboxed_signal_exit_reads_as_the_signal() -> None:
+    assert exit_code_of(143, sandboxed=True) == (143, 15)
+    assert exit_code_of(143) == (143, None)
+    assert exit_code_of(-9) == (137, 9)
+    assert exit_code_of(3, sandboxed=True) == (3, None)
