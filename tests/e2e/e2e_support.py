@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -39,6 +40,8 @@ class ServerProcess:
     fleet: Path
     database_url: str | None = None
     interval_s: float = 0.05
+    port: int = 0
+    """The port to listen on; 0: a free one (see :meth:`keep_port` to restart on the same port)."""
     url: str = ""
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -57,7 +60,7 @@ class ServerProcess:
         self.starts += 1
         log = self.home.parent / f"server-{self.starts}.log"
         self.logs.append(log)
-        argv = [sys.executable, "-m", "stargate", "up", "--port", "0", "--fleet", str(self.fleet)]
+        argv = [sys.executable, "-m", "stargate", "up", "--port", str(self.port), "--fleet", str(self.fleet)]
         argv += ["--interval", str(self.interval_s), "--log-level", "warning"]
         with log.open("wb") as out:
             self.proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.home.parent)
@@ -76,6 +79,13 @@ class ServerProcess:
                 break
             time.sleep(0.05)
         pytest.fail(f"stargate up did not start (exit {self.proc.poll()}):\n{log.read_text(errors='replace')[-3000:]}")
+
+    def keep_port(self) -> "ServerProcess":
+        """Make later starts listen on the port this start got, so clients keep their URL across a restart."""
+        port = urlsplit(self.url).port
+        assert port is not None, self.url
+        self.port = port
+        return self
 
     def kill(self) -> None:
         """SIGKILL the server (its runs live on in their own sessions)."""
