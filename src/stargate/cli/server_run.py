@@ -30,6 +30,7 @@ from stargate.server.auth import Role
 from stargate.server.bootstrap import needs_fleet, open_database, prepare, resolve_isolation
 from stargate.server.defaults import DEFAULT_FLEET
 from stargate.server.errors import ServiceError
+from stargate.server.limits import SettingsError
 from stargate.server.services import fleet as fleet_service
 from stargate.server.services import tokens as token_service
 from stargate.server.settings import Settings
@@ -61,9 +62,12 @@ def up(
         raise _fail(f"--log-level: found '{log_level}'; expected debug, info, warning or error")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
-    settings = Settings.from_env(
-        host=host, port=port, fleet_path=fleet, scheduler_enabled=scheduler, scheduler_interval_s=interval
-    )
+    try:
+        settings = Settings.from_env(
+            host=host, port=port, fleet_path=fleet, scheduler_enabled=scheduler, scheduler_interval_s=interval
+        )
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
     settings = replace(settings, isolation=isolation, single_team=single_team, job_uid_base=job_uid_base)
     try:
         settings, found = resolve_isolation(settings)

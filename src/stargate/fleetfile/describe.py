@@ -123,6 +123,23 @@ def error_words(model: type[BaseModel], err: ErrorDetails) -> tuple[str, str]:
     return found_text(found), _field_text(model, loc, err)
 
 
+def plain_error_words(err: ErrorDetails) -> tuple[str, str]:
+    """(found, expected) for a pydantic error without its model (e.g. an API body): pydantic's own wording."""
+    loc = tuple(err["loc"])
+    if err["type"] == "missing":
+        return "nothing (the key is missing)", "a value"
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{_visible(str(loc[-1]))[:_MAX_FOUND]}'", "only the documented keys"
+    own = _own_words(err)
+    if own is not None:
+        return own
+    found = err.get("input")
+    if err["type"] == "too_long" and isinstance(found, list | dict):
+        kind = "a list" if isinstance(found, list) else "a mapping"
+        return f"{kind} of {len(found):,} entries", _pydantic_text(err)
+    return found_text(found), _pydantic_text(err)
+
+
 def _own_words(err: ErrorDetails) -> tuple[str, str] | None:
     """(found, expected) from a validator whose message already reads ``found X, expected Y``."""
     if err["type"] != "value_error":

@@ -6,16 +6,97 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stargate import __version__
+from stargate.fleetfile.describe import found_text, plain_error_words
 from stargate.server.context import ServerContext
 from stargate.server.errors import ServiceError
+from stargate.server.limits import BODY_ENV, PLAN_BODY_ENV
 from stargate.server.loop import SchedulerThread
 from stargate.server.routers import fleet, health, jobs, misc
 from stargate.server.schemas import ERROR_RESPONSES
 from stargate.store import IllegalTransitionError
 
 API_PREFIX = "/api/v1"
+
+PLAN_PATH = f"{API_PREFIX}/fleet/plan"
+"""The one route with its own, larger body limit (a whole fleet document)."""
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over its limit gets 413 before it is read into memory.
+
+    A declared ``Content-Length`` over the limit is refused at once, without reading; a body without one (chunked)
+    is counted as it streams and refused at the first chunk past the limit. ``POST /api/v1/fleet/plan`` has its
+    own larger limit, granted only to a request that carries an ``Authorization`` header (the token is checked
+    after the body is read, so an anonymous client gets the default limit).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, plan_limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.plan_limit = plan_limit
+
+    def limit_for(self, scope: Scope) -> tuple[int, str]:
+        """The byte limit of this request and the setting that sets it."""
+        if scope["path"] == PLAN_PATH and any(k == b"authorization" for k, _ in scope["headers"]):
+            return self.plan_limit, PLAN_BODY_ENV
+        return self.limit, BODY_ENV
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the declared length, then count the streamed bytes."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit, setting = self.limit_for(scope)
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if declared is not None:
+            text = declared.decode("latin-1").strip()
+            if not text.isdigit() or len(text) > 20:
+                detail = f"content-length: found '{text[:40]}', expected a whole number of bytes"
+                await _reply(send, 400, detail)
+                return
+            if int(text) > limit:
+                await _reply(send, 413, _too_large(f"{int(text):,} bytes", limit, setting))
+                return
+        received = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, _too_large(f"more than {limit:,} bytes", limit, setting))
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except HTTPException as exc:  # raised by counted() outside a route (FastAPI answers it inside one)
+            if exc.status_code != 413 or started:
+                raise
+            await _reply(send, 413, str(exc.detail))
+
+
+def _too_large(found: str, limit: int, setting: str) -> str:
+    return f"body: found {found}, expected at most {limit:,} bytes ({setting})"
+
+
+async def _reply(send: Send, status: int, detail: str) -> None:
+    response = JSONResponse({"detail": detail}, status_code=status, headers={"Connection": "close"})
+    await response({"type": "http"}, _no_body, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}
 
 
 def create_app(ctx: ServerContext) -> FastAPI:
@@ -44,6 +125,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes, plan_limit=ctx.settings.max_plan_body_bytes)
     app.include_router(health.router)
     for router in (jobs.router, fleet.router, misc.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
@@ -67,11 +149,23 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def validation_message(exc: RequestValidationError) -> str:
-    """FastAPI's validation errors as one located line each: ``body.gpus: Input should be ... (found -1)``."""
+    """FastAPI's validation errors as one located line each: ``body.gpus: found -1, expected greater than or equal
+    to 1``; inputs are shortened and control characters escaped, so a refused body is never echoed whole."""
     lines = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ())) or "request"
-        found = err.get("input")
-        shown = f" (found {found!r})" if found is not None and not isinstance(found, dict | list) else ""
-        lines.append(f"{where}: {err.get('msg', 'invalid')}{shown[:200]}")
+        where = ".".join(_part(p) for p in err.get("loc", ())) or "request"
+        found, expected = plain_error_words(err)
+        lines.append(f"{where}: found {found}, expected {expected}")
+    if len(lines) > _MAX_LINES:
+        lines = [*lines[:_MAX_LINES], f"and {len(lines) - _MAX_LINES} more"]
     return "; ".join(lines) or "invalid request"
+
+
+_MAX_LINES = 20
+"""The most validation errors one 422 lists."""
+
+
+def _part(part: int | str) -> str:
+    """One step of an error's location: a key shown as written, quoted when empty, escaped and shortened."""
+    text = str(part)
+    return "''" if text == "" else found_text(text)[1:-1]

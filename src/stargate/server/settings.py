@@ -7,6 +7,13 @@ from pathlib import Path
 
 from stargate.executors.isolation import DEFAULT_JOB_UID_BASE
 from stargate.server.defaults import DEFAULT_HOST, DEFAULT_INTERVAL_S, DEFAULT_PORT
+from stargate.server.limits import (
+    BODY_ENV,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_PLAN_BODY_BYTES,
+    PLAN_BODY_ENV,
+    bytes_from_env,
+)
 from stargate.store.database import default_url
 
 
@@ -30,6 +37,10 @@ class Settings:
     """Executor calls (submit, poll, cancel) the scheduler loop makes at once, after its transactions."""
     start_tries: int = 3
     """Times the scheduler asks an executor to start a placed job (one try per cycle) before failing the job."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """The largest request body the API reads, bytes (``STARGATE_MAX_BODY_BYTES``); a larger one gets 413."""
+    max_plan_body_bytes: int = DEFAULT_MAX_PLAN_BODY_BYTES
+    """The same for ``POST /api/v1/fleet/plan`` with a token (``STARGATE_MAX_PLAN_BODY_BYTES``)."""
     isolation: str = "auto"
     """How local jobs are kept from the server's state and each other: auto, users, sandbox or none (see
     :mod:`stargate.executors.isolation`); ``stargate up`` resolves ``auto`` to the mode it found."""
@@ -60,11 +71,19 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
-        """Settings from ``STARGATE_HOME``, ``STARGATE_DATABASE_URL``, then ``overrides``."""
+        """Settings from ``STARGATE_HOME``, ``STARGATE_DATABASE_URL``, the body limits, then ``overrides``.
+
+        Raises :class:`stargate.server.limits.SettingsError` (one located line) for an invalid value.
+        """
         env = os.environ if env is None else env
         home = Path(env.get("STARGATE_HOME") or ".stargate")
         url = env.get("STARGATE_DATABASE_URL") or default_url(home)
-        base = cls(home=home, database_url=url)
+        base = cls(
+            home=home,
+            database_url=url,
+            max_body_bytes=bytes_from_env(env, BODY_ENV, DEFAULT_MAX_BODY_BYTES),
+            max_plan_body_bytes=bytes_from_env(env, PLAN_BODY_ENV, DEFAULT_MAX_PLAN_BODY_BYTES),
+        )
         return replace(base, **overrides)  # type: ignore[arg-type]
 
     @property

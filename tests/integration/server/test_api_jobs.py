@@ -29,9 +29,9 @@ def test_submit_returns_the_job_with_every_contract_field(harness: Harness) -> N
         ({"priority_class": "vip"}, 422, "body.priority_class: found 'vip'"),
         ({"command": None}, 422, "found neither 'command' nor 'image'"),
         ({"command": None, "image": "ubuntu:22.04"}, 422, "body.command: found only an image"),
-        ({"gpus": -1}, 422, "body.gpus: Input should be greater than or equal to 1"),
-        ({"gpus": 0}, 422, "body.gpus: Input should be greater than or equal to 1"),
-        ({"surprise": 1}, 422, "body.surprise: Extra inputs are not permitted"),
+        ({"gpus": -1}, 422, "body.gpus: found -1, expected greater than or equal to 1"),
+        ({"gpus": 0}, 422, "body.gpus: found 0, expected greater than or equal to 1"),
+        ({"surprise": 1}, 422, "body.surprise: found unknown key 'surprise', expected only the documented keys"),
     ],
 )
 def test_bad_submissions_get_a_located_error(
