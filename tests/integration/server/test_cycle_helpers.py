@@ -24,7 +24,8 @@ def test_calls_on_threads_keep_their_order_and_count_their_errors(harness: Harne
     calls = [Call("local", "submit", functools.partial(answer, n)) for n in range(40)]
     out = Executed()
     answers = call_all(harness.ctx, calls, out)
-    assert answers == [(False, None) if n % 7 == 3 else (True, n * n) for n in range(40)]
+    shown = [(ok, str(v) if not ok else v) for ok, v in answers]  # a failed call answers with its exception
+    assert shown == [(False, f"call {n} failed") if n % 7 == 3 else (True, n * n) for n in range(40)]
     assert out.errors == 6 and seen == {"stargate-executor"}
 
 
