@@ -56,6 +56,8 @@ MATRIX = [
     Row("POST", "/api/v1/fleet/plan", 422, 403, 403, {"fleet": {"name": ""}}),
     Row("POST", "/api/v1/fleet/apply", 404, 403, 403, {"plan_id": "p-missing"}),
     Row("POST", "/api/v1/tokens", 201, 403, 403, {"name": "t", "team": "alpha", "role": "viewer"}),
+    Row("GET", "/api/v1/tokens", 200, 403, 403),
+    Row("POST", "/api/v1/tokens/t-0000000000000000/revoke", 404, 403, 403),
 ]
 
 
