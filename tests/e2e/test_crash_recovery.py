@@ -1,9 +1,9 @@
 """Crash recovery: 200 short jobs, the server SIGKILLed at seeded random moments and restarted each time; at the end
 every job succeeded, and ran exactly once — no job lost, none run twice.
 
-Each job's command appends ``JOB_ID.ATTEMPT`` to a shared record (one short ``>>`` write, atomic with O_APPEND)
-and touches a file of that name, so a second run of any job shows up in both. Runs on SQLite, and on a fresh
-PostgreSQL database when STARGATE_TEST_POSTGRES_URL is set.
+Each job's command appends ``JOB_ID.ATTEMPT`` to ``ran`` in its own working directory (jobs are isolated: they
+cannot write to the test's files), so a second run of any attempt shows up as a second line. Runs on SQLite, and on
+a fresh PostgreSQL database when STARGATE_TEST_POSTGRES_URL is set.
 """
 
 import random
@@ -24,13 +24,12 @@ KILLS = 4
 FINAL_TIMEOUT_S = 90.0
 
 
-def command_for(out: Path, sleep_s: float) -> str:
-    """The job's command: record this run (append + marker file), then work for ``sleep_s`` seconds."""
-    run = "$STARGATE_JOB_ID.$STARGATE_ATTEMPT"
-    return f'echo "{run}" >> {out}/runs.log; touch "{out}/{run}"; sleep {sleep_s:.2f}'
+def command_for(sleep_s: float) -> str:
+    """The job's command: record this run (append to ``ran`` in its working directory), then work ``sleep_s`` s."""
+    return f'echo "$STARGATE_JOB_ID.$STARGATE_ATTEMPT" >> ran; sleep {sleep_s:.2f}'
 
 
-def submit_jobs(server: ServerProcess, out: Path, rng: random.Random, count: int, start: int) -> list[str]:
+def submit_jobs(server: ServerProcess, rng: random.Random, count: int, start: int) -> list[str]:
     """Submit ``count`` one-GPU jobs alternating between the two teams' queues; their ids."""
     ids = []
     with server.client() as http:
@@ -39,7 +38,7 @@ def submit_jobs(server: ServerProcess, out: Path, rng: random.Random, count: int
                 "name": f"crash-{n:03d}",
                 "queue": "alpha-q" if n % 4 else "beta-q",
                 "gpus": 1,
-                "command": command_for(out, rng.uniform(0.05, 0.4)),
+                "command": command_for(rng.uniform(0.05, 0.4)),
             }
             answer = http.post("/api/v1/jobs", json=spec)
             assert answer.status_code == 201, answer.text
@@ -111,12 +110,10 @@ def test_every_job_succeeds_exactly_once_across_server_kills(
     make_server: ServerFactory, database_url: str | None, tmp_path: Path
 ) -> None:
     rng = random.Random(SEED)
-    out = tmp_path / "out"
-    out.mkdir()
     server = make_server(database_url=database_url, interval_s=0.05).start()
-    submitted = submit_jobs(server, out, rng, FIRST_BATCH, 0)
+    submitted = submit_jobs(server, rng, FIRST_BATCH, 0)
     in_flight = kill_and_restart(server, rng, 1)
-    submitted += submit_jobs(server, out, rng, JOBS - FIRST_BATCH, FIRST_BATCH)
+    submitted += submit_jobs(server, rng, JOBS - FIRST_BATCH, FIRST_BATCH)
     in_flight += kill_and_restart(server, rng, KILLS - 1)
     jobs = wait_all_final(server, FINAL_TIMEOUT_S)
 
@@ -126,11 +123,11 @@ def test_every_job_succeeds_exactly_once_across_server_kills(
     assert sorted(job["id"] for job in jobs) == sorted(submitted)  # none lost, none made up
     not_ok = [(job["id"], job["status"], job["reason"]) for job in jobs if job["status"] != "succeeded"]
     assert not_ok == []
-    runs = Counter((out / "runs.log").read_text().split())
+    records = list(server.home.glob("work/*/*/attempt-*/ran"))
+    runs = Counter(run for record in records for run in record.read_text().split())
     twice = {run: n for run, n in runs.items() if n != 1}
     assert twice == {}  # no run appended twice
     assert sorted(runs) == sorted(f"{job_id}.0" for job_id in submitted)  # each job ran once, as attempt 0
-    markers = sorted(p.name for p in out.iterdir() if p.name != "runs.log")
-    assert markers == sorted(runs)
+    assert len(records) == JOBS  # and in one working directory each
     finished = Counter(e["job_id"] for e in all_events(server) if e["to"] in {"succeeded", "failed", "cancelled"})
     assert set(finished.values()) == {1} and len(finished) == JOBS  # one final transition per job
