@@ -277,16 +277,24 @@ class RecordingExecutor:
     kind = "local"
     capabilities = Capabilities()
 
+    def __init__(self) -> None:
+        self.cancelled: set[str] = set()
+
     def submit(self, request: RunRequest) -> RunHandle:
         """A handle named after the run."""
         return RunHandle("local", f"{request.job_id}:{request.attempt}")
 
+    def find(self, job_id: str, attempt: int) -> RunHandle | None:
+        """Every run was "started": its handle."""
+        return RunHandle("local", f"{job_id}:{attempt}")
+
     def poll(self, handle: RunHandle) -> RunStatus:
-        """Always running."""
-        return RunStatus(RunState.RUNNING)
+        """Running until cancelled."""
+        return RunStatus(RunState.CANCELLED if handle.key in self.cancelled else RunState.RUNNING)
 
     def cancel(self, handle: RunHandle) -> None:
-        """Nothing to stop."""
+        """Nothing to stop: the run reads as cancelled from now on."""
+        self.cancelled.add(handle.key)
 
     def logs(self, handle: RunHandle, offset: int = 0) -> tuple[str, int]:
         """No output."""
