@@ -41,6 +41,7 @@ class ServerProcess:
     database_url: str | None = None
     interval_s: float = 0.05
     port: int = 0
+    log_level: str = "warning"
     """The port to listen on; 0: a free one (see :meth:`keep_port` to restart on the same port)."""
     url: str = ""
     proc: subprocess.Popen[bytes] | None = None
@@ -61,7 +62,7 @@ class ServerProcess:
         log = self.home.parent / f"server-{self.starts}.log"
         self.logs.append(log)
         argv = [sys.executable, "-m", "stargate", "up", "--port", str(self.port), "--fleet", str(self.fleet)]
-        argv += ["--interval", str(self.interval_s), "--log-level", "warning"]
+        argv += ["--interval", str(self.interval_s), "--log-level", self.log_level]
         with log.open("wb") as out:
             self.proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.home.parent)
         self.url = self._wait_listening(log, timeout_s)

@@ -1,6 +1,6 @@
 """``stargate token list|create|revoke`` through a real server: an admin creates an expiring token, lists it (never a
 secret), revokes it (refused at once, idempotent), and cannot revoke the last live admin token; a member cannot
-manage tokens."""
+manage tokens; no token reaches the server's log, even at debug level with the access log on."""
 
 import json
 import subprocess
@@ -13,7 +13,9 @@ from e2e_support import ServerFactory, child_environment
 
 
 def test_an_admin_manages_tokens_through_the_api(make_server: ServerFactory, tmp_path: Path) -> None:
-    server = make_server().start()
+    server = make_server()
+    server.log_level = "debug"  # the access log and every debug line, to show that no token reaches the log
+    server.start()
     base = {"STARGATE_CONFIG_DIR": str(tmp_path / "cfg"), "STARGATE_URL": server.url}
 
     def cli(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -50,3 +52,8 @@ def test_an_admin_manages_tokens_through_the_api(make_server: ServerFactory, tmp
     assert last.returncode == 1 and "is the last live admin token" in last.stderr
     bad = cli("token", "create", "--role", "viewer", "--team", "alpha", "--expires", "yesterday")
     assert bad.returncode == 2 and bad.stderr.startswith('error: --expires: found "yesterday"')
+    server.stop()
+    logged = "".join(log.read_text(errors="replace") for log in server.logs)
+    assert "GET /api/v1/tokens" in logged  # the access log was on
+    for token in (secret, server.admin_token):
+        assert token.rsplit("_", 1)[1] not in logged  # no secret in the server's output

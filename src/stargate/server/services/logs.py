@@ -23,7 +23,7 @@ def read(ctx: ServerContext, who: Principal, public_id: str, offset: int) -> Log
     try:
         executor = ctx.executor(kind)
         text, next_offset = executor.logs(handle, offset)
-        complete = final and (executor.logs(handle, next_offset)[0] == "")
+        complete = final and (text == "" or executor.logs(handle, next_offset)[0] == "")  # a last, empty page
     except Exception as exc:  # the executor's own failure: report it, do not fail the server
         raise UnavailableError(f"logs of job {public_id}: executor '{kind}' failed: {exc}") from None
     return Logs(text=text, next_offset=next_offset, complete=complete)
