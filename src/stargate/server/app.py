@@ -13,7 +13,7 @@ from stargate import __version__
 from stargate.fleetfile.describe import found_text, plain_error_words
 from stargate.server.context import ServerContext
 from stargate.server.errors import ServiceError
-from stargate.server.limits import BODY_ENV, PLAN_BODY_ENV
+from stargate.server.limits import BODY_ENV, MAX_PATH_BYTES, PLAN_BODY_ENV
 from stargate.server.loop import SchedulerThread
 from stargate.server.routers import fleet, health, jobs, misc
 from stargate.server.schemas import ERROR_RESPONSES
@@ -26,7 +26,8 @@ PLAN_PATH = f"{API_PREFIX}/fleet/plan"
 
 
 class BodyLimit:
-    """ASGI middleware: a request body over its limit gets 413 before it is read into memory.
+    """ASGI middleware: a request body over its limit gets 413 before it is read into memory (and a path over
+    :data:`~stargate.server.limits.MAX_PATH_BYTES` gets 414).
 
     A declared ``Content-Length`` over the limit is refused at once, without reading; a body without one (chunked)
     is counted as it streams and refused at the first chunk past the limit. ``POST /api/v1/fleet/plan`` has its
@@ -49,6 +50,10 @@ class BodyLimit:
         """Check the declared length, then count the streamed bytes."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+        if len(path) > MAX_PATH_BYTES:
+            await _reply(send, 414, f"path: found {len(path):,} bytes, expected at most {MAX_PATH_BYTES:,} bytes")
             return
         limit, setting = self.limit_for(scope)
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)

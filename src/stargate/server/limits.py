@@ -12,6 +12,9 @@ DEFAULT_MAX_PLAN_BODY_BYTES = 33_554_432
 """The largest body of ``POST /api/v1/fleet/plan``, bytes (32 MiB: a fleet of 1,000 clusters is about 225 KB as
 JSON, 100,000 clusters about 23 MB); granted only to requests that carry a token."""
 
+MAX_PATH_BYTES = 2_048
+"""The longest request path (without the query), bytes; a longer one gets 414."""
+
 MIN_BODY_LIMIT, MAX_BODY_LIMIT = 1_024, 1_073_741_824
 """The range either limit may be set to, bytes (1 KiB to 1 GiB)."""
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import Engine, event, make_url
 from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -25,17 +27,55 @@ WRITE_OPTION = "stargate_write"
 """Connection execution option that makes SQLite start the transaction with ``BEGIN IMMEDIATE``."""
 
 
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+"""The database backends Stargate runs on (``sqlite:///PATH``, ``postgresql://USER@HOST/DB``)."""
+
+_EXPECTED_URL = "a database URL: sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+class DatabaseUrlError(ArgumentError):
+    """A database URL Stargate cannot use: unparsable, an unsupported backend, or a driver that is not installed.
+
+    The message reads ``found X, expected Y`` and never repeats the URL (it may hold a password).
+    """
+
+
+def parse_url(url: str) -> URL:
+    """``url`` parsed; :class:`DatabaseUrlError` when it is not a SQLite or PostgreSQL URL."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        found = "an empty URL" if not url.strip() else "text that is not a URL"
+        raise DatabaseUrlError(f"found {found}, expected {_EXPECTED_URL}") from None
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise DatabaseUrlError(
+            f"found the backend '{backend}', expected {' or '.join(SUPPORTED_BACKENDS)} ({_EXPECTED_URL})"
+        )
+    return parsed
+
+
 def default_url(home: Path) -> str:
     """The SQLite URL of the database inside the state directory ``home``."""
     return f"sqlite:///{home / 'stargate.db'}"
 
 
 def create_engine(url: str) -> Engine:
-    """An engine for ``url`` with Stargate's connection settings (SQLite pragmas, pool pre-ping)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
-    return sa_create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=POOL_OVERFLOW)
+    """An engine for ``url`` with Stargate's connection settings (SQLite pragmas, pool pre-ping).
+
+    Raises :class:`DatabaseUrlError` for a URL Stargate cannot use (before connecting).
+    """
+    parsed = parse_url(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(url)
+        return sa_create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=POOL_OVERFLOW)
+    except ImportError as exc:  # the driver named in the URL is not installed
+        found = f"the driver '{parsed.get_driver_name()}', which is not installed ({exc.name or exc})"
+        raise DatabaseUrlError(f"found {found}, expected {_EXPECTED_URL}") from None
+    except ArgumentError:  # an unknown driver or option
+        found = f"the driver '{parsed.get_driver_name()}' or an option SQLAlchemy does not know"
+        raise DatabaseUrlError(f"found {found}, expected {_EXPECTED_URL}") from None
 
 
 def _sqlite_engine(url: str) -> Engine:

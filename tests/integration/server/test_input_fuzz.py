@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from integration.server.stargate_harness import Harness
 from stargate.domain import JobSpec
@@ -25,6 +26,7 @@ from stargate.server.limits import (
     bytes_from_env,
 )
 from stargate.server.settings import Settings
+from stargate.store.database import Database, DatabaseUrlError
 from stargate.store.models import JobRow
 
 JOBS = "/api/v1/jobs"
@@ -308,3 +310,40 @@ def test_a_spec_accepted_by_the_api_validates_locally(sqlite_harness: Harness) -
     response = _post(sqlite_harness, json.dumps(body).encode())
     assert response.status_code == 422
     assert response.json()["detail"].startswith("body.environment: found a mapping of 257 entries, expected")
+
+
+# -- database URLs and ids --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "found"),
+    [
+        ("mysql://x", "found the backend 'mysql', expected sqlite or postgresql"),
+        ("garbage", "found text that is not a URL, expected a database URL"),
+        ("", "found an empty URL, expected a database URL"),
+        ("postgresql+asyncpg://u@h/db", "found the driver 'asyncpg', which is not installed"),
+        ("postgresql+nodriver://u@h/db", "found the driver 'nodriver' or an option SQLAlchemy does not know"),
+    ],
+)
+def test_an_unusable_database_url_is_one_line_without_the_url(url: str, found: str) -> None:
+    """Database.open refuses before connecting, with an error the CLI reports as one line (exit 2)."""
+    with pytest.raises(DatabaseUrlError) as caught:
+        Database.open(url)
+    assert str(caught.value).startswith(found)
+    assert isinstance(caught.value, SQLAlchemyError)  # what `stargate up` and `admin token` turn into exit 2
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/api/v1/jobs/%00", 404), ("/api/v1/jobs/" + "9" * 1_900, 404), ("/api/v1/jobs/j-" + "9" * 40, 404),
+     ("/api/v1/jobs/%E2%80%AE", 404), ("/api/v1/jobs/j-000001%2F..%2F..", 404), ("/api/v1/jobs/%20/cancel", 404),
+     ("/api/v1/jobs/" + "x" * 20_000 + "/logs", 414), ("/api/v1/jobs/" + "9" * 5_000, 414)],
+)  # fmt: skip
+def test_odd_job_ids_in_paths_get_404_or_414(sqlite_harness: Harness, path: str, status: int) -> None:
+    """Empty, control-character and traversal ids are 'no such job'; a path over 2,048 bytes is 414; never 5xx."""
+    method = "POST" if path.endswith("/cancel") else "GET"
+    response = sqlite_harness.client.request(method, path, headers=sqlite_harness.headers())
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert len(detail) < 2_100
+    if status == 414:
+        assert detail == f"path: found {len(path):,} bytes, expected at most 2,048 bytes"
