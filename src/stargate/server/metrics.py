@@ -2,19 +2,23 @@
 health as ``/healthz`` reports it."""
 
 import threading
+import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 CYCLE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DEGRADED_AFTER_FAILURES = 3
 """Consecutive failed scheduler cycles after which ``/healthz`` reports ``degraded`` (one good cycle clears it)."""
+STALLED_AFTER_S = 300.0
+"""A scheduler cycle still running after this long makes ``/healthz`` report ``degraded`` (it is stuck), s."""
 
 
 @dataclass
 class SchedulerHealth:
-    """Consecutive failed cycles of this process's scheduler: when the streak began and the last error.
+    """Consecutive failed cycles of this process's scheduler (when the streak began, the last error) and the cycle
+    running now, if any (a cycle that never ends is as bad as one that fails).
 
     Thread-safe: the scheduler thread records, request handlers read.
     """
@@ -22,12 +26,19 @@ class SchedulerHealth:
     failures: int = 0
     since: datetime | None = None
     last_error: str = ""
+    stalled_after_s: float = STALLED_AFTER_S
+    _running: tuple[float, datetime] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def began(self) -> None:
+        """A cycle starts now."""
+        with self._lock:
+            self._running = (time.monotonic(), datetime.now(UTC))
 
     def succeeded(self) -> None:
         """A cycle finished: the streak ends."""
         with self._lock:
-            self.failures, self.since, self.last_error = 0, None, ""
+            self.failures, self.since, self.last_error, self._running = 0, None, "", None
 
     def failed(self, at: datetime, exc: BaseException) -> int:
         """A cycle raised ``exc`` at ``at``; returns the length of the streak now."""
@@ -36,15 +47,25 @@ class SchedulerHealth:
             self.failures += 1
             self.since = self.since or at
             self.last_error = f"{type(exc).__name__}: {first}".rstrip(": ")
+            self._running = None
             return self.failures
 
     def problem(self) -> str | None:
         """Why the scheduler is degraded, or None while it is healthy."""
         with self._lock:
-            if self.failures < DEGRADED_AFTER_FAILURES or self.since is None:
-                return None
-            since = self.since.isoformat(timespec="seconds").replace("+00:00", "Z")
-            return f"scheduler: {self.failures} cycles failed in a row since {since}: {self.last_error}"
+            if self.failures >= DEGRADED_AFTER_FAILURES and self.since is not None:
+                return f"scheduler: {self.failures} cycles failed in a row since {_iso(self.since)}: {self.last_error}"
+            if self._running is not None and time.monotonic() - self._running[0] > self.stalled_after_s:
+                ran = time.monotonic() - self._running[0]
+                return (
+                    f"scheduler: the cycle that started at {_iso(self._running[1])} is still running after {ran:.0f} s"
+                )
+            return None
+
+
+def _iso(at: datetime) -> str:
+    """``at`` in ISO 8601 UTC to the second, with a ``Z``."""
+    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass

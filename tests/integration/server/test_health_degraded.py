@@ -100,6 +100,20 @@ def test_the_scheduler_thread_reports_degraded_health(harness: Harness) -> None:
     assert _metric(harness, "stargate_scheduler_cycle_failures_total") >= 3
 
 
+def test_a_cycle_that_never_ends_makes_health_degraded(harness: Harness) -> None:
+    health = harness.ctx.metrics.scheduler
+    health.stalled_after_s = 0.2  # 300 s in a server
+    health.began()  # as run_cycle does; this cycle then hangs
+    assert harness.client.get("/healthz").status_code == 200
+    time.sleep(0.3)
+    stuck = harness.client.get("/healthz")
+    assert stuck.status_code == 503
+    assert stuck.json()["reason"].startswith("scheduler: the cycle that started at ")
+    assert stuck.json()["reason"].endswith(" s") and "is still running after" in stuck.json()["reason"]
+    run_cycle(harness.ctx, _now())  # a cycle that ends
+    assert harness.client.get("/healthz").json() == {"status": "ok"}
+
+
 def _unloadable(h: Harness) -> Fleet:
     """The fleet in force with a cluster of 2^70 nodes, built without validation: the domain's bounds refuse such a
     value now, so this stands for whatever a bound might miss; the engine's index cannot hold it (int64)."""
