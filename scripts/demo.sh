@@ -1,37 +1,90 @@
 #!/usr/bin/env bash
 # The main job: set everything up, start the Stargate server on the embedded default (SQLite in ./.stargate, the
-# local executor, the bundled examples/stargate-2025 fleet), submit the demo jobs in examples/jobs, and show them.
-# Run it again to reuse the running server. Stop the server with: kill "$(cat .stargate/server.pid)"
+# local executor with job isolation, the bundled examples/stargate-2025 fleet), submit the demo jobs in examples/jobs,
+# and show them. Run it again to reuse the server it started. Stop that server with: kill "$(cat .stargate/server.pid)"
+#
+# Everything stays in the project: the server's state in .stargate/ (private to you), the client's config (URL and
+# admin token) in .stargate-client/ (mode 0700), never in ~/.config. Port: STARGATE_PORT (default 8642).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh >/dev/null
+umask 077 # the server's log, pid file and the client config are yours only
 export PATH="$PWD/.venv/bin:$PATH"
 export STARGATE_HOME="$PWD/.stargate"
-URL="http://127.0.0.1:${STARGATE_PORT:-8642}"
-mkdir -p "$STARGATE_HOME"
+export STARGATE_CONFIG_DIR="$PWD/.stargate-client"
+PORT="${STARGATE_PORT:-8642}"
+URL="http://127.0.0.1:$PORT"
+pid_file="$STARGATE_HOME/server.pid"
+log_file="$STARGATE_HOME/server.log"
+token_file="$STARGATE_HOME/admin-token"
+mkdir -p "$STARGATE_CONFIG_DIR"
+chmod 700 "$STARGATE_CONFIG_DIR"
+
+fail() {
+    echo "error: $*" >&2
+    exit 1
+}
+
+# True when /healthz on $URL answers 200 within 1 s.
+healthy() {
+    python -c "import httpx, sys; sys.exit(httpx.get('$URL/healthz', timeout=1).status_code != 200)" 2>/dev/null
+}
+
+# True when something accepts connections on the port (within 1 s).
+port_taken() {
+    python -c "import socket, sys; s = socket.socket(); s.settimeout(1); sys.exit(s.connect_ex(('127.0.0.1', $PORT)) != 0)"
+}
+
+# True when .stargate/server.pid names a live `stargate up` on this port: the server this script started.
+our_server() {
+    [ -s "$pid_file" ] || return 1
+    local pid
+    pid="$(cat "$pid_file")"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    ps -o args= -p "$pid" 2>/dev/null | grep -q -- "stargate up --port $PORT "
+}
+
+# Decide first (within 2 s): reuse this project's server, refuse a port held by anything else, or start one.
+if our_server; then
+    healthy || fail "this project's server (pid $(cat "$pid_file")) runs but does not answer at $URL; see" \
+        ".stargate/server.log, or stop it with: kill $(cat "$pid_file")"
+    start=no
+elif port_taken; then
+    fail "port $PORT is taken by another program, not by this project's server (.stargate/server.pid names" \
+        "no live 'stargate up' here); free the port, or run: STARGATE_PORT=<free port> scripts/demo.sh"
+else
+    start=yes
+fi
 
 echo "== the bundled fleet"
 stargate fleet validate examples/stargate-2025
 
-healthy() { python -c "import httpx,sys; sys.exit(httpx.get('$URL/healthz', timeout=1).status_code != 200)" 2>/dev/null; }
-
-token_file="$STARGATE_HOME/admin-token"
-if [ ! -s "$token_file" ]; then
-    (umask 077; python -c "import secrets; print('sg-demo-' + secrets.token_urlsafe(24))" > "$token_file")
-fi
-if healthy; then
-    echo "== a Stargate server already answers at $URL; reusing it"
+if [ "$start" = no ]; then
+    echo "== reusing this project's server at $URL (pid $(cat "$pid_file"))"
 else
     echo "== starting the server at $URL (log: .stargate/server.log)"
-    STARGATE_ADMIN_TOKEN="$(cat "$token_file")" nohup stargate up --port "${STARGATE_PORT:-8642}" \
-        --fleet examples/stargate-2025 > "$STARGATE_HOME/server.log" 2>&1 &
-    echo $! > "$STARGATE_HOME/server.pid"
-    for _ in $(seq 1 100); do healthy && break; sleep 0.2; done
-    healthy || { echo "error: the server did not start; see .stargate/server.log" >&2; tail -20 "$STARGATE_HOME/server.log" >&2; exit 1; }
+    mkdir -p "$STARGATE_HOME"
+    nohup stargate up --port "$PORT" --fleet examples/stargate-2025 >>"$log_file" 2>&1 &
+    pid=$!
+    echo "$pid" >"$pid_file"
+    deadline=$((SECONDS + 60))
+    until healthy; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            rm -f "$pid_file"
+            tail -5 "$log_file" >&2
+            fail "the server did not start (exit above; whole log: .stargate/server.log)"
+        fi
+        [ "$SECONDS" -lt "$deadline" ] || fail "the server (pid $pid) did not answer within 60 s; see .stargate/server.log"
+        sleep 0.2
+    done
+    grep -m1 "^isolation " "$log_file" || true
 fi
 
-echo "== logging in as the admin (token in .stargate/admin-token)"
-stargate login --url "$URL" --token "$(cat "$token_file")"
+[ -s "$token_file" ] || fail "no admin token in .stargate/admin-token (the server writes it on its first start only);" \
+    "make one with: STARGATE_HOME=.stargate .venv/bin/stargate admin token create --role admin"
+echo "== logging in as the admin (token file .stargate/admin-token; client config in .stargate-client/)"
+stargate login --url "$URL" --token-file "$token_file" ||
+    fail "the server at $URL refused the token in .stargate/admin-token (see the line above)"
 
 echo "== submitting the demo jobs in examples/jobs"
 for job in examples/jobs/*.yaml; do
@@ -43,11 +96,13 @@ stargate queues
 
 cat <<MSG
 
-The server keeps running in the background (pid $(cat "$STARGATE_HOME/server.pid" 2>/dev/null || echo "?")).
-Where to look:
+The server keeps running in the background (pid $(cat "$pid_file")).
+The client config is in .stargate-client/ (not ~/.config). To use it from your shell, first run:
+  export STARGATE_CONFIG_DIR="$STARGATE_CONFIG_DIR"
+Then:
   .venv/bin/stargate jobs                 every job, its status, cluster and GPUs
   .venv/bin/stargate logs JOB_ID -f       follow a job's output until it ends
   $URL/docs         the REST API, interactive;  $URL/metrics  Prometheus metrics
-  .stargate/server.log                    the server's log;  .stargate/runs/  each run's log and exit code
+  .stargate/server.log                    the server's log (yours only, like all of .stargate/)
 Stop it with: kill \$(cat .stargate/server.pid)
 MSG
