@@ -276,10 +276,10 @@ def poll_running(ctx: ServerContext, now: datetime, out: Executed) -> None:
             if (cur := _still(current, run.job_id, JobStatus.RUNNING, run.attempt)) is not None:
                 to, why = final_status(status, run.executor)
                 moves.append(Move(cur, to, why, {"exit_code": status.exit_code}))
-                log.info("%s: %s: %s", run.subject, to.value, why)
         transition_many(session, moves, ACTOR, now)
     for move in moves:
         ctx.metrics.finished.labels(status=move.to.value).inc()
+        log.info("%s attempt %d: %s: %s", move.job.public_id, move.job.attempt, move.to.value, move.reason)
     out.finished += len(moves)
 
 
