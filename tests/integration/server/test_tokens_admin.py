@@ -74,15 +74,16 @@ def test_admins_list_every_token_with_its_state_and_never_a_secret(harness: Harn
 
 def test_an_expiry_must_be_a_future_time_with_a_zone(harness: Harness) -> None:
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-    for value, expected in (
-        (past, "expires_at: found"),
-        ("2030-01-01T00:00:00", "body.expires_at: Input should have timezone info"),
-        ("next week", "body.expires_at:"),
-        ("9999-12-31T23:59:59-05:00", "expires_at: found 9999-12-31T23:59:59-05:00, expected a time after"),
+    for value, start, middle in (
+        (past, "expires_at: found", "expected a time after"),
+        ("2030-01-01T00:00:00", "body.expires_at: ", "timezone"),
+        ("next week", "body.expires_at: ", "datetime"),
+        ("9999-12-31T23:59:59-05:00", "expires_at: found 9999-12-31T23:59:59-05:00", "at most 100 years ahead"),
     ):
         body = {"name": "x", "role": "admin", "expires_at": value}
         answer = harness.client.post("/api/v1/tokens", json=body, headers=harness.headers())
-        assert answer.status_code == 422 and answer.json()["detail"].startswith(expected), (value, answer.text)
+        detail = answer.json()["detail"]
+        assert answer.status_code == 422 and detail.startswith(start) and middle in detail, (value, detail)
     listed = harness.client.get("/api/v1/tokens", headers=harness.headers()).json()
     assert [item["name"] for item in listed] == ["admin"]  # nothing stored from a refused request
 
