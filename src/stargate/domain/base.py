@@ -189,7 +189,7 @@ Seconds = Annotated[float, Strict(), AllowInfNan(False), Unit("s")]
 Flag = Annotated[bool, Strict()]
 """true or false (never a number or a string)."""
 
-USD = Annotated[Decimal, Field(ge=0, le=MAX_USD, max_digits=20, decimal_places=6), Unit("USD")]
+USD = Annotated[Decimal, Field(ge=0, le=MAX_USD, max_digits=21, decimal_places=6), Unit("USD")]
 """An exact, non-negative amount of US dollars (never a float), at most 10^14 with at most 6 decimal places."""
 
 USDPerGpuHour = Annotated[
