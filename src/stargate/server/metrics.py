@@ -42,7 +42,7 @@ class SchedulerHealth:
 
     def failed(self, at: datetime, exc: BaseException) -> int:
         """A cycle raised ``exc`` at ``at``; returns the length of the streak now."""
-        first = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ""
+        first = " ".join(str(exc).split())[:300]  # on one line: a validation error's location is on its second
         with self._lock:
             self.failures += 1
             self.since = self.since or at
