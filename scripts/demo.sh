@@ -35,23 +35,27 @@ port_taken() {
     python -c "import socket, sys; s = socket.socket(); s.settimeout(1); sys.exit(s.connect_ex(('127.0.0.1', $PORT)) != 0)"
 }
 
-# True when .stargate/server.pid names a live `stargate up` on this port: the server this script started.
+# The command line of the live `stargate up` that .stargate/server.pid names (the server this script started), or
+# nothing (no pid file, or its process is gone or is something else now).
 our_server() {
-    [ -s "$pid_file" ] || return 1
+    [ -s "$pid_file" ] || return 0
     local pid
     pid="$(cat "$pid_file")"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    ps -o args= -p "$pid" 2>/dev/null | grep -q -- "stargate up --port $PORT "
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+    ps -o args= -p "$pid" 2>/dev/null | grep -- "stargate up --port " || true
 }
 
 # Decide first (within 2 s): reuse this project's server, refuse a port held by anything else, or start one.
-if our_server; then
+ours="$(our_server)"
+if [ -n "$ours" ]; then
+    [[ "$ours" == *"stargate up --port $PORT "* ]] || fail "this project's server (pid $(cat "$pid_file")) runs on" \
+        "another port: '$ours'; run the demo with its port (STARGATE_PORT), or stop it: kill $(cat "$pid_file")"
     healthy || fail "this project's server (pid $(cat "$pid_file")) runs but does not answer at $URL; see" \
         ".stargate/server.log, or stop it with: kill $(cat "$pid_file")"
     start=no
 elif port_taken; then
-    fail "port $PORT is taken by another program, not by this project's server (.stargate/server.pid names" \
-        "no live 'stargate up' here); free the port, or run: STARGATE_PORT=<free port> scripts/demo.sh"
+    fail "port $PORT is taken by another program, not by this project's server; free the port, or run:" \
+        "STARGATE_PORT=<free port> scripts/demo.sh"
 else
     start=yes
 fi
