@@ -269,7 +269,9 @@ class LocalExecutor:
         if iso.bwrap is not None:
             root = iso.per_team_users
             launch["sandbox"] = [iso.bwrap, *sandbox_args(work, root=root, work_fd=WORK_FD if root else None)]
-            if root and uid is not None and iso.setpriv is not None:
+            if root:
+                if uid is None or iso.setpriv is None:  # bubblewrap runs as root here: never leave the job root
+                    raise LocalExecutorError("users isolation in bubblewrap needs setpriv to drop to the team's uid")
                 launch["drop"] = setpriv_args(iso.setpriv, uid, uid)
         return launch
 

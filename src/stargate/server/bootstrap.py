@@ -1,5 +1,6 @@
 """Getting a server's state ready: migrate the database, apply the fleet, create the first admin token."""
 
+import os
 import stat
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -53,8 +54,12 @@ def resolve_isolation(settings: Settings) -> tuple[Settings, Isolation]:
 
 def home_mode(settings: Settings) -> int:
     """The state directory's mode: 0700; 0711 (others may pass through, never list) only when jobs run under
-    other uids without a sandbox and must reach their working directories inside it."""
-    return 0o711 if settings.isolation == IsolationMode.USERS and needs_traversal() else 0o700
+    other uids without a sandbox and must reach their working directories inside it. ``auto`` counts as what it
+    resolves to (users as root), so an admin command never closes the directory a server's jobs need."""
+    mode = settings.isolation
+    if mode == IsolationMode.AUTO:
+        mode = IsolationMode.USERS if os.geteuid() == 0 else IsolationMode.SANDBOX
+    return 0o711 if mode == IsolationMode.USERS and needs_traversal() else 0o700
 
 
 def secure_home(home: Path, mode: int) -> None:

@@ -12,6 +12,7 @@ import shutil
 import signal
 import stat
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -25,11 +26,13 @@ from stargate.executors.isolation import (
     IsolationMode,
     TeamIdentities,
     check_uid_range,
+    needs_traversal,
     probe_bwrap,
     resolve,
 )
 from stargate.executors.local_runner import exit_code_of
-from stargate.server.bootstrap import secure_home
+from stargate.server.bootstrap import home_mode, secure_home
+from stargate.server.settings import Settings
 
 Wait = Callable[..., RunStatus]
 ATTACK = """
@@ -219,6 +222,21 @@ def test_a_single_team_executor_refuses_other_teams(state: Path) -> None:
     with pytest.raises(LocalExecutorError, match="team 'beta' may not run jobs"):
         executor.submit(_request("true", "beta", "j-1"))
     assert not executor.run_dir("j-1", 0).exists()
+
+
+def test_users_isolation_in_bubblewrap_without_setpriv_never_runs_the_job_as_root(state: Path) -> None:
+    found = _users(with_bwrap=True)
+    executor = _executor(state, Isolation(IsolationMode.USERS, bwrap=found.bwrap, setpriv=None))
+    with pytest.raises(LocalExecutorError, match="needs setpriv"):
+        executor.submit(_request("id -u", "alpha", "j-1"))
+
+
+def test_an_admin_command_keeps_the_state_directory_a_users_server_needs(tmp_path: Path) -> None:
+    _root()  # as root, auto means users
+    settings = Settings(home=tmp_path / "state", database_url="sqlite://")
+    expected = 0o711 if needs_traversal() else 0o700  # passable only when users jobs run without bubblewrap
+    assert home_mode(settings) == expected == home_mode(replace(settings, isolation="users"))
+    assert home_mode(replace(settings, isolation="none")) == 0o700
 
 
 def test_a_nul_byte_or_a_bad_environment_name_is_refused(state: Path) -> None:
