@@ -7,6 +7,7 @@ the exit code says who refused: 0 ok, 1 the server refused (4xx) or failed, 2 ba
 
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -175,6 +176,7 @@ def jobs(
 
 def job(job_id: str = typer.Argument(..., help="Job id, e.g. j-000123."), as_json: bool = JsonOption) -> None:
     """Show one job in full."""
+    _check_job_id(job_id)
     with _failures(), _client() as client:
         found = client.get_job(job_id)
     if as_json:
@@ -196,6 +198,7 @@ def logs(
 ) -> None:
     """Print a job's whole output (its latest attempt; the server sends it in pages of up to 1 MiB); with -f,
     follow it until the job is final and its log complete, reconnecting from the last byte after a server restart."""
+    _check_job_id(job_id)
     if not 0.05 <= interval_s <= 86_400:
         _refuse_input(f"--interval: found {interval_s:g}; expected a number of seconds from 0.05 to 86400")
     _check_retry_for(retry_for)
@@ -224,6 +227,7 @@ def logs(
 
 def cancel(job_id: str = typer.Argument(..., help="Job id, e.g. j-000123."), as_json: bool = JsonOption) -> None:
     """Cancel a job: pending jobs end at once, running ones are stopped (SIGTERM, then SIGKILL after a grace)."""
+    _check_job_id(job_id)
     with _failures(), _client() as client:
         after = client.cancel_job(job_id)
     if as_json:
@@ -345,6 +349,16 @@ def _refuse_input(message: str) -> NoReturn:
     """Report bad local input and exit with code 2."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(EXIT_BAD_INPUT)
+
+
+_JOB_ID = re.compile(r"j-[0-9]{6,18}")
+
+
+def _check_job_id(job_id: str) -> None:
+    """Exit 2 with one line unless ``job_id`` looks like a job id (``j-`` and 6 to 18 digits)."""
+    if not _JOB_ID.fullmatch(job_id):
+        shown = "nothing (an empty id)" if not job_id else ascii(job_id[:40] + ("…" if len(job_id) > 40 else ""))
+        _refuse_input(f"JOB_ID: found {shown}; expected a job id such as j-000123")
 
 
 def _print_json(data: object) -> None:
