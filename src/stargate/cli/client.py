@@ -351,11 +351,11 @@ def _refuse_input(message: str) -> NoReturn:
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
-_JOB_ID = re.compile(r"j-[0-9]{6,18}")
+_JOB_ID = re.compile(r"j-[0-9]{1,18}")
 
 
 def _check_job_id(job_id: str) -> None:
-    """Exit 2 with one line unless ``job_id`` looks like a job id (``j-`` and 6 to 18 digits)."""
+    """Exit 2 with one line unless ``job_id`` looks like a job id (``j-`` and 1 to 18 digits, as the server reads)."""
     if not _JOB_ID.fullmatch(job_id):
         shown = "nothing (an empty id)" if not job_id else ascii(job_id[:40] + ("…" if len(job_id) > 40 else ""))
         _refuse_input(f"JOB_ID: found {shown}; expected a job id such as j-000123")
