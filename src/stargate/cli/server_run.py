@@ -180,7 +180,7 @@ def _open_or_exit(settings: Settings) -> Database:
     os.umask(0o077)  # the database and its journal files are the server's user's only
     try:
         return open_database(settings)
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, OSError, ValueError, ImportError) as exc:  # a driver's own errors included
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise _fail(f"database {_redact(settings.database_url)}: cannot open or migrate it: {first}") from None
 

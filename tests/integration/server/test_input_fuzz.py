@@ -347,3 +347,18 @@ def test_odd_job_ids_in_paths_get_404_or_414(sqlite_harness: Harness, path: str,
     assert len(detail) < 2_100
     if status == 414:
         assert detail == f"path: found {len(path):,} bytes, expected at most 2,048 bytes"
+
+
+@pytest.mark.parametrize("command", ["job", "logs", "cancel"])
+@pytest.mark.parametrize("job_id", ["", "x" * 5_000, "j-", "\u202ej-1", "j-1/../x"])
+def test_the_cli_refuses_a_bad_job_id_before_calling(command: str, job_id: str) -> None:
+    """`stargate job ''` and friends: one line, exit 2, no request (the URL points nowhere)."""
+    from typer.testing import CliRunner
+
+    from stargate.cli import app
+
+    result = CliRunner().invoke(app, [command, job_id], env={"STARGATE_URL": "http://127.0.0.1:9"})
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: JOB_ID: found ")
+    assert lines[0].endswith("; expected a job id such as j-000123") and len(lines[0]) < 200
