@@ -273,6 +273,7 @@ class LocalExecutor:
                 if uid is None or iso.setpriv is None:  # bubblewrap runs as root here: never leave the job root
                     raise LocalExecutorError("users isolation in bubblewrap needs setpriv to drop to the team's uid")
                 launch["drop"] = setpriv_args(iso.setpriv, uid, uid)
+                launch["account"] = {"name": user, "uid": uid, "home": str(work)}
         return launch
 
     def _spawn(self, request: RunRequest, run_dir: Path) -> subprocess.Popen[bytes]:

@@ -182,11 +182,37 @@ def _argv(launch: Mapping[str, Any], work_fd: int | None) -> tuple[list[str], tu
                 raise OSError("the sandbox needs the working directory's descriptor")
             arg, fds = str(work_fd), (work_fd,)
         args.append(str(arg))
+    account = launch.get("account")
+    if account:  # the team's uid has no account on the host: give it one inside (whoami, getpass, ssh want one)
+        for path, line in _account_lines(account).items():
+            fd = _data_fd(Path(path), line)
+            args += ["--perms", "0644", "--ro-bind-data", str(fd), path]
+            fds += (fd,)
     env = launch.get("env") or {}
     chdir = ["-C", str(launch["work_dir"])] if launch.get("work_dir") else []
     inner = [str(launch["env_tool"]), "-i", *chdir, "--", *(f"{k}={v}" for k, v in env.items()), *shell]
     drop = launch.get("drop") or []
     return [*args, "--", *([*drop, "--"] if drop else []), *inner], fds
+
+
+def _account_lines(account: Mapping[str, Any]) -> dict[str, str]:
+    """The /etc/passwd and /etc/group lines of the job's account ``{"name", "uid", "home"}`` (gid = uid)."""
+    name, uid, home = str(account["name"]), int(account["uid"]), str(account["home"])
+    return {"/etc/passwd": f"{name}:x:{uid}:{uid}::{home}:/bin/sh\n", "/etc/group": f"{name}:x:{uid}:\n"}
+
+
+def _data_fd(path: Path, line: str) -> int:
+    """A descriptor (at offset 0) of ``path``'s content plus ``line``, for bubblewrap's ``--ro-bind-data``."""
+    try:
+        content = path.read_bytes()
+    except OSError:
+        content = b""
+    if content and not content.endswith(b"\n"):
+        content += b"\n"
+    fd = os.memfd_create(path.name, 0)  # not CLOEXEC: bubblewrap reads it
+    os.write(fd, content + line.encode())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def _start(run_dir: Path, launch: Mapping[str, Any]) -> subprocess.Popen[bytes]:
@@ -218,8 +244,8 @@ def _start(run_dir: Path, launch: Mapping[str, Any]) -> subprocess.Popen[bytes]:
         )
     finally:
         os.close(log)
-        if work_fd is not None:
-            os.close(work_fd)
+        for fd in {*fds, *([work_fd] if work_fd is not None else [])}:
+            os.close(fd)
 
 
 def _record_failed_start(run_dir: Path, command: str, exc: OSError) -> None:

@@ -117,12 +117,13 @@ def test_each_team_runs_under_its_own_unprivileged_uid(state: Path, wait_final: 
     executor = _executor(state, _users(with_bwrap))
     ids = {}
     for team, job in (("alpha", "j-1"), ("beta", "j-2"), ("alpha", "j-3")):
-        handle = executor.submit(_request("id -u; id -g; id -G; pwd", team, job))
+        handle = executor.submit(_request("id -u; id -g; id -G; pwd; id -un 2>/dev/null; true", team, job))
         assert wait_final(executor, handle).state is RunState.SUCCEEDED
-        uid, gid, groups, cwd = executor.logs(handle)[0].split("\n")[:4]
+        uid, gid, groups, cwd, name = executor.logs(handle)[0].split("\n")[:5]
         ids[job] = int(uid)
         assert gid == uid and groups == uid  # no supplementary group (not root's)
         assert cwd == str(state.absolute() / "work" / team / job / "attempt-0")
+        assert name == (f"stargate-{team}" if with_bwrap else uid)  # the sandbox gives the uid an account
     assert ids["j-1"] == ids["j-3"] != ids["j-2"]
     assert {ids["j-1"], ids["j-2"]} == {DEFAULT_JOB_UID_BASE, DEFAULT_JOB_UID_BASE + 1}
     uids = state / "job-uids.json"
