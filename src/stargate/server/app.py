@@ -160,6 +160,10 @@ def validation_message(exc: RequestValidationError) -> str:
     for err in exc.errors():
         where = ".".join(_part(p) for p in err.get("loc", ())) or "request"
         found, expected = plain_error_words(err)
+        if err.get("type") == "json_invalid":  # loc is ("body", character offset)
+            where, at = "body", err["loc"][-1] if err.get("loc") else "?"
+            found = f"text that is not JSON at character {at} ({err.get('ctx', {}).get('error', 'invalid')})"
+            expected = "a JSON object"
         lines.append(f"{where}: found {found}, expected {expected}")
     if len(lines) > _MAX_LINES:
         lines = [*lines[:_MAX_LINES], f"and {len(lines) - _MAX_LINES} more"]

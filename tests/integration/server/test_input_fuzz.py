@@ -362,3 +362,18 @@ def test_the_cli_refuses_a_bad_job_id_before_calling(command: str, job_id: str) 
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: JOB_ID: found ")
     assert lines[0].endswith("; expected a job id such as j-000123") and len(lines[0]) < 200
+
+
+@pytest.mark.parametrize("body", [b"{", b"\xff\xfe", b"[" * 100_000, b"null", b'"x"'])
+def test_a_body_that_is_not_a_spec_is_refused_located(sqlite_harness: Harness, body: bytes) -> None:
+    """Broken JSON, bytes that are not UTF-8, 100,000 levels of nesting, JSON that is not an object: 4xx, one line."""
+    before = _jobs(sqlite_harness)
+    response = _post(sqlite_harness, body)
+    assert response.status_code in (400, 422), response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("body: found ") or detail == "There was an error parsing the body", detail
+    if body == b"{":
+        assert detail.startswith("body: found text that is not JSON at character 1 (")
+        assert detail.endswith(", expected a JSON object")
+    assert len(detail) < 500
+    assert _jobs(sqlite_harness) == before
