@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import grp
 import hashlib
 import json
 import os
@@ -184,6 +185,11 @@ def check_uid_range(base: int) -> None:
             raise IsolationError(
                 f"{base}-{top} holds the account '{entry.pw_name}' (uid {entry.pw_uid}); pick another",
                 "--job-uid-base",
+            )
+    for group in grp.getgrall():
+        if base <= group.gr_gid <= top:
+            raise IsolationError(
+                f"{base}-{top} holds the group '{group.gr_name}' (gid {group.gr_gid}); pick another", "--job-uid-base"
             )
     for path in ("/etc/subuid", "/etc/subgid"):
         for owner, start, count in _subordinate_ranges(Path(path)):
