@@ -377,3 +377,18 @@ def test_a_body_that_is_not_a_spec_is_refused_located(sqlite_harness: Harness, b
         assert detail.endswith(", expected a JSON object")
     assert len(detail) < 500
     assert _jobs(sqlite_harness) == before
+
+
+def test_a_large_fleet_plan_is_read_with_a_token_and_refused_without(sqlite_harness: Harness) -> None:
+    """A 2 MiB plan body: read (and judged) for an admin; 413 for a request without a token."""
+    fleet = {"name": "big", "description": "d" * 2_000_000}
+    body = json.dumps({"fleet": fleet}).encode()
+    headers = {"Content-Type": "application/json"}
+    anonymous = sqlite_harness.client.post("/api/v1/fleet/plan", content=body, headers=headers)
+    assert anonymous.status_code == 413
+    assert anonymous.json()["detail"].endswith("expected at most 1,048,576 bytes (STARGATE_MAX_BODY_BYTES)")
+    admin = sqlite_harness.client.post(
+        "/api/v1/fleet/plan", content=body, headers={**headers, **sqlite_harness.headers()}
+    )
+    assert admin.status_code == 422, admin.text[:300]
+    assert "description" in admin.json()["detail"]
