@@ -7,6 +7,7 @@ located FleetFileError or a fleet, and every fleet accepted builds the engine's 
 import math
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,19 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from stargate.domain import Building, Cluster, Fleet, GpuModel, JobSpec, PriorityClass, Provider, Queue, Quota, Site
+from stargate.domain import (
+    Building,
+    Cluster,
+    Fleet,
+    GpuModel,
+    JobSpec,
+    PriorityClass,
+    Provider,
+    Queue,
+    Quota,
+    Site,
+    limits,
+)
 from stargate.domain.base import text_problem
 from stargate.domain.limits import (
     MAX_CLUSTER_GPUS,
@@ -324,3 +337,17 @@ def test_the_largest_values_accepted_still_index() -> None:
     )
     assert fleet.budget is not None and fleet.budget.ceiling_usd == Decimal(10**14)
     _assert_schedulable(fleet)
+
+
+def test_every_limit_is_documented() -> None:
+    """Each constant of stargate.domain.limits appears, written for people, in the fleet-file or job spec reference."""
+    docs = Path("docs/reference/fleet-file.md").read_text() + Path("docs/reference/job-spec.md").read_text()
+    for name, value in vars(limits).items():
+        if not name.startswith(("MAX_", "MIN_")):
+            continue
+        if isinstance(value, date):
+            shown = [value.isoformat()]
+        else:
+            number = int(value)
+            shown = [f"{number:,}", f"10^{len(str(number)) - 1}"]
+        assert any(s in docs for s in shown), (name, shown)
