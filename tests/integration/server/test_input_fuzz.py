@@ -392,3 +392,30 @@ def test_a_large_fleet_plan_is_read_with_a_token_and_refused_without(sqlite_harn
     )
     assert admin.status_code == 422, admin.text[:300]
     assert "description" in admin.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"nodes": 2**64}, "clusters.0.nodes"),
+        ({"nodes": True}, "clusters.0.nodes"),
+        ({"price_per_gpu_hour_usd": "NaN"}, "clusters.0.price_per_gpu_hour_usd"),
+        ({"online_from": "9999-12-31"}, "clusters.0.online_from"),
+        ({"id": "lab-h100", "interconnect": "ib\u202e"}, "clusters.0.interconnect"),
+    ],
+)
+def test_a_fleet_plan_with_an_out_of_range_value_is_refused(
+    sqlite_harness: Harness, change: dict[str, Any], where: str
+) -> None:
+    """The finding: a nodes value beyond 64 bits passed plan/apply and then failed every cycle; now 422 at plan."""
+    import yaml
+
+    from integration.server.stargate_harness import TINY_FLEET
+
+    document = yaml.safe_load(TINY_FLEET.read_text())
+    document["clusters"][0].update(change)
+    response = sqlite_harness.client.post(
+        "/api/v1/fleet/plan", json={"fleet": document}, headers=sqlite_harness.headers()
+    )
+    assert response.status_code == 422, response.text
+    assert where in response.json()["detail"].replace("[", ".").replace("]", "")
