@@ -65,7 +65,8 @@ CASES: dict[str, Case] = {
     ),
     "missing name": Case(
         "description: no name\n",
-        1, 1, "name", "nothing (the key is missing)", "a value: non-empty printable text on one line of at most 200 characters",
+        1, 1, "name", "nothing (the key is missing)",
+        "a value: non-empty printable text on one line of at most 200 characters",
     ),
     "section is not a list": Case(
         HEAD + "sites:\n  id: a\n",
