@@ -23,6 +23,7 @@ from stargate.domain.limits import (
     MAX_IMAGE_CHARS,
     MAX_JOB_GPUS,
     MAX_SMALL_LIST,
+    MIN_DURATION_S,
 )
 
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -66,15 +67,15 @@ class JobSpec(Model):
     )
     estimated_duration_s: Seconds | None = Field(
         default=None,
-        gt=0,
+        ge=MIN_DURATION_S,
         le=MAX_DURATION_S,
-        description="Expected run time, s, at most 3,153,600,000 (100 years); used for backfill and planning.",
+        description="Expected run time, s, from 1 to 3,153,600,000 (100 years); used for backfill and planning.",
     )
     checkpoint_interval_s: Seconds | None = Field(
         default=None,
-        gt=0,
+        ge=MIN_DURATION_S,
         le=MAX_DURATION_S,
-        description="The job checkpoints every this many seconds, at most 3,153,600,000; null: never.",
+        description="The job checkpoints every this many seconds, from 1 to 3,153,600,000; null: never.",
     )
     preemptible: Flag = Field(default=True, description="Whether higher-priority work may preempt the job.")
     allowed_providers: list[Id] = Field(

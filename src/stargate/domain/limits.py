@@ -45,6 +45,9 @@ MIN_DATE = date(1970, 1, 1)
 """The earliest date or date-time accepted."""
 MAX_DATE = date(2200, 12, 31)
 """The latest date or date-time accepted."""
+MIN_DURATION_S = 1
+"""The shortest duration in a job spec (estimated run time, checkpoint interval), s: a scheduler cycles about once
+a second, so a shorter interval means nothing, and a tiny one (5e-324 s) only invites overflow."""
 MAX_DURATION_S = 100 * 365 * 86_400
 """Any duration in a job spec (estimated run time, checkpoint interval), s (100 years of 365 days)."""
 

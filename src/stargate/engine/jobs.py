@@ -76,8 +76,14 @@ class JobTable:
         return max(self.est[j] - self.progress[j], 1.0)
 
     def kept_progress(self, j: int, now: float) -> float:
-        """Progress a running job keeps if stopped at ``now``: up to its last checkpoint, s."""
-        ran = max(now - self.started[j], 0.0)
+        """Progress a running job keeps if stopped at ``now``: up to its last checkpoint, s.
+
+        ``ran - fmod(ran, ckpt)`` is the run time up to the last whole interval, computed exactly and without a
+        quotient: ``floor(ran / ckpt)`` overflows to infinity for a tiny interval (5e-324 s) and cannot be
+        converted to an integer. A run time that is not a finite positive number keeps nothing.
+        """
+        ran = now - self.started[j]
         ckpt = self.ckpt[j]
-        kept = math.floor(ran / ckpt) * ckpt if ckpt > 0 and math.isfinite(ckpt) else 0.0
-        return self.progress[j] + kept
+        if not (math.isfinite(ran) and ran > 0.0 and math.isfinite(ckpt) and ckpt > 0.0):
+            return self.progress[j]
+        return self.progress[j] + (ran - math.fmod(ran, ckpt))

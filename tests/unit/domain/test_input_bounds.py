@@ -148,6 +148,15 @@ def test_a_boolean_is_not_a_number_and_no_number_is_infinite(
     assert [e["loc"] for e in _refused(model, data)] == [loc]
 
 
+@pytest.mark.parametrize("field", ["estimated_duration_s", "checkpoint_interval_s"])
+@pytest.mark.parametrize("value", [5e-324, 1e-9, 0.999, 0, -1])
+def test_job_durations_are_at_least_one_second(field: str, value: float) -> None:
+    """A tiny interval (5e-324 s) once stopped the scheduler for every team: durations start at 1 s."""
+    errors = _refused(JobSpec, {**JOB, field: value})
+    assert [e["loc"] for e in errors] == [(field,)]
+    assert JobSpec.model_validate({**JOB, field: 1}).model_dump()[field] == 1.0
+
+
 def test_an_integer_is_a_number_for_a_float_field() -> None:
     """Strictness refuses booleans and text, not integers where a real number is expected."""
     site = Site.model_validate({"id": "s", "provider": "p", "region": "r", "power_mw": 300, "pue": 1})
