@@ -5,6 +5,7 @@ printable: no control characters and no characters that reorder or hide text (se
 in 1970–2200. Every bound is a constant in :mod:`stargate.domain.limits`.
 """
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -131,12 +132,18 @@ OptionalText = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS), Prin
 
 
 # -- dates ------------------------------------------------------------------------------------------------------
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+"""A calendar date as ISO 8601 writes it: YYYY-MM-DD."""
+
+
 @dataclass(frozen=True, slots=True)
 class DateRange:
     """Field metadata for dates and date-times: text or a date only (never a number), between 1970 and 2200."""
 
     first: date = MIN_DATE
     last: date = MAX_DATE
+    day_only: bool = False
+    """Only a calendar date written ``YYYY-MM-DD`` (pydantic alone would take ``2025-01-01T00:00:00Z`` as a date)."""
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         """The wrapped schema, with a number refused before it and the range checked after it."""
@@ -151,6 +158,10 @@ class DateRange:
         """``value`` unchanged unless it is a number or a boolean (a date is written as text)."""
         if isinstance(value, bool | int | float | Decimal):
             raise ValueError(f"found the number {value!r}, expected an ISO 8601 date {self.words()}")
+        if self.day_only and (
+            isinstance(value, datetime) or (isinstance(value, str) and not _DAY.fullmatch(value.strip()))
+        ):
+            raise ValueError(f"found {str(value)!r}, expected a date written YYYY-MM-DD {self.words()}")
         return value
 
     def check(self, value: date) -> date:
@@ -163,7 +174,7 @@ class DateRange:
         return value
 
 
-Day = Annotated[date, DateRange()]
+Day = Annotated[date, DateRange(day_only=True)]
 """A calendar date (ISO 8601 text) from 1970-01-01 to 2200-12-31."""
 
 Instant = Annotated[datetime, DateRange()]

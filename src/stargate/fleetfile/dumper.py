@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from stargate.domain.fleet import Fleet
+from stargate.fleetfile.yamldoc import LOADER_RESOLVERS
 
 
 def dump_fleet(fleet: Fleet) -> str:
@@ -57,3 +58,11 @@ def _represent_decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.ScalarNo
 
 
 _Dumper.add_representer(Decimal, _represent_decimal)
+
+# A string is written plain only when neither YAML 1.1 nor the loader's stricter schema reads it as something else
+# ('0E0' is text to YAML 1.1 but a float to the loader; 'yes' the reverse): quoted otherwise.
+_Dumper.yaml_implicit_resolvers = {
+    first: list(resolvers) for first, resolvers in yaml.SafeDumper.yaml_implicit_resolvers.items()
+}
+for _first, _resolvers in LOADER_RESOLVERS.items():
+    _Dumper.yaml_implicit_resolvers.setdefault(_first, []).extend(_resolvers)

@@ -1,8 +1,13 @@
 """YAML with positions: parse a file into plain data plus its node tree, and find the line of a field path.
 
-Dates are left as strings (pydantic parses them and reports bad ones with the field's location), floats keep
-their text (so money is exact to the digit), duplicate keys
-in a mapping are reported (PyYAML would silently keep the last), and syntax errors are located.
+Plain scalars are resolved as in YAML 1.2's core schema, stricter still (see :data:`_RESOLVERS`): an integer is
+plain decimal (``8``, ``-3``, ``50_000``; never ``010``, ``0x10``, ``0b101``, ``1_0``, ``+2`` or the sexagesimal
+``1:30``, which stay text and are refused by a number field), a float is plain decimal or exponent form, a boolean
+is ``true`` or ``false`` (never ``yes``/``on``), and dates are left as strings (pydantic parses them and reports bad
+ones with the field's location). Explicit tags (``!!binary``, ``!!int``, ``!foo``) are refused. Floats keep their
+text (so money is exact to the digit), duplicate keys in a mapping are reported (PyYAML would silently keep the
+last), an alias inside its own anchor (a recursive structure) is refused, characters YAML does not allow (NUL, BEL
+and other control characters) are reported at their line and column, and syntax errors are located.
 
 A document is bounded before anything is built from it: at most :data:`MAX_DOCUMENT_BYTES`, nesting at most
 :data:`MAX_DEPTH` deep, and at most :data:`MAX_NODES` nodes once every alias is expanded (so a "billion laughs"
@@ -10,6 +15,8 @@ document of a few hundred bytes is refused at its first over-large alias, in mil
 """
 
 import math
+import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +31,32 @@ from stargate.fleetfile.errors import LocatedProblem
 DOCUMENT = "(document)"
 """The field path shown for a problem with the document as a whole."""
 
-_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_BOOL, _NULL, _INT, _FLOAT = (f"tag:yaml.org,2002:{t}" for t in ("bool", "null", "int", "float"))
+
+_WHOLE = r"(?:0|[1-9][0-9]*|[1-9][0-9]{0,2}(?:_[0-9]{3})+)"
+"""Decimal digits without a leading zero; '_' only as a thousands separator (``50_000``, never ``1_0``)."""
+
+_RESOLVERS: list[tuple[str, re.Pattern[str], str]] = [
+    (_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), "tTfF"),
+    (_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), "~nN"),
+    (_INT, re.compile(rf"^-?{_WHOLE}$"), "-0123456789"),
+    (
+        _FLOAT,
+        re.compile(
+            rf"^(?:-?{_WHOLE}(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)"
+            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        "-0123456789.+",
+    ),
+    ("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), "<"),
+]
+"""How a plain (unquoted, untagged) scalar is typed: YAML 1.2 core schema, stricter. Integers are plain decimal
+without a leading zero, sign '+', base prefix or colon, with '_' only between groups of three digits; floats are
+plain decimal or exponent form (and ``.inf``/``.nan``, which every number field refuses as non-finite); booleans are
+``true``/``false``; null is ``~``, ``null`` or nothing. Everything else, including dates, is text."""
+
+_NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters YAML does not allow anywhere in a document, even quoted (PyYAML's reader check)."""
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 """The largest YAML document read, bytes (16 MiB; a 1,000-cluster fleet is about 0.3 MiB)."""
@@ -65,12 +97,27 @@ class _LimitedComposer(Composer):
         self._nodes = 0
         self._written = 0
         self._sizes: dict[int, int] = {}
+        self._open: set[str] = set()
         return super().compose_document()
 
     def compose_node(self, parent: Node | None, index: Any) -> Any:
-        """One node; an alias counts as many nodes as its anchor expands to."""
+        """One node; an alias counts as many nodes as its anchor expands to.
+
+        Refused: an explicit tag (``!!binary``, ``!foo``), and an alias inside the node its anchor names (a
+        recursive structure, which would make every later step recurse without end).
+        """
         event = self.peek_event()  # type: ignore[attr-defined]
+        tag = getattr(event, "tag", None)
+        if tag is not None:
+            shown = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+            found = f"the explicit tag {shown}"
+            raise LimitError(found, "plain YAML values without tags (quote text to keep it text)", event.start_mark)
         if isinstance(event, AliasEvent):
+            if event.anchor in self._open:
+                found = f"the alias *{event.anchor} inside its own anchor &{event.anchor} (a recursive structure)"
+                raise LimitError(
+                    found, "aliases only to complete nodes, never to one that contains them", event.start_mark
+                )
             node: Any = super().compose_node(parent, index)
             self._count(self._sizes.get(id(node), 1), event.start_mark, f"alias *{event.anchor}")
             added, allowed = self._nodes - self._written, ALIAS_ALLOWANCE + ALIAS_RATIO * self._written
@@ -87,9 +134,13 @@ class _LimitedComposer(Composer):
         before = self._nodes
         self._written += 1
         self._count(1, event.start_mark, "node")
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            self._open.add(anchor)
         node = super().compose_node(parent, index)
         self._depth -= 1
-        if getattr(event, "anchor", None) is not None:
+        if anchor is not None:
+            self._open.discard(anchor)
             self._sizes[id(node)] = self._nodes - before
         return node
 
@@ -156,13 +207,16 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     return loader.construct_yaml_int(node)
 
 
+LOADER_RESOLVERS: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+"""The implicit resolvers of :data:`_RESOLVERS` keyed by first character, as PyYAML keeps them."""
+for _tag, _regexp, _firsts in _RESOLVERS:
+    for _first in [*_firsts, *([""] if _tag == _NULL else [])]:
+        LOADER_RESOLVERS.setdefault(_first, []).append((_tag, _regexp))
+
 for _loader in (_PureLoader, _FastLoader):
     _loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
     _loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-    _loader.yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
+    _loader.yaml_implicit_resolvers = LOADER_RESOLVERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,10 +252,24 @@ def parse_yaml(text: str, file: str) -> YamlDoc:
     """
     if len(text) > MAX_DOCUMENT_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
         return YamlDoc(file, None, None, [too_large(file, len(text.encode("utf-8", "surrogatepass")))])
+    bad = _NON_PRINTABLE.search(text)
+    if bad is not None:
+        return YamlDoc(file, None, None, [_bad_character(text, bad.start(), file)])
     doc = _parse(_FastLoader, text, file)
     if doc.node is None and doc.problems and not doc.limited:
         return _parse(_PureLoader, text, file)
     return doc
+
+
+def _bad_character(text: str, at: int, file: str) -> LocatedProblem:
+    """The problem of a character YAML does not allow, at its line and column."""
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    ch = text[at]
+    name = unicodedata.name(ch, "").lower() or ("a control character" if unicodedata.category(ch) == "Cc" else "")
+    found = f"the character U+{ord(ch):04X}" + (f" ({name})" if name else "") + ", which YAML does not allow"
+    expected = "printable text (tab and newline allowed; write other control characters as \\xNN in double quotes)"
+    return LocatedProblem(file, line, column, DOCUMENT, found, expected)
 
 
 def too_large(file: str, size: int) -> LocatedProblem:
@@ -211,7 +279,10 @@ def too_large(file: str, size: int) -> LocatedProblem:
 
 
 def _parse(loader_class: type[yaml.SafeLoader], text: str, file: str) -> YamlDoc:
-    loader = loader_class(text)
+    try:
+        loader = loader_class(text)
+    except yaml.YAMLError as exc:  # the reader's character check (already done above; kept as a safety net)
+        return YamlDoc(file, None, None, [LocatedProblem(file, 0, 0, DOCUMENT, f"invalid YAML: {exc}", "valid YAML")])
     try:
         node = loader.get_single_node()
         if node is None:
