@@ -272,3 +272,43 @@ def test_no_isolation_is_refused_unless_for_a_single_team(tmp_path: Path, server
     assert "only for team 'alpha'" in answer.text
     alpha = server.run_job(server.token("alpha"), "alpha-q", "echo alpha-ran")
     assert (alpha["status"], alpha["log"]) == ("succeeded", "alpha-ran\n")
+
+
+def _server_dir_under(parent: str, uid: int) -> Path:
+    """A new directory under ``parent`` (a directory the sandbox binds read-only) owned by ``uid``."""
+    base = Path(tempfile.mkdtemp(prefix="stargate-test-", dir=parent))
+    base.chmod(0o755)
+    os.chown(base, uid, uid)
+    return base
+
+
+def test_a_sandboxed_job_does_not_see_a_state_directory_under_opt(servers: list[Server]) -> None:
+    """Issue 7 review, finding 1: the sandbox binds /opt (and /etc, /usr) read-only, and the job runs as the server's
+    user, so a STARGATE_HOME under /opt showed the admin token and the database to every job."""
+    _root()
+    base = _server_dir_under("/opt", SANDBOX_UID)
+    try:
+        home = base / ".stargate"
+        home.mkdir(mode=0o700)
+        os.chown(home, SANDBOX_UID, SANDBOX_UID)
+        (home / "server.log").touch(mode=0o600)
+        os.chown(home / "server.log", SANDBOX_UID, SANDBOX_UID)
+        python = python_for(SANDBOX_UID)
+        server = Server(home, stargate_argv(python), uid=SANDBOX_UID, extra_env={"HOME": str(base)})
+        servers.append(server)
+        assert "isolation sandbox:" in server.log.read_text()
+        beta, alpha, tokens_before = attack(server, server.proc.pid)
+        assert_attack_failed(server, beta, alpha, tokens_before)
+        probe = server.run_job(
+            server.token("alpha"),
+            "alpha-q",
+            'ls -a "$H"; ls -a "$(dirname "$H")"; test -e "$H/admin-token" && echo TOKEN-VISIBLE; echo done',
+            {"H": str(home)},
+        )
+        assert probe["status"] == "succeeded", probe
+        assert "TOKEN-VISIBLE" not in probe["log"] and "stargate.db" not in probe["log"], probe["log"]
+        assert "admin-token" not in probe["log"] and "server.log" not in probe["log"], probe["log"]
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(base, ignore_errors=True)

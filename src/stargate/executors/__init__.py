@@ -4,6 +4,7 @@
 Ray, Slurm and Kubernetes executors come in later issues; asking for them now is a clear error.
 """
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from stargate.executors.isolation import (
     resolve,
 )
 from stargate.executors.local import LocalExecutor, LocalExecutorError
+from stargate.store.database import DatabaseUrlError, sqlite_path
 
 __all__ = [
     "Capabilities",
@@ -62,8 +64,24 @@ def _local(settings: object) -> Executor:
             raise UnknownExecutorError(f"local executor: {exc.option} {mode}: {exc}") from None
     identities = TeamIdentities(home / "job-uids.json", uid_base)
     return LocalExecutor(
-        Path(runs_dir), grace_s=grace_s, isolation=isolation, work_root=work_root, identities=identities
+        Path(runs_dir),
+        grace_s=grace_s,
+        isolation=isolation,
+        work_root=work_root,
+        identities=identities,
+        hidden=_hidden_dirs(home, getattr(settings, "database_url", None)),
     )
+
+
+def _hidden_dirs(home: Path, database_url: object) -> tuple[Path, ...]:
+    """What a sandboxed job must never see: the state directory and the SQLite database's directory."""
+    hidden = [home]
+    if isinstance(database_url, str):
+        with contextlib.suppress(DatabaseUrlError):
+            path = sqlite_path(database_url)
+            if path is not None:
+                hidden.append(path.absolute().parent)
+    return tuple(hidden)
 
 
 _FACTORIES: dict[str, Callable[[object], Executor]] = {"local": _local}

@@ -29,6 +29,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -79,6 +80,8 @@ class Isolation:
     uid_base: int = DEFAULT_JOB_UID_BASE
     single_team: str | None = None
     """When set, only this team's jobs run on the local executor."""
+    network: bool = True
+    """False (``--job-network none``): the job gets a network namespace with only a loopback of its own."""
 
     @property
     def per_team_users(self) -> bool:
@@ -277,13 +280,41 @@ def setpriv_args(setpriv: str, uid: int, gid: int) -> list[str]:
     return [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
 
 
-def sandbox_args(work_dir: Path, *, root: bool, work_fd: str | None = None) -> list[str]:
+_BOUND = ("/sys", "/run/systemd/resolve")
+"""Host directories the sandbox shows besides the system directories (read-only)."""
+
+
+def hidden_mounts(hidden: Sequence[Path | str]) -> list[str]:
+    """The directories of ``hidden`` (the state directory, the database's directory) that a read-only system
+    directory of the sandbox would show, resolved: each gets an empty tmpfs over it in the sandbox."""
+    roots = {os.path.realpath(p) for p in (*_SYSTEM_DIRS, *_LINKABLE, *_BOUND) if os.path.exists(p)}
+    found: list[str] = []
+    for path in hidden:
+        real = os.path.realpath(path)
+        if real in ("/", *found):
+            continue
+        if any(real == r or real.startswith(r.rstrip("/") + "/") for r in roots):
+            found.append(real)
+    return sorted(found, key=len)
+
+
+def sandbox_args(
+    work_dir: Path,
+    *,
+    root: bool,
+    work_fd: str | None = None,
+    hidden: Sequence[Path | str] = (),
+    network: bool = True,
+) -> list[str]:
     """bubblewrap options (without the program) for a job whose working directory is ``work_dir``.
 
     System directories read-only, a fresh /dev (plus GPU device nodes), /proc of its own pid namespace, private
-    /tmp, IPC and hostname; the state directory, home directories and everything else are simply not there. The
-    network is shared. ``work_fd`` (root only): bind that open directory (a descriptor number, or the runner's
-    placeholder for it), not the path: a job cannot swap its directory for a symlink in between.
+    /tmp, IPC and hostname; the state directory, home directories and everything else are simply not there: the
+    directories of ``hidden`` (the state directory, the database's) get an empty tmpfs over them when a system
+    directory holds them (a STARGATE_HOME under /opt, say). The network is shared unless ``network`` is False
+    (``--unshare-net``: a loopback of its own, nothing else). ``work_fd`` (root only): bind that open directory (a
+    descriptor number, or the runner's placeholder for it), not the path: a job cannot swap its directory for a
+    symlink in between.
     """
     args: list[str] = []  # no --die-with-parent: a run outlives its runner, as every local run does
     for path in _SYSTEM_DIRS:
@@ -294,7 +325,11 @@ def sandbox_args(work_dir: Path, *, root: bool, work_fd: str | None = None) -> l
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
-    args += ["--ro-bind-try", "/sys", "/sys", "--ro-bind-try", "/run/systemd/resolve", "/run/systemd/resolve"]
+    for path in _BOUND:
+        args += ["--ro-bind-try", path, path]
+    covered = hidden_mounts(hidden)
+    for path in covered:  # after the binds that show them, before anything is made inside them
+        args += ["--perms", "0755", "--tmpfs", path]
     args += ["--proc", "/proc", "--dev", "/dev"]
     for path in ("/dev/shm", "/tmp", "/var/tmp"):
         args += ["--perms", "1777", "--tmpfs", path]
@@ -302,13 +337,17 @@ def sandbox_args(work_dir: Path, *, root: bool, work_fd: str | None = None) -> l
         for device in sorted(glob.glob(pattern)):
             args += ["--dev-bind-try", device, device]
     args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "stargate-job"]
+    if not network:
+        args += ["--unshare-net"]
     if root:
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
     host = (*_SYSTEM_DIRS, *_LINKABLE, "/dev", "/proc", "/sys", "/run/systemd/resolve")  # their subdirs exist
     mounted = ("/", "/tmp", "/var/tmp", "/dev/shm")
     for parent in reversed(Path(work_dir).parents):  # the way down to the job's directory: traversable, empty
         where = str(parent)
-        if where not in mounted and not any(where == h or where.startswith(h + "/") for h in host):
+        inside_hidden = any(where.startswith(c + "/") for c in covered)  # an empty tmpfs: make the way again
+        shown = any(where == h or where.startswith(h + "/") for h in host)
+        if where not in mounted and where not in covered and (inside_hidden or not shown):
             args += ["--perms", "0755", "--dir", where]
     if work_fd is not None:
         args += ["--bind-fd", work_fd, str(work_dir)]

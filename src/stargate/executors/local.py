@@ -33,7 +33,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,12 +118,14 @@ class LocalExecutor:
         isolation: Isolation | None = None,
         work_root: Path | None = None,
         identities: TeamIdentities | None = None,
+        hidden: Sequence[Path] = (),
     ) -> None:
         """``grace_s``: seconds between SIGTERM and SIGKILL on cancel; ``workdir``: one working directory for every
         command (``none`` isolation only; default: each run's own under ``work_root``, default ``runs_dir/../work``);
         ``base_environment``: the variables every job starts from (default: PATH, LANG, LC_ALL and TZ only, so no
         server secret reaches a job); ``isolation``: default none; ``identities``: the team → uid map (``users``;
-        default ``runs_dir/../job-uids.json``)."""
+        default ``runs_dir/../job-uids.json``); ``hidden``: directories a sandboxed job must never see besides the state
+        directory (``runs_dir/..``), e.g. the SQLite database's directory."""
         self.runs_dir = Path(runs_dir)
         self.grace_s = grace_s
         self.isolation = isolation or Isolation()
@@ -132,6 +134,7 @@ class LocalExecutor:
         self.workdir = workdir
         self.work_root = Path(work_root) if work_root is not None else self.runs_dir.parent / "work"
         self.identities = identities or TeamIdentities(self.runs_dir.parent / "job-uids.json", self.isolation.uid_base)
+        self.hidden = tuple(dict.fromkeys(Path(p).absolute() for p in (self.runs_dir.parent, *hidden)))
         self.start_timeout_s = start_timeout_s
         self.base_environment = minimal_environment(os.environ) if base_environment is None else dict(base_environment)
         users = self.isolation.mode is IsolationMode.USERS
@@ -234,6 +237,8 @@ class LocalExecutor:
         path = self.run_dir(key.job_id, key.attempt) / LOG
         try:
             with path.open("rb") as log:
+                if offset >= os.fstat(log.fileno()).st_size:  # at or past the end (a read there may be EINVAL)
+                    return "", offset
                 log.seek(offset)
                 data = log.read(MAX_LOG_CHUNK)
         except FileNotFoundError:
@@ -268,7 +273,10 @@ class LocalExecutor:
         }
         if iso.bwrap is not None:
             root = iso.per_team_users
-            launch["sandbox"] = [iso.bwrap, *sandbox_args(work, root=root, work_fd=WORK_FD if root else None)]
+            options = sandbox_args(
+                work, root=root, work_fd=WORK_FD if root else None, hidden=self.hidden, network=iso.network
+            )
+            launch["sandbox"] = [iso.bwrap, *options]
             if root:
                 if uid is None or iso.setpriv is None:  # bubblewrap runs as root here: never leave the job root
                     raise LocalExecutorError("users isolation in bubblewrap needs setpriv to drop to the team's uid")
