@@ -52,7 +52,27 @@ def parse_url(url: str) -> URL:
         raise DatabaseUrlError(
             f"found the backend '{backend}', expected {' or '.join(SUPPORTED_BACKENDS)} ({_EXPECTED_URL})"
         )
+    if backend == "sqlite" and is_memory_sqlite(parsed):
+        raise DatabaseUrlError(
+            "found an in-memory SQLite database, which cannot be shared by the server's threads and loses "
+            "everything on exit; expected a file path (sqlite:///PATH)"
+        )
     return parsed
+
+
+def is_memory_sqlite(parsed: URL) -> bool:
+    """True for ``sqlite://``, ``sqlite:///:memory:`` and ``file:...?mode=memory`` URLs."""
+    database = parsed.database or ""
+    return database in ("", ":memory:") or "mode=memory" in database or parsed.query.get("mode") == "memory"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL); ``url`` must pass :func:`parse_url`."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    database = parsed.database.removeprefix("file:").split("?", 1)[0]
+    return Path(database)
 
 
 def default_url(home: Path) -> str:
