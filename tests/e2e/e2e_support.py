@@ -123,7 +123,7 @@ class ServerProcess:
 
 def kill_runs(runs_dir: Path) -> None:
     """SIGKILL every run's process group and runner under ``runs_dir``."""
-    for record_path in runs_dir.glob("*/attempt-*/run.json"):
+    for record_path in runs_dir.glob("**/attempt-*/run.json"):
         try:
             record = json.loads(record_path.read_text())
         except (OSError, ValueError):

@@ -152,7 +152,7 @@ def test_no_secret_reaches_the_log_and_the_state_is_private(server: ServerProces
         assert secret not in text
         assert secret.split("_", 2)[2] not in text
     assert stat.S_IMODE(home.stat().st_mode) & 0o077 in (0, 0o011)  # no one else may list the state directory
-    private = [home / "stargate.db", home / "admin-token", *home.glob("runs/*/attempt-*/*")]
+    private = [home / "stargate.db", home / "admin-token", *home.glob("runs/*/*/attempt-*/*")]
     assert len(private) > 3
     for path in private:
         if path.is_file():

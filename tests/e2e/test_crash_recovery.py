@@ -89,7 +89,7 @@ def wait_all_final(server: ServerProcess, timeout_s: float) -> list[dict[str, An
 def runs_in_flight(server: ServerProcess) -> int:
     """Runs started but not ended (a ``run.json`` without ``exit.json``)."""
     return sum(
-        1 for record in server.home.glob("runs/*/attempt-*/run.json") if not record.with_name("exit.json").exists()
+        1 for record in server.home.glob("runs/*/*/attempt-*/run.json") if not record.with_name("exit.json").exists()
     )
 
 
@@ -123,7 +123,7 @@ def test_every_job_succeeds_exactly_once_across_server_kills(
     assert sorted(job["id"] for job in jobs) == sorted(submitted)  # none lost, none made up
     not_ok = [(job["id"], job["status"], job["reason"]) for job in jobs if job["status"] != "succeeded"]
     assert not_ok == []
-    records = list(server.home.glob("work/*/*/attempt-*/ran"))
+    records = list(server.home.glob("work/*/*/*/attempt-*/ran"))
     runs = Counter(run for record in records for run in record.read_text().split())
     twice = {run: n for run, n in runs.items() if n != 1}
     assert twice == {}  # no run appended twice

@@ -96,7 +96,9 @@ class Server:
 
     @property
     def admin_token(self) -> str:
-        return (self.home / "admin-token").read_text().strip()
+        """The first admin token, from the file the server said it wrote it to."""
+        found = re.findall(r"first admin token written to (\S+)", self.log.read_text(errors="replace"))
+        return Path(found[-1] if found else self.home / "admin-token").read_text().strip()
 
     def client(self, token: str | None = None) -> httpx.Client:
         return httpx.Client(
@@ -164,8 +166,8 @@ def attack(server: Server, pid: int) -> tuple[dict[str, Any], dict[str, Any], se
     home = server.home.absolute()
     env = {
         "H": str(home),
-        "BETA_LOG": str(home / "runs" / beta["id"] / "attempt-0" / "output.log"),
-        "BETA_WORK": str(home / "work" / "beta" / beta["id"] / "attempt-0"),
+        "BETA_LOG": str(next(home.glob(f"runs/*/{beta['id']}/attempt-0")) / "output.log"),
+        "BETA_WORK": str(next(home.glob(f"work/*/beta/{beta['id']}/attempt-0"))),
         "SERVER_PID": str(pid),
         "INSERT": INSERT,
     }
@@ -205,7 +207,7 @@ def servers() -> Iterator[list[Server]]:
     yield started
     for server in started:
         server.stop()
-        for record in server.home.glob("runs/*/attempt-*/run.json"):
+        for record in server.home.glob("runs/**/attempt-*/run.json"):
             with contextlib.suppress(OSError, ValueError, ProcessLookupError, PermissionError):
                 os.killpg(int(__import__("json").loads(record.read_text())["pgid"]), signal.SIGKILL)
 
@@ -227,7 +229,7 @@ def test_the_attack_fails_with_one_uid_per_team(tmp_path: Path, servers: list[Se
     beta, alpha, tokens_before = attack(server, server.proc.pid)
     assert_attack_failed(server, beta, alpha, tokens_before)
     assert_state_is_private(home, 0)
-    uids = {p.name: p.stat().st_uid for p in (home / "work").iterdir()}
+    uids = {p.name: p.stat().st_uid for p in home.glob("work/*/*")}
     assert uids["alpha"] != uids["beta"] and min(uids.values()) >= 2_000_000_000
 
 
@@ -312,3 +314,34 @@ def test_a_sandboxed_job_does_not_see_a_state_directory_under_opt(servers: list[
         for server in servers:
             server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_new_database_over_the_same_state_directory_never_takes_over_old_runs(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    """Issue 7 review, finding 2: a fresh database (a move to PostgreSQL keeps STARGATE_HOME) numbers its jobs from
+    j-000001 again; its j-000001 was `succeeded` at once, with the old j-000001's output (another team's), and the
+    first admin token of the new database overwrote the old one's ``admin-token``."""
+    home = tmp_path / ".stargate"
+    home.mkdir(mode=0o700)
+    first = Server(home, stargate_argv([sys.executable, "-m", "stargate"]))
+    servers.append(first)
+    old = first.run_job(first.token("alpha"), "alpha-q", "echo alpha-private-output")
+    assert (old["id"], old["status"], old["log"]) == ("j-000001", "succeeded", "alpha-private-output\n")
+    first_token = (home / "admin-token").read_text()
+    first.stop()
+    first.log.write_text("")  # the second server's lines only
+    other_db = tmp_path / "other-db"
+    other_db.mkdir(mode=0o700)
+    url = f"sqlite:///{other_db / 'stargate.db'}"
+    second = Server(home, stargate_argv([sys.executable, "-m", "stargate"]), extra_env={"STARGATE_DATABASE_URL": url})
+    servers.append(second)
+    assert (home / "admin-token").read_text() == first_token  # never written over
+    written = re.findall(r"first admin token written to (\S+)", second.log.read_text())
+    assert len(written) == 1 and Path(written[0]).name.startswith("admin-token-"), second.log.read_text()
+    assert stat.S_IMODE(Path(written[0]).stat().st_mode) == 0o600
+    new = second.run_job(second.token("beta"), "beta-q", "sleep 0.3; echo beta-own-output")
+    assert (new["id"], new["status"], new["log"]) == ("j-000001", "succeeded", "beta-own-output\n"), new
+    with second.client() as http:
+        assert http.get("/api/v1/jobs/j-000001/logs").json()["text"] == "beta-own-output\n"
+    assert len([p for p in (home / "runs").iterdir() if p.is_dir()]) == 2  # one directory per installation

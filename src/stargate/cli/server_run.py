@@ -82,7 +82,7 @@ def up(
             typer.echo(f"fleet version {prepared.fleet_version[:12]} applied")
         if prepared.admin_token is not None:
             url = _bound_url(settings.host, sock)
-            path = _write_secret(settings.admin_token_path, prepared.admin_token)
+            path = _write_secret(settings.admin_token_file(prepared.ctx.settings.installation_id), prepared.admin_token)
             typer.echo(f"first admin token written to {path} (mode 0600; it is never printed or logged)")
             typer.echo(f"log in with: stargate login --url {url} --token-file {path}")
         _serve(create_app(prepared.ctx), settings, log_level, sock)

@@ -70,6 +70,7 @@ def _local(settings: object) -> Executor:
         work_root=work_root,
         identities=identities,
         hidden=_hidden_dirs(home, getattr(settings, "database_url", None)),
+        installation=getattr(settings, "installation_id", None),
     )
 
 

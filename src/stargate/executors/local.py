@@ -82,10 +82,15 @@ class RunKey:
     attempt: int
     pid: int
     start: str | None
+    installation: str | None = None
+    """The installation (database) whose run this is: its runs live under ``RUNS_DIR/<installation>/``."""
 
     def encode(self) -> str:
         """The key as compact JSON (the handle's ``key``)."""
-        data = {"job_id": self.job_id, "attempt": self.attempt, "pid": self.pid, "start": self.start}
+        data: dict[str, object] = {"job_id": self.job_id, "attempt": self.attempt, "pid": self.pid}
+        data["start"] = self.start
+        if self.installation is not None:
+            data["installation"] = self.installation
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
@@ -93,7 +98,14 @@ class RunKey:
         """Parse a handle key; ValueError with the reason when it is not one of ours."""
         try:
             data = json.loads(key)
-            return cls(str(data["job_id"]), int(data["attempt"]), int(data["pid"]), data["start"])
+            installation = data.get("installation")
+            return cls(
+                str(data["job_id"]),
+                int(data["attempt"]),
+                int(data["pid"]),
+                data["start"],
+                str(installation) if installation is not None else None,
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"not a local run handle key: {key!r} ({exc})") from exc
 
@@ -119,13 +131,20 @@ class LocalExecutor:
         work_root: Path | None = None,
         identities: TeamIdentities | None = None,
         hidden: Sequence[Path] = (),
+        installation: str | None = None,
     ) -> None:
         """``grace_s``: seconds between SIGTERM and SIGKILL on cancel; ``workdir``: one working directory for every
         command (``none`` isolation only; default: each run's own under ``work_root``, default ``runs_dir/../work``);
         ``base_environment``: the variables every job starts from (default: PATH, LANG, LC_ALL and TZ only, so no
         server secret reaches a job); ``isolation``: default none; ``identities``: the team → uid map (``users``;
         default ``runs_dir/../job-uids.json``); ``hidden``: directories a sandboxed job must never see besides the state
-        directory (``runs_dir/..``), e.g. the SQLite database's directory."""
+        directory (``runs_dir/..``), e.g. the SQLite database's directory; ``installation``: the id of the database
+        whose runs these are (the server passes it): runs and working directories then go under
+        ``runs_dir/<installation>/`` and ``work_root/<installation>/``, so a new database over the same state
+        directory never finds another one's runs (None: directly under them, for tests and tools)."""
+        if installation is not None and (not _SAFE_ID.match(installation) or installation in {".", ".."}):
+            raise ValueError(f"installation id {installation!r} cannot name a directory")
+        self.installation = installation
         self.runs_dir = Path(runs_dir)
         self.grace_s = grace_s
         self.isolation = isolation or Isolation()
@@ -148,14 +167,27 @@ class LocalExecutor:
         )
         _private_dir(self.runs_dir, 0o700)
         _private_dir(self.work_root, 0o711 if users and self.isolation.bwrap is None else 0o700)
+        self.work_base = self.work_root / installation if installation is not None else self.work_root
+        """Where this installation's teams get their directories (made by the server: never owned by a team)."""
+        _private_dir(self.work_base, 0o711 if users and self.isolation.bwrap is None else 0o700)
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._children_lock = threading.Lock()  # the scheduler calls submit/poll/cancel from several threads
 
-    def run_dir(self, job_id: str, attempt: int) -> Path:
-        """The directory of one run; ValueError for a job id that is not a safe file name."""
+    def run_dir(self, job_id: str, attempt: int, installation: str | bool | None = True) -> Path:
+        """The directory of one run of this executor's installation (or of ``installation``: a handle's); ValueError
+        for a job id that is not a safe file name."""
         if not _SAFE_ID.match(job_id) or job_id in {".", ".."} or attempt < 0:
             raise ValueError(f"job id {job_id!r} / attempt {attempt} cannot name a run directory")
+        owner = self.installation if installation is True else installation
+        if isinstance(owner, str):
+            if not _SAFE_ID.match(owner) or owner in {".", ".."}:
+                raise ValueError(f"installation id {owner!r} cannot name a run directory")
+            return self.runs_dir / owner / job_id / f"attempt-{attempt}"
         return self.runs_dir / job_id / f"attempt-{attempt}"
+
+    def _key_dir(self, key: RunKey) -> Path:
+        """The run directory a handle names (runs of before installation ids: directly under ``runs_dir``)."""
+        return self.run_dir(key.job_id, key.attempt, key.installation)
 
     def submit(self, request: RunRequest) -> RunHandle:
         """Start the run, or return the handle of the run already started for this (job id, attempt);
@@ -171,7 +203,11 @@ class LocalExecutor:
             record = self._await_record(run_dir, self._spawn(request, run_dir))
         start = record.get("start")
         key = RunKey(
-            request.job_id, request.attempt, int(str(record["pid"])), start if isinstance(start, str) else None
+            request.job_id,
+            request.attempt,
+            int(str(record["pid"])),
+            start if isinstance(start, str) else None,
+            self.installation,
         )
         return RunHandle(executor=KIND, key=key.encode())
 
@@ -193,14 +229,15 @@ class LocalExecutor:
                 return None  # withdrawn before, or its runner died before it started anything
             time.sleep(0.01)
         start = record.get("start")
-        key = RunKey(job_id, attempt, int(str(record["pid"])), start if isinstance(start, str) else None)
+        pid = int(str(record["pid"]))
+        key = RunKey(job_id, attempt, pid, start if isinstance(start, str) else None, self.installation)
         return RunHandle(executor=KIND, key=key.encode())
 
     def poll(self, handle: RunHandle) -> RunStatus:
         """The run's state: final from ``exit.json``; running while its runner lives; else lost (or cancelled)."""
         self._reap()
         key = RunKey.decode(handle.key)
-        run_dir = self.run_dir(key.job_id, key.attempt)
+        run_dir = self._key_dir(key)
         done = _read_json(run_dir / EXIT)
         if done is not None:
             return _final_status(done, cancelled=(run_dir / CANCEL).exists())
@@ -217,7 +254,7 @@ class LocalExecutor:
         """Ask the run to stop: its runner forwards SIGTERM to the command's process group, then SIGKILL after
         ``grace_s``. Returns at once; idempotent; a finished run is left as it is."""
         key = RunKey.decode(handle.key)
-        run_dir = self.run_dir(key.job_id, key.attempt)
+        run_dir = self._key_dir(key)
         if (run_dir / EXIT).exists() or not run_dir.exists():
             return
         (run_dir / CANCEL).write_text(f"{time.time():.3f}\n")
@@ -234,7 +271,7 @@ class LocalExecutor:
         if offset < 0:
             raise ValueError(f"log offset must be ≥ 0 bytes, got {offset}")
         key = RunKey.decode(handle.key)
-        path = self.run_dir(key.job_id, key.attempt) / LOG
+        path = self._key_dir(key) / LOG
         try:
             with path.open("rb") as log:
                 if offset >= os.fstat(log.fileno()).st_size:  # at or past the end (a read there may be EINVAL)
@@ -247,10 +284,10 @@ class LocalExecutor:
         return data[:cut].decode("utf-8", errors="replace"), offset + cut
 
     def work_dir(self, request: RunRequest) -> Path:
-        """The job's working directory (its HOME and TMPDIR): ``work_root/<team>/<job_id>/attempt-<n>``."""
+        """The job's working directory (HOME, TMPDIR): ``work_root/[<installation>/]<team>/<job_id>/attempt-<n>``."""
         if self.workdir is not None:
             return self.workdir
-        return self.work_root.absolute() / team_dir_name(request.team) / request.job_id / f"attempt-{request.attempt}"
+        return self.work_base.absolute() / team_dir_name(request.team) / request.job_id / f"attempt-{request.attempt}"
 
     def launch(self, request: RunRequest) -> dict[str, object]:
         """What the runner starts for ``request`` (the content of ``launch.json``)."""
@@ -262,8 +299,8 @@ class LocalExecutor:
             "command": request.command,
             "env": run_environment(request, self.base_environment, work, user),
             "cwd": str(self.workdir) if self.workdir is not None else None,
-            "work_root": str(self.work_root.absolute()),
-            "work_parts": list(work.relative_to(self.work_root.absolute()).parts) if self.workdir is None else [],
+            "work_root": str(self.work_base.absolute()),
+            "work_parts": list(work.relative_to(self.work_base.absolute()).parts) if self.workdir is None else [],
             "work_dir": str(work),
             "uid": uid,
             "gid": uid,

@@ -17,7 +17,7 @@ from stargate.server.services.jobs import SubmitRules
 from stargate.server.settings import Settings
 from stargate.server.writer import SubmissionWriter
 from stargate.store import Database
-from stargate.store.repositories import fleet_versions
+from stargate.store.repositories import fleet_versions, installation
 
 
 @dataclass
@@ -109,6 +109,9 @@ class ServerContext:
     submissions: SubmissionWriter = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.settings.installation_id is None:  # executors key their files outside the database by it
+            with self.db.write() as session:
+                self.settings = replace(self.settings, installation_id=installation.installation_id(session))
         if self.executors is None:
             self.executors = ExecutorRegistry(self.settings)
         self.fleet.single_team = self.settings.single_team

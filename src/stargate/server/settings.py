@@ -48,6 +48,9 @@ class Settings:
     """Run only this team's jobs on the local executor (required by ``isolation`` none)."""
     job_uid_base: int = DEFAULT_JOB_UID_BASE
     """First uid/gid given to a team in ``users`` isolation."""
+    installation_id: str | None = None
+    """The database's installation id (filled in by :class:`~stargate.server.context.ServerContext` from the
+    database): the local executor keeps runs under ``runs/<id>/`` and working directories under ``work/<id>/``."""
 
     @property
     def runs_dir(self) -> Path:
@@ -63,6 +66,14 @@ class Settings:
     def admin_token_path(self) -> Path:
         """Where the first start writes the first admin token (mode 0600; never to the log or the terminal)."""
         return self.home / "admin-token"
+
+    def admin_token_file(self, installation_id: str | None) -> Path:
+        """Where to write a new first admin token: ``admin-token``, or ``admin-token-<first 8 of the installation
+        id>`` when ``admin-token`` exists already (another database's: it is never written over)."""
+        path = self.admin_token_path
+        if (path.exists() or path.is_symlink()) and installation_id:
+            return path.with_name(f"{path.name}-{installation_id[:8]}")
+        return path
 
     @property
     def lock_path(self) -> Path:

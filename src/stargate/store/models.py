@@ -234,6 +234,18 @@ class TokenRow(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(200))
 
 
+class InstallationRow(Base):
+    """This database's installation id: a random UUID written once, by the migration that made the table.
+
+    Executors key what they keep outside the database by it (the local executor's ``runs/<id>/`` and ``work/<id>/``),
+    so a new database over an existing state directory never takes another database's runs for its own."""
+
+    __tablename__ = "installation"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 JOB_ID_PREFIX = "j-"
 
 

@@ -222,7 +222,7 @@ def test_a_job_placed_where_no_executor_exists_fails_with_the_reason(harness: Ha
 def test_a_run_that_vanished_fails_its_job_as_lost(harness: Harness) -> None:
     job = harness.submit(command="sleep 20")["id"]
     _cycle_until(harness, lambda: _status(harness, job) == "running")
-    run_dir = harness.ctx.settings.runs_dir / str(job) / "attempt-0"
+    run_dir = harness.ctx.settings.runs_dir / str(harness.ctx.settings.installation_id) / str(job) / "attempt-0"
     record = json.loads((run_dir / "run.json").read_text())
     for kill, target in ((os.killpg, record.get("pgid")), (os.kill, record.get("pid"))):
         if isinstance(target, int):

@@ -1,5 +1,5 @@
 """Trust: salted token hashes with a non-secret id, expiry and revocation by whom; idempotent submissions; a
-bounded count of failed starts per run.
+bounded count of failed starts per run; the database's installation id (a random UUID, written once here).
 
 Revision ID: 20261130_0002
 Revises: 20261127_0001
@@ -12,7 +12,9 @@ finds no token and creates a new first admin token (see docs/reference/cli-serve
 Self-contained on purpose: a released migration never imports the models.
 """
 
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -24,7 +26,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Replace the tokens table; add idempotency columns to jobs and a failed-start count to runs."""
+    """Replace the tokens table; add idempotency columns to jobs and a failed-start count to runs; give the
+    database its installation id."""
+    installation = op.create_table(
+        "installation",
+        sa.Column("id", sa.String(36), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=False), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_installation"),
+    )
+    now = datetime.now(UTC).replace(tzinfo=None)
+    op.bulk_insert(installation, [{"id": str(uuid.uuid4()), "created_at": now}])
     op.drop_index("ix_tokens_prefix", table_name="tokens")
     op.drop_table("tokens")
     op.create_table(
@@ -52,6 +63,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Back to the first release's schema (tokens are removed again: their hashes cannot be converted back)."""
+    op.drop_table("installation")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("start_failures")
     with op.batch_alter_table("jobs") as batch:
