@@ -22,6 +22,8 @@ def fleet_problems(fleet: Fleet) -> list[Problem]:
         _cluster_refs,
         _contract_refs,
         _queue_refs,
+        _queues_have_a_priority_class,
+        _queues_admit_some_gpu,
         _building_power_fits_site,
         _cluster_gpus_fit_building,
         _cluster_power_fits_site,
@@ -145,6 +147,58 @@ def _queue_refs(f: Fleet) -> Iterator[Problem]:
                     "one quota per GPU model",
                 )
             seen.add(quota.gpu_model)
+
+
+def _queues_have_a_priority_class(f: Fleet) -> Iterator[Problem]:
+    """Every job names or defaults to a priority class the queue allows: with none, every submission is refused.
+
+    A fleet without queues may declare no priority classes (nothing can be submitted to it anyway). A queue whose
+    listed classes are all undefined is already refused by the references rule.
+    """
+    if f.queues and not f.priority_classes:
+        yield Problem(
+            ("priority_classes",),
+            "no priority classes (every job needs one, so no queue could take a job)",
+            "at least one priority class, or no 'priority_classes' key for the defaults low, normal and high",
+        )
+
+
+def _queues_admit_some_gpu(f: Fleet) -> Iterator[Problem]:
+    """A queue with quotas admits at least one GPU under some quota: itself or by borrowing from its cohort.
+
+    A queue with no quotas is unlimited; a quota of 0 that may borrow from a cohort with quota is a legitimate
+    choice (a team that only uses what others leave idle). Only a queue that no job could ever be admitted to is
+    refused.
+    """
+    cohort_nominal: dict[tuple[str, str], int] = {}
+    for q in f.queues:
+        if q.cohort is not None:
+            for quota in q.quotas:
+                key = (q.cohort, quota.gpu_model)
+                cohort_nominal[key] = cohort_nominal.get(key, 0) + quota.gpus
+    for i, q in enumerate(f.queues):
+        if not q.quotas:
+            continue
+        if any(
+            quota.gpus > 0
+            or (
+                q.cohort is not None
+                and (quota.borrowing_limit_gpus is None or quota.borrowing_limit_gpus > 0)
+                and cohort_nominal.get((q.cohort, quota.gpu_model), 0) > 0
+            )
+            for quota in q.quotas
+        ):
+            continue
+        how = (
+            "without a cohort"
+            if q.cohort is None
+            else f"that cannot borrow in cohort '{q.cohort}' (borrowing limit 0, or no quota there to borrow)"
+        )
+        yield Problem(
+            ("queues", i, "quotas"),
+            f"quotas of 0 GPUs {how} (no job could ever be admitted)",
+            "a quota above 0 GPUs, or a cohort with quota to borrow from (or no quotas: unlimited)",
+        )
 
 
 def _building_power_fits_site(f: Fleet) -> Iterator[Problem]:

@@ -162,10 +162,10 @@ def _queues(draw: st.DrawFn, teams: list[Team], classes: list[PriorityClass]) ->
         quotas = [
             Quota(
                 gpu_model=m,
-                gpus=draw(st.integers(0, 10**6)),
+                gpus=draw(st.integers(0 if k else 1, 10**6)),  # the first above 0: the queue can take a job
                 borrowing_limit_gpus=draw(st.none() | st.integers(0, 10**6)),
             )
-            for m in models
+            for k, m in enumerate(models)
         ]
         out.append(
             Queue(
@@ -201,7 +201,7 @@ def fleets(draw: st.DrawFn) -> Fleet:
         PriorityClass(name=n, value=draw(st.integers(0, 10**6)), preempts_lower=draw(st.booleans()))
         for n in _unique(draw, 3)
     ]
-    if draw(st.booleans()):
+    if not classes or draw(st.booleans()):  # a fleet with queues needs a priority class
         classes = list(DEFAULT_PRIORITY_CLASSES)
     teams = [Team(id=i, name=draw(texts)) for i in _unique(draw, 3)]
     start, end = _term(draw)

@@ -102,7 +102,8 @@ def _priority(spec: JobSpec, allowed: list[str], default: str | None, rules: Sub
     name = spec.priority_class or default or min(usable, key=lambda n: values[n], default=None)
     if name is None or name not in usable:
         shown = ", ".join(usable) or "none defined"
-        raise InvalidError(f"body.priority_class: found '{name}', expected one the queue allows ({shown})")
+        found = "no priority class" if name is None else f"'{name}'"
+        raise InvalidError(f"body.priority_class: found {found}, expected a priority class the queue allows ({shown})")
     return name, values[name]
 
 
