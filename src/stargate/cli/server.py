@@ -50,6 +50,12 @@ def up(
     job_uid_base: int = typer.Option(
         2_000_000_000, "--job-uid-base", help="First uid/gid of the per-team job users (--isolation users)."
     ),
+    job_network: str = typer.Option(
+        "host",
+        "--job-network",
+        help="Network of local jobs: host (shared with this machine) or none (a loopback of their own; needs a "
+        "bubblewrap sandbox).",
+    ),
 ) -> None:
     """Start the API server and the scheduler loop; migrate the database and create the first admin token."""
     if not 0 <= port <= 65535:
@@ -58,7 +64,7 @@ def up(
         _refuse(f"--interval: found {interval:g}; expected a number of seconds from 0.01 to 3600")
     from stargate.cli import server_run  # imported on use: the server stack is heavy (see module docstring)
 
-    server_run.up(host, port, fleet, interval, scheduler, log_level, isolation, single_team, job_uid_base)
+    server_run.up(host, port, fleet, interval, scheduler, log_level, isolation, single_team, job_uid_base, job_network)
 
 
 def _refuse(message: str) -> NoReturn:

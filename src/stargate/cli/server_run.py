@@ -55,6 +55,7 @@ def up(
     isolation: str = "auto",
     single_team: str | None = None,
     job_uid_base: int = DEFAULT_JOB_UID_BASE,
+    job_network: str = "host",
 ) -> None:
     """Start the API server and the scheduler loop (see :func:`stargate.cli.server.up`)."""
     os.umask(0o077)  # everything the server writes (state, database, logs, runs) is its user's only
@@ -68,7 +69,9 @@ def up(
         )
     except SettingsError as exc:
         raise _fail(str(exc)) from None
-    settings = replace(settings, isolation=isolation, single_team=single_team, job_uid_base=job_uid_base)
+    settings = replace(
+        settings, isolation=isolation, single_team=single_team, job_uid_base=job_uid_base, job_network=job_network
+    )
     try:
         settings, found = resolve_isolation(settings)
     except IsolationError as exc:

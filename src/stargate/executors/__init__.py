@@ -14,6 +14,7 @@ from stargate.executors.isolation import (
     Isolation,
     IsolationError,
     IsolationMode,
+    JobNetwork,
     TeamIdentities,
     resolve,
 )
@@ -54,14 +55,16 @@ def _local(settings: object) -> Executor:
     mode = str(getattr(settings, "isolation", IsolationMode.NONE))
     single_team = getattr(settings, "single_team", None)
     uid_base = int(getattr(settings, "job_uid_base", DEFAULT_JOB_UID_BASE))
+    network = str(getattr(settings, "job_network", JobNetwork.HOST))
     work_root = home / "work"
-    if mode == IsolationMode.NONE:
+    if mode == IsolationMode.NONE and network == JobNetwork.HOST:
         isolation = Isolation(IsolationMode.NONE, single_team=single_team)  # `stargate up` refuses it without a team
     else:
         try:
-            isolation = resolve(mode, single_team=single_team, uid_base=uid_base, work_root=home)
+            isolation = resolve(mode, single_team=single_team, uid_base=uid_base, work_root=home, job_network=network)
         except IsolationError as exc:
-            raise UnknownExecutorError(f"local executor: {exc.option} {mode}: {exc}") from None
+            value = network if exc.option == "--job-network" else mode
+            raise UnknownExecutorError(f"local executor: {exc.option} {value}: {exc}") from None
     identities = TeamIdentities(home / "job-uids.json", uid_base)
     return LocalExecutor(
         Path(runs_dir),

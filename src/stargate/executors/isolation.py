@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -55,6 +55,15 @@ class IsolationMode(StrEnum):
     USERS = "users"
     SANDBOX = "sandbox"
     NONE = "none"
+
+
+class JobNetwork(StrEnum):
+    """``--job-network``: the network a job sees."""
+
+    HOST = "host"
+    """The host's network, shared with the server and every other job."""
+    NONE = "none"
+    """A network namespace of its own with only a loopback (bubblewrap ``--unshare-net``)."""
 
 
 class IsolationError(ValueError):
@@ -93,10 +102,16 @@ class Isolation:
         if self.mode is IsolationMode.USERS:
             box = " in a bubblewrap sandbox" if self.bwrap else " (no bubblewrap: shared /tmp, no sandbox)"
             top = self.uid_base + MAX_TEAMS - 1
-            return f"jobs run as one unprivileged uid per team ({self.uid_base}-{top}){box}"
+            return f"jobs run as one unprivileged uid per team ({self.uid_base}-{top}){box}{self._net()}"
         if self.mode is IsolationMode.SANDBOX:
-            return "jobs run as the server's user in a bubblewrap sandbox (state directory and home directories hidden)"
+            return (
+                "jobs run as the server's user in a bubblewrap sandbox (state directory and home directories hidden)"
+                + self._net()
+            )
         return f"no isolation: jobs run as the server's user; only team '{self.single_team}' may run jobs here"
+
+    def _net(self) -> str:
+        return "" if self.network else "; no network (a loopback of its own)"
 
 
 def resolve(
@@ -106,12 +121,32 @@ def resolve(
     uid_base: int = DEFAULT_JOB_UID_BASE,
     work_root: Path | None = None,
     euid: int | None = None,
+    job_network: str = JobNetwork.HOST,
 ) -> Isolation:
     """The isolation ``requested`` (auto, users, sandbox, none) gives on this machine; IsolationError why not.
 
     ``work_root`` is the directory jobs' working directories go under: without bubblewrap, ``users`` mode needs every
-    directory above it to be traversable by other users (the job's uid must reach its directory).
+    directory above it to be traversable by other users (the job's uid must reach its directory). ``job_network``
+    ``none`` needs a bubblewrap sandbox (``--unshare-net``).
     """
+    found = _resolve(requested, single_team=single_team, uid_base=uid_base, work_root=work_root, euid=euid)
+    try:
+        network = JobNetwork(job_network)
+    except ValueError:
+        raise IsolationError(f"found '{job_network}'; expected host or none", "--job-network") from None
+    if network is JobNetwork.NONE and found.bwrap is None:
+        raise IsolationError(
+            f"none needs a bubblewrap sandbox to give jobs a network of their own, and isolation {found.mode.value} "
+            "here has none: install bubblewrap (users or sandbox mode), or use --job-network host",
+            "--job-network",
+        )
+    return replace(found, network=network is JobNetwork.HOST)
+
+
+def _resolve(
+    requested: str, *, single_team: str | None, uid_base: int, work_root: Path | None, euid: int | None
+) -> Isolation:
+    """:func:`resolve` without the network."""
     try:
         mode = IsolationMode(requested)
     except ValueError:

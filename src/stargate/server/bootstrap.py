@@ -48,6 +48,7 @@ def resolve_isolation(settings: Settings) -> tuple[Settings, Isolation]:
         single_team=settings.single_team,
         uid_base=settings.job_uid_base,
         work_root=settings.home,
+        job_network=settings.job_network,
     )
     return replace(settings, isolation=found.mode.value), found
 

@@ -48,6 +48,8 @@ class Settings:
     """Run only this team's jobs on the local executor (required by ``isolation`` none)."""
     job_uid_base: int = DEFAULT_JOB_UID_BASE
     """First uid/gid given to a team in ``users`` isolation."""
+    job_network: str = "host"
+    """What network local jobs get: host (shared) or none (a loopback of their own; bubblewrap modes only)."""
     installation_id: str | None = None
     """The database's installation id (filled in by :class:`~stargate.server.context.ServerContext` from the
     database): the local executor keeps runs under ``runs/<id>/`` and working directories under ``work/<id>/``."""

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -313,3 +314,42 @@ def test_a_sandboxed_signal_exit_reads_as_the_signal() -> None:
     assert exit_code_of(143) == (143, None)
     assert exit_code_of(-9) == (137, 9)
     assert exit_code_of(3, sandboxed=True) == (3, None)
+
+
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3).close()
+    print("CONNECTED")
+except OSError as exc:
+    print("REFUSED", type(exc).__name__)
+"""
+
+
+@pytest.mark.parametrize("network", ["none", "host"])
+def test_a_job_without_network_cannot_reach_the_servers_port(state: Path, wait_final: Wait, network: str) -> None:
+    """Issue 7 review, finding 3: the network is shared, so a job can talk to (or squat) the API port. With
+    ``--job-network none`` it has only a loopback of its own; ``host`` is the control (the same job connects)."""
+    isolation = resolve("users", job_network=network)
+    assert isolation.bwrap is not None and isolation.network is (network == "host")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        executor = _executor(state, isolation)
+        handle = executor.submit(_request(f"python3 -c '{CONNECT}' {port}", "alpha", "j-1"))
+        assert wait_final(executor, handle).state is RunState.SUCCEEDED
+    expected = "CONNECTED" if network == "host" else "REFUSED"
+    assert executor.logs(handle)[0].startswith(expected), executor.logs(handle)[0]
+
+
+@pytest.mark.parametrize(
+    ("mode", "team", "network", "message"),
+    [
+        ("none", "alpha", "none", "none needs a bubblewrap sandbox"),
+        ("users", None, "bogus", "expected host or none"),
+    ],
+)
+def test_a_job_network_that_cannot_be_had_is_refused(mode: str, team: str | None, network: str, message: str) -> None:
+    _root()
+    with pytest.raises(IsolationError, match=message) as raised:
+        resolve(mode, single_team=team, job_network=network)
+    assert raised.value.option == "--job-network" and "\n" not in str(raised.value)
