@@ -260,10 +260,38 @@ def _record_failed_start(run_dir: Path, command: str, exc: OSError) -> None:
     )
 
 
+_KEYCTL_SYSCALL = {"x86_64": 250, "aarch64": 219}
+"""The ``keyctl`` system call's number by machine (no libkeyutils needed)."""
+_KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def join_fresh_session_keyring() -> bool:
+    """Join a new anonymous session keyring (``keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)``), so the job does not
+    inherit the server's (root's, in ``users`` mode) and no run sees another's keys; False (and a line on stderr,
+    which is ``runner.log``) when it cannot, and the run goes on."""
+    number = _KEYCTL_SYSCALL.get(os.uname().machine)
+    if number is None:
+        sys.stderr.write(
+            f"stargate runner: keyctl's number on {os.uname().machine} is unknown: the job keeps the "
+            "runner's session keyring\n"
+        )
+        return False
+    import ctypes  # only here: the runner starts without it otherwise
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    if libc.syscall(ctypes.c_long(number), ctypes.c_long(_KEYCTL_JOIN_SESSION_KEYRING), None) < 0:
+        why = os.strerror(ctypes.get_errno())
+        sys.stderr.write(f"stargate runner: cannot join a new session keyring ({why}): the job keeps the runner's\n")
+        return False
+    return True
+
+
 def run(run_dir: Path, grace_s: float) -> int:
     """Run what ``run_dir/launch.json`` says; return the runner's own exit status (0 unless it failed)."""
     if not _claim(run_dir):
         return 0
+    join_fresh_session_keyring()  # before the job exists: it inherits the new, empty session keyring
     launch = json.loads((run_dir / LAUNCH).read_text())
     command = str(launch["command"])
     early: list[int] = []  # a SIGTERM before the command's group exists is kept, then forwarded

@@ -12,6 +12,8 @@ import shutil
 import signal
 import socket
 import stat
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -353,3 +355,60 @@ def test_a_job_network_that_cannot_be_had_is_refused(mode: str, team: str | None
     with pytest.raises(IsolationError, match=message) as raised:
         resolve(mode, single_team=team, job_network=network)
     assert raised.value.option == "--job-network" and "\n" not in str(raised.value)
+
+
+KEY_SEARCH = """
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+found = libc.syscall(ctypes.c_long(KEYCTL), ctypes.c_long(10), ctypes.c_long(-3), b"user", sys.argv[1].encode(), 0)
+print("KEY-FOUND" if found >= 0 else "KEY-NOT-FOUND")
+"""
+SERVER_WITH_A_KEY = """
+import ctypes, json, sys, time
+from pathlib import Path
+from stargate.executors import LocalExecutor, RunRequest
+from stargate.executors.isolation import Isolation, IsolationMode, resolve
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+assert libc.syscall(ctypes.c_long(KEYCTL), ctypes.c_long(1), b"stargate-test-server-session") > 0  # a named keyring
+key = libc.syscall(ctypes.c_long(ADD_KEY), b"user", sys.argv[2].encode(), b"server-secret", ctypes.c_size_t(13),
+                   ctypes.c_long(-3))  # add_key into the session keyring
+assert key > 0, ctypes.get_errno()
+home = Path(sys.argv[1])
+isolation = resolve("users") if sys.argv[3] == "bwrap" else Isolation(IsolationMode.USERS)
+executor = LocalExecutor(home / "runs", isolation=isolation, work_root=home / "work")
+command = "python3 -c '" + sys.argv[4] + "' " + sys.argv[2]
+handle = executor.submit(RunRequest("j-1", 0, command, "c1", (0,), team="alpha"))
+while not executor.poll(handle).state.is_final():
+    time.sleep(0.02)
+print(json.dumps({"state": executor.poll(handle).state.value, "log": executor.logs(handle)[0]}))
+"""
+
+
+SYSCALLS = {"x86_64": (250, 248), "aarch64": (219, 217)}
+"""(keyctl, add_key) system call numbers."""
+
+
+@pytest.mark.parametrize("with_bwrap", [True, False], ids=["bwrap", "no-bwrap"])
+def test_a_job_does_not_inherit_the_servers_session_keyring(state: Path, with_bwrap: bool) -> None:
+    """Issue 7 review, finding 4: jobs inherited the root server's session keyring, so a job found the server's keys
+    (and one team could leave a key there for a later team). The server here joins a named session keyring that holds
+    a key, then runs a job that searches its own session keyring for it."""
+    _root()
+    if os.uname().machine not in SYSCALLS:
+        pytest.fail(f"add the keyctl and add_key system call numbers of {os.uname().machine} to SYSCALLS")
+    keyctl, add_key = SYSCALLS[os.uname().machine]
+    numbers = f"KEYCTL, ADD_KEY = {keyctl}, {add_key}\n"
+    name = f"stargate-secret-{os.getpid()}-{with_bwrap}"
+    mode = "bwrap" if with_bwrap else "plain"
+    done = subprocess.run(
+        [sys.executable, "-c", numbers + SERVER_WITH_A_KEY, str(state), name, mode, numbers + KEY_SEARCH],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (result["state"], result["log"]) == ("succeeded", "KEY-NOT-FOUND\n"), result
