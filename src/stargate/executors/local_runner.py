@@ -24,8 +24,10 @@ the job's group and write ``exit.json`` whatever the job does.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -188,11 +190,40 @@ def _argv(launch: Mapping[str, Any], work_fd: int | None) -> tuple[list[str], tu
             fd = _data_fd(Path(path), line)
             args += ["--perms", "0644", "--ro-bind-data", str(fd), path]
             fds += (fd,)
-    env = launch.get("env") or {}
+    env_fd = _environment_fd(launch.get("env") or {})
+    fds += (env_fd,)
     chdir = ["-C", str(launch["work_dir"])] if launch.get("work_dir") else []
-    inner = [str(launch["env_tool"]), "-i", *chdir, "--", *(f"{k}={v}" for k, v in env.items()), *shell]
+    inner = [str(launch["env_tool"]), "-i", *chdir, "--", "/bin/sh", "-c", ENV_LOADER, "stargate-env", str(env_fd)]
     drop = launch.get("drop") or []
-    return [*args, "--", *([*drop, "--"] if drop else []), *inner], fds
+    return [*args, "--", *([*drop, "--"] if drop else []), *inner, str(launch["command"])], fds
+
+
+ENV_LOADER = '. "/dev/fd/$1" || exit 126; eval "exec $1<&-"; exec /bin/sh -c "$2"'
+"""The last step in a sandbox, already as the job's uid with an empty environment: export the job's variables from
+the descriptor ``$1`` (never from arguments, which every user can read in /proc), close it, run the command ``$2``."""
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _environment_fd(env: Mapping[str, Any]) -> int:
+    """A read-only descriptor (below 10, for the loader's ``exec N<&-``) of ``export NAME='value'`` lines."""
+    lines = []
+    for name, value in env.items():
+        if not _NAME.match(str(name)):
+            raise OSError(f"environment variable {name!r} is not a shell name")
+        quoted = str(value).replace("'", "'\\''")
+        lines.append(f"export {name}='{quoted}'\n")
+    memfd = os.memfd_create("stargate-env", os.MFD_CLOEXEC)
+    try:
+        os.write(memfd, "".join(lines).encode())
+        reader = os.open(f"/proc/self/fd/{memfd}", os.O_RDONLY | os.O_CLOEXEC)  # the job cannot write its copy
+    finally:
+        os.close(memfd)
+    low = fcntl.fcntl(reader, fcntl.F_DUPFD, 3)  # inheritable: subprocess's pass_fds keeps it open for the job
+    os.close(reader)
+    if low > 9:
+        os.close(low)
+        raise OSError(f"no descriptor below 10 free for the job's environment (got {low})")
+    return low
 
 
 def _account_lines(account: Mapping[str, Any]) -> dict[str, str]:
@@ -218,8 +249,10 @@ def _data_fd(path: Path, line: str) -> int:
 def _start(run_dir: Path, launch: Mapping[str, Any]) -> subprocess.Popen[bytes]:
     """Start the command in a new process group, stdout and stderr appended to the run's log (by descriptor).
 
-    In a sandbox, the job's environment is set by ``env -i`` inside it, after bubblewrap (and ``setpriv``) ran with
-    the runner's minimal environment: no variable of the job's reaches a privileged program. Without one, the
+    In a sandbox, the job's environment is set inside it, after bubblewrap (and ``setpriv``) ran with the runner's
+    minimal environment: ``env -i`` empties it and :data:`ENV_LOADER` exports the job's variables from a descriptor
+    (never from arguments, which every user can read in /proc). No variable of the job's reaches a privileged
+    program. Without one, the
     command gets the environment directly, started as the team's uid when the launch file names one.
     """
     work_fd = _enter_work_dir(launch)

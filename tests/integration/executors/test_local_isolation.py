@@ -412,3 +412,46 @@ def test_a_job_does_not_inherit_the_servers_session_keyring(state: Path, with_bw
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert (result["state"], result["log"]) == ("succeeded", "KEY-NOT-FOUND\n"), result
+
+
+PROC_SCAN = """
+import os, sys
+secret = sys.stdin.read().strip().encode()  # not an argument: this scanner must not find itself
+seen = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    for name in ("cmdline", "environ"):
+        try:
+            with open(f"/proc/{pid}/{name}", "rb") as f:
+                if secret in f.read():
+                    seen.append(f"{pid}/{name}")
+        except OSError:
+            pass
+print("SEEN " + " ".join(seen) if seen else "NOT-SEEN")
+"""
+
+
+def test_a_jobs_environment_values_are_not_in_the_process_table(
+    state: Path, wait_for: Callable[..., None], wait_final: Wait
+) -> None:
+    """Issue 7 review, finding 5: in bubblewrap modes the job's environment travelled as ``env -i ... K=V``
+    arguments of the root ``bwrap`` and of processes inside it, readable by every user in /proc/*/cmdline. Another
+    uid (nobody) now reads every cmdline and environ it can while the job runs, and finds no value."""
+    secret = f"s3cret-{os.getpid()}-{os.urandom(6).hex()}"
+    executor = _executor(state, _users(with_bwrap=True))
+    env = {"API_KEY": secret, "QUOTED": 'it\'s "fine" $HOME `x`\nline2'}
+    handle = executor.submit(_request('printenv QUOTED; echo "$API_KEY" > seen; sleep 30', "alpha", "j-1", env))
+    work = state.absolute() / "work" / "alpha" / "j-1" / "attempt-0"
+    wait_for(lambda: (work / "seen").exists() and (work / "seen").read_text() == secret + "\n")
+    scan = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-I", "-c", PROC_SCAN],
+        input=secret,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert scan.returncode == 0, scan.stderr
+    assert scan.stdout.strip() == "NOT-SEEN", scan.stdout
+    executor.cancel(handle)
+    wait_final(executor, handle)
+    assert executor.logs(handle)[0].startswith('it\'s "fine" $HOME `x`\nline2\n')  # values arrive exactly
