@@ -19,6 +19,7 @@ from stargate.executors.isolation import (
     resolve,
 )
 from stargate.executors.local import LocalExecutor, LocalExecutorError
+from stargate.executors.local_runner import DEFAULT_LOG_LIMIT
 from stargate.store.database import DatabaseUrlError, sqlite_path
 
 __all__ = [
@@ -74,6 +75,7 @@ def _local(settings: object) -> Executor:
         identities=identities,
         hidden=_hidden_dirs(home, getattr(settings, "database_url", None)),
         installation=getattr(settings, "installation_id", None),
+        max_log_bytes=int(getattr(settings, "max_log_bytes", DEFAULT_LOG_LIMIT)),
     )
 
 

@@ -52,6 +52,7 @@ from stargate.executors.isolation import (
 from stargate.executors.local_runner import (
     CANCEL,
     CLAIM,
+    DEFAULT_LOG_LIMIT,
     EXIT,
     LAUNCH,
     LOG,
@@ -132,6 +133,7 @@ class LocalExecutor:
         identities: TeamIdentities | None = None,
         hidden: Sequence[Path] = (),
         installation: str | None = None,
+        max_log_bytes: int = DEFAULT_LOG_LIMIT,
     ) -> None:
         """``grace_s``: seconds between SIGTERM and SIGKILL on cancel; ``workdir``: one working directory for every
         command (``none`` isolation only; default: each run's own under ``work_root``, default ``runs_dir/../work``);
@@ -141,7 +143,11 @@ class LocalExecutor:
         directory (``runs_dir/..``), e.g. the SQLite database's directory; ``installation``: the id of the database
         whose runs these are (the server passes it): runs and working directories then go under
         ``runs_dir/<installation>/`` and ``work_root/<installation>/``, so a new database over the same state
-        directory never finds another one's runs (None: directly under them, for tests and tools)."""
+        directory never finds another one's runs (None: directly under them, for tests and tools); ``max_log_bytes``:
+        the most output one run's ``output.log`` keeps (default 1 GiB; the rest is dropped, with a line saying so)."""
+        if max_log_bytes < 1:
+            raise ValueError(f"max_log_bytes must be at least 1, got {max_log_bytes}")
+        self.max_log_bytes = max_log_bytes
         if installation is not None and (not _SAFE_ID.match(installation) or installation in {".", ".."}):
             raise ValueError(f"installation id {installation!r} cannot name a directory")
         self.installation = installation
@@ -307,6 +313,7 @@ class LocalExecutor:
             "sandbox": None,
             "drop": None,
             "env_tool": iso.env,
+            "log_limit": self.max_log_bytes,
         }
         if iso.bwrap is not None:
             root = iso.per_team_users

@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -246,14 +247,17 @@ def _data_fd(path: Path, line: str) -> int:
     return fd
 
 
-def _start(run_dir: Path, launch: Mapping[str, Any]) -> subprocess.Popen[bytes]:
+def _start(run_dir: Path, launch: Mapping[str, Any]) -> tuple[subprocess.Popen[bytes], LogCopier]:
     """Start the command in a new process group, stdout and stderr appended to the run's log (by descriptor).
 
     In a sandbox, the job's environment is set inside it, after bubblewrap (and ``setpriv``) ran with the runner's
     minimal environment: ``env -i`` empties it and :data:`ENV_LOADER` exports the job's variables from a descriptor
     (never from arguments, which every user can read in /proc). No variable of the job's reaches a privileged
-    program. Without one, the
-    command gets the environment directly, started as the team's uid when the launch file names one.
+    program. Without one, the command gets the environment directly, started as the team's uid when the launch file
+    names one.
+
+    The command's stdout and stderr are the write end of a pipe (the job can neither seek nor truncate its log); the
+    returned :class:`LogCopier` copies the read end into ``output.log``, up to the launch file's ``log_limit``.
     """
     work_fd = _enter_work_dir(launch)
     argv, fds = _argv(launch, work_fd)
@@ -263,22 +267,93 @@ def _start(run_dir: Path, launch: Mapping[str, Any]) -> subprocess.Popen[bytes]:
     if uid is not None and not sandboxed:
         drop = {"user": int(uid), "group": int(gid if gid is not None else uid), "extra_groups": []}
     log = os.open(run_dir / LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    reader, writer = os.pipe()  # both close-on-exec: the child gets the writer as its stdout and stderr only
+    limit = int(launch.get("log_limit") or DEFAULT_LOG_LIMIT)
     try:
-        return subprocess.Popen(
+        child = subprocess.Popen(
             argv,
             env={"PATH": RUNNER_PATH} if sandboxed else dict(launch.get("env") or {}),
             stdin=subprocess.DEVNULL,
-            stdout=log,
+            stdout=writer,
             stderr=subprocess.STDOUT,
             process_group=0,
             pass_fds=fds,
             umask=0o022 if sandboxed and os.geteuid() == 0 else -1,  # bwrap's mount points: traversable by the job
             **drop,
         )
-    finally:
+    except BaseException:
         os.close(log)
+        os.close(reader)
+        raise
+    finally:
+        os.close(writer)
         for fd in {*fds, *([work_fd] if work_fd is not None else [])}:
             os.close(fd)
+    return child, LogCopier(reader, log, limit)
+
+
+DEFAULT_LOG_LIMIT = 1 << 30
+"""Bytes of a run's output kept in ``output.log`` (1 GiB); the rest is dropped, with a line saying so."""
+DRAIN_AFTER_END_S = 2.0
+"""Seconds the runner keeps copying after the command's group is gone (processes that left the group, e.g. a
+daemon that called setsid, may hold the pipe: their output after that is dropped)."""
+
+
+class LogCopier:
+    """Copies the command's pipe into ``output.log`` in a thread, keeping at most ``limit`` bytes of output."""
+
+    def __init__(self, reader: int, log: int, limit: int) -> None:
+        self.reader, self.log, self.limit = reader, log, limit
+        self.written = os.fstat(log).st_size
+        self.dropped = 0
+        self._last = b"\n"
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._copy, name="log-copier", daemon=True)
+        self.thread.start()
+
+    def _copy(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.reader], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(self.reader, 1 << 16)
+            except InterruptedError:
+                continue
+            if not chunk:
+                return  # every writer is gone
+            self._write(chunk)
+
+    def _write(self, chunk: bytes) -> None:
+        room = max(self.limit - self.written, 0)
+        kept, rest = chunk[:room], chunk[room:]
+        if kept:
+            _write_all(self.log, kept)
+            self.written += len(kept)
+            self._last = kept[-1:]
+        if rest:
+            if not self.dropped:
+                note = (
+                    f"stargate: output.log reached its cap of {self.limit} bytes; the rest of the output is dropped\n"
+                )
+                _write_all(self.log, (b"" if self._last == b"\n" else b"\n") + note.encode())
+            self.dropped += len(rest)
+
+    def finish(self, timeout_s: float = DRAIN_AFTER_END_S) -> None:
+        """Copy until every writer closed the pipe (at most ``timeout_s`` more), then close both ends."""
+        self.thread.join(timeout_s)
+        self._stop.set()  # a writer still there (it left the job's group) gets EPIPE once the pipe is closed
+        self.thread.join()
+        os.close(self.reader)
+        with contextlib.suppress(OSError):
+            os.fsync(self.log)
+        os.close(self.log)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _record_failed_start(run_dir: Path, command: str, exc: OSError) -> None:
@@ -330,7 +405,7 @@ def run(run_dir: Path, grace_s: float) -> int:
     early: list[int] = []  # a SIGTERM before the command's group exists is kept, then forwarded
     signal.signal(signal.SIGTERM, lambda signum, _frame: early.append(signum))  # not SIG_IGN: exec would keep it
     try:
-        child = _start(run_dir, launch)
+        child, copier = _start(run_dir, launch)
     except OSError as exc:
         _record_failed_start(run_dir, command, exc)
         return 0
@@ -351,6 +426,7 @@ def run(run_dir: Path, grace_s: float) -> int:
         terminator.on_signal(signal.SIGTERM, None)
     returncode = child.wait()
     _kill_group(child.pid, signal.SIGKILL)  # a job's leftover background processes end with it
+    copier.finish()  # the log is whole before exit.json says the run ended
     code, signum = exit_code_of(returncode, sandboxed=bool(launch.get("sandbox")))
     write_json_atomically(run_dir / EXIT, {"exit_code": code, "signal": signum, "finished_at": utc_now()}, True)
     return 0

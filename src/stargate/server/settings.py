@@ -6,15 +6,36 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stargate.executors.isolation import DEFAULT_JOB_UID_BASE
+from stargate.executors.local_runner import DEFAULT_LOG_LIMIT
 from stargate.server.defaults import DEFAULT_HOST, DEFAULT_INTERVAL_S, DEFAULT_PORT
 from stargate.server.limits import (
     BODY_ENV,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_PLAN_BODY_BYTES,
     PLAN_BODY_ENV,
+    SettingsError,
     bytes_from_env,
 )
 from stargate.store.database import default_url
+
+LOG_CAP_ENV = "STARGATE_MAX_LOG_BYTES"
+_LOG_CAP_RANGE = (4096, 1 << 40)
+
+
+def _log_cap(env: Mapping[str, str]) -> int:
+    """``STARGATE_MAX_LOG_BYTES`` (4 KiB to 1 TiB; default 1 GiB); SettingsError for another value."""
+    raw = env.get(LOG_CAP_ENV, "").strip()
+    if not raw:
+        return DEFAULT_LOG_LIMIT
+    low, high = _LOG_CAP_RANGE
+    expected = f"a whole number of bytes from {low:,} to {high:,}"
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        raise SettingsError(f"{LOG_CAP_ENV}: found '{raw[:40]}'; expected {expected}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{LOG_CAP_ENV}: found {value:,}; expected {expected}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,9 @@ class Settings:
     """Run only this team's jobs on the local executor (required by ``isolation`` none)."""
     job_uid_base: int = DEFAULT_JOB_UID_BASE
     """First uid/gid given to a team in ``users`` isolation."""
+    max_log_bytes: int = DEFAULT_LOG_LIMIT
+    """Most bytes of output one local run keeps in its ``output.log`` (``STARGATE_MAX_LOG_BYTES``, default 1 GiB);
+    the rest is dropped, with a last line saying so."""
     job_network: str = "host"
     """What network local jobs get: host (shared) or none (a loopback of their own; bubblewrap modes only)."""
     installation_id: str | None = None
@@ -96,6 +120,7 @@ class Settings:
             database_url=url,
             max_body_bytes=bytes_from_env(env, BODY_ENV, DEFAULT_MAX_BODY_BYTES),
             max_plan_body_bytes=bytes_from_env(env, PLAN_BODY_ENV, DEFAULT_MAX_PLAN_BODY_BYTES),
+            max_log_bytes=_log_cap(env),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]
 

@@ -14,6 +14,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -455,3 +456,52 @@ def test_a_jobs_environment_values_are_not_in_the_process_table(
     executor.cancel(handle)
     wait_final(executor, handle)
     assert executor.logs(handle)[0].startswith('it\'s "fine" $HOME `x`\nline2\n')  # values arrive exactly
+
+
+FTRUNCATE = """
+import os
+try:
+    os.ftruncate(1, 2**40)
+    print("GREW")
+except OSError as exc:
+    print("REFUSED", exc.errno)
+"""
+
+
+@pytest.mark.parametrize("with_bwrap", [True, False], ids=["bwrap", "no-bwrap"])
+def test_a_job_cannot_make_its_log_a_huge_sparse_file(state: Path, wait_final: Wait, with_bwrap: bool) -> None:
+    """Issue 7 review, finding 6: the job's stdout was output.log itself, so ``ftruncate(1, 2**40)`` made it a 1 TiB
+    sparse file that `stargate logs` streamed as NULs for hours. Its stdout is now a pipe the runner copies."""
+    executor = _executor(state, _users(with_bwrap))
+    handle = executor.submit(_request(f"echo before; python3 -c '{FTRUNCATE}'; echo after", "alpha", "j-1"))
+    assert wait_final(executor, handle).state is RunState.SUCCEEDED
+    log = executor.run_dir("j-1", 0) / "output.log"
+    assert log.stat().st_size < 4096
+    text = executor.logs(handle)[0]
+    assert text.startswith("before\nREFUSED ") and text.endswith("after\n"), text
+
+
+def test_output_past_the_log_cap_is_dropped_with_a_line_saying_so(state: Path, wait_final: Wait) -> None:
+    executor = LocalExecutor(
+        state / "runs", isolation=_users(with_bwrap=True), work_root=state / "work", max_log_bytes=5000
+    )
+    command = 'python3 -c \'import sys; sys.stdout.write("x" * 4999 + "yz" + "w" * 100000)\'; echo after'
+    handle = executor.submit(_request(command, "alpha", "j-1"))
+    status = wait_final(executor, handle)
+    assert status.state is RunState.SUCCEEDED  # the job is not punished: its output is cut, not its run
+    text = executor.logs(handle)[0]
+    cap = "stargate: output.log reached its cap of 5000 bytes; the rest of the output is dropped\n"
+    assert text == "x" * 4999 + "y" + "\n" + cap, text[-200:]
+
+
+def test_a_job_that_keeps_its_output_open_in_a_new_session_does_not_keep_the_run_going(
+    state: Path, wait_final: Wait
+) -> None:
+    """The runner copies the pipe until the command's group is gone; a process that left the group (setsid) and
+    still holds the pipe does not hold the run's end back more than a moment (its later output is dropped)."""
+    executor = _executor(state, Isolation(IsolationMode.USERS))  # no sandbox: setsid escapes the group here
+    handle = executor.submit(_request("echo main; setsid sh -c 'sleep 1; echo late; sleep 5' & echo done", "a", "j-1"))
+    started = time.monotonic()
+    status = wait_final(executor, handle, 20.0)
+    assert status.state is RunState.SUCCEEDED and time.monotonic() - started < 10
+    assert executor.logs(handle)[0].startswith("main\n")
