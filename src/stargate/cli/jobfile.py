@@ -13,7 +13,7 @@ from stargate.domain import JobSpec
 from stargate.fleetfile.describe import error_words
 from stargate.fleetfile.errors import LocatedProblem, sort_problems
 from stargate.fleetfile.sources import read_limited
-from stargate.fleetfile.yamldoc import DOCUMENT, Position, dotted, locate, parse_yaml, too_large
+from stargate.fleetfile.yamldoc import DOCUMENT, Position, dotted, locate, parse_yaml, scalar_fields, too_large
 
 _SHAPE = "a job spec: a mapping with at least name, queue and gpus (and usually command)"
 
@@ -45,7 +45,7 @@ def load_job_file(path: Path) -> JobSpec:
 
 def loads_job(text: str, file: str = "<string>") -> JobSpec:
     """The JobSpec in YAML ``text`` (named ``file`` in problems); :class:`JobFileError` when it is not one."""
-    doc = parse_yaml(text, file)
+    doc = parse_yaml(text, file, scalar_fields(JobSpec))
     if doc.problems:
         raise JobFileError(doc.problems)
     if not isinstance(doc.data, dict) or doc.node is None:

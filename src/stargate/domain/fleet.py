@@ -30,21 +30,21 @@ class Fleet(Model):
         description="GPU models added to the built-in catalogue (H100-SXM, H200, B200, GB200, MI300X), at most 1,000.",
     )
     providers: list[Provider] = Field(
-        default_factory=list, max_length=MAX_ENTITIES, description="Suppliers of capacity, at most 100,000."
+        default_factory=list, max_length=MAX_ENTITIES, description="Suppliers of capacity, at most 10,000."
     )
     sites: list[Site] = Field(
-        default_factory=list, max_length=MAX_ENTITIES, description="Campuses and cloud regions, at most 100,000."
+        default_factory=list, max_length=MAX_ENTITIES, description="Campuses and cloud regions, at most 10,000."
     )
     buildings: list[Building] = Field(
-        default_factory=list, max_length=MAX_ENTITIES, description="Data halls of owned sites, at most 100,000."
+        default_factory=list, max_length=MAX_ENTITIES, description="Data halls of owned sites, at most 10,000."
     )
     clusters: list[Cluster] = Field(
         default_factory=list,
         max_length=MAX_ENTITIES,
-        description="Homogeneous GPU pools, at most 100,000, with at most 100,000,000 GPUs in all.",
+        description="Homogeneous GPU pools, at most 10,000, with at most 100,000,000 GPUs in all.",
     )
     contracts: list[Contract] = Field(
-        default_factory=list, max_length=MAX_ENTITIES, description="Agreements with providers, at most 100,000."
+        default_factory=list, max_length=MAX_ENTITIES, description="Agreements with providers, at most 10,000."
     )
     budget: Budget | None = Field(default=None, description="The investment envelope; null when not tracked.")
     priority_classes: list[PriorityClass] = Field(
@@ -53,10 +53,10 @@ class Fleet(Model):
         description="Named priorities, at most 1,000; defaults to low (100), normal (500), high (1000).",
     )
     teams: list[Team] = Field(
-        default_factory=list, max_length=MAX_ENTITIES, description="Groups that submit work, at most 100,000."
+        default_factory=list, max_length=MAX_ENTITIES, description="Groups that submit work, at most 10,000."
     )
     queues: list[Queue] = Field(
-        default_factory=list, max_length=MAX_ENTITIES, description="Teams' queues with quotas, at most 100,000."
+        default_factory=list, max_length=MAX_ENTITIES, description="Teams' queues with quotas, at most 10,000."
     )
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ from stargate.fleetfile.describe import error_words
 from stargate.fleetfile.errors import FleetFileError, LocatedProblem
 from stargate.fleetfile.merge import LIST_KEYS, Merged, merge
 from stargate.fleetfile.sources import read_docs
-from stargate.fleetfile.yamldoc import dotted, parse_yaml
+from stargate.fleetfile.yamldoc import dotted, parse_yaml, scalar_fields
 
 _PLACEHOLDER_NAME = "(invalid)"
 
@@ -34,7 +34,7 @@ def load_fleet(path: Path) -> Fleet:
 
 def loads_fleet(text: str, file: str = "<string>") -> Fleet:
     """Load a fleet from YAML text; problems are located in ``file`` (a name used in messages only)."""
-    return _load_merged(merge([parse_yaml(text, file)]), [])
+    return _load_merged(merge([parse_yaml(text, file, scalar_fields(Fleet))]), [])
 
 
 def _load_merged(merged: Merged, problems: list[LocatedProblem]) -> Fleet:

@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
+from stargate.domain.fleet import Fleet
 from stargate.fleetfile.errors import LocatedProblem
-from stargate.fleetfile.yamldoc import DOCUMENT, MAX_DOCUMENT_BYTES, YamlDoc, parse_yaml, too_large
+from stargate.fleetfile.yamldoc import DOCUMENT, MAX_DOCUMENT_BYTES, YamlDoc, parse_yaml, scalar_fields, too_large
 
 SUFFIXES = (".yaml", ".yml")
 """File name endings read from a fleet directory."""
@@ -40,7 +41,7 @@ def read_docs(path: Path) -> tuple[list[YamlDoc], list[LocatedProblem]]:
         if problem is not None:
             problems.append(problem)
         else:
-            docs.append(parse_yaml(text, str(file)))
+            docs.append(parse_yaml(text, str(file), scalar_fields(Fleet)))
     return docs, problems
 
 

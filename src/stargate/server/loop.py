@@ -99,7 +99,8 @@ def _run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
     reap_orphans(ctx, now, executed)
     report.started, report.finished, report.reaped = executed.started, executed.finished, executed.reaped
     report.executor_errors = executed.errors
-    report.pending_after = _update_gauges(ctx)
+    idle = not report.decided and not (executed.started or executed.finished or executed.reaped or executed.errors)
+    report.pending_after = _gauges(ctx, fingerprint if idle else None)
     report.duration_s = time.perf_counter() - t0
     ctx.metrics.cycle_seconds.observe(report.duration_s)
     return report
@@ -142,6 +143,17 @@ def _index(ctx: ServerContext, snap: Snapshot) -> FleetIndex:
         cached = ctx.loop.index = (snap.version, FleetIndex.from_fleet(snap.fleet, epoch=ENGINE_EPOCH))
     index: FleetIndex = cached[1]
     return index
+
+
+def _gauges(ctx: ServerContext, idle_fingerprint: tuple[str, int] | None) -> int:
+    """The pending jobs, refreshing the gauges unless this idle cycle's fingerprint is the one they were last read
+    at (no job and no fleet changed since: the database would give the same figures)."""
+    cached = ctx.loop.gauges
+    if idle_fingerprint is not None and cached is not None and cached[0] == idle_fingerprint:
+        return cached[1]
+    pending = _update_gauges(ctx)
+    ctx.loop.gauges = None if idle_fingerprint is None else (idle_fingerprint, pending)
+    return pending
 
 
 def _update_gauges(ctx: ServerContext) -> int:

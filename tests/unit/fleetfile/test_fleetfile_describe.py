@@ -39,7 +39,7 @@ def _expected(model: type, *loc: str | int) -> str:
         (Building, ("planned_energization",), "a date as YYYY-MM-DD (ISO 8601) from 1970-01-01 to 2200-12-31"),
         (Queue, ("quotas", 0, "gpus"), "an integer at least 0 and at most 100,000,000 (GPUs)"),
         (Queue, ("priority_classes",), "a list of ids (at most 1,000)"),
-        (Fleet, ("clusters",), "a list of clusters (at most 100,000)"),
+        (Fleet, ("clusters",), "a list of clusters (at most 10,000)"),
         (Fleet, ("priority_classes",), "a list of priority classes (at most 1,000)"),
         (Fleet, ("name",), "non-empty printable text on one line of at most 200 characters"),
         (Fleet, ("description",), "printable text of at most 10,000 characters"),
