@@ -257,23 +257,40 @@ def test_the_attack_fails_in_a_sandbox_for_a_normal_user(servers: list[Server]) 
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_no_isolation_is_refused_unless_for_a_single_team(tmp_path: Path, servers: list[Server]) -> None:
-    home = tmp_path / ".stargate"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STARGATE_")} | {"STARGATE_HOME": str(home)}
-    argv = [*stargate_argv([sys.executable, "-m", "stargate"]), "--isolation", "none"]
-    refused = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
-    assert refused.returncode == 2
-    assert refused.stderr.startswith("error: --isolation: none runs every job as the server's user")
-    assert len(refused.stderr.splitlines()) == 1 and not home.exists()  # nothing written
-    home.mkdir()
-    server = Server(home, [*argv, "--single-team", "alpha"])
-    servers.append(server)
-    with server.client(server.token("beta")) as http:
-        answer = http.post("/api/v1/jobs", json={"name": "j", "queue": "beta-q", "gpus": 1, "command": "true"})
-    assert answer.status_code == 422, answer.text
-    assert "only for team 'alpha'" in answer.text
-    alpha = server.run_job(server.token("alpha"), "alpha-q", "echo alpha-ran")
-    assert (alpha["status"], alpha["log"]) == ("succeeded", "alpha-ran\n")
+def test_no_isolation_is_refused_as_root_and_unless_for_a_single_team(servers: list[Server]) -> None:
+    _root()
+    base = Path(tempfile.mkdtemp(prefix="stargate-none-"))
+    try:
+        home = base / ".stargate"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STARGATE_")} | {"STARGATE_HOME": str(home)}
+        as_root = [*stargate_argv([sys.executable, "-m", "stargate"]), "--isolation", "none", "--single-team", "alpha"]
+        refused = subprocess.run(as_root, env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert refused.returncode == 2  # issue 7 review, finding 7: it ran alpha's jobs as uid 0
+        assert refused.stderr.startswith("error: --isolation: none would run jobs as root (uid 0) here: use")
+        assert len(refused.stderr.splitlines()) == 1 and not home.exists()  # nothing written
+        os.chown(base, SANDBOX_UID, SANDBOX_UID)
+        argv = [*stargate_argv(python_for(SANDBOX_UID)), "--isolation", "none"]
+        user: dict[str, Any] = {"user": SANDBOX_UID, "group": SANDBOX_UID, "extra_groups": []}
+        refused = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False, **user)
+        assert refused.returncode == 2
+        assert refused.stderr.startswith("error: --isolation: none runs every job as the server's user")
+        assert len(refused.stderr.splitlines()) == 1 and not home.exists()  # nothing written
+        home.mkdir()
+        os.chown(home, SANDBOX_UID, SANDBOX_UID)
+        (home / "server.log").touch()
+        os.chown(home / "server.log", SANDBOX_UID, SANDBOX_UID)
+        server = Server(home, [*argv, "--single-team", "alpha"], uid=SANDBOX_UID, extra_env={"HOME": str(base)})
+        servers.append(server)
+        with server.client(server.token("beta")) as http:
+            answer = http.post("/api/v1/jobs", json={"name": "j", "queue": "beta-q", "gpus": 1, "command": "true"})
+        assert answer.status_code == 422, answer.text
+        assert "only for team 'alpha'" in answer.text
+        alpha = server.run_job(server.token("alpha"), "alpha-q", "echo alpha-ran; id -u")
+        assert (alpha["status"], alpha["log"]) == ("succeeded", f"alpha-ran\n{SANDBOX_UID}\n")
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _server_dir_under(parent: str, uid: int) -> Path:

@@ -47,8 +47,12 @@ def up(
     single_team: str | None = typer.Option(
         None, "--single-team", help="Run only this team's jobs on the local executor (required by --isolation none)."
     ),
-    job_uid_base: int = typer.Option(
-        2_000_000_000, "--job-uid-base", help="First uid/gid of the per-team job users (--isolation users)."
+    job_uid_base: int | None = typer.Option(
+        None,
+        "--job-uid-base",
+        help="First uid/gid of the per-team job users (--isolation users); default: the one recorded in the state "
+        "directory, else one derived from its path (2000000000 + a multiple of 65536).",
+        show_default=False,
     ),
     job_network: str = typer.Option(
         "host",

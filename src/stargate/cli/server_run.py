@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from stargate.cli.client import render_tokens
 from stargate.client import parse_expiry
 from stargate.domain import Fleet
-from stargate.executors.isolation import DEFAULT_JOB_UID_BASE, IsolationError
+from stargate.executors.isolation import IsolationError
 from stargate.fleetfile import FleetFileError, load_fleet
 from stargate.server.app import create_app
 from stargate.server.auth import Role
@@ -54,7 +54,7 @@ def up(
     log_level: str,
     isolation: str = "auto",
     single_team: str | None = None,
-    job_uid_base: int = DEFAULT_JOB_UID_BASE,
+    job_uid_base: int | None = None,
     job_network: str = "host",
 ) -> None:
     """Start the API server and the scheduler loop (see :func:`stargate.cli.server.up`)."""

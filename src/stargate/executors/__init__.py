@@ -10,7 +10,6 @@ from pathlib import Path
 
 from stargate.executors.base import Capabilities, Executor, RunHandle, RunRequest, RunState, RunStatus
 from stargate.executors.isolation import (
-    DEFAULT_JOB_UID_BASE,
     Isolation,
     IsolationError,
     IsolationMode,
@@ -55,7 +54,8 @@ def _local(settings: object) -> Executor:
     grace_s = float(getattr(settings, "cancel_grace_s", 10.0))
     mode = str(getattr(settings, "isolation", IsolationMode.NONE))
     single_team = getattr(settings, "single_team", None)
-    uid_base = int(getattr(settings, "job_uid_base", DEFAULT_JOB_UID_BASE))
+    given = getattr(settings, "job_uid_base", None)
+    uid_base = int(given) if given is not None else None
     network = str(getattr(settings, "job_network", JobNetwork.HOST))
     work_root = home / "work"
     if mode == IsolationMode.NONE and network == JobNetwork.HOST:
@@ -66,7 +66,7 @@ def _local(settings: object) -> Executor:
         except IsolationError as exc:
             value = network if exc.option == "--job-network" else mode
             raise UnknownExecutorError(f"local executor: {exc.option} {value}: {exc}") from None
-    identities = TeamIdentities(home / "job-uids.json", uid_base)
+    identities = TeamIdentities(home / "job-uids.json", isolation.uid_base)
     return LocalExecutor(
         Path(runs_dir),
         grace_s=grace_s,

@@ -40,6 +40,10 @@ DEFAULT_JOB_UID_BASE = 2_000_000_000
 below 2^31 (some tools mishandle larger ids) and below systemd's foreign range (2147352576 up)."""
 MAX_TEAMS = 65_536
 """Teams one ``users``-mode server can give a uid: the range is ``uid_base`` to ``uid_base + 65535``."""
+DERIVED_SLOTS = 2_247
+"""Ranges a state directory's default base is picked from: ``DEFAULT_JOB_UID_BASE + k * MAX_TEAMS`` for k below
+this, so the highest range still ends below systemd's foreign range (2147352576)."""
+UIDS_FILE = "job-uids.json"
 _UID_LIMIT = 2**31 - 1
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -118,7 +122,7 @@ def resolve(
     requested: str,
     *,
     single_team: str | None = None,
-    uid_base: int = DEFAULT_JOB_UID_BASE,
+    uid_base: int | None = None,
     work_root: Path | None = None,
     euid: int | None = None,
     job_network: str = JobNetwork.HOST,
@@ -144,7 +148,7 @@ def resolve(
 
 
 def _resolve(
-    requested: str, *, single_team: str | None, uid_base: int, work_root: Path | None, euid: int | None
+    requested: str, *, single_team: str | None, uid_base: int | None, work_root: Path | None, euid: int | None
 ) -> Isolation:
     """:func:`resolve` without the network."""
     try:
@@ -177,6 +181,10 @@ def _resolve(
         if bwrap is None:
             raise IsolationError(f"sandbox needs a working bubblewrap (bwrap): {why}")
         return Isolation(IsolationMode.SANDBOX, bwrap=bwrap, env=_env_path(), single_team=single_team)
+    if root:
+        raise IsolationError(
+            "none would run jobs as root (uid 0) here: use --isolation users (one unprivileged uid per team)"
+        )
     if single_team is None:
         raise IsolationError(
             "none runs every job as the server's user, able to read the server's state; start with "
@@ -185,13 +193,14 @@ def _resolve(
     return Isolation(IsolationMode.NONE, single_team=single_team)
 
 
-def _users(single_team: str | None, uid_base: int, work_root: Path | None, root: bool) -> Isolation:
+def _users(single_team: str | None, requested: int | None, work_root: Path | None, root: bool) -> Isolation:
     """The ``users`` isolation, checked: root, a free uid range, bubblewrap or reachable work directories."""
     if not root:
         raise IsolationError(
             f"users needs root to run jobs under other uids (the server runs as uid {os.geteuid()}); "
             "use --isolation sandbox, or none --single-team TEAM"
         )
+    uid_base = effective_uid_base(work_root, requested)
     check_uid_range(uid_base)
     bwrap, _ = probe_bwrap(root=True)
     setpriv = shutil.which("setpriv") if bwrap else None
@@ -207,6 +216,45 @@ def _users(single_team: str | None, uid_base: int, work_root: Path | None, root:
     return Isolation(
         IsolationMode.USERS, bwrap=bwrap, setpriv=setpriv, env=_env_path(), uid_base=uid_base, single_team=single_team
     )
+
+
+def derived_uid_base(home: Path) -> int:
+    """The default first team uid of the state directory ``home``: one of :data:`DERIVED_SLOTS` ranges above
+    :data:`DEFAULT_JOB_UID_BASE`, picked by a hash of its resolved path, so two servers on one host (two state
+    directories) most likely get different uids for their teams (``--job-uid-base`` makes it certain)."""
+    digest = hashlib.sha256(os.path.realpath(home).encode()).digest()
+    return DEFAULT_JOB_UID_BASE + int.from_bytes(digest[:8], "big") % DERIVED_SLOTS * MAX_TEAMS
+
+
+def recorded_uid_base(home: Path) -> int | None:
+    """The base recorded in ``home/job-uids.json``: its ``base``, or :data:`DEFAULT_JOB_UID_BASE` for a file of an
+    earlier release that holds teams but no base; None when there is none yet."""
+    try:
+        data = json.loads((home / UIDS_FILE).read_bytes())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        raise IsolationError(f"{home / UIDS_FILE} is not valid JSON: fix or remove it", "--job-uid-base") from None
+    if isinstance(data, dict) and isinstance(data.get("base"), int):
+        return int(data["base"])
+    return DEFAULT_JOB_UID_BASE if isinstance(data, dict) and data.get("teams") else None
+
+
+def effective_uid_base(home: Path | None, requested: int | None) -> int:
+    """The first team uid for the state directory ``home``: the one recorded there (an explicit different one is
+    refused: the teams' files belong to their recorded uids), else ``requested``, else derived from the path."""
+    if home is None:
+        return DEFAULT_JOB_UID_BASE if requested is None else requested
+    recorded = recorded_uid_base(home)
+    if recorded is not None:
+        if requested is not None and requested != recorded:
+            raise IsolationError(
+                f"found {requested}, but the teams of {home} have uids from {recorded} ({UIDS_FILE}): "
+                f"give {recorded} or leave the option out",
+                "--job-uid-base",
+            )
+        return recorded
+    return requested if requested is not None else derived_uid_base(home)
 
 
 def check_uid_range(base: int) -> None:
@@ -421,13 +469,16 @@ class TeamIdentities:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 os.fchmod(fd, 0o600)
                 teams = _read_teams(fd)
+                recorded = _read_base(fd)
+                if recorded is not None and recorded != self.base:
+                    raise RuntimeError(f"job-uids.json records the base {recorded}, not {self.base}")
                 if team not in teams:
                     used = set(teams.values())
                     uid = next((u for u in range(self.base, self.base + MAX_TEAMS) if u not in used), None)
                     if uid is None:
                         raise RuntimeError(f"no free job uid left in {self.base}-{self.base + MAX_TEAMS - 1}")
                     teams[team] = uid
-                    data = json.dumps({"teams": teams}, indent=1, sort_keys=True).encode()
+                    data = json.dumps({"base": self.base, "teams": teams}, indent=1, sort_keys=True).encode()
                     os.ftruncate(fd, 0)
                     os.pwrite(fd, data, 0)
                     os.fsync(fd)
@@ -435,6 +486,24 @@ class TeamIdentities:
                 return teams[team]
             finally:
                 os.close(fd)
+
+
+def _read_base(fd: int) -> int | None:
+    """The ``base`` recorded in the open file ``fd``, or None."""
+    with contextlib.suppress(ValueError):
+        data = json.loads(_read_all(fd) or b"{}")
+        if isinstance(data, dict) and isinstance(data.get("base"), int):
+            return int(data["base"])
+    return None
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, 1 << 16, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 def _read_teams(fd: int) -> dict[str, int]:

@@ -5,7 +5,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from stargate.executors.isolation import DEFAULT_JOB_UID_BASE
 from stargate.executors.local_runner import DEFAULT_LOG_LIMIT
 from stargate.server.defaults import DEFAULT_HOST, DEFAULT_INTERVAL_S, DEFAULT_PORT
 from stargate.server.limits import (
@@ -67,8 +66,9 @@ class Settings:
     :mod:`stargate.executors.isolation`); ``stargate up`` resolves ``auto`` to the mode it found."""
     single_team: str | None = None
     """Run only this team's jobs on the local executor (required by ``isolation`` none)."""
-    job_uid_base: int = DEFAULT_JOB_UID_BASE
-    """First uid/gid given to a team in ``users`` isolation."""
+    job_uid_base: int | None = None
+    """First uid/gid given to a team in ``users`` isolation; None: the one recorded in ``job-uids.json``, else one
+    derived from the state directory's path (see :func:`stargate.executors.isolation.derived_uid_base`)."""
     max_log_bytes: int = DEFAULT_LOG_LIMIT
     """Most bytes of output one local run keeps in its ``output.log`` (``STARGATE_MAX_LOG_BYTES``, default 1 GiB);
     the rest is dropped, with a last line saying so."""

@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
 
-from stargate.executors import LocalExecutor, LocalExecutorError, RunRequest, RunState, RunStatus
+from stargate.executors import LocalExecutor, LocalExecutorError, RunRequest, RunState, RunStatus, for_kind
 from stargate.executors.isolation import (
     DEFAULT_JOB_UID_BASE,
     Isolation,
@@ -30,6 +31,7 @@ from stargate.executors.isolation import (
     IsolationMode,
     TeamIdentities,
     check_uid_range,
+    derived_uid_base,
     needs_traversal,
     probe_bwrap,
     resolve,
@@ -255,7 +257,8 @@ def test_a_nul_byte_or_a_bad_environment_name_is_refused(state: Path) -> None:
 @pytest.mark.parametrize(
     ("mode", "team", "euid", "message"),
     [
-        ("none", None, 0, "start with --single-team TEAM"),
+        ("none", None, 1000, "start with --single-team TEAM"),
+        ("none", "alpha", 0, "none would run jobs as root"),
         ("sandbox", None, 0, "which is root here"),
         ("users", None, 1000, "users needs root"),
         ("what", None, 0, "expected auto, users, sandbox or none"),
@@ -269,8 +272,40 @@ def test_isolation_that_cannot_be_had_is_refused(mode: str, team: str | None, eu
 
 def test_none_with_a_single_team_and_auto_as_root_resolve() -> None:
     _root()
-    assert resolve("none", single_team="alpha") == Isolation(IsolationMode.NONE, single_team="alpha")
+    assert resolve("none", single_team="alpha", euid=1000) == Isolation(IsolationMode.NONE, single_team="alpha")
     assert resolve("auto").mode is IsolationMode.USERS
+
+
+def test_none_as_root_is_refused_even_for_a_single_team() -> None:
+    """Issue 7 review, finding 7: ``--isolation none --single-team T`` as root ran T's jobs as uid 0."""
+    _root()
+    with pytest.raises(IsolationError, match=r"none would run jobs as root \(uid 0\) here: use --isolation users"):
+        resolve("none", single_team="alpha")
+
+
+def test_two_state_directories_get_different_team_uids_and_keep_them(tmp_path: Path) -> None:
+    """Issue 7 review, finding 7: two servers on one host gave their teams the same uids (one fixed default base).
+    The default base now comes from the state directory's path, and job-uids.json records it for good."""
+    _root()
+    first, second = _traversable(tmp_path) / "one", _traversable(tmp_path.with_name(tmp_path.name + "-2")) / "two"
+    try:
+        bases = [resolve("users", work_root=home).uid_base for home in (first, second)]
+        assert bases == [derived_uid_base(first), derived_uid_base(second)] and bases[0] != bases[1]
+        for base in bases:
+            assert (base - DEFAULT_JOB_UID_BASE) % 65536 == 0 and base + 65535 < 2147352576
+            check_uid_range(base)
+        first.mkdir(mode=0o711)
+        executor = for_kind("local", SimpleNamespace(home=first, isolation="users"))
+        assert isinstance(executor, LocalExecutor)
+        assert executor.identities.uid_of("alpha") == bases[0]
+        recorded = json.loads((first / "job-uids.json").read_text())
+        assert recorded == {"base": bases[0], "teams": {"alpha": bases[0]}}
+        with pytest.raises(IsolationError, match=f"give {bases[0]} or leave the option out"):
+            resolve("users", work_root=first, uid_base=DEFAULT_JOB_UID_BASE)
+        assert resolve("users", work_root=first).uid_base == bases[0]  # recorded: a later start keeps it
+    finally:
+        shutil.rmtree(first.parent, ignore_errors=True)
+        shutil.rmtree(second.parent, ignore_errors=True)
 
 
 def test_a_uid_range_that_holds_accounts_or_subordinate_ids_is_refused(tmp_path: Path) -> None:
@@ -354,7 +389,7 @@ def test_a_job_without_network_cannot_reach_the_servers_port(state: Path, wait_f
 def test_a_job_network_that_cannot_be_had_is_refused(mode: str, team: str | None, network: str, message: str) -> None:
     _root()
     with pytest.raises(IsolationError, match=message) as raised:
-        resolve(mode, single_team=team, job_network=network)
+        resolve(mode, single_team=team, job_network=network, euid=1000 if mode == "none" else None)
     assert raised.value.option == "--job-network" and "\n" not in str(raised.value)
 
 
@@ -368,7 +403,7 @@ print("KEY-FOUND" if found >= 0 else "KEY-NOT-FOUND")
 SERVER_WITH_A_KEY = """
 import ctypes, json, sys, time
 from pathlib import Path
-from stargate.executors import LocalExecutor, RunRequest
+from stargate.executors import LocalExecutor, for_kind, RunRequest
 from stargate.executors.isolation import Isolation, IsolationMode, resolve
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
