@@ -1,23 +1,31 @@
 """The FastAPI application: routers under ``/api/v1``, health and metrics, error bodies, the scheduler thread."""
 
+import logging
+import threading
+import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stargate import __version__
 from stargate.fleetfile.describe import found_text, plain_error_words
 from stargate.server.context import ServerContext
-from stargate.server.errors import ServiceError
+from stargate.server.errors import DATABASE_DOWN, ServiceError, database_problem
 from stargate.server.limits import BODY_ENV, MAX_PATH_BYTES, PLAN_BODY_ENV
 from stargate.server.loop import SchedulerThread
 from stargate.server.routers import fleet, health, jobs, misc
 from stargate.server.schemas import ERROR_RESPONSES
 from stargate.store import IllegalTransitionError
+
+log = logging.getLogger("stargate.server")
 
 API_PREFIX = "/api/v1"
 
@@ -91,12 +99,86 @@ class BodyLimit:
             await _reply(send, 413, str(exc.detail))
 
 
+RETRY_AFTER_S = 5
+"""The ``Retry-After`` of a 503 for an unavailable database, s."""
+
+QUIET_S = 60.0
+"""A failure kind logged once is logged again at most this often (with how many requests it failed meanwhile)."""
+
+
+class FailureLog:
+    """Logs each kind of failure (exception type and first line) once, then at most every :data:`QUIET_S`
+    seconds with a count, so that a database outage gives a few log lines, not a traceback per request."""
+
+    def __init__(self, quiet_s: float = QUIET_S) -> None:
+        self.quiet_s = quiet_s
+        self._seen: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def note(self, kind: str) -> int | None:
+        """Count one failure of ``kind``; the number of failures to report now (1 the first time), or None."""
+        now = time.monotonic()
+        with self._lock:
+            last, missed = self._seen.get(kind, (-self.quiet_s, 0))
+            if now - last < self.quiet_s:
+                self._seen[kind] = (last, missed + 1)
+                return None
+            self._seen[kind] = (now, 0)
+            return missed + 1
+
+
+class LastResort:
+    """ASGI middleware (outermost): an exception nothing else handled is answered ``500 {"detail": "internal
+    error (logged as <id>)"}`` as JSON, and its traceback logged once with that id (never text/plain, never a
+    second traceback from the server underneath)."""
+
+    def __init__(self, app: ASGIApp, failures: "FailureLog") -> None:
+        self.app = app
+        self.failures = failures
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; answer an escaped exception with JSON 500 when no answer was started."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if isinstance(exc, DATABASE_DOWN):  # raised outside a route (e.g. in a middleware)
+                detail = database_unavailable(self.failures, exc)
+                if not started:
+                    await _reply(send, 503, detail, {"Retry-After": str(RETRY_AFTER_S)})
+                return
+            error_id = uuid.uuid4().hex[:12]
+            log.error("internal error %s on %s %s", error_id, scope.get("method"), scope.get("path"), exc_info=exc)
+            if not started:
+                await _reply(send, 500, f"internal error (logged as {error_id})")
+
+
+def database_unavailable(failures: FailureLog, exc: BaseException) -> str:
+    """The 503 detail for a database failure, logged once per kind (see :class:`FailureLog`)."""
+    problem = database_problem(exc)
+    count = failures.note(problem)
+    if count is not None:
+        again = "" if count == 1 else f" ({count} requests failed the same way since it was last logged)"
+        log.error("database unavailable: %s%s", problem, again)
+    return f"database unavailable: {problem}"
+
+
 def _too_large(found: str, limit: int, setting: str) -> str:
     return f"body: found {found}, expected at most {limit:,} bytes ({setting})"
 
 
-async def _reply(send: Send, status: int, detail: str) -> None:
-    response = JSONResponse({"detail": detail}, status_code=status, headers={"Connection": "close"})
+async def _reply(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    headers = {"Connection": "close", **(headers or {})}
+    response = JSONResponse({"detail": detail}, status_code=status, headers=headers)
     await response({"type": "http"}, _no_body, send)
 
 
@@ -131,14 +213,18 @@ def create_app(ctx: ServerContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes, plan_limit=ctx.settings.max_plan_body_bytes)
+    app.state.failures = failures = FailureLog()
+    app.add_middleware(
+        LastResort, failures=failures
+    )  # added last: the outermost of ours, so it sees what every other one raises
     app.include_router(health.router)
     for router in (jobs.router, fleet.router, misc.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    _add_error_handlers(app)
+    _add_error_handlers(app, failures)
     return app
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def _add_error_handlers(app: FastAPI, failures: FailureLog) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
@@ -147,6 +233,14 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IllegalTransitionError)
     async def _illegal(_request: Request, exc: IllegalTransitionError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(DisconnectionError)
+    @app.exception_handler(PoolTimeoutError)
+    async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+        detail = database_unavailable(failures, exc)
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

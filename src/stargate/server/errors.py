@@ -1,4 +1,8 @@
-"""Errors the services raise; the app turns each into an HTTP status with ``{"detail": "..."}``."""
+"""Errors the services raise; the app turns each into an HTTP status with ``{"detail": "..."}``. Also what counts
+as "the database is unavailable" (503, one log line) and how such a failure is said in one line."""
+
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 
 class ServiceError(Exception):
@@ -51,3 +55,18 @@ class UnavailableError(ServiceError):
     """A backend the answer depends on (an executor) failed or is missing (503)."""
 
     status = 503
+
+
+DATABASE_DOWN = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
+"""What SQLAlchemy raises when the database cannot be reached or used (down, unreachable, unreadable, locked,
+pool exhausted): answered 503 with ``Retry-After``, never 500."""
+
+
+def database_problem(exc: BaseException) -> str:
+    """One line saying why the database failed: the driver's first line, without SQLAlchemy's SQL and links."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    first = lines[0] if lines else type(cause).__name__
+    first = first.split(" [SQL:", 1)[0].split("(Background on this error", 1)[0].strip()
+    text = f"{type(cause).__name__}: {first}"
+    return text if len(text) <= 200 else text[:199] + "…"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from stargate.engine import FleetIndex
 from stargate.server.context import ServerContext
 from stargate.server.decide import ENGINE_EPOCH, Snapshot, apply_decisions, decide, take_snapshot
-from stargate.server.errors import NotFoundError
+from stargate.server.errors import DATABASE_DOWN, NotFoundError, database_problem
 from stargate.server.execute import Executed, poll_running, reap_orphans, submit_placed
 from stargate.server.lock import SchedulerLock
 from stargate.store.repositories import events as event_repo
@@ -210,7 +210,10 @@ class SchedulerThread:
             leader = self._lock.acquire()
         except Exception as exc:  # e.g. the database is down
             self._ctx.metrics.cycle_failed(now, exc)
-            log.exception("scheduler: cannot take the scheduler lock")
+            if isinstance(exc, DATABASE_DOWN):  # one line: a traceback per backed-off retry says nothing more
+                log.error("scheduler: cannot take the scheduler lock: database unavailable: %s", database_problem(exc))
+            else:
+                log.exception("scheduler: cannot take the scheduler lock")
             return False
         if not leader:  # a standby runs no cycles: nothing of ours is failing
             self._leader = False
@@ -222,7 +225,10 @@ class SchedulerThread:
         try:
             run_cycle(self._ctx, now)
             return True
-        except Exception:  # keep the loop alive (backing off); the next cycle starts from the database again
+        except Exception as exc:  # keep the loop alive (backing off); the next cycle starts from the database again
+            if isinstance(exc, DATABASE_DOWN):
+                log.error("scheduler cycle failed: database unavailable: %s", database_problem(exc))
+                return False
             problem = self._ctx.metrics.scheduler.problem()
             log.exception("scheduler cycle failed%s", f" ({problem})" if problem else "")
             return False

@@ -6,9 +6,20 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from stargate.domain import JobKind, JobSpec
+from stargate.domain.base import Name, text_problem
 from stargate.domain.ids import Id
+from stargate.domain.limits import MAX_NAME_CHARS
 from stargate.server.auth import Role
 from stargate.store import JobStatus
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` is not a token name the API accepts (as ``TokenIn.name`` checks it), or None."""
+    if not 1 <= len(name) <= MAX_NAME_CHARS:
+        return f"found {len(name):,} characters, expected 1 to {MAX_NAME_CHARS} characters"
+    if (problem := text_problem(name)) is not None:
+        return f"found {problem}, expected printable text on one line (no control or bidirectional-override characters)"
+    return None
 
 
 class Body(BaseModel):
@@ -174,7 +185,7 @@ class FleetApplyIn(Body):
 class TokenIn(Body):
     """A token to create."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Name = Field(description="A name to recognise the token by: printable text on one line, 1 to 200 characters.")
     team: Id | None = Field(default=None, description="Team of the token; required for member and viewer.")
     role: Role
     expires_at: AwareDatetime | None = Field(

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from stargate.domain import JobSpec
 from stargate.server.auth import Principal
@@ -193,8 +193,9 @@ class SubmissionWriter:
 
     def _fail(self, batch: list[Submission], exc: BaseException) -> None:
         """Answer every request of a batch that was not stored with ``exc``."""
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""  # not the SQL and its parameters
-        log.warning("storing %d submission(s) failed: %s: %s", len(batch), type(exc).__name__, first)
+        if not isinstance(exc, OperationalError):  # the database is down: the app logs that once per kind
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""  # not the SQL and its parameters
+            log.warning("storing %d submission(s) failed: %s: %s", len(batch), type(exc).__name__, first)
         for item in batch:
             if not item.done.done():
                 item.done.set_exception(exc)

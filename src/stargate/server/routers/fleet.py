@@ -3,10 +3,11 @@
 from fastapi import APIRouter
 
 from stargate.server.deps import AdminDep, CtxDep, NowDep, PrincipalDep, ReadSessionDep
+from stargate.server.routers.strict import StrictJsonRoute
 from stargate.server.schemas import FleetApplyIn, FleetOut, FleetPlan, FleetPlanIn
 from stargate.server.services import fleet as service
 
-router = APIRouter(prefix="/fleet", tags=["fleet"])
+router = APIRouter(prefix="/fleet", tags=["fleet"], route_class=StrictJsonRoute)
 
 
 @router.get("", response_model=FleetOut)

@@ -4,11 +4,12 @@ import asyncio
 import contextlib
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from stargate.domain import JobSpec
 from stargate.server.deps import CtxDep, NowDep, PrincipalDep, ReadSessionDep
 from stargate.server.errors import InvalidError, ServiceError
+from stargate.server.routers.strict import StrictJsonRoute
 from stargate.server.schemas import ErrorBody, Job, JobPage, Logs
 from stargate.server.services import jobs as service
 from stargate.server.services import logs as log_service
@@ -16,7 +17,7 @@ from stargate.server.writer import Submission
 from stargate.store import JobStatus
 from stargate.store.repositories.jobs import JobFilter
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=StrictJsonRoute)
 
 
 IDEMPOTENCY_KEY_MAX = 255
@@ -41,9 +42,16 @@ IdempotencyKeyHeader = Annotated[
     responses={409: {"model": ErrorBody, "description": "The Idempotency-Key was used with a different body."}},
 )
 async def submit_job(
-    who: PrincipalDep, spec: JobSpec, ctx: CtxDep, now: NowDep, idempotency_key: IdempotencyKeyHeader = None
+    who: PrincipalDep,
+    spec: JobSpec,
+    ctx: CtxDep,
+    now: NowDep,
+    request: Request,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Submit a job to a queue (members: their own team's queues only); idempotent with an ``Idempotency-Key``."""
+    if idempotency_key is not None and (found := len(request.headers.getlist("idempotency-key"))) > 1:
+        raise InvalidError(f"header.Idempotency-Key: found {found} values, expected one")
     key = parse_idempotency_key(idempotency_key)
     item = Submission(who, spec, now, idempotency_key=f"{who.token_id}:{key}" if key is not None else None)
     known = ctx.fleet.peek()

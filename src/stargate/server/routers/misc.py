@@ -6,12 +6,13 @@ from fastapi import APIRouter, Path, Query
 
 from stargate.server.auth import Role
 from stargate.server.deps import AdminDep, CtxDep, NowDep, PrincipalDep, ReadSessionDep
+from stargate.server.routers.strict import StrictJsonRoute
 from stargate.server.schemas import EventPage, Queue, Team, TokenIn, TokenInfo, TokenOut, WhoAmI
 from stargate.server.services import events as event_service
 from stargate.server.services import queues as queue_service
 from stargate.server.services import tokens as token_service
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 
 @router.get("/whoami", response_model=WhoAmI, tags=["auth"])

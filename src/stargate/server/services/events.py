@@ -2,6 +2,7 @@
 
 from sqlalchemy.orm import Session
 
+from stargate.fleetfile.describe import found_text
 from stargate.server.auth import Principal
 from stargate.server.errors import BadRequestError
 from stargate.server.schemas import Event, EventPage
@@ -42,5 +43,5 @@ def _after(after: str | None) -> int | None:
     if after is None or after == "":
         return None
     if not (after.isascii() and after.isdigit()) or len(after) > 18:
-        raise BadRequestError(f"after: found '{after[:40]}', expected an event id (a previous page's next_cursor)")
+        raise BadRequestError(f"after: found {found_text(after)}, expected an event id (a previous page's next_cursor)")
     return int(after)

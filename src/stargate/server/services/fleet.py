@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from stargate.domain import Fleet, fleet_problems
+from stargate.fleetfile.describe import found_text
 from stargate.server.decide import Snapshot, decide
 from stargate.server.errors import ConflictError, InvalidError, NotFoundError
 from stargate.server.schemas import Change, FleetOut, FleetPlan
@@ -163,7 +164,7 @@ def apply(session: Session, plan_id: str, actor: str, now: datetime) -> FleetOut
     fleet_versions.lock(session)
     row = fleet_versions.get_plan(session, plan_id)
     if row is None:
-        raise NotFoundError(f"no fleet plan '{plan_id}'")
+        raise NotFoundError(f"no fleet plan {found_text(plan_id)}")
     base = fleet_versions.current(session)
     base_version = base.version if base is not None else None
     if row.applied_at is not None:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from stargate.domain import ExecutorKind, Fleet, JobKind, JobSpec, Queue
+from stargate.fleetfile.describe import found_text
 from stargate.server.auth import Principal
 from stargate.server.errors import BadRequestError, ConflictError, ForbiddenError, InvalidError, NotFoundError
 from stargate.server.schemas import Job, JobPage
@@ -212,7 +213,7 @@ def get_visible(session: Session, who: Principal, public_id: str, *, for_update:
     row_id = parse_job_id(public_id)
     job = job_repo.get(session, row_id, for_update=for_update) if row_id is not None else None
     if job is None or not (who.is_admin or job.team_id == who.team):
-        raise NotFoundError(f"no job '{public_id}'")
+        raise NotFoundError(f"no job {found_text(public_id)}")
     return job
 
 
@@ -237,7 +238,9 @@ def _cursor(cursor: str | None) -> int | None:
     if cursor is None or cursor == "":
         return None
     if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
-        raise BadRequestError(f"cursor: found '{cursor[:40]}', expected a value from a previous page's next_cursor")
+        raise BadRequestError(
+            f"cursor: found {found_text(cursor)}, expected a value from a previous page's next_cursor"
+        )
     return int(cursor)
 
 

@@ -1,6 +1,7 @@
 """Job logs: read from the executor of the job's latest run, outside any database transaction."""
 
 from stargate.executors import RunHandle
+from stargate.fleetfile.describe import found_text
 from stargate.server.auth import Principal
 from stargate.server.context import ServerContext
 from stargate.server.errors import UnavailableError
@@ -25,5 +26,5 @@ def read(ctx: ServerContext, who: Principal, public_id: str, offset: int) -> Log
         text, next_offset = executor.logs(handle, offset)
         complete = final and (text == "" or executor.logs(handle, next_offset)[0] == "")  # a last, empty page
     except Exception as exc:  # the executor's own failure: report it, do not fail the server
-        raise UnavailableError(f"logs of job {public_id}: executor '{kind}' failed: {exc}") from None
+        raise UnavailableError(f"logs of job {found_text(public_id)[1:-1]}: executor '{kind}' failed: {exc}") from None
     return Logs(text=text, next_offset=next_offset, complete=complete)

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from stargate.fleetfile.describe import found_text
 from stargate.server.auth import Role, new_token
 from stargate.server.errors import ConflictError, InvalidError, NotFoundError
 from stargate.server.schemas import TokenInfo
@@ -36,7 +37,7 @@ def create(
             raise InvalidError(f"team: found nothing, expected the team a '{role.value}' token belongs to")
         if team_repo.get_team(session, team) is None:
             known = ", ".join(t.id for t in team_repo.list_teams(session)[:10]) or "none: apply a fleet first"
-            raise InvalidError(f"team: found '{team}', expected the id of a team ({known})")
+            raise InvalidError(f"team: found {found_text(team)}, expected the id of a team ({known})")
     if expires_at is not None and not timedelta(0) < expires_at - now <= MAX_LIFETIME:
         raise InvalidError(
             f"expires_at: found {expires_at.isoformat()}, expected a time after {now.isoformat()} and at most "
@@ -94,25 +95,38 @@ def actor(token_id: str, name: str) -> str:
     return f"token {token_id} ({name})"[:200]
 
 
+def _outlived(row: TokenRow, live_admins: list[tuple[str, datetime | None]]) -> bool:
+    """Whether another live admin token lasts at least as long as ``row``: never expires, or (when ``row``
+    expires) expires no earlier. Revoking an admin token never shortens the time an admin can get in."""
+    return any(
+        other != row.id and (until is None or (row.expires_at is not None and until >= row.expires_at))
+        for other, until in live_admins
+    )
+
+
 def revoke(session: Session, token_id: str, now: datetime, by: str) -> TokenRow:
     """Revoke token ``token_id`` at ``now`` (idempotent: a revoked token is returned as it is).
 
-    404 for an unknown id; 409 when it is the last live admin token, so that nobody locks the admins out (create
-    another admin token first). Processes that cached the token stop accepting it within their cache's TTL.
+    404 for an unknown id; 409 when no other live admin token lasts as long as this one (for a token without
+    expiry: no other admin token without expiry), so that nobody locks the admins out, at once or when an expiring
+    admin token runs out (create another admin token first). Processes that cached the token stop accepting it
+    within their cache's TTL.
     """
     found = token_repo.get(session, token_id)
     if found is None:
-        raise NotFoundError(f"no token '{token_id[:60]}'")
+        raise NotFoundError(f"no token {found_text(token_id)}")
     # lock the live admin tokens first, then the row (one order for every revocation: no deadlock)
-    live_admins = token_repo.live_admin_ids(session, now) if found.role == Role.ADMIN.value else []
+    live_admins = token_repo.live_admins(session, now) if found.role == Role.ADMIN.value else []
     row = token_repo.get_for_update(session, token_id)
     assert row is not None  # tokens are never deleted
     if row.revoked_at is not None:
         return row
-    if live_admins == [row.id]:
+    if row.role == Role.ADMIN.value and token_repo.is_live(row, now) and not _outlived(row, live_admins):
+        until = "without expiry" if row.expires_at is None else f"until at least {row.expires_at.isoformat()}"
         raise ConflictError(
-            f"token {row.id} ('{row.name}') is the last live admin token; revoking it would lock every admin out: "
-            "create another admin token first (`stargate admin token create --role admin`)"
+            f"token {row.id} ('{found_text(row.name)[1:-1]}') is the last live admin token {until}; revoking it "
+            "would lock every admin out when the others expire: create another admin token first "
+            "(`stargate admin token create --role admin`, without --expires)"
         )
     row.revoked_at, row.revoked_by = now, by[:200]
     session.flush()

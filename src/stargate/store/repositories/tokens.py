@@ -3,7 +3,7 @@
 import hashlib
 import hmac
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -66,11 +66,11 @@ def is_live(row: TokenRow, now: datetime) -> bool:
     return row.revoked_at is None and (row.expires_at is None or row.expires_at > now)
 
 
-def live_admin_ids(session: Session, now: datetime) -> list[str]:
-    """Ids of the admin tokens live at ``now``, locked until the transaction ends (so two revocations of the last
-    two admin tokens cannot both pass on PostgreSQL: the second re-reads the first's change)."""
+def live_admins(session: Session, now: datetime) -> list[tuple[str, datetime | None]]:
+    """(id, expiry) of the admin tokens live at ``now``, locked until the transaction ends (so two revocations of
+    the last two admin tokens cannot both pass on PostgreSQL: the second re-reads the first's change)."""
     query = (
-        select(TokenRow.id)
+        select(TokenRow.id, TokenRow.expires_at)
         .where(
             TokenRow.role == "admin",
             TokenRow.revoked_at.is_(None),
@@ -79,7 +79,12 @@ def live_admin_ids(session: Session, now: datetime) -> list[str]:
         .order_by(TokenRow.id)
         .with_for_update()
     )
-    return list(session.scalars(query))
+    return [(token_id, _aware(expires_at)) for token_id, expires_at in session.execute(query)]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """A stored time as UTC-aware (SQLite returns naive UTC)."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def list_all(session: Session) -> list[TokenRow]:
