@@ -444,8 +444,31 @@ def load_config(env: Mapping[str, str]) -> ClientConfig:
     if env_url and (problem := url_problem(env_url)):
         raise ValueError(f"STARGATE_URL: {problem}")
     url = env_url or saved.get("url") or DEFAULT_URL
-    token = env.get("STARGATE_TOKEN") or saved.get("token") or None
+    env_token = env.get("STARGATE_TOKEN")
+    if env_token and (problem := token_problem(env_token)):
+        raise ValueError(f"STARGATE_TOKEN: {problem}")
+    token = env_token or saved.get("token") or None
     return ClientConfig(url=str(url), token=token)
+
+
+MAX_TOKEN_CHARS = 1024
+"""Longest token the client sends (server tokens are about 80 characters)."""
+
+
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot be a bearer token (1 to 1,024 visible ASCII characters, no space); None when it can.
+
+    Checked before any request: an HTTP header cannot carry other characters (a newline would end it, a non-ASCII
+    character cannot be encoded)."""
+    if not 1 <= len(token) <= MAX_TOKEN_CHARS:
+        return f"found {len(token):,} characters; expected a token of 1 to {MAX_TOKEN_CHARS:,} visible ASCII characters"
+    for position, char in enumerate(token):
+        if not "!" <= char <= "~":
+            return (
+                f"found {char!a} at character {position + 1}; expected visible ASCII characters only "
+                "(no space, newline or non-ASCII character: copy the token again)"
+            )
+    return None
 
 
 def url_problem(url: object) -> str | None:
@@ -472,6 +495,8 @@ def _read_saved(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: url: {problem}; {again}")
     if saved.get("token") is not None and not isinstance(saved["token"], str):
         raise ValueError(f"{path}: token: found {json.dumps(saved['token'])}; expected a string; {again}")
+    if saved.get("token") and (problem := token_problem(saved["token"])):
+        raise ValueError(f"{path}: token: {problem}; {again}")
     return saved
 
 

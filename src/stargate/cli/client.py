@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stargate.cli.jobfile import JobFileError, load_job_file
+from stargate.cli.text import cell, visible
 from stargate.client import (
     DEFAULT_URL,
     JOB_STATUSES,
@@ -35,6 +36,7 @@ from stargate.client import (
     load_config,
     parse_expiry,
     save_config,
+    token_problem,
     url_problem,
     with_retries,
 )
@@ -82,6 +84,8 @@ def login(
         except (OSError, UnicodeDecodeError) as exc:
             _refuse_input(f"--token-file: cannot read {token_file}: {getattr(exc, 'strerror', None) or exc}")
     assert token is not None
+    if problem := token_problem(token):
+        _refuse_input(f"{'--token' if token_file is None else f'--token-file: {token_file}'}: {problem}")
     with _failures(login=True):
         with StargateClient(url, token) as client:
             me = client.whoami()
@@ -89,8 +93,11 @@ def login(
     if as_json:
         _print_json({"url": url.rstrip("/"), "config": str(path), "whoami": me})
         return
-    team = f"team {me['team']}" if me["team"] else "no team"
-    typer.echo(f"logged in to {url.rstrip('/')} as {me['name']} ({team}, role {me['role']}); config saved to {path}")
+    team = f"team {visible(me['team'])}" if me["team"] else "no team"
+    typer.echo(
+        f"logged in to {visible(url.rstrip('/'))} as {visible(me['name'])} ({team}, role {visible(me['role'])}); "
+        f"config saved to {path}"
+    )
 
 
 def submit(
@@ -133,7 +140,8 @@ def submit(
         _print_json(new)
         return
     typer.echo(
-        f"submitted {new['id']} ({new['name']}) to queue {new['queue']}: {gpu_count(new['gpus'])}, {new['status']}"
+        f"submitted {visible(new['id'])} ({visible(new['name'])}) to queue {visible(new['queue'])}: "
+        f"{gpu_count(new['gpus'])}, {visible(new['status'])}"
     )
 
 
@@ -233,7 +241,7 @@ def cancel(job_id: str = typer.Argument(..., help="Job id, e.g. j-000123."), as_
     if as_json:
         _print_json(after)
         return
-    typer.echo(f"cancel requested for {after['id']}: status {after['status']}")
+    typer.echo(f"cancel requested for {visible(after['id'])}: status {visible(after['status'])}")
 
 
 def queues(as_json: bool = JsonOption) -> None:
@@ -281,7 +289,8 @@ def token_create(
         _print_json(made)
         return
     until = f", expires {_when(made.get('expires_at'))}" if made.get("expires_at") else ""
-    typer.echo(f"token {made['id']} ({role}, team {team or '-'}, name {label}{until}): {made['token']}")
+    shown = f"{visible(made['id'])} ({role}, team {visible(team or '-')}, name {visible(label)}{until})"
+    typer.echo(f"token {shown}: {made['token']}")
     typer.echo("(shown once; only a salted hash is stored)")
 
 
@@ -291,12 +300,18 @@ def token_revoke(
 ) -> None:
     """Revoke a token (idempotent): this server refuses it at once, every other within 5 s. The last live admin
     token is never revoked (409)."""
+    if not _TOKEN_ID.fullmatch(token_id):
+        shown = "nothing (an empty id)" if not token_id else ascii(token_id[:40] + ("…" if len(token_id) > 40 else ""))
+        _refuse_input(f"TOKEN_ID: found {shown}; expected a token id such as t-0123456789abcdef")
     with _failures(), _client() as client:
         item = client.revoke_token(token_id)
     if as_json:
         _print_json(item)
         return
-    typer.echo(f"token {item['id']} ({item['name']}) revoked at {_when(item['revoked_at'])} by {item['revoked_by']}")
+    typer.echo(
+        f"token {visible(item['id'])} ({visible(item['name'])}) revoked at {_when(item['revoked_at'])} "
+        f"by {visible(item['revoked_by'])}"
+    )
 
 
 def render_tokens(items: list[dict[str, Any]]) -> None:
@@ -307,15 +322,20 @@ def render_tokens(items: list[dict[str, Any]]) -> None:
     for item in items:
         revoked = f"{_when(item['revoked_at'])} by {item['revoked_by']}" if item["revoked_at"] else "-"
         table.add_row(
-            item["id"],
-            item["name"],
-            item["role"],
-            item["team"] or "-",
-            item["state"],
-            _when(item["created_at"]),
-            item["created_by"] or "-",
-            _when(item["expires_at"]),
-            revoked,
+            *map(
+                cell,
+                (
+                    item["id"],
+                    item["name"],
+                    item["role"],
+                    item["team"] or "-",
+                    item["state"],
+                    _when(item["created_at"]),
+                    item["created_by"] or "-",
+                    _when(item["expires_at"]),
+                    revoked,
+                ),
+            )
         )
     _console().print(table)
 
@@ -338,10 +358,10 @@ def _failures(login: bool = False) -> Iterator[None]:
         yield
     except UnauthorizedError as exc:
         message = f"{exc.status} unauthorised: {exc.detail}; check the token" if login else str(exc)
-        typer.echo(f"error: {message}", err=True)
+        typer.echo(f"error: {visible(message)}", err=True)
         raise typer.Exit(exc.exit_code) from None
     except ClientError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {visible(exc)}", err=True)
         raise typer.Exit(exc.exit_code) from None
 
 
@@ -352,6 +372,8 @@ def _refuse_input(message: str) -> NoReturn:
 
 
 _JOB_ID = re.compile(r"j-[0-9]{1,18}")
+_TOKEN_ID = re.compile(r"t-[0-9a-f]{8,32}")
+"""A token id as the server makes them (``t-`` and hex digits; see ``stargate.store.repositories.tokens``)."""
 
 
 def _check_job_id(job_id: str) -> None:
@@ -389,9 +411,9 @@ def _when(value: str | None) -> str:
 
 
 def _status(value: str) -> str:
-    """A status with its colour."""
+    """A status with its colour (escaped like any text from the server)."""
     style = _STATUS_STYLE.get(value)
-    return f"[{style}]{value}[/]" if style else value
+    return f"[{style}]{value}[/]" if style else cell(value)
 
 
 def _render_jobs(items: list[Job], next_cursor: str | None) -> None:
@@ -400,17 +422,16 @@ def _render_jobs(items: list[Job], next_cursor: str | None) -> None:
     for name in ("ID", "NAME", "QUEUE", "STATUS", "GPUS", "CLUSTER", "ATTEMPT", "SUBMITTED", "REASON"):
         table.add_column(name, no_wrap=name in {"ID", "STATUS", "SUBMITTED"})
     for item in items:
-        cluster = item["cluster"] or "-"
         table.add_row(
-            item["id"],
-            item["name"],
-            item["queue"],
+            cell(item["id"]),
+            cell(item["name"]),
+            cell(item["queue"]),
             _status(item["status"]),
-            str(item["gpus"]),
-            cluster,
-            str(item["attempt"]),
-            _when(item["submitted_at"]),
-            item["reason"] or "",
+            cell(item["gpus"]),
+            cell(item["cluster"] or "-"),
+            cell(item["attempt"]),
+            cell(_when(item["submitted_at"])),
+            cell(item["reason"] or ""),
         )
     console = _console()
     console.print(table)
@@ -443,13 +464,13 @@ def _render_job(item: Job) -> None:
     table.add_column(style="bold")
     table.add_column()
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, value if key == "status" else cell(value))
     _console().print(table)
 
 
 def _quota_text(quota: dict[str, Any]) -> str:
     """``H100-SXM: 40,000 GPUs (+20,000 borrowable)``; ``*`` reads as ``any GPU``."""
-    model = "any GPU" if quota.get("gpu_model") == "*" else quota.get("gpu_model", "?")
+    model = "any GPU" if quota.get("gpu_model") == "*" else visible(quota.get("gpu_model", "?"))
     borrow = quota.get("borrowing_limit_gpus")
     extra = " (+ unlimited borrowing)" if borrow is None else f" (+{borrow:,} borrowable)" if borrow else ""
     return f"{model}: {gpu_count(quota.get('gpus', 0))}{extra}"
@@ -468,12 +489,17 @@ def _render_queues(items: list[Queue]) -> None:
     for item in items:
         quotas = "; ".join(_quota_text(q) for q in item["quotas"]) or "none"
         table.add_row(
-            item["id"],
-            item["team"],
-            item["cohort"] or "-",
-            quotas,
-            str(item["pending_jobs"]),
-            str(item["running_jobs"]),
-            str(item["running_gpus"]),
+            *map(
+                cell,
+                (
+                    item["id"],
+                    item["team"],
+                    item["cohort"] or "-",
+                    quotas,
+                    item["pending_jobs"],
+                    item["running_jobs"],
+                    item["running_gpus"],
+                ),
+            )
         )
     _console().print(table)

@@ -21,20 +21,23 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from stargate.cli.client import render_tokens
+from stargate.cli.text import visible
 from stargate.client import parse_expiry
 from stargate.domain import Fleet
 from stargate.executors.isolation import IsolationError
 from stargate.fleetfile import FleetFileError, load_fleet
 from stargate.server.app import create_app
 from stargate.server.auth import Role
-from stargate.server.bootstrap import needs_fleet, open_database, prepare, resolve_isolation
+from stargate.server.bootstrap import NoDatabaseError, needs_fleet, open_database, prepare, resolve_isolation
 from stargate.server.defaults import DEFAULT_FLEET
 from stargate.server.errors import ServiceError
 from stargate.server.limits import SettingsError
+from stargate.server.schemas import name_problem
 from stargate.server.services import fleet as fleet_service
 from stargate.server.services import tokens as token_service
 from stargate.server.settings import Settings
 from stargate.store import Database
+from stargate.store.database import DatabaseUrlError, sqlite_path
 
 EXIT_REFUSED, EXIT_INPUT = 1, 2
 """Exit codes: refused (an unknown token, the last admin token); bad input (a flag, the fleet file, the database)."""
@@ -77,10 +80,11 @@ def up(
     except IsolationError as exc:
         raise _fail(f"{exc.option}: {exc}") from None
     typer.echo(f"isolation {found.mode.value}: {found.describe()}")
-    sock = _bind(settings)  # first: a start that cannot listen must write nothing (no database, token or fleet)
+    given = _load_fleet(settings.fleet_path) if settings.fleet_path is not None else None  # before any write
+    sock = _bind(settings)  # a start that cannot listen must write nothing (no database, token or fleet)
     try:
         db = _open_or_exit(settings)
-        prepared = prepare(settings, db, _fleet_to_apply(settings, db))
+        prepared = prepare(settings, db, given if given is not None else _default_fleet_if_needed(db))
         if prepared.fleet_changed:
             typer.echo(f"fleet version {prepared.fleet_version[:12]} applied")
         if prepared.admin_token is not None:
@@ -104,8 +108,18 @@ def token_create(team: str | None, role: str, name: str | None, expires: str | N
         expires_at = parse_expiry(expires, now) if expires is not None else None
     except ValueError as exc:
         raise _fail(f"--expires: {exc}") from None
+    if name is not None and (bad := name_problem(name)):
+        raise _fail(f"--name: {bad}")
     settings = Settings.from_env()
+    fresh = _no_database_yet(settings)
+    if fresh is not None and parsed is not Role.ADMIN:  # a new database has no teams: refuse before creating it
+        raise _fail(
+            f"--team: found {'nothing' if team is None else repr(team)}, expected the id of a team (none: there is "
+            f"no database at {fresh} yet; set STARGATE_HOME or STARGATE_DATABASE_URL, or start `stargate up` first)"
+        )
     db = _open_or_exit(settings)
+    if fresh is not None:
+        sys.stderr.write(f"note: created a new database at {fresh} (no server has used this state yet)\n")
     label = name or (f"{parsed.value}-{team}" if team else parsed.value)
     try:
         with db.write() as session:
@@ -117,14 +131,14 @@ def token_create(team: str | None, role: str, name: str | None, expires: str | N
     finally:
         db.close()
     until = f", expires {_when(expires_at)}" if expires_at is not None else ""
-    typer.echo(f"token {row.id} ({parsed.value}, team {team or '-'}, name {label}{until}): {secret}")
+    typer.echo(f"token {row.id} ({parsed.value}, team {visible(team or '-')}, name {visible(label)}{until}): {secret}")
     typer.echo("(shown once; only a salted hash is stored)")
 
 
 def token_list(as_json: bool) -> None:
-    """Print every token from the database (never a secret: none is stored)."""
+    """Print every token from the database (never a secret: none is stored); exit 2 when there is no database."""
     settings = Settings.from_env()
-    db = _open_or_exit(settings)
+    db = _open_or_exit(settings, create=False)
     now = datetime.now(UTC)
     try:
         with db.read() as session:
@@ -141,17 +155,20 @@ def token_list(as_json: bool) -> None:
 def token_revoke(token_id: str) -> None:
     """Revoke a token in the database; exit 1 when it is unknown or the last live admin token."""
     settings = Settings.from_env()
-    db = _open_or_exit(settings)
+    db = _open_or_exit(settings, create=False)
     try:
         with db.write() as session:
             row = token_service.revoke(session, token_id, datetime.now(UTC), _admin_actor())
             when, by, name = row.revoked_at, row.revoked_by, row.name
     except ServiceError as exc:
-        sys.stderr.write(f"error: {exc.detail}\n")
+        sys.stderr.write(f"error: {visible(exc.detail)}\n")
         raise typer.Exit(EXIT_REFUSED) from None
     finally:
         db.close()
-    typer.echo(f"token {token_id} ({name}) revoked at {_when(when)} by {by}; servers refuse it within 5 s")
+    typer.echo(
+        f"token {visible(token_id)} ({visible(name)}) revoked at {_when(when)} by {visible(by)}; "
+        "servers refuse it within 5 s"
+    )
 
 
 def _admin_actor() -> str:
@@ -179,10 +196,21 @@ def _write_secret(path: Path, secret: str) -> Path:
     return path
 
 
-def _open_or_exit(settings: Settings) -> Database:
+def _no_database_yet(settings: Settings) -> Path | None:
+    """The SQLite file the settings point at when it does not exist yet (None when it does, or on PostgreSQL)."""
+    try:
+        path = sqlite_path(settings.database_url)
+    except DatabaseUrlError:
+        return None  # _open_or_exit reports it
+    return path if path is not None and not path.exists() else None
+
+
+def _open_or_exit(settings: Settings, *, create: bool = True) -> Database:
     os.umask(0o077)  # the database and its journal files are the server's user's only
     try:
-        return open_database(settings)
+        return open_database(settings, create=create)
+    except NoDatabaseError as exc:
+        raise _fail(str(exc)) from None
     except (SQLAlchemyError, OSError, ValueError, ImportError) as exc:  # a driver's own errors included
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise _fail(f"database {_redact(settings.database_url)}: cannot open or migrate it: {first}") from None
@@ -197,11 +225,13 @@ def _redact(url: str) -> str:
     return f"{scheme}//{user_pass.split(':', 1)[0]}:***@{tail}"
 
 
-def _fleet_to_apply(settings: Settings, db: Database) -> Fleet | None:
-    path = settings.fleet_path
-    if path is None and not needs_fleet(db):
-        return None
-    path = path or DEFAULT_FLEET
+def _default_fleet_if_needed(db: Database) -> Fleet | None:
+    """The packaged default fleet when no fleet was ever applied to ``db`` (and none was given), else None."""
+    return _load_fleet(DEFAULT_FLEET) if needs_fleet(db) else None
+
+
+def _load_fleet(path: Path) -> Fleet:
+    """The fleet file at ``path``, loaded and checked against what the engine can schedule; exit 2 otherwise."""
     try:
         fleet = load_fleet(path)
     except FleetFileError as exc:

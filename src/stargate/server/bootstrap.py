@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import inspect
+
 from stargate.domain import Fleet
 from stargate.executors.isolation import Isolation, IsolationMode, needs_traversal, resolve
 from stargate.server.context import ServerContext
@@ -13,6 +15,7 @@ from stargate.server.services import fleet as fleet_service
 from stargate.server.services import tokens as token_service
 from stargate.server.settings import Settings
 from stargate.store import Database, upgrade
+from stargate.store.database import sqlite_path
 from stargate.store.repositories import fleet_versions
 
 ACTOR = "stargate up"
@@ -79,10 +82,34 @@ def secure_home(home: Path, mode: int) -> None:
             entry.chmod(0o700)
 
 
-def open_database(settings: Settings) -> Database:
-    """Create the state directory (private: see :func:`secure_home`), connect and migrate to the newest schema."""
-    secure_home(settings.home, home_mode(settings))
+class NoDatabaseError(Exception):
+    """``open_database(..., create=False)`` found no database where the settings point (one located line)."""
+
+
+def open_database(settings: Settings, *, create: bool = True) -> Database:
+    """Check the URL, create the state directory (private: see :func:`secure_home`), connect and migrate to the
+    newest schema.
+
+    The URL is checked before anything is written (an unusable one raises
+    :class:`~stargate.store.database.DatabaseUrlError`). With ``create=False`` nothing is created either: a SQLite
+    file that does not exist, or a PostgreSQL database without Stargate's schema, raises :class:`NoDatabaseError`
+    (for commands that only read or change an existing state, so that a mistyped ``STARGATE_HOME`` is refused
+    instead of starting an empty one).
+    """
+    path = sqlite_path(settings.database_url)  # raises DatabaseUrlError before anything is written
+    if not create and path is not None and not path.is_file():
+        raise NoDatabaseError(
+            f"no database at {path}: set STARGATE_HOME (now {settings.home}) or STARGATE_DATABASE_URL to the "
+            "server's state; `stargate up` creates it"
+        )
     db = Database.open(settings.database_url)
+    if not create and path is None and not inspect(db.engine).has_table("alembic_version"):
+        db.close()
+        raise NoDatabaseError(
+            "no Stargate schema in the database of STARGATE_DATABASE_URL: point it at the server's database; "
+            "`stargate up` creates the schema"
+        )
+    secure_home(settings.home, home_mode(settings))
     upgrade(db.engine)
     return db
 

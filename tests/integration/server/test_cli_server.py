@@ -141,12 +141,19 @@ def test_bad_flags_exit_2_without_a_traceback(tmp_path: Path) -> None:
 
 
 def test_admin_token_create_works_on_the_database_directly(tmp_path: Path) -> None:
+    """An admin token may be made before the first `stargate up` (to provision it); the new database is said."""
     home = tmp_path / "home"
     no_fleet = _stargate("admin", "token", "create", "--team", "alpha", "--role", "member", home=home)
-    assert no_fleet.exit_code == 2 and "--team: found 'alpha'" in no_fleet.stderr
+    assert no_fleet.exit_code == 2 and no_fleet.stderr.startswith("error: --team: found 'alpha'"), no_fleet.stderr
+    assert no_fleet.stderr.count("\n") == 1 and not home.exists()  # refused before anything was written
     admin = _stargate("admin", "token", "create", "--role", "admin", "--name", "ops", home=home)
     assert admin.exit_code == 0, admin.output
     assert re.search(r"token t-[0-9a-f]+ \(admin, team -, name ops\): sgt_\S+", admin.stdout)
+    assert (
+        admin.stderr == f"note: created a new database at {home / 'stargate.db'} (no server has used this state yet)\n"
+    )
+    again = _stargate("admin", "token", "create", "--role", "admin", home=home)
+    assert again.exit_code == 0 and again.stderr == ""
 
 
 def test_admin_token_create_makes_a_member_token_the_api_accepts(tmp_path: Path) -> None:

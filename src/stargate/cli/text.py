@@ -1,0 +1,28 @@
+"""Showing user-controlled text on a terminal: every renderer of the CLI passes such text through :func:`visible`.
+
+Job names, commands, reasons, token and team names come from other users. Printed raw, a control sequence in them
+(``ESC [1A ESC [2K`` moves the cursor up and erases the line, ``ESC [8m`` hides text) or a bidirectional override
+(U+202E) makes a reviewer's terminal show something other than what is stored. :func:`visible` shows such characters
+as escapes (``\\x1b``, ``\\u202e``, ``\\n``) instead. ``stargate logs`` is the exception: it prints a job's output
+bytes as they are, like ``cat``.
+"""
+
+from rich.markup import escape
+
+from stargate.domain.base import HIDDEN_CHARACTERS
+
+
+def visible(value: object) -> str:
+    """``value`` as text with every control, hidden, bidirectional and other non-printable character but the space
+    shown as a Python escape (``\\x1b``, ``\\u202e``); printable text (any script, emoji) is unchanged."""
+    text = str(value)
+    if text.isprintable():  # the common case, at C speed (HIDDEN_CHARACTERS are all non-printable)
+        return text
+    return "".join(
+        ch if ch == " " or (ch.isprintable() and ord(ch) not in HIDDEN_CHARACTERS) else ascii(ch)[1:-1] for ch in text
+    )
+
+
+def cell(value: object) -> str:
+    """``value`` for a Rich table cell: :func:`visible`, and Rich markup (``[red]``) shown as written."""
+    return escape(visible(value))
