@@ -362,3 +362,21 @@ def test_a_new_database_over_the_same_state_directory_never_takes_over_old_runs(
     with second.client() as http:
         assert http.get("/api/v1/jobs/j-000001/logs").json()["text"] == "beta-own-output\n"
     assert len([p for p in (home / "runs").iterdir() if p.is_dir()]) == 2  # one directory per installation
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--job-network", "bogus"], "error: --job-network: found 'bogus'; expected host or none"),
+        (["--job-network", "none", "--isolation", "users", "--job-uid-base", "1000"], "error: --job-uid-base: found"),
+    ],
+)
+def test_a_job_network_or_uid_base_that_cannot_be_had_stops_up_with_one_line(
+    tmp_path: Path, extra: list[str], message: str
+) -> None:
+    home = tmp_path / ".stargate"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STARGATE_")} | {"STARGATE_HOME": str(home)}
+    argv = [*stargate_argv([sys.executable, "-m", "stargate"]), *extra]
+    refused = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 2 and refused.stderr.startswith(message), refused.stderr
+    assert len(refused.stderr.splitlines()) == 1 and not home.exists()  # nothing written
