@@ -426,16 +426,20 @@ def sandbox_args(
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
     host = (*_SYSTEM_DIRS, *_LINKABLE, "/dev", "/proc", "/sys", "/run/systemd/resolve")  # their subdirs exist
     mounted = ("/", "/tmp", "/var/tmp", "/dev/shm")
-    for parent in reversed(Path(work_dir).parents):  # the way down to the job's directory: traversable, empty
+    target = Path(work_dir)
+    real = Path(os.path.realpath(work_dir))
+    if real != target and any(str(real).startswith(c + "/") for c in covered):
+        target = real  # reached through a symlink into a hidden directory: make the real way (the link leads there)
+    for parent in reversed(target.parents):  # the way down to the job's directory: traversable, empty
         where = str(parent)
         inside_hidden = any(where.startswith(c + "/") for c in covered)  # an empty tmpfs: make the way again
         shown = any(where == h or where.startswith(h + "/") for h in host)
         if where not in mounted and where not in covered and (inside_hidden or not shown):
             args += ["--perms", "0755", "--dir", where]
     if work_fd is not None:
-        args += ["--bind-fd", work_fd, str(work_dir)]
+        args += ["--bind-fd", work_fd, str(target)]
     else:
-        args += ["--bind", str(work_dir), str(work_dir)]
+        args += ["--bind", str(work_dir), str(target)]
     return [*args, "--chdir", "/"]  # the job enters its directory after dropping root (``env -C``, see the runner)
 
 

@@ -14,6 +14,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -540,3 +541,31 @@ def test_a_job_that_keeps_its_output_open_in_a_new_session_does_not_keep_the_run
     status = wait_final(executor, handle, 20.0)
     assert status.state is RunState.SUCCEEDED and time.monotonic() - started < 10
     assert executor.logs(handle)[0].startswith("main\n")
+
+
+@pytest.mark.parametrize("way", ["real", "link"])
+def test_a_state_directory_under_opt_is_hidden_in_users_mode_too(wait_final: Wait, way: str) -> None:
+    """The tmpfs over a state directory under a bound system directory (issue 7 review, finding 1) in ``users``
+    mode, reached directly or through a symlink: the job runs in its directory and sees nothing else there."""
+    _root()
+    base = Path(tempfile.mkdtemp(prefix="stargate-test-", dir="/opt"))
+    try:
+        base.chmod(0o755)
+        (base / "real").mkdir(mode=0o755)
+        (base / "link").symlink_to(base / "real")
+        home = base / way / ".stargate"
+        home.mkdir(mode=0o711)
+        (home / "admin-token").write_text("s3cret")
+        (home / "admin-token").chmod(0o644)  # readable by any uid, were it visible
+        executor = LocalExecutor(
+            home / "runs", isolation=_users(with_bwrap=True), work_root=home / "work", installation="i-1"
+        )
+        command = f"ls -a {home}; cat {base}/real/.stargate/admin-token {base}/link/.stargate/admin-token; pwd"
+        handle = executor.submit(_request(command, "alpha", "j-1"))
+        assert wait_final(executor, handle).state is RunState.SUCCEEDED
+        text = executor.logs(handle)[0]
+        assert text.startswith(".\n..\nwork\n") and "s3cret" not in text, text
+        assert text.endswith(f"{home}/work/i-1/alpha/j-1/attempt-0\n"), text
+    finally:
+        _kill_runs(base / "real" / ".stargate" / "runs" / "i-1")
+        shutil.rmtree(base, ignore_errors=True)
