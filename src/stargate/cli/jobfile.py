@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from stargate.domain import JobSpec
 from stargate.fleetfile.describe import error_words
 from stargate.fleetfile.errors import LocatedProblem, sort_problems
-from stargate.fleetfile.sources import read_limited
+from stargate.fleetfile.sources import NotAFileError, read_limited
 from stargate.fleetfile.yamldoc import DOCUMENT, Position, dotted, locate, parse_yaml, scalar_fields, too_large
 
 _SHAPE = "a job spec: a mapping with at least name, queue and gpus (and usually command)"
@@ -37,6 +37,9 @@ def load_job_file(path: Path) -> JobSpec:
         text = raw.decode("utf-8")
     except FileNotFoundError:
         raise JobFileError([LocatedProblem(file, 0, 0, DOCUMENT, "no such file", "a job spec YAML file")]) from None
+    except NotAFileError as exc:  # a FIFO or a device would make the read wait for ever
+        found = str(exc.strerror)
+        raise JobFileError([LocatedProblem(file, 0, 0, DOCUMENT, found, "a regular job spec YAML file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         found = f"a file that cannot be read ({exc})"
         raise JobFileError([LocatedProblem(file, 0, 0, DOCUMENT, found, "a UTF-8 text file")]) from None

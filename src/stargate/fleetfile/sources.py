@@ -1,5 +1,6 @@
 """Reading a fleet path: one YAML file, or every ``*.yaml`` / ``*.yml`` file of a directory (not recursive)."""
 
+import stat
 from pathlib import Path
 
 from stargate.domain.fleet import Fleet
@@ -14,17 +15,43 @@ MAX_FILES = 1_000
 
 
 def fleet_files(path: Path) -> list[Path]:
-    """The files a fleet path stands for: the file itself, or a directory's YAML files sorted by name."""
+    """The files a fleet path stands for: the file itself, or a directory's ``*.yaml`` / ``*.yml`` entries sorted
+    by name (every such entry, even one that is not a regular file: reading it then says what it is)."""
     if path.is_dir():
-        return sorted((p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file()), key=lambda p: p.name)
+        return sorted((p for p in path.iterdir() if p.suffix in SUFFIXES), key=lambda p: p.name)
     return [path]
+
+
+def not_a_file(path: Path) -> str | None:
+    """What ``path`` is when it is not a regular file one can read without waiting (a FIFO, a device, a socket, a
+    directory, a dangling symbolic link), or None for a regular file (or one that is missing: reading says so)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a symbolic link to a missing file" if path.is_symlink() else None
+    except OSError:
+        return None  # reading it will report the error
+    if stat.S_ISREG(mode):
+        return None
+    kinds = [
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((words for test, words in kinds if test(mode)), "not a regular file")
 
 
 def read_docs(path: Path) -> tuple[list[YamlDoc], list[LocatedProblem]]:
     """Parse every file of a fleet path; a missing path, an empty directory or an unreadable file is a problem."""
     where = str(path)
     if not path.exists():
-        return [], [LocatedProblem(where, 0, 0, DOCUMENT, "no such file or directory", _WANTED)]
+        found = "a symbolic link to a missing file" if path.is_symlink() else "no such file or directory"
+        return [], [LocatedProblem(where, 0, 0, DOCUMENT, found, _WANTED)]
+    kind = None if path.is_dir() else not_a_file(path)
+    if kind is not None:
+        return [], [LocatedProblem(where, 0, 0, DOCUMENT, kind, _WANTED)]
     try:
         files = fleet_files(path)
     except OSError as exc:
@@ -37,6 +64,10 @@ def read_docs(path: Path) -> tuple[list[YamlDoc], list[LocatedProblem]]:
     docs: list[YamlDoc] = []
     problems: list[LocatedProblem] = []
     for file in files:
+        kind = not_a_file(file)
+        if kind is not None:
+            problems.append(LocatedProblem(str(file), 0, 0, DOCUMENT, kind, "a regular YAML file"))
+            continue
         text, problem = _read_text(file)
         if problem is not None:
             problems.append(problem)
@@ -48,8 +79,23 @@ def read_docs(path: Path) -> tuple[list[YamlDoc], list[LocatedProblem]]:
 _WANTED = "a fleet YAML file, or a directory of *.yaml / *.yml fleet files"
 
 
+class NotAFileError(OSError):
+    """A path that is not a regular file (its ``strerror`` says what it is)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.strerror = kind
+
+
 def read_limited(file: Path) -> bytes | int:
-    """The bytes of ``file``, or its size when it is over :data:`MAX_DOCUMENT_BYTES` (read no further than that)."""
+    """The bytes of ``file``, or its size when it is over :data:`MAX_DOCUMENT_BYTES` (read no further than that).
+
+    Only a regular file is opened (opening a FIFO would wait for a writer for ever): anything else is an OSError
+    naming what it is.
+    """
+    kind = not_a_file(file)
+    if kind is not None:
+        raise NotAFileError(kind)
     with file.open("rb") as handle:
         raw = handle.read(MAX_DOCUMENT_BYTES + 1)
         if len(raw) > MAX_DOCUMENT_BYTES:

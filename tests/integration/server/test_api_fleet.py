@@ -81,7 +81,7 @@ def test_an_invalid_fleet_gets_located_problems(harness: Harness) -> None:
     proposed["clusters"][1]["nodes"] = -1
     response = harness.client.post(f"{FLEET}/plan", json={"fleet": proposed}, headers=harness.headers())
     assert response.status_code == 422
-    assert "fleet.clusters.1.nodes" in response.json()["detail"]
+    assert "body.fleet.clusters[1].nodes: found -1, expected an integer greater than 0" in response.json()["detail"]
     proposed["clusters"][1]["nodes"] = 1
     response = harness.client.post(f"{FLEET}/plan", json={"fleet": proposed}, headers=harness.headers())
     assert response.status_code == 422

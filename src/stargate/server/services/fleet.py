@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from sqlalchemy.orm import Session
 
 from stargate.domain import Fleet, fleet_problems
-from stargate.fleetfile.describe import found_text
+from stargate.domain.problems import Problem
+from stargate.fleetfile.describe import error_words, found_text
 from stargate.server.decide import Snapshot, decide
 from stargate.server.errors import ConflictError, InvalidError, NotFoundError
 from stargate.server.schemas import Change, FleetOut, FleetPlan
@@ -48,18 +50,25 @@ def version_of(document: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def parse(document: dict[str, Any], where: str = "fleet") -> Fleet:
-    """Validate a fleet document; 422 listing every located problem."""
+def parse(document: dict[str, Any], where: str = "body.fleet") -> Fleet:
+    """Validate a fleet document; 422 listing every located problem, worded as the fleet file's loader words them
+    (``body.fleet.clusters[0].nodes: found -1, expected an integer greater than 0 ...``)."""
     try:
         fleet = Fleet.model_validate(document)
     except ValidationError as exc:
-        lines = [f"{where}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        lines = [_field_line(where, e) for e in exc.errors()]
         raise InvalidError("invalid fleet: " + "; ".join(lines)) from None
     problems = fleet_problems(fleet)
     if problems:
         lines = [f"{where}.{p.dotted()}: found {p.found}, expected {p.expected}" for p in problems]
         raise InvalidError("invalid fleet: " + "; ".join(lines))
     return fleet
+
+
+def _field_line(where: str, err: ErrorDetails) -> str:
+    """One pydantic error of a fleet document as ``WHERE.PATH: found X, expected Y``."""
+    found, expected = error_words(Fleet, err)
+    return f"{where}.{Problem(tuple(err['loc']), found, expected).dotted()}: found {found}, expected {expected}"
 
 
 def current(session: Session) -> FleetOut:
