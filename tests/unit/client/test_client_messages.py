@@ -167,7 +167,8 @@ def test_an_option_out_of_range_is_one_line_and_exit_2(tmp_path: Path, args: lis
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("name: a\nqueue: q\ngpus: [1\n", "job.yaml:4:1: (document): found invalid YAML"),
+        ("name: a\nqueue: q\ngpus: 1\nenvironment: {A: 1\n", "job.yaml:5:1: (document): found invalid YAML"),
+        ("name: a\nqueue: q\ngpus: [1\n", "job.yaml:3:7: gpus: found a list; expected a single value"),
         ("", "job.yaml:1:1: (document): found an empty document"),
         ("- 1\n- 2\n", "job.yaml:1:1: (document): found a list at the top level"),
         ("name: a\nqueue: q\n", "job.yaml:1:1: gpus: found nothing (the key is missing)"),
