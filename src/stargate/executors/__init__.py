@@ -4,7 +4,6 @@
 Ray, Slurm and Kubernetes executors come in later issues; asking for them now is a clear error.
 """
 
-import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from stargate.executors.isolation import (
 )
 from stargate.executors.local import LocalExecutor, LocalExecutorError
 from stargate.executors.local_runner import DEFAULT_LOG_LIMIT
-from stargate.store.database import DatabaseUrlError, sqlite_path
 
 __all__ = [
     "Capabilities",
@@ -73,21 +71,10 @@ def _local(settings: object) -> Executor:
         isolation=isolation,
         work_root=work_root,
         identities=identities,
-        hidden=_hidden_dirs(home, getattr(settings, "database_url", None)),
+        hidden=tuple(getattr(settings, "private_dirs", (home,))),
         installation=getattr(settings, "installation_id", None),
         max_log_bytes=int(getattr(settings, "max_log_bytes", DEFAULT_LOG_LIMIT)),
     )
-
-
-def _hidden_dirs(home: Path, database_url: object) -> tuple[Path, ...]:
-    """What a sandboxed job must never see: the state directory and the SQLite database's directory."""
-    hidden = [home]
-    if isinstance(database_url, str):
-        with contextlib.suppress(DatabaseUrlError):
-            path = sqlite_path(database_url)
-            if path is not None:
-                hidden.append(path.absolute().parent)
-    return tuple(hidden)
 
 
 _FACTORIES: dict[str, Callable[[object], Executor]] = {"local": _local}

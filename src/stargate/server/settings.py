@@ -15,7 +15,7 @@ from stargate.server.limits import (
     SettingsError,
     bytes_from_env,
 )
-from stargate.store.database import default_url
+from stargate.store.database import DatabaseUrlError, default_url, sqlite_path
 
 LOG_CAP_ENV = "STARGATE_MAX_LOG_BYTES"
 _LOG_CAP_RANGE = (4096, 1 << 40)
@@ -77,6 +77,18 @@ class Settings:
     installation_id: str | None = None
     """The database's installation id (filled in by :class:`~stargate.server.context.ServerContext` from the
     database): the local executor keeps runs under ``runs/<id>/`` and working directories under ``work/<id>/``."""
+
+    @property
+    def private_dirs(self) -> tuple[Path, ...]:
+        """Directories no job may see: the state directory, and the SQLite database's directory when elsewhere."""
+        hidden = [self.home]
+        try:
+            path = sqlite_path(self.database_url)
+        except DatabaseUrlError:
+            path = None
+        if path is not None:
+            hidden.append(path.absolute().parent)
+        return tuple(hidden)
 
     @property
     def runs_dir(self) -> Path:
