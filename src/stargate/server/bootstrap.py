@@ -38,7 +38,14 @@ def needs_fleet(db: Database) -> bool:
         return fleet_versions.current_version(session) is None
 
 
-PRIVATE_FILES = ("stargate.db", "stargate.db-wal", "stargate.db-shm", "stargate.db-journal", "admin-token")
+PRIVATE_FILES = (
+    "stargate.db",
+    "stargate.db-wal",
+    "stargate.db-shm",
+    "stargate.db-journal",
+    "stargate.db.scheduler.lock",
+    "admin-token",
+)
 """Files of the state directory that only the server's user may read (with ``scheduler.lock``, ``job-uids.json``
 and every ``*.log`` / ``*.pid`` there)."""
 

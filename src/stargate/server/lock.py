@@ -14,9 +14,9 @@ from stargate.store import Database
 class SchedulerLock:
     """Held by at most one process per database; :meth:`acquire` never blocks.
 
-    On SQLite the lock is ``fcntl.flock`` on ``STARGATE_HOME/scheduler.lock`` (released by the kernel when the
-    process dies, even by SIGKILL). On PostgreSQL it is ``pg_try_advisory_lock`` on a connection kept open for as
-    long as the lock is held (released by the server when that connection ends).
+    On SQLite the lock is ``fcntl.flock`` on ``<database file>.scheduler.lock`` beside the database (released by the
+    kernel when the process dies, even by SIGKILL). On PostgreSQL it is ``pg_try_advisory_lock`` on a connection kept
+    open for as long as the lock is held (released by the server when that connection ends).
     """
 
     def __init__(self, db: Database, lock_path: Path) -> None:

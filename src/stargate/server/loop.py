@@ -55,7 +55,7 @@ def run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
 
     A cycle that raises is counted (``stargate_scheduler_cycle_failures_total``, the consecutive-failure gauge and
     ``/healthz``, degraded after a few in a row) and the exception goes on to the caller; one that finishes clears
-    the streak. A cycle still running after ``metrics.STALLED_AFTER_S`` (300 s) makes ``/healthz`` degraded.
+    the streak. A cycle still running after ``metrics.STALLED_AFTER_S`` (60 s) makes ``/healthz`` degraded.
     """
     ctx.metrics.scheduler.began()
     try:

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 CYCLE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DEGRADED_AFTER_FAILURES = 3
 """Consecutive failed scheduler cycles after which ``/healthz`` reports ``degraded`` (one good cycle clears it)."""
-STALLED_AFTER_S = 300.0
+STALLED_AFTER_S = 60.0
 """A scheduler cycle still running after this long makes ``/healthz`` report ``degraded`` (it is stuck), s."""
 
 

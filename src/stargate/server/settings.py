@@ -115,8 +115,15 @@ class Settings:
 
     @property
     def lock_path(self) -> Path:
-        """The scheduler's lock file (SQLite)."""
-        return self.home / "scheduler.lock"
+        """The scheduler's lock file on SQLite: beside the database file, so servers on one database share it and
+        servers on two databases over one state directory do not."""
+        try:
+            database = sqlite_path(self.database_url)
+        except DatabaseUrlError:
+            database = None
+        if database is None:
+            return self.home / "scheduler.lock"
+        return database.with_name(f"{database.name}.scheduler.lock")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":

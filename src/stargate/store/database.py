@@ -80,6 +80,23 @@ def default_url(home: Path) -> str:
     return f"sqlite:///{home / 'stargate.db'}"
 
 
+POSTGRES_CONNECT_DEFAULTS: dict[str, int] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,
+}
+"""libpq settings so that a database gone from the network fails a request within seconds instead of hanging it:
+connecting gives up after 5 s, and a connection whose peer stops acknowledging (keepalives; data unacknowledged for
+15 s) is dropped. A URL that sets any of them keeps its own value. A peer that acknowledges but never answers (a hung
+PostgreSQL) is bounded by the server's own ``statement_timeout``: set it in the URL (``options=-c
+statement_timeout=30s``, see docs/howto/postgresql.md)."""
+POOL_TIMEOUT_S = 10.0
+"""Seconds a request waits for a free pooled connection before it fails (503 database unavailable)."""
+
+
 def create_engine(url: str) -> Engine:
     """An engine for ``url`` with Stargate's connection settings (SQLite pragmas, pool pre-ping).
 
@@ -89,7 +106,15 @@ def create_engine(url: str) -> Engine:
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(url)
-        return sa_create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=POOL_OVERFLOW)
+        connect_args = {k: v for k, v in POSTGRES_CONNECT_DEFAULTS.items() if k not in parsed.query}
+        return sa_create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=POOL_OVERFLOW,
+            pool_timeout=POOL_TIMEOUT_S,
+            connect_args=connect_args,
+        )
     except ImportError as exc:  # the driver named in the URL is not installed
         found = f"the driver '{parsed.get_driver_name()}', which is not installed ({exc.name or exc})"
         raise DatabaseUrlError(f"found {found}, expected {_EXPECTED_URL}") from None

@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, text
 
 from integration.server.stargate_harness import POSTGRES_ENV, postgres_schema_url
 from stargate.server.lock import SchedulerLock
+from stargate.server.settings import Settings
 from stargate.store import Database
 
 
@@ -61,3 +62,22 @@ def test_postgres_locks_are_per_database_schema(tmp_path: Path) -> None:
             for schema in schemas:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def test_two_sqlite_databases_over_one_state_directory_each_get_a_scheduler(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    one = Settings(home=home, database_url=f"sqlite:///{home / 'stargate.db'}")
+    other = Settings(home=home, database_url=f"sqlite:///{tmp_path / 'other.db'}")
+    same = Settings(home=tmp_path / "elsewhere", database_url=one.database_url)
+    assert same.lock_path == one.lock_path  # servers on one database share the lock wherever their state is
+    dbs = [Database.open(s.database_url) for s in (one, other, same)]
+    try:
+        first, second, third = (SchedulerLock(db, s.lock_path) for db, s in zip(dbs, (one, other, same), strict=True))
+        assert first.acquire() and second.acquire()  # two databases: two schedulers, neither a standby
+        assert not third.acquire()  # the same database: a standby
+        first.release()
+        second.release()
+    finally:
+        for db in dbs:
+            db.close()
