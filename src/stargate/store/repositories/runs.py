@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Text, bindparam, insert, select, type_coerce, update
+from sqlalchemy import ColumnElement, Table, Text, Update, bindparam, insert, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from stargate.store.models import JobRow, RunRow, format_job_id
@@ -53,23 +53,29 @@ def current_for(session: Session, jobs: Iterable[JobRow]) -> dict[int, RunRow]:
     return {r.job_id: r for r in rows if attempt.get(r.job_id) == r.attempt}
 
 
+_RUNS = cast(Table, RunRow.__table__)
+
+
 def add_many(session: Session, runs: Sequence[Mapping[str, Any]]) -> None:
     """Insert many run rows with one multi-row statement (keys: ``job_id``, ``attempt``, ``executor``,
     ``cluster``, ``created_at``)."""
     if runs:
-        session.execute(insert(cast(Table, RunRow.__table__)), [{"ended": False, "note": "", **r} for r in runs])
+        session.execute(insert(_RUNS), [{"ended": False, "note": "", **r} for r in runs])
+
+
+def _each_run(condition: ColumnElement[bool]) -> Update:
+    """An UPDATE of the run named by the bound ``b_job`` and ``b_attempt`` when ``condition`` holds (executed with
+    one parameter set per run)."""
+    return update(_RUNS).where(
+        _RUNS.c.job_id == bindparam("b_job"), _RUNS.c.attempt == bindparam("b_attempt"), condition
+    )
 
 
 def set_handles(session: Session, handles: Sequence[tuple[int, int, str]]) -> None:
     """Store the handle key of each (job id, attempt) run that has none yet, in one statement run for all."""
     if not handles:
         return
-    table = cast(Table, RunRow.__table__)
-    statement = (
-        update(table)
-        .where(table.c.job_id == bindparam("b_job"), table.c.attempt == bindparam("b_attempt"))
-        .where(table.c.handle_key.is_(None))
-    )
+    statement = _each_run(_RUNS.c.handle_key.is_(None))
     session.execute(statement, [{"b_job": j, "b_attempt": a, "handle_key": k} for j, a, k in handles])
 
 
@@ -77,12 +83,7 @@ def end_many(session: Session, ended: Sequence[tuple[int, int, int | None, str]]
     """Mark each (job id, attempt, exit code, note) run ended unless it already is, in one statement run for all."""
     if not ended:
         return
-    table = cast(Table, RunRow.__table__)
-    statement = (
-        update(table)
-        .where(table.c.job_id == bindparam("b_job"), table.c.attempt == bindparam("b_attempt"))
-        .where(table.c.ended.is_(False))
-    )
+    statement = _each_run(_RUNS.c.ended.is_(False))
     params = [
         {"b_job": j, "b_attempt": a, "ended": True, "ended_at": at, "exit_code": code, "note": note}
         for j, a, code, note in ended
@@ -94,13 +95,7 @@ def count_start_failures(session: Session, runs: Sequence[tuple[int, int]]) -> N
     """Add one failed start to each (job id, attempt) run not yet ended, in one statement run for all."""
     if not runs:
         return
-    table = cast(Table, RunRow.__table__)
-    statement = (
-        update(table)
-        .where(table.c.job_id == bindparam("b_job"), table.c.attempt == bindparam("b_attempt"))
-        .where(table.c.ended.is_(False))
-        .values(start_failures=table.c.start_failures + 1)
-    )
+    statement = _each_run(_RUNS.c.ended.is_(False)).values(start_failures=_RUNS.c.start_failures + 1)
     session.execute(statement, [{"b_job": j, "b_attempt": a} for j, a in runs])
 
 
@@ -108,12 +103,7 @@ def set_notes(session: Session, notes: Sequence[tuple[int, int, str]]) -> None:
     """Set the note of each (job id, attempt, note) run not yet ended, in one statement run for all."""
     if not notes:
         return
-    table = cast(Table, RunRow.__table__)
-    statement = (
-        update(table)
-        .where(table.c.job_id == bindparam("b_job"), table.c.attempt == bindparam("b_attempt"))
-        .where(table.c.ended.is_(False))
-    )
+    statement = _each_run(_RUNS.c.ended.is_(False))
     session.execute(statement, [{"b_job": j, "b_attempt": a, "note": n} for j, a, n in notes])
 
 
