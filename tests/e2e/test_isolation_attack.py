@@ -195,7 +195,7 @@ def assert_attack_failed(server: Server, beta: dict[str, Any], alpha: dict[str, 
 def assert_state_is_private(home: Path, owner: int) -> None:
     """The state directory 0700, its files 0600, all owned by the server's user."""
     assert (home.stat().st_uid, stat.S_IMODE(home.stat().st_mode)) == (owner, 0o700)
-    for name in ("stargate.db", "admin-token", "server.log", "scheduler.lock"):
+    for name in ("stargate.db", "admin-token", "server.log", "stargate.db.scheduler.lock"):
         info = (home / name).stat()
         assert (name, info.st_uid, stat.S_IMODE(info.st_mode)) == (name, owner, 0o600)
     assert stat.S_IMODE((home / "runs").stat().st_mode) == 0o700
