@@ -9,18 +9,9 @@ bytes as they are, like ``cat``.
 
 from rich.markup import escape
 
-from stargate.domain.base import HIDDEN_CHARACTERS
+from stargate.domain.base import visible
 
-
-def visible(value: object) -> str:
-    """``value`` as text with every control, hidden, bidirectional and other non-printable character but the space
-    shown as a Python escape (``\\x1b``, ``\\u202e``); printable text (any script, emoji) is unchanged."""
-    text = str(value)
-    if text.isprintable():  # the common case, at C speed (HIDDEN_CHARACTERS are all non-printable)
-        return text
-    return "".join(
-        ch if ch == " " or (ch.isprintable() and ord(ch) not in HIDDEN_CHARACTERS) else ascii(ch)[1:-1] for ch in text
-    )
+__all__ = ["cell", "visible"]
 
 
 def cell(value: object) -> str:

@@ -41,6 +41,18 @@ than it reads), zero-width space and byte-order mark (invisible), line and parag
 and non-joiner (U+200D, U+200C) are allowed: scripts such as Persian and Hindi and emoji sequences need them."""
 
 
+def visible(value: object) -> str:
+    """``value`` as text with every control, hidden, bidirectional and other non-printable character but the space
+    shown as a Python escape (``\\x1b``, ``\\u202e``); printable text (any script, emoji) is unchanged. For echoing
+    untrusted text in messages and on terminals."""
+    text = str(value)
+    if text.isprintable():  # the common case, at C speed (HIDDEN_CHARACTERS are all non-printable)
+        return text
+    return "".join(
+        ch if ch == " " or (ch.isprintable() and ord(ch) not in HIDDEN_CHARACTERS) else ascii(ch)[1:-1] for ch in text
+    )
+
+
 def _character_words(ch: str) -> str:
     name = unicodedata.name(ch, "")
     return f"U+{ord(ch):04X}" + (f" ({name.lower()})" if name else "")

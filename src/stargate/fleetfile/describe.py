@@ -15,7 +15,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
-from stargate.domain.base import DateRange, MaxBytes, Printable, Unit
+from stargate.domain.base import DateRange, MaxBytes, Printable, Unit, visible
 from stargate.domain.ids import ID_PATTERN
 
 _NOUNS = {
@@ -52,7 +52,7 @@ def found_text(value: Any) -> str:
         return "a list"
     if isinstance(value, str):
         text = value if len(value) <= _MAX_FOUND else value[: _MAX_FOUND - 1] + "…"
-        return f"'{_visible(text)}'"
+        return f"'{visible(text)}'"
     if isinstance(value, int) and abs(value) >= 10**_MAX_DIGITS:
         return f"an integer of {len(str(abs(value)))} digits"
     text = str(value)
@@ -60,13 +60,6 @@ def found_text(value: Any) -> str:
 
 
 _MAX_DIGITS = 24
-
-
-def _visible(text: str) -> str:
-    """``text`` with control, hidden and other non-printable characters shown as escapes (e.g. ``\\u202e``)."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
 
 
 def resolve(model: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[Any, list[Any]] | None:
@@ -129,7 +122,7 @@ def plain_error_words(err: ErrorDetails) -> tuple[str, str]:
     if err["type"] == "missing":
         return "nothing (the key is missing)", "a value"
     if err["type"] == "extra_forbidden":
-        return f"unknown key '{_visible(str(loc[-1]))[:_MAX_FOUND]}'", "only the documented keys"
+        return f"unknown key '{visible(str(loc[-1]))[:_MAX_FOUND]}'", "only the documented keys"
     own = _own_words(err)
     if own is not None:
         return own

@@ -25,16 +25,19 @@ class SettingsError(ValueError):
     """A setting from the environment is not a valid value; the message is one located line."""
 
 
-def bytes_from_env(env: Mapping[str, str], name: str, default: int) -> int:
-    """The byte count in ``env[name]`` (``default`` when unset or empty); :class:`SettingsError` when invalid."""
+def bytes_from_env(
+    env: Mapping[str, str], name: str, default: int, low: int = MIN_BODY_LIMIT, high: int = MAX_BODY_LIMIT
+) -> int:
+    """The byte count in ``env[name]`` (``default`` when unset or empty), from ``low`` to ``high``;
+    :class:`SettingsError` when invalid."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    expected = f"a whole number of bytes from {MIN_BODY_LIMIT:,} to {MAX_BODY_LIMIT:,}"
+    expected = f"a whole number of bytes from {low:,} to {high:,}"
     try:
         value = int(raw.replace("_", ""))
     except ValueError:
         raise SettingsError(f"{name}: found '{raw[:40]}'; expected {expected}") from None
-    if not MIN_BODY_LIMIT <= value <= MAX_BODY_LIMIT:
+    if not low <= value <= high:
         raise SettingsError(f"{name}: found {value:,}; expected {expected}")
     return value

@@ -12,7 +12,6 @@ from stargate.server.limits import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_PLAN_BODY_BYTES,
     PLAN_BODY_ENV,
-    SettingsError,
     bytes_from_env,
 )
 from stargate.store.database import DatabaseUrlError, default_url, sqlite_path
@@ -23,18 +22,7 @@ _LOG_CAP_RANGE = (4096, 1 << 40)
 
 def _log_cap(env: Mapping[str, str]) -> int:
     """``STARGATE_MAX_LOG_BYTES`` (4 KiB to 1 TiB; default 1 GiB); SettingsError for another value."""
-    raw = env.get(LOG_CAP_ENV, "").strip()
-    if not raw:
-        return DEFAULT_LOG_LIMIT
-    low, high = _LOG_CAP_RANGE
-    expected = f"a whole number of bytes from {low:,} to {high:,}"
-    try:
-        value = int(raw.replace("_", ""))
-    except ValueError:
-        raise SettingsError(f"{LOG_CAP_ENV}: found '{raw[:40]}'; expected {expected}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{LOG_CAP_ENV}: found {value:,}; expected {expected}")
-    return value
+    return bytes_from_env(env, LOG_CAP_ENV, DEFAULT_LOG_LIMIT, *_LOG_CAP_RANGE)
 
 
 @dataclass(frozen=True)
