@@ -19,33 +19,31 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from stargate.cli.jobfile import JobFileError, load_job_file
-from stargate.cli.text import cell, visible
+from stargate.cli.render import gpu_count, render_job, render_jobs, render_queues, render_tokens, when
+from stargate.cli.text import visible
 from stargate.client import (
-    DEFAULT_URL,
     JOB_STATUSES,
-    ClientConfig,
     ClientError,
-    Job,
-    Queue,
     StargateClient,
     UnauthorizedError,
-    load_config,
     parse_expiry,
+    with_retries,
+)
+from stargate.client_config import (
+    DEFAULT_URL,
+    ClientConfig,
+    load_config,
     save_config,
     token_problem,
     url_problem,
-    with_retries,
 )
 
 EXIT_REFUSED, EXIT_BAD_INPUT = 1, 2
 PAGE_SIZE = 100
 DEFAULT_RETRY_S = 30.0
 """How long ``submit`` and ``logs`` keep retrying when the server cannot be reached or fails, s."""
-_STATUS_STYLE = {"running": "green", "succeeded": "bold green", "failed": "red", "cancelled": "yellow"}
 
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
@@ -179,7 +177,7 @@ def jobs(
     if as_json:
         _print_json(page)
         return
-    _render_jobs(page["items"], page["next_cursor"])
+    render_jobs(page["items"], page["next_cursor"])
 
 
 def job(job_id: str = typer.Argument(..., help="Job id, e.g. j-000123."), as_json: bool = JsonOption) -> None:
@@ -190,7 +188,7 @@ def job(job_id: str = typer.Argument(..., help="Job id, e.g. j-000123."), as_jso
     if as_json:
         _print_json(found)
         return
-    _render_job(found)
+    render_job(found)
 
 
 def logs(
@@ -251,7 +249,7 @@ def queues(as_json: bool = JsonOption) -> None:
     if as_json:
         _print_json(found)
         return
-    _render_queues(found)
+    render_queues(found)
 
 
 @token_app.command("list")
@@ -288,7 +286,7 @@ def token_create(
     if as_json:
         _print_json(made)
         return
-    until = f", expires {_when(made.get('expires_at'))}" if made.get("expires_at") else ""
+    until = f", expires {when(made.get('expires_at'))}" if made.get("expires_at") else ""
     shown = f"{visible(made['id'])} ({role}, team {visible(team or '-')}, name {visible(label)}{until})"
     typer.echo(f"token {shown}: {made['token']}")
     typer.echo("(shown once; only a salted hash is stored)")
@@ -309,35 +307,9 @@ def token_revoke(
         _print_json(item)
         return
     typer.echo(
-        f"token {visible(item['id'])} ({visible(item['name'])}) revoked at {_when(item['revoked_at'])} "
+        f"token {visible(item['id'])} ({visible(item['name'])}) revoked at {when(item['revoked_at'])} "
         f"by {visible(item['revoked_by'])}"
     )
-
-
-def render_tokens(items: list[dict[str, Any]]) -> None:
-    """Tokens as a table (the API's JSON shape), never a secret: none is stored."""
-    table = Table(title=f"{len(items)} token{'s' if len(items) != 1 else ''}", title_justify="left")
-    for column in ("ID", "NAME", "ROLE", "TEAM", "STATE", "CREATED", "CREATED BY", "EXPIRES", "REVOKED"):
-        table.add_column(column, no_wrap=column in {"ID", "CREATED", "EXPIRES", "REVOKED"})
-    for item in items:
-        revoked = f"{_when(item['revoked_at'])} by {item['revoked_by']}" if item["revoked_at"] else "-"
-        table.add_row(
-            *map(
-                cell,
-                (
-                    item["id"],
-                    item["name"],
-                    item["role"],
-                    item["team"] or "-",
-                    item["state"],
-                    _when(item["created_at"]),
-                    item["created_by"] or "-",
-                    _when(item["expires_at"]),
-                    revoked,
-                ),
-            )
-        )
-    _console().print(table)
 
 
 @contextmanager
@@ -396,110 +368,3 @@ def _emit_chunk(chunk: Any, as_json: bool, first: bool) -> None:
     else:
         sys.stdout.write(chunk["text"])
     sys.stdout.flush()
-
-
-def _console() -> Console:
-    """A console for tables; wide when not a terminal, so ids are never cut."""
-    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
-
-
-def _when(value: str | None) -> str:
-    """An API time as ``2026-11-27T14:22:11Z``; ``-`` when unset."""
-    if not value:
-        return "-"
-    return value.split(".")[0].removesuffix("+00:00").removesuffix("Z") + "Z"
-
-
-def _status(value: str) -> str:
-    """A status with its colour (escaped like any text from the server)."""
-    style = _STATUS_STYLE.get(value)
-    return f"[{style}]{value}[/]" if style else cell(value)
-
-
-def _render_jobs(items: list[Job], next_cursor: str | None) -> None:
-    """Jobs as a table, with a note when more pages exist."""
-    table = Table(title=f"{len(items)} job{'s' if len(items) != 1 else ''}", title_justify="left")
-    for name in ("ID", "NAME", "QUEUE", "STATUS", "GPUS", "CLUSTER", "ATTEMPT", "SUBMITTED", "REASON"):
-        table.add_column(name, no_wrap=name in {"ID", "STATUS", "SUBMITTED"})
-    for item in items:
-        table.add_row(
-            cell(item["id"]),
-            cell(item["name"]),
-            cell(item["queue"]),
-            _status(item["status"]),
-            cell(item["gpus"]),
-            cell(item["cluster"] or "-"),
-            cell(item["attempt"]),
-            cell(_when(item["submitted_at"])),
-            cell(item["reason"] or ""),
-        )
-    console = _console()
-    console.print(table)
-    if next_cursor:
-        console.print("more jobs exist: use --limit N for more, or --all for every one")
-
-
-def _render_job(item: Job) -> None:
-    """One job as a two-column table."""
-    spec: dict[str, Any] = item.get("spec") or {}
-    rows: list[tuple[str, str]] = [
-        ("id", item["id"]),
-        ("name", item["name"]),
-        ("status", _status(item["status"])),
-        ("reason", item["reason"] or "-"),
-        ("queue / team", f"{item['queue']} / {item['team']}"),
-        ("kind", item["kind"]),
-        ("request", gpu_count(item["gpus"]) + (f" of {', '.join(item['gpu_models'])}" if item["gpu_models"] else "")),
-        ("priority class", item["priority_class"]),
-        ("attempt", str(item["attempt"])),
-        ("cluster", item["cluster"] or "-"),
-        ("GPU ids", ",".join(str(g) for g in item["gpu_ids"]) or "-"),
-        ("exit code", "-" if item["exit_code"] is None else str(item["exit_code"])),
-        ("submitted", _when(item["submitted_at"])),
-        ("started", _when(item["started_at"])),
-        ("finished", _when(item["finished_at"])),
-        ("command", str(spec.get("command") or "-")),
-    ]
-    table = Table(show_header=False, box=None)
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in rows:
-        table.add_row(key, value if key == "status" else cell(value))
-    _console().print(table)
-
-
-def _quota_text(quota: dict[str, Any]) -> str:
-    """``H100-SXM: 40,000 GPUs (+20,000 borrowable)``; ``*`` reads as ``any GPU``."""
-    model = "any GPU" if quota.get("gpu_model") == "*" else visible(quota.get("gpu_model", "?"))
-    borrow = quota.get("borrowing_limit_gpus")
-    extra = " (+ unlimited borrowing)" if borrow is None else f" (+{borrow:,} borrowable)" if borrow else ""
-    return f"{model}: {gpu_count(quota.get('gpus', 0))}{extra}"
-
-
-def gpu_count(n: int) -> str:
-    """``1 GPU``, ``40,000 GPUs``: thousands separated, singular for one."""
-    return f"{n:,} GPU{'' if n == 1 else 's'}"
-
-
-def _render_queues(items: list[Queue]) -> None:
-    """Queues as a table."""
-    table = Table(title=f"{len(items)} queue{'s' if len(items) != 1 else ''}", title_justify="left")
-    for name in ("QUEUE", "TEAM", "COHORT", "QUOTAS", "PENDING", "RUNNING", "RUNNING GPUS"):
-        table.add_column(name, justify="right" if name in {"PENDING", "RUNNING", "RUNNING GPUS"} else "left")
-    for item in items:
-        quotas = "; ".join(_quota_text(q) for q in item["quotas"]) or "none"
-        table.add_row(
-            *map(
-                cell,
-                (
-                    item["id"],
-                    item["team"],
-                    item["cohort"] or "-",
-                    quotas,
-                    item["pending_jobs"],
-                    item["running_jobs"],
-                    item["running_gpus"],
-                ),
-            )
-        )
-    _console().print(table)

@@ -20,7 +20,7 @@ import typer
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
-from stargate.cli.client import render_tokens
+from stargate.cli.render import render_tokens
 from stargate.cli.text import visible
 from stargate.client import parse_expiry
 from stargate.domain import Fleet

@@ -24,8 +24,6 @@ handle whose pid now belongs to another process (pid reuse, detected by its star
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
 import signal
@@ -34,21 +32,11 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from stargate.executors.base import Capabilities, RunHandle, RunRequest, RunState, RunStatus
-from stargate.executors.isolation import (
-    DEFAULT_PATH,
-    Isolation,
-    IsolationMode,
-    TeamIdentities,
-    sandbox_args,
-    setpriv_args,
-    team_dir_name,
-)
+from stargate.executors.bwrap import DEFAULT_PATH, sandbox_args, setpriv_args
+from stargate.executors.isolation import Isolation, IsolationMode, TeamIdentities, team_dir_name
 from stargate.executors.local_runner import (
     CANCEL,
     CLAIM,
@@ -62,6 +50,18 @@ from stargate.executors.local_runner import (
     process_start_marker,
     write_json_atomically,
 )
+from stargate.executors.local_state import (
+    RunKey,
+    final_status,
+    is_alive,
+    is_zombie,
+    read_json,
+    signal_group,
+    signal_pid,
+    tail,
+    utf8_boundary,
+    vanished_status,
+)
 
 KIND = "local"
 MAX_LOG_CHUNK = 1 << 20
@@ -73,42 +73,6 @@ _HAS_PROC = Path("/proc/self/stat").exists()
 
 class LocalExecutorError(RuntimeError):
     """The local executor could not start a run (the message says why)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RunKey:
-    """What a local run handle's key holds: the run's identity and the runner process (pid + start marker)."""
-
-    job_id: str
-    attempt: int
-    pid: int
-    start: str | None
-    installation: str | None = None
-    """The installation (database) whose run this is: its runs live under ``RUNS_DIR/<installation>/``."""
-
-    def encode(self) -> str:
-        """The key as compact JSON (the handle's ``key``)."""
-        data: dict[str, object] = {"job_id": self.job_id, "attempt": self.attempt, "pid": self.pid}
-        data["start"] = self.start
-        if self.installation is not None:
-            data["installation"] = self.installation
-        return json.dumps(data, separators=(",", ":"))
-
-    @classmethod
-    def decode(cls, key: str) -> RunKey:
-        """Parse a handle key; ValueError with the reason when it is not one of ours."""
-        try:
-            data = json.loads(key)
-            installation = data.get("installation")
-            return cls(
-                str(data["job_id"]),
-                int(data["attempt"]),
-                int(data["pid"]),
-                data["start"],
-                str(installation) if installation is not None else None,
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"not a local run handle key: {key!r} ({exc})") from exc
 
 
 class LocalExecutor:
@@ -201,7 +165,7 @@ class LocalExecutor:
         self._reap()
         _check_request(request, self.isolation)
         run_dir = self.run_dir(request.job_id, request.attempt)
-        record = _read_json(run_dir / RECORD)
+        record = read_json(run_dir / RECORD)
         if record is None and _claimant(run_dir) == WITHDRAWN:
             raise LocalExecutorError(f"{request.job_id} attempt {request.attempt} was withdrawn; it never starts")
         if record is None:
@@ -227,7 +191,7 @@ class LocalExecutor:
         run_dir = self.run_dir(job_id, attempt)
         run_dir.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.start_timeout_s
-        while (record := _read_json(run_dir / RECORD)) is None:
+        while (record := read_json(run_dir / RECORD)) is None:
             if _withdraw(run_dir):
                 return None
             claimant = _claimant(run_dir)
@@ -244,17 +208,17 @@ class LocalExecutor:
         self._reap()
         key = RunKey.decode(handle.key)
         run_dir = self._key_dir(key)
-        done = _read_json(run_dir / EXIT)
+        done = read_json(run_dir / EXIT)
         if done is not None:
-            return _final_status(done, cancelled=(run_dir / CANCEL).exists())
+            return final_status(done, cancelled=(run_dir / CANCEL).exists())
         if not (run_dir / RECORD).exists():
             return RunStatus(RunState.LOST, reason=f"no record of run {key.job_id} attempt {key.attempt}")
-        if _is_alive(key.pid, key.start):
+        if is_alive(key.pid, key.start):
             return RunStatus(RunState.RUNNING)
-        done = _read_json(run_dir / EXIT)  # it may have ended between the two looks
+        done = read_json(run_dir / EXIT)  # it may have ended between the two looks
         if done is not None:
-            return _final_status(done, cancelled=(run_dir / CANCEL).exists())
-        return _vanished_status(key, cancelled=(run_dir / CANCEL).exists())
+            return final_status(done, cancelled=(run_dir / CANCEL).exists())
+        return vanished_status(key, cancelled=(run_dir / CANCEL).exists())
 
     def cancel(self, handle: RunHandle) -> None:
         """Ask the run to stop: its runner forwards SIGTERM to the command's process group, then SIGKILL after
@@ -264,13 +228,13 @@ class LocalExecutor:
         if (run_dir / EXIT).exists() or not run_dir.exists():
             return
         (run_dir / CANCEL).write_text(f"{time.time():.3f}\n")
-        if _is_alive(key.pid, key.start):
-            _signal_pid(key.pid, signal.SIGTERM)
+        if is_alive(key.pid, key.start):
+            signal_pid(key.pid, signal.SIGTERM)
             return
-        record = _read_json(run_dir / RECORD) or {}
+        record = read_json(run_dir / RECORD) or {}
         child, child_start = record.get("child_pid"), record.get("child_start")
-        if isinstance(child, int) and _is_alive(child, child_start):
-            _signal_group(child, signal.SIGKILL)  # the runner is gone: nobody left to escalate, so kill now
+        if isinstance(child, int) and is_alive(child, child_start):
+            signal_group(child, signal.SIGKILL)  # the runner is gone: nobody left to escalate, so kill now
 
     def logs(self, handle: RunHandle, offset: int = 0) -> tuple[str, int]:
         """Log text from byte ``offset`` (at most 1 MiB, cut at a UTF-8 boundary) and the byte offset to go on."""
@@ -286,7 +250,7 @@ class LocalExecutor:
                 data = log.read(MAX_LOG_CHUNK)
         except FileNotFoundError:
             return "", offset
-        cut = _utf8_boundary(data)
+        cut = utf8_boundary(data)
         return data[:cut].decode("utf-8", errors="replace"), offset + cut
 
     def work_dir(self, request: RunRequest) -> Path:
@@ -355,14 +319,14 @@ class LocalExecutor:
         deadline = time.monotonic() + self.start_timeout_s
         delay = 0.002
         while time.monotonic() < deadline:
-            record = _read_json(run_dir / RECORD)
+            record = read_json(run_dir / RECORD)
             if record is not None:
                 return record
             if proc.poll() is not None and not (run_dir / CLAIM).exists():
                 break
             time.sleep(delay)
             delay = min(delay * 2, 0.01)
-        detail = _tail(run_dir / "runner.log") or "no output"
+        detail = tail(run_dir / "runner.log") or "no output"
         raise LocalExecutorError(f"the runner for {run_dir.name} of {run_dir.parent.name} did not start: {detail}")
 
     def _reap(self) -> None:
@@ -451,93 +415,4 @@ def _pid_alive(text: str | None) -> bool:
         return True
     if text is None or not text.isdigit():
         return False
-    return process_start_marker(int(text)) is not None and not _is_zombie(int(text))
-
-
-def _final_status(done: Mapping[str, object], *, cancelled: bool) -> RunStatus:
-    """The status of a run whose runner recorded its end (``error``: the command could not be started)."""
-    code = int(str(done.get("exit_code")))
-    if done.get("error"):
-        return RunStatus(RunState.FAILED, exit_code=code, reason=f"cannot start the command: {done['error']}")
-    if code == 0:
-        return RunStatus(RunState.SUCCEEDED, exit_code=0)
-    if cancelled:
-        return RunStatus(RunState.CANCELLED, exit_code=code, reason="cancelled")
-    signum = done.get("signal")
-    if isinstance(signum, int):
-        return RunStatus(RunState.FAILED, exit_code=code, reason=f"killed by signal {signum} ({_signal_name(signum)})")
-    return RunStatus(RunState.FAILED, exit_code=code, reason=f"exit code {code}")
-
-
-def _vanished_status(key: RunKey, *, cancelled: bool) -> RunStatus:
-    """The status of a run whose runner is gone (or whose pid is now another process's) with no exit code."""
-    if cancelled:
-        return RunStatus(RunState.CANCELLED, reason="cancelled; killed before it recorded an exit code")
-    if process_start_marker(key.pid) is not None and not _is_zombie(key.pid):
-        why = f"pid {key.pid} now belongs to another process (start time differs: pid reused)"
-    else:
-        why = f"process {key.pid} is gone"
-    return RunStatus(RunState.LOST, reason=f"{why}; the run ended without recording an exit code")
-
-
-def _is_alive(pid: int, start: object) -> bool:
-    """True when ``pid`` is a live (non-zombie) process started at ``start`` (so not a reused pid)."""
-    marker = process_start_marker(pid)
-    return marker is not None and marker == start and not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    """True when ``pid`` has ended but was not reaped yet (or is gone)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return True
-
-
-def _signal_pid(pid: int, sig: int) -> None:
-    """Send ``sig`` to one process; one that just ended is fine."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    """Send ``sig`` to a process group; one that just ended is fine."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _signal_name(signum: int) -> str:
-    """``SIGKILL`` for 9, or ``signal N`` for an unknown number."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-def _utf8_boundary(data: bytes) -> int:
-    """Length of ``data`` without a trailing, incomplete UTF-8 sequence (so a character is never split)."""
-    for back in range(1, min(4, len(data)) + 1):
-        byte = data[-back]
-        if byte & 0xC0 == 0x80:
-            continue  # a continuation byte: keep looking for the lead byte
-        width = 1 if byte < 0xC0 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
-        return len(data) - back if back < width else len(data)
-    return len(data)
-
-
-def _read_json(path: Path) -> dict[str, object] | None:
-    """A JSON object from ``path``, or None when the file is missing (written atomically, so never partial)."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _tail(path: Path, limit: int = 400) -> str:
-    """The last ``limit`` characters of a small text file, on one line."""
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
-    return " ".join(text[-limit:].split())
+    return process_start_marker(int(text)) is not None and not is_zombie(int(text))

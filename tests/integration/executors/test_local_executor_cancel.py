@@ -95,7 +95,7 @@ def test_cancel_kills_the_command_when_its_runner_is_gone(
 
 def test_cancel_of_a_run_never_started_does_nothing(executor: LocalExecutor, tmp_path: Path) -> None:
     from stargate.executors import RunHandle
-    from stargate.executors.local import RunKey
+    from stargate.executors.local_state import RunKey
 
     executor.cancel(RunHandle("local", RunKey("j-none", 0, 1, None).encode()))
     assert not (executor.runs_dir / "j-none").exists()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stargate.executors import LocalExecutor, RunHandle, RunRequest, RunState, RunStatus
-from stargate.executors.local import RunKey
+from stargate.executors.local_state import RunKey
 
 Wait = Callable[..., RunStatus]
 

@@ -18,7 +18,7 @@ from stargate.executors import (
     for_kind,
     known_kinds,
 )
-from stargate.executors.local import _utf8_boundary
+from stargate.executors.local_state import utf8_boundary
 
 Wait = Callable[..., RunStatus]
 
@@ -75,7 +75,7 @@ def test_stdout_and_stderr_go_to_the_log_read_by_offsets(executor: LocalExecutor
 @given(st.text(), st.integers(min_value=0, max_value=40))
 def test_utf8_boundary_keeps_whole_characters(text: str, cut: int) -> None:
     data = text.encode()[:cut]
-    kept = _utf8_boundary(data)
+    kept = utf8_boundary(data)
     data[:kept].decode()  # never raises: no split character
     assert len(data) - kept <= 3
 

@@ -25,6 +25,7 @@ import psutil
 import pytest
 
 from stargate.executors import LocalExecutor, LocalExecutorError, RunRequest, RunState, RunStatus, for_kind
+from stargate.executors.bwrap import probe_bwrap
 from stargate.executors.isolation import (
     DEFAULT_JOB_UID_BASE,
     Isolation,
@@ -34,7 +35,6 @@ from stargate.executors.isolation import (
     check_uid_range,
     derived_uid_base,
     needs_traversal,
-    probe_bwrap,
     resolve,
 )
 from stargate.executors.local_runner import exit_code_of

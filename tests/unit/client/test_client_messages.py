@@ -10,12 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from stargate.cli import app
-from stargate.cli.client import _quota_text, gpu_count
 from stargate.cli.jobfile import JobFileError, loads_job
+from stargate.cli.render import gpu_count, quota_text
 from stargate.client import (
-    DEFAULT_URL,
     ApiError,
-    ClientConfig,
     ConflictError,
     ForbiddenError,
     InvalidError,
@@ -24,6 +22,10 @@ from stargate.client import (
     ServerUnreachableError,
     StargateClient,
     UnauthorizedError,
+)
+from stargate.client_config import (
+    DEFAULT_URL,
+    ClientConfig,
     load_config,
     save_config,
 )
@@ -199,4 +201,4 @@ def test_a_valid_job_file_gives_the_spec() -> None:
 def test_gpu_counts_read_in_the_singular_and_with_thousands_separators() -> None:
     assert (gpu_count(1), gpu_count(2), gpu_count(40_000)) == ("1 GPU", "2 GPUs", "40,000 GPUs")
     quota = {"gpu_model": "*", "gpus": 40_000, "borrowing_limit_gpus": 20_000}
-    assert _quota_text(quota) == "any GPU: 40,000 GPUs (+20,000 borrowable)"
+    assert quota_text(quota) == "any GPU: 40,000 GPUs (+20,000 borrowable)"

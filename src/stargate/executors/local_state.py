@@ -1,0 +1,142 @@
+"""What a local run left behind, read back: its handle key, its final status from ``exit.json`` or from the process
+table, and the small file and signal helpers the local executor uses to read and stop runs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from stargate.executors.base import RunState, RunStatus
+from stargate.executors.local_runner import process_start_marker
+
+
+@dataclass(frozen=True, slots=True)
+class RunKey:
+    """What a local run handle's key holds: the run's identity and the runner process (pid + start marker)."""
+
+    job_id: str
+    attempt: int
+    pid: int
+    start: str | None
+    installation: str | None = None
+    """The installation (database) whose run this is: its runs live under ``RUNS_DIR/<installation>/``."""
+
+    def encode(self) -> str:
+        """The key as compact JSON (the handle's ``key``)."""
+        data: dict[str, object] = {"job_id": self.job_id, "attempt": self.attempt, "pid": self.pid}
+        data["start"] = self.start
+        if self.installation is not None:
+            data["installation"] = self.installation
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, key: str) -> RunKey:
+        """Parse a handle key; ValueError with the reason when it is not one of ours."""
+        try:
+            data = json.loads(key)
+            installation = data.get("installation")
+            return cls(
+                str(data["job_id"]),
+                int(data["attempt"]),
+                int(data["pid"]),
+                data["start"],
+                str(installation) if installation is not None else None,
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a local run handle key: {key!r} ({exc})") from exc
+
+
+def final_status(done: Mapping[str, object], *, cancelled: bool) -> RunStatus:
+    """The status of a run whose runner recorded its end (``error``: the command could not be started)."""
+    code = int(str(done.get("exit_code")))
+    if done.get("error"):
+        return RunStatus(RunState.FAILED, exit_code=code, reason=f"cannot start the command: {done['error']}")
+    if code == 0:
+        return RunStatus(RunState.SUCCEEDED, exit_code=0)
+    if cancelled:
+        return RunStatus(RunState.CANCELLED, exit_code=code, reason="cancelled")
+    signum = done.get("signal")
+    if isinstance(signum, int):
+        return RunStatus(RunState.FAILED, exit_code=code, reason=f"killed by signal {signum} ({signal_name(signum)})")
+    return RunStatus(RunState.FAILED, exit_code=code, reason=f"exit code {code}")
+
+
+def vanished_status(key: RunKey, *, cancelled: bool) -> RunStatus:
+    """The status of a run whose runner is gone (or whose pid is now another process's) with no exit code."""
+    if cancelled:
+        return RunStatus(RunState.CANCELLED, reason="cancelled; killed before it recorded an exit code")
+    if process_start_marker(key.pid) is not None and not is_zombie(key.pid):
+        why = f"pid {key.pid} now belongs to another process (start time differs: pid reused)"
+    else:
+        why = f"process {key.pid} is gone"
+    return RunStatus(RunState.LOST, reason=f"{why}; the run ended without recording an exit code")
+
+
+def is_alive(pid: int, start: object) -> bool:
+    """True when ``pid`` is a live (non-zombie) process started at ``start`` (so not a reused pid)."""
+    marker = process_start_marker(pid)
+    return marker is not None and marker == start and not is_zombie(pid)
+
+
+def is_zombie(pid: int) -> bool:
+    """True when ``pid`` has ended but was not reaped yet (or is gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def signal_pid(pid: int, sig: int) -> None:
+    """Send ``sig`` to one process; one that just ended is fine."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """Send ``sig`` to a process group; one that just ended is fine."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def signal_name(signum: int) -> str:
+    """``SIGKILL`` for 9, or ``signal N`` for an unknown number."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def utf8_boundary(data: bytes) -> int:
+    """Length of ``data`` without a trailing, incomplete UTF-8 sequence (so a character is never split)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:
+            continue  # a continuation byte: keep looking for the lead byte
+        width = 1 if byte < 0xC0 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+        return len(data) - back if back < width else len(data)
+    return len(data)
+
+
+def read_json(path: Path) -> dict[str, object] | None:
+    """A JSON object from ``path``, or None when the file is missing (written atomically, so never partial)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def tail(path: Path, limit: int = 400) -> str:
+    """The last ``limit`` characters of a small text file, on one line."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return " ".join(text[-limit:].split())
