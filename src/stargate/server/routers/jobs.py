@@ -24,8 +24,7 @@ IDEMPOTENCY_KEY_MAX = 255
 """Longest ``Idempotency-Key`` header value accepted, characters (printable ASCII)."""
 IdempotencyKeyHeader = Annotated[
     str | None,
-    Header(
-        alias="Idempotency-Key",
+    Header(  # the parameter's name is the header's: FastAPI reads ``idempotency_key`` as ``Idempotency-Key``
         description=(
             "1 to 255 printable ASCII characters, e.g. a UUID (the IETF draft's quoted form is accepted too). A retry "
             "with the same key from the same token gets the job stored first (201, the same body, header "
