@@ -58,6 +58,7 @@ def _arrivals(gaps: NDArray[np.float64], n_jobs: int, span: float, rng: np.rando
     if total <= 0:
         return np.linspace(0.0, span, n_jobs)
     times *= span / total
+    np.minimum(times, span, out=times)  # rounding may carry a time just past span: clipping keeps the order
     times[-1] = span
     return times
 
