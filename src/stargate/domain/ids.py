@@ -1,6 +1,7 @@
-"""Typed identifiers: short, lowercase, stable names used for cross-references in fleet files and the API."""
+"""Identifiers: short, lowercase, stable names used for cross-references in fleet files and the API; one type,
+:data:`Id`, for every kind of id."""
 
-from typing import Annotated, NewType
+from typing import Annotated
 
 from pydantic import StringConstraints
 
@@ -8,13 +9,3 @@ ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 """An id: 1–63 characters, lowercase letters, digits, '.', '_' or '-', starting with a letter or digit."""
 
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-
-ProviderId = NewType("ProviderId", str)
-SiteId = NewType("SiteId", str)
-BuildingId = NewType("BuildingId", str)
-ClusterId = NewType("ClusterId", str)
-ContractId = NewType("ContractId", str)
-TeamId = NewType("TeamId", str)
-QueueId = NewType("QueueId", str)
-JobId = NewType("JobId", str)
-GpuModelName = NewType("GpuModelName", str)
