@@ -1,13 +1,15 @@
 """Executors run placed jobs on real engines; ``local`` (subprocesses) is the embedded default.
 
 :func:`for_kind` is the registry: it builds the executor for a provider's executor kind from the server settings.
-Ray, Slurm and Kubernetes executors come in later issues; asking for them now is a clear error.
+:func:`capabilities_of` says what an executor kind can do without building one (submit checks read it). Ray, Slurm
+and Kubernetes executors are not written yet: building one is a clear error; their capabilities are the ones they
+will have.
 """
 
 from collections.abc import Callable
 from pathlib import Path
 
-from stargate.executors.base import Capabilities, Executor, RunHandle, RunRequest, RunState, RunStatus
+from stargate.executors.base import ArgumentLimits, Capabilities, Executor, RunHandle, RunRequest, RunState, RunStatus
 from stargate.executors.isolation import (
     Isolation,
     IsolationError,
@@ -20,6 +22,7 @@ from stargate.executors.local import LocalExecutor, LocalExecutorError
 from stargate.executors.local_runner import DEFAULT_LOG_LIMIT
 
 __all__ = [
+    "ArgumentLimits",
     "Capabilities",
     "Executor",
     "Isolation",
@@ -32,6 +35,7 @@ __all__ = [
     "RunState",
     "RunStatus",
     "UnknownExecutorError",
+    "capabilities_of",
     "for_kind",
     "known_kinds",
 ]
@@ -79,10 +83,29 @@ def _local(settings: object) -> Executor:
 
 _FACTORIES: dict[str, Callable[[object], Executor]] = {"local": _local}
 
+PLANNED_CAPABILITIES = Capabilities(images=True, multinode=True)
+"""What the planned executors will do: run container images as well as commands, on several nodes, off the server's
+machine (so neither its argument limits nor its ``--single-team`` apply)."""
+
+_CAPABILITIES: dict[str, Capabilities] = {
+    "local": LocalExecutor.CAPABILITIES,
+    **dict.fromkeys(PLANNED_KINDS, PLANNED_CAPABILITIES),
+}
+
 
 def known_kinds() -> tuple[str, ...]:
     """The executor kinds :func:`for_kind` can build, sorted."""
     return tuple(sorted(_FACTORIES))
+
+
+def capabilities_of(kind: str) -> Capabilities:
+    """What executors of ``kind`` can do, whatever their settings (an instance may add isolation: see its
+    ``capabilities``), without building one; the planned kinds' too. :class:`UnknownExecutorError` for a kind that
+    does not exist."""
+    found = _CAPABILITIES.get(kind)
+    if found is None:
+        raise UnknownExecutorError(f"unknown executor kind '{kind}' (known: {', '.join(sorted(_CAPABILITIES))})")
+    return found
 
 
 def for_kind(kind: str, settings: object) -> Executor:

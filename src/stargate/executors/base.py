@@ -3,10 +3,16 @@
 The scheduler loop calls an executor only outside database transactions, with decisions already committed.
 """
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
+
+MAX_ARG_STRLEN = 131072
+"""Linux's limit on one argument or environment string (``KEY=value``) of a new process, bytes with its NUL."""
+POINTER_BYTES = 8
+"""What each argument and environment string also costs in the kernel's count against ARG_MAX, bytes."""
 
 
 class RunState(StrEnum):
@@ -25,9 +31,46 @@ class RunState(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Capabilities:
-    """What an executor can do, declared by type rather than guessed from its name."""
+class ArgumentLimits:
+    """Linux's limits on the arguments and environment of a new process on this host, which bound a job's command
+    and environment on an executor that passes them on an exec."""
 
+    string_bytes: int
+    """Most bytes of one argument or ``KEY=value`` environment string, without its NUL."""
+    total_bytes: int
+    """Most bytes of the command and environment in all, each string counted with its NUL and a pointer
+    (:meth:`cost`): half of this host's ARG_MAX, leaving the other half to the executor's own arguments, the
+    inherited environment and Stargate's variables."""
+
+    @staticmethod
+    def cost(string_bytes: int) -> int:
+        """What one string of ``string_bytes`` bytes counts against :attr:`total_bytes`."""
+        return string_bytes + 1 + POINTER_BYTES
+
+    @classmethod
+    def of_this_host(cls) -> "ArgumentLimits":
+        """This host's limits: MAX_ARG_STRLEN for one string, half of ARG_MAX in all (2 MiB on a default Linux, so
+        1 MiB; 128 KiB when the host does not say)."""
+        try:
+            arg_max = os.sysconf("SC_ARG_MAX")
+        except (ValueError, OSError, AttributeError):
+            arg_max = -1
+        return cls(string_bytes=MAX_ARG_STRLEN - 1, total_bytes=(arg_max if arg_max > 0 else 256 * 1024) // 2)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an executor can do, declared by type rather than guessed from its name: submit checks a job against the
+    capabilities of every executor it may run on (see :func:`stargate.executors.capabilities_of`)."""
+
+    images: bool = False
+    """Runs a container image (a job with an image and no command); False: shell commands only."""
+    argument_limits: ArgumentLimits | None = None
+    """The OS limits a job's command and environment must fit (the executor passes them on an exec on this host);
+    None: no such limit."""
+    on_server_host: bool = False
+    """Runs jobs as processes on the server's own machine, under the server's ``--isolation`` and
+    ``--single-team``."""
     multinode: bool = False
     gpu_isolation: bool = False
     reattach: bool = False

@@ -32,9 +32,10 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from stargate.executors.base import Capabilities, RunHandle, RunRequest, RunState, RunStatus
+from stargate.executors.base import ArgumentLimits, Capabilities, RunHandle, RunRequest, RunState, RunStatus
 from stargate.executors.bwrap import DEFAULT_PATH, sandbox_args, setpriv_args
 from stargate.executors.isolation import Isolation, IsolationMode, TeamIdentities, team_dir_name
 from stargate.executors.local_runner import (
@@ -83,6 +84,18 @@ class LocalExecutor:
     """
 
     kind = KIND
+    CAPABILITIES = Capabilities(
+        images=False,
+        argument_limits=ArgumentLimits.of_this_host(),
+        on_server_host=True,
+        multinode=False,
+        gpu_isolation=False,
+        reattach=True,
+        logs=True,
+    )
+    """What every local executor can do, whatever its isolation: shell commands only (no images), passed on an exec
+    so this host's argument limits apply, on the server's machine. An instance's :attr:`capabilities` add what its
+    isolation gives (``team_isolation``, ``sandbox``)."""
 
     def __init__(
         self,
@@ -127,11 +140,8 @@ class LocalExecutor:
         self.start_timeout_s = start_timeout_s
         self.base_environment = minimal_environment(os.environ) if base_environment is None else dict(base_environment)
         users = self.isolation.mode is IsolationMode.USERS
-        self.capabilities = Capabilities(
-            multinode=False,
-            gpu_isolation=False,
-            reattach=True,
-            logs=True,
+        self.capabilities = replace(
+            self.CAPABILITIES,
             team_isolation=self.isolation.mode is not IsolationMode.NONE,
             sandbox=self.isolation.bwrap is not None,
         )

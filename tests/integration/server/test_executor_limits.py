@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from integration.server.stargate_harness import TINY_FLEET
 from stargate.domain import JobSpec
+from stargate.executors import capabilities_of
 from stargate.fleetfile import load_fleet
 from stargate.server.auth import Principal, Role
 from stargate.server.errors import InvalidError
@@ -23,6 +25,9 @@ ADMIN = Principal(token_id="t", name="admin", team=None, role=Role.ADMIN)
 COMMAND = "echo " + "x" * 60_000  # within the spec's bounds (64 KiB)
 ENVIRONMENT = {f"DATA{i}": "y" * 20_000 for i in range(5)}  # 160 kB in all: over the 128 KiB floor
 
+LOCAL_LIMITS = capabilities_of("local").argument_limits
+assert LOCAL_LIMITS is not None
+
 SMALL_STACK = textwrap.dedent(
     """
     import json, resource, sys, time
@@ -30,7 +35,7 @@ SMALL_STACK = textwrap.dedent(
     resource.setrlimit(resource.RLIMIT_STACK, (256 * 1024, resource.getrlimit(resource.RLIMIT_STACK)[1]))
     from datetime import UTC, datetime
     from stargate.domain import JobSpec
-    from stargate.executors import LocalExecutor, RunRequest
+    from stargate.executors import LocalExecutor, RunRequest, capabilities_of
     from stargate.fleetfile import load_fleet
     from stargate.server.auth import Principal, Role
     from stargate.server.errors import InvalidError
@@ -38,7 +43,7 @@ SMALL_STACK = textwrap.dedent(
     fleet, runs, command, env = load_fleet(Path(sys.argv[1])), Path(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
     spec = JobSpec(name="big", queue="alpha-q", gpus=1, command=command, environment=env)
     who = Principal(token_id="t", name="admin", team=None, role=Role.ADMIN)
-    out = {"budget": job_service.LOCAL_ARGS_BUDGET}
+    out = {"budget": capabilities_of("local").argument_limits.total_bytes}
     try:
         job_service.check(who, spec, job_service.SubmitRules.of(fleet), datetime.now(UTC))
         out["submit"] = "accepted"
@@ -81,8 +86,8 @@ def test_on_a_host_with_a_small_arg_max_submit_refuses_what_the_executor_could_n
 
 
 def test_on_this_host_the_same_job_is_accepted() -> None:
-    assert job_service.LOCAL_ARGS_BUDGET >= 64 * 1024
-    if job_service.LOCAL_ARGS_BUDGET > 100_000:
+    assert LOCAL_LIMITS.total_bytes >= 64 * 1024
+    if LOCAL_LIMITS.total_bytes > 100_000:
         _check(JobSpec(name="big", queue="alpha-q", gpus=1, command=COMMAND, environment=ENVIRONMENT))
 
 
@@ -99,8 +104,8 @@ def test_a_single_string_over_linux_max_arg_strlen_is_refused() -> None:
 def test_a_job_that_may_not_use_the_local_executor_is_not_held_to_its_limits() -> None:
     fleet = load_fleet(TINY_FLEET)
     rules = job_service.SubmitRules.of(fleet)
-    elsewhere = job_service.SubmitRules(
-        queues=rules.queues, priorities=rules.priorities, catalogue=rules.catalogue, image_providers=frozenset({"k8s"})
-    )
+    elsewhere = replace(rules, executors={"k8s": ("kubernetes", capabilities_of("kubernetes"))})
     huge = BASE.model_copy(update={"command": "x" * 200_000})
     job_service.check(ADMIN, huge, elsewhere, datetime.now(UTC))  # no local provider: nothing to refuse
+    with pytest.raises(InvalidError, match=r"^body\.command: found 200,000 bytes.* \(the local executor passes"):
+        job_service.check(ADMIN, huge, rules, datetime.now(UTC))  # the same job on the local executor is refused

@@ -1,13 +1,13 @@
 """Jobs: submit (validated against the fleet in force), look up, list, cancel; team isolation applied here."""
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from stargate.domain import ExecutorKind, Fleet, JobKind, JobSpec, Queue
+from stargate.domain import Fleet, JobKind, JobSpec, Queue
+from stargate.executors import ArgumentLimits, Capabilities, capabilities_of
 from stargate.fleetfile.describe import found_text
 from stargate.server.auth import Principal
 from stargate.server.errors import BadRequestError, ConflictError, ForbiddenError, InvalidError, NotFoundError
@@ -21,17 +21,15 @@ MAX_PAGE = 500
 @dataclass(frozen=True)
 class SubmitRules:
     """What checking a submission needs from one fleet version, indexed once per version: queues by id, priority
-    class values, the GPU model catalogue."""
+    class values, the GPU model catalogue, each provider's executor and what it can do."""
 
     queues: dict[str, Queue]
     priorities: dict[str, int]
     catalogue: frozenset[str]
-    image_providers: frozenset[str] = frozenset()
-    """Providers whose executor can run a container image (the local executor runs shell commands only)."""
-    local_providers: frozenset[str] = frozenset()
-    """Providers whose jobs run on the local executor (its OS limits on a command and environment apply)."""
+    executors: dict[str, tuple[str, Capabilities]] = field(default_factory=dict)
+    """Each provider's executor kind and that kind's capabilities, by provider id."""
     single_team: str | None = None
-    """``stargate up --single-team``: the one team whose jobs may run on the local executor (no isolation)."""
+    """``stargate up --single-team``: the one team whose jobs may run on the server's machine (no isolation)."""
 
     @classmethod
     def of(cls, fleet: Fleet) -> "SubmitRules":
@@ -40,8 +38,7 @@ class SubmitRules:
             queues={q.id: q for q in fleet.queues},
             priorities={p.name: p.value for p in fleet.priority_classes},
             catalogue=frozenset(fleet.catalogue()),
-            image_providers=frozenset(p.id for p in fleet.providers if p.executor is not ExecutorKind.LOCAL),
-            local_providers=frozenset(p.id for p in fleet.providers if p.executor is ExecutorKind.LOCAL),
+            executors={p.id: (p.executor.value, capabilities_of(p.executor.value)) for p in fleet.providers},
         )
 
 
@@ -108,21 +105,34 @@ def _priority(spec: JobSpec, allowed: list[str], default: str | None, rules: Sub
     return name, values[name]
 
 
+def _executors(spec: JobSpec, rules: SubmitRules) -> list[tuple[str, Capabilities]]:
+    """The executor kind and capabilities of every provider of the fleet the job may use."""
+    allowed = spec.allowed_providers
+    if not allowed:
+        return list(rules.executors.values())
+    return [rules.executors[p] for p in allowed if p in rules.executors]
+
+
+def _kinds(executors: list[tuple[str, Capabilities]]) -> str:
+    """The executor kinds of ``executors`` for a message, e.g. ``local`` or ``local or ray``."""
+    return " or ".join(sorted({kind for kind, _ in executors}))
+
+
 def _image_runnable(spec: JobSpec, rules: SubmitRules) -> bool:
     """Whether some provider the job may use has an executor that runs container images."""
-    allowed = spec.allowed_providers
-    return any(p in rules.image_providers for p in allowed) if allowed else bool(rules.image_providers)
+    return any(capabilities.images for _, capabilities in _executors(spec, rules))
 
 
 def _check_single_team(spec: JobSpec, team: str, rules: SubmitRules) -> None:
-    """422 for another team's job that may run on the local executor of a ``--single-team`` server."""
+    """422 for another team's job that may run on the server's machine (the local executor) of a ``--single-team``
+    server."""
     if rules.single_team is None or team == rules.single_team:
         return
-    allowed = spec.allowed_providers
-    if any(p in rules.local_providers for p in allowed) if allowed else bool(rules.local_providers):
+    on_host = [e for e in _executors(spec, rules) if e[1].on_server_host]
+    if on_host:
         raise InvalidError(
             f"body.queue: found '{spec.queue}' of team '{team}'; this server runs jobs without isolation and only for "
-            f"team '{rules.single_team}' on the local executor (stargate up --single-team)"
+            f"team '{rules.single_team}' on the {_kinds(on_host)} executor (stargate up --single-team)"
         )
 
 
@@ -133,42 +143,29 @@ def _check_models(spec: JobSpec, rules: SubmitRules) -> None:
             raise InvalidError(f"body.gpu_models[{i}]: found '{model}', expected a GPU model ({shown})")
 
 
-MAX_ARG_STRLEN = 131072
-"""Linux's limit on one argument or environment string (``KEY=value``) of a new process, bytes with its NUL."""
-POINTER_BYTES = 8
-"""What each argument and environment string also costs in the kernel's count against ARG_MAX, bytes."""
-
-
-def _local_budget() -> int:
-    """Bytes a job's command and environment may take on the local executor: half of this host's ARG_MAX (2 MiB on
-    a default Linux, so 1 MiB), leaving the other half to the runner's arguments, the inherited environment and
-    Stargate's variables; 128 KiB when the host does not say."""
-    try:
-        arg_max = os.sysconf("SC_ARG_MAX")
-    except (ValueError, OSError, AttributeError):
-        arg_max = -1
-    return (arg_max if arg_max > 0 else 256 * 1024) // 2
-
-
-LOCAL_ARGS_BUDGET = _local_budget()
-
-
 def _check_executor_limits(spec: JobSpec, rules: SubmitRules) -> None:
-    """422 for a command or environment the executors this job may use could never start: on the local
-    executor, a string over MAX_ARG_STRLEN or more than :data:`LOCAL_ARGS_BUDGET` in all (the runner and then
-    ``/bin/sh -c`` get the command as one argument, the environment as ``KEY=value`` strings)."""
-    allowed = spec.allowed_providers
-    local = any(p in rules.local_providers for p in allowed) if allowed else bool(rules.local_providers)
-    if not local:
-        return
-    limit = MAX_ARG_STRLEN - 1
+    """422 for a command or environment the executors this job may use could never start: on an executor with
+    :class:`ArgumentLimits` (the local one), a string over MAX_ARG_STRLEN or more than half of this host's ARG_MAX in
+    all (the local runner and then ``/bin/sh -c`` get the command as one argument, the environment as ``KEY=value``
+    strings)."""
+    limited: dict[ArgumentLimits, list[tuple[str, Capabilities]]] = {}
+    for kind, capabilities in _executors(spec, rules):
+        if capabilities.argument_limits is not None:
+            limited.setdefault(capabilities.argument_limits, []).append((kind, capabilities))
+    for limits, executors in limited.items():
+        _check_argument_limits(spec, limits, _kinds(executors))
+
+
+def _check_argument_limits(spec: JobSpec, limits: ArgumentLimits, kinds: str) -> None:
+    """422 for a command or environment over ``limits``, the limits of the ``kinds`` executor."""
+    limit = limits.string_bytes
     command = len((spec.command or "").encode("utf-8", "surrogatepass"))
     if command > limit:
         raise InvalidError(
-            f"body.command: found {command:,} bytes, expected at most {limit:,} bytes (the local executor passes "
+            f"body.command: found {command:,} bytes, expected at most {limit:,} bytes (the {kinds} executor passes "
             "the command as one argument; Linux's MAX_ARG_STRLEN)"
         )
-    total = command + 1 + POINTER_BYTES
+    total = limits.cost(command)
     for key, value in spec.environment.items():
         size = len(f"{key}={value}".encode("utf-8", "surrogatepass"))
         if size > limit:
@@ -176,11 +173,12 @@ def _check_executor_limits(spec: JobSpec, rules: SubmitRules) -> None:
                 f"body.environment.{key[:40]}: found {size:,} bytes as KEY=value, expected at most {limit:,} bytes "
                 "(Linux's MAX_ARG_STRLEN for one environment string)"
             )
-        total += size + 1 + POINTER_BYTES
-    if total > LOCAL_ARGS_BUDGET:
+        total += limits.cost(size)
+    if total > limits.total_bytes:
         raise InvalidError(
-            f"body: found a command and environment of {total:,} bytes, expected at most {LOCAL_ARGS_BUDGET:,} bytes "
-            "in all (half of this host's ARG_MAX: the local executor's limit on a command's arguments and environment)"
+            f"body: found a command and environment of {total:,} bytes, expected at most {limits.total_bytes:,} "
+            f"bytes in all (half of this host's ARG_MAX: the {kinds} executor's limit on a command's arguments and "
+            "environment)"
         )
 
 
