@@ -26,11 +26,6 @@ def page(
     return rows, (rows[-1].id if more and rows else None)
 
 
-def for_job(session: Session, job_id: int) -> list[JobEventRow]:
-    """Every event of one job, oldest first."""
-    return list(session.scalars(select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)))
-
-
 def last_id(session: Session) -> int:
     """The id of the newest event (0 when there is none): it changes whenever any job changes."""
     return int(session.scalar(select(func.max(JobEventRow.id))) or 0)

@@ -37,17 +37,6 @@ def get(session: Session, row_id: int, *, for_update: bool = False) -> JobRow | 
     return session.scalars(query).one_or_none()
 
 
-def get_many(session: Session, row_ids: Iterable[int], *, for_update: bool = False) -> dict[int, JobRow]:
-    """The jobs with these row ids, by id (missing ids are left out)."""
-    ids = list(row_ids)
-    if not ids:
-        return {}
-    query = select(JobRow).where(JobRow.id.in_(ids)).order_by(JobRow.id)
-    if for_update:
-        query = query.with_for_update()
-    return {j.id: j for j in session.scalars(query)}
-
-
 def page(session: Session, where: JobFilter, limit: int, before_id: int | None) -> tuple[list[JobRow], int | None]:
     """Up to ``limit`` jobs newest first, older than ``before_id`` when given; and the cursor of the next page."""
     query = select(JobRow).order_by(JobRow.id.desc()).limit(limit + 1)
@@ -63,11 +52,6 @@ def page(session: Session, where: JobFilter, limit: int, before_id: int | None) 
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1].id if more and rows else None)
-
-
-def with_status(session: Session, statuses: Sequence[JobStatus]) -> list[JobRow]:
-    """Every job in one of ``statuses``, oldest first."""
-    return list(session.scalars(select(JobRow).where(JobRow.status.in_(statuses)).order_by(JobRow.id)))
 
 
 def counts_by_queue(session: Session) -> dict[tuple[str, JobStatus], tuple[int, int]]:
@@ -168,9 +152,6 @@ def states(session: Session, statuses: Sequence[JobStatus]) -> list[JobState]:
         )
         for i, q, g, models, p, pre, sub, prog, st, a, c, ids, t in session.execute(query)
     ]
-
-
-_STATUS = {s.value: s for s in JobStatus}
 
 
 def _aware(value: Any) -> datetime:

@@ -43,11 +43,6 @@ def list_queues(session: Session, team: str | None = None) -> list[QueueRow]:
     return list(session.scalars(query))
 
 
-def get_queue(session: Session, queue_id: str) -> QueueRow | None:
-    """The queue ``queue_id``, or None."""
-    return session.get(QueueRow, queue_id)
-
-
 def get_team(session: Session, team_id: str) -> TeamRow | None:
     """The team ``team_id``, or None."""
     return session.get(TeamRow, team_id)
