@@ -92,7 +92,7 @@ class CapacityBook:
         end = now + t.remaining(j)
         self.run_end[j] = end
         insort(self.running[c], (end, j, g))
-        if self._preempting and t.req[j].preemptible:
+        if self._preempting and t.preemptible[j]:
             self.victim_prios[t.prio[j]] += 1
         if self.limited:
             self._set_avail(self._compute_avail())
@@ -116,7 +116,7 @@ class CapacityBook:
         self.adm.charge(t.queue[j], idx.model_of[c], -g)
         run = self.running[c]
         del run[bisect_left(run, (self.run_end.pop(j), j, g))]
-        if self._preempting and t.req[j].preemptible:
+        if self._preempting and t.preemptible[j]:
             vp = self.victim_prios
             vp[t.prio[j]] -= 1
             if not vp[t.prio[j]]:

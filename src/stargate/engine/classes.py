@@ -32,7 +32,7 @@ class Classes:
         """Class → GPU models of its clusters."""
         self.model_mask = {m: np.array([x == m for x in index.model_of], dtype=bool) for m in index.models}
         self._by_key: dict[ClassKey, int] = {}
-        self._verdicts: dict[tuple[object, ...], tuple[int, str | None]] = {}
+        self._verdicts: dict[tuple[object, ...], tuple[int, Reason | None]] = {}
         self._payg: BoolArray = np.zeros(index.n, dtype=bool)
 
     def set_payg(self, payg: BoolArray) -> None:
@@ -40,7 +40,7 @@ class Classes:
         self._payg = payg
         self.mask_nb = [m & ~payg for m in self.mask]
 
-    def classify(self, job: JobRequest, q: int) -> tuple[int, str | None]:
+    def classify(self, job: JobRequest, q: int) -> tuple[int, Reason | None]:
         """The job's class, or -1 and the reason it can never run (cached per distinct request shape)."""
         key = (q, job.gpus, job.gpu_models, job.allowed_providers, job.allowed_regions)
         verdict = self._verdicts.get(key)
@@ -48,7 +48,7 @@ class Classes:
             verdict = self._verdicts[key] = self._classify(job, q)
         return verdict
 
-    def _classify(self, job: JobRequest, q: int) -> tuple[int, str | None]:
+    def _classify(self, job: JobRequest, q: int) -> tuple[int, Reason | None]:
         idx = self.index
         if q < 0:
             return -1, Reason.UNKNOWN_QUEUE

@@ -22,6 +22,8 @@ class JobTable:
         "gpus",
         "ids",
         "ix",
+        "may_preempt",
+        "preemptible",
         "prio",
         "progress",
         "queue",
@@ -39,6 +41,10 @@ class JobTable:
         self.queue: list[int] = []
         self.gpus: list[int] = []
         self.prio: list[int] = []
+        self.preemptible: list[bool] = []
+        """Row → the job may be stopped for a higher-priority one."""
+        self.may_preempt: list[bool] = []
+        """Row → the job may stop lower-priority ones to start."""
         self.est: list[float] = []
         self.ckpt: list[float] = []
         self.progress: list[float] = []
@@ -59,6 +65,8 @@ class JobTable:
         self.queue.append(queue)
         self.gpus.append(req.gpus)
         self.prio.append(req.priority)
+        self.preemptible.append(req.preemptible)
+        self.may_preempt.append(req.may_preempt)
         self.est.append(est)
         self.ckpt.append(ckpt)
         self.progress.append(req.progress_s)

@@ -25,9 +25,7 @@ def pick_victims(s: Scheduler, j: int, clusters: Iterable[int]) -> list[int] | N
         if int(s.index.total[c]) < g or not s.adm.fits(q, s.index.model_of[c], g):
             continue
         have = float(s.avail[c])
-        cands = sorted(
-            (t.prio[v], -t.started[v], v) for _, v, _ in s.running[c] if t.req[v].preemptible and t.prio[v] < p
-        )
+        cands = sorted((t.prio[v], -t.started[v], v) for _, v, _ in s.running[c] if t.preemptible[v] and t.prio[v] < p)
         chosen: list[int] = []
         stopped = 0
         for _, _, v in cands:

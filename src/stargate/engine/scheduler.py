@@ -6,9 +6,9 @@ One cycle at time *t*:
    buildings energised): offline clusters' jobs are requeued with their checkpointed progress;
 2. if nothing changed since the last cycle, stop (arrivals alone rescan only their own queues);
 3. merge the queues' pending jobs in policy order, looking at most ``scan_depth`` jobs per queue, and for
-   each: try to place it (:mod:`placement`), else try to preempt lower-priority work for it, else give it a
-   reservation if it is its queue's first blocked job (:mod:`backfill`); under strict FIFO a blocked head
-   closes its queue;
+   each: try to place it (:mod:`placement`), else try to preempt lower-priority work for it (unless its
+   ``may_preempt`` is false), else give it a reservation if it is its queue's first blocked job
+   (:mod:`backfill`); under strict FIFO a blocked head closes its queue;
 4. jobs whose burst wait has run out are tried with pay-per-use capacity too.
 
 Short-circuits keep a cycle cheap: no scan when no GPU is free anywhere (and nothing can be preempted), a
@@ -293,16 +293,16 @@ class Scheduler(CapacityBook, StateViews):
         heapq.heapify(heap)
         scanned = dict.fromkeys(scan, 0)
         started: set[int] = set()
-        fails, preempting = 0, pol.preemption
+        fails, preempting, may_preempt = 0, pol.preemption, t.may_preempt
         min_victim = self._min_victim_prio() if preempting else math.inf
         while heap:
             entry, q, pos = heapq.heappop(heap)
             j = entry[3]
-            if self.amax_nb < 1 and not t.prio[j] > min_victim:
+            if self.amax_nb < 1 and not (t.prio[j] > min_victim and may_preempt[j]):
                 break  # nothing can start but by preemption; burst-ready jobs are tried below
             self._queue_blocked = False
             ok = self._try_start(j, now, res, memo)
-            if not ok and t.prio[j] > min_victim:
+            if not ok and t.prio[j] > min_victim and may_preempt[j]:
                 ok = self._try_preempt(j, now, res)
                 memo.clear()
             if ok:
@@ -402,7 +402,7 @@ class Scheduler(CapacityBook, StateViews):
         res.starts.append(Start(t.ids[j], self.index.cluster_ids[c], ids, self.charged[c], self.burnt[c]))
         return True
 
-    def _stop(self, j: int, now: float, reason: str) -> Preemption:
+    def _stop(self, j: int, now: float, reason: Reason) -> Preemption:
         """Stop running job ``j``, keep its checkpointed progress, and mark it pending again."""
         t = self.jobs
         kept = t.kept_progress(j, now)
@@ -416,7 +416,7 @@ class Scheduler(CapacityBook, StateViews):
             heapq.heappush(self.burst_heap, (t.burst_at[j], j, 0))
         return Preemption(t.ids[j], reason, kept)
 
-    def _evict(self, c: int, now: float, reason: str) -> list[Preemption]:
+    def _evict(self, c: int, now: float, reason: Reason) -> list[Preemption]:
         """Stop every job on cluster ``c`` (by job order) and requeue them."""
         victims = sorted(j for _, j, _ in self.running[c])
         out = [self._stop(j, now, reason) for j in victims]
@@ -453,6 +453,8 @@ class Scheduler(CapacityBook, StateViews):
     def _try_preempt(self, j: int, now: float, res: CycleResult) -> bool:
         """Free room for job ``j`` by stopping lower-priority preemptible jobs on one cluster, then start it."""
         t = self.jobs
+        if not t.may_preempt[j]:
+            return False
         mask = self._usable(j, now)
         resv = self.resv
         end = self._expected_end(j, now)

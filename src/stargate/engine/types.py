@@ -7,6 +7,7 @@ Times are float seconds since the fleet index's epoch; GPU ids are cluster-local
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 
 @dataclass(slots=True)
@@ -22,6 +23,8 @@ class JobRequest:
     gpu_models: tuple[str, ...] = ()
     priority: int = 0
     preemptible: bool = True
+    may_preempt: bool = True
+    """False: this job never stops other jobs to start (its priority class has preempts_lower: false)."""
     submit_s: float = 0.0
     duration_s: float | None = None
     """Estimated run time, s (None: unknown; the policy's default estimate stands in)."""
@@ -49,7 +52,7 @@ class Preemption:
     """Decision: ``job_id`` stops and goes back to its queue keeping ``progress_s`` of run time."""
 
     job_id: str
-    reason: str
+    reason: Reason
     progress_s: float
 
 
@@ -58,7 +61,7 @@ class Rejection:
     """Decision: ``job_id`` can never run as asked; ``reason`` is a short stable code."""
 
     job_id: str
-    reason: str
+    reason: Reason
 
 
 @dataclass(slots=True)
@@ -77,15 +80,30 @@ class CycleResult:
     cycle at the same instant will start more (a driver should run it rather than leave GPUs idle)."""
 
 
-class Reason:
-    """Stable reason codes for rejections and preemptions."""
+class Reason(StrEnum):
+    """Stable reason codes for rejections and preemptions; the values are stored and shown, so they never change."""
 
     UNKNOWN_QUEUE = "unknown_queue"
+    """Rejected: the job names a queue the fleet does not have."""
     INVALID_REQUEST = "invalid_request"
+    """Rejected: the job asks for fewer than 1 GPU."""
     GPU_MODEL_UNAVAILABLE = "gpu_model_unavailable"
+    """Rejected: none of the job's GPU models exists in any cluster."""
     NO_ALLOWED_CLUSTER = "no_allowed_cluster"
+    """Rejected: no cluster has a GPU model, provider and region the job accepts."""
     NO_CLUSTER_FITS = "no_cluster_fits"
+    """Rejected: the job needs more GPUs than the largest acceptable cluster holds (a gang never spans clusters)."""
     EXCEEDS_QUOTA = "exceeds_quota"
+    """Rejected: even an idle cohort could not admit the job under its queue's quotas and borrowing limits."""
+    PRIORITY_CLASS_NOT_ALLOWED = "priority_class_not_allowed"
+    """Rejected: the job names a priority class its queue does not allow or the fleet does not define."""
+    DURATION_OUT_OF_RANGE = "duration_out_of_range"
+    """Rejected (simulator): the trace job's run time is not between 0 and 100 years."""
+    SUBMIT_OUT_OF_RANGE = "submit_out_of_range"
+    """Rejected (simulator): the trace job's submission time, once scaled, is not a finite number."""
     PRIORITY = "priority"
+    """Preempted: a job of higher priority needed the GPUs; it resumes from its last checkpoint."""
     CLUSTER_DOWN = "cluster_down"
+    """Preempted: its cluster went down; it resumes elsewhere from its last checkpoint."""
     CLUSTER_OFFLINE = "cluster_offline"
+    """Preempted: its cluster left its online window or its contract ended; it resumes from its last checkpoint."""

@@ -136,8 +136,8 @@ class JobBuilder:
         self.req = replace(self.req, duration_s=s)
         return self
 
-    def prio(self, p: int, preemptible: bool = True) -> JobBuilder:
-        self.req = replace(self.req, priority=p, preemptible=preemptible)
+    def prio(self, p: int, preemptible: bool = True, may_preempt: bool = True) -> JobBuilder:
+        self.req = replace(self.req, priority=p, preemptible=preemptible, may_preempt=may_preempt)
         return self
 
     def ckpt(self, s: float) -> JobBuilder:

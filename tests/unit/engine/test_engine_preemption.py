@@ -1,6 +1,9 @@
 """Preemption: higher priority displaces lower; the victim keeps progress up to its last checkpoint."""
 
+import pytest
 from engine_builders import FleetBuilder, make_job, scheduler
+
+from stargate.engine import Reason
 
 
 def test_high_priority_preempts_the_lowest_priority_most_recent_job() -> None:
@@ -35,3 +38,36 @@ def test_fifo_never_preempts() -> None:
     s.cycle(0.0)
     s.submit(make_job("vip").gpus(8).prio(1000).at(1).runs(10).build())
     assert s.cycle(1.0).preemptions == []
+
+
+@pytest.mark.parametrize("may_preempt", [False, True])
+def test_a_job_whose_class_does_not_preempt_lower_waits_for_it(may_preempt: bool) -> None:
+    s = scheduler(FleetBuilder().owned().cluster("a", nodes=1).build())
+    s.submit(make_job("low").gpus(8).prio(100).runs(1000).build())
+    s.cycle(0.0)
+    s.submit(make_job("vip").gpus(8).prio(1000, may_preempt=may_preempt).at(1).runs(10).build())
+    res = s.cycle(1.0)
+    if may_preempt:
+        assert [(p.job_id, p.reason) for p in res.preemptions] == [("low", Reason.PRIORITY)]
+        assert [x.job_id for x in res.starts] == ["vip"]
+        return
+    assert res.preemptions == [] and res.starts == [] and s.pending_jobs() == ["vip"]
+    s.finish("low")
+    assert [x.job_id for x in s.cycle(1000.0).starts] == ["vip"]
+
+
+@pytest.mark.parametrize("may_preempt", [False, True])
+def test_a_job_that_may_not_preempt_is_never_given_victims_while_some_gpus_are_free(may_preempt: bool) -> None:
+    s = scheduler(FleetBuilder().owned().cluster("a", nodes=1).build())
+    s.submit(make_job("low").gpus(4).prio(100).runs(1000).build())
+    s.cycle(0.0)
+    s.submit(make_job("vip").gpus(8).prio(1000, may_preempt=may_preempt).at(1).runs(10).build())
+    res = s.cycle(1.0)
+    assert [p.job_id for p in res.preemptions] == (["low"] if may_preempt else [])
+    assert [x.job_id for x in res.starts] == (["vip"] if may_preempt else [])
+
+
+def test_reasons_are_strings_with_the_stored_values() -> None:
+    assert Reason.PRIORITY == "priority" and f"{Reason.CLUSTER_DOWN}" == "cluster_down"
+    assert Reason("priority_class_not_allowed") is Reason.PRIORITY_CLASS_NOT_ALLOWED
+    assert {r.value for r in Reason} >= {"duration_out_of_range", "submit_out_of_range", "exceeds_quota"}
