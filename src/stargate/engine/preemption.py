@@ -4,38 +4,68 @@ Victims on a cluster are taken lowest priority first, then most recently started
 ``avail(c) + sum(victim GPUs) >= n``. Among clusters where that succeeds, the one stopping the fewest GPUs
 wins, then the lowest placement rank. A victim keeps its progress up to its last checkpoint and returns to
 its queue at its original position (its submission time is unchanged).
+
+Victim selection reads only a :class:`VictimView`, never the scheduler: the scheduler builds one per attempt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    from stargate.engine.scheduler import Scheduler
+from stargate.engine.index import FloatArray, IntArray
 
 
-def pick_victims(s: Scheduler, j: int, clusters: Iterable[int]) -> list[int] | None:
-    """Victims to stop so job ``j`` fits on some cluster in ``clusters``, or None when none works."""
-    t = s.jobs
-    g, p, q = t.gpus[j], t.prio[j], t.queue[j]
+@dataclass(frozen=True, slots=True)
+class VictimView:
+    """What victim selection reads of the fleet and its running jobs, and nothing more.
+
+    Clusters and jobs are the scheduler's row indices; job columns are indexed by job row.
+    """
+
+    total: IntArray
+    """Cluster → GPUs it has."""
+    avail: FloatArray
+    """Cluster → GPUs a new job could get there now."""
+    rank: FloatArray
+    """Cluster → placement rank (lower is preferred; see :mod:`stargate.engine.placement`)."""
+    running: Sequence[Sequence[tuple[float, int, int]]]
+    """Cluster → its running jobs as ``(estimated end, job, GPUs)``."""
+    priority: Sequence[int]
+    """Job → priority."""
+    preemptible: Sequence[bool]
+    """Job → it may be stopped for a higher-priority job."""
+    started: Sequence[float]
+    """Job → when it started, s."""
+    gpus: Sequence[int]
+    """Job → GPUs it holds."""
+    fits: Callable[[int, int, int], bool]
+    """``fits(queue, cluster, gpus)``: the queue's quota admits that many more GPUs on that cluster now."""
+
+
+def pick_victims(view: VictimView, queue: int, gpus: int, priority: int, clusters: Iterable[int]) -> list[int] | None:
+    """Victims to stop so a job of ``queue``, ``gpus`` and ``priority`` fits on some cluster in ``clusters``, or None
+    when none works."""
+    prio, preemptible, started, held = view.priority, view.preemptible, view.started, view.gpus
     best: tuple[int, float, int, list[int]] | None = None
     for c in clusters:
         c = int(c)
-        if int(s.index.total[c]) < g or not s.adm.fits(q, s.index.model_of[c], g):
+        if int(view.total[c]) < gpus or not view.fits(queue, c, gpus):
             continue
-        have = float(s.avail[c])
-        cands = sorted((t.prio[v], -t.started[v], v) for _, v, _ in s.running[c] if t.preemptible[v] and t.prio[v] < p)
+        have = float(view.avail[c])
+        cands = sorted(
+            (prio[v], -started[v], v) for _, v, _ in view.running[c] if preemptible[v] and prio[v] < priority
+        )
         chosen: list[int] = []
         stopped = 0
         for _, _, v in cands:
-            if have >= g:
+            if have >= gpus:
                 break
             chosen.append(v)
-            have += t.gpus[v]
-            stopped += t.gpus[v]
-        if have >= g and chosen:
-            cand = (stopped, float(s.rank[c]), c, chosen)
+            have += held[v]
+            stopped += held[v]
+        if have >= gpus and chosen:
+            cand = (stopped, float(view.rank[c]), c, chosen)
             if best is None or cand[:3] < best[:3]:
                 best = cand
     return None if best is None else best[3]

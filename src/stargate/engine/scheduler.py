@@ -35,7 +35,7 @@ from stargate.engine.jobs import DONE, PENDING, RUNNING, JobTable
 from stargate.engine.pending import SIZE_BUCKETS, Entry, PendingQueue, size_bucket
 from stargate.engine.placement import Scorer
 from stargate.engine.policies import Policy
-from stargate.engine.preemption import pick_victims
+from stargate.engine.preemption import VictimView, pick_victims
 from stargate.engine.types import CycleResult, JobRequest, Preemption, Reason, Rejection, Start
 from stargate.engine.views import StateViews
 
@@ -450,6 +450,10 @@ class Scheduler(CapacityBook, StateViews):
         if chosen >= 0 and now < shadow < math.inf and self.resv is not None and (aged or near):
             self.resv.add(j, chosen, shadow, extra)
 
+    def _fits(self, q: int, c: int, g: int) -> bool:
+        """Queue ``q``'s quota admits ``g`` more GPUs on cluster ``c`` now."""
+        return self.adm.fits(q, self.index.model_of[c], g)
+
     def _try_preempt(self, j: int, now: float, res: CycleResult) -> bool:
         """Free room for job ``j`` by stopping lower-priority preemptible jobs on one cluster, then start it."""
         t = self.jobs
@@ -460,7 +464,10 @@ class Scheduler(CapacityBook, StateViews):
         end = self._expected_end(j, now)
         if resv is not None and end > resv.min_shadow:  # where a reservation would bar the start, stop nobody
             mask &= (end <= resv.shadow) | (t.gpus[j] <= resv.long_room)
-        choice = pick_victims(self, j, np.flatnonzero(mask))
+        view = VictimView(
+            self.index.total, self.avail, self.rank, self.running, t.prio, t.preemptible, t.started, t.gpus, self._fits
+        )
+        choice = pick_victims(view, t.queue[j], t.gpus[j], t.prio[j], np.flatnonzero(mask))
         if choice is None:
             return False
         for v in choice:
