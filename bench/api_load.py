@@ -48,7 +48,7 @@ from stargate.fleetfile import dump_fleet
 from stargate.server.auth import Principal, Role
 from stargate.server.bootstrap import open_database, prepare
 from stargate.server.context import ExecutorRegistry
-from stargate.server.loop import run_cycle
+from stargate.server.scheduling.loop import run_cycle
 from stargate.server.services import jobs as job_service
 from stargate.server.settings import Settings
 from stargate.store import record_submissions

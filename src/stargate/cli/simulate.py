@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from stargate.engine import POLICIES, get_policy
+from stargate.engine import POLICIES, Override, policy_for
 from stargate.fleetfile import FleetFileError, load_fleet
 from stargate.sim import Failure, SimConfig, run_simulation
 from stargate.traces import FORMATS, TraceError, read_trace
@@ -97,7 +97,12 @@ def simulate(
     fleet_path: Path = typer.Option(..., "--fleet", help="Fleet YAML file or directory.", show_default=False),
     trace_path: Path = typer.Option(..., "--trace", help="Trace file.", show_default=False),
     trace_format: str = typer.Option(..., "--trace-format", help=f"One of: {', '.join(FORMATS)}.", show_default=False),
-    policy: str = typer.Option("stargate", "--policy", help=f"One of: {', '.join(sorted(POLICIES))}."),
+    policy: str | None = typer.Option(
+        None,
+        "--policy",
+        help=f"One of: {', '.join(sorted(POLICIES))} (default: the fleet's scheduling.policy, else stargate).",
+        show_default=False,
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the run's random generator."),
     until: str | None = typer.Option(None, "--until", help="Stop at this trace time (e.g. 36h); default: the end."),
     scale_arrivals: float = typer.Option(1.0, "--scale-arrivals", help="Arrival-rate multiplier (2 = twice as fast)."),
@@ -132,7 +137,6 @@ def simulate(
     )
     try:
         config.settings.update(parse_settings(sets))
-        get_policy(config.policy, **config.settings)
     except ValueError as exc:
         _fail(f"--set: {exc}")
     try:
@@ -141,6 +145,10 @@ def simulate(
         for p in exc.problems:
             sys.stderr.write(f"error: {p}\n")
         _fail(f"{fleet_path}: {exc}")
+    try:  # the options on top of the fleet's scheduling section (which load_fleet checked alone)
+        policy_for(fleet.scheduling, Override(config.policy, config.settings))
+    except ValueError as exc:
+        _fail(f"--set: {exc}")
     try:
         config.failures = [parse_failure(f, {c.id for c in fleet.clusters}) for f in failures]
     except ValueError as exc:
@@ -182,7 +190,7 @@ def _warn_bad_rows(bad_rows: list[Any]) -> None:
 
 
 def _config(
-    policy: str,
+    policy: str | None,
     seed: int,
     until: str | None,
     scale: float,
@@ -194,7 +202,7 @@ def _config(
     trace_format: str,
 ) -> tuple[SimConfig, datetime | None]:
     """Check the options (exit 2 on the first bad one) and build the run's configuration."""
-    if policy not in POLICIES:
+    if policy is not None and policy not in POLICIES:
         _fail(f"--policy: found '{policy}'; expected one of {', '.join(sorted(POLICIES))}")
     if trace_format not in FORMATS:
         _fail(f"--trace-format: found '{trace_format}'; expected one of {', '.join(FORMATS)}")

@@ -22,6 +22,7 @@ from stargate.domain.infrastructure import (
 )
 from stargate.domain.jobs import JobKind, JobSpec
 from stargate.domain.problems import Path, Problem
+from stargate.domain.scheduling import Scheduling
 from stargate.domain.teams import ANY_GPU, DEFAULT_PRIORITY_CLASSES, PriorityClass, Queue, Quota, Team
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "Queue",
     "Quota",
     "RightOfFirstRefusal",
+    "Scheduling",
     "Site",
     "Team",
     "fleet_problems",

@@ -9,11 +9,12 @@ from stargate.domain.catalog import BUILTIN_GPU_MODELS, GpuModel
 from stargate.domain.contracts import Budget, Contract
 from stargate.domain.infrastructure import Building, Cluster, Provider, Site
 from stargate.domain.limits import MAX_ENTITIES, MAX_FLEET_GPUS, MAX_SMALL_LIST
+from stargate.domain.scheduling import Scheduling
 from stargate.domain.teams import DEFAULT_PRIORITY_CLASSES, PriorityClass, Queue, Team
 
 
 class Fleet(Model):
-    """Root of a fleet file: providers, sites, buildings, clusters, contracts, budget, teams and queues.
+    """Root of a fleet file: providers, sites, buildings, clusters, contracts, budget, teams, queues and scheduling.
 
     Field-level rules are enforced by the models; rules across entities (references, power, dates) by
     :func:`stargate.domain.checks.fleet_problems`.
@@ -57,6 +58,10 @@ class Fleet(Model):
     )
     queues: list[Queue] = Field(
         default_factory=list, max_length=MAX_ENTITIES, description="Teams' queues with quotas, at most 10,000."
+    )
+    scheduling: Scheduling = Field(
+        default_factory=Scheduling,
+        description="The scheduling policy and its settings, as `stargate simulate --policy/--set` name them.",
     )
 
     @model_validator(mode="after")

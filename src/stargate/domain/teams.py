@@ -57,7 +57,7 @@ class Queue(Model):
         description="Priority classes jobs may use, at most 1,000; empty means all.",
     )
     default_priority_class: Id | None = Field(
-        default=None, description="Priority class for jobs that name none; null: the lowest defined."
+        default=None, description="Priority class for jobs that name none; null: the lowest the queue may use."
     )
 
 

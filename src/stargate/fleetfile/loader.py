@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from stargate.domain.checks import fleet_problems
 from stargate.domain.fleet import Fleet
 from stargate.domain.problems import Problem
+from stargate.engine import scheduling
 from stargate.fleetfile.describe import error_words
 from stargate.fleetfile.errors import FleetFileError, LocatedProblem
 from stargate.fleetfile.merge import LIST_KEYS, Merged, merge
@@ -50,7 +51,7 @@ def _load_merged(merged: Merged, problems: list[LocatedProblem]) -> Fleet:
         fleet = Fleet.model_validate(merged.raw())
     except ValidationError as exc:  # every part validated alone; a whole-fleet rule failed
         raise FleetFileError([validated.locate(Fleet, err) for err in exc.errors()]) from None
-    found = [validated.place(p) for p in fleet_problems(fleet)]
+    found = [validated.place(p) for p in fleet_problems(fleet) + scheduling.problems(fleet.scheduling)]
     if found:
         raise FleetFileError(found)
     return fleet

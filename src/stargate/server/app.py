@@ -20,8 +20,8 @@ from stargate.fleetfile.describe import found_text, plain_error_words
 from stargate.server.context import ServerContext
 from stargate.server.errors import DATABASE_DOWN, ServiceError, database_problem
 from stargate.server.limits import BODY_ENV, MAX_PATH_BYTES, PLAN_BODY_ENV
-from stargate.server.loop import SchedulerThread
 from stargate.server.routers import fleet, health, jobs, misc
+from stargate.server.scheduling.loop import SchedulerThread
 from stargate.server.schemas import ERROR_RESPONSES
 from stargate.store import IllegalTransitionError
 

@@ -127,13 +127,15 @@ def prepare(settings: Settings, db: Database, fleet: Fleet | None, now: datetime
     with db.write() as session:
         changed = False
         if fleet is not None:
-            row, changed = fleet_service.ensure(session, fleet, ACTOR, now)
+            row, changed = fleet_service.ensure(session, fleet, ACTOR, now, settings.scheduling)
             version = row.version
         else:
-            current = fleet_versions.current_version(session)
+            current = fleet_versions.current(session)
             if current is None:
                 raise ValueError("no fleet in the database and none given")
-            version = current
+            version = current.version
+            if settings.scheduling:  # the options must make a valid policy with the fleet in force
+                fleet_service.check_schedulable(Fleet.model_validate(current.document), now, settings.scheduling)
         secret = token_service.bootstrap_admin(session, now)
     ctx = ServerContext(settings=settings, db=db)
     return Prepared(ctx=ctx, admin_token=secret, fleet_version=version, fleet_changed=changed)

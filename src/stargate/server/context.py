@@ -4,11 +4,12 @@ the fleet in force (parsed once per version)."""
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from stargate.domain import Fleet
+from stargate.engine import FleetIndex, JobTerms, Policy, policy_for
 from stargate.executors import Executor, for_kind
 from stargate.server.auth import TokenCache
 from stargate.server.errors import NotFoundError
@@ -18,6 +19,10 @@ from stargate.server.settings import Settings
 from stargate.server.writer import SubmissionWriter
 from stargate.store import Database
 from stargate.store.repositories import fleet_versions, installation
+
+if TYPE_CHECKING:  # the scheduling package reads the context: its types only, to avoid an import cycle
+    from stargate.server.scheduling.decide import Kept
+    from stargate.server.scheduling.snapshot import SpecTerms
 
 
 @dataclass
@@ -87,12 +92,14 @@ class LoopState:
 
     fingerprint: tuple[str, int] | None = None
     wakeup: datetime | None = None
-    spec_terms: dict[int, Any] = field(default_factory=dict)
+    spec_terms: dict[int, "SpecTerms"] = field(default_factory=dict)
     """The engine-relevant terms of each live job's spec, by row id (specs never change; parsed once)."""
-    requests: dict[int, Any] = field(default_factory=dict)
-    """(job state, engine request) of each live job, by row id: rebuilt only when the job's inputs change."""
-    index: tuple[str, Any] | None = None
+    terms: dict[int, tuple[tuple[object, ...], JobTerms]] = field(default_factory=dict)
+    """(inputs, driver terms) of each live job, by row id: rebuilt only when the job's stored inputs change."""
+    index: tuple[str, FleetIndex] | None = None
     """(fleet version, the engine's read-only ``FleetIndex`` of that fleet): rebuilt only when the fleet changes."""
+    driver: "Kept | None" = None
+    """The engine's driver kept between cycles, with the fleet version it knows (None: build one next cycle)."""
     gauges: tuple[tuple[str, int], int] | None = None
     """(fingerprint, pending jobs) when the gauges were last refreshed on an idle cycle: refreshed again only when
     the fingerprint moves (a 20,000-cluster fleet made every idle cycle relabel 20,000 gauges)."""
@@ -119,6 +126,11 @@ class ServerContext:
             self.executors = ExecutorRegistry(self.settings)
         self.fleet.single_team = self.settings.single_team
         self.submissions = SubmissionWriter(self.db, self.fleet.rules)
+
+    def policy_for(self, fleet: Fleet) -> Policy:
+        """The policy the scheduler decides with: ``fleet``'s ``scheduling:`` section under ``stargate up
+        --policy/--set`` (ValueError when they do not make a valid policy; a fleet apply checks that first)."""
+        return policy_for(fleet.scheduling, self.settings.scheduling)
 
     def executor(self, kind: str) -> Executor:
         """The executor of ``kind``."""

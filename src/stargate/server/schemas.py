@@ -143,6 +143,17 @@ class Team(BaseModel):
     queues: list[str]
 
 
+class SchedulingOut(BaseModel):
+    """The policy the scheduler decides with: the fleet's ``scheduling:`` section under ``stargate up
+    --policy/--set``."""
+
+    policy: str = Field(description="Policy name.")
+    settings: dict[str, bool | int | float | str | None] = Field(
+        description="Every setting of the policy as the scheduler uses it; 'inf' for no limit."
+    )
+    override: str | None = Field(description="The `stargate up` options over the fleet's section; null: none.")
+
+
 class FleetOut(BaseModel):
     """The fleet in force and its content hash."""
 
@@ -150,6 +161,9 @@ class FleetOut(BaseModel):
     applied_at: datetime
     applied_by: str
     fleet: dict[str, Any]
+    scheduling: SchedulingOut | None = Field(
+        default=None, description="The policy in force: the fleet's section under the server's options."
+    )
 
 
 class FleetPlanIn(Body):

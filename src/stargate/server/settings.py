@@ -2,9 +2,10 @@
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from stargate.engine.scheduling import Override
 from stargate.executors.local_runner import DEFAULT_LOG_LIMIT
 from stargate.server.defaults import DEFAULT_HOST, DEFAULT_INTERVAL_S, DEFAULT_PORT
 from stargate.server.limits import (
@@ -62,6 +63,8 @@ class Settings:
     the rest is dropped, with a last line saying so."""
     job_network: str = "host"
     """What network local jobs get: host (shared) or none (a loopback of their own; bubblewrap modes only)."""
+    scheduling: Override = field(default_factory=Override)
+    """``stargate up --policy/--set``: the scheduling policy over the fleet's ``scheduling:`` section."""
     installation_id: str | None = None
     """The database's installation id (filled in by :class:`~stargate.server.context.ServerContext` from the
     database): the local executor keeps runs under ``runs/<id>/`` and working directories under ``work/<id>/``."""

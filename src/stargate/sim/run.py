@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from stargate.domain import Fleet
+from stargate.engine import Override
+from stargate.engine.scheduling import effective
 from stargate.sim.metrics import summarize
 from stargate.sim.simulator import SimConfig, Simulator, TraceJobLike
 
@@ -41,8 +43,9 @@ def run_simulation(
     state = sim.run_all()
     wall = time.perf_counter() - t0
     out = summarize(state, sim.index, trim_jobs)
-    out["policy"] = config.policy
-    out["settings"] = {k: _plain(v) for k, v in sorted(config.settings.items())}
+    name, settings = effective(fleet.scheduling, Override(config.policy, config.settings))
+    out["policy"] = name
+    out["settings"] = {k: _plain(v) for k, v in sorted(settings.items())}
     out["seed"] = config.seed
     out["wall_s"] = round(wall, 3)
     # Speeds count what the run actually processed: a run stopped by until_s settled only some of the jobs.

@@ -28,8 +28,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from stargate.domain import Fleet, ProviderKind
-from stargate.engine import CycleResult, FleetIndex, JobRequest, Policy, Preemption, Scheduler, get_policy
+from stargate.domain import ClusterStatus, Fleet, ProviderKind
+from stargate.engine import Decisions, Driver, JobTerms, Override, Policy, Preemption, Reason, policy_for
 
 FINISH, FAILURE, ARRIVAL, WAKE = 0, 1, 2, 3
 
@@ -80,8 +80,10 @@ class Failure:
 class SimConfig:
     """How to run: policy and its settings, horizon, arrival scaling, failures, estimates."""
 
-    policy: str = "stargate"
+    policy: str | None = None
+    """Policy name; None: the fleet's ``scheduling.policy``."""
     settings: dict[str, Any] = field(default_factory=dict)
+    """Settings over the fleet's ``scheduling.settings`` (dropped when ``policy`` names another policy)."""
     seed: int = 0
     until_s: float | None = None
     scale_arrivals: float = 1.0
@@ -141,9 +143,9 @@ class Simulator:
         """Prepare the run; ``epoch`` is trace time 0 (the fleet's as_of date unless told otherwise)."""
         _check_config(config)
         self.fleet, self.config = fleet, config
-        self.index = FleetIndex.from_fleet(fleet, epoch.replace(tzinfo=epoch.tzinfo or UTC))
-        self.policy: Policy = get_policy(config.policy, **config.settings)
-        self.sched = Scheduler(self.index, self.policy)
+        self.policy: Policy = policy_for(fleet.scheduling, Override(config.policy, config.settings))
+        self.driver = Driver(fleet, self.policy, epoch.replace(tzinfo=epoch.tzinfo or UTC))
+        self.index = self.driver.index
         self.rng = np.random.default_rng(config.seed)
         order = sorted(range(len(jobs)), key=lambda i: (jobs[i].submit_s, i))
         self.jobs = [jobs[i] for i in order]
@@ -160,8 +162,6 @@ class Simulator:
             cloud_gpu_s=np.zeros(n),
         )
         self.ix = {j.id: i for i, j in enumerate(self.jobs)}
-        self.prio = {p.name: p.value for p in fleet.priority_classes}
-        self.default_prio = self._default_priorities(fleet)
         kinds = {p.id: p.kind for p in fleet.providers}
         self.cloud = [kinds.get(p) is ProviderKind.CLOUD for p in self.index.provider_of]
         self.heap: list[tuple[float, int, int, int, int, int]] = []
@@ -190,21 +190,14 @@ class Simulator:
         bad: set[int] = set()
         for i, j in enumerate(self.jobs):
             if not 0.0 <= j.duration_s <= MAX_DURATION_S:
-                self.state.rejected[i] = "duration_out_of_range"
+                self.state.rejected[i] = Reason.DURATION_OUT_OF_RANGE
             elif not math.isfinite(self.arrival[i]):
-                self.state.rejected[i] = "submit_out_of_range"
+                self.state.rejected[i] = Reason.SUBMIT_OUT_OF_RANGE
             else:
                 continue
             bad.add(i)
         self.settled += len(bad)
         return bad
-
-    def _default_priorities(self, fleet: Fleet) -> dict[str, int]:
-        lowest = min((p.value for p in fleet.priority_classes), default=0)
-        return {
-            q.id: self.prio.get(q.default_priority_class, lowest) if q.default_priority_class else lowest
-            for q in fleet.queues
-        }
 
     # -- the loop ---------------------------------------------------------------------------------------------
     def run_all(self) -> SimState:
@@ -218,7 +211,7 @@ class Simulator:
                 self._push(t0 + float(self.rng.exponential(self.config.mtbf_s)), FAILURE, c, 2)
         st, arrival, n = self.state, self.arrival, len(self.jobs)
         until = self.config.until_s if self.config.until_s is not None else math.inf
-        heap, i, settled_report, sched = self.heap, 0, 0, self.sched
+        heap, i, settled_report, driver = self.heap, 0, 0, self.driver
         while True:
             t_heap = heap[0][0] if heap else math.inf
             now = min(t_heap, arrival[i] if i < n else math.inf)
@@ -227,18 +220,18 @@ class Simulator:
                 break
             if now == math.inf or (i == n and self.settled == n):
                 break
+            changed = False  # whether anything happened now that the server would see too
             while heap and heap[0][0] == now:
-                self._handle(heapq.heappop(heap), now)
+                changed = self._handle(heapq.heappop(heap), now) or changed
             while i < n and arrival[i] == now:
                 if i not in self.bad:
                     self._submit(i)
+                    changed = True
                 i += 1
-            more = sched.has_work(now)
-            while more:  # again at the same instant while a queue had more startable jobs than scan_depth
-                res = sched.cycle(now)
+            if changed and driver.has_work(now):
+                res = driver.decide(now)
                 self._after(res, now)
-                st.cycles += 1
-                more = res.more
+                st.cycles += res.rounds
             st.end_s = now
             if self.config.progress is not None and st.events - settled_report >= 20_000:
                 settled_report = st.events
@@ -254,12 +247,16 @@ class Simulator:
         self.seq += 1
         heapq.heappush(self.heap, (t, kind, self.seq, kind, a, b))
 
-    def _handle(self, ev: tuple[float, int, int, int, int, int], now: float) -> None:
+    def _handle(self, ev: tuple[float, int, int, int, int, int], now: float) -> bool:
+        """Handle one event; False when it changed nothing (the finish of a run since stopped, a wake-up the engine
+        no longer asks for, an outage overlapping another): the clock then does not decide for it, as the server
+        sees no such event."""
         _, _, _, kind, a, b = ev
         self.state.events += 1
         if kind == FINISH:
             if self.run[a] == b:
                 self._finished(a, now)
+                return True
         elif kind == FAILURE:
             cid = self.index.cluster_ids[a]
             up = b in (1, 3)
@@ -271,39 +268,41 @@ class Simulator:
             # again only when the last open outage ends.
             self.outages[a] += -1 if up else 1
             if self.outages[a] == (0 if up else 1):
-                stops = self.sched.set_cluster_status(cid, "up" if up else "down", now)
-                self._stopped(stops, now)
+                self.driver.set_cluster_status(cid, ClusterStatus.UP if up else ClusterStatus.DOWN, now)
                 if self.config.record_log:
                     self.state.log.append((now, "repair" if up else "failure", cid))
+                return True
         elif kind == WAKE:
-            self.wake_at = math.inf
+            return now == self.wake_at
+        return False
 
     def _submit(self, i: int) -> None:
         j = self.jobs[i]
         self.state.events += 1
         est = j.duration_s if self.config.estimates == "actual" else j.estimated_duration_s
-        prio = self.prio.get(j.priority_class, 0) if j.priority_class else self.default_prio.get(j.queue, 0)
-        self.sched.submit(
-            JobRequest(
+        self.driver.submit(
+            JobTerms(
                 id=j.id,
                 queue=j.queue,
                 gpus=j.gpus,
-                gpu_models=tuple(j.gpu_models),
-                priority=prio,
-                preemptible=j.preemptible,
                 submit_s=self.arrival[i],
-                duration_s=est,
+                gpu_models=tuple(j.gpu_models),
+                priority_class=j.priority_class,
+                preemptible=j.preemptible,
+                estimate_s=est,
                 checkpoint_interval_s=j.checkpoint_interval_s,
                 allowed_providers=tuple(j.allowed_providers),
                 allowed_regions=tuple(j.allowed_regions),
             )
         )
 
-    def _after(self, res: CycleResult, now: float) -> None:
+    def _after(self, res: Decisions, now: float) -> None:
         st, ix = self.state, self.ix
         if res.rejections:
             for r in res.rejections:
                 st.rejected[ix[r.job_id]] = r.reason
+                if self.config.record_log:
+                    st.log.append((now, "reject", r.job_id, r.reason))
             self.settled += len(res.rejections)
         if res.preemptions:
             self._stopped(res.preemptions, now)
@@ -328,7 +327,9 @@ class Simulator:
             if log:
                 st.log.append((now, "start", s.job_id, s.cluster_id, s.gpu_ids))
         wake = res.next_wakeup_s
-        if wake is not None and wake < self.wake_at:
+        if wake is None:
+            self.wake_at = math.inf
+        elif wake != self.wake_at:  # the engine asks for another instant: the wake-up pushed before goes stale
             self.wake_at = wake
             self._push(wake, WAKE, 0, 0)
 
@@ -348,7 +349,7 @@ class Simulator:
         self._account(i, now)
         self._finish[i] = now
         self.settled += 1
-        self.sched.finish(self.jobs[i].id)
+        self.driver.finish(self.jobs[i].id)
         if self.config.record_log:
             self.state.log.append((now, "finish", self.jobs[i].id))
 

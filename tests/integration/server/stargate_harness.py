@@ -8,6 +8,7 @@ fixtures that build it are in tests/conftest.py. A module of its own, because se
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -64,14 +65,16 @@ class Harness:
         return data
 
 
-def build_harness(db_url: str, home: Path, fleet_path: Path = TINY_FLEET) -> Harness:
-    """Migrate ``db_url``, apply the fleet, create the admin token and build the app (scheduler thread off)."""
+def build_harness(db_url: str, home: Path, fleet_path: Path = TINY_FLEET, **settings_: Any) -> Harness:
+    """Migrate ``db_url``, apply the fleet, create the admin token and build the app (scheduler thread off);
+    ``settings_``: further :class:`Settings` fields (e.g. ``scheduling``)."""
     settings = Settings(
         home=home,
         database_url=db_url,
         scheduler_enabled=False,
         cancel_grace_s=2.0,
         isolation="none",  # these tests' jobs write to the test's files; isolation has tests of its own
+        **settings_,
     )
     db = open_database(settings)
     prepared = prepare(settings, db, load_fleet(fleet_path))

@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from integration.server.stargate_harness import Harness
-from stargate.server.execute import Call, Executed, call_all
-from stargate.server.loop import collector_paused
+from stargate.server.scheduling.execute import Call, Executed, call_all
+from stargate.server.scheduling.loop import collector_paused
 
 
 def test_calls_on_threads_keep_their_order_and_count_their_errors(harness: Harness) -> None:

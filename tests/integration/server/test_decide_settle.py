@@ -1,10 +1,10 @@
-"""One server cycle places everything that can start now, even past the policy's per-queue scan depth."""
+"""One decision places everything that can start now, even past the policy's per-queue scan depth (both clocks
+decide through the driver, so this holds for the server's cycle and the simulator's instant alike)."""
 
 from datetime import UTC, datetime
 
 from stargate.domain import Cluster, Fleet, Provider, Queue, Quota, Site, Team
-from stargate.engine import FleetIndex, JobRequest, Scheduler, get_policy
-from stargate.server.decide import settle
+from stargate.engine import Driver, JobTerms, get_policy
 
 FLEET = Fleet(
     name="settle",
@@ -18,29 +18,16 @@ FLEET = Fleet(
 )
 
 
-def _job(i: int, priority: int = 500) -> JobRequest:
-    return JobRequest(
-        id=f"j{i}",
-        queue="q",
-        gpus=1,
-        gpu_models=(),
-        priority=priority,
-        preemptible=True,
-        submit_s=float(i),
-        duration_s=100.0,
-        checkpoint_interval_s=None,
-        allowed_providers=(),
-        allowed_regions=(),
-        progress_s=0.0,
-    )
+def _job(i: int) -> JobTerms:
+    return JobTerms(id=f"j{i}", queue="q", gpus=1, submit_s=float(i), estimate_s=100.0)
 
 
 def test_a_cycle_places_past_the_scan_depth_in_one_result() -> None:
-    sched = Scheduler(FleetIndex.from_fleet(FLEET, epoch=datetime(2026, 1, 1, tzinfo=UTC)), get_policy("stargate"))
+    driver = Driver(FLEET, get_policy("stargate"), epoch=datetime(2026, 1, 1, tzinfo=UTC))
     for i in range(200):
-        sched.submit(_job(i))
-    res = settle(sched, 1000.0)
-    assert len(res.starts) == 128 and not res.more, "128 GPUs free: 128 one-GPU jobs start in one server cycle"
+        driver.submit(_job(i))
+    res = driver.decide(1000.0)
+    assert len(res.starts) == 128 and res.rounds > 1, "128 GPUs free: 128 one-GPU jobs start in one decision"
     ids = [g for s in res.starts for g in s.gpu_ids]
     assert len(ids) == len(set(ids)) == 128
-    assert sched.n_pending == 72
+    assert sum(1 for p in driver.where.values() if p is None) == 72

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from integration.server.stargate_harness import Harness
 from stargate.domain import Fleet
 from stargate.server.errors import InvalidError
-from stargate.server.loop import SchedulerThread, run_cycle
+from stargate.server.scheduling.loop import SchedulerThread, run_cycle
 from stargate.server.services import fleet as fleet_service
 from stargate.store.models import FleetVersionRow
 from stargate.store.repositories import fleet_versions

@@ -5,7 +5,7 @@ idle server at about half a core (3% after)."""
 from datetime import UTC, datetime
 
 from integration.server.stargate_harness import Harness
-from stargate.server.loop import run_cycle
+from stargate.server.scheduling.loop import run_cycle
 
 
 def _exposition(h: Harness) -> str:

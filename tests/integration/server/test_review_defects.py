@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from integration.server.stargate_harness import POSTGRES_ENV, Harness, postgres_schema_url
 from integration.server.tcp_forwarder import TcpForwarder
-from stargate.server.loop import run_cycle
+from stargate.server.scheduling.loop import run_cycle
 from stargate.server.services import jobs as job_service
 
 JOBS = "/api/v1/jobs"

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from integration.server.stargate_harness import POSTGRES_ENV, postgres_schema_url
-from stargate.server.lock import SchedulerLock
+from stargate.server.scheduling.lock import SchedulerLock
 from stargate.server.settings import Settings
 from stargate.store import Database
 

@@ -16,8 +16,10 @@ from sqlalchemy import select
 from integration.server.stargate_harness import Harness
 from stargate.executors import RunHandle, RunRequest
 from stargate.server.context import ServerContext
-from stargate.server.decide import apply_decisions, decide, take_snapshot
-from stargate.server.loop import CycleReport, run_cycle
+from stargate.server.scheduling.apply import apply_decisions
+from stargate.server.scheduling.decide import decide
+from stargate.server.scheduling.loop import CycleReport, run_cycle
+from stargate.server.scheduling.snapshot import engine_seconds, take_snapshot
 from stargate.store import JobEventRow, JobRow, RunRow, parse_job_id
 
 TIMEOUT_S = 15.0
@@ -131,7 +133,7 @@ def test_a_crash_between_decision_and_submit_runs_the_job_exactly_once(harness: 
     job = harness.submit(command=f"echo run >> {tally}")["id"]
     snap = take_snapshot(harness.ctx)
     assert snap is not None
-    result, lost = decide(snap, _now())
+    result, lost, _ = decide(snap, harness.ctx.policy_for(snap.fleet), engine_seconds(_now()))
     apply_decisions(harness.ctx, snap, result, lost, _now())  # decision committed, then "the server dies"
     assert _status(harness, job) == "placed" and _runs(harness, job)[0].handle_key is None
     harness.ctx.executor("local").submit(RunRequest(str(job), 0, f"echo run >> {tally}", "lab-h100", (0,)))
@@ -183,7 +185,7 @@ def test_a_decision_about_a_job_cancelled_meanwhile_is_dropped(harness: Harness)
     job = harness.submit()["id"]
     snap = take_snapshot(harness.ctx)
     assert snap is not None
-    result, lost = decide(snap, _now())
+    result, lost, _ = decide(snap, harness.ctx.policy_for(snap.fleet), engine_seconds(_now()))
     assert [s.job_id for s in result.starts] == [job]
     harness.client.post(f"/api/v1/jobs/{job}/cancel", headers=harness.headers())
     applied = apply_decisions(harness.ctx, snap, result, lost, _now())

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from integration.server.stargate_harness import Harness
 from stargate.server.context import ServerContext
-from stargate.server.loop import SchedulerThread
+from stargate.server.scheduling.loop import SchedulerThread
 from stargate.store import Database, JobEventRow, RunRow
 
 TIMEOUT_S = 30.0

@@ -15,8 +15,10 @@ from sqlalchemy import select
 from integration.server.stargate_harness import Harness
 from stargate.executors import LocalExecutor, LocalExecutorError, RunRequest, local_runner
 from stargate.server.context import ExecutorRegistry, ServerContext
-from stargate.server.decide import apply_decisions, decide, take_snapshot
-from stargate.server.loop import run_cycle
+from stargate.server.scheduling.apply import apply_decisions
+from stargate.server.scheduling.decide import decide
+from stargate.server.scheduling.loop import run_cycle
+from stargate.server.scheduling.snapshot import engine_seconds, take_snapshot
 from stargate.store import JobRow, RunRow, parse_job_id
 
 TIMEOUT_S = 15.0
@@ -130,7 +132,7 @@ def test_cancelling_a_job_placed_without_a_run_never_runs_its_command(harness: H
     job = harness.submit(command=f"touch {marker}")["id"]
     snap = take_snapshot(harness.ctx)
     assert snap is not None
-    result, lost = decide(snap, _now())
+    result, lost, _ = decide(snap, harness.ctx.policy_for(snap.fleet), engine_seconds(_now()))
     apply_decisions(harness.ctx, snap, result, lost, _now())  # the decision is committed, then "the server dies"
     assert _row(harness, job).status == "placed" and _runs(harness, job)[0].handle_key is None
     cancelled = harness.client.post(f"/api/v1/jobs/{job}/cancel", headers=harness.headers())

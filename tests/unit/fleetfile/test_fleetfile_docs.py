@@ -18,6 +18,10 @@ def test_reference_examples_form_a_valid_fleet(tmp_path: Path) -> None:
     nouns = ("gpu_models", "providers", "sites", "buildings", "clusters", "contracts", "priority_classes", "teams")
     assert all(getattr(fleet, noun) for noun in (*nouns, "queues")) and fleet.budget is not None
     assert fleet.contracts[0].right_of_first_refusal is not None and fleet.contracts[0].exclusivity is not None
+    assert fleet.scheduling.policy == "stargate" and fleet.scheduling.settings == {
+        "runtime_weight": 2,
+        "burst_after_s": 3600,
+    }
 
 
 def test_reference_documents_every_top_level_key() -> None:

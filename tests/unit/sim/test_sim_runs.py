@@ -58,7 +58,7 @@ def test_a_failure_requeues_jobs_which_keep_checkpointed_progress() -> None:
     assert out["preemptions_by_reason"] == {"cluster_down": 1}
     # 2,000 s checkpointed at the failure; restart at 3,000 s; 8,000 s left → finish at 11,000 s.
     assert sim.state.finish[0] == 11_000.0
-    assert sim.state.log[1][1:] == ("preempt", "long", "cluster_down", 2000.0)
+    assert [r[1:] for r in sim.state.log[1:3]] == [("failure", "a"), ("preempt", "long", "cluster_down", 2000.0)]
 
 
 def test_bursting_waits_then_uses_the_cloud_and_reports_cloud_gpu_hours() -> None:

@@ -11,20 +11,20 @@ router = APIRouter(prefix="/fleet", tags=["fleet"], route_class=StrictJsonRoute)
 
 
 @router.get("", response_model=FleetOut)
-def get_fleet(_who: PrincipalDep, session: ReadSessionDep) -> FleetOut:
-    """The fleet in force with its version (content hash)."""
-    return service.current(session)
+def get_fleet(_who: PrincipalDep, session: ReadSessionDep, ctx: CtxDep) -> FleetOut:
+    """The fleet in force with its version (content hash) and the scheduling policy in force."""
+    return service.current(session, ctx.settings.scheduling)
 
 
 @router.post("/plan", response_model=FleetPlan)
 def plan_fleet(who: AdminDep, body: FleetPlanIn, ctx: CtxDep, now: NowDep) -> FleetPlan:
     """Preview a fleet change: validate it and list its differences from the fleet in force."""
     with ctx.db.write() as session:
-        return service.plan(session, body.fleet, who.actor, now)
+        return service.plan(session, body.fleet, who.actor, now, ctx.settings.scheduling)
 
 
 @router.post("/apply", response_model=FleetOut)
 def apply_fleet(who: AdminDep, body: FleetApplyIn, ctx: CtxDep, now: NowDep) -> FleetOut:
     """Apply a plan; 409 when the fleet changed since the plan was made."""
     with ctx.db.write() as session:
-        return service.apply(session, body.plan_id, who.actor, now)
+        return service.apply(session, body.plan_id, who.actor, now, ctx.settings.scheduling)

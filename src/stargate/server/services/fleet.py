@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from stargate.domain import Fleet, fleet_problems
 from stargate.domain.problems import Problem
+from stargate.engine import Driver, Override, policy_for
+from stargate.engine import scheduling as engine_scheduling
 from stargate.fleetfile.describe import error_words, found_text
-from stargate.server.decide import Snapshot, decide
 from stargate.server.errors import ConflictError, InvalidError, NotFoundError
-from stargate.server.schemas import Change, FleetOut, FleetPlan
+from stargate.server.schemas import Change, FleetOut, FleetPlan, SchedulingOut
 from stargate.store.models import FleetPlanRow, FleetVersionRow
 from stargate.store.repositories import fleet_versions
 from stargate.store.repositories import teams as team_repo
@@ -58,7 +59,7 @@ def parse(document: dict[str, Any], where: str = "body.fleet") -> Fleet:
     except ValidationError as exc:
         lines = [_field_line(where, e) for e in exc.errors()]
         raise InvalidError("invalid fleet: " + "; ".join(lines)) from None
-    problems = fleet_problems(fleet)
+    problems = fleet_problems(fleet) + engine_scheduling.problems(fleet.scheduling)
     if problems:
         lines = [f"{where}.{p.dotted()}: found {p.found}, expected {p.expected}" for p in problems]
         raise InvalidError("invalid fleet: " + "; ".join(lines))
@@ -71,12 +72,24 @@ def _field_line(where: str, err: ErrorDetails) -> str:
     return f"{where}.{Problem(tuple(err['loc']), found, expected).dotted()}: found {found}, expected {expected}"
 
 
-def current(session: Session) -> FleetOut:
-    """The fleet in force; 404 before any fleet was applied."""
+def current(session: Session, override: Override | None = None) -> FleetOut:
+    """The fleet in force and the policy the scheduler decides with (under ``override``); 404 before any fleet was
+    applied."""
     row = fleet_versions.current(session)
     if row is None:
         raise NotFoundError("no fleet has been applied yet")
-    return FleetOut(version=row.version, applied_at=row.applied_at, applied_by=row.applied_by, fleet=row.document)
+    out = FleetOut(version=row.version, applied_at=row.applied_at, applied_by=row.applied_by, fleet=row.document)
+    return out.model_copy(update={"scheduling": scheduling_out(Fleet.model_validate(row.document), override)})
+
+
+def scheduling_out(fleet: Fleet, override: Override | None = None) -> SchedulingOut | None:
+    """The policy ``fleet`` is scheduled with under ``override``; None when they do not make a valid policy."""
+    try:
+        policy = policy_for(fleet.scheduling, override)
+    except ValueError:
+        return None
+    described = override.describe() if override else None
+    return SchedulingOut(policy=policy.name, settings=engine_scheduling.settings_of(policy), override=described)
 
 
 ENTITY_SECTIONS = ("clusters", "contracts", "buildings", "queues")
@@ -84,11 +97,16 @@ ENTITY_SECTIONS = ("clusters", "contracts", "buildings", "queues")
 index follows), so a fleet it cannot load is narrowed down to the first entry it cannot load alone."""
 
 
-def engine_problem(fleet: Fleet, now: datetime | None = None) -> str | None:
-    """Why the scheduler could not load ``fleet`` (one located line), or None when it can."""
+def engine_problem(fleet: Fleet, now: datetime | None = None, override: Override | None = None) -> str | None:
+    """Why the scheduler could not load ``fleet`` under ``stargate up --policy/--set`` ``override`` (one located
+    line), or None when it can."""
     now = now or datetime.now(UTC)
+    bad = engine_scheduling.problems(fleet.scheduling, override)
+    if bad:
+        told = f" (with stargate up {override.describe()})" if override else ""
+        return "; ".join(f"fleet.{p.dotted()}: found {p.found}, expected {p.expected}{told}" for p in bad)
     try:
-        _load(fleet, now)
+        _load(fleet, now, override)
         return None
     except Exception as exc:  # anything the engine raises would stop every scheduler cycle
         error = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
@@ -96,16 +114,17 @@ def engine_problem(fleet: Fleet, now: datetime | None = None) -> str | None:
     return f"{where}: found a value the scheduler cannot load ({error}), expected a fleet the engine can index"
 
 
-def check_schedulable(fleet: Fleet, now: datetime | None = None) -> None:
+def check_schedulable(fleet: Fleet, now: datetime | None = None, override: Override | None = None) -> None:
     """422 with :func:`engine_problem`'s line when the scheduler could not load ``fleet``."""
-    problem = engine_problem(fleet, now)
+    problem = engine_problem(fleet, now, override)
     if problem is not None:
         raise InvalidError(f"invalid fleet: {problem}")
 
 
-def _load(fleet: Fleet, now: datetime) -> None:
-    """Build the engine's index of ``fleet`` and run one engine cycle without jobs, as the scheduler loop does."""
-    decide(Snapshot(fleet, "candidate", [], []), now)
+def _load(fleet: Fleet, now: datetime, override: Override | None = None) -> None:
+    """Build the engine's index of ``fleet`` and decide once without jobs, as the scheduler loop does."""
+    epoch = datetime(2020, 1, 1, tzinfo=UTC)  # the scheduler's engine epoch (stargate.server.scheduling.snapshot)
+    Driver(fleet, policy_for(fleet.scheduling, override), epoch).decide((now - epoch).total_seconds())
 
 
 def _culprit(fleet: Fleet, now: datetime) -> str | None:
@@ -124,10 +143,12 @@ def _culprit(fleet: Fleet, now: datetime) -> str | None:
     return None
 
 
-def record(session: Session, fleet: Fleet, actor: str, now: datetime) -> FleetVersionRow:
+def record(
+    session: Session, fleet: Fleet, actor: str, now: datetime, override: Override | None = None
+) -> FleetVersionRow:
     """Make ``fleet`` the fleet in force (a new version row, teams and queues synced); 422 when the scheduler could
-    not load it."""
-    check_schedulable(fleet, now)
+    not load it (under ``stargate up --policy/--set`` ``override``)."""
+    check_schedulable(fleet, now, override)
     document = canonical(fleet)
     row = fleet_versions.add(
         session, FleetVersionRow(version=version_of(document), document=document, applied_at=now, applied_by=actor)
@@ -136,20 +157,24 @@ def record(session: Session, fleet: Fleet, actor: str, now: datetime) -> FleetVe
     return row
 
 
-def ensure(session: Session, fleet: Fleet, actor: str, now: datetime) -> tuple[FleetVersionRow, bool]:
+def ensure(
+    session: Session, fleet: Fleet, actor: str, now: datetime, override: Override | None = None
+) -> tuple[FleetVersionRow, bool]:
     """Apply ``fleet`` unless it already is the fleet in force; returns the version row and whether it changed."""
     fleet_versions.lock(session)
     row = fleet_versions.current(session)
     if row is not None and row.version == version_of(canonical(fleet)):
         return row, False
-    return record(session, fleet, actor, now), True
+    return record(session, fleet, actor, now, override), True
 
 
-def plan(session: Session, document: dict[str, Any], actor: str, now: datetime) -> FleetPlan:
-    """Validate a proposed fleet (also: the scheduler can load it), list its differences from the fleet in force
-    and store the plan."""
+def plan(
+    session: Session, document: dict[str, Any], actor: str, now: datetime, override: Override | None = None
+) -> FleetPlan:
+    """Validate a proposed fleet (also: the scheduler can load it, under ``override``), list its differences from
+    the fleet in force and store the plan."""
     fleet = parse(document)
-    check_schedulable(fleet, now)
+    check_schedulable(fleet, now, override)
     proposed = canonical(fleet)
     base = fleet_versions.current(session)
     changes = diff(base.document if base is not None else {}, proposed)
@@ -168,7 +193,7 @@ def plan(session: Session, document: dict[str, Any], actor: str, now: datetime) 
     return FleetPlan(plan_id=row.id, base_version=row.base_version, new_version=row.new_version, changes=changes)
 
 
-def apply(session: Session, plan_id: str, actor: str, now: datetime) -> FleetOut:
+def apply(session: Session, plan_id: str, actor: str, now: datetime, override: Override | None = None) -> FleetOut:
     """Apply a stored plan; 404 for an unknown plan, 409 when the fleet changed since it was made."""
     fleet_versions.lock(session)
     row = fleet_versions.get_plan(session, plan_id)
@@ -183,9 +208,11 @@ def apply(session: Session, plan_id: str, actor: str, now: datetime) -> FleetOut
             f"plan '{plan_id}' is stale: it was made against fleet version {row.base_version}, "
             f"but version {base_version} is in force now; make a new plan"
         )
-    version = record(session, Fleet.model_validate(row.document), actor, now)
+    fleet = Fleet.model_validate(row.document)
+    version = record(session, fleet, actor, now, override)
     row.applied_at = now
-    return FleetOut(version=version.version, applied_at=now, applied_by=actor, fleet=version.document)
+    out = FleetOut(version=version.version, applied_at=now, applied_by=actor, fleet=version.document)
+    return out.model_copy(update={"scheduling": scheduling_out(fleet, override)})
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:

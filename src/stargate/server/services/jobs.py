@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from stargate.domain import Fleet, JobKind, JobSpec, Queue
+from stargate.engine.priorities import PriorityRule
 from stargate.executors import ArgumentLimits, Capabilities, capabilities_of
 from stargate.fleetfile.describe import found_text
 from stargate.server.auth import Principal
@@ -24,7 +25,7 @@ class SubmitRules:
     class values, the GPU model catalogue, each provider's executor and what it can do."""
 
     queues: dict[str, Queue]
-    priorities: dict[str, int]
+    priorities: PriorityRule
     catalogue: frozenset[str]
     executors: dict[str, tuple[str, Capabilities]] = field(default_factory=dict)
     """Each provider's executor kind and that kind's capabilities, by provider id."""
@@ -36,7 +37,7 @@ class SubmitRules:
         """The rules of ``fleet``."""
         return cls(
             queues={q.id: q for q in fleet.queues},
-            priorities={p.name: p.value for p in fleet.priority_classes},
+            priorities=PriorityRule(fleet),
             catalogue=frozenset(fleet.catalogue()),
             executors={p.id: (p.executor.value, capabilities_of(p.executor.value)) for p in fleet.providers},
         )
@@ -54,7 +55,7 @@ def check(who: Principal, spec: JobSpec, rules: SubmitRules, now: datetime) -> d
         raise InvalidError(f"body.queue: found '{spec.queue}', expected the id of a queue ({known})")
     who.require_write(queue.team)
     _check_single_team(spec, queue.team, rules)
-    priority_class, priority = _priority(spec, queue.priority_classes, queue.default_priority_class, rules)
+    priority_class, priority = _priority(spec, queue.id, rules)
     _check_models(spec, rules)
     if not spec.command and not spec.image:
         raise InvalidError("body.command: found nothing, expected a shell command (or body.image for containers)")
@@ -94,15 +95,15 @@ def submit(session: Session, who: Principal, spec: JobSpec, fleet: Fleet, now: d
     return job
 
 
-def _priority(spec: JobSpec, allowed: list[str], default: str | None, rules: SubmitRules) -> tuple[str, int]:
-    values = rules.priorities
-    usable = [n for n in values if not allowed or n in allowed]
-    name = spec.priority_class or default or min(usable, key=lambda n: values[n], default=None)
-    if name is None or name not in usable:
+def _priority(spec: JobSpec, queue: str, rules: SubmitRules) -> tuple[str, int]:
+    """The job's priority class and value by the rule the engine applies too (:mod:`stargate.engine.priorities`)."""
+    found = rules.priorities.resolve(queue, spec.priority_class)
+    if found is None:
+        usable = rules.priorities.allowed(queue)
         shown = ", ".join(usable) or "none defined"
-        found = "no priority class" if name is None else f"'{name}'"
-        raise InvalidError(f"body.priority_class: found {found}, expected a priority class the queue allows ({shown})")
-    return name, values[name]
+        named = "no priority class" if spec.priority_class is None else found_text(spec.priority_class)
+        raise InvalidError(f"body.priority_class: found {named}, expected a priority class the queue allows ({shown})")
+    return found.name, found.value
 
 
 def _executors(spec: JobSpec, rules: SubmitRules) -> list[tuple[str, Capabilities]]:

@@ -93,6 +93,7 @@ class JobState(NamedTuple):
     priority: int
     preemptible: bool
     submitted_at: datetime
+    priority_class: str
     progress_s: float
     status: JobStatus
     attempt: int
@@ -114,6 +115,7 @@ _STATE_COLUMNS = (
     JobRow.priority,
     JobRow.preemptible,
     type_coerce(JobRow.submitted_at, Text),
+    JobRow.priority_class,
     JobRow.progress_s,
     type_coerce(JobRow.status, Text),
     JobRow.attempt,
@@ -148,9 +150,9 @@ def states(session: Session, statuses: Sequence[JobStatus]) -> list[JobState]:
     query = select(*_STATE_COLUMNS).where(JobRow.status.in_(statuses)).order_by(JobRow.id)
     return [
         JobState(
-            i, q, g, json_list(models), p, pre, _aware(sub), prog, JobStatus(st), a, c, json_list(ids), raw_time(t)
+            i, q, g, json_list(models), p, pre, _aware(sub), pc, prog, JobStatus(st), a, c, json_list(ids), raw_time(t)
         )
-        for i, q, g, models, p, pre, sub, prog, st, a, c, ids, t in session.execute(query)
+        for i, q, g, models, p, pre, sub, pc, prog, st, a, c, ids, t in session.execute(query)
     ]
 
 

@@ -2,7 +2,7 @@
 
 One cycle: poll running jobs → snapshot → engine decides → decisions in ONE transaction → executors submit placed
 jobs (outside any transaction) → orphaned runs are stopped → metrics. Only the holder of the scheduler lock runs
-cycles (see :mod:`stargate.server.lock`).
+cycles (see :mod:`stargate.server.scheduling.lock`).
 """
 
 import contextlib
@@ -14,12 +14,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from stargate.domain import Fleet
 from stargate.engine import FleetIndex
 from stargate.server.context import ServerContext
-from stargate.server.decide import ENGINE_EPOCH, Snapshot, apply_decisions, decide, take_snapshot
 from stargate.server.errors import DATABASE_DOWN, NotFoundError, database_problem
-from stargate.server.execute import Executed, poll_running, reap_orphans, submit_placed
-from stargate.server.lock import SchedulerLock
+from stargate.server.scheduling.apply import apply_decisions
+from stargate.server.scheduling.decide import decide
+from stargate.server.scheduling.execute import Executed, poll_running, reap_orphans, submit_placed
+from stargate.server.scheduling.lock import SchedulerLock
+from stargate.server.scheduling.snapshot import ENGINE_EPOCH, engine_seconds, take_snapshot
 from stargate.store.repositories import events as event_repo
 from stargate.store.repositories import fleet_versions
 from stargate.store.repositories import jobs as job_repo
@@ -123,12 +126,18 @@ def _needs_decision(ctx: ServerContext, fingerprint: tuple[str, int], now: datet
 
 
 def _decide_and_apply(ctx: ServerContext, now: datetime, report: CycleReport) -> None:
+    """Snapshot, decide with the kept driver (or a new one), write the decisions; the driver is kept for the next
+    cycle only once they are all written (a cycle that raises, or drops a decision, rebuilds it next time)."""
+    kept, ctx.loop.driver = ctx.loop.driver, None
     snap = take_snapshot(ctx)
     if snap is None:
         report.notes.append("no fleet applied yet")
         return
-    result, lost = decide(snap, now, _index(ctx, snap))
+    policy = ctx.policy_for(snap.fleet)
+    result, lost, kept = decide(snap, policy, engine_seconds(now), kept, lambda fleet: _index(ctx, snap.version, fleet))
     applied = apply_decisions(ctx, snap, result, lost, now)
+    if applied.complete:
+        ctx.loop.driver = kept
     report.placed, report.preempted = applied.placed, applied.preempted
     report.rejected, report.requeued = applied.rejected, applied.requeued
     ctx.loop.wakeup = None if result.next_wakeup_s is None else ENGINE_EPOCH + timedelta(seconds=result.next_wakeup_s)
@@ -136,13 +145,12 @@ def _decide_and_apply(ctx: ServerContext, now: datetime, report: CycleReport) ->
     ctx.metrics.preemptions.inc(applied.preempted)
 
 
-def _index(ctx: ServerContext, snap: Snapshot) -> FleetIndex:
-    """The engine index of the snapshot's fleet, kept across cycles while the fleet version stays the same."""
+def _index(ctx: ServerContext, version: str, fleet: Fleet) -> FleetIndex:
+    """The engine index of fleet ``version``, kept across cycles while the fleet version stays the same."""
     cached = ctx.loop.index
-    if cached is None or cached[0] != snap.version:
-        cached = ctx.loop.index = (snap.version, FleetIndex.from_fleet(snap.fleet, epoch=ENGINE_EPOCH))
-    index: FleetIndex = cached[1]
-    return index
+    if cached is None or cached[0] != version:
+        cached = ctx.loop.index = (version, FleetIndex.from_fleet(fleet, epoch=ENGINE_EPOCH))
+    return cached[1]
 
 
 def _gauges(ctx: ServerContext, idle_fingerprint: tuple[str, int] | None) -> int:

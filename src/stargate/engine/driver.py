@@ -1,0 +1,234 @@
+"""The one driver of the engine: the simulator and the server decide through it, and differ only in their clock.
+
+At each instant a clock handles, it tells the driver what happened, in this order, then asks it to decide::
+
+    driver.finish(job_id)                          # runs that ended (succeeded, failed, cancelled)
+    driver.set_cluster_status(cluster, "down", t)  # outages and repairs (or driver.update_fleet(fleet, t))
+    driver.submit(JobTerms(...))                   # arrivals, in submission order
+    decisions = driver.decide(t)                   # starts, preemptions, rejections: apply them where state lives
+
+The driver turns a job's terms into the engine's request (resolving its priority class with the fleet's rule, see
+:mod:`stargate.engine.priorities`), cycles the :class:`~stargate.engine.scheduler.Scheduler` at ``t`` while a queue
+has more startable jobs than the policy's scan depth, and merges the rounds into one :class:`Decisions`. The
+simulator keeps its state in memory and applies decisions to its event heap; the server keeps its state in the
+database and the executors, and tells the driver what changed there (see ``stargate.server.scheduling``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from stargate.domain import ClusterStatus, Fleet
+from stargate.engine.index import FleetIndex
+from stargate.engine.policies import Policy
+from stargate.engine.priorities import PriorityRule, Resolved
+from stargate.engine.scheduler import Scheduler
+from stargate.engine.types import JobRequest, Preemption, Reason, Rejection, Start
+
+Placement = tuple[str, tuple[int, ...]]
+"""Where a running job is: (cluster id, GPU ids)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobTerms:
+    """A job as a clock hands it to the driver: what it asks for, before the fleet's rules resolve its priority."""
+
+    id: str
+    queue: str
+    gpus: int
+    submit_s: float
+    gpu_models: tuple[str, ...] = ()
+    priority_class: str | None = None
+    """The class the job names; None: its queue's default (see :mod:`stargate.engine.priorities`)."""
+    preemptible: bool = True
+    estimate_s: float | None = None
+    """Estimated run time, s; None: the policy's default estimate."""
+    checkpoint_interval_s: float | None = None
+    allowed_providers: tuple[str, ...] = ()
+    allowed_regions: tuple[str, ...] = ()
+    progress_s: float = 0.0
+    """Run time already done and checkpointed, s."""
+
+
+@dataclass(slots=True)
+class Decisions:
+    """What the driver decided at ``now`` (already applied to its own state), in the order to apply them:
+    preemptions, then rejections, then starts (a job stopped and started again at one instant moves)."""
+
+    now: float
+    starts: list[Start] = field(default_factory=list)
+    preemptions: list[Preemption] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    next_wakeup_s: float | None = None
+    """The next instant a decision could change with no outside event (a burst deadline, capacity coming online)."""
+    rounds: int = 0
+    """Engine cycles run (0: nothing to decide)."""
+
+
+class RestoreError(ValueError):
+    """A running job cannot be put back: its cluster, GPUs or priority class are no longer valid."""
+
+
+class Driver:
+    """One engine over one fleet version under one policy, and what it was told so far."""
+
+    def __init__(self, fleet: Fleet, policy: Policy, epoch: datetime, index: FleetIndex | None = None) -> None:
+        """An engine with every GPU free; ``epoch`` is engine time 0 (``index``: the fleet's, when kept)."""
+        self.fleet, self.policy = fleet, policy
+        self.index = index if index is not None else FleetIndex.from_fleet(fleet, epoch)
+        self.sched = Scheduler(self.index, policy)
+        self.priorities = PriorityRule(fleet)
+        self.status = {c.id: c.status for c in fleet.clusters}
+        self.where: dict[str, Placement | None] = {}
+        """Every live job the engine holds: its placement when running, None when pending."""
+        self._stops: list[Preemption] = []
+        self._refused: list[Rejection] = []
+        self._wakeup: float | None = None
+
+    # -- what happened ----------------------------------------------------------------------------------------
+    def submit(self, job: JobTerms) -> None:
+        """Queue ``job`` (a job the fleet's rules refuse is rejected by the next :meth:`decide`)."""
+        prio = self.priorities.resolve(job.queue, job.priority_class)
+        if prio is None and job.queue in self.index.queue_ix:  # an unknown queue: the engine says so itself
+            self._refused.append(Rejection(job.id, Reason.PRIORITY_CLASS_NOT_ALLOWED))
+            return
+        self.sched.submit(self.request(job, prio))
+        self.where[job.id] = None
+
+    def restore(self, job: JobTerms, cluster: str, gpu_ids: tuple[int, ...], started_s: float) -> None:
+        """Put back a job that runs on ``gpu_ids`` of ``cluster`` since ``started_s``; :class:`RestoreError` when
+        that placement or the job's priority class is no longer valid (the caller requeues it)."""
+        if cluster not in self.index.cluster_ix:
+            raise RestoreError(f"cluster '{cluster}' is no longer in the fleet")
+        prio = self.priorities.resolve(job.queue, job.priority_class)
+        if prio is None:
+            raise RestoreError(f"priority class '{job.priority_class}' is not allowed in queue '{job.queue}'")
+        try:
+            self.sched.restore_running(self.request(job, prio), cluster, gpu_ids, started_s)
+        except ValueError as exc:
+            raise RestoreError(f"placement on '{cluster}' no longer valid: {exc}") from None
+        self.where[job.id] = (cluster, gpu_ids)
+
+    def finish(self, job_id: str) -> None:
+        """The job ended (any reason): its GPUs are free, or it leaves its queue."""
+        if self.where.pop(job_id, ()) != ():
+            self.sched.finish(job_id)
+
+    def set_cluster_status(self, cluster: str, status: ClusterStatus, now: float) -> None:
+        """A cluster went down or came back; its running jobs stop when it goes down (see :meth:`decide`)."""
+        if self.status.get(cluster) is status:
+            return
+        self.status[cluster] = status
+        stops = self.sched.set_cluster_status(cluster, status.value, now)
+        for p in stops:
+            self.where[p.job_id] = None
+        self._stops.extend(stops)
+
+    def update_fleet(self, fleet: Fleet, now: float) -> bool:
+        """Take a new version of the fleet when only cluster statuses changed (the jobs of a cluster going down
+        stop); False when anything else changed: the caller builds a new driver instead."""
+        if _structure(fleet) != _structure(self.fleet):
+            return False
+        for c in fleet.clusters:
+            self.set_cluster_status(c.id, c.status, now)
+        self.fleet = fleet
+        return True
+
+    def stop_on_down_clusters(self, now: float) -> None:
+        """After restoring jobs: stop those on clusters the fleet marks down (restored before it said so)."""
+        for cluster, status in self.status.items():
+            if status is ClusterStatus.DOWN and any(p is not None and p[0] == cluster for p in self.where.values()):
+                self._stops.extend(self.sched.set_cluster_status(cluster, status.value, now))
+        for p in self._stops:
+            self.where[p.job_id] = None
+
+    # -- deciding ---------------------------------------------------------------------------------------------
+    def has_work(self, now: float) -> bool:
+        """False when :meth:`decide` at ``now`` would decide nothing."""
+        return bool(self._stops or self._refused) or self.sched.has_work(now)
+
+    def decide(self, now: float) -> Decisions:
+        """Cycle the engine at ``now`` until no queue has more startable jobs than the scan depth; one result.
+
+        A job started by one round and stopped by a later one at the same instant is neither started nor stopped:
+        it stays pending, as it is in the engine.
+        """
+        out = Decisions(now, preemptions=self._stops, rejections=self._refused)
+        self._stops, self._refused = [], []
+        sched = self.sched
+        if sched.has_work(now):
+            more = True
+            while more:
+                res = sched.cycle(now)
+                out.rounds += 1
+                if res.preemptions and out.starts:
+                    stopped = {p.job_id for p in res.preemptions}
+                    started = {s.job_id for s in out.starts}
+                    out.starts = [s for s in out.starts if s.job_id not in stopped]
+                    res.preemptions = [p for p in res.preemptions if p.job_id not in started]
+                out.starts += res.starts
+                out.preemptions += res.preemptions
+                out.rejections += res.rejections
+                self._wakeup, more = res.next_wakeup_s, res.more
+        where = self.where
+        for p in out.preemptions:
+            where[p.job_id] = None
+        for r in out.rejections:
+            where.pop(r.job_id, None)
+        for s in out.starts:
+            where[s.job_id] = (s.cluster_id, s.gpu_ids)
+        out.next_wakeup_s = self._wakeup if self._wakeup is not None and self._wakeup > now else None
+        return out
+
+    # -- requests ---------------------------------------------------------------------------------------------
+    def request(self, job: JobTerms, prio: Resolved | None) -> JobRequest:
+        """The engine's request for ``job`` at priority ``prio`` (None: an unknown queue, which the engine rejects)."""
+        return JobRequest(
+            id=job.id,
+            queue=job.queue,
+            gpus=job.gpus,
+            gpu_models=job.gpu_models,
+            priority=prio.value if prio is not None else 0,
+            preemptible=job.preemptible,
+            may_preempt=prio.preempts_lower if prio is not None else True,
+            submit_s=job.submit_s,
+            duration_s=job.estimate_s,
+            checkpoint_interval_s=job.checkpoint_interval_s,
+            allowed_providers=job.allowed_providers,
+            allowed_regions=job.allowed_regions,
+            progress_s=job.progress_s,
+        )
+
+    @classmethod
+    def rebuilt(
+        cls,
+        fleet: Fleet,
+        policy: Policy,
+        epoch: datetime,
+        running: Iterable[tuple[JobTerms, Placement, float]],
+        pending: Iterable[JobTerms],
+        now: float,
+        index: FleetIndex | None = None,
+    ) -> tuple[Driver, list[tuple[JobTerms, str]]]:
+        """A driver holding ``running`` jobs (terms, placement, start time) and ``pending`` ones, in the order
+        given; also the running jobs it could not put back, with why (the caller requeues them)."""
+        driver = cls(fleet, policy, epoch, index)
+        lost: list[tuple[JobTerms, str]] = []
+        for job, (cluster, gpu_ids), started_s in running:
+            try:
+                driver.restore(job, cluster, gpu_ids, started_s)
+            except RestoreError as exc:
+                lost.append((job, str(exc)))
+        for job in pending:
+            driver.submit(job)
+        driver.stop_on_down_clusters(now)
+        return driver, lost
+
+
+def _structure(fleet: Fleet) -> Fleet:
+    """``fleet`` with every cluster's status set to up: two versions that differ only in statuses compare equal."""
+    up = ClusterStatus.UP
+    clusters = [c if c.status is up else c.model_copy(update={"status": up}) for c in fleet.clusters]
+    return fleet.model_copy(update={"clusters": clusters})

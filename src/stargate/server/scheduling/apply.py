@@ -1,0 +1,117 @@
+"""Scheduler loop, step 2c: write a decision in ONE transaction (no executor call here).
+
+Pending → placed with a run row, preemptions and requeues → pending, rejections → failed; a job stopped and started
+again at the same instant (its cluster went down, it moves) is requeued and then placed in the same transaction.
+Each decision is written only if its job is still where the snapshot saw it; :attr:`Applied.complete` says whether
+every decision was written (if not, the scheduler rebuilds its driver from the database next cycle).
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from stargate.engine import Decisions, Start
+from stargate.server.context import ServerContext
+from stargate.server.scheduling.decide import Lost
+from stargate.server.scheduling.snapshot import Snapshot
+from stargate.store import Current, JobStatus, Move, lock_current, parse_job_id, transition_many
+from stargate.store.repositories import runs as run_repo
+
+ACTOR = "scheduler"
+PRICE_QUANTUM = Decimal("0.000001")
+HOLDING = (JobStatus.PLACED, JobStatus.RUNNING)
+
+
+@dataclass
+class Applied:
+    """What the decision transaction actually wrote (decisions on jobs that changed meanwhile are dropped)."""
+
+    placed: int = 0
+    preempted: int = 0
+    rejected: int = 0
+    requeued: int = 0
+    complete: bool = True
+    """False when some decision was dropped."""
+
+
+def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost: Lost, now: datetime) -> Applied:
+    """Write the decisions in one transaction, each only if its job is still where the snapshot saw it.
+
+    Bulk statements: the jobs are read and locked with one query, the status changes go through
+    :func:`~stargate.store.transition_many` (legal edges checked, one event row each; a second batch places the
+    jobs the first requeued), the run rows of the placed jobs are inserted with one multi-row statement.
+    """
+    seen = {j.id: (JobStatus(j.status), j.attempt) for j in (*snap.pending, *snap.holding)}
+    ids = _row_ids([s.job_id for s in result.starts], [p.job_id for p in result.preemptions])
+    ids += _row_ids([r.job_id for r in result.rejections], [j.public_id for j, _ in lost])
+    out = Applied()
+    with ctx.db.write() as session:
+        current = lock_current(session, ids)
+        requeued: dict[int, Current] = {}
+        taken: set[int] = set()
+
+        def unchanged(public_id: str, *statuses: JobStatus) -> Current | None:
+            """This job as locked now if it is still as the snapshot saw it, in one of ``statuses``, and not yet
+            moved by this batch."""
+            cur = current.get(parse_job_id(public_id) or -1)
+            if cur is None or cur.id in taken or (cur.status, cur.attempt) != seen.get(cur.id):
+                return None
+            if cur.status not in statuses:
+                return None
+            taken.add(cur.id)
+            return cur
+
+        def back(cur: Current, why: str, values: dict[str, Any] | None = None) -> Move:
+            requeued[cur.id] = Current(cur.id, JobStatus.PENDING, cur.attempt + 1, cur.started_at)
+            return Move(cur, JobStatus.PENDING, why, values or {})
+
+        first: list[Move] = []
+        for job, why in lost:
+            if (cur := unchanged(job.public_id, *HOLDING)) is not None:
+                first.append(back(cur, f"requeued: {why}"))
+                out.requeued += 1
+        for p in result.preemptions:
+            if (cur := unchanged(p.job_id, *HOLDING)) is not None:
+                first.append(back(cur, f"preempted: {p.reason}", {"progress_s": p.progress_s}))
+                out.preempted += 1
+        for r in result.rejections:
+            if (cur := unchanged(r.job_id, JobStatus.PENDING)) is not None:
+                first.append(Move(cur, JobStatus.FAILED, f"rejected: {r.reason}"))
+                out.rejected += 1
+        second: list[Move] = []
+        runs: list[dict[str, Any]] = []
+        for s in result.starts:
+            row_id = parse_job_id(s.job_id) or -1
+            cur = requeued.pop(row_id, None) or unchanged(s.job_id, JobStatus.PENDING)
+            if cur is not None:
+                second.append(_placement(cur, s))
+                executor = snap.executor_of_cluster.get(s.cluster_id, "local")
+                runs.append(
+                    {"job_id": cur.id, "attempt": cur.attempt, "executor": executor, "cluster": s.cluster_id}
+                    | {"created_at": now}
+                )
+                out.placed += 1
+        transition_many(session, first, ACTOR, now)
+        transition_many(session, second, ACTOR, now)
+        run_repo.add_many(session, runs)
+    decided = len(result.starts) + len(result.preemptions) + len(result.rejections) + len(lost)
+    out.complete = out.placed + out.preempted + out.rejected + out.requeued == decided
+    return out
+
+
+def _row_ids(*groups: Iterable[str]) -> list[int]:
+    return [i for g in groups for pid in g if (i := parse_job_id(pid)) is not None]
+
+
+def _placement(cur: Current, start: Start) -> Move:
+    """The move of a pending job onto its cluster and GPUs, with the price and contract it runs under."""
+    values = {
+        "cluster": start.cluster_id,
+        "gpu_ids": list(start.gpu_ids),
+        "price_usd_per_gpu_hour": Decimal(str(start.price_usd_per_gpu_hour)).quantize(PRICE_QUANTUM),
+        "contract_id": start.contract_id,
+    }
+    reason = f"placed on {start.cluster_id} ({len(start.gpu_ids)} GPUs)"
+    return Move(cur, JobStatus.PLACED, reason, values)

@@ -1,0 +1,89 @@
+"""Scheduler loop, step 2b: bring the engine's driver up to date with the snapshot, and let it decide.
+
+The server keeps one :class:`~stargate.engine.Driver` across cycles, as the simulator does, and tells it what
+changed in the database since the last decision, in the simulator's order: jobs that ended (finished, failed,
+cancelled), then the fleet (a version that only changes cluster statuses is told as outages and repairs: the jobs of
+a cluster going down stop), then new jobs in submission order. A driver that no longer matches the database (a
+decision that could not be written, a job requeued by the executor steps, another scheduler process deciding
+meanwhile, a new policy or a fleet change beyond statuses) is rebuilt from the snapshot: running jobs are put back
+where they run, pending jobs queued again.
+"""
+
+from collections.abc import Callable
+
+from stargate.domain import Fleet
+from stargate.engine import Decisions, Driver, FleetIndex, JobTerms, Policy
+from stargate.server.scheduling.snapshot import ENGINE_EPOCH, Snapshot, engine_seconds
+from stargate.store.repositories.jobs import JobState
+
+Lost = list[tuple[JobState, str]]
+"""Held jobs that could not be put back on their cluster, with why (the loop requeues them)."""
+
+
+class Kept:
+    """The driver kept between cycles, with the fleet version it was last told."""
+
+    def __init__(self, driver: Driver, version: str) -> None:
+        self.driver, self.version = driver, version
+
+
+def decide(
+    snap: Snapshot,
+    policy: Policy,
+    now_s: float,
+    kept: Kept | None = None,
+    index: Callable[[Fleet], FleetIndex] | None = None,
+) -> tuple[Decisions, Lost, Kept]:
+    """Decide at engine time ``now_s`` over the snapshot, with ``kept`` brought up to date or a new driver.
+
+    ``index``: builds (or returns a kept) engine index of a fleet version. Returns the decisions, the held jobs that
+    could not be put back, and the driver to keep (valid once the decisions are written).
+    """
+    driver = _updated(kept, snap, policy, now_s) if kept is not None else None
+    lost: Lost = []
+    if driver is None:
+        driver, lost = _rebuilt(snap, policy, now_s, index)
+    return driver.decide(now_s), lost, Kept(driver, snap.version)
+
+
+def _updated(kept: Kept, snap: Snapshot, policy: Policy, now_s: float) -> Driver | None:
+    """``kept``'s driver told what changed since it last decided; None when it cannot be (rebuild it)."""
+    driver = kept.driver
+    if driver.policy != policy:
+        return None
+    where = driver.where
+    live = {j.public_id for j in snap.pending} | {j.public_id for j in snap.holding}
+    for gone in [job_id for job_id in where if job_id not in live]:
+        driver.finish(gone)
+    for job in snap.holding:
+        if where.get(job.public_id) != (job.cluster, tuple(job.gpu_ids)):
+            return None
+    new: list[JobState] = []
+    for job in snap.pending:
+        if job.public_id not in where:
+            new.append(job)
+        elif where[job.public_id] is not None:
+            return None
+    if snap.version != kept.version and not driver.update_fleet(snap.fleet, now_s):
+        return None
+    for job in sorted(new, key=lambda j: (j.submitted_at, j.id)):
+        driver.submit(snap.terms[job.id])
+    return driver
+
+
+def _rebuilt(
+    snap: Snapshot, policy: Policy, now_s: float, index: Callable[[Fleet], FleetIndex] | None
+) -> tuple[Driver, Lost]:
+    """A new driver over the snapshot: held jobs put back in start order, pending ones queued in submission order."""
+    by_id = {j.public_id: j for j in snap.holding}
+    running: list[tuple[JobTerms, tuple[str, tuple[int, ...]], float]] = []
+    for job in sorted(snap.holding, key=lambda j: (engine_seconds(j.started_at) if j.started_at else now_s, j.id)):
+        started = engine_seconds(job.started_at) if job.started_at is not None else now_s
+        running.append((snap.terms[job.id], (job.cluster or "", tuple(job.gpu_ids)), started))
+    pending = [snap.terms[j.id] for j in sorted(snap.pending, key=lambda j: (j.submitted_at, j.id))]
+    built = index(snap.fleet) if index is not None else None
+    driver, lost = Driver.rebuilt(snap.fleet, policy, ENGINE_EPOCH, running, pending, now_s, built)
+    return driver, [(by_id[terms.id], why) for terms, why in lost]
+
+
+__all__ = ["ENGINE_EPOCH", "Kept", "Lost", "decide", "engine_seconds"]
