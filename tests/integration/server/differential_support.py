@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import select
 
 from integration.server.stargate_harness import Harness, build_harness
-from stargate.domain import Fleet
-from stargate.engine import Override
+from stargate.domain import Fleet, JobReason
+from stargate.engine import Override, Reason
 from stargate.executors import Capabilities, RunHandle, RunRequest, RunState, RunStatus
 from stargate.server.context import ExecutorRegistry
 from stargate.server.deps import utc_now
@@ -32,6 +32,8 @@ from stargate.store import JobEventRow, JobRow, format_job_id, parse_job_id
 from stargate.traces import TraceJob
 
 Row = tuple[Any, ...]
+ENGINE_CODES = frozenset(r.value for r in Reason)
+"""The engine's rejection and preemption codes, as job events store them."""
 
 
 def simulate(fleet: Fleet, jobs: Sequence[TraceJob], outages: Sequence[Failure], override: Override) -> list[Row]:
@@ -227,24 +229,26 @@ def _set_status(h: Harness, document: dict[str, Any], cluster: str, status: str)
 
 
 def _read_events(h: Harness, after: int, name_of: dict[str, str], log: list[Row]) -> int:
-    """Append the decisions recorded as job events since event ``after``; the newest event id."""
+    """Append the decisions recorded as job events since event ``after``; the newest event id. A preemption is a
+    move back to pending with an engine code, a rejection a move to failed with one."""
     with h.ctx.db.read() as session:
         rows = session.execute(
             select(JobEventRow.id, JobEventRow.job_id, JobEventRow.at, JobEventRow.to_status, JobEventRow.reason)
             .where(JobEventRow.id > after)
             .order_by(JobEventRow.id)
         ).all()
-        progress = dict(session.execute(select(JobRow.id, JobRow.progress_s)).all())
+        stopped = {r[1] for r in rows if r[3] == "pending" and r[4] in ENGINE_CODES}
+        progress = dict(session.execute(select(JobRow.id, JobRow.progress_s).where(JobRow.id.in_(stopped))).all())
     for event_id, row_id, at, to, reason in rows:
         after = event_id
         name = name_of[format_job_id(row_id)]
         when = engine_seconds(at if at.tzinfo else at.replace(tzinfo=ENGINE_EPOCH.tzinfo))
         if to == "succeeded":
             log.append((when, "finish", name))
-        elif to == "pending" and reason.startswith("preempted: "):
-            log.append((when, "preempt", name, reason.removeprefix("preempted: "), float(progress[row_id])))
-        elif to == "failed" and reason.startswith("rejected: "):
-            log.append((when, "reject", name, reason.removeprefix("rejected: ")))
-        elif to in ("failed", "cancelled") or (to == "pending" and reason != "submitted"):
+        elif to == "pending" and reason in ENGINE_CODES:
+            log.append((when, "preempt", name, reason, float(progress[row_id])))
+        elif to == "failed" and reason in ENGINE_CODES:
+            log.append((when, "reject", name, reason))
+        elif to in ("failed", "cancelled") or (to == "pending" and reason != JobReason.SUBMITTED):
             raise AssertionError(f"unexpected event for {name}: {to} ({reason})")
     return after

@@ -4,18 +4,34 @@ The trace has a few hundred jobs in four queues and four priority classes (one t
 three 8-GPU nodes, preemptible and non-preemptible work, an outage of a cluster, and an on-demand cloud that jobs burst
 to after a wait. Both decision logs (instant, job, cluster, GPU ids, preemptions and their reasons, rejections,
 finishes) must be equal, on SQLite and on PostgreSQL, under the fleet's policy and under ``stargate up
---policy/--set``. A Hypothesis variant runs small random traces on small random fleets.
+--policy/--set``. A Hypothesis variant runs small random traces on small random fleets (SQLite).
 """
 
 import random
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from integration.server.differential_support import serve, simulate
+from integration.server.differential_support import Row, serve, simulate
+from stargate.domain import (
+    Cluster,
+    Contract,
+    ContractKind,
+    Fleet,
+    PriorityClass,
+    Provider,
+    ProviderKind,
+    Queue,
+    Quota,
+    Scheduling,
+    Site,
+    Team,
+)
 from stargate.engine import Override
-from stargate.fleetfile import load_fleet
+from stargate.fleetfile import dump_fleet, load_fleet
 from stargate.server.scheduling.snapshot import ENGINE_EPOCH
 from stargate.sim.simulator import Failure
 from stargate.traces import TraceJob
@@ -24,7 +40,7 @@ FLEET = Path(__file__).parent / "fleet" / "differential.yaml"
 
 
 def _t0() -> float:
-    """2026-01-01 (the fleet's as_of date) in engine seconds: when the trace starts."""
+    """2026-01-01 (the fleet's as_of date) in engine seconds: when the traces start."""
     return (datetime(2026, 1, 1, tzinfo=UTC) - ENGINE_EPOCH).total_seconds()
 
 
@@ -38,7 +54,7 @@ QUEUES = {
 
 
 def make_trace(seed: int, n: int, span_s: int) -> list[TraceJob]:
-    """``n`` jobs over ``span_s`` seconds from :func:`_t0`, whole seconds throughout (so both clocks see the same
+    """``n`` jobs over ``span_s`` seconds from :func:`_t0`, whole seconds throughout (both clocks see the same
     floats)."""
     rng = random.Random(seed)
     t0 = _t0()
@@ -65,13 +81,13 @@ def make_trace(seed: int, n: int, span_s: int) -> list[TraceJob]:
     return jobs
 
 
-def _kinds(log: list[tuple[object, ...]]) -> set[str]:
+def _kinds(log: list[Row]) -> set[str]:
     """What the log shows: start, start-gang, start-cloud, preempt-<reason>, reject-<reason>, finish."""
     out = set()
     for row in log:
         out.add(str(row[1]))
         if row[1] == "start":
-            out |= {"start-gang"} if len(row[4]) > 8 else set()  # type: ignore[arg-type]
+            out |= {"start-gang"} if len(row[4]) > 8 else set()
             out |= {"start-cloud"} if row[3] == "cloud-h100" else set()
         if row[1] in ("preempt", "reject"):
             out.add(f"{row[1]}-{row[3]}")
@@ -79,13 +95,20 @@ def _kinds(log: list[tuple[object, ...]]) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "override",
-    [Override(), Override(settings={"runtime_weight": 2.0}), Override(policy="srtf")],
-    ids=["fleet-policy", "set-runtime-weight", "policy-srtf"],
+    ("db_url", "override"),
+    [
+        ("sqlite", Override()),
+        ("sqlite", Override(settings={"runtime_weight": 2.0})),
+        ("sqlite", Override(policy="srtf")),
+        pytest.param("postgresql", Override(), marks=pytest.mark.postgres),
+        pytest.param("postgresql", Override(policy="srtf"), marks=pytest.mark.postgres),
+    ],
+    ids=["sqlite-fleet", "sqlite-set-runtime-weight", "sqlite-srtf", "postgresql-fleet", "postgresql-srtf"],
+    indirect=["db_url"],
 )
 def test_the_simulator_and_the_server_make_the_same_decisions(override: Override, db_url: str, tmp_path: Path) -> None:
     fleet = load_fleet(FLEET)
-    jobs = make_trace(seed=7, n=240, span_s=8 * 3600)
+    jobs = make_trace(seed=7, n=200, span_s=7 * 3600)
     outages = [Failure("lab-a", _t0() + 3 * 3600, 2 * 3600)]
     expected = simulate(fleet, jobs, outages, override)
     got = serve(FLEET, db_url, tmp_path / "home", jobs, outages, override)
@@ -99,3 +122,104 @@ def test_the_simulator_and_the_server_make_the_same_decisions(override: Override
     assert wanted <= shown, f"the trace no longer exercises {sorted(wanted - shown)}"
     if override:  # the options reach the decisions (else this case would prove nothing about deploying them)
         assert expected != simulate(fleet, jobs, outages, Override())
+
+
+SMALL = settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+PRIORITY_CLASSES = [
+    PriorityClass(name="batch", value=100, preempts_lower=False),
+    PriorityClass(name="normal", value=500),
+    PriorityClass(name="high", value=1000),
+]
+
+
+@st.composite
+def small_fleets(draw: st.DrawFn) -> Fleet:
+    """1–3 owned clusters of 4- or 8-GPU nodes, maybe an on-demand cloud, 1–3 queues, any of the three policies."""
+    clusters = [
+        Cluster(
+            id=f"c{i}",
+            site="lab-1",
+            gpu_model="H100-SXM",
+            gpus_per_node=draw(st.sampled_from((4, 8))),
+            nodes=draw(st.integers(1, 2)),
+            price_per_gpu_hour_usd=draw(st.sampled_from((0, 1, 2))),
+        )
+        for i in range(draw(st.integers(1, 3)))
+    ]
+    providers = [Provider(id="lab", name="Lab", kind=ProviderKind.OWNED)]
+    sites = [Site(id="lab-1", provider="lab", region="local")]
+    contracts = []
+    settings_: dict[str, int] = {}
+    if draw(st.booleans()):
+        providers.append(Provider(id="cloud", name="Cloud", kind=ProviderKind.CLOUD))
+        sites.append(Site(id="cloud-1", provider="cloud", region="us"))
+        od = dict(gpu_model="H100-SXM", price_per_gpu_hour_usd=6)
+        clusters.append(Cluster(id="cloud", site="cloud-1", gpus_per_node=8, nodes=1, contract="od", **od))
+        kind, start, end = ContractKind.ON_DEMAND, date(2019, 1, 1), date(2030, 1, 1)
+        contracts.append(Contract(id="od", provider="cloud", kind=kind, start=start, end=end, **od))
+        settings_["burst_after_s"] = draw(st.sampled_from((0, 600, 1800)))
+    queues = [
+        Queue(
+            id=f"q{i}",
+            team="t",
+            cohort=draw(st.sampled_from((None, "all"))),
+            quotas=[Quota(gpu_model="*", gpus=draw(st.sampled_from((4, 8, 16, 64))))],
+            priority_classes=draw(st.sampled_from(([], ["batch", "normal"], ["normal", "high"]))),
+        )
+        for i in range(draw(st.integers(1, 3)))
+    ]
+    return Fleet(
+        name="small",
+        as_of=date(2026, 1, 1),
+        providers=providers,
+        sites=sites,
+        clusters=clusters,
+        contracts=contracts,
+        teams=[Team(id="t", name="T")],
+        queues=queues,
+        priority_classes=PRIORITY_CLASSES,
+        scheduling=Scheduling(policy=draw(st.sampled_from(("stargate", "srtf", "fifo"))), settings=settings_),
+    )
+
+
+@st.composite
+def small_traces(draw: st.DrawFn, fleet: Fleet) -> tuple[list[TraceJob], list[Failure]]:
+    """4–25 jobs over two hours on ``fleet``'s queues, and maybe one outage of one of its clusters."""
+    t0 = _t0()
+    jobs = []
+    for i in range(draw(st.integers(4, 25))):
+        duration = float(draw(st.integers(1, 40)) * 60)
+        preemptible = draw(st.booleans())
+        jobs.append(
+            TraceJob(
+                id=f"j{i:02d}",
+                submit_s=t0 + draw(st.integers(0, 7200)),
+                duration_s=duration,
+                gpus=draw(st.sampled_from((1, 2, 4, 8, 16))),
+                queue=draw(st.sampled_from([q.id for q in fleet.queues])),
+                priority_class=draw(st.sampled_from((None, "batch", "normal", "high"))),
+                preemptible=preemptible,
+                checkpoint_interval_s=float(draw(st.sampled_from((60, 300)))) if preemptible else None,
+                estimated_duration_s=duration,
+            )
+        )
+    outages = []
+    if draw(st.booleans()):
+        cluster = draw(st.sampled_from([c.id for c in fleet.clusters]))
+        outages.append(Failure(cluster, t0 + draw(st.integers(0, 7200)), float(draw(st.integers(1, 60)) * 60)))
+    return jobs, outages
+
+
+@SMALL
+@given(data=st.data())
+def test_small_random_traces_decide_the_same_in_both_clocks(
+    data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    fleet = data.draw(small_fleets())
+    jobs, outages = data.draw(small_traces(fleet))
+    home = tmp_path_factory.mktemp("small")
+    path = home / "fleet.yaml"
+    path.write_text(dump_fleet(fleet), encoding="utf-8")
+    expected = simulate(fleet, jobs, outages, Override())
+    got = serve(path, f"sqlite:///{home}/stargate.db", home / "home", jobs, outages, Override())
+    assert got == expected
