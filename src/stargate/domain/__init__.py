@@ -22,6 +22,7 @@ from stargate.domain.infrastructure import (
 )
 from stargate.domain.jobs import JobKind, JobSpec
 from stargate.domain.problems import Path, Problem
+from stargate.domain.reasons import JobReason, read_reason
 from stargate.domain.scheduling import Scheduling
 from stargate.domain.teams import ANY_GPU, DEFAULT_PRIORITY_CLASSES, PriorityClass, Queue, Quota, Team
 
@@ -40,6 +41,7 @@ __all__ = [
     "Fleet",
     "GpuModel",
     "JobKind",
+    "JobReason",
     "JobSpec",
     "MatchRule",
     "Path",
@@ -54,4 +56,5 @@ __all__ = [
     "Site",
     "Team",
     "fleet_problems",
+    "read_reason",
 ]

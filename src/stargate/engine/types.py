@@ -81,7 +81,10 @@ class CycleResult:
 
 
 class Reason(StrEnum):
-    """Stable reason codes for rejections and preemptions; the values are stored and shown, so they never change."""
+    """Stable reason codes for rejections and preemptions; the values are stored and shown, so they never change.
+
+    Each value is also a :class:`stargate.domain.reasons.JobReason` (the codes the store and the API use; a unit test
+    keeps the two in step): add a code there too."""
 
     UNKNOWN_QUEUE = "unknown_queue"
     """Rejected: the job names a queue the fleet does not have."""

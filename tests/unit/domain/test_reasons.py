@@ -1,0 +1,55 @@
+"""Reason codes: the engine's codes are job reasons with the same values and meaning, every code is documented in
+the source, and a stored code this version lacks reads as ``other``."""
+
+import ast
+import inspect
+import re
+from enum import StrEnum
+from itertools import pairwise
+
+import pytest
+
+from stargate.domain.reasons import JobReason, read_reason
+from stargate.engine import Reason
+
+
+def member_docs(enum: type[StrEnum]) -> dict[str, str]:
+    """Each member's attribute docstring (the string right after its assignment), by value."""
+    tree = ast.parse(inspect.getsource(inspect.getmodule(enum)))  # type: ignore[arg-type]
+    body = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == enum.__name__).body
+    docs: dict[str, str] = {}
+    for node, after in pairwise(body):
+        if isinstance(node, ast.Assign) and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
+            docs[getattr(enum, node.targets[0].id).value] = after.value.value  # type: ignore[attr-defined]
+    return docs
+
+
+def test_every_engine_reason_is_a_job_reason_with_the_same_meaning() -> None:
+    engine, job = member_docs(Reason), member_docs(JobReason)
+    assert {r.value for r in Reason} <= {r.value for r in JobReason}
+    for reason in Reason:
+        assert JobReason(reason) == reason and JobReason(reason).name == reason.name
+        assert job[reason.value] == engine[reason.value]
+
+
+def test_every_job_reason_has_a_docstring_and_a_short_lowercase_code() -> None:
+    docs = member_docs(JobReason)
+    assert set(docs) == {r.value for r in JobReason}
+    for code, doc in docs.items():
+        assert re.fullmatch(r"[a-z][a-z_]{1,39}", code), code
+        assert doc.endswith(".") and "\n" not in doc, f"{code}: expected a one-line docstring, found {doc!r}"
+
+
+@pytest.mark.parametrize(
+    ("code", "detail", "shown"),
+    [
+        ("placed", "on lab-a (8 GPUs)", (JobReason.PLACED, "on lab-a (8 GPUs)")),
+        ("exceeds_quota", "", (JobReason.EXCEEDS_QUOTA, "")),
+        ("throttled_by_power", "site lab at 100%", (JobReason.OTHER, "throttled_by_power: site lab at 100%")),
+        ("throttled_by_power", "", (JobReason.OTHER, "throttled_by_power")),
+    ],
+)
+def test_a_stored_code_reads_back_and_an_unknown_one_reads_as_other(
+    code: str, detail: str, shown: tuple[JobReason, str]
+) -> None:
+    assert read_reason(code, detail) == shown
