@@ -50,6 +50,9 @@ class Job(TypedDict):
     priority_class: str
     status: str
     reason: str
+    """The code of the last status change (e.g. ``placed``, ``priority``, ``exceeds_quota``)."""
+    detail: str
+    """Free text that goes with ``reason`` (where, the exit code, the executor's error); may be empty."""
     attempt: int
     submitted_at: str
     started_at: str | None

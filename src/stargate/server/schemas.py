@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from stargate.domain import JobKind, JobSpec
+from stargate.domain import JobKind, JobReason, JobSpec
 from stargate.domain.base import Name, text_problem
 from stargate.domain.ids import Id
 from stargate.domain.limits import MAX_NAME_CHARS
@@ -64,6 +64,17 @@ class WhoAmI(BaseModel):
     role: Role
 
 
+REASON_TEXT = (
+    "Why the job is in its status: the code of its last status change (stable; the table of codes is in "
+    "docs/reference/api.md, 'Reason codes'), e.g. 'placed', 'priority' (preempted), 'exceeds_quota' (rejected), "
+    "'failed' (nonzero exit). 'other': a reason this server has no code for (see detail)."
+)
+DETAIL_TEXT = (
+    "Free text that goes with the reason, e.g. 'on lab-a (8 GPUs)', 'exited with code 3', 'by token:alice', the "
+    "executor's error; empty when the code says it all."
+)
+
+
 class Job(BaseModel):
     """A job as the API shows it; times are ISO 8601 UTC, null when unset."""
 
@@ -76,7 +87,8 @@ class Job(BaseModel):
     gpu_models: list[str]
     priority_class: str
     status: JobStatus = Field(description="pending, placed, running, succeeded, failed or cancelled.")
-    reason: str = Field(description="Why the job is in its status (last transition's reason).")
+    reason: JobReason = Field(description=REASON_TEXT)
+    detail: str = Field(description=DETAIL_TEXT)
     attempt: int = Field(description="0 for the first try; increased by each preemption or cluster failure.")
     submitted_at: datetime
     started_at: datetime | None
@@ -113,7 +125,8 @@ class Event(BaseModel):
     actor: str
     from_: JobStatus | None = Field(alias="from", serialization_alias="from", description="Null for the submission.")
     to: JobStatus
-    reason: str
+    reason: JobReason = Field(description=REASON_TEXT)
+    detail: str = Field(description=DETAIL_TEXT)
 
 
 class EventPage(BaseModel):

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from stargate.domain import JobSpec
+from stargate.domain import JobReason, JobSpec
 from stargate.server.auth import Principal
 from stargate.server.errors import ConflictError, ServiceError
 from stargate.server.services import jobs as job_service
@@ -38,7 +38,7 @@ MAX_BATCH = 256
 """Most submissions written in one transaction."""
 WRITE_TRIES = 3
 """Times a batch is written when a concurrent transaction stored one of its idempotency keys first."""
-SUBMITTED_REASON = "submitted"
+SUBMITTED_REASON = JobReason.SUBMITTED
 """The reason of every new job (see :func:`stargate.server.services.jobs.check`), as a replay shows it."""
 
 Stored = tuple[int, dict[str, Any]]
@@ -225,6 +225,7 @@ def _replay(item: Submission, job: JobRow) -> "ServiceError | tuple[int, dict[st
         "gpu_models": list(job.gpu_models),
         "priority_class": job.priority_class,
         "reason": SUBMITTED_REASON,
+        "detail": "",
         "submitted_at": job.submitted_at,
     }
     return job.id, values, True

@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from stargate.domain.reasons import JobReason
 from stargate.store.status import JobStatus
 
 NAMING_CONVENTION = {
@@ -157,7 +158,11 @@ class JobRow(Base):
     preemptible: Mapped[bool] = mapped_column(Boolean)
     spec: Mapped[dict[str, Any]] = mapped_column(JsonType)
     status: Mapped[JobStatus] = mapped_column(StatusType, default=JobStatus.PENDING)
-    reason: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text, default=JobReason.SUBMITTED.value)
+    """The code of the last status change: a :class:`~stargate.domain.reasons.JobReason` value (read it with
+    :func:`~stargate.domain.reasons.read_reason`: a row written by a newer server may hold a code this one lacks)."""
+    detail: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """The free text of the last status change (where it was placed, the exit code, the executor's error)."""
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     progress_s: Mapped[float] = mapped_column(Float, default=0.0)
     submitted_by: Mapped[str] = mapped_column(String(200))
@@ -181,7 +186,7 @@ class JobRow(Base):
 
 
 class JobEventRow(Base):
-    """One status change of a job: who, when, from, to, why."""
+    """One status change of a job: who, when, from, to, why (a reason code and its detail)."""
 
     __tablename__ = "job_events"
 
@@ -191,7 +196,9 @@ class JobEventRow(Base):
     actor: Mapped[str] = mapped_column(String(200))
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text)
+    """A :class:`~stargate.domain.reasons.JobReason` value (see :attr:`JobRow.reason`)."""
+    detail: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class RunRow(Base):

@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from stargate.domain.reasons import JobReason
 from stargate.store.models import JobEventRow, JobRow, format_job_id
 from stargate.store.status import JobStatus, is_legal
 
@@ -35,23 +36,28 @@ def transition(
     session: Session,
     job: JobRow,
     to: JobStatus,
-    reason: str,
+    reason: JobReason,
     actor: str,
     at: datetime | None = None,
+    detail: str = "",
 ) -> JobEventRow:
-    """Move ``job`` to status ``to`` inside the caller's transaction and record who, when, from, to and why.
+    """Move ``job`` to status ``to`` inside the caller's transaction and record who, when, from, to and why (the
+    ``reason`` code and its free-text ``detail``, e.g. ``placed`` and ``on lab-a (8 GPUs)``).
 
     Side effects kept with the status: entering ``running`` sets ``started_at`` (first time only); entering a final
     status sets ``finished_at``; going back to ``pending`` (preemption, cluster failure) increases ``attempt`` and
-    clears the placement. Raises :class:`IllegalTransitionError` for a move the state machine forbids; nothing is
-    written then. The caller commits (or rolls back) the transaction.
+    clears the placement. Raises :class:`IllegalTransitionError` for a move the state machine forbids, ValueError
+    for a reason that is not a :class:`JobReason`; nothing is written then. The caller commits (or rolls back) the
+    transaction.
     """
     source = JobStatus(job.status)
     if not is_legal(source, to):
         raise IllegalTransitionError(job, to)
+    code = JobReason(reason)
     when = at or datetime.now(UTC)
     job.status = to
-    job.reason = reason
+    job.reason = code
+    job.detail = detail
     if to is JobStatus.RUNNING and job.started_at is None:
         job.started_at = when
     if to.is_final():
@@ -63,7 +69,7 @@ def transition(
         job.price_usd_per_gpu_hour = None
         job.contract_id = None
     event = JobEventRow(
-        job_id=job.id, at=when, actor=actor, from_status=source.value, to_status=to.value, reason=reason
+        job_id=job.id, at=when, actor=actor, from_status=source.value, to_status=to.value, reason=code, detail=detail
     )
     session.add(event)
     return event
@@ -71,7 +77,9 @@ def transition(
 
 def record_submission(session: Session, job: JobRow, actor: str, at: datetime) -> JobEventRow:
     """Write the first event of a new (already flushed) job: from nothing to ``pending``."""
-    event = JobEventRow(job_id=job.id, at=at, actor=actor, from_status=None, to_status=job.status, reason="submitted")
+    event = JobEventRow(
+        job_id=job.id, at=at, actor=actor, from_status=None, to_status=job.status, reason=JobReason.SUBMITTED, detail=""
+    )
     session.add(event)
     return event
 
@@ -94,13 +102,20 @@ class Current:
 
 @dataclass(frozen=True, slots=True)
 class Move:
-    """One status change of a batch: job ``job`` (as read in this transaction) to ``to`` because of ``reason``;
-    ``values`` are further columns written with it (e.g. ``cluster``, ``gpu_ids``, ``progress_s``, ``exit_code``)."""
+    """One status change of a batch: job ``job`` (as read in this transaction) to ``to`` because of ``reason``, with
+    the free-text ``detail``; ``values`` are further columns written with it (e.g. ``cluster``, ``gpu_ids``,
+    ``progress_s``, ``exit_code``)."""
 
     job: Current
     to: JobStatus
-    reason: str
+    reason: JobReason
+    detail: str = ""
     values: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The reason and detail on one line, e.g. ``start_failed: on local executor after 3 tries: ...``."""
+        return f"{self.reason}: {self.detail}" if self.detail else str(self.reason)
 
 
 class BatchTransitionError(IllegalTransitionError):
@@ -119,7 +134,7 @@ class BatchTransitionError(IllegalTransitionError):
 
 
 _LOCK_COLUMNS = (JobRow.id, JobRow.status, JobRow.attempt, JobRow.started_at)
-_SIDE_COLUMNS = frozenset({"status", "reason", "attempt", "started_at", "finished_at", "id"})
+_SIDE_COLUMNS = frozenset({"status", "reason", "detail", "attempt", "started_at", "finished_at", "id"})
 _CLEARED_ON_REQUEUE: dict[str, Any] = {"cluster": None, "gpu_ids": [], "price_usd_per_gpu_hour": None}
 
 
@@ -144,8 +159,9 @@ def transition_many(session: Session, moves: Sequence[Move], actor: str, at: dat
     """Apply many status changes inside the caller's transaction with bulk statements: one ``UPDATE`` executed
     for many rows (per set of written columns) and one multi-row ``INSERT`` of their event rows.
 
-    The same rules as :func:`transition`, move by move: every edge is checked first, and one illegal move raises
-    :class:`BatchTransitionError` before anything is written; entering ``running`` sets ``started_at`` (first time
+    The same rules as :func:`transition`, move by move: every edge and reason is checked first, and one illegal move
+    raises :class:`BatchTransitionError` (a reason that is not a :class:`JobReason`, ValueError) before anything is
+    written; entering ``running`` sets ``started_at`` (first time
     only), a final status sets ``finished_at``, going back to ``pending`` increases ``attempt`` and clears the
     placement. Each job may appear once. Returns the number of moves applied. The caller commits.
     """
@@ -153,6 +169,7 @@ def transition_many(session: Session, moves: Sequence[Move], actor: str, at: dat
     for move in moves:
         if not is_legal(move.job.status, move.to):
             raise BatchTransitionError(move.job, move.to)
+        JobReason(move.reason)  # ValueError for anything but a code
         if move.job.id in seen:
             raise ValueError(f"job {move.job.public_id} appears twice in one batch transition")
         if _SIDE_COLUMNS & set(move.values):
@@ -174,7 +191,8 @@ def transition_many(session: Session, moves: Sequence[Move], actor: str, at: dat
             "actor": actor,
             "from_status": m.job.status.value,
             "to_status": m.to.value,
-            "reason": m.reason,
+            "reason": str(m.reason),
+            "detail": m.detail,
         }
         for m in moves
     ]
@@ -184,7 +202,7 @@ def transition_many(session: Session, moves: Sequence[Move], actor: str, at: dat
 
 def _row_update(move: Move, at: datetime) -> dict[str, Any]:
     """The column values one move writes (``b_id`` names the row)."""
-    params: dict[str, Any] = {"b_id": move.job.id, "status": move.to, "reason": move.reason}
+    params: dict[str, Any] = {"b_id": move.job.id, "status": move.to, "reason": str(move.reason), "detail": move.detail}
     if move.to is JobStatus.PENDING:
         params.update(_CLEARED_ON_REQUEUE, contract_id=None, attempt=move.job.attempt + 1)
     params.update(move.values)
@@ -202,7 +220,7 @@ def record_submissions(
     if job_ids:
         rows = [
             {"job_id": j, "at": at, "actor": actor, "from_status": None, "to_status": JobStatus.PENDING.value}
-            | {"reason": "submitted"}
+            | {"reason": JobReason.SUBMITTED.value, "detail": ""}
             for j, actor, at in zip(job_ids, actor_of, at_of, strict=True)
         ]
         session.execute(insert(cast(Table, JobEventRow.__table__)), rows)

@@ -81,8 +81,8 @@ def test_a_job_whose_start_keeps_failing_fails_after_three_tries_and_frees_its_g
     run_cycle(harness.ctx, _now())
     job = _row(harness, bad)
     assert job.status == "failed"
-    assert job.reason.startswith("could not start on local executor after 3 tries: ")
-    assert "environment variable" in job.reason  # the executor's own error
+    assert job.reason == "start_failed" and job.detail.startswith("on local executor after 3 tries: ")
+    assert "environment variable" in job.detail  # the executor's own error
     [run] = _runs(harness, bad)
     assert run.ended and run.start_failures == 3 and run.handle_key is None
     assert run.note == f"withdrawn before it started: {bad} attempt 0 moved on"
@@ -102,7 +102,8 @@ def test_the_count_of_failed_starts_holds_across_restarts(harness: Harness) -> N
         run_cycle(restarted, _now())
         assert _runs(harness, job)[0].start_failures == tries
     assert _row(harness, job).status == "failed"
-    assert _row(harness, job).reason.startswith("could not start on local executor after 3 tries: ")
+    assert _row(harness, job).reason == "start_failed"
+    assert _row(harness, job).detail.startswith("on local executor after 3 tries: ")
 
 
 def test_the_bound_on_tries_is_a_setting(harness: Harness) -> None:
@@ -110,7 +111,7 @@ def test_the_bound_on_tries_is_a_setting(harness: Harness) -> None:
     _unstartable(harness, job)
     once = ServerContext(settings=replace(harness.ctx.settings, start_tries=1), db=harness.ctx.db)
     run_cycle(once, _now())
-    assert _row(harness, job).reason.startswith("could not start on local executor after 1 tries: ")
+    assert _row(harness, job).detail.startswith("on local executor after 1 tries: ")
 
 
 def test_a_command_the_executor_cannot_start_fails_once_with_the_reason(harness: Harness, tmp_path: Path) -> None:
@@ -121,8 +122,8 @@ def test_a_command_the_executor_cannot_start_fails_once_with_the_reason(harness:
     job = harness.submit(command="true")["id"]
     _cycle_until(harness, lambda: _row(harness, job).status == "failed", ctx=ctx)
     row = _row(harness, job)
-    assert row.reason.startswith("could not start on local executor: cannot start the command: ")
-    assert str(missing) in row.reason and row.exit_code == 127
+    assert row.reason == "unstartable" and row.detail.startswith("on local executor: cannot start the command: ")
+    assert str(missing) in row.detail and row.exit_code == 127
     [run] = _runs(harness, job)
     assert run.ended and run.start_failures == 0 and run.exit_code == 127
 

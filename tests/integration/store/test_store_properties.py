@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
+from stargate.domain import JobReason
 from stargate.store import (
     Database,
     IllegalTransitionError,
@@ -38,7 +39,7 @@ def db(sqlite_url: str) -> Iterator[Database]:
 def _new_job(queue: str = "q", status: JobStatus = JobStatus.PENDING) -> JobRow:
     job = JobRow(
         name="p", queue_id=queue, team_id=f"team-{queue}", kind="batch", gpus=1, gpu_models=[],
-        priority_class="normal", priority=500, preemptible=True, spec={}, status=status, reason="",
+        priority_class="normal", priority=500, preemptible=True, spec={}, status=status, reason="submitted",
         attempt=0, progress_s=0.0, submitted_by="test", submitted_at=T0, gpu_ids=[],
     )  # fmt: skip
     return job
@@ -55,11 +56,11 @@ def test_a_random_walk_obeys_the_state_machine(db: Database, walk: list[JobStatu
         moved, requeues, current = 0, 0, JobStatus.PENDING
         for step, target in enumerate(walk):
             if is_legal(current, target):
-                transition(s, job, target, f"step {step}", "walker", T0 + timedelta(seconds=step))
+                transition(s, job, target, JobReason.OTHER, "walker", T0 + timedelta(seconds=step), f"step {step}")
                 moved, requeues, current = moved + 1, requeues + (target is JobStatus.PENDING), target
             else:
                 with pytest.raises(IllegalTransitionError):
-                    transition(s, job, target, "illegal", "walker")
+                    transition(s, job, target, JobReason.OTHER, "walker")
         events = list(s.scalars(select(JobEventRow).where(JobEventRow.job_id == job.id).order_by(JobEventRow.id)))
         assert job.status == current and job.attempt == requeues
         assert len(events) == 1 + moved

@@ -7,6 +7,7 @@ from itertools import product
 import pytest
 from sqlalchemy import select
 
+from stargate.domain import JobReason
 from stargate.store import (
     LEGAL_TRANSITIONS,
     Database,
@@ -47,7 +48,7 @@ def _job(db: Database, status: JobStatus) -> int:
             preemptible=True,
             spec={"name": "j", "queue": "q", "gpus": 2, "command": "true"},
             status=status,
-            reason="",
+            reason="submitted",
             attempt=0,
             progress_s=0.0,
             submitted_by="test",
@@ -75,14 +76,14 @@ def test_legal_transition_changes_status_and_writes_one_event(
     with db.write() as s:
         job = s.get(JobRow, job_id)
         assert job is not None
-        transition(s, job, target, "because", "tester", at)
+        transition(s, job, target, JobReason.OTHER, "tester", at, detail="because")
     with db.read() as s:
         job = s.get(JobRow, job_id)
         assert job is not None
         events = list(s.scalars(select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)))
-        assert job.status == target and job.reason == "because"
+        assert (job.status, job.reason, job.detail) == (target, "other", "because")
         assert [(e.from_status, e.to_status) for e in events] == [(None, source.value), (source.value, target.value)]
-        assert (events[1].actor, events[1].reason, events[1].at) == ("tester", "because", at)
+        assert (events[1].actor, events[1].reason, events[1].detail, events[1].at) == ("tester", "other", "because", at)
         if target is JobStatus.PENDING:
             assert (job.attempt, job.cluster, job.gpu_ids) == (1, None, [])
         else:
@@ -98,11 +99,23 @@ def test_illegal_transition_raises_and_writes_nothing(db: Database, source: JobS
         job = s.get(JobRow, job_id)
         assert job is not None
         with pytest.raises(IllegalTransitionError, match=f"cannot move from '{source.value}' to '{target.value}'"):
-            transition(s, job, target, "nope", "tester")
+            transition(s, job, target, JobReason.OTHER, "tester")
     with db.read() as s:
         job = s.get(JobRow, job_id)
         assert job is not None and job.status == source
         assert len(list(s.scalars(select(JobEventRow).where(JobEventRow.job_id == job_id)))) == 1
+
+
+def test_a_reason_that_is_not_a_code_is_refused_and_nothing_changes(db: Database) -> None:
+    job_id = _job(db, JobStatus.PENDING)
+    with pytest.raises(ValueError, match="'placed on c' is not a valid JobReason"), db.write() as s:
+        job = s.get(JobRow, job_id)
+        assert job is not None
+        transition(s, job, JobStatus.PLACED, "placed on c", "tester")  # type: ignore[arg-type]
+    with db.read() as s:
+        job = s.get(JobRow, job_id)
+        assert job is not None and (job.status, job.reason) == (JobStatus.PENDING, "submitted")
+        assert len(list(s.scalars(select(JobEventRow)))) == 1
 
 
 def test_a_failed_transaction_keeps_neither_status_nor_event(db: Database) -> None:
@@ -110,7 +123,7 @@ def test_a_failed_transaction_keeps_neither_status_nor_event(db: Database) -> No
     with pytest.raises(RuntimeError), db.write() as s:
         job = s.get(JobRow, job_id)
         assert job is not None
-        transition(s, job, JobStatus.PLACED, "placed", "tester")
+        transition(s, job, JobStatus.PLACED, JobReason.PLACED, "tester")
         raise RuntimeError("crash before commit")
     with db.read() as s:
         job = s.get(JobRow, job_id)
@@ -130,4 +143,4 @@ def test_naive_times_are_refused(db: Database) -> None:
     with pytest.raises(Exception, match="naive datetime"), db.write() as s:
         job = s.get(JobRow, job_id)
         assert job is not None
-        transition(s, job, JobStatus.PLACED, "x", "tester", at=datetime(2026, 1, 1))
+        transition(s, job, JobStatus.PLACED, JobReason.PLACED, "tester", at=datetime(2026, 1, 1))

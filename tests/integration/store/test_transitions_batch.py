@@ -9,6 +9,7 @@ from itertools import product
 import pytest
 from sqlalchemy import select
 
+from stargate.domain import JobReason
 from stargate.store import (
     LEGAL_TRANSITIONS,
     BatchTransitionError,
@@ -55,7 +56,7 @@ def _job(db: Database, status: JobStatus, started: datetime | None = None) -> in
             preemptible=True,
             spec={"name": "j", "queue": "q", "gpus": 2, "command": "true"},
             status=status,
-            reason="",
+            reason="submitted",
             attempt=3,
             progress_s=0.0,
             submitted_by="test",
@@ -77,10 +78,11 @@ def _view(db: Database, job_id: int) -> tuple[object, ...]:
         job = s.get(JobRow, job_id)
         assert job is not None
         events = s.scalars(select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id))
-        moves = [(e.from_status, e.to_status, e.actor, e.reason, e.at) for e in events][1:]
+        moves = [(e.from_status, e.to_status, e.actor, e.reason, e.detail, e.at) for e in events][1:]
         return (
             job.status,
             job.reason,
+            job.detail,
             job.attempt,
             job.cluster,
             job.gpu_ids,
@@ -97,17 +99,17 @@ def test_a_batch_of_every_legal_edge_equals_one_transition_per_job(db: Database)
     twins = [(_job(db, a, started if a is JobStatus.RUNNING else None), b) for a, b in LEGAL]
     with db.write() as s:
         current = lock_current(s, [job_id for job_id, _ in pairs])
-        moves = [Move(current[job_id], to, f"to {to.value}") for job_id, to in pairs]
+        moves = [Move(current[job_id], to, JobReason.OTHER, f"to {to.value}") for job_id, to in pairs]
         assert transition_many(s, moves, "tester", AT) == len(LEGAL)
     with db.write() as s:
         for job_id, to in twins:
             job = s.get(JobRow, job_id)
             assert job is not None
-            transition(s, job, to, f"to {to.value}", "tester", AT)
+            transition(s, job, to, JobReason.OTHER, "tester", AT, detail=f"to {to.value}")
     for (batch_id, _), (single_id, _) in zip(pairs, twins, strict=True):
         assert _view(db, batch_id) == _view(db, single_id)
     requeued = _view(db, pairs[LEGAL.index((JobStatus.RUNNING, JobStatus.PENDING))][0])
-    assert requeued[2:6] == (4, None, [], None)  # attempt + 1, placement cleared
+    assert requeued[3:7] == (4, None, [], None)  # attempt + 1, placement cleared
 
 
 def test_extra_values_are_written_with_the_move(db: Database) -> None:
@@ -115,10 +117,10 @@ def test_extra_values_are_written_with_the_move(db: Database) -> None:
     with db.write() as s:
         cur = lock_current(s, [job_id])[job_id]
         values = {"cluster": "c9", "gpu_ids": [0, 1], "price_usd_per_gpu_hour": Decimal("1.250000")}
-        transition_many(s, [Move(cur, JobStatus.PLACED, "placed", values)], "scheduler", AT)
+        transition_many(s, [Move(cur, JobStatus.PLACED, JobReason.PLACED, "on c9", values)], "scheduler", AT)
     view = _view(db, job_id)
-    assert view[:6] == (JobStatus.PLACED, "placed", 3, "c9", [0, 1], Decimal("1.250000"))
-    assert view[8] == [("pending", "placed", "scheduler", "placed", AT)]
+    assert view[:7] == (JobStatus.PLACED, "placed", "on c9", 3, "c9", [0, 1], Decimal("1.250000"))
+    assert view[9] == [("pending", "placed", "scheduler", "placed", "on c9", AT)]
 
 
 @pytest.mark.parametrize(("source", "target"), ILLEGAL[::3], ids=[f"{a}->{b}" for a, b in ILLEGAL[::3]])
@@ -128,7 +130,7 @@ def test_one_illegal_edge_refuses_the_whole_batch(db: Database, source: JobStatu
     refused = f"cannot move from '{source.value}' to '{target.value}'"
     with pytest.raises(BatchTransitionError, match=refused), db.write() as s:
         current = lock_current(s, [fine, bad])
-        moves = [Move(current[fine], JobStatus.PLACED, "ok"), Move(current[bad], target, "nope")]
+        moves = [Move(current[fine], JobStatus.PLACED, JobReason.PLACED), Move(current[bad], target, JobReason.OTHER)]
         transition_many(s, moves, "tester", AT)
     assert (_view(db, fine), _view(db, bad)) == before
 
@@ -137,7 +139,8 @@ def test_a_job_twice_in_one_batch_is_refused(db: Database) -> None:
     job_id = _job(db, JobStatus.PENDING)
     with pytest.raises(ValueError, match="appears twice"), db.write() as s:
         cur = lock_current(s, [job_id])[job_id]
-        transition_many(s, [Move(cur, JobStatus.PLACED, "a"), Move(cur, JobStatus.FAILED, "b")], "tester", AT)
+        twice = [Move(cur, JobStatus.PLACED, JobReason.PLACED), Move(cur, JobStatus.FAILED, JobReason.FAILED)]
+        transition_many(s, twice, "tester", AT)
     assert _view(db, job_id)[0] == JobStatus.PENDING
 
 
@@ -145,7 +148,7 @@ def test_status_columns_cannot_be_smuggled_in_as_values(db: Database) -> None:
     job_id = _job(db, JobStatus.PENDING)
     with pytest.raises(ValueError, match="set by the transition"), db.write() as s:
         cur = lock_current(s, [job_id])[job_id]
-        transition_many(s, [Move(cur, JobStatus.PLACED, "a", {"attempt": 0})], "tester", AT)
+        transition_many(s, [Move(cur, JobStatus.PLACED, JobReason.PLACED, values={"attempt": 0})], "tester", AT)
 
 
 def test_lean_states_read_lists_times_and_status_like_the_orm(db: Database) -> None:
@@ -161,3 +164,13 @@ def test_lean_states_read_lists_times_and_status_like_the_orm(db: Database) -> N
     )
     assert (states[pending].gpu_ids, states[pending].started_at, states[pending].submitted_at) == ([], None, T0)
     assert states[pending].submitted_at.tzinfo is UTC
+
+
+def test_a_reason_that_is_not_a_code_refuses_the_whole_batch(db: Database) -> None:
+    fine, bad = _job(db, JobStatus.PENDING), _job(db, JobStatus.PENDING)
+    before = _view(db, fine), _view(db, bad)
+    with pytest.raises(ValueError, match="'rejected: exceeds_quota' is not a valid JobReason"), db.write() as s:
+        current = lock_current(s, [fine, bad])
+        free_text = Move(current[bad], JobStatus.FAILED, "rejected: exceeds_quota")  # type: ignore[arg-type]
+        transition_many(s, [Move(current[fine], JobStatus.PLACED, JobReason.PLACED), free_text], "tester", AT)
+    assert (_view(db, fine), _view(db, bad)) == before

@@ -1,16 +1,19 @@
 """Reason codes: the engine's codes are job reasons with the same values and meaning, every code is documented in
-the source, and a stored code this version lacks reads as ``other``."""
+the source and in docs/reference/api.md, and a stored code this version lacks reads as ``other``."""
 
 import ast
 import inspect
 import re
 from enum import StrEnum
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
 from stargate.domain.reasons import JobReason, read_reason
 from stargate.engine import Reason
+
+API_DOC = Path(__file__).resolve().parents[3] / "docs" / "reference" / "api.md"
 
 
 def member_docs(enum: type[StrEnum]) -> dict[str, str]:
@@ -38,6 +41,14 @@ def test_every_job_reason_has_a_docstring_and_a_short_lowercase_code() -> None:
     for code, doc in docs.items():
         assert re.fullmatch(r"[a-z][a-z_]{1,39}", code), code
         assert doc.endswith(".") and "\n" not in doc, f"{code}: expected a one-line docstring, found {doc!r}"
+
+
+def test_the_api_reference_explains_every_code() -> None:
+    text = API_DOC.read_text()
+    start = text.index("### Reason codes")
+    table = text[start : text.index("\n#", start + 1)]
+    documented = re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.MULTILINE)
+    assert sorted(documented) == sorted(r.value for r in JobReason)
 
 
 @pytest.mark.parametrize(

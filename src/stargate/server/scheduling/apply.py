@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from stargate.domain import JobReason
 from stargate.engine import Decisions, Start
 from stargate.server.context import ServerContext
 from stargate.server.scheduling.decide import Lost
@@ -45,7 +46,7 @@ def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost:
     """
     seen = {j.id: (JobStatus(j.status), j.attempt) for j in (*snap.pending, *snap.holding)}
     ids = _row_ids([s.job_id for s in result.starts], [p.job_id for p in result.preemptions])
-    ids += _row_ids([r.job_id for r in result.rejections], [j.public_id for j, _ in lost])
+    ids += _row_ids([r.job_id for r in result.rejections], [j.public_id for j, _, _ in lost])
     out = Applied()
     with ctx.db.write() as session:
         current = lock_current(session, ids)
@@ -63,22 +64,22 @@ def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost:
             taken.add(cur.id)
             return cur
 
-        def back(cur: Current, why: str, values: dict[str, Any] | None = None) -> Move:
+        def back(cur: Current, why: JobReason, detail: str = "", values: dict[str, Any] | None = None) -> Move:
             requeued[cur.id] = Current(cur.id, JobStatus.PENDING, cur.attempt + 1, cur.started_at)
-            return Move(cur, JobStatus.PENDING, why, values or {})
+            return Move(cur, JobStatus.PENDING, why, detail, values or {})
 
         first: list[Move] = []
-        for job, why in lost:
+        for job, code, why in lost:
             if (cur := unchanged(job.public_id, *HOLDING)) is not None:
-                first.append(back(cur, f"requeued: {why}"))
+                first.append(back(cur, code, why))
                 out.requeued += 1
-        for p in result.preemptions:
+        for p in result.preemptions:  # the engine's codes are JobReason values (tests/unit/domain/test_reasons.py)
             if (cur := unchanged(p.job_id, *HOLDING)) is not None:
-                first.append(back(cur, f"preempted: {p.reason}", {"progress_s": p.progress_s}))
+                first.append(back(cur, JobReason(p.reason), values={"progress_s": p.progress_s}))
                 out.preempted += 1
         for r in result.rejections:
             if (cur := unchanged(r.job_id, JobStatus.PENDING)) is not None:
-                first.append(Move(cur, JobStatus.FAILED, f"rejected: {r.reason}"))
+                first.append(Move(cur, JobStatus.FAILED, JobReason(r.reason)))
                 out.rejected += 1
         second: list[Move] = []
         runs: list[dict[str, Any]] = []
@@ -113,5 +114,5 @@ def _placement(cur: Current, start: Start) -> Move:
         "price_usd_per_gpu_hour": Decimal(str(start.price_usd_per_gpu_hour)).quantize(PRICE_QUANTUM),
         "contract_id": start.contract_id,
     }
-    reason = f"placed on {start.cluster_id} ({len(start.gpu_ids)} GPUs)"
-    return Move(cur, JobStatus.PLACED, reason, values)
+    detail = f"on {start.cluster_id} ({len(start.gpu_ids)} GPU{'' if len(start.gpu_ids) == 1 else 's'})"
+    return Move(cur, JobStatus.PLACED, JobReason.PLACED, detail, values)

@@ -11,13 +11,14 @@ where they run, pending jobs queued again.
 
 from collections.abc import Callable
 
-from stargate.domain import Fleet
+from stargate.domain import Fleet, JobReason
 from stargate.engine import Decisions, Driver, FleetIndex, JobTerms, Policy
 from stargate.server.scheduling.snapshot import ENGINE_EPOCH, Snapshot, engine_seconds
 from stargate.store.repositories.jobs import JobState
 
-Lost = list[tuple[JobState, str]]
-"""Held jobs that could not be put back on their cluster, with why (the loop requeues them)."""
+Lost = list[tuple[JobState, JobReason, str]]
+"""Held jobs that could not be put back on their cluster, with the code and detail of why (the loop requeues
+them): ``cluster_removed`` when their cluster left the fleet, else ``requeued``."""
 
 
 class Kept:
@@ -83,7 +84,13 @@ def _rebuilt(
     pending = [snap.terms[j.id] for j in sorted(snap.pending, key=lambda j: (j.submitted_at, j.id))]
     built = index(snap.fleet) if index is not None else None
     driver, lost = Driver.rebuilt(snap.fleet, policy, ENGINE_EPOCH, running, pending, now_s, built)
-    return driver, [(by_id[terms.id], why) for terms, why in lost]
+    clusters = {c.id for c in snap.fleet.clusters}
+    requeued: Lost = []
+    for terms, why in lost:
+        job = by_id[terms.id]
+        code = JobReason.REQUEUED if job.cluster in clusters else JobReason.CLUSTER_REMOVED
+        requeued.append((job, code, why))
+    return driver, requeued
 
 
 __all__ = ["ENGINE_EPOCH", "Kept", "Lost", "decide", "engine_seconds"]

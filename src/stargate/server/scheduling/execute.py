@@ -7,9 +7,10 @@ changed meanwhile). Submitting is idempotent per (job id, attempt), so a placed 
 again safely.
 
 Bounded starts: a submit that raises (or answers with no usable handle) counts in ``runs.start_failures``; after
-``settings.start_tries`` failures the job fails with the reason and its GPUs are free. A run the executor reports as
-unstartable (``cannot start the command``) fails its job at once. A run whose job moved on before its handle was
-known is looked up with :meth:`Executor.find`, which never starts one. Every log line names the job and attempt.
+``settings.start_tries`` failures the job fails (``start_failed``, the last error as detail) and its GPUs are free. A
+run the executor reports as unstartable (``cannot start the command``) fails its job at once (``unstartable``). A
+run whose job moved on before its handle was known is looked up with :meth:`Executor.find`, which never starts one.
+Every log line names the job and attempt.
 """
 
 import logging
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from stargate.domain import JobReason
 from stargate.executors import Executor, RunHandle, RunRequest, RunState, RunStatus, UnknownExecutorError
 from stargate.server.context import ServerContext
 from stargate.server.scheduling.snapshot import SpecTerms
@@ -198,14 +200,14 @@ def _count_start_failures(ctx: ServerContext, failed: list[tuple[LiveRun, str]],
         current = lock_current(session, [run.job_id for run, _ in hopeless])
         moves: list[Move] = []
         for run, why in hopeless:
-            reason = f"could not start on {run.executor} executor after {run.start_failures + 1} tries: {why}"
+            detail = f"on {run.executor} executor after {run.start_failures + 1} tries: {why}"
             if (cur := _still(current, run.job_id, JobStatus.PLACED, run.attempt)) is not None:
-                moves.append(Move(cur, JobStatus.FAILED, reason))
-        run_repo.set_notes(session, [(m.job.id, m.job.attempt, m.reason) for m in moves])
+                moves.append(Move(cur, JobStatus.FAILED, JobReason.START_FAILED, detail))
+        run_repo.set_notes(session, [(m.job.id, m.job.attempt, m.text) for m in moves])
         transition_many(session, moves, ACTOR, now)
     for move in moves:
         ctx.metrics.finished.labels(status=move.to.value).inc()
-        log.warning("%s attempt %d: failed: %s", move.job.public_id, move.job.attempt, move.reason)
+        log.warning("%s attempt %d: failed: %s", move.job.public_id, move.job.attempt, move.text)
 
 
 def _bind(fn: Callable[[Any], T], arg: Any) -> Callable[[], T]:
@@ -219,12 +221,12 @@ def _still(current: dict[int, Current], job_id: int, status: JobStatus, attempt:
 
 
 def _fail_unavailable(ctx: ServerContext, unavailable: list[tuple[LiveRun, str]], now: datetime) -> None:
-    """Placed jobs whose executor does not exist here cannot ever start: they fail with the reason."""
+    """Placed jobs whose executor does not exist here cannot ever start: they fail as ``unstartable``, with why."""
     with ctx.db.write() as session:
         current = lock_current(session, [run.job_id for run, _ in unavailable])
         run_repo.end_many(session, [(run.job_id, run.attempt, None, why) for run, why in unavailable], now)
         moves = [
-            Move(cur, JobStatus.FAILED, why)
+            Move(cur, JobStatus.FAILED, JobReason.UNSTARTABLE, why)
             for run, why in unavailable
             if (cur := _still(current, run.job_id, JobStatus.PLACED, run.attempt)) is not None
         ]
@@ -241,7 +243,7 @@ def _record_started(
         current = lock_current(session, [h[0] for h in handles])
         run_repo.set_handles(session, handles)
         moves = [
-            Move(cur, JobStatus.RUNNING, f"running on {clusters[job_id]}")
+            Move(cur, JobStatus.RUNNING, JobReason.STARTED, f"on {clusters[job_id]}")
             for job_id, attempt, _ in handles
             if (cur := _still(current, job_id, JobStatus.PLACED, attempt)) is not None
         ]
@@ -274,12 +276,12 @@ def poll_running(ctx: ServerContext, now: datetime, out: Executed) -> None:
         moves: list[Move] = []
         for run, status in ended:
             if (cur := _still(current, run.job_id, JobStatus.RUNNING, run.attempt)) is not None:
-                to, why = final_status(status, run.executor)
-                moves.append(Move(cur, to, why, {"exit_code": status.exit_code}))
+                to, code, detail = final_status(status, run.executor)
+                moves.append(Move(cur, to, code, detail, {"exit_code": status.exit_code}))
         transition_many(session, moves, ACTOR, now)
     for move in moves:
         ctx.metrics.finished.labels(status=move.to.value).inc()
-        log.info("%s attempt %d: %s: %s", move.job.public_id, move.job.attempt, move.to.value, move.reason)
+        log.info("%s attempt %d: %s: %s", move.job.public_id, move.job.attempt, move.to.value, move.text)
     out.finished += len(moves)
 
 
@@ -287,21 +289,22 @@ UNSTARTABLE = "cannot start"
 """How an executor's reason for a failed run begins when the command could not be started at all."""
 
 
-def final_status(status: RunStatus, executor: str = "local") -> tuple[JobStatus, str]:
-    """The job status and reason for a run that ended: a lost run fails (with the executor's reason); a run whose
-    command could not be started fails with ``could not start on <executor> executor: <reason>``."""
-    detail = f": {status.reason}" if status.reason else ""
+def final_status(status: RunStatus, executor: str = "local") -> tuple[JobStatus, JobReason, str]:
+    """The job status, reason code and detail for a run that ended: a lost run fails as ``lost`` (the executor's
+    reason as detail); a run whose command could not be started fails as ``unstartable`` (detail ``on <executor>
+    executor: <reason>``); a nonzero exit fails as ``failed`` (detail ``exited with code N``)."""
+    more = f": {status.reason}" if status.reason else ""
     if status.state is RunState.FAILED and status.reason.startswith(UNSTARTABLE):
-        return JobStatus.FAILED, f"could not start on {executor} executor: {status.reason}"
+        return JobStatus.FAILED, JobReason.UNSTARTABLE, f"on {executor} executor: {status.reason}"
     if status.state is RunState.SUCCEEDED:
-        return JobStatus.SUCCEEDED, f"exited with code {status.exit_code}"
+        return JobStatus.SUCCEEDED, JobReason.SUCCEEDED, f"exited with code {status.exit_code}"
     if status.state is RunState.CANCELLED:
-        return JobStatus.CANCELLED, f"run cancelled outside Stargate{detail}"
+        return JobStatus.CANCELLED, JobReason.CANCELLED, f"run cancelled outside Stargate{more}"
     if status.state is RunState.LOST:
-        return JobStatus.FAILED, f"run lost{detail}"
+        return JobStatus.FAILED, JobReason.LOST, status.reason
     if status.exit_code is not None:
-        return JobStatus.FAILED, f"exited with code {status.exit_code}"
-    return JobStatus.FAILED, f"failed{detail}"
+        return JobStatus.FAILED, JobReason.FAILED, f"exited with code {status.exit_code}"
+    return JobStatus.FAILED, JobReason.FAILED, status.reason
 
 
 STOPPING = "stopping: "

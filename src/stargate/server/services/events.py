@@ -2,6 +2,7 @@
 
 from sqlalchemy.orm import Session
 
+from stargate.domain import read_reason
 from stargate.fleetfile.describe import found_text
 from stargate.server.auth import Principal
 from stargate.server.errors import BadRequestError
@@ -32,9 +33,11 @@ def list_page(session: Session, who: Principal, job_id: str | None, after: str |
             actor=e.actor,
             from_=JobStatus(e.from_status) if e.from_status else None,
             to=JobStatus(e.to_status),
-            reason=e.reason,
+            reason=reason,
+            detail=detail,
         )
         for e in rows
+        for reason, detail in (read_reason(e.reason, e.detail),)
     ]
     return EventPage(items=items, next_cursor=str(next_id) if next_id is not None else None)
 

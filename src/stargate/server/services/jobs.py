@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from stargate.domain import Fleet, JobKind, JobSpec, Queue
+from stargate.domain import Fleet, JobKind, JobReason, JobSpec, Queue, read_reason
 from stargate.engine.priorities import PriorityRule
 from stargate.executors import ArgumentLimits, Capabilities, capabilities_of
 from stargate.fleetfile.describe import found_text
@@ -77,7 +77,8 @@ def check(who: Principal, spec: JobSpec, rules: SubmitRules, now: datetime) -> d
         "preemptible": spec.preemptible,
         "spec": spec.model_dump(mode="json"),
         "status": JobStatus.PENDING,
-        "reason": "submitted",
+        "reason": JobReason.SUBMITTED,
+        "detail": "",
         "attempt": 0,
         "progress_s": 0.0,
         "submitted_by": who.actor,
@@ -195,7 +196,8 @@ def new_job(values: dict[str, Any], row_id: int, spec: JobSpec) -> Job:
         gpu_models=values["gpu_models"],
         priority_class=values["priority_class"],
         status=JobStatus.PENDING,
-        reason=values["reason"],
+        reason=JobReason(values["reason"]),
+        detail=values.get("detail", ""),
         attempt=0,
         submitted_at=values["submitted_at"],
         started_at=None,
@@ -249,12 +251,13 @@ def cancel(session: Session, who: Principal, public_id: str, now: datetime) -> J
     who.require_write(job.team_id)
     if JobStatus(job.status).is_final():
         raise ConflictError(f"job {public_id} is already {job.status}; only pending, placed or running jobs cancel")
-    transition(session, job, JobStatus.CANCELLED, f"cancelled by {who.actor}", who.actor, now)
+    transition(session, job, JobStatus.CANCELLED, JobReason.CANCELLED, who.actor, now, detail=f"by {who.actor}")
     return job
 
 
 def to_api(job: JobRow) -> Job:
-    """The API view of a job row."""
+    """The API view of a job row (a reason code this version does not know reads as ``other``)."""
+    reason, detail = read_reason(job.reason, job.detail)
     return Job(
         id=job.public_id,
         name=job.name,
@@ -265,7 +268,8 @@ def to_api(job: JobRow) -> Job:
         gpu_models=list(job.gpu_models),
         priority_class=job.priority_class,
         status=JobStatus(job.status),
-        reason=job.reason,
+        reason=reason,
+        detail=detail,
         attempt=job.attempt,
         submitted_at=job.submitted_at,
         started_at=job.started_at,
