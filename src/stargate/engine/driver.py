@@ -155,15 +155,20 @@ class Driver:
         A job started by one round and stopped by a later one at the same instant is neither started nor stopped:
         it stays pending, as it is in the engine.
         """
-        out = Decisions(now, preemptions=self._stops, rejections=self._refused)
+        out = Decisions(now, [], self._stops, self._refused)
         self._stops, self._refused = [], []
         sched = self.sched
         if sched.has_work(now):
-            more = True
-            while more:
+            res = sched.cycle(now)
+            out.rounds = 1
+            out.starts = res.starts
+            out.preemptions += res.preemptions
+            out.rejections += res.rejections
+            self._wakeup = res.next_wakeup_s
+            while res.more:
                 res = sched.cycle(now)
                 out.rounds += 1
-                if res.preemptions and out.starts:
+                if res.preemptions:
                     stopped = {p.job_id for p in res.preemptions}
                     started = {s.job_id for s in out.starts}
                     out.starts = [s for s in out.starts if s.job_id not in stopped]
@@ -171,7 +176,7 @@ class Driver:
                 out.starts += res.starts
                 out.preemptions += res.preemptions
                 out.rejections += res.rejections
-                self._wakeup, more = res.next_wakeup_s, res.more
+                self._wakeup = res.next_wakeup_s
         where = self.where
         for p in out.preemptions:
             where[p.job_id] = None
@@ -179,7 +184,8 @@ class Driver:
             where.pop(r.job_id, None)
         for s in out.starts:
             where[s.job_id] = (s.cluster_id, s.gpu_ids)
-        out.next_wakeup_s = self._wakeup if self._wakeup is not None and self._wakeup > now else None
+        wake = self._wakeup
+        out.next_wakeup_s = wake if wake is not None and wake > now else None
         return out
 
     # -- requests ---------------------------------------------------------------------------------------------
