@@ -19,12 +19,14 @@ import json
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from stargate.domain import JobReason, JobSpec
 from stargate.server.auth import Principal
@@ -81,7 +83,7 @@ class SubmissionWriter:
     fleet in force inside a session (see :class:`stargate.server.context.FleetCache`)."""
 
     db: Database
-    rules: Any
+    rules: Callable[[Session], tuple[str, job_service.SubmitRules]]
     _queue: "queue.SimpleQueue[Submission | None]" = field(default_factory=queue.SimpleQueue)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -34,8 +34,6 @@ from stargate.store.repositories.runs import LiveRun
 log = logging.getLogger("stargate.scheduler")
 ACTOR = "scheduler"
 T = TypeVar("T")
-COMMAND_ONLY = frozenset({"local"})
-"""Executors that run shell commands only: a job without a command fails there instead of running nothing."""
 
 
 @dataclass
@@ -161,7 +159,7 @@ def submit_placed(ctx: ServerContext, now: datetime, out: Executed) -> None:
             unavailable.append((run, why))
             continue
         spec_terms = terms.get(run.job_id) or SpecTerms.of({})
-        if not spec_terms.command and run.executor in COMMAND_ONLY:
+        if not spec_terms.command and not executor.capabilities.images:  # it would run nothing: fail the job
             unavailable.append((run, f"the {run.executor} executor runs commands; this job has only an image"))
             continue
         request = request_for(run, spec_terms, run.gpu_ids)
