@@ -225,6 +225,7 @@ class SchedulerThread:
             return False
         if not leader:  # a standby runs no cycles: nothing of ours is failing
             self._leader = False
+            self._ctx.loop.driver = None  # another process decides now: rebuild from the database if we lead again
             self._ctx.metrics.cycle_succeeded()
             return True
         if not self._leader:
