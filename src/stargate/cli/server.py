@@ -60,6 +60,15 @@ def up(
         help="Network of local jobs: host (shared with this machine) or none (a loopback of their own; needs a "
         "bubblewrap sandbox).",
     ),
+    policy: str | None = typer.Option(
+        None,
+        "--policy",
+        help="Scheduling policy over the fleet's scheduling section: fifo, stargate or srtf (as stargate simulate).",
+        show_default=False,
+    ),
+    sets: list[str] = typer.Option(
+        [], "--set", help="A policy setting KEY=VALUE over the fleet's, e.g. runtime_weight=2 (repeatable)."
+    ),
 ) -> None:
     """Start the API server and the scheduler loop; migrate the database and create the first admin token."""
     if not 0 <= port <= 65535:
@@ -68,7 +77,20 @@ def up(
         _refuse(f"--interval: found {interval:g}; expected a number of seconds from 0.01 to 3600")
     from stargate.cli import server_run  # imported on use: the server stack is heavy (see module docstring)
 
-    server_run.up(host, port, fleet, interval, scheduler, log_level, isolation, single_team, job_uid_base, job_network)
+    server_run.up(
+        host,
+        port,
+        fleet,
+        interval,
+        scheduler,
+        log_level,
+        isolation,
+        single_team,
+        job_uid_base,
+        job_network,
+        policy,
+        sets,
+    )
 
 
 def _refuse(message: str) -> NoReturn:

@@ -21,9 +21,11 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from stargate.cli.render import render_tokens
+from stargate.cli.simulate import parse_settings
 from stargate.cli.text import visible
 from stargate.client import parse_expiry
 from stargate.domain import Fleet
+from stargate.engine import POLICIES, Override
 from stargate.executors.isolation import IsolationError
 from stargate.fleetfile import FleetFileError, load_fleet
 from stargate.server.app import create_app
@@ -59,6 +61,8 @@ def up(
     single_team: str | None = None,
     job_uid_base: int | None = None,
     job_network: str = "host",
+    policy: str | None = None,
+    sets: list[str] | None = None,
 ) -> None:
     """Start the API server and the scheduler loop (see :func:`stargate.cli.server.up`)."""
     os.umask(0o077)  # everything the server writes (state, database, logs, runs) is its user's only
@@ -73,18 +77,28 @@ def up(
     except SettingsError as exc:
         raise _fail(str(exc)) from None
     settings = replace(
-        settings, isolation=isolation, single_team=single_team, job_uid_base=job_uid_base, job_network=job_network
+        settings,
+        isolation=isolation,
+        single_team=single_team,
+        job_uid_base=job_uid_base,
+        job_network=job_network,
+        scheduling=_override(policy, sets or []),
     )
     try:
         settings, found = resolve_isolation(settings)
     except IsolationError as exc:
         raise _fail(f"{exc.option}: {exc}") from None
     typer.echo(f"isolation {found.mode.value}: {found.describe()}")
-    given = _load_fleet(settings.fleet_path) if settings.fleet_path is not None else None  # before any write
+    given = _load_fleet(settings.fleet_path, settings.scheduling) if settings.fleet_path else None  # before writing
+    if given is None and settings.scheduling and _no_database_yet(settings) is not None:
+        given = _load_fleet(DEFAULT_FLEET, settings.scheduling, "the default fleet")  # check --policy/--set first
     sock = _bind(settings)  # a start that cannot listen must write nothing (no database, token or fleet)
     try:
         db = _open_or_exit(settings)
-        prepared = prepare(settings, db, given if given is not None else _default_fleet_if_needed(db))
+        try:
+            prepared = prepare(settings, db, given if given is not None else _default_fleet_if_needed(db, settings))
+        except ServiceError as exc:  # --policy/--set do not fit the fleet already in the database
+            raise _fail(f"{settings.scheduling.describe()}: {exc}; the server did not start") from None
         if prepared.fleet_changed:
             typer.echo(f"fleet version {prepared.fleet_version[:12]} applied")
         if prepared.admin_token is not None:
@@ -225,22 +239,34 @@ def _redact(url: str) -> str:
     return f"{scheme}//{user_pass.split(':', 1)[0]}:***@{tail}"
 
 
-def _default_fleet_if_needed(db: Database) -> Fleet | None:
+def _default_fleet_if_needed(db: Database, settings: Settings) -> Fleet | None:
     """The packaged default fleet when no fleet was ever applied to ``db`` (and none was given), else None."""
-    return _load_fleet(DEFAULT_FLEET) if needs_fleet(db) else None
+    return _load_fleet(DEFAULT_FLEET, settings.scheduling, "the default fleet") if needs_fleet(db) else None
 
 
-def _load_fleet(path: Path) -> Fleet:
-    """The fleet file at ``path``, loaded and checked against what the engine can schedule; exit 2 otherwise."""
+def _override(policy: str | None, sets: list[str]) -> Override:
+    """``--policy`` and ``--set`` as the scheduling override (checked against a fleet once one is read); exit 2 for
+    an unknown policy or a malformed setting."""
+    if policy is not None and policy not in POLICIES:
+        raise _fail(f"--policy: found '{policy}'; expected one of {', '.join(sorted(POLICIES))}")
+    try:
+        return Override(policy, parse_settings(sets))
+    except ValueError as exc:
+        raise _fail(f"--set: {exc}") from None
+
+
+def _load_fleet(path: Path, override: Override, label: str = "--fleet") -> Fleet:
+    """The fleet file at ``path``, loaded and checked against what the engine can schedule (with ``override``);
+    exit 2 otherwise."""
     try:
         fleet = load_fleet(path)
     except FleetFileError as exc:
         for problem in exc.problems:
             sys.stderr.write(f"{problem}\n")
-        raise _fail(f"--fleet: {len(exc.problems)} problem(s) in {path}; the server did not start") from None
-    unloadable = fleet_service.engine_problem(fleet)  # what validation lets through but the scheduler cannot load
+        raise _fail(f"{label}: {len(exc.problems)} problem(s) in {path}; the server did not start") from None
+    unloadable = fleet_service.engine_problem(fleet, override=override)  # what the scheduler could not load
     if unloadable is not None:
-        raise _fail(f"--fleet: {path}: {unloadable}; the server did not start")
+        raise _fail(f"{label}: {path}: {unloadable}; the server did not start")
     return fleet
 
 

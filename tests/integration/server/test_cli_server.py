@@ -168,3 +168,32 @@ def test_admin_token_create_makes_a_member_token_the_api_accepts(tmp_path: Path)
     finally:
         harness.client.close()
         harness.ctx.db.close()
+
+
+def test_up_policy_and_set_are_the_policy_the_server_decides_with(tmp_path: Path) -> None:
+    proc, _, url = _start(tmp_path, "--policy", "srtf", "--set", "scan_depth=16")
+    try:
+        token = (tmp_path / "admin-token").read_text().strip()
+        got = httpx.get(f"{url}/api/v1/fleet", headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+    finally:
+        _stop(proc)
+    assert got["scheduling"]["policy"] == "srtf" and got["scheduling"]["settings"]["scan_depth"] == 16
+    assert got["scheduling"]["override"] == "--policy srtf --set scan_depth=16"
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--policy", "lottery"], "error: --policy: found 'lottery'; expected one of fifo, srtf, stargate"),
+        (["--set", "scan_depth"], "error: --set: found 'scan_depth'; expected KEY=VALUE"),
+        (["--policy", "srtf", "--set", "runtime_weight=2"], "fleet.scheduling.settings.runtime_weight: found"),
+        (["--set", "scan_depth=0"], "fleet.scheduling.settings.scan_depth: found 0, expected a whole number >= 1"),
+    ],
+)
+def test_up_refuses_a_policy_that_does_not_fit_before_writing_anything(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    result = _stargate("up", "--port", "0", "--fleet", str(TINY_FLEET), *args, home=tmp_path)
+    assert result.exit_code == 2, result.output
+    assert said in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "stargate.db").exists() and "fleet version" not in result.output
