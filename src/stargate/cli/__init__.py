@@ -1,33 +1,115 @@
-"""The ``stargate`` command: one Typer app assembled from one module per command group."""
+"""The ``stargate`` command: one Typer app assembled from one module per command group.
 
+Each module is imported only when one of its commands is looked up (to run it, or for ``stargate --help``), so a
+command imports only what it needs: ``stargate version`` nothing but Typer and this module, the client commands
+(``submit``, ``jobs``, ...) the HTTP client and Rich, and the engine, the simulator, NumPy and the server stack load
+only for ``simulate``, ``fleet``, ``schema``, ``up`` and ``admin``. A module may import what its commands need at
+its top; a new top-level command or group is added to :data:`COMMAND_MODULES` (tests/unit/client/test_cli_startup.py
+checks the table against the modules).
+"""
+
+import importlib
 import os
 import select
 import sys
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any, TypeAlias
 
 import typer
+from typer.core import TyperGroup
 
 from stargate import __version__
-from stargate.cli import client, fleet, server, simulate
+
+COMMAND_MODULES: dict[str, str] = {
+    "simulate": "stargate.cli.simulate",
+    "up": "stargate.cli.server",
+    "login": "stargate.cli.client",
+    "submit": "stargate.cli.client",
+    "jobs": "stargate.cli.client",
+    "job": "stargate.cli.client",
+    "logs": "stargate.cli.client",
+    "cancel": "stargate.cli.client",
+    "queues": "stargate.cli.client",
+    "fleet": "stargate.cli.fleet",
+    "schema": "stargate.cli.fleet",
+    "admin": "stargate.cli.server",
+    "token": "stargate.cli.client",
+}
+"""Every top-level command and group but ``version`` (defined here), in the order of ``stargate --help`` (Typer's:
+commands, then groups), with the module whose ``register(app)`` adds it."""
+
+
+_Command: TypeAlias = Any
+"""A Click command as Typer builds it (Typer 0.29 and later bring their own copy of Click, earlier ones use Click)."""
+
+
+class _LazyCommands(MutableMapping[str, _Command]):
+    """The root's commands by name, in help order; looking one up imports its module on first use."""
+
+    def __init__(self, loaded: Mapping[str, _Command]) -> None:
+        self._loaded = dict(loaded)
+        self._first = list(loaded)  # the root app's own commands (version) come first, as they are registered first
+
+    def __getitem__(self, name: str) -> _Command:
+        if name not in self._loaded and name in COMMAND_MODULES:
+            self._loaded.update(_load(COMMAND_MODULES[name]))
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: _Command) -> None:
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        names = dict.fromkeys([*self._first, *COMMAND_MODULES, *self._loaded])
+        return iter(names)
+
+    def __len__(self) -> int:
+        return len(COMMAND_MODULES.keys() | self._loaded.keys())
+
+    def __contains__(self, name: object) -> bool:
+        return name in COMMAND_MODULES or name in self._loaded
+
+
+def _load(module: str) -> dict[str, _Command]:
+    """The click commands that ``module``'s ``register(app)`` adds (imports the module)."""
+    sub = typer.Typer(add_completion=False)
+    importlib.import_module(module).register(sub)
+    return dict(typer.main.get_group(sub).commands)
+
+
+class _LazyGroup(TyperGroup):
+    """The root group: its commands are a :class:`_LazyCommands`, listed without importing their modules."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _LazyCommands(self.commands)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)
+
 
 app = typer.Typer(
     name="stargate",
     help="Stargate: one control plane for multi-provider AI compute.",
+    cls=_LazyGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 
 
+@app.callback()
+def _root() -> None:
+    # A callback makes Typer build a group even though only ``version`` is registered here (the rest are lazy).
+    pass
+
+
 @app.command()
 def version() -> None:
     """Print the installed Stargate version."""
     typer.echo(__version__)
-
-
-fleet.register(app)
-simulate.register(app)
-server.register(app)
-client.register(app)
 
 
 def main() -> None:

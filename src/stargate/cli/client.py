@@ -20,7 +20,6 @@ from typing import Any, NoReturn
 
 import typer
 
-from stargate.cli.jobfile import JobFileError, load_job_file
 from stargate.cli.render import gpu_count, render_job, render_jobs, render_queues, render_tokens, when
 from stargate.cli.text import visible
 from stargate.client import (
@@ -119,6 +118,8 @@ def submit(
     if idempotency_key is not None and (bad_key := _key_problem(idempotency_key)):
         _refuse_input(f"--idempotency-key: {bad_key}")
     _check_retry_for(retry_for)
+    from stargate.cli.jobfile import JobFileError, load_job_file  # on use: pydantic, the domain and YAML are heavy
+
     try:
         spec = load_job_file(file)
     except JobFileError as exc:

@@ -9,9 +9,19 @@ bytes as they are, like ``cat``.
 
 from rich.markup import escape
 
-from stargate.domain.base import visible
-
 __all__ = ["cell", "visible"]
+
+
+def visible(value: object) -> str:
+    """``value`` as text with every non-printable character shown as an escape: the domain's
+    :func:`stargate.domain.base.visible`, imported only for text that needs escaping (importing the domain builds
+    every pydantic model, which would double a client command's start-up time)."""
+    text = str(value)
+    if text.isprintable():  # the domain's own fast path: every character it escapes is non-printable
+        return text
+    from stargate.domain.base import visible as escaped
+
+    return escaped(text)
 
 
 def cell(value: object) -> str:
