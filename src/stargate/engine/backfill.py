@@ -11,6 +11,9 @@ with the earliest shadow. A later job of ``m`` GPUs and remaining estimate ``r``
 
 Several reservations on one cluster keep the earliest shadow and the smallest extra (conservative). Power
 caps are not projected into the future: the reservation is on GPUs only.
+
+:class:`Backfill` holds a cycle's :class:`Reservations` and caches each blocked job's shadow per cluster while that
+cluster's running jobs and availability stand.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import math
 
 import numpy as np
 
-from stargate.engine.index import FloatArray
+from stargate.engine.index import BoolArray, FloatArray, IntArray
+from stargate.engine.occupancy import Occupancy
+from stargate.engine.policies import Policy
 
 Running = list[tuple[float, int, int]]
 """A cluster's running jobs as ``(estimated end, job, GPUs)`` in end order."""
@@ -84,3 +89,52 @@ def earliest_start(
             hit = cache[c] = (gen[c], *shadow_on(running[c], avail.item(c), need))
         best = min(best, (hit[1], rank[c], c, hit[2]))
     return best
+
+
+class Backfill:
+    """Reservations for blocked queue heads (at most ``max_reservations`` per scan, one per queue), made on the
+    occupancy's running jobs and availability."""
+
+    def __init__(self, policy: Policy, total: IntArray, occupancy: Occupancy) -> None:
+        """No reservation yet."""
+        self.resv: Reservations | None = None
+        """This scan's reservations (None until a blocked job is considered)."""
+        self._policy, self._total, self._occ = policy, total, occupancy
+        self._shadows: dict[int, dict[int, tuple[int, float, float]]] = {}
+        """Blocked job → cluster → (cluster generation, shadow time, extra GPUs)."""
+        self._epoch = occupancy.epoch
+
+    def reset(self) -> None:
+        """Drop every reservation (a full scan makes them again)."""
+        self.resv = None
+
+    def claim(self, queue: int) -> bool:
+        """True when ``queue``'s first blocked job of this scan may be given a reservation: the queue's turn is then
+        taken, whether or not one is made."""
+        resv = self.resv
+        if resv is None:
+            resv = self.resv = Reservations(len(self._total))
+        if queue in resv.queues or resv.count >= self._policy.max_reservations:
+            return False
+        resv.queues.add(queue)
+        return True
+
+    def reserve(self, j: int, need: int, usable: BoolArray, now: float, waited_s: float) -> None:
+        """Reserve the earliest start for blocked job ``j`` of ``need`` GPUs on the ``usable`` cluster where it comes
+        soonest, when that is within the backfill window or the job has waited ``reserve_after_s``."""
+        occ, pol = self._occ, self._policy
+        if occ.epoch != self._epoch:
+            self._shadows.clear()
+            self._epoch = occ.epoch
+        clusters = np.flatnonzero(usable & (self._total >= need)).tolist()
+        cache = self._shadows.setdefault(j, {})
+        best = earliest_start(occ.running, occ.avail, clusters, need, occ.gen, cache, occ.scorer.rank_l)
+        shadow, _, chosen, extra = best
+        near = shadow - now <= pol.backfill_window_s
+        aged = waited_s >= pol.reserve_after_s
+        if chosen >= 0 and now < shadow < math.inf and self.resv is not None and (aged or near):
+            self.resv.add(j, chosen, shadow, extra)
+
+    def forget(self, j: int) -> None:
+        """Job ``j`` started: drop its cached shadow times."""
+        self._shadows.pop(j, None)

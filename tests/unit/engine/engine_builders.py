@@ -177,6 +177,6 @@ def assert_consistent(s: Scheduler) -> None:
         total = int(s.index.total[c])
         assert free[cid] == total - len(held.get(cid, set())), cid
         assert all(0 <= g < total for g in held.get(cid, ()))
-    caps = s.cap_w
+    caps = s.windows.cap_w
     for i, _ in enumerate(s.index.sites):
-        assert s.draw_w[i] <= caps[i] + 1e-6
+        assert s.occupancy.draw_w[i] <= caps[i] + 1e-6

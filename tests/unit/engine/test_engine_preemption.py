@@ -1,9 +1,15 @@
 """Preemption: higher priority displaces lower; the victim keeps progress up to its last checkpoint."""
 
+import ast
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
 import pytest
 from engine_builders import FleetBuilder, make_job, scheduler
 
-from stargate.engine import Reason
+from stargate.engine import Reason, preemption
+from stargate.engine.preemption import VictimView, pick_victims
 
 
 def test_high_priority_preempts_the_lowest_priority_most_recent_job() -> None:
@@ -71,3 +77,37 @@ def test_reasons_are_strings_with_the_stored_values() -> None:
     assert Reason.PRIORITY == "priority" and f"{Reason.CLUSTER_DOWN}" == "cluster_down"
     assert Reason("priority_class_not_allowed") is Reason.PRIORITY_CLASS_NOT_ALLOWED
     assert {r.value for r in Reason} >= {"duration_out_of_range", "submit_out_of_range", "exceeds_quota"}
+
+
+def _view(fits: Callable[[int, int, int], bool] = lambda queue, cluster, gpus: True) -> VictimView:
+    """Cluster 0 (rank 0) runs jobs 0 and 1 (4 GPUs each, priority 1, started at 0 and 10 s); cluster 1 (rank 1)
+    runs job 2 (8 GPUs, priority 5). Nothing is free."""
+    return VictimView(
+        total=np.array([8, 8]),
+        avail=np.array([0.0, 0.0]),
+        rank=np.array([0.0, 1.0]),
+        running=[[(100.0, 0, 4), (200.0, 1, 4)], [(50.0, 2, 8)]],
+        priority=[1, 1, 5],
+        preemptible=[True, True, True],
+        started=[0.0, 10.0, 0.0],
+        gpus=[4, 4, 8],
+        fits=fits,
+    )
+
+
+def test_victims_are_picked_from_the_view_alone() -> None:
+    view = _view()
+    assert pick_victims(view, queue=0, gpus=4, priority=10, clusters=[0, 1]) == [1], "fewest GPUs, latest start"
+    assert pick_victims(view, queue=0, gpus=8, priority=10, clusters=[0, 1]) == [1, 0], "a tie goes to the lower rank"
+    assert pick_victims(view, queue=0, gpus=8, priority=10, clusters=[1]) == [2]
+    assert pick_victims(view, queue=0, gpus=8, priority=5, clusters=[1]) is None, "equal priority is no victim"
+    assert pick_victims(view, queue=0, gpus=9, priority=10, clusters=[0, 1]) is None, "no cluster is big enough"
+    no_quota_on_0 = _view(lambda queue, cluster, gpus: cluster != 0)
+    assert pick_victims(no_quota_on_0, queue=0, gpus=4, priority=10, clusters=[0, 1]) == [2]
+
+
+def test_victim_selection_does_not_import_the_scheduler() -> None:
+    tree = ast.parse(Path(preemption.__file__).read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any(m is not None and m.startswith("stargate.engine.scheduler") for m in imported), imported
