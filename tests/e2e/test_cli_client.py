@@ -177,10 +177,14 @@ def test_job_and_jobs_show_the_job_with_the_documented_json_shape(
     assert ids.index(second["id"]) < ids.index(first["id"]) and every["next_cursor"] is None
     failed = json.loads(alpha("jobs", "--status", "failed", "--queue", "alpha-q", "--json").stdout)["items"]
     assert second["id"] in [item["id"] for item in failed] and {item["status"] for item in failed} == {"failed"}
+    assert (done["reason"], done["detail"]) == ("failed", "exited with code 3")
     table = alpha("jobs", "--all").stdout
     assert second["id"] in table and "shape-2" in table and "failed" in table
+    assert "REASON" in table and "DETAIL" in table and "exited with code 3" in table
     detail = alpha("job", second["id"]).stdout
     assert "exit code" in detail and "exit 3" in detail and "1 GPU" in detail and "GPUs" not in detail
+    assert any(line.split() == ["reason", "failed"] for line in detail.splitlines())
+    assert any(line.split() == ["detail", "exited", "with", "code", "3"] for line in detail.splitlines())
 
 
 def test_cancel_stops_a_running_job_and_a_second_cancel_is_409(

@@ -42,8 +42,8 @@ def status_text(value: str) -> str:
 def render_jobs(items: list[Job], next_cursor: str | None) -> None:
     """Jobs as a table, with a note when more pages exist."""
     table = Table(title=f"{len(items)} job{'s' if len(items) != 1 else ''}", title_justify="left")
-    for name in ("ID", "NAME", "QUEUE", "STATUS", "GPUS", "CLUSTER", "ATTEMPT", "SUBMITTED", "REASON"):
-        table.add_column(name, no_wrap=name in {"ID", "STATUS", "SUBMITTED"})
+    for name in ("ID", "NAME", "QUEUE", "STATUS", "GPUS", "CLUSTER", "ATTEMPT", "SUBMITTED", "REASON", "DETAIL"):
+        table.add_column(name, no_wrap=name in {"ID", "STATUS", "SUBMITTED", "REASON"})
     for item in items:
         table.add_row(
             cell(item["id"]),
@@ -55,6 +55,7 @@ def render_jobs(items: list[Job], next_cursor: str | None) -> None:
             cell(item["attempt"]),
             cell(when(item["submitted_at"])),
             cell(item["reason"] or ""),
+            cell(item.get("detail") or ""),
         )
     out = console()
     out.print(table)
@@ -70,6 +71,7 @@ def render_job(item: Job) -> None:
         ("name", item["name"]),
         ("status", status_text(item["status"])),
         ("reason", item["reason"] or "-"),
+        ("detail", item.get("detail") or "-"),
         ("queue / team", f"{item['queue']} / {item['team']}"),
         ("kind", item["kind"]),
         ("request", gpu_count(item["gpus"]) + (f" of {', '.join(item['gpu_models'])}" if item["gpu_models"] else "")),
