@@ -8,13 +8,39 @@ through one :class:`Driver` (see :mod:`stargate.engine.driver`)::
     decisions = driver.decide(now=0.0)     # starts, preemptions, rejections (already applied)
 """
 
-from stargate.engine.driver import Decisions, Driver, JobTerms, RestoreError
-from stargate.engine.index import FleetIndex
-from stargate.engine.policies import POLICIES, FifoPolicy, Policy, SrtfPolicy, StargatePolicy, get_policy
-from stargate.engine.priorities import PriorityRule, Resolved
-from stargate.engine.scheduler import Scheduler
-from stargate.engine.scheduling import Override, policy_for
-from stargate.engine.types import CycleResult, JobRequest, Preemption, Reason, Rejection, Start
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stargate.engine.driver import Decisions, Driver, JobTerms, RestoreError
+    from stargate.engine.index import FleetIndex
+    from stargate.engine.policies import POLICIES, FifoPolicy, Policy, SrtfPolicy, StargatePolicy, get_policy
+    from stargate.engine.priorities import PriorityRule, Resolved
+    from stargate.engine.scheduler import Scheduler
+    from stargate.engine.scheduling import Override, policy_for
+    from stargate.engine.types import CycleResult, JobRequest, Preemption, Reason, Rejection, Start
+
+_HOME = {
+    **dict.fromkeys(("Decisions", "Driver", "JobTerms", "RestoreError"), "driver"),
+    "FleetIndex": "index",
+    **dict.fromkeys(("POLICIES", "FifoPolicy", "Policy", "SrtfPolicy", "StargatePolicy", "get_policy"), "policies"),
+    **dict.fromkeys(("PriorityRule", "Resolved"), "priorities"),
+    "Scheduler": "scheduler",
+    **dict.fromkeys(("Override", "policy_for"), "scheduling"),
+    **dict.fromkeys(("CycleResult", "JobRequest", "Preemption", "Reason", "Rejection", "Start"), "types"),
+}
+"""Where each public name lives: a module is imported on first use, so reading a fleet file (which checks its
+``scheduling:`` section with :mod:`stargate.engine.scheduling`) loads neither NumPy nor the scheduler."""
+
+
+def __getattr__(name: str) -> object:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'stargate.engine' has no attribute '{name}'")
+    value = getattr(import_module(f"stargate.engine.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "POLICIES",
@@ -31,8 +57,8 @@ __all__ = [
     "PriorityRule",
     "Reason",
     "Rejection",
-    "RestoreError",
     "Resolved",
+    "RestoreError",
     "Scheduler",
     "SrtfPolicy",
     "StargatePolicy",

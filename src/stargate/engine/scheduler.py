@@ -271,8 +271,9 @@ class Scheduler:
         while heap:
             entry, q, pos = heapq.heappop(heap)
             j = entry[3]
-            if occ.amax_nb < 1 and not (t.prio[j] > min_victim and may_preempt[j]):
-                break  # nothing can start but by preemption; burst-ready jobs are tried below
+            if occ.amax_nb < 1 and not t.prio[j] > min_victim:
+                break  # nothing can start but by preemption, and no job from here on outranks a victim (a job that
+                # may not preempt is passed over below, so a lower one behind it that may still preempts)
             self._queue_blocked = False
             ok = self._try_start(j, now, res, memo)
             if not ok and t.prio[j] > min_victim and may_preempt[j]:

@@ -62,6 +62,17 @@ def test_a_job_whose_class_does_not_preempt_lower_waits_for_it(may_preempt: bool
     assert [x.job_id for x in s.cycle(1000.0).starts] == ["vip"]
 
 
+def test_a_job_that_may_not_preempt_does_not_stop_the_scan_for_one_behind_it_that_may() -> None:
+    s = scheduler(FleetBuilder().owned().cluster("a", nodes=1).build())
+    s.submit(make_job("low").gpus(8).prio(100).runs(1000).build())
+    s.cycle(0.0)
+    s.submit(make_job("polite").gpus(8).prio(2000, may_preempt=False).at(1).runs(10).build())
+    s.submit(make_job("vip").gpus(8).prio(1000).at(1).runs(10).build())
+    res = s.cycle(1.0)
+    assert [(p.job_id, p.reason) for p in res.preemptions] == [("low", Reason.PRIORITY)]
+    assert [x.job_id for x in res.starts] == ["vip"] and s.pending_jobs() == ["low", "polite"]
+
+
 @pytest.mark.parametrize("may_preempt", [False, True])
 def test_a_job_that_may_not_preempt_is_never_given_victims_while_some_gpus_are_free(may_preempt: bool) -> None:
     s = scheduler(FleetBuilder().owned().cluster("a", nodes=1).build())
