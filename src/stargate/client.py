@@ -260,6 +260,10 @@ class StargateClient:
         """``GET /api/v1/fleet``: the fleet in force with its version."""
         return cast(dict[str, Any], self._call("GET", "/api/v1/fleet"))
 
+    def scheduling(self) -> dict[str, Any]:
+        """``GET /api/v1/fleet/scheduling``: the scheduling policy in force, its settings and the server's options."""
+        return cast(dict[str, Any], self._call("GET", "/api/v1/fleet/scheduling"))
+
     def plan_fleet(self, fleet: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /api/v1/fleet/plan``: the changes a proposed fleet would make (admin)."""
         return cast(dict[str, Any], self._call("POST", "/api/v1/fleet/plan", json={"fleet": dict(fleet)}))

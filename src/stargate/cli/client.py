@@ -247,10 +247,11 @@ def queues(as_json: bool = JsonOption) -> None:
     """List the queues with their quotas and what is pending and running in them."""
     with _failures(), _client() as client:
         found = client.queues()
+        scheduling = None if as_json else client.scheduling()
     if as_json:
         _print_json(found)
         return
-    render_queues(found)
+    render_queues(found, scheduling)
 
 
 @token_app.command("list")

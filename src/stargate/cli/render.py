@@ -106,8 +106,10 @@ def gpu_count(n: int) -> str:
     return f"{n:,} GPU{'' if n == 1 else 's'}"
 
 
-def render_queues(items: list[Queue]) -> None:
-    """Queues as a table."""
+def render_queues(items: list[Queue], scheduling: dict[str, Any] | None = None) -> None:
+    """Queues as a table, after the scheduling policy in force (``GET /api/v1/fleet/scheduling``) when given."""
+    if scheduling is not None:
+        console().print(cell(scheduling_text(scheduling)), highlight=False)
     table = Table(title=f"{len(items)} queue{'s' if len(items) != 1 else ''}", title_justify="left")
     for name in ("QUEUE", "TEAM", "COHORT", "QUOTAS", "PENDING", "RUNNING", "RUNNING GPUS"):
         table.add_column(name, justify="right" if name in {"PENDING", "RUNNING", "RUNNING GPUS"} else "left")
@@ -128,6 +130,15 @@ def render_queues(items: list[Queue]) -> None:
             )
         )
     console().print(table)
+
+
+def scheduling_text(scheduling: dict[str, Any]) -> str:
+    """``scheduling policy: stargate, burst_after_s=3600.0 (from the fleet file)`` or ``scheduling policy: srtf (from
+    stargate up --policy srtf)``."""
+    override = scheduling.get("override")
+    source = f"stargate up {override}" if override else "the fleet file"
+    changed = ", ".join(f"{k}={v}" for k, v in sorted((scheduling.get("changed") or {}).items()))
+    return f"scheduling policy: {scheduling.get('policy')}{', ' + changed if changed else ''} (from {source})"
 
 
 def render_tokens(items: list[dict[str, Any]]) -> None:

@@ -164,6 +164,9 @@ class SchedulingOut(BaseModel):
     settings: dict[str, bool | int | float | str | None] = Field(
         description="Every setting of the policy as the scheduler uses it; 'inf' for no limit."
     )
+    changed: dict[str, bool | int | float | str | None] = Field(
+        default_factory=dict, description="The settings that differ from the policy's defaults."
+    )
     override: str | None = Field(description="The `stargate up` options over the fleet's section; null: none.")
 
 

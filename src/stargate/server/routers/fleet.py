@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from stargate.server.deps import AdminDep, CtxDep, NowDep, PrincipalDep, ReadSessionDep
 from stargate.server.routers.strict import StrictJsonRoute
-from stargate.server.schemas import FleetApplyIn, FleetOut, FleetPlan, FleetPlanIn
+from stargate.server.schemas import FleetApplyIn, FleetOut, FleetPlan, FleetPlanIn, SchedulingOut
 from stargate.server.services import fleet as service
 
 router = APIRouter(prefix="/fleet", tags=["fleet"], route_class=StrictJsonRoute)
@@ -14,6 +14,13 @@ router = APIRouter(prefix="/fleet", tags=["fleet"], route_class=StrictJsonRoute)
 def get_fleet(_who: PrincipalDep, session: ReadSessionDep, ctx: CtxDep) -> FleetOut:
     """The fleet in force with its version (content hash) and the scheduling policy in force."""
     return service.current(session, ctx.settings.scheduling)
+
+
+@router.get("/scheduling", response_model=SchedulingOut)
+def get_scheduling(_who: PrincipalDep, session: ReadSessionDep, ctx: CtxDep) -> SchedulingOut:
+    """The scheduling policy in force (as ``scheduling`` of ``GET /fleet``, without the whole fleet document)."""
+    _, fleet = ctx.fleet.get(session)
+    return service.scheduling_in_force(fleet, ctx.settings.scheduling)
 
 
 @router.post("/plan", response_model=FleetPlan)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from stargate.domain import Fleet, fleet_problems
 from stargate.domain.problems import Problem
-from stargate.engine import Driver, Override, policy_for
+from stargate.engine import Driver, Override, get_policy, policy_for
 from stargate.engine import scheduling as engine_scheduling
 from stargate.fleetfile.describe import error_words, found_text
 from stargate.server.errors import ConflictError, InvalidError, NotFoundError
@@ -82,6 +82,15 @@ def current(session: Session, override: Override | None = None) -> FleetOut:
     return out.model_copy(update={"scheduling": scheduling_out(Fleet.model_validate(row.document), override)})
 
 
+def scheduling_in_force(fleet: Fleet, override: Override | None = None) -> SchedulingOut:
+    """The policy the scheduler decides with: ``fleet``'s (the fleet in force) section under ``override``; 409 when
+    they do not fit (refused before they are in force, so only a server started against the rules sees it)."""
+    found = scheduling_out(fleet, override)
+    if found is None:
+        raise ConflictError("the fleet's scheduling section and the server's --policy/--set options do not fit")
+    return found
+
+
 def scheduling_out(fleet: Fleet, override: Override | None = None) -> SchedulingOut | None:
     """The policy ``fleet`` is scheduled with under ``override``; None when they do not make a valid policy."""
     try:
@@ -89,7 +98,10 @@ def scheduling_out(fleet: Fleet, override: Override | None = None) -> Scheduling
     except ValueError:
         return None
     described = override.describe() if override else None
-    return SchedulingOut(policy=policy.name, settings=engine_scheduling.settings_of(policy), override=described)
+    settings = engine_scheduling.settings_of(policy)
+    defaults = engine_scheduling.settings_of(get_policy(policy.name))
+    changed = {k: v for k, v in settings.items() if defaults.get(k) != v}
+    return SchedulingOut(policy=policy.name, settings=settings, changed=changed, override=described)
 
 
 ENTITY_SECTIONS = ("clusters", "contracts", "buildings", "queues")
