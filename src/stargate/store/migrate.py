@@ -37,12 +37,26 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database behind ``engine`` to ``revision`` (default: the newest) in one transaction."""
+    """Migrate the database behind ``engine`` to ``revision`` (default: the newest) in one transaction.
+
+    On SQLite, foreign keys are off while it runs: a migration that alters a table rebuilds it (copy, drop, rename),
+    and dropping the old table with foreign keys on would delete every row that refers to it through ``ON DELETE
+    CASCADE`` (a job's events and runs). The references are checked before the transaction commits instead.
+    """
     cfg = alembic_config()
     with engine.connect() as conn:
         conn = conn.execution_options(**{WRITE_OPTION: True})
-        with conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:  # outside any transaction, where SQLite honours it (a no-op inside one)
+            conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        try:
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                if sqlite and (broken := conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()):
+                    raise RuntimeError(f"the migration left rows that refer to missing rows: {broken[:5]}")
+        finally:
+            if sqlite:
+                conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]

@@ -132,3 +132,23 @@ def _insert_one(engine: sa.Engine, text: str) -> None:
     }  # fmt: skip
     with engine.begin() as conn:
         conn.execute(sa.insert(jobs).values(job))
+
+
+def test_upgrading_from_the_first_release_keeps_every_event_and_run(db_url: str) -> None:
+    """Migrations that rebuild ``jobs`` on SQLite (0002 adds a unique constraint) must not cascade-delete the rows
+    that refer to it: foreign keys are off while they run, and checked before the upgrade commits."""
+    engine = create_engine(db_url)
+    try:
+        upgrade(engine, "20261127_0001")
+        ids = _insert_old_rows(engine)
+        upgrade(engine)
+        with engine.connect() as conn:
+            events = conn.execute(sa.text("SELECT count(*) FROM job_events")).scalar_one()
+            runs = conn.execute(sa.text("SELECT count(*) FROM runs")).scalar_one()
+            jobs = conn.execute(sa.text("SELECT count(*) FROM jobs")).scalar_one()
+        assert (jobs, events, runs) == (len(ids), 2 * len(ids), len(ids))
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1  # on again for the server
+    finally:
+        engine.dispose()
