@@ -10,6 +10,7 @@ import json
 import math
 import re
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,10 +20,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from stargate.domain import Fleet
 from stargate.engine import POLICIES, Override, policy_for
 from stargate.fleetfile import FleetFileError, load_fleet
 from stargate.sim import Failure, SimConfig, run_simulation
-from stargate.traces import FORMATS, TraceError, read_trace
+from stargate.traces import FORMATS, BadRow, TraceError, TraceJob, read_trace
 
 EXIT_INPUT = 2
 """Exit code for bad input: the fleet, the trace or an option."""
@@ -181,7 +183,7 @@ def simulate(
         _render(out)
 
 
-def _warn_bad_rows(bad_rows: list[Any]) -> None:
+def _warn_bad_rows(bad_rows: list[BadRow]) -> None:
     """Show the first few malformed trace rows (skipped by the reader), located, on stderr."""
     for bad in bad_rows[:SHOWN_BAD_ROWS]:
         sys.stderr.write(f"warning: bad row skipped: {bad}\n")
@@ -234,7 +236,9 @@ def _config(
     return config, start_dt
 
 
-def _run(fleet: Any, jobs: Any, config: SimConfig, start: datetime | None, trim: int) -> dict[str, Any]:
+def _run(
+    fleet: Fleet, jobs: Sequence[TraceJob], config: SimConfig, start: datetime | None, trim: int
+) -> dict[str, Any]:
     """Run, with a progress bar on stderr when it is a terminal."""
     if not sys.stderr.isatty():
         return run_simulation(fleet, jobs, config, start=start, trim_jobs=trim)[0]
