@@ -124,7 +124,10 @@ def test_the_table_on_a_pipe(native_trace: Path) -> None:
         (["--set", "runtime_weight"], "--set: found 'runtime_weight'; expected KEY=VALUE"),
         (["--set", "warp=9"], "--set: unknown policy setting(s) warp"),
         (["--seed", "-1"], "--seed: found -1; expected a whole number >= 0"),
-        (["--set", "scan_depth=0"], "--set: policy setting scan_depth: found 0; expected a whole number >= 1"),
+        (
+            ["--set", "scan_depth=0"],
+            "--set: policy setting scan_depth: found 0; expected a whole number from 1 to 1,000,000,000",
+        ),
         (["--set", "scan_depth=1.5"], "policy setting scan_depth: found 1.5"),
         (["--set", "preemption=5"], "policy setting preemption: found 5.0; expected true or false"),
         (["--set", "reserve_after_s=nan"], "policy setting reserve_after_s: found nan"),

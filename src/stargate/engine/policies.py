@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from stargate.domain.base import visible
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -123,28 +125,47 @@ class SrtfPolicy(Policy):
         return (-priority, remaining_s)
 
 
+MAX_SETTING_SECONDS = 10**12
+"""The largest finite duration a setting may hold, s (about 31,700 years: every sum and product the engine forms
+with it stays a finite float; ``inf`` is written where a setting allows no limit)."""
+
+MAX_SETTING_COUNT = 10**9
+"""The largest count (``scan_depth``, ``scan_budget``, ``max_reservations``) or weight (``runtime_weight``) a setting
+may hold."""
+
+_SHOWN_DIGITS = 24
+"""An integer with more digits is shown shortened in messages: its first 4 digits and how many there are."""
+
+
 @dataclass(frozen=True, slots=True)
 class SettingRule:
-    """What a policy setting may hold: a kind ('bool', 'int' or 'float'), a lower bound, inf and None allowed."""
+    """What a policy setting may hold: a kind ('bool', 'int' or 'float'), a range, inf and None allowed."""
 
     kind: str
     low: float = 0.0
     low_included: bool = True
+    high: float = MAX_SETTING_SECONDS
     inf: bool = False
     none: bool = False
 
     def expected(self) -> str:
-        """The rule in words, for error messages."""
+        """The rule in words, for error messages, e.g. 'a whole number from 1 to 1,000,000,000'."""
         if self.kind == "bool":
             return "true or false"
-        what = "a whole number" if self.kind == "int" else "a finite number"
-        text = f"{what} {'>=' if self.low_included else '>'} {self.low:g}"
-        text += " or inf" if self.inf else ""
-        return text + (" or none" if self.none else "")
+        what = "a whole number" if self.kind == "int" else "a number"
+        if self.low_included:
+            text = f"{what} from {_number(self.low)} to {_number(self.high)}"
+        else:
+            text = f"{what} greater than {_number(self.low)} and at most {_number(self.high)}"
+        others = ["inf"] * self.inf + ["null"] * self.none
+        if not others:
+            return text
+        return f"{text}, {', '.join(others[:-1])} or {others[-1]}" if len(others) > 1 else f"{text} or {others[0]}"
 
     def check(self, value: object) -> str | None:
-        """None when ``value`` fits the rule, else 'found …; expected …'."""
-        found = f"found {value!r}; expected {self.expected()}"
+        """None when ``value`` fits the rule, else 'found …; expected …'. Never raises, whatever ``value`` is (an
+        integer of any size is compared exactly, never converted to a float)."""
+        found = f"found {shown(value)}; expected {self.expected()}"
         if value is None:
             return None if self.none else found
         if self.kind == "bool":
@@ -153,29 +174,53 @@ class SettingRule:
             return found
         if self.kind == "int" and not isinstance(value, int):
             return found
-        number = float(value)
-        if math.isnan(number) or (math.isinf(number) and not (self.inf and number > 0)):
-            return found
-        if number < self.low or (number == self.low and not self.low_included):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None if self.inf and value == math.inf else found
+        if value < self.low or (value == self.low and not self.low_included) or value > self.high:
             return found
         return None
 
+
+def shown(value: object) -> str:
+    """A setting's value as messages show it: an integer of more than 24 digits shortened (``1234…(400 digits)``),
+    text quoted, every non-printable character escaped."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        try:
+            digits = str(abs(value))
+        except ValueError:  # more digits than Python converts to text
+            return f"{'-' if value < 0 else ''}an integer of more than 4,300 digits"
+        if len(digits) <= _SHOWN_DIGITS:
+            return str(value)
+        return f"{'-' if value < 0 else ''}{digits[:4]}…({len(digits):,} digits)"
+    text = visible(repr(value) if isinstance(value, str) else str(value) if isinstance(value, float) else repr(value))
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _number(value: float) -> str:
+    """A bound in words: 1,000,000,000 for 1e9, 0.5 for 0.5."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+_SECONDS = SettingRule("float")
+_COUNT = SettingRule("int", high=MAX_SETTING_COUNT)
 
 SETTING_RULES: dict[str, SettingRule] = {
     "backfill": SettingRule("bool"),
     "preemption": SettingRule("bool"),
     "best_fit": SettingRule("bool"),
     "strict_fifo": SettingRule("bool"),
-    "scan_depth": SettingRule("int", low=1),
-    "scan_budget": SettingRule("int"),
-    "max_reservations": SettingRule("int"),
+    "scan_depth": SettingRule("int", low=1, high=MAX_SETTING_COUNT),
+    "scan_budget": _COUNT,
+    "max_reservations": _COUNT,
     "backfill_window_s": SettingRule("float", inf=True),
     "reserve_after_s": SettingRule("float", inf=True),
     "default_estimate_s": SettingRule("float", low_included=False),
     "default_checkpoint_interval_s": SettingRule("float", low_included=False),
     "burst_after_s": SettingRule("float", inf=True, none=True),
-    "burst_wait_per_gpu_hour_s": SettingRule("float"),
-    "runtime_weight": SettingRule("float"),
+    "burst_wait_per_gpu_hour_s": _SECONDS,
+    "runtime_weight": SettingRule("float", high=MAX_SETTING_COUNT),
 }
 """Type and range of every policy setting, checked by :meth:`Policy.validate`."""
 

@@ -187,7 +187,10 @@ def test_up_policy_and_set_are_the_policy_the_server_decides_with(tmp_path: Path
         (["--policy", "lottery"], "error: --policy: found 'lottery'; expected one of fifo, srtf, stargate"),
         (["--set", "scan_depth"], "error: --set: found 'scan_depth'; expected KEY=VALUE"),
         (["--policy", "srtf", "--set", "runtime_weight=2"], "fleet.scheduling.settings.runtime_weight: found"),
-        (["--set", "scan_depth=0"], "fleet.scheduling.settings.scan_depth: found 0, expected a whole number >= 1"),
+        (
+            ["--set", "scan_depth=0"],
+            "fleet.scheduling.settings.scan_depth: found 0, expected a whole number from 1 to 1,000,000,000",
+        ),
     ],
 )
 def test_up_refuses_a_policy_that_does_not_fit_before_writing_anything(

@@ -4,6 +4,7 @@ import pytest
 from engine_builders import FleetBuilder, make_job, scheduler
 
 from stargate.engine import POLICIES, get_policy
+from stargate.engine.policies import SETTING_RULES
 
 
 def test_policies_and_settings_are_checked() -> None:
@@ -57,23 +58,49 @@ def test_a_queue_deeper_than_scan_depth_keeps_starting_in_later_cycles_at_the_sa
     [
         ("preemption", 5.0, "true or false"),
         ("strict_fifo", 2, "true or false"),
-        ("scan_depth", 0, "whole number >= 1"),
-        ("scan_depth", -5, "whole number >= 1"),
-        ("scan_depth", 1.5, "whole number >= 1"),
-        ("scan_budget", -1, "whole number >= 0"),
-        ("runtime_weight", -1.0, "finite number >= 0"),
-        ("runtime_weight", float("inf"), "finite number >= 0"),
-        ("reserve_after_s", float("nan"), "finite number >= 0 or inf"),
-        ("default_checkpoint_interval_s", 0.0, "finite number > 0"),
-        ("burst_after_s", -1.0, "finite number >= 0 or inf or none"),
+        ("scan_depth", 0, "whole number from 1 to 1,000,000,000"),
+        ("scan_depth", -5, "whole number from 1 to 1,000,000,000"),
+        ("scan_depth", 1.5, "whole number from 1 to 1,000,000,000"),
+        ("scan_depth", 10**9 + 1, "whole number from 1 to 1,000,000,000"),
+        ("scan_budget", -1, "whole number from 0 to 1,000,000,000"),
+        ("runtime_weight", -1.0, "number from 0 to 1,000,000,000"),
+        ("runtime_weight", float("inf"), "number from 0 to 1,000,000,000"),
+        ("runtime_weight", 1e9 + 1, "number from 0 to 1,000,000,000"),
+        ("reserve_after_s", float("nan"), "number from 0 to 1,000,000,000,000 or inf"),
+        ("reserve_after_s", float("-inf"), "number from 0 to 1,000,000,000,000 or inf"),
+        ("default_checkpoint_interval_s", 0.0, "number greater than 0 and at most 1,000,000,000,000"),
+        ("default_estimate_s", 1e12 + 1, "number greater than 0 and at most 1,000,000,000,000"),
+        ("burst_after_s", -1.0, "number from 0 to 1,000,000,000,000, inf or null"),
     ],
 )
 def test_settings_of_the_wrong_type_or_range_are_refused_by_name(setting: str, value: object, expected: str) -> None:
-    with pytest.raises(ValueError, match=f"policy setting {setting}: found .*; expected (a )?{expected}"):
+    with pytest.raises(ValueError, match=f"policy setting {setting}: found .*; expected (a )?{expected}$"):
         get_policy("stargate", **{setting: value})
+
+
+@pytest.mark.parametrize("setting", sorted(SETTING_RULES))
+@pytest.mark.parametrize(
+    "value",
+    [10**400, -(10**400), 10**5000, 1e308, "x\x1b[2J", [1, 2], {"a": 1}, object()],
+    ids=["400 digits", "-400 digits", "5000 digits", "1e308", "escape", "list", "mapping", "object"],
+)
+def test_a_setting_check_never_raises_and_every_number_is_bounded(setting: str, value: object) -> None:
+    problem = SETTING_RULES[setting].check(value)
+    assert problem is not None and problem.startswith("found ") and "\x1b" not in problem
+
+
+def test_a_huge_integer_is_shown_shortened() -> None:
+    problem = SETTING_RULES["scan_depth"].check(int("1234" + "5" * 396))
+    assert problem == "found 1234…(400 digits); expected a whole number from 1 to 1,000,000,000"
+    with pytest.raises(ValueError, match=r"policy setting scan_budget: found 1000…\(401 digits\)"):
+        get_policy("fifo", scan_budget=10**400)
 
 
 def test_settings_in_range_are_accepted() -> None:
     p = get_policy("stargate", scan_depth=1, scan_budget=0, runtime_weight=2, backfill_window_s=float("inf"))
     assert (p.scan_depth, p.scan_budget, p.runtime_weight) == (1, 0, 2)
     assert get_policy("fifo", burst_after_s=None, reserve_after_s=float("inf")).burst_after_s is None
+    top = get_policy(
+        "stargate", scan_depth=10**9, runtime_weight=10**9, backfill_window_s=1e12, default_estimate_s=1e12
+    )
+    assert (top.scan_depth, top.backfill_window_s) == (10**9, 1e12)
