@@ -97,8 +97,8 @@ def up(
         db = _open_or_exit(settings)
         try:
             prepared = prepare(settings, db, given if given is not None else _default_fleet_if_needed(db, settings))
-        except ServiceError as exc:  # --policy/--set do not fit the fleet already in the database
-            raise _fail(f"{settings.scheduling.describe()}: {exc}; the server did not start") from None
+        except ServiceError as exc:  # the fleet in force does not fit --policy/--set, or --fleet strands live jobs
+            raise _fail(f"{exc}; the server did not start") from None
         if prepared.fleet_changed:
             typer.echo(f"fleet version {prepared.fleet_version[:12]} applied")
         if prepared.admin_token is not None:

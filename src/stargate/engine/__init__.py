@@ -12,7 +12,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from stargate.engine.driver import Decisions, Driver, JobTerms, RestoreError
+    from stargate.engine.driver import Decisions, Driver, JobTerms, Lost, RestoreError
     from stargate.engine.index import FleetIndex
     from stargate.engine.policies import POLICIES, FifoPolicy, Policy, SrtfPolicy, StargatePolicy, get_policy
     from stargate.engine.priorities import PriorityRule, Resolved
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from stargate.engine.types import CycleResult, JobRequest, Preemption, Reason, Rejection, Start
 
 _HOME = {
-    **dict.fromkeys(("Decisions", "Driver", "JobTerms", "RestoreError"), "driver"),
+    **dict.fromkeys(("Decisions", "Driver", "JobTerms", "Lost", "RestoreError"), "driver"),
     "FleetIndex": "index",
     **dict.fromkeys(("POLICIES", "FifoPolicy", "Policy", "SrtfPolicy", "StargatePolicy", "get_policy"), "policies"),
     **dict.fromkeys(("PriorityRule", "Resolved"), "priorities"),
@@ -51,6 +51,7 @@ __all__ = [
     "FleetIndex",
     "JobRequest",
     "JobTerms",
+    "Lost",
     "Override",
     "Policy",
     "Preemption",

@@ -53,17 +53,22 @@ class NodeAllocator:
         self.free += len(ids)
 
     def take(self, ids: tuple[int, ...]) -> None:
-        """Mark the given GPUs as used (rebuilding state after a restart); each must be free."""
+        """Mark the given GPUs as used (rebuilding state after a restart); each must be free, and no id may repeat.
+        Checked before anything changes: a refusal (ValueError) leaves every GPU as it was."""
         gpn = self.gpn
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"GPU ids {sorted(ids)} name one GPU twice")
         for g in ids:
             node, slot = divmod(g, gpn)
             if not 0 <= node < self.nodes:
                 raise ValueError(f"GPU id {g} is outside the cluster (0..{self.nodes * gpn - 1})")
             while self.fresh <= node:
-                self._touch()
-            slots = self.node_free[node]
-            if slot not in slots:
+                self._touch()  # a node seen for the first time: all its GPUs free (no change to what is held)
+            if slot not in self.node_free[node]:
                 raise ValueError(f"GPU id {g} is already held")
+        for g in ids:
+            node, slot = divmod(g, gpn)
+            slots = self.node_free[node]
             del self.buckets[len(slots)][node]
             slots.remove(slot)
             self.buckets[len(slots)][node] = None

@@ -22,6 +22,7 @@ from datetime import datetime
 
 from stargate.domain import ClusterStatus, Fleet
 from stargate.engine.index import FleetIndex
+from stargate.engine.jobs import checkpointed
 from stargate.engine.policies import Policy
 from stargate.engine.priorities import PriorityRule, Resolved
 from stargate.engine.scheduler import Scheduler
@@ -65,6 +66,15 @@ class Decisions:
     """The next instant a decision could change with no outside event (a burst deadline, capacity coming online)."""
     rounds: int = 0
     """Engine cycles run (0: nothing to decide)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """A running job a rebuilt driver could not put back: why, and the progress it keeps (its last checkpoint)."""
+
+    job: JobTerms
+    why: str
+    progress_s: float
 
 
 class RestoreError(ValueError):
@@ -217,16 +227,17 @@ class Driver:
         pending: Iterable[JobTerms],
         now: float,
         index: FleetIndex | None = None,
-    ) -> tuple[Driver, list[tuple[JobTerms, str]]]:
+    ) -> tuple[Driver, list[Lost]]:
         """A driver holding ``running`` jobs (terms, placement, start time) and ``pending`` ones, in the order
-        given; also the running jobs it could not put back, with why (the caller requeues them)."""
+        given; also the running jobs it could not put back (the caller requeues them)."""
         driver = cls(fleet, policy, epoch, index)
-        lost: list[tuple[JobTerms, str]] = []
+        lost: list[Lost] = []
         for job, (cluster, gpu_ids), started_s in running:
             try:
                 driver.restore(job, cluster, gpu_ids, started_s)
             except RestoreError as exc:
-                lost.append((job, str(exc)))
+                interval = job.checkpoint_interval_s or policy.default_checkpoint_interval_s
+                lost.append(Lost(job, str(exc), checkpointed(job.progress_s, now - started_s, interval)))
         for job in pending:
             driver.submit(job)
         driver.stop_on_down_clusters(now)

@@ -84,14 +84,19 @@ class JobTable:
         return max(self.est[j] - self.progress[j], 1.0)
 
     def kept_progress(self, j: int, now: float) -> float:
-        """Progress a running job keeps if stopped at ``now``: up to its last checkpoint, s.
+        """Progress a running job keeps if stopped at ``now``: up to its last checkpoint, s (see
+        :func:`checkpointed`)."""
+        return checkpointed(self.progress[j], now - self.started[j], self.ckpt[j])
 
-        ``ran - fmod(ran, ckpt)`` is the run time up to the last whole interval, computed exactly and without a
-        quotient: ``floor(ran / ckpt)`` overflows to infinity for a tiny interval (5e-324 s) and cannot be
-        converted to an integer. A run time that is not a finite positive number keeps nothing.
-        """
-        ran = now - self.started[j]
-        ckpt = self.ckpt[j]
-        if not (math.isfinite(ran) and ran > 0.0 and math.isfinite(ckpt) and ckpt > 0.0):
-            return self.progress[j]
-        return self.progress[j] + (ran - math.fmod(ran, ckpt))
+
+def checkpointed(progress_s: float, ran_s: float, interval_s: float) -> float:
+    """Progress a job keeps when a run of ``ran_s`` that began at ``progress_s`` stops: up to its last checkpoint
+    (one every ``interval_s`` of run time), s. The one rule for every stop: preemption, outage, a cluster removed.
+
+    ``ran - fmod(ran, interval)`` is the run time up to the last whole interval, computed exactly and without a
+    quotient: ``floor(ran / interval)`` overflows to infinity for a tiny interval (5e-324 s) and cannot be converted
+    to an integer. A run time that is not a finite positive number keeps nothing.
+    """
+    if not (math.isfinite(ran_s) and ran_s > 0.0 and math.isfinite(interval_s) and interval_s > 0.0):
+        return progress_s
+    return progress_s + (ran_s - math.fmod(ran_s, interval_s))

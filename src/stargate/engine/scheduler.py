@@ -97,8 +97,8 @@ class Scheduler:
         if len(gpu_ids) != job.gpus:
             raise ValueError(f"job '{job.id}' needs {job.gpus} GPUs, got {len(gpu_ids)} GPU ids")
         c = self.index.cluster_ix[cluster_id]
+        self.occupancy.alloc[c].take(gpu_ids)  # first: a refusal leaves nothing behind (the job is not added)
         j = self._add(job, q, cls)
-        self.occupancy.alloc[c].take(gpu_ids)
         self.occupancy.occupy(j, c, gpu_ids, started_s)
 
     def finish(self, job_id: str) -> None:

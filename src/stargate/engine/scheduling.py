@@ -53,6 +53,16 @@ def policy_for(section: Scheduling, override: Override | None = None) -> Policy:
     return get_policy(name, **{k: _value(v) for k, v in settings.items()})
 
 
+def policy_in_force(section: Scheduling, override: Override) -> tuple[Policy, str | None]:
+    """The policy of ``section`` under ``override``; when they do not fit (a fleet applied through another server
+    started with other options), the section's own policy and why the override was set aside."""
+    try:
+        return policy_for(section, override), None
+    except ValueError as exc:
+        why = f"this server's options {override.describe()} do not fit the fleet's scheduling section ({exc})"
+        return policy_for(section), f"{why}; deciding with the fleet's section alone"
+
+
 def problems(section: Scheduling, override: Override | None = None) -> list[Problem]:
     """Every problem of ``section`` (with ``override``), located under ``scheduling`` (empty when it is good)."""
     name, settings = effective(section, override)

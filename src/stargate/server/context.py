@@ -1,6 +1,7 @@
 """What the API and the scheduler loop share in one server process: settings, database, metrics, executors and
 the fleet in force (parsed once per version)."""
 
+import logging
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -9,7 +10,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from stargate.domain import Fleet
-from stargate.engine import FleetIndex, JobTerms, Policy, policy_for
+from stargate.engine import FleetIndex, JobTerms, Policy
+from stargate.engine.scheduling import policy_in_force
 from stargate.executors import Executor, for_kind
 from stargate.server.auth import TokenCache
 from stargate.server.errors import NotFoundError
@@ -19,6 +21,8 @@ from stargate.server.settings import Settings
 from stargate.server.writer import SubmissionWriter
 from stargate.store import Database
 from stargate.store.repositories import fleet_versions, installation
+
+log = logging.getLogger("stargate.scheduler")
 
 if TYPE_CHECKING:  # the scheduling package reads the context: its types only, to avoid an import cycle
     from stargate.server.scheduling.decide import Kept
@@ -129,8 +133,13 @@ class ServerContext:
 
     def policy_for(self, fleet: Fleet) -> Policy:
         """The policy the scheduler decides with: ``fleet``'s ``scheduling:`` section under ``stargate up
-        --policy/--set`` (ValueError when they do not make a valid policy; a fleet apply checks that first)."""
-        return policy_for(fleet.scheduling, self.settings.scheduling)
+        --policy/--set``; when those do not fit (a fleet applied through another server started with other options),
+        the section alone, and ``metrics.scheduler.policy_problem`` says so (``/healthz`` degraded)."""
+        policy, problem = policy_in_force(fleet.scheduling, self.settings.scheduling)
+        if problem is not None and problem != self.metrics.scheduler.policy_problem:
+            log.warning("scheduler: %s", problem)
+        self.metrics.scheduler.policy_problem = problem
+        return policy
 
     def executor(self, kind: str) -> Executor:
         """The executor of ``kind``."""

@@ -27,6 +27,9 @@ class SchedulerHealth:
     since: datetime | None = None
     last_error: str = ""
     stalled_after_s: float = STALLED_AFTER_S
+    policy_problem: str | None = None
+    """Set while this server's ``--policy/--set`` do not fit the fleet in force (it decides with the fleet's
+    section alone meanwhile)."""
     _running: tuple[float, datetime] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -53,6 +56,8 @@ class SchedulerHealth:
     def problem(self) -> str | None:
         """Why the scheduler is degraded, or None while it is healthy."""
         with self._lock:
+            if self.policy_problem is not None:
+                return f"scheduler: {self.policy_problem}"
             if self.failures >= DEGRADED_AFTER_FAILURES and self.since is not None:
                 return f"scheduler: {self.failures} cycles failed in a row since {_iso(self.since)}: {self.last_error}"
             if self._running is not None and time.monotonic() - self._running[0] > self.stalled_after_s:

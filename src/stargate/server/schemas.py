@@ -167,7 +167,13 @@ class SchedulingOut(BaseModel):
     changed: dict[str, bool | int | float | str | None] = Field(
         default_factory=dict, description="The settings that differ from the policy's defaults."
     )
-    override: str | None = Field(description="The `stargate up` options over the fleet's section; null: none.")
+    override: str | None = Field(
+        description="The `stargate up` options of the server answering over the fleet's section; null: none."
+    )
+    problem: str | None = Field(
+        default=None,
+        description="Set when those options do not fit the fleet in force: the policy shown is the fleet's alone.",
+    )
 
 
 class FleetOut(BaseModel):

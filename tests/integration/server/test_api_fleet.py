@@ -86,3 +86,20 @@ def test_an_invalid_fleet_gets_located_problems(harness: Harness) -> None:
     response = harness.client.post(f"{FLEET}/plan", json={"fleet": proposed}, headers=harness.headers())
     assert response.status_code == 422
     assert "fleet.clusters[0].site: found 'atlantis'" in response.json()["detail"]
+
+
+def test_a_fleet_that_would_strand_live_jobs_is_refused_until_they_end(harness: Harness) -> None:
+    beta = harness.submit(queue="beta-q", command="sleep 60")["id"]
+    high = harness.submit(queue="alpha-q", priority_class="high", command="sleep 60")["id"]
+    proposed = copy.deepcopy(_current(harness)["fleet"])
+    proposed["queues"] = [q for q in proposed["queues"] if q["id"] != "beta-q"]
+    alpha = next(q for q in proposed["queues"] if q["id"] == "alpha-q")
+    alpha["priority_classes"] = ["low", "normal"]
+    refused = harness.client.post(f"{FLEET}/plan", json={"fleet": proposed}, headers=harness.headers())
+    assert refused.status_code == 422
+    detail = refused.json()["detail"]
+    assert "found queue 'beta-q' removed while it has 1 job not finished (pending, placed or running)" in detail
+    assert "found priority class 'high' no longer usable in queue 'alpha-q' while it has 1 job" in detail
+    for job in (beta, high):
+        harness.client.post(f"/api/v1/jobs/{job}/cancel", headers=harness.headers())
+    assert _plan(harness, proposed)["changes"]  # once they ended, the same fleet is accepted

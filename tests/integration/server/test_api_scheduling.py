@@ -2,11 +2,16 @@
 and apply, and used by the scheduler."""
 
 import copy
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from integration.server.stargate_harness import Harness, build_harness
+from integration.server.stargate_harness import TINY_FLEET, Harness, build_harness
+from stargate.domain import Scheduling
 from stargate.engine import Override
+from stargate.fleetfile import load_fleet
+from stargate.server.scheduling.loop import LAST_WAKEUP_S, run_cycle, wakeup_at
+from stargate.server.services import fleet as fleet_service
 
 FLEET = "/api/v1/fleet"
 
@@ -32,7 +37,7 @@ def test_a_fleet_section_is_validated_at_plan_and_takes_effect_at_apply(harness:
     assert "body.fleet.scheduling.settings.runtime_weight: found 'runtime_weight', expected a setting of policy" in (
         refused.text
     )
-    assert "body.fleet.scheduling.settings.scan_depth: found 0, expected a whole number >= 1" in refused.text
+    assert "body.fleet.scheduling.settings.scan_depth: found 0, expected a whole number" in refused.text
     fleet["scheduling"] = {"policy": "stargate", "settings": {"runtime_weight": 2, "burst_after_s": "inf"}}
     plan = _plan(harness, fleet)
     assert plan.status_code == 200, plan.text
@@ -58,6 +63,41 @@ def test_server_options_override_the_section_and_a_fleet_they_do_not_fit_is_refu
         assert refused.status_code == 422
         assert "fleet.scheduling.settings.runtime_weight: found 'runtime_weight'" in refused.text
         assert "(with stargate up --set runtime_weight=3.0)" in refused.text
+    finally:
+        h.client.close()
+        h.ctx.db.close()
+
+
+def test_a_burst_wait_past_what_a_date_holds_never_stops_the_loop(harness: Harness) -> None:
+    """A wake-up past year 9999 (burst_after_s 1e12 s) is no wake-up: cycles go on and other jobs still run."""
+    fleet = copy.deepcopy(harness.client.get(FLEET, headers=harness.headers()).json()["fleet"])
+    fleet["scheduling"] = {"policy": "stargate", "settings": {"burst_after_s": 1e12}}
+    plan = _plan(harness, fleet).json()
+    harness.client.post(f"{FLEET}/apply", json={"plan_id": plan["plan_id"]}, headers=harness.headers())
+    waiting = harness.submit(command="true")["id"]  # every cluster of the tiny fleet is pay-per-use: it waits
+    now = datetime.now(UTC)
+    first = run_cycle(harness.ctx, now)
+    assert (first.placed, harness.ctx.loop.wakeup) == (0, None)
+    assert run_cycle(harness.ctx, now).pending_after == 1
+    assert harness.client.get(f"/api/v1/jobs/{waiting}", headers=harness.headers()).json()["status"] == "pending"
+    assert wakeup_at(LAST_WAKEUP_S - 1.0) is not None and wakeup_at(float("inf")) is None
+
+
+def test_options_that_no_longer_fit_fall_back_to_the_fleets_section_and_say_so(db_url: str, tmp_path: Path) -> None:
+    """A fleet applied through another server (other options) must not stop this scheduler's cycles: it decides with
+    the fleet's section alone, and /healthz and the policy views say why."""
+    h = build_harness(db_url, tmp_path / "home", scheduling=Override(settings={"runtime_weight": 3.0}))
+    try:
+        fleet = load_fleet(TINY_FLEET).model_copy(update={"scheduling": Scheduling(policy="srtf")})
+        with h.ctx.db.write() as session:  # as a standby started without options would apply it
+            fleet_service.record(session, fleet, "other server", datetime.now(UTC))
+        job = h.submit(command="true")["id"]
+        assert run_cycle(h.ctx, datetime.now(UTC)).placed == 1
+        health = h.client.get("/healthz")
+        assert health.status_code == 503 and "do not fit the fleet's scheduling section" in health.text
+        got = h.client.get(f"{FLEET}/scheduling", headers=h.headers()).json()
+        assert got["policy"] == "srtf" and "deciding with the fleet's section alone" in got["problem"]
+        assert h.client.get(f"/api/v1/jobs/{job}", headers=h.headers()).json()["status"] == "running"
     finally:
         h.client.close()
         h.ctx.db.close()

@@ -8,8 +8,9 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -238,3 +239,51 @@ def test_a_run_that_vanished_fails_its_job_as_lost(harness: Harness) -> None:
     _cycle_until(harness, lambda: _status(harness, job) == "failed")
     lost = _job(harness, str(job))
     assert lost["reason"] == "lost" and lost["detail"]  # the executor's account of it
+
+
+def test_a_job_whose_cluster_is_removed_keeps_its_progress_up_to_its_last_checkpoint(harness: Harness) -> None:
+    job = harness.submit(gpus=4, gpu_models=["GB200"], command="sleep 5", checkpoint_interval_s=10.0)["id"]
+    t0 = _now()
+    assert run_cycle(harness.ctx, t0).placed == 1
+    fleet = harness.client.get("/api/v1/fleet", headers=harness.headers()).json()["fleet"]
+    fleet["clusters"] = [c for c in fleet["clusters"] if c["id"] != "lab-gb200"]
+    plan = harness.client.post("/api/v1/fleet/plan", json={"fleet": fleet}, headers=harness.headers()).json()
+    harness.client.post("/api/v1/fleet/apply", json={"plan_id": plan["plan_id"]}, headers=harness.headers())
+    assert run_cycle(harness.ctx, t0 + timedelta(seconds=25)).requeued == 1
+    with harness.ctx.db.read() as s:
+        row = s.get(JobRow, parse_job_id(str(job)))
+        assert row is not None and (row.status, row.progress_s) == ("pending", 20.0)  # two 10-s checkpoints of 25 s
+
+
+def _apply(harness: Harness, change: Callable[[dict[str, Any]], None]) -> None:
+    fleet = harness.client.get("/api/v1/fleet", headers=harness.headers()).json()["fleet"]
+    change(fleet)
+    plan = harness.client.post("/api/v1/fleet/plan", json={"fleet": fleet}, headers=harness.headers()).json()
+    harness.client.post("/api/v1/fleet/apply", json={"plan_id": plan["plan_id"]}, headers=harness.headers())
+
+
+def _status_of(cluster: str, status: str) -> Callable[[dict[str, Any]], None]:
+    def change(fleet: dict[str, Any]) -> None:
+        for c in fleet["clusters"]:
+            if c["id"] == cluster:
+                c["status"] = status
+
+    return change
+
+
+def test_a_rebuilt_driver_counts_progress_from_the_current_run_not_the_first(harness: Harness) -> None:
+    job = harness.submit(gpus=4, gpu_models=["GB200"], command="sleep 60", checkpoint_interval_s=10.0)["id"]
+    t0 = _now()
+    at = lambda s: t0 + timedelta(seconds=s)  # noqa: E731
+    assert run_cycle(harness.ctx, at(0)).placed == 1
+    _apply(harness, _status_of("lab-gb200", "down"))
+    assert run_cycle(harness.ctx, at(100)).preempted == 1  # 100 s kept
+    _apply(harness, _status_of("lab-gb200", "up"))
+    assert run_cycle(harness.ctx, at(200)).placed == 1
+    _apply(harness, lambda fleet: fleet.update(description="a change beyond statuses: the driver is rebuilt"))
+    run_cycle(harness.ctx, at(250))
+    _apply(harness, _status_of("lab-gb200", "down"))
+    assert run_cycle(harness.ctx, at(260)).preempted == 1
+    with harness.ctx.db.read() as s:
+        row = s.get(JobRow, parse_job_id(str(job)))
+        assert row is not None and row.progress_s == 160.0  # 100 s, then 60 s of the run begun at 200 s

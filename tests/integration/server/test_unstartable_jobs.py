@@ -83,6 +83,7 @@ def test_a_job_whose_start_keeps_failing_fails_after_three_tries_and_frees_its_g
     assert job.status == "failed"
     assert job.reason == "start_failed" and job.detail.startswith("on local executor after 3 tries: ")
     assert "environment variable" in job.detail  # the executor's own error
+    run_cycle(harness.ctx, _now())  # orphaned runs are stopped before placed jobs start: the next cycle withdraws it
     [run] = _runs(harness, bad)
     assert run.ended and run.start_failures == 3 and run.handle_key is None
     assert run.note == f"withdrawn before it started: {bad} attempt 0 moved on"

@@ -54,3 +54,13 @@ def test_never_hands_out_a_gpu_twice(ops: list[tuple[bool, int]]) -> None:
         elif held:
             a.release(held.pop(n % len(held)))
         assert a.free == 20 - sum(len(h) for h in held)
+
+
+def test_a_refused_take_changes_nothing() -> None:
+    alloc = NodeAllocator(2, 8)
+    alloc.take((0, 1))
+    for bad in ((2, 3, 16), (4, 4), (5, 1)):  # out of the cluster, twice, already held: each after good ids
+        with pytest.raises(ValueError):
+            alloc.take(bad)
+        assert alloc.free == 14
+    assert sorted(alloc.allocate(14)) == list(range(2, 16))  # every GPU but the two taken is still free

@@ -92,24 +92,26 @@ def test_a_status_only_fleet_change_stops_the_jobs_of_a_cluster_going_down() -> 
 
 
 def test_rebuilding_puts_jobs_back_and_reports_those_it_cannot() -> None:
-    fleet = _fleet(
-        clusters=[c.model_copy(update={"status": ClusterStatus.DOWN}) if c.id == "b" else c for c in _fleet().clusters]
-    )
+    clusters = [c.model_copy(update={"status": ClusterStatus.DOWN}) if c.id == "b" else c for c in _fleet().clusters]
+    fleet = _fleet(clusters=clusters)
+    gone = JobTerms(id="on-gone", queue="open", gpus=1, submit_s=0.0, priority_class="normal", checkpoint_interval_s=20)
     running = [
         (_job("on-a", cls="normal"), ("a", tuple(range(8))), 0.0),
-        (_job("on-gone", cls="normal"), ("gone", (0,)), 0.0),
+        (gone, ("gone", (0,)), 0.0),
         (_job("on-b", cls="normal"), ("b", tuple(range(8))), 0.0),
-        (_job("twice", cls="normal"), ("a", (0,)), 0.0),
+        (_job("twice", gpus=1, cls="normal"), ("a", (0,)), 0.0),  # GPU 0 of a is on-a's
     ]
     driver, lost = Driver.rebuilt(fleet, get_policy("stargate"), EPOCH, running, [_job("wait", cls="normal")], 50.0)
-    assert [(j.id, why.split(":")[0]) for j, why in lost] == [
-        ("on-gone", "cluster 'gone' is no longer in the fleet"),
-        ("twice", "placement on 'a' no longer valid"),
+    assert [(g.job.id, g.why.split(":")[0], g.progress_s) for g in lost] == [
+        ("on-gone", "cluster 'gone' is no longer in the fleet", 40.0),  # ran 50 s: two 20-s checkpoints kept
+        ("twice", "placement on 'a' no longer valid", 0.0),
     ]
     out = driver.decide(50.0)
     assert [(p.job_id, p.reason) for p in out.preemptions] == [("on-b", Reason.CLUSTER_DOWN)]
     assert driver.where["on-a"] == ("a", tuple(range(8)))
     assert out.starts == []  # cluster a is full and b is down: the requeued job and the pending one wait
+    driver.submit(_job("twice", gpus=1, cls="normal", at=60.0))  # a refused restore left nothing behind
+    assert driver.sched.free_gpus()["a"] == 0
 
 
 def test_policy_options_layer_on_the_fleet_section_by_one_rule() -> None:

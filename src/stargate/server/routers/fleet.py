@@ -20,7 +20,7 @@ def get_fleet(_who: PrincipalDep, session: ReadSessionDep, ctx: CtxDep) -> Fleet
 def get_scheduling(_who: PrincipalDep, session: ReadSessionDep, ctx: CtxDep) -> SchedulingOut:
     """The scheduling policy in force (as ``scheduling`` of ``GET /fleet``, without the whole fleet document)."""
     _, fleet = ctx.fleet.get(session)
-    return service.scheduling_in_force(fleet, ctx.settings.scheduling)
+    return service.scheduling_out(fleet, ctx.settings.scheduling)
 
 
 @router.post("/plan", response_model=FleetPlan)

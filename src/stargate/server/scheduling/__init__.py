@@ -8,8 +8,8 @@ lock). One cycle::
     snapshot.take_snapshot the fleet in force and every live job, in one read transaction
     decide.decide          the kept engine driver told what changed (or rebuilt), then driver.decide(now)
     apply.apply_decisions  every decision written in ONE transaction
+    execute.reap_orphans   runs whose job moved on (preempted, cancelled) are stopped
     execute.submit_placed  placed jobs handed to their executors
-    execute.reap_orphans   runs whose job moved on are stopped
 
 The driver is the same :class:`stargate.engine.Driver` the simulator decides through, so a trace replayed by
 ``stargate simulate`` decides as the server does (tests/integration/server/test_differential.py).

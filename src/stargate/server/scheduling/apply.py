@@ -46,7 +46,7 @@ def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost:
     """
     seen = {j.id: (JobStatus(j.status), j.attempt) for j in (*snap.pending, *snap.holding)}
     ids = _row_ids([s.job_id for s in result.starts], [p.job_id for p in result.preemptions])
-    ids += _row_ids([r.job_id for r in result.rejections], [j.public_id for j, _, _ in lost])
+    ids += _row_ids([r.job_id for r in result.rejections], [j.public_id for j, _, _, _ in lost])
     out = Applied()
     with ctx.db.write() as session:
         current = lock_current(session, ids)
@@ -69,9 +69,9 @@ def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost:
             return Move(cur, JobStatus.PENDING, why, detail, values or {})
 
         first: list[Move] = []
-        for job, code, why in lost:
+        for job, code, why, kept in lost:  # back to its queue with its progress up to its last checkpoint
             if (cur := unchanged(job.public_id, *HOLDING)) is not None:
-                first.append(back(cur, code, why))
+                first.append(back(cur, code, why, {"progress_s": kept}))
                 out.requeued += 1
         for p in result.preemptions:  # the engine's codes are JobReason values (tests/unit/domain/test_reasons.py)
             if (cur := unchanged(p.job_id, *HOLDING)) is not None:

@@ -16,7 +16,7 @@ from stargate.engine import Decisions, Driver, FleetIndex, JobTerms, Policy
 from stargate.server.scheduling.snapshot import ENGINE_EPOCH, Snapshot, engine_seconds
 from stargate.store.repositories.jobs import JobState
 
-Lost = list[tuple[JobState, JobReason, str]]
+Lost = list[tuple[JobState, JobReason, str, float]]
 """Held jobs that could not be put back on their cluster, with the code and detail of why (the loop requeues
 them): ``cluster_removed`` when their cluster left the fleet, else ``requeued``."""
 
@@ -78,19 +78,26 @@ def _rebuilt(
     """A new driver over the snapshot: held jobs put back in start order, pending ones queued in submission order."""
     by_id = {j.public_id: j for j in snap.holding}
     running: list[tuple[JobTerms, tuple[str, tuple[int, ...]], float]] = []
-    for job in sorted(snap.holding, key=lambda j: (engine_seconds(j.started_at) if j.started_at else now_s, j.id)):
-        started = engine_seconds(job.started_at) if job.started_at is not None else now_s
-        running.append((snap.terms[job.id], (job.cluster or "", tuple(job.gpu_ids)), started))
+    since = {j.id: _since(snap, j, now_s) for j in snap.holding}
+    for job in sorted(snap.holding, key=lambda j: (since[j.id], j.id)):
+        running.append((snap.terms[job.id], (job.cluster or "", tuple(job.gpu_ids)), since[job.id]))
     pending = [snap.terms[j.id] for j in sorted(snap.pending, key=lambda j: (j.submitted_at, j.id))]
     built = index(snap.fleet) if index is not None else None
     driver, lost = Driver.rebuilt(snap.fleet, policy, ENGINE_EPOCH, running, pending, now_s, built)
     clusters = {c.id for c in snap.fleet.clusters}
     requeued: Lost = []
-    for terms, why in lost:
-        job = by_id[terms.id]
+    for gone in lost:
+        job = by_id[gone.job.id]
         code = JobReason.REQUEUED if job.cluster in clusters else JobReason.CLUSTER_REMOVED
-        requeued.append((job, code, why))
+        requeued.append((job, code, gone.why, gone.progress_s))
     return driver, requeued
+
+
+def _since(snap: Snapshot, job: JobState, now_s: float) -> float:
+    """When a held job's current run began, engine time: its placement for this attempt (not ``started_at``, the
+    first run's start, which would count the time it spent requeued as progress)."""
+    at = snap.since.get(job.id) or job.started_at
+    return engine_seconds(at) if at is not None else now_s
 
 
 __all__ = ["ENGINE_EPOCH", "Kept", "Lost", "decide", "engine_seconds"]

@@ -1,8 +1,8 @@
 """The scheduler loop: :func:`run_cycle` (one cycle, clock injected) and :class:`SchedulerThread` (the server's).
 
-One cycle: poll running jobs → snapshot → engine decides → decisions in ONE transaction → executors submit placed
-jobs (outside any transaction) → orphaned runs are stopped → metrics. Only the holder of the scheduler lock runs
-cycles (see :mod:`stargate.server.scheduling.lock`).
+One cycle: poll running jobs → snapshot → engine decides → decisions in ONE transaction → orphaned runs (of jobs
+preempted or cancelled) are stopped → executors submit placed jobs (outside any transaction) → metrics. Only the
+holder of the scheduler lock runs cycles (see :mod:`stargate.server.scheduling.lock`).
 """
 
 import contextlib
@@ -98,8 +98,8 @@ def _run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
         ctx.loop.fingerprint = fingerprint
     else:
         report.decided = False
+    reap_orphans(ctx, now, executed)  # first: a preempted job's run is told to stop before its GPUs' next job starts
     submit_placed(ctx, now, executed)
-    reap_orphans(ctx, now, executed)
     report.started, report.finished, report.reaped = executed.started, executed.finished, executed.reaped
     report.executor_errors = executed.errors
     idle = not report.decided and not (executed.started or executed.finished or executed.reaped or executed.errors)
@@ -140,9 +140,20 @@ def _decide_and_apply(ctx: ServerContext, now: datetime, report: CycleReport) ->
         ctx.loop.driver = kept
     report.placed, report.preempted = applied.placed, applied.preempted
     report.rejected, report.requeued = applied.rejected, applied.requeued
-    ctx.loop.wakeup = None if result.next_wakeup_s is None else ENGINE_EPOCH + timedelta(seconds=result.next_wakeup_s)
+    ctx.loop.wakeup = wakeup_at(result.next_wakeup_s)
     ctx.metrics.placements.inc(applied.placed)
     ctx.metrics.preemptions.inc(applied.preempted)
+
+
+LAST_WAKEUP_S = (datetime(9999, 1, 1, tzinfo=UTC) - ENGINE_EPOCH).total_seconds()
+"""The latest engine wake-up a date can hold; a later one (a burst wait of 1e12 s) is never reached: no wake-up."""
+
+
+def wakeup_at(next_wakeup_s: float | None) -> datetime | None:
+    """The engine's next wake-up as a time, None when there is none or it lies past what a date can hold."""
+    if next_wakeup_s is None or not next_wakeup_s < LAST_WAKEUP_S:
+        return None
+    return ENGINE_EPOCH + timedelta(seconds=next_wakeup_s)
 
 
 def _index(ctx: ServerContext, version: str, fleet: Fleet) -> FleetIndex:

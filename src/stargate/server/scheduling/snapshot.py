@@ -15,6 +15,7 @@ from stargate.server.context import ServerContext
 from stargate.server.errors import NotFoundError
 from stargate.store import JobStatus
 from stargate.store.repositories import jobs as job_repo
+from stargate.store.repositories import runs as run_repo
 from stargate.store.repositories.jobs import JobState
 
 ENGINE_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
@@ -62,6 +63,8 @@ class Snapshot:
     """Placed and running jobs."""
     terms: dict[int, JobTerms] = field(default_factory=dict)
     """The driver's terms of every job above, by row id."""
+    since: dict[int, datetime] = field(default_factory=dict)
+    """When each held job was placed for its current attempt, by row id (what a rebuilt driver counts from)."""
     executor_of_cluster: dict[str, str] = field(default_factory=dict)
 
 
@@ -77,6 +80,7 @@ def take_snapshot(ctx: ServerContext) -> Snapshot | None:
             return None
         pending = job_repo.states(session, [JobStatus.PENDING])
         holding = job_repo.states(session, [JobStatus.PLACED, JobStatus.RUNNING])
+        since = run_repo.placed_since(session) if holding else {}
         cache = ctx.loop.spec_terms
         missing = [j.id for j in (*pending, *holding) if j.id not in cache]
         cache.update({i: SpecTerms.of(spec) for i, spec in job_repo.specs(session, missing).items()})
@@ -84,7 +88,7 @@ def take_snapshot(ctx: ServerContext) -> Snapshot | None:
     for gone in [i for i in cache if i not in live]:
         del cache[gone]
     terms = _terms(ctx, (*pending, *holding))
-    return Snapshot(fleet, version, pending, holding, terms, executor_of_cluster=_executors(fleet))
+    return Snapshot(fleet, version, pending, holding, terms, since, executor_of_cluster=_executors(fleet))
 
 
 def _terms(ctx: ServerContext, jobs: Iterable[JobState]) -> dict[int, JobTerms]:

@@ -17,13 +17,14 @@ from sqlalchemy.orm import Session
 
 from stargate.domain import Fleet, fleet_problems
 from stargate.domain.problems import Problem
-from stargate.engine import Driver, Override, get_policy, policy_for
+from stargate.engine import Driver, Override, PriorityRule, get_policy, policy_for
 from stargate.engine import scheduling as engine_scheduling
 from stargate.fleetfile.describe import error_words, found_text
 from stargate.server.errors import ConflictError, InvalidError, NotFoundError
 from stargate.server.schemas import Change, FleetOut, FleetPlan, SchedulingOut
 from stargate.store.models import FleetPlanRow, FleetVersionRow
 from stargate.store.repositories import fleet_versions
+from stargate.store.repositories import jobs as job_repo
 from stargate.store.repositories import teams as team_repo
 
 SECTIONS = (
@@ -82,26 +83,15 @@ def current(session: Session, override: Override | None = None) -> FleetOut:
     return out.model_copy(update={"scheduling": scheduling_out(Fleet.model_validate(row.document), override)})
 
 
-def scheduling_in_force(fleet: Fleet, override: Override | None = None) -> SchedulingOut:
-    """The policy the scheduler decides with: ``fleet``'s (the fleet in force) section under ``override``; 409 when
-    they do not fit (refused before they are in force, so only a server started against the rules sees it)."""
-    found = scheduling_out(fleet, override)
-    if found is None:
-        raise ConflictError("the fleet's scheduling section and the server's --policy/--set options do not fit")
-    return found
-
-
-def scheduling_out(fleet: Fleet, override: Override | None = None) -> SchedulingOut | None:
-    """The policy ``fleet`` is scheduled with under ``override``; None when they do not make a valid policy."""
-    try:
-        policy = policy_for(fleet.scheduling, override)
-    except ValueError:
-        return None
+def scheduling_out(fleet: Fleet, override: Override | None = None) -> SchedulingOut:
+    """The policy ``fleet`` is scheduled with under ``override`` (the fleet's alone, with the problem, when they do
+    not fit)."""
+    policy, problem = engine_scheduling.policy_in_force(fleet.scheduling, override or Override())
     described = override.describe() if override else None
     settings = engine_scheduling.settings_of(policy)
     defaults = engine_scheduling.settings_of(get_policy(policy.name))
     changed = {k: v for k, v in settings.items() if defaults.get(k) != v}
-    return SchedulingOut(policy=policy.name, settings=settings, changed=changed, override=described)
+    return SchedulingOut(policy=policy.name, settings=settings, changed=changed, override=described, problem=problem)
 
 
 ENTITY_SECTIONS = ("clusters", "contracts", "buildings", "queues")
@@ -155,12 +145,33 @@ def _culprit(fleet: Fleet, now: datetime) -> str | None:
     return None
 
 
+def check_live_jobs(session: Session, fleet: Fleet) -> None:
+    """422 when ``fleet`` would strand jobs that are not final: it removes their queue, or their priority class is no
+    longer one their queue may use (as Kueue keeps a queue with admitted work). Cancel them or let them finish
+    first; clusters may go (their jobs are requeued)."""
+    rule = PriorityRule(fleet)
+    queues = {q.id for q in fleet.queues}
+    lines = []
+    for (queue, cls), n in sorted(job_repo.live_by_queue_and_class(session).items()):
+        jobs = f"{n:,} job{'s' if n != 1 else ''} not finished (pending, placed or running)"
+        if queue not in queues:
+            lines.append(f"fleet.queues: found queue '{queue}' removed while it has {jobs}, expected it kept")
+        elif rule.resolve(queue, cls) is None:
+            lines.append(
+                f"fleet.queues: found priority class '{cls}' no longer usable in queue '{queue}' while it has {jobs}"
+                ", expected it kept"
+            )
+    if lines:
+        raise InvalidError("invalid fleet: " + "; ".join(lines) + " (cancel those jobs or let them finish first)")
+
+
 def record(
     session: Session, fleet: Fleet, actor: str, now: datetime, override: Override | None = None
 ) -> FleetVersionRow:
     """Make ``fleet`` the fleet in force (a new version row, teams and queues synced); 422 when the scheduler could
     not load it (under ``stargate up --policy/--set`` ``override``)."""
     check_schedulable(fleet, now, override)
+    check_live_jobs(session, fleet)
     document = canonical(fleet)
     row = fleet_versions.add(
         session, FleetVersionRow(version=version_of(document), document=document, applied_at=now, applied_by=actor)
@@ -187,6 +198,7 @@ def plan(
     the fleet in force and store the plan."""
     fleet = parse(document)
     check_schedulable(fleet, now, override)
+    check_live_jobs(session, fleet)
     proposed = canonical(fleet)
     base = fleet_versions.current(session)
     changes = diff(base.document if base is not None else {}, proposed)

@@ -70,6 +70,17 @@ def pending_by_team(session: Session) -> dict[str, int]:
     return {team: int(n) for team, n in session.execute(query)}
 
 
+def live_by_queue_and_class(session: Session) -> dict[tuple[str, str], int]:
+    """Jobs not final yet (pending, placed, running) per (queue, priority class)."""
+    live = [JobStatus.PENDING, JobStatus.PLACED, JobStatus.RUNNING]
+    query = (
+        select(JobRow.queue_id, JobRow.priority_class, func.count())
+        .where(JobRow.status.in_(live))
+        .group_by(JobRow.queue_id, JobRow.priority_class)
+    )
+    return {(queue, cls): int(n) for queue, cls, n in session.execute(query)}
+
+
 def held_gpus_by_cluster(session: Session) -> dict[str, int]:
     """GPUs held by placed and running jobs per cluster."""
     query = (

@@ -22,6 +22,17 @@ def latest_for_job(session: Session, job_id: int) -> RunRow | None:
 _RUNS = cast(Table, RunRow.__table__)
 
 
+def placed_since(session: Session) -> dict[int, datetime]:
+    """When each placed or running job was placed on its cluster for its current attempt (its run row's creation),
+    by job row id: the start the engine counts its progress from (``jobs.started_at`` is the first run's)."""
+    query = (
+        select(RunRow.job_id, RunRow.created_at)
+        .join(JobRow, (JobRow.id == RunRow.job_id) & (JobRow.attempt == RunRow.attempt))
+        .where(JobRow.status.in_([JobStatus.PLACED, JobStatus.RUNNING]))
+    )
+    return {job_id: created for job_id, created in session.execute(query)}
+
+
 def add_many(session: Session, runs: Sequence[Mapping[str, Any]]) -> None:
     """Insert many run rows with one multi-row statement (keys: ``job_id``, ``attempt``, ``executor``,
     ``cluster``, ``created_at``)."""
