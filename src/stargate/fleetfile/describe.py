@@ -103,7 +103,9 @@ def error_words(model: type[BaseModel], err: ErrorDetails) -> tuple[str, str]:
     if err["type"] == "missing":
         return "nothing (the key is missing)", f"a value: {_field_text(model, loc, err)}"
     if err["type"] == "extra_forbidden":
-        return f"unknown key '{loc[-1]}'", unknown_key_expected(str(loc[-1]), owner_model(model, loc))
+        return f"unknown key '{visible(str(loc[-1]))[:_MAX_FOUND]}'", unknown_key_expected(
+            str(loc[-1]), owner_model(model, loc)
+        )
     own = _own_words(err)
     if own is not None:
         return own

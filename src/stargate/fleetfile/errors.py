@@ -6,6 +6,8 @@ and column are 1-based; line 0 means the file (or path) as a whole, e.g. when it
 
 from dataclasses import asdict, dataclass
 
+from stargate.domain.base import visible
+
 
 @dataclass(frozen=True, slots=True)
 class LocatedProblem:
@@ -19,8 +21,10 @@ class LocatedProblem:
     expected: str
 
     def __str__(self) -> str:
-        """The problem as one line: ``FILE:LINE:COL: PATH: found X; expected Y``."""
-        return f"{self.file}:{self.line}:{self.column}: {self.path}: found {self.found}; expected {self.expected}"
+        """The problem as one line: ``FILE:LINE:COL: PATH: found X; expected Y`` (the file name with its non-printable
+        characters escaped; the path, found and expected parts are escaped where they are made)."""
+        where = f"{visible(self.file)}:{self.line}:{self.column}: {self.path}"
+        return f"{where}: found {self.found}; expected {self.expected}"
 
     def to_json(self) -> dict[str, str | int]:
         """The problem as a JSON object with keys file, line, column, path, found, expected."""

@@ -9,6 +9,7 @@ from typing import Any, get_origin
 
 from yaml.nodes import Node, SequenceNode
 
+from stargate.domain.base import visible
 from stargate.domain.fleet import Fleet
 from stargate.fleetfile.describe import expected_text, found_text, unknown_key_expected
 from stargate.fleetfile.errors import LocatedProblem
@@ -83,7 +84,7 @@ class Merged:
     def _add_key(self, doc: YamlDoc, key: str, pos: Position, node: Node) -> None:
         if key not in Fleet.model_fields:
             expected = unknown_key_expected(key, Fleet)
-            self._problem(doc.file, pos, key, f"unknown key '{key}'", expected)
+            self._problem(doc.file, pos, key, f"unknown key '{visible(key)[:60]}'", expected)
         elif key in self.singles:
             first = self.singles[key]
             found = f"'{key}' again (first in {first.file}:{first.pos.line})"
@@ -107,7 +108,7 @@ class Merged:
             self.lists[key].append(Piece(doc.file, Position.of(item_node.start_mark), item_node, item))
 
     def _problem(self, file: str, pos: Position, key: str, found: str, expected: str) -> None:
-        self.problems.append(LocatedProblem(file, pos.line, pos.column, key, found, expected))
+        self.problems.append(LocatedProblem(file, pos.line, pos.column, visible(key), found, expected))
 
 
 def merge(docs: list[YamlDoc]) -> Merged:

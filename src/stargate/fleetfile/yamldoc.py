@@ -27,6 +27,7 @@ from yaml.composer import Composer
 from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from stargate.domain.base import visible
 from stargate.fleetfile.errors import LocatedProblem
 
 DOCUMENT = "(document)"
@@ -364,7 +365,7 @@ def _duplicate_keys(node: Node, file: str, path: tuple[str | int, ...] = ()) -> 
                         pos.line,
                         pos.column,
                         dotted((*path, name)),
-                        f"key '{name}' again (first on line {first_line[name]})",
+                        f"key '{visible(name)}' again (first on line {first_line[name]})",
                         "each key once in a mapping",
                     )
                 else:
@@ -408,8 +409,9 @@ def mapping_keys(node: Node) -> dict[str, tuple[Position, Node]]:
 
 
 def dotted(path: tuple[str | int, ...]) -> str:
-    """A field path as ``clusters[3].gpu_model``; ``(document)`` for the empty path."""
+    """A field path as ``clusters[3].gpu_model``; ``(document)`` for the empty path. A key's control, hidden and
+    bidirectional characters are shown as escapes (``\\x1b``, ``\\u202e``), as in every message."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        out += f"[{part}]" if isinstance(part, int) else (f".{visible(part)}" if out else visible(part))
     return out or DOCUMENT
