@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 JOB_KEYS = {
     "id", "name", "queue", "team", "kind", "gpus", "gpu_models", "priority_class", "status", "reason", "detail",
-    "attempt", "submitted_at", "started_at", "finished_at", "cluster", "gpu_ids", "exit_code", "spec",
+    "attempt", "progress_s", "submitted_at", "started_at", "finished_at", "cluster", "gpu_ids", "exit_code", "spec",
 }  # fmt: skip
 
 

@@ -90,6 +90,9 @@ class Job(BaseModel):
     reason: JobReason = Field(description=REASON_TEXT)
     detail: str = Field(description=DETAIL_TEXT)
     attempt: int = Field(description="0 for the first try; increased by each preemption or cluster failure.")
+    progress_s: float = Field(
+        default=0.0, description="Run time done and kept across stops (up to the last checkpoint), s."
+    )
     submitted_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -11,7 +11,8 @@ def test_submit_returns_the_job_with_every_contract_field(harness: Harness) -> N
     job = harness.submit(name="train-1", gpus=4, gpu_models=["H100-SXM"], command="echo hi", kind="train")
     assert set(job) == {
         "id", "name", "queue", "team", "kind", "gpus", "gpu_models", "priority_class", "status", "reason",
-        "detail", "attempt", "submitted_at", "started_at", "finished_at", "cluster", "gpu_ids", "exit_code", "spec",
+        "detail", "attempt", "progress_s", "submitted_at", "started_at", "finished_at", "cluster", "gpu_ids",
+        "exit_code", "spec",
     }  # fmt: skip
     assert job["id"] == "j-000001" and job["status"] == "pending" and job["team"] == "alpha"
     assert job["priority_class"] == "low"  # the lowest class of the fleet's defaults when the queue names none

@@ -287,3 +287,4 @@ def test_a_rebuilt_driver_counts_progress_from_the_current_run_not_the_first(har
     with harness.ctx.db.read() as s:
         row = s.get(JobRow, parse_job_id(str(job)))
         assert row is not None and row.progress_s == 160.0  # 100 s, then 60 s of the run begun at 200 s
+    assert _job(harness, str(job))["progress_s"] == 160.0  # shown by the API too

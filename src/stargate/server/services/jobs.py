@@ -271,6 +271,7 @@ def to_api(job: JobRow) -> Job:
         reason=reason,
         detail=detail,
         attempt=job.attempt,
+        progress_s=job.progress_s,
         submitted_at=job.submitted_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
