@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from stargate.engine.policies import SETTING_RULES
+
 ROOT = Path(__file__).resolve().parents[2]
 PHILLY_CSV = ROOT.parent / "shared" / "data" / "traces" / "philly" / "philly.csv"
 REQUIRED = {
@@ -82,7 +84,11 @@ def test_policy_settings_are_passed_through(native_trace: Path) -> None:
     args = ["--fleet", "examples/philly-burst", "--trace", str(native_trace), "--trace-format", "native", "--json"]
     r = _simulate(*args, "--set", "runtime_weight=0", "--set", "max_reservations=2")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["settings"] == {"max_reservations": 2, "runtime_weight": 0.0}
+    out = json.loads(r.stdout)
+    assert out["changed"] == {"max_reservations": 2, "runtime_weight": 0.0}
+    assert set(out["settings"]) == set(SETTING_RULES)  # every setting of the policy that ran
+    assert out["settings"]["max_reservations"] == 2 and out["settings"]["scan_depth"] == 64
+    assert out["settings"]["backfill_window_s"] == "inf" and out["settings"]["burst_after_s"] is None
 
 
 @pytest.mark.parametrize("policy", ["fifo", "stargate"])

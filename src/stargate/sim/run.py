@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import resource
 import time
 from collections.abc import Sequence
@@ -10,8 +9,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from stargate.domain import Fleet
-from stargate.engine import Override
-from stargate.engine.scheduling import effective
+from stargate.engine import get_policy
+from stargate.engine.scheduling import settings_of
 from stargate.sim.metrics import summarize
 from stargate.sim.simulator import SimConfig, Simulator, TraceJobLike
 
@@ -43,9 +42,11 @@ def run_simulation(
     state = sim.run_all()
     wall = time.perf_counter() - t0
     out = summarize(state, sim.index, trim_jobs)
-    name, settings = effective(fleet.scheduling, Override(config.policy, config.settings))
-    out["policy"] = name
-    out["settings"] = {k: _plain(v) for k, v in sorted(settings.items())}
+    settings = settings_of(sim.policy)
+    defaults = settings_of(get_policy(sim.policy.name))
+    out["policy"] = sim.policy.name
+    out["settings"] = dict(sorted(settings.items()))
+    out["changed"] = {k: v for k, v in sorted(settings.items()) if defaults.get(k) != v}
     out["seed"] = config.seed
     out["wall_s"] = round(wall, 3)
     # Speeds count what the run actually processed: a run stopped by until_s settled only some of the jobs.
@@ -53,8 +54,3 @@ def run_simulation(
     out["jobs_per_s"] = round(sim.settled / wall, 1) if wall > 0 else 0.0
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return out, sim
-
-
-def _plain(value: Any) -> Any:
-    """A setting as strict JSON allows it: an infinite number becomes the string 'inf'."""
-    return str(value) if isinstance(value, float) and not math.isfinite(value) else value
