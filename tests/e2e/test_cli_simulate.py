@@ -1,9 +1,11 @@
 """``stargate simulate`` run as a user would (a subprocess): JSON summary, accounting, options, located errors."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,6 +93,63 @@ def test_policy_settings_are_passed_through(native_trace: Path) -> None:
     assert out["settings"]["backfill_window_s"] == "inf" and out["settings"]["burst_after_s"] is None
 
 
+def _fleet_with(tmp_path: Path, scheduling: str) -> Path:
+    """examples/philly-burst with a scheduling section (a fleet directory: one file more)."""
+    fleet = tmp_path / "fleet"
+    shutil.copytree(ROOT / "examples" / "philly-burst", fleet)
+    (fleet / "scheduling.yaml").write_text(scheduling)
+    return fleet
+
+
+def _settings_run(fleet: Path, trace: Path, *args: str) -> dict[str, Any]:
+    r = _simulate("--fleet", str(fleet), "--trace", str(trace), "--trace-format", "native", "--json", *args)
+    assert r.returncode == 0, r.stderr
+    settings: dict[str, Any] = json.loads(r.stdout)["settings"]
+    return settings
+
+
+def test_each_burst_flag_sets_its_own_setting_only(tmp_path: Path, native_trace: Path) -> None:
+    per_hour = _fleet_with(tmp_path / "a", "scheduling:\n  settings: {burst_wait_per_gpu_hour_s: 10}\n")
+    got = _settings_run(per_hour, native_trace, "--burst-after", "2h")
+    assert (got["burst_after_s"], got["burst_wait_per_gpu_hour_s"]) == (7200.0, 10)
+    after = _fleet_with(tmp_path / "b", "scheduling:\n  settings: {burst_after_s: 3600}\n")
+    got = _settings_run(after, native_trace, "--burst-wait-per-gpu-hour", "5")
+    assert (got["burst_after_s"], got["burst_wait_per_gpu_hour_s"]) == (3600, 5.0)  # the fleet's wait is kept
+    got = _settings_run(ROOT / "examples" / "philly-burst", native_trace, "--burst-wait-per-gpu-hour", "5")
+    assert (got["burst_after_s"], got["burst_wait_per_gpu_hour_s"]) == (0.0, 5.0)  # alone, it means bursting
+    got = _settings_run(after, native_trace, "--set", "burst_after_s=none", "--burst-wait-per-gpu-hour", "5")
+    assert (got["burst_after_s"], got["burst_wait_per_gpu_hour_s"]) == (None, 5.0)  # bursting off, as said
+
+
+def test_set_none_and_null_set_a_setting_to_null(tmp_path: Path, native_trace: Path) -> None:
+    after = _fleet_with(tmp_path, "scheduling:\n  settings: {burst_after_s: 3600}\n")
+    assert _settings_run(after, native_trace, "--set", "burst_after_s=none")["burst_after_s"] is None
+    assert _settings_run(after, native_trace, "--set", "burst_after_s=NULL")["burst_after_s"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--set", "burst_after_s=3600", "--burst-after", "2h"],
+            "error: --burst-after 2h and --set burst_after_s=3600 both set burst_after_s; give each setting once\n",
+        ),
+        (
+            ["--set", "scan_depth=8", "--set", "scan_depth=16"],
+            "error: --set scan_depth=8 and --set scan_depth=16 both set scan_depth; give each setting once\n",
+        ),
+        (
+            ["--checkpoint-interval", "2h", "--set", "default_checkpoint_interval_s=60"],
+            "error: --checkpoint-interval 2h and --set default_checkpoint_interval_s=60 both set "
+            "default_checkpoint_interval_s; give each setting once\n",
+        ),
+    ],
+)
+def test_a_setting_given_twice_exits_2_naming_both(native_trace: Path, args: list[str], message: str) -> None:
+    r = _simulate("--fleet", "examples/philly-burst", "--trace", str(native_trace), "--trace-format", "native", *args)
+    assert (r.returncode, r.stderr, r.stdout) == (2, message, "")
+
+
 @pytest.mark.parametrize("policy", ["fifo", "stargate"])
 def test_a_slice_of_philly_with_until(policy: str) -> None:
     r = _simulate(
@@ -128,18 +187,28 @@ def test_the_table_on_a_pipe(native_trace: Path) -> None:
         (["--failure", "cluster=philly-owned"], "expected cluster=NAME,at=DURATION,for=DURATION"),
         (["--estimates", "psychic"], "--estimates: found 'psychic'"),
         (["--set", "runtime_weight"], "--set: found 'runtime_weight'; expected KEY=VALUE"),
-        (["--set", "warp=9"], "--set: unknown policy setting(s) warp"),
+        (["--set", "warp=9"], "--set warp=9: scheduling.settings.warp: found 'warp', expected a setting of policy"),
         (["--seed", "-1"], "--seed: found -1; expected a whole number >= 0"),
         (
             ["--set", "scan_depth=0"],
-            "--set: policy setting scan_depth: found 0; expected a whole number from 1 to 1,000,000,000",
+            "error: --set scan_depth=0: scheduling.settings.scan_depth: found 0, expected a whole number from 1 to "
+            "1,000,000,000\n",
         ),
-        (["--set", "scan_depth=1.5"], "policy setting scan_depth: found 1.5"),
-        (["--set", "preemption=5"], "policy setting preemption: found 5.0; expected true or false"),
-        (["--set", "reserve_after_s=nan"], "policy setting reserve_after_s: found nan"),
+        (["--set", "scan_depth=1.5"], "--set scan_depth=1.5: scheduling.settings.scan_depth: found 1.5, expected"),
+        (["--set", "preemption=5"], "--set preemption=5: scheduling.settings.preemption: found 5, expected true or"),
+        (["--set", "reserve_after_s=nan"], "scheduling.settings.reserve_after_s: found nan, expected a number from"),
+        (["--set", "runtime_weight=1e999"], "scheduling.settings.runtime_weight: found 1e999, expected a number from"),
+        (["--set", "scan_depth=none"], "scheduling.settings.scan_depth: found none, expected a whole number from 1"),
+        (["--set", "x=fast"], "--set: found 'x=fast'; expected KEY=VALUE with a number, true, false, inf or none"),
         (["--scale-arrivals", "inf"], "--scale-arrivals: found inf; expected a number from 0.001 to 1000"),
         (["--scale-arrivals", "1e-300"], "--scale-arrivals: found 1e-300"),
-        (["--burst-wait-per-gpu-hour", "nan"], "--burst-wait-per-gpu-hour: found nan"),
+        (["--burst-wait-per-gpu-hour", "nan"], "--burst-wait-per-gpu-hour nan: scheduling.settings"),
+        (
+            ["--burst-wait-per-gpu-hour", "1e13"],
+            "--burst-wait-per-gpu-hour 1e13: scheduling.settings.burst_wait_per_gpu_hour_s: found 1e13, expected a "
+            "number from 0 to 1,000,000,000,000",
+        ),
+        (["--burst-wait-per-gpu-hour", "soon"], "--burst-wait-per-gpu-hour: found 'soon'; expected a number"),
         (["--checkpoint-interval", "0"], "--checkpoint-interval: found '0'; expected a positive duration"),
         (["--until", "9" * 400], "expected a finite duration"),
     ],

@@ -20,12 +20,13 @@ import typer
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
+from stargate.cli import policy_options
+from stargate.cli.policy_options import Given, parse_settings
 from stargate.cli.render import render_tokens
-from stargate.cli.simulate import parse_settings
 from stargate.cli.text import visible
 from stargate.client import parse_expiry
 from stargate.domain import Fleet
-from stargate.engine import POLICIES, Override
+from stargate.engine import POLICIES
 from stargate.executors.isolation import IsolationError
 from stargate.fleetfile import FleetFileError, load_fleet
 from stargate.server.app import create_app
@@ -76,27 +77,29 @@ def up(
         )
     except SettingsError as exc:
         raise _fail(str(exc)) from None
+    options = _options(policy, sets or [])
     settings = replace(
         settings,
         isolation=isolation,
         single_team=single_team,
         job_uid_base=job_uid_base,
         job_network=job_network,
-        scheduling=_override(policy, sets or []),
+        scheduling=policy_options.override(policy, options),
     )
     try:
         settings, found = resolve_isolation(settings)
     except IsolationError as exc:
         raise _fail(f"{exc.option}: {exc}") from None
     typer.echo(f"isolation {found.mode.value}: {found.describe()}")
-    given = _load_fleet(settings.fleet_path, settings.scheduling) if settings.fleet_path else None  # before writing
+    given = _load_fleet(settings.fleet_path, policy, options) if settings.fleet_path else None  # before writing
     if given is None and settings.scheduling and _no_database_yet(settings) is not None:
-        given = _load_fleet(DEFAULT_FLEET, settings.scheduling, "the default fleet")  # check --policy/--set first
+        given = _load_fleet(DEFAULT_FLEET, policy, options, default=True)  # check --policy/--set first
     sock = _bind(settings)  # a start that cannot listen must write nothing (no database, token or fleet)
     try:
         db = _open_or_exit(settings)
         try:
-            prepared = prepare(settings, db, given if given is not None else _default_fleet_if_needed(db, settings))
+            to_apply = given if given is not None else _default_fleet_if_needed(db, policy, options)
+            prepared = prepare(settings, db, to_apply)
         except ServiceError as exc:  # the fleet in force does not fit --policy/--set, or --fleet strands live jobs
             raise _fail(f"{exc}; the server did not start") from None
         if prepared.fleet_changed:
@@ -239,34 +242,41 @@ def _redact(url: str) -> str:
     return f"{scheme}//{user_pass.split(':', 1)[0]}:***@{tail}"
 
 
-def _default_fleet_if_needed(db: Database, settings: Settings) -> Fleet | None:
+def _default_fleet_if_needed(db: Database, policy: str | None, options: dict[str, Given]) -> Fleet | None:
     """The packaged default fleet when no fleet was ever applied to ``db`` (and none was given), else None."""
-    return _load_fleet(DEFAULT_FLEET, settings.scheduling, "the default fleet") if needs_fleet(db) else None
+    return _load_fleet(DEFAULT_FLEET, policy, options, default=True) if needs_fleet(db) else None
 
 
-def _override(policy: str | None, sets: list[str]) -> Override:
-    """``--policy`` and ``--set`` as the scheduling override (checked against a fleet once one is read); exit 2 for
-    an unknown policy or a malformed setting."""
+def _options(policy: str | None, sets: list[str]) -> dict[str, Given]:
+    """``--set`` options by key (checked against a fleet once one is read); exit 2 for an unknown ``--policy``, a
+    malformed setting or a setting given twice."""
     if policy is not None and policy not in POLICIES:
-        raise _fail(f"--policy: found '{policy}'; expected one of {', '.join(sorted(POLICIES))}")
+        raise _fail(f"--policy: found '{visible(policy)}'; expected one of {', '.join(sorted(POLICIES))}")
     try:
-        return Override(policy, parse_settings(sets))
+        return parse_settings(sets)
     except ValueError as exc:
-        raise _fail(f"--set: {exc}") from None
+        raise _fail(str(exc)) from None
 
 
-def _load_fleet(path: Path, override: Override, label: str = "--fleet") -> Fleet:
-    """The fleet file at ``path``, loaded and checked against what the engine can schedule (with ``override``);
-    exit 2 otherwise."""
+def _load_fleet(path: Path, policy: str | None, options: dict[str, Given], *, default: bool = False) -> Fleet:
+    """The fleet file at ``path``, loaded and checked against what the engine can schedule (with ``--policy`` and
+    ``--set``); exit 2 otherwise. A problem of the options on a fleet that has none alone names the option."""
+    label = "the default fleet" if default else "--fleet"
     try:
         fleet = load_fleet(path)
     except FleetFileError as exc:
         for problem in exc.problems:
             sys.stderr.write(f"{problem}\n")
-        raise _fail(f"{label}: {len(exc.problems)} problem(s) in {path}; the server did not start") from None
-    unloadable = fleet_service.engine_problem(fleet, override=override)  # what the scheduler could not load
-    if unloadable is not None:
-        raise _fail(f"{label}: {path}: {unloadable}; the server did not start")
+        raise _fail(f"{label}: {len(exc.problems)} problem(s) in {visible(path)}; the server did not start") from None
+    bad = policy_options.problems(fleet.scheduling, policy, options)
+    if bad:
+        for line in bad[:-1]:
+            sys.stderr.write(f"error: {line}\n")
+        alone = f"the {'default ' if default else ''}fleet {visible(path)} has no problem alone"
+        raise _fail(f"{bad[-1]} ({alone}); the server did not start")
+    unloadable = fleet_service.engine_problem(fleet, override=policy_options.override(policy, options))
+    if unloadable is not None:  # what the scheduler could not load
+        raise _fail(f"{label}: {visible(path)}: {unloadable}; the server did not start")
     return fleet
 
 

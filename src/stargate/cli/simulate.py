@@ -20,8 +20,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from stargate.cli import policy_options
+from stargate.cli.policy_options import Given, add, echo, parse_settings
+from stargate.cli.text import visible
 from stargate.domain import Fleet
-from stargate.engine import POLICIES, Override, policy_for
+from stargate.engine import POLICIES, Override
+from stargate.engine import scheduling as engine_scheduling
+from stargate.engine.scheduling import Setting
 from stargate.fleetfile import FleetFileError, load_fleet
 from stargate.sim import Failure, SimConfig, run_simulation
 from stargate.traces import FORMATS, BadRow, TraceError, TraceJob, read_trace
@@ -68,28 +73,6 @@ def parse_failure(text: str, clusters: set[str]) -> Failure:
     )
 
 
-def parse_settings(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` policy settings; values are numbers, true/false, or 'inf'. Raises ValueError when malformed."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"found '{item}'; expected KEY=VALUE")
-        low = raw.strip().lower()
-        if low in ("true", "false"):
-            out[key.strip()] = low == "true"
-            continue
-        try:
-            number = float(low)
-        except ValueError:
-            raise ValueError(f"found '{item}'; expected a number, true or false as the value") from None
-        out[key.strip()] = int(number) if number.is_integer() and key.strip() in _INT_SETTINGS else number
-    return out
-
-
-_INT_SETTINGS = {"scan_depth", "scan_budget", "max_reservations"}
-
-
 def _fail(message: str) -> NoReturn:
     sys.stderr.write(f"error: {message}\n")
     raise typer.Exit(EXIT_INPUT)
@@ -110,8 +93,13 @@ def simulate(
     scale_arrivals: float = typer.Option(1.0, "--scale-arrivals", help="Arrival-rate multiplier (2 = twice as fast)."),
     failures: list[str] = typer.Option([], "--failure", help="cluster=NAME,at=T,for=D (repeatable)."),
     burst_after: str | None = typer.Option(None, "--burst-after", help="Wait before bursting to pay-per-use capacity."),
-    burst_wait_per_gpu_hour: float = typer.Option(
-        0.0, "--burst-wait-per-gpu-hour", help="Extra wait before bursting per GPU-hour of the job's work, s."
+    burst_wait_per_gpu_hour: str | None = typer.Option(
+        None,
+        "--burst-wait-per-gpu-hour",
+        metavar="SECONDS",
+        help="Extra wait before bursting per GPU-hour of the job's work, s; alone it also bursts after 0 s when the "
+        "policy has no burst_after_s.",
+        show_default=False,
     ),
     mtbf: str | None = typer.Option(None, "--mtbf", help="Random failures: mean time between failures per cluster."),
     mttr: str = typer.Option("1h", "--mttr", help="Mean time to repair of random failures."),
@@ -125,32 +113,22 @@ def simulate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Replay a trace on a fleet with a scheduling policy and report JCT, waits, utilisation and cost."""
-    config, start_dt = _config(
-        policy,
-        seed,
-        until,
-        scale_arrivals,
-        burst_after,
-        burst_wait_per_gpu_hour,
-        checkpoint_interval,
-        estimates,
-        start,
-        trace_format,
+    config, start_dt, flags = _config(
+        policy, seed, until, scale_arrivals, checkpoint_interval, estimates, start, trace_format
     )
-    try:
-        config.settings.update(parse_settings(sets))
-    except ValueError as exc:
-        _fail(f"--set: {exc}")
+    given = _settings(sets, flags, burst_after, burst_wait_per_gpu_hour)
     try:
         fleet = load_fleet(fleet_path)
     except FleetFileError as exc:
         for p in exc.problems:
             sys.stderr.write(f"error: {p}\n")
         _fail(f"{fleet_path}: {exc}")
-    try:  # the options on top of the fleet's scheduling section (which load_fleet checked alone)
-        policy_for(fleet.scheduling, Override(config.policy, config.settings))
-    except ValueError as exc:
-        _fail(f"--set: {exc}")
+    bad = policy_options.problems(fleet.scheduling, config.policy, given)  # the options on top of the fleet's section
+    if bad:
+        for line in bad[:-1]:
+            sys.stderr.write(f"error: {line}\n")
+        _fail(bad[-1])
+    config.settings = _with_burst_default(fleet, config.policy, given)
     try:
         config.failures = [parse_failure(f, {c.id for c in fleet.clusters}) for f in failures]
     except ValueError as exc:
@@ -196,44 +174,77 @@ def _config(
     seed: int,
     until: str | None,
     scale: float,
-    burst_after: str | None,
-    per_gpu_hour: float,
     checkpoint: str | None,
     estimates: str,
     start: str | None,
     trace_format: str,
-) -> tuple[SimConfig, datetime | None]:
-    """Check the options (exit 2 on the first bad one) and build the run's configuration."""
+) -> tuple[SimConfig, datetime | None, dict[str, Given]]:
+    """Check the options (exit 2 on the first bad one) and build the run's configuration, with the settings that
+    flags give (``--checkpoint-interval``)."""
     if policy is not None and policy not in POLICIES:
-        _fail(f"--policy: found '{policy}'; expected one of {', '.join(sorted(POLICIES))}")
+        _fail(f"--policy: found '{visible(policy)}'; expected one of {', '.join(sorted(POLICIES))}")
     if trace_format not in FORMATS:
-        _fail(f"--trace-format: found '{trace_format}'; expected one of {', '.join(FORMATS)}")
+        _fail(f"--trace-format: found '{visible(trace_format)}'; expected one of {', '.join(FORMATS)}")
     if estimates not in ("actual", "trace"):
-        _fail(f"--estimates: found '{estimates}'; expected actual or trace")
+        _fail(f"--estimates: found '{visible(estimates)}'; expected actual or trace")
     if seed < 0:
         _fail(f"--seed: found {seed}; expected a whole number >= 0")
     if not SCALE_MIN <= scale <= SCALE_MAX:  # also refuses nan
         _fail(f"--scale-arrivals: found {scale}; expected a number from {SCALE_MIN:g} to {SCALE_MAX:g}")
-    if not (math.isfinite(per_gpu_hour) and per_gpu_hour >= 0):
-        _fail(f"--burst-wait-per-gpu-hour: found {per_gpu_hour}; expected a finite number of seconds >= 0")
-    settings: dict[str, Any] = {}
+    flags: dict[str, Given] = {}
     try:
         until_s = parse_duration(until, "--until") if until is not None else None
-        if burst_after is not None or per_gpu_hour > 0:
-            settings["burst_after_s"] = parse_duration(burst_after, "--burst-after") if burst_after else 0.0
-            settings["burst_wait_per_gpu_hour_s"] = per_gpu_hour
         if checkpoint is not None:
             interval = parse_duration(checkpoint, "--checkpoint-interval")
             if interval <= 0:
                 raise ValueError(f"--checkpoint-interval: found '{checkpoint}'; expected a positive duration")
-            settings["default_checkpoint_interval_s"] = interval
+            text = echo(checkpoint)
+            flags["default_checkpoint_interval_s"] = Given(interval, f"--checkpoint-interval {text}", text)
         start_dt = datetime.fromisoformat(start) if start is not None else None
     except ValueError as exc:
         _fail(str(exc) if "expected" in str(exc) else f"--start: found '{start}'; expected an ISO 8601 date")
-    config = SimConfig(
-        policy=policy, settings=settings, seed=seed, until_s=until_s, scale_arrivals=scale, estimates=estimates
-    )
-    return config, start_dt
+    config = SimConfig(policy=policy, seed=seed, until_s=until_s, scale_arrivals=scale, estimates=estimates)
+    return config, start_dt, flags
+
+
+def _settings(
+    sets: list[str], flags: dict[str, Given], burst_after: str | None, per_gpu_hour: str | None
+) -> dict[str, Given]:
+    """Every setting the options give: each flag sets its own setting only, and a setting given twice (by a flag
+    and ``--set``, or by two ``--set``) is exit 2 naming both."""
+    try:
+        if burst_after is not None:
+            text = echo(burst_after)
+            add(
+                flags,
+                "burst_after_s",
+                Given(parse_duration(burst_after, "--burst-after"), f"--burst-after {text}", text),
+            )
+        if per_gpu_hour is not None:
+            text = echo(per_gpu_hour)
+            try:
+                seconds = float(per_gpu_hour)
+            except ValueError:
+                raise ValueError(f"--burst-wait-per-gpu-hour: found '{text}'; expected a number of seconds") from None
+            add(flags, "burst_wait_per_gpu_hour_s", Given(seconds, f"--burst-wait-per-gpu-hour {text}", text))
+        given = dict(flags)
+        for key, setting in parse_settings(sets).items():
+            add(given, key, setting)
+    except ValueError as exc:
+        _fail(str(exc))
+    return given
+
+
+def _with_burst_default(fleet: Fleet, policy: str | None, given: dict[str, Given]) -> dict[str, Setting]:
+    """The settings to run with: those given, plus ``burst_after_s`` 0 when ``--burst-wait-per-gpu-hour`` is given
+    and neither the options nor the fleet's section (under ``--policy``) set a wait before bursting (a wait per
+    GPU-hour means bursting)."""
+    settings: dict[str, Setting] = {key: g.value for key, g in given.items()}
+    if "burst_wait_per_gpu_hour_s" in settings and "burst_after_s" not in settings:
+        _, effective = engine_scheduling.effective(fleet.scheduling, Override(policy, settings))
+        if effective.get("burst_after_s") is None:
+            settings["burst_after_s"] = 0.0
+    return settings
 
 
 def _run(

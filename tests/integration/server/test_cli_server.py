@@ -184,12 +184,25 @@ def test_up_policy_and_set_are_the_policy_the_server_decides_with(tmp_path: Path
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (["--policy", "lottery"], "error: --policy: found 'lottery'; expected one of fifo, srtf, stargate"),
-        (["--set", "scan_depth"], "error: --set: found 'scan_depth'; expected KEY=VALUE"),
-        (["--policy", "srtf", "--set", "runtime_weight=2"], "fleet.scheduling.settings.runtime_weight: found"),
+        (["--policy", "lottery"], "error: --policy: found 'lottery'; expected one of fifo, srtf, stargate\n"),
+        (["--set", "scan_depth"], "error: --set: found 'scan_depth'; expected KEY=VALUE\n"),
+        (
+            ["--policy", "srtf", "--set", "runtime_weight=2"],
+            "error: --set runtime_weight=2: scheduling.settings.runtime_weight: found 'runtime_weight', expected a "
+            "setting of policy 'srtf' (",
+        ),
         (
             ["--set", "scan_depth=0"],
-            "fleet.scheduling.settings.scan_depth: found 0, expected a whole number from 1 to 1,000,000,000",
+            "error: --set scan_depth=0: scheduling.settings.scan_depth: found 0, expected a whole number from 1 to "
+            f"1,000,000,000 (the fleet {TINY_FLEET} has no problem alone); the server did not start\n",
+        ),
+        (
+            ["--set", "runtime_weight=1e999"],
+            "error: --set runtime_weight=1e999: scheduling.settings.runtime_weight: found 1e999,",
+        ),
+        (
+            ["--set", "scan_depth=8", "--set", "scan_depth=16"],
+            "error: --set scan_depth=8 and --set scan_depth=16 both set scan_depth; give each setting once\n",
         ),
     ],
 )
@@ -198,5 +211,22 @@ def test_up_refuses_a_policy_that_does_not_fit_before_writing_anything(
 ) -> None:
     result = _stargate("up", "--port", "0", "--fleet", str(TINY_FLEET), *args, home=tmp_path)
     assert result.exit_code == 2, result.output
-    assert said in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.startswith(said) and "Traceback" not in result.stderr
     assert not (tmp_path / "stargate.db").exists() and "fleet version" not in result.output
+
+
+def _busy_port() -> socket.socket:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    return busy
+
+
+@pytest.mark.parametrize("setting", ["burst_after_s=none", "burst_after_s=null", "runtime_weight=2"])
+def test_up_takes_set_none_and_gets_as_far_as_listening(tmp_path: Path, setting: str) -> None:
+    """A good --set passes every check: a busy port is the first refusal (nothing written)."""
+    with _busy_port() as busy:
+        port = busy.getsockname()[1]
+        result = _stargate("up", "--port", str(port), "--fleet", str(TINY_FLEET), "--set", setting, home=tmp_path)
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: --port: cannot listen on 127.0.0.1:{port}")
+    assert not (tmp_path / "stargate.db").exists()
