@@ -92,8 +92,8 @@ def up(
         raise _fail(f"{exc.option}: {exc}") from None
     typer.echo(f"isolation {found.mode.value}: {found.describe()}")
     given = _load_fleet(settings.fleet_path, policy, options) if settings.fleet_path else None  # before writing
-    if given is None and settings.scheduling and _no_database_yet(settings) is not None:
-        given = _load_fleet(DEFAULT_FLEET, policy, options, default=True)  # check --policy/--set first
+    if given is None and _no_database_yet(settings) is not None:  # a first start: the default fleet is applied
+        given = _load_fleet(default_fleet(), policy, options, default=True)  # a start refused must write nothing
     sock = _bind(settings)  # a start that cannot listen must write nothing (no database, token or fleet)
     try:
         db = _open_or_exit(settings)
@@ -242,9 +242,19 @@ def _redact(url: str) -> str:
     return f"{scheme}//{user_pass.split(':', 1)[0]}:***@{tail}"
 
 
+def default_fleet() -> Path:
+    """The bundled fleet applied on a first start without ``--fleet``: ``examples/stargate-2025`` of the current
+    directory when it is there, else of the source tree this package runs from (the package is ``src/stargate``,
+    the examples are at the repository's root), so ``stargate up`` finds it from any directory."""
+    if DEFAULT_FLEET.is_absolute() or DEFAULT_FLEET.exists():
+        return DEFAULT_FLEET
+    bundled = Path(__file__).resolve().parents[3] / DEFAULT_FLEET
+    return bundled if bundled.exists() else DEFAULT_FLEET
+
+
 def _default_fleet_if_needed(db: Database, policy: str | None, options: dict[str, Given]) -> Fleet | None:
     """The packaged default fleet when no fleet was ever applied to ``db`` (and none was given), else None."""
-    return _load_fleet(DEFAULT_FLEET, policy, options, default=True) if needs_fleet(db) else None
+    return _load_fleet(default_fleet(), policy, options, default=True) if needs_fleet(db) else None
 
 
 def _options(policy: str | None, sets: list[str]) -> dict[str, Given]:

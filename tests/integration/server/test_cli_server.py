@@ -230,3 +230,28 @@ def test_up_takes_set_none_and_gets_as_far_as_listening(tmp_path: Path, setting:
         result = _stargate("up", "--port", str(port), "--fleet", str(TINY_FLEET), "--set", setting, home=tmp_path)
     assert result.exit_code == 2 and result.stderr.startswith(f"error: --port: cannot listen on 127.0.0.1:{port}")
     assert not (tmp_path / "stargate.db").exists()
+
+
+def test_up_finds_the_default_fleet_from_another_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run outside the project root with a fresh state: the bundled fleet is found (the start gets as far as a busy
+    port, which --policy checks it against first) and nothing is written."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with _busy_port() as busy:
+        port = busy.getsockname()[1]
+        result = _stargate("up", "--port", str(port), "--policy", "srtf", home=home)
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: --port: cannot listen on 127.0.0.1:{port}")
+    assert not (home / "stargate.db").exists() and "fleet version" not in result.output
+
+
+def test_a_default_fleet_that_does_not_load_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default fleet is checked before the database is created, with or without --policy/--set."""
+    from stargate.cli import server_run
+
+    missing = tmp_path / "missing-fleet"
+    monkeypatch.setattr(server_run, "DEFAULT_FLEET", missing)
+    result = _stargate("up", "--port", "0", home=tmp_path / "home")
+    assert result.exit_code == 2, result.output
+    assert f"error: the default fleet: 1 problem(s) in {missing}; the server did not start" in result.stderr
+    assert not (tmp_path / "home").exists()  # not even the state directory
