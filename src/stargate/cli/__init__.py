@@ -117,14 +117,14 @@ def main() -> None:
     try:
         app()
     except SystemExit as exc:
-        # Typer catches a broken pipe (EPIPE) itself and exits 1: a reader that went away is not a failure
-        if exc.code == 1 and _pipe_closed():
+        # Typer catches a broken pipe (EPIPE) itself and exits 1, having wrapped stdout to keep it quiet
+        if exc.code == 1 and (_pacified(sys.stdout) or _pipe_closed()):
             _quiet_stdout()
-            sys.exit(0)
+            sys.exit(EXIT_BROKEN_PIPE)
         raise
     except BrokenPipeError:  # the reader went away (`stargate logs J | head -1`): stop quietly, as Unix tools do
         _quiet_stdout()
-        sys.exit(0)
+        sys.exit(EXIT_BROKEN_PIPE)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
@@ -133,6 +133,18 @@ def main() -> None:
             raise
         sys.stderr.write(f"error: internal error: {type(exc).__name__}: {exc} (set STARGATE_DEBUG=1 for details)\n")
         sys.exit(1)
+
+
+EXIT_BROKEN_PIPE = 141
+"""Exit status when the reader of stdout went away before the command finished (`stargate fleet validate bad.yaml
+--json | head -1`): 128 + SIGPIPE, as a shell reports a Unix tool that SIGPIPE stopped. The command did not finish,
+so its own status is unknown; 0 would tell a `set -o pipefail` CI step that a failing command succeeded."""
+
+
+def _pacified(stream: object) -> bool:
+    """Whether ``stream`` is Click's wrapper that Typer puts on stdout after a broken pipe (from Click or Typer's own
+    copy of it)."""
+    return type(stream).__name__ == "PacifyFlushWrapper"
 
 
 def _pipe_closed() -> bool:
