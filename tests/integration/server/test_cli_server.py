@@ -255,3 +255,14 @@ def test_a_default_fleet_that_does_not_load_writes_nothing(tmp_path: Path, monke
     assert result.exit_code == 2, result.output
     assert f"error: the default fleet: 1 problem(s) in {missing}; the server did not start" in result.stderr
     assert not (tmp_path / "home").exists()  # not even the state directory
+
+
+def test_up_shows_a_bad_keys_control_and_bidi_characters_escaped(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('name: bad\nscheduling:\n  settings:\n    "k\\e[2J": 1\n    "x\\u202Ey": 2\n', encoding="utf-8")
+    result = _stargate("up", "--port", "0", "--fleet", str(bad), home=tmp_path / "home")
+    assert result.exit_code == 2, result.output
+    assert "scheduling.settings.k\\x1b[2J: found 'k\\x1b[2J'" in result.stderr
+    assert "scheduling.settings.x\\u202ey: found 'x\\u202ey'" in result.stderr
+    assert "\x1b" not in result.stderr and "\u202e" not in result.stderr
+    assert not (tmp_path / "home").exists()
