@@ -32,9 +32,12 @@ Placement = tuple[str, tuple[int, ...]]
 """Where a running job is: (cluster id, GPU ids)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class JobTerms:
-    """A job as a clock hands it to the driver: what it asks for, before the fleet's rules resolve its priority."""
+    """A job as a clock hands it to the driver: what it asks for, before the fleet's rules resolve its priority.
+
+    Treat it as immutable (not frozen only because frozen construction is slow: the simulator makes one per job).
+    """
 
     id: str
     queue: str
@@ -96,6 +99,7 @@ class Driver:
         self._stops: list[Preemption] = []
         self._refused: list[Rejection] = []
         self._wakeup: float | None = None
+        self._due: float | None = None
 
     # -- what happened ----------------------------------------------------------------------------------------
     def submit(self, job: JobTerms) -> None:
@@ -157,7 +161,9 @@ class Driver:
     # -- deciding ---------------------------------------------------------------------------------------------
     def has_work(self, now: float) -> bool:
         """False when :meth:`decide` at ``now`` would decide nothing."""
-        return bool(self._stops or self._refused) or self.sched.has_work(now)
+        due = bool(self._stops or self._refused) or self.sched.has_work(now)
+        self._due = now if due else None  # decide(now) right after need not ask the scheduler again
+        return due
 
     def decide(self, now: float) -> Decisions:
         """Cycle the engine at ``now`` until no queue has more startable jobs than the scan depth; one result.
@@ -168,7 +174,8 @@ class Driver:
         out = Decisions(now, [], self._stops, self._refused)
         self._stops, self._refused = [], []
         sched = self.sched
-        if sched.has_work(now):
+        if self._due == now or sched.has_work(now):
+            self._due = None
             res = sched.cycle(now)
             out.rounds = 1
             out.starts = res.starts

@@ -228,11 +228,10 @@ class Simulator:
                     self._submit(i)
                     changed = True
                 i += 1
-            if changed:
+            if changed and driver.has_work(now):
                 res = driver.decide(now)
-                if res.rounds or res.preemptions or res.rejections:
-                    self._after(res, now)
-                    st.cycles += res.rounds
+                self._after(res, now)
+                st.cycles += res.rounds
             st.end_s = now
             if self.config.progress is not None and st.events - settled_report >= 20_000:
                 settled_report = st.events
