@@ -119,6 +119,8 @@ def test_each_burst_flag_sets_its_own_setting_only(tmp_path: Path, native_trace:
     assert (got["burst_after_s"], got["burst_wait_per_gpu_hour_s"]) == (0.0, 5.0)  # alone, it means bursting
     got = _settings_run(after, native_trace, "--set", "burst_after_s=none", "--burst-wait-per-gpu-hour", "5")
     assert (got["burst_after_s"], got["burst_wait_per_gpu_hour_s"]) == (None, 5.0)  # bursting off, as said
+    got = _settings_run(ROOT / "examples" / "philly-burst", native_trace, "--set", "burst_wait_per_gpu_hour_s=5")
+    assert (got["burst_after_s"], got["burst_wait_per_gpu_hour_s"]) == (None, 5.0)  # --set: as stargate up --set
 
 
 def test_set_none_and_null_set_a_setting_to_null(tmp_path: Path, native_trace: Path) -> None:

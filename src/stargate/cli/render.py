@@ -134,9 +134,12 @@ def render_queues(items: list[Queue], scheduling: dict[str, Any] | None = None) 
 
 def scheduling_text(scheduling: dict[str, Any]) -> str:
     """``scheduling policy: stargate, burst_after_s=3600.0 (from the fleet file)`` or ``scheduling policy: srtf (from
-    stargate up --policy srtf)``."""
-    override = scheduling.get("override")
-    source = f"stargate up {override}" if override else "the fleet file"
+    the fleet file and stargate up --policy srtf)``; says so when the server's options were set aside."""
+    override, problem = scheduling.get("override"), scheduling.get("problem")
+    if problem:
+        source = f"the fleet file; this server's stargate up {override} set aside: {problem}"
+    else:
+        source = f"the fleet file and stargate up {override}" if override else "the fleet file"
     changed = ", ".join(f"{k}={v}" for k, v in sorted((scheduling.get("changed") or {}).items()))
     return f"scheduling policy: {scheduling.get('policy')}{', ' + changed if changed else ''} (from {source})"
 

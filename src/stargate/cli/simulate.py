@@ -236,11 +236,14 @@ def _settings(
 
 
 def _with_burst_default(fleet: Fleet, policy: str | None, given: dict[str, Given]) -> dict[str, Setting]:
-    """The settings to run with: those given, plus ``burst_after_s`` 0 when ``--burst-wait-per-gpu-hour`` is given
-    and neither the options nor the fleet's section (under ``--policy``) set a wait before bursting (a wait per
-    GPU-hour means bursting)."""
+    """The settings to run with: those given, plus ``burst_after_s`` 0 when the ``--burst-wait-per-gpu-hour`` flag
+    is given and neither the options nor the fleet's section (under ``--policy``) set a wait before bursting (the
+    flag means bursting). ``--set burst_wait_per_gpu_hour_s=...`` sets that setting alone, as ``stargate up --set``
+    does."""
     settings: dict[str, Setting] = {key: g.value for key, g in given.items()}
-    if "burst_wait_per_gpu_hour_s" in settings and "burst_after_s" not in settings:
+    wait = given.get("burst_wait_per_gpu_hour_s")
+    flag = wait is not None and wait.option.startswith("--burst-wait-per-gpu-hour")  # --set means what it says
+    if flag and "burst_after_s" not in settings:
         _, effective = engine_scheduling.effective(fleet.scheduling, Override(policy, settings))
         if effective.get("burst_after_s") is None:
             settings["burst_after_s"] = 0.0

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from stargate.domain import Problem, Scheduling
+from stargate.domain.base import visible
 from stargate.engine.policies import POLICIES, SETTING_RULES, Policy, get_policy
 
 Setting = bool | int | float | str | None
@@ -73,7 +74,9 @@ def problems(section: Scheduling, override: Override | None = None) -> list[Prob
     for key, raw in settings.items():
         where = ("scheduling", "settings", key)
         if key not in known:
-            found.append(Problem(where, f"'{key}'", f"a setting of policy '{name}' ({', '.join(sorted(known))})"))
+            found.append(
+                Problem(where, f"'{visible(key)}'", f"a setting of policy '{name}' ({', '.join(sorted(known))})")
+            )
             continue
         problem = SETTING_RULES[key].check(_value(raw)) if key in SETTING_RULES else None
         if problem is not None:

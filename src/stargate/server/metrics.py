@@ -56,10 +56,10 @@ class SchedulerHealth:
     def problem(self) -> str | None:
         """Why the scheduler is degraded, or None while it is healthy."""
         with self._lock:
+            if self.failures >= DEGRADED_AFTER_FAILURES and self.since is not None:  # first: it is not deciding
+                return f"scheduler: {self.failures} cycles failed in a row since {_iso(self.since)}: {self.last_error}"
             if self.policy_problem is not None:
                 return f"scheduler: {self.policy_problem}"
-            if self.failures >= DEGRADED_AFTER_FAILURES and self.since is not None:
-                return f"scheduler: {self.failures} cycles failed in a row since {_iso(self.since)}: {self.last_error}"
             if self._running is not None and time.monotonic() - self._running[0] > self.stalled_after_s:
                 ran = time.monotonic() - self._running[0]
                 return (

@@ -215,10 +215,10 @@ class Simulator:
         while True:
             t_heap = heap[0][0] if heap else math.inf
             now = min(t_heap, arrival[i] if i < n else math.inf)
-            if now > until and now != math.inf:
-                st.end_s = max(st.end_s, until)  # stopped by the horizon: the run lasts up to it
-                break
             if now == math.inf or (i == n and self.settled == n):
+                break  # every job settled: what is left in the heap (wake-ups, outages) changes nothing
+            if now > until:
+                st.end_s = max(st.end_s, until)  # stopped by the horizon: the run lasts up to it
                 break
             changed = False  # whether anything happened now that the server would see too
             while heap and heap[0][0] == now:

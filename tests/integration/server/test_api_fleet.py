@@ -90,6 +90,7 @@ def test_an_invalid_fleet_gets_located_problems(harness: Harness) -> None:
 
 def test_a_fleet_that_would_strand_live_jobs_is_refused_until_they_end(harness: Harness) -> None:
     beta = harness.submit(queue="beta-q", command="sleep 60")["id"]
+    beta_high = harness.submit(queue="beta-q", priority_class="high", command="sleep 60")["id"]
     high = harness.submit(queue="alpha-q", priority_class="high", command="sleep 60")["id"]
     proposed = copy.deepcopy(_current(harness)["fleet"])
     proposed["queues"] = [q for q in proposed["queues"] if q["id"] != "beta-q"]
@@ -98,8 +99,9 @@ def test_a_fleet_that_would_strand_live_jobs_is_refused_until_they_end(harness: 
     refused = harness.client.post(f"{FLEET}/plan", json={"fleet": proposed}, headers=harness.headers())
     assert refused.status_code == 422
     detail = refused.json()["detail"]
-    assert "found queue 'beta-q' removed while it has 1 job not finished (pending, placed or running)" in detail
+    assert "found queue 'beta-q' removed while it has 2 jobs not finished (pending, placed or running)" in detail
+    assert detail.count("beta-q") == 1  # one line per queue, whatever the jobs' classes
     assert "found priority class 'high' no longer usable in queue 'alpha-q' while it has 1 job" in detail
-    for job in (beta, high):
+    for job in (beta, beta_high, high):
         harness.client.post(f"/api/v1/jobs/{job}/cancel", headers=harness.headers())
     assert _plan(harness, proposed)["changes"]  # once they ended, the same fleet is accepted

@@ -170,3 +170,9 @@ def test_no_run_starts_while_any_outage_is_open(windows: list[tuple[int, int]]) 
     _, sim = run_sim(jobs, "stargate", nodes=1, failures=failures, record_log=True)
     starts = [e[0] for e in sim.state.log if e[1] == "start"]
     assert starts and not any(at <= s < at + d for s in starts for at, d in windows)
+
+
+def test_a_horizon_after_the_last_job_does_not_stretch_the_run() -> None:
+    jobs = [TraceJob("a", 0.0, 100.0, 8, "q"), TraceJob("b", 10.0, 50.0, 8, "q")]
+    out, sim = run_sim(jobs, "stargate", nodes=2, failures=[Failure("a", 10_000.0, 60.0)], until_s=5_000.0)
+    assert out["jobs_finished"] == 2 and sim.state.end_s == 100.0  # the outage after the horizon changes nothing

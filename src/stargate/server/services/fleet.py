@@ -151,18 +151,30 @@ def check_live_jobs(session: Session, fleet: Fleet) -> None:
     first; clusters may go (their jobs are requeued)."""
     rule = PriorityRule(fleet)
     queues = {q.id for q in fleet.queues}
-    lines = []
-    for (queue, cls), n in sorted(job_repo.live_by_queue_and_class(session).items()):
-        jobs = f"{n:,} job{'s' if n != 1 else ''} not finished (pending, placed or running)"
+    live = job_repo.live_by_queue_and_class(session)
+    removed: dict[str, int] = {}
+    for (queue, _), n in live.items():
         if queue not in queues:
-            lines.append(f"fleet.queues: found queue '{queue}' removed while it has {jobs}, expected it kept")
-        elif rule.resolve(queue, cls) is None:
+            removed[queue] = removed.get(queue, 0) + n
+    lines = [
+        f"fleet.queues: found queue '{queue}' removed while it has {_jobs(n)}, expected it kept"
+        for queue, n in sorted(removed.items())
+    ]
+    for (queue, cls), n in sorted(live.items()):
+        jobs = _jobs(n)
+        if queue not in queues:
+            continue
+        if rule.resolve(queue, cls) is None:
             lines.append(
                 f"fleet.queues: found priority class '{cls}' no longer usable in queue '{queue}' while it has {jobs}"
                 ", expected it kept"
             )
     if lines:
         raise InvalidError("invalid fleet: " + "; ".join(lines) + " (cancel those jobs or let them finish first)")
+
+
+def _jobs(n: int) -> str:
+    return f"{n:,} job{'s' if n != 1 else ''} not finished (pending, placed or running)"
 
 
 def record(
