@@ -18,6 +18,7 @@ from stargate.server.errors import NotFoundError
 from stargate.server.metrics import Metrics
 from stargate.server.services.jobs import SubmitRules
 from stargate.server.settings import Settings
+from stargate.server.terms import SpecTerms
 from stargate.server.writer import SubmissionWriter
 from stargate.store import Database
 from stargate.store.repositories import fleet_versions, installation
@@ -26,7 +27,6 @@ log = logging.getLogger("stargate.scheduler")
 
 if TYPE_CHECKING:  # the scheduling package reads the context: its types only, to avoid an import cycle
     from stargate.server.scheduling.decide import Kept
-    from stargate.server.scheduling.snapshot import SpecTerms
 
 
 @dataclass
@@ -96,7 +96,7 @@ class LoopState:
 
     fingerprint: tuple[str, int] | None = None
     wakeup: datetime | None = None
-    spec_terms: dict[int, "SpecTerms"] = field(default_factory=dict)
+    spec_terms: dict[int, SpecTerms] = field(default_factory=dict)
     """The engine-relevant terms of each live job's spec, by row id (specs never change; parsed once)."""
     terms: dict[int, tuple[tuple[object, ...], JobTerms]] = field(default_factory=dict)
     """(inputs, driver terms) of each live job, by row id: rebuilt only when the job's stored inputs change."""

@@ -26,7 +26,7 @@ from stargate.executors import Capabilities, RunHandle, RunRequest, RunState, Ru
 from stargate.server.context import ExecutorRegistry
 from stargate.server.deps import utc_now
 from stargate.server.scheduling.loop import run_cycle
-from stargate.server.scheduling.snapshot import ENGINE_EPOCH, engine_seconds
+from stargate.server.terms import ENGINE_EPOCH, engine_seconds
 from stargate.sim.simulator import Failure, SimConfig, Simulator
 from stargate.store import JobEventRow, JobRow, format_job_id, parse_job_id
 from stargate.traces import TraceJob

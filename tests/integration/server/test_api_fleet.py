@@ -105,3 +105,17 @@ def test_a_fleet_that_would_strand_live_jobs_is_refused_until_they_end(harness: 
     for job in (beta, beta_high, high):
         harness.client.post(f"/api/v1/jobs/{job}/cancel", headers=harness.headers())
     assert _plan(harness, proposed)["changes"]  # once they ended, the same fleet is accepted
+
+
+def test_a_fleet_on_which_live_jobs_could_never_run_is_refused(harness: Harness) -> None:
+    job = harness.submit(gpus=8, command="sleep 60")["id"]  # only lab-h100 (2 nodes of 4) holds 8 GPUs
+    proposed = copy.deepcopy(_current(harness)["fleet"])
+    proposed["clusters"][0]["nodes"] = 1
+    refused = harness.client.post(f"{FLEET}/plan", json={"fleet": proposed}, headers=harness.headers())
+    assert refused.status_code == 422
+    assert (
+        f"found 1 job not finished (pending, placed or running) that could never run on it (no_cluster_fits: {job})"
+        in (refused.json()["detail"])
+    )
+    harness.client.post(f"/api/v1/jobs/{job}/cancel", headers=harness.headers())
+    assert _plan(harness, proposed)["changes"]

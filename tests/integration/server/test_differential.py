@@ -32,7 +32,7 @@ from stargate.domain import (
 )
 from stargate.engine import Override
 from stargate.fleetfile import dump_fleet, load_fleet
-from stargate.server.scheduling.snapshot import ENGINE_EPOCH
+from stargate.server.terms import ENGINE_EPOCH
 from stargate.sim.simulator import Failure
 from stargate.traces import TraceJob
 

@@ -14,7 +14,8 @@ from stargate.domain import JobReason
 from stargate.server.scheduling.apply import apply_decisions
 from stargate.server.scheduling.decide import decide
 from stargate.server.scheduling.loop import run_cycle
-from stargate.server.scheduling.snapshot import engine_seconds, take_snapshot
+from stargate.server.scheduling.snapshot import take_snapshot
+from stargate.server.terms import engine_seconds
 from stargate.store import JobEventRow, JobRow, parse_job_id
 
 TIMEOUT_S = 15.0

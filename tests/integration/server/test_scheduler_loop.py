@@ -20,7 +20,8 @@ from stargate.server.context import ServerContext
 from stargate.server.scheduling.apply import apply_decisions
 from stargate.server.scheduling.decide import decide
 from stargate.server.scheduling.loop import CycleReport, run_cycle
-from stargate.server.scheduling.snapshot import engine_seconds, take_snapshot
+from stargate.server.scheduling.snapshot import take_snapshot
+from stargate.server.terms import engine_seconds
 from stargate.store import JobEventRow, JobRow, RunRow, parse_job_id
 
 TIMEOUT_S = 15.0
@@ -201,7 +202,9 @@ def test_jobs_on_a_cluster_removed_from_the_fleet_go_back_to_pending(harness: Ha
     job = harness.submit(gpus=4, gpu_models=["GB200"], command="sleep 5")["id"]
     _cycle_until(harness, lambda: _status(harness, job) == "running")
     fleet = harness.client.get("/api/v1/fleet", headers=harness.headers()).json()["fleet"]
-    fleet["clusters"] = [c for c in fleet["clusters"] if c["id"] != "lab-gb200"]
+    for cluster in fleet["clusters"]:  # replaced by another GB200 cluster: the job can still run (else refused)
+        if cluster["id"] == "lab-gb200":
+            cluster["id"] = "lab-gb200-b"
     plan = harness.client.post("/api/v1/fleet/plan", json={"fleet": fleet}, headers=harness.headers()).json()
     harness.client.post("/api/v1/fleet/apply", json={"plan_id": plan["plan_id"]}, headers=harness.headers())
     report = run_cycle(harness.ctx, _now())
@@ -209,7 +212,7 @@ def test_jobs_on_a_cluster_removed_from_the_fleet_go_back_to_pending(harness: Ha
     data = _job(harness, str(job))
     assert (data["status"], data["attempt"]) == ("pending", 1)
     assert (data["reason"], data["detail"]) == ("cluster_removed", "cluster 'lab-gb200' is no longer in the fleet")
-    _cycle_until(harness, lambda: [r.ended for r in _runs(harness, job)] == [True])
+    _cycle_until(harness, lambda: _runs(harness, job)[0].ended)  # the run on the removed cluster is stopped
 
 
 def test_a_job_placed_where_no_executor_exists_fails_with_the_reason(harness: Harness) -> None:
@@ -246,7 +249,9 @@ def test_a_job_whose_cluster_is_removed_keeps_its_progress_up_to_its_last_checkp
     t0 = _now()
     assert run_cycle(harness.ctx, t0).placed == 1
     fleet = harness.client.get("/api/v1/fleet", headers=harness.headers()).json()["fleet"]
-    fleet["clusters"] = [c for c in fleet["clusters"] if c["id"] != "lab-gb200"]
+    for cluster in fleet["clusters"]:  # replaced by another GB200 cluster: the job can still run (else refused)
+        if cluster["id"] == "lab-gb200":
+            cluster["id"] = "lab-gb200-b"
     plan = harness.client.post("/api/v1/fleet/plan", json={"fleet": fleet}, headers=harness.headers()).json()
     harness.client.post("/api/v1/fleet/apply", json={"plan_id": plan["plan_id"]}, headers=harness.headers())
     assert run_cycle(harness.ctx, t0 + timedelta(seconds=25)).requeued == 1

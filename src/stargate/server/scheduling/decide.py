@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 from stargate.domain import Fleet, JobReason
 from stargate.engine import Decisions, Driver, FleetIndex, JobTerms, Policy
-from stargate.server.scheduling.snapshot import ENGINE_EPOCH, Snapshot, engine_seconds
+from stargate.server.scheduling.snapshot import Snapshot
+from stargate.server.terms import ENGINE_EPOCH, engine_seconds
 from stargate.store.repositories.jobs import JobState
 
 Lost = list[tuple[JobState, JobReason, str, float]]

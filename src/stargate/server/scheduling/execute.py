@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from stargate.domain import JobReason
 from stargate.executors import Executor, RunHandle, RunRequest, RunState, RunStatus, UnknownExecutorError
 from stargate.server.context import ServerContext
-from stargate.server.scheduling.snapshot import SpecTerms
+from stargate.server.terms import SpecTerms
 from stargate.store import Current, JobStatus, Move, format_job_id, lock_current, transition_many
 from stargate.store.repositories import jobs as job_repo
 from stargate.store.repositories import runs as run_repo

@@ -22,7 +22,8 @@ from stargate.server.scheduling.apply import apply_decisions
 from stargate.server.scheduling.decide import decide
 from stargate.server.scheduling.execute import Executed, poll_running, reap_orphans, submit_placed
 from stargate.server.scheduling.lock import SchedulerLock
-from stargate.server.scheduling.snapshot import ENGINE_EPOCH, engine_seconds, take_snapshot
+from stargate.server.scheduling.snapshot import take_snapshot
+from stargate.server.terms import ENGINE_EPOCH, engine_seconds
 from stargate.store.repositories import events as event_repo
 from stargate.store.repositories import fleet_versions
 from stargate.store.repositories import jobs as job_repo

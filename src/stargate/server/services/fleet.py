@@ -22,6 +22,8 @@ from stargate.engine import scheduling as engine_scheduling
 from stargate.fleetfile.describe import error_words, found_text
 from stargate.server.errors import ConflictError, InvalidError, NotFoundError
 from stargate.server.schemas import Change, FleetOut, FleetPlan, SchedulingOut
+from stargate.server.terms import ENGINE_EPOCH, SpecTerms, engine_seconds, job_terms
+from stargate.store import JobStatus
 from stargate.store.models import FleetPlanRow, FleetVersionRow
 from stargate.store.repositories import fleet_versions
 from stargate.store.repositories import jobs as job_repo
@@ -145,10 +147,11 @@ def _culprit(fleet: Fleet, now: datetime) -> str | None:
     return None
 
 
-def check_live_jobs(session: Session, fleet: Fleet) -> None:
+def check_live_jobs(session: Session, fleet: Fleet, now: datetime) -> None:
     """422 when ``fleet`` would strand jobs that are not final: it removes their queue, or their priority class is no
-    longer one their queue may use (as Kueue keeps a queue with admitted work). Cancel them or let them finish
-    first; clusters may go (their jobs are requeued)."""
+    longer one their queue may use (as Kueue keeps a queue with admitted work), or the engine would reject them as
+    never runnable (no cluster fits them any more, a quota too small, ...). Cancel them or let them finish first;
+    clusters may go while others can take their jobs (those are requeued)."""
     rule = PriorityRule(fleet)
     queues = {q.id for q in fleet.queues}
     live = job_repo.live_by_queue_and_class(session)
@@ -169,8 +172,36 @@ def check_live_jobs(session: Session, fleet: Fleet) -> None:
                 f"fleet.queues: found priority class '{cls}' no longer usable in queue '{queue}' while it has {jobs}"
                 ", expected it kept"
             )
+    if not lines:
+        lines = _never_runnable(session, fleet, now)
     if lines:
         raise InvalidError("invalid fleet: " + "; ".join(lines) + " (cancel those jobs or let them finish first)")
+
+
+NAMED_JOBS = 5
+"""Job ids named per reason when a fleet would leave jobs that could never run."""
+
+
+def _never_runnable(session: Session, fleet: Fleet, now: datetime) -> list[str]:
+    """Why jobs not finished could never run on ``fleet``, by the engine's own rule (no cluster fits them any more, a
+    quota too small, a GPU model gone, ...): the scheduler would reject them, failing running work on a fleet edit."""
+    states = job_repo.states(session, [JobStatus.PENDING, JobStatus.PLACED, JobStatus.RUNNING])
+    if not states:
+        return []
+    specs = job_repo.specs(session, [j.id for j in states])
+    driver = Driver(fleet, policy_for(fleet.scheduling), ENGINE_EPOCH)
+    for job in states:  # all as pending, so the engine classifies each one as it would after a requeue
+        driver.submit(job_terms(job, SpecTerms.of(specs.get(job.id, {}))))
+    refused: dict[str, list[str]] = {}
+    for r in driver.decide(engine_seconds(now)).rejections:
+        refused.setdefault(str(r.reason), []).append(r.job_id)
+    out = []
+    for reason, ids in sorted(refused.items()):
+        shown = ", ".join(sorted(ids)[:NAMED_JOBS]) + (
+            f" and {len(ids) - NAMED_JOBS:,} more" if len(ids) > NAMED_JOBS else ""
+        )
+        out.append(f"fleet: found {_jobs(len(ids))} that could never run on it ({reason}: {shown}), expected none")
+    return out
 
 
 def _jobs(n: int) -> str:
@@ -183,7 +214,7 @@ def record(
     """Make ``fleet`` the fleet in force (a new version row, teams and queues synced); 422 when the scheduler could
     not load it (under ``stargate up --policy/--set`` ``override``)."""
     check_schedulable(fleet, now, override)
-    check_live_jobs(session, fleet)
+    check_live_jobs(session, fleet, now)
     document = canonical(fleet)
     row = fleet_versions.add(
         session, FleetVersionRow(version=version_of(document), document=document, applied_at=now, applied_by=actor)
@@ -210,7 +241,7 @@ def plan(
     the fleet in force and store the plan."""
     fleet = parse(document)
     check_schedulable(fleet, now, override)
-    check_live_jobs(session, fleet)
+    check_live_jobs(session, fleet, now)
     proposed = canonical(fleet)
     base = fleet_versions.current(session)
     changes = diff(base.document if base is not None else {}, proposed)

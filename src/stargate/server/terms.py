@@ -1,0 +1,63 @@
+"""What the engine is told of a stored job, and engine time: shared by the scheduler loop and the fleet checks.
+
+Times cross into the engine as float seconds since :data:`ENGINE_EPOCH`; a job's spec is parsed once (specs never
+change) into the :class:`SpecTerms` the engine and the executors need.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from stargate.engine import JobTerms
+from stargate.store.repositories.jobs import JobState
+
+ENGINE_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+"""Engine time zero: engine times are float seconds since this instant."""
+
+
+def engine_seconds(at: datetime) -> float:
+    """``at`` as engine time (seconds since :data:`ENGINE_EPOCH`)."""
+    return (at - ENGINE_EPOCH).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class SpecTerms:
+    """The parts of a job's spec the engine and the executors need; specs never change, so each is parsed once."""
+
+    duration_s: float | None
+    checkpoint_interval_s: float | None
+    allowed_providers: tuple[str, ...]
+    allowed_regions: tuple[str, ...]
+    command: str = ""
+    """What the executor runs (kept too, so handing placed jobs to executors reads no spec again)."""
+    environment: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, spec: dict[str, Any]) -> "SpecTerms":
+        """The terms of a stored spec."""
+        return cls(
+            spec.get("estimated_duration_s"),
+            spec.get("checkpoint_interval_s"),
+            tuple(spec.get("allowed_providers") or ()),
+            tuple(spec.get("allowed_regions") or ()),
+            spec.get("command") or "",
+            tuple((spec.get("environment") or {}).items()),
+        )
+
+
+def job_terms(job: JobState, spec: SpecTerms) -> JobTerms:
+    """The driver's view of a stored job."""
+    return JobTerms(
+        id=job.public_id,
+        queue=job.queue_id,
+        gpus=job.gpus,
+        submit_s=engine_seconds(job.submitted_at),
+        gpu_models=tuple(job.gpu_models),
+        priority_class=job.priority_class,
+        preemptible=job.preemptible,
+        estimate_s=spec.duration_s,
+        checkpoint_interval_s=spec.checkpoint_interval_s,
+        allowed_providers=spec.allowed_providers,
+        allowed_regions=spec.allowed_regions,
+        progress_s=job.progress_s,
+    )
