@@ -33,6 +33,7 @@ from stargate.server.auth import Principal
 from stargate.server.errors import ConflictError, ServiceError
 from stargate.server.services import jobs as job_service
 from stargate.store import Database, JobRow, format_job_id, record_submissions
+from stargate.store.repositories import fleet_versions
 from stargate.store.repositories import jobs as job_repo
 
 log = logging.getLogger("stargate.server")
@@ -160,6 +161,7 @@ class SubmissionWriter:
         replayed). Nothing is resolved here: a failed transaction may be written again."""
         outcomes: dict[int, ServiceError | tuple[int, dict[str, Any], bool]] = {}
         with self.db.write() as session:
+            fleet_versions.lock_shared(session)  # a fleet change waits for this batch (and this batch for it)
             version, rules = self.rules(session)
             stored = job_repo.by_idempotency_keys(session, (i.idempotency_key for i in batch if i.idempotency_key))
             leaders: dict[str, int] = {}

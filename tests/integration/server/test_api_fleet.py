@@ -1,9 +1,11 @@
 """Fleet over HTTP: read with its version, plan a change (entity-level diff), apply it, refuse stale plans."""
 
 import copy
+import threading
 from typing import Any
 
 from integration.server.stargate_harness import Harness
+from stargate.store.repositories import fleet_versions
 
 FLEET = "/api/v1/fleet"
 
@@ -119,3 +121,17 @@ def test_a_fleet_on_which_live_jobs_could_never_run_is_refused(harness: Harness)
     )
     harness.client.post(f"/api/v1/jobs/{job}/cancel", headers=harness.headers())
     assert _plan(harness, proposed)["changes"]
+
+
+def test_submissions_wait_for_a_fleet_change_in_progress(harness: Harness) -> None:
+    """A submission's transaction holds fleet changes off and waits for one in progress (PostgreSQL: a shared
+    advisory lock against apply's exclusive one; SQLite: one writer at a time), so an apply that refuses to remove a
+    queue with jobs never misses a job committed meanwhile."""
+    done = threading.Event()
+    with harness.ctx.db.write() as session:
+        fleet_versions.lock(session)  # as an apply does, until its transaction ends
+        worker = threading.Thread(target=lambda: (harness.submit(queue="beta-q"), done.set()))
+        worker.start()
+        assert not done.wait(0.5)  # the submission waits for the fleet change
+    worker.join(10)
+    assert done.is_set()

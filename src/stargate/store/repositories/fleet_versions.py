@@ -42,6 +42,14 @@ def lock(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FLEET_LOCK_KEY})
 
 
+def lock_shared(session: Session) -> None:
+    """Hold fleet changes off until the transaction ends, alongside other holders (PostgreSQL; SQLite writers
+    already queue): a transaction that stores jobs against the fleet in force takes it, so a fleet change waits for
+    those jobs to commit and sees them (it refuses to remove a queue that has jobs), and they see the new fleet."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": FLEET_LOCK_KEY})
+
+
 def current_version(session: Session) -> str | None:
     """The content hash of the fleet in force (without loading the document), or None."""
     query = select(FleetVersionRow.version).order_by(FleetVersionRow.id.desc()).limit(1)
