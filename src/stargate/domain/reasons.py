@@ -2,8 +2,8 @@
 by the API and shown by the CLI. The free text that goes with a code (a cluster, an exit code, an executor's error)
 is the change's ``detail``, never part of the code.
 
-The engine's rejection and preemption codes (:class:`stargate.engine.Reason`) are members here with the same values
-(a unit test keeps the two in step); the rest are the lifecycle codes the server writes.
+The engine's rejection and preemption codes are members here too: :class:`stargate.engine.Reason` is this enum, and
+:data:`ENGINE_REASONS` are the codes it decides with; the rest are the lifecycle codes the server writes.
 """
 
 from enum import StrEnum
@@ -65,6 +65,25 @@ class JobReason(StrEnum):
     """Preempted: its cluster went down; it resumes elsewhere from its last checkpoint."""
     CLUSTER_OFFLINE = "cluster_offline"
     """Preempted: its cluster left its online window or its contract ended; it resumes from its last checkpoint."""
+
+
+ENGINE_REASONS = frozenset(
+    {
+        JobReason.UNKNOWN_QUEUE,
+        JobReason.INVALID_REQUEST,
+        JobReason.GPU_MODEL_UNAVAILABLE,
+        JobReason.NO_ALLOWED_CLUSTER,
+        JobReason.NO_CLUSTER_FITS,
+        JobReason.EXCEEDS_QUOTA,
+        JobReason.PRIORITY_CLASS_NOT_ALLOWED,
+        JobReason.DURATION_OUT_OF_RANGE,
+        JobReason.SUBMIT_OUT_OF_RANGE,
+        JobReason.PRIORITY,
+        JobReason.CLUSTER_DOWN,
+        JobReason.CLUSTER_OFFLINE,
+    }
+)
+"""The codes the engine decides with: rejections (the job can never run as asked) and preemptions."""
 
 
 def read_reason(code: str, detail: str) -> tuple[JobReason, str]:

@@ -7,7 +7,10 @@ Times are float seconds since the fleet index's epoch; GPU ids are cluster-local
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
+
+from stargate.domain.reasons import JobReason as Reason
+
+__all__ = ["CycleResult", "JobRequest", "Preemption", "Reason", "Rejection", "Start"]
 
 
 @dataclass(slots=True)
@@ -78,35 +81,3 @@ class CycleResult:
     more: bool = False
     """True when a queue held more startable jobs than the policy's ``scan_depth`` let this cycle try: another
     cycle at the same instant will start more (a driver should run it rather than leave GPUs idle)."""
-
-
-class Reason(StrEnum):
-    """Stable reason codes for rejections and preemptions; the values are stored and shown, so they never change.
-
-    Each value is also a :class:`stargate.domain.reasons.JobReason` (the codes the store and the API use; a unit test
-    keeps the two in step): add a code there too."""
-
-    UNKNOWN_QUEUE = "unknown_queue"
-    """Rejected: the job names a queue the fleet does not have."""
-    INVALID_REQUEST = "invalid_request"
-    """Rejected: the job asks for fewer than 1 GPU."""
-    GPU_MODEL_UNAVAILABLE = "gpu_model_unavailable"
-    """Rejected: none of the job's GPU models exists in any cluster."""
-    NO_ALLOWED_CLUSTER = "no_allowed_cluster"
-    """Rejected: no cluster has a GPU model, provider and region the job accepts."""
-    NO_CLUSTER_FITS = "no_cluster_fits"
-    """Rejected: the job needs more GPUs than the largest acceptable cluster holds (a gang never spans clusters)."""
-    EXCEEDS_QUOTA = "exceeds_quota"
-    """Rejected: even an idle cohort could not admit the job under its queue's quotas and borrowing limits."""
-    PRIORITY_CLASS_NOT_ALLOWED = "priority_class_not_allowed"
-    """Rejected: the job names a priority class its queue does not allow or the fleet does not define."""
-    DURATION_OUT_OF_RANGE = "duration_out_of_range"
-    """Rejected (simulator): the trace job's run time is not between 0 and 100 years."""
-    SUBMIT_OUT_OF_RANGE = "submit_out_of_range"
-    """Rejected (simulator): the trace job's submission time, once scaled, is not a finite number."""
-    PRIORITY = "priority"
-    """Preempted: a job of higher priority needed the GPUs; it resumes from its last checkpoint."""
-    CLUSTER_DOWN = "cluster_down"
-    """Preempted: its cluster went down; it resumes elsewhere from its last checkpoint."""
-    CLUSTER_OFFLINE = "cluster_offline"
-    """Preempted: its cluster left its online window or its contract ended; it resumes from its last checkpoint."""

@@ -21,7 +21,8 @@ from sqlalchemy import select
 
 from integration.server.stargate_harness import Harness, build_harness
 from stargate.domain import Fleet, JobReason
-from stargate.engine import Override, Reason
+from stargate.domain.reasons import ENGINE_REASONS
+from stargate.engine import Override
 from stargate.executors import Capabilities, RunHandle, RunRequest, RunState, RunStatus
 from stargate.server.context import ExecutorRegistry
 from stargate.server.deps import utc_now
@@ -32,7 +33,7 @@ from stargate.store import JobEventRow, JobRow, format_job_id, parse_job_id
 from stargate.traces import TraceJob
 
 Row = tuple[Any, ...]
-ENGINE_CODES = frozenset(r.value for r in Reason)
+ENGINE_CODES = frozenset(r.value for r in ENGINE_REASONS)
 """The engine's rejection and preemption codes, as job events store them."""
 
 
