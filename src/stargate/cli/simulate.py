@@ -29,6 +29,7 @@ from stargate.engine import scheduling as engine_scheduling
 from stargate.engine.scheduling import Setting
 from stargate.fleetfile import FleetFileError, load_fleet
 from stargate.sim import Failure, SimConfig, run_simulation
+from stargate.sim.simulator import ESTIMATE_MODES
 from stargate.traces import FORMATS, BadRow, TraceError, TraceJob, read_trace
 
 EXIT_INPUT = 2
@@ -106,7 +107,12 @@ def simulate(
     checkpoint_interval: str | None = typer.Option(
         None, "--checkpoint-interval", help="Checkpoint interval for jobs that state none (default 1h)."
     ),
-    estimates: str = typer.Option("actual", "--estimates", help="Run-time estimates: actual or trace."),
+    estimates: str = typer.Option(
+        "learned",
+        "--estimates",
+        help="Run-time estimates the engine is told: learned (the trace's, else learned from completed jobs), "
+        "trace (the trace's, else the policy's default) or actual (an oracle: each job's actual run time).",
+    ),
     sets: list[str] = typer.Option([], "--set", help="A policy setting KEY=VALUE, e.g. runtime_weight=2 (repeatable)."),
     trim_jobs: int = typer.Option(0, "--trim-jobs", min=0, help="Also report the middle jobs, dropping N each end."),
     start: str | None = typer.Option(None, "--start", help="ISO date of trace time 0 (default: the fleet's as_of)."),
@@ -185,8 +191,8 @@ def _config(
         _fail(f"--policy: found '{visible(policy)}'; expected one of {', '.join(sorted(POLICIES))}")
     if trace_format not in FORMATS:
         _fail(f"--trace-format: found '{visible(trace_format)}'; expected one of {', '.join(FORMATS)}")
-    if estimates not in ("actual", "trace"):
-        _fail(f"--estimates: found '{visible(estimates)}'; expected actual or trace")
+    if estimates not in ESTIMATE_MODES:
+        _fail(f"--estimates: found '{visible(estimates)}'; expected {', '.join(ESTIMATE_MODES)}")
     if seed < 0:
         _fail(f"--seed: found {seed}; expected a whole number >= 0")
     if not SCALE_MIN <= scale <= SCALE_MAX:  # also refuses nan
@@ -273,6 +279,17 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
+def _estimates(out: dict[str, Any]) -> str:
+    """The estimates mode and how far off the estimates were."""
+    e = out["estimate_error"]
+    mode = out["estimates"] + (" (oracle: actual run times)" if out["estimates"] == "actual" else "")
+    if e["median"] is None:
+        err = "no job estimated but by the policy's default"
+    else:
+        err = f"|estimate - actual| / actual median {e['median']:.2f}, p90 {e['p90']:.2f} over {e['jobs']:,} jobs"
+    return f"{mode}; {err}; {e['jobs_default']:,} on the policy's default"
+
+
 def _render(out: dict[str, Any]) -> None:
     """A human-readable table of the summary."""
     table = Table(title=f"simulation: policy {out['policy']}", show_header=False)
@@ -289,6 +306,7 @@ def _render(out: dict[str, Any]) -> None:
             f"p99 {_s(out['p99_jct_s'])}",
         ),
         ("wait", f"avg {_s(out['avg_wait_s'])}, p99 {_s(out['p99_wait_s'])}, max {_s(out['max_wait_s'])}"),
+        ("estimates", _estimates(out)),
         ("makespan", f"{out['makespan_s']:,.0f} s"),
         ("GPU utilisation", f"{out['gpu_utilization']:.1%} (owned capacity {out['owned_gpu_utilization']:.1%})"),
         ("GPU-hours", f"{out['gpu_hours']:,.0f} GPU-hours ({out['cloud_gpu_hours']:,.0f} on cloud providers)"),

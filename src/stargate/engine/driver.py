@@ -2,25 +2,28 @@
 
 At each instant a clock handles, it tells the driver what happened, in this order, then asks it to decide::
 
-    driver.finish(job_id)                          # runs that ended (succeeded, failed, cancelled)
+    driver.finish(job_id, t, completed=True)       # runs that ended (succeeded: completed; failed, cancelled)
     driver.set_cluster_status(cluster, "down", t)  # outages and repairs (or driver.update_fleet(fleet, t))
     driver.submit(JobTerms(...))                   # arrivals, in submission order
     decisions = driver.decide(t)                   # starts, preemptions, rejections: apply them where state lives
 
 The driver turns a job's terms into the engine's request (resolving its priority class with the fleet's rule, see
 :mod:`stargate.engine.priorities`), cycles the :class:`~stargate.engine.scheduler.Scheduler` at ``t`` while a queue
-has more startable jobs than the policy's scan depth, and merges the rounds into one :class:`Decisions`. The
+has more startable jobs than the policy's scan depth, and merges the rounds into one :class:`Decisions`. A driver
+given a :class:`~stargate.engine.estimates.RunHistory` learns run times from completed jobs and estimates those of
+jobs that state none (see :mod:`stargate.engine.estimates`). The
 simulator keeps its state in memory and applies decisions to its event heap; the server keeps its state in the
 database and the executors, and tells the driver what changed there (see ``stargate.server.scheduling``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from stargate.domain import ClusterStatus, Fleet
+from stargate.engine.estimates import RunHistory
 from stargate.engine.index import FleetIndex
 from stargate.engine.jobs import checkpointed
 from stargate.engine.policies import Policy
@@ -54,6 +57,17 @@ class JobTerms:
     allowed_regions: tuple[str, ...] = ()
     progress_s: float = 0.0
     """Run time already done and checkpointed, s."""
+    spread: bool = False
+    """The job may be split over partly free nodes (see :class:`~stargate.engine.types.JobRequest`)."""
+    nodes: int | None = None
+    """Exactly this many nodes with ``gpus // nodes`` GPUs each; None: one node, or whole nodes plus one."""
+    user: str | None = None
+    """Who submitted it (groups learned run-time estimates); None: unknown."""
+    name: str | None = None
+    """The job's name (groups learned run-time estimates); None: unknown."""
+    attained_gpu_s: float = 0.0
+    """GPU-seconds received in earlier runs (runs that ended, work later lost included): restored after a server
+    restart for the attained-service policies (``las``, ``gittins``)."""
 
 
 @dataclass(slots=True)
@@ -87,11 +101,20 @@ class RestoreError(ValueError):
 class Driver:
     """One engine over one fleet version under one policy, and what it was told so far."""
 
-    def __init__(self, fleet: Fleet, policy: Policy, epoch: datetime, index: FleetIndex | None = None) -> None:
-        """An engine with every GPU free; ``epoch`` is engine time 0 (``index``: the fleet's, when kept)."""
-        self.fleet, self.policy = fleet, policy
+    def __init__(
+        self,
+        fleet: Fleet,
+        policy: Policy,
+        epoch: datetime,
+        index: FleetIndex | None = None,
+        history: RunHistory | None = None,
+    ) -> None:
+        """An engine with every GPU free; ``epoch`` is engine time 0 (``index``: the fleet's, when kept;
+        ``history``: learned run times, fed by completed jobs; None: jobs with no estimate get the policy's
+        default)."""
+        self.fleet, self.policy, self.history = fleet, policy, history
         self.index = index if index is not None else FleetIndex.from_fleet(fleet, epoch)
-        self.sched = Scheduler(self.index, policy)
+        self.sched = Scheduler(self.index, policy, history)
         self.priorities = PriorityRule(fleet)
         self.status = {c.id: c.status for c in fleet.clusters}
         self.where: dict[str, Placement | None] = {}
@@ -125,10 +148,22 @@ class Driver:
             raise RestoreError(f"placement on '{cluster}' no longer valid: {exc}") from None
         self.where[job.id] = (cluster, gpu_ids)
 
-    def finish(self, job_id: str) -> None:
-        """The job ended (any reason): its GPUs are free, or it leaves its queue."""
+    def finish(self, job_id: str, now: float | None = None, completed: bool = False) -> None:
+        """The job ended (any reason): its GPUs are free, or it leaves its queue. A running job that ``completed``
+        (succeeded) at ``now`` teaches the run history its run time: checkpointed progress + (now - started)."""
         if self.where.pop(job_id, ()) != ():
-            self.sched.finish(job_id)
+            self.sched.finish(job_id, now, completed)
+
+    def estimates(self) -> dict[str, float]:
+        """The estimate, s, of every live job that stated none (learned or the policy's default): what a rebuilt
+        driver keeps (see :meth:`rebuilt`), so a job's estimate does not change because the driver was rebuilt."""
+        t = self.sched.jobs
+        out: dict[str, float] = {}
+        for job_id in self.where:
+            j = t.ix.get(job_id)
+            if j is not None and t.req[j].duration_s is None:
+                out[job_id] = t.est[j]
+        return out
 
     def set_cluster_status(self, cluster: str, status: ClusterStatus, now: float) -> None:
         """A cluster went down or came back; its running jobs stop when it goes down (see :meth:`decide`)."""
@@ -222,6 +257,9 @@ class Driver:
             allowed_providers=job.allowed_providers,
             allowed_regions=job.allowed_regions,
             progress_s=job.progress_s,
+            user=job.user,
+            name=job.name,
+            attained_gpu_s=job.attained_gpu_s,
         )
 
     @classmethod
@@ -234,11 +272,18 @@ class Driver:
         pending: Iterable[JobTerms],
         now: float,
         index: FleetIndex | None = None,
+        history: RunHistory | None = None,
+        estimates: Mapping[str, float] | None = None,
     ) -> tuple[Driver, list[Lost]]:
         """A driver holding ``running`` jobs (terms, placement, start time) and ``pending`` ones, in the order
-        given; also the running jobs it could not put back (the caller requeues them)."""
-        driver = cls(fleet, policy, epoch, index)
+        given; also the running jobs it could not put back (the caller requeues them). ``history``: the run history
+        to go on learning with (the previous driver's); ``estimates``: estimates to keep for jobs that state none
+        (the previous driver's :meth:`estimates`)."""
+        driver = cls(fleet, policy, epoch, index, history)
         lost: list[Lost] = []
+        if estimates:
+            running = [(_kept(job, estimates), where, started) for job, where, started in running]
+            pending = [_kept(job, estimates) for job in pending]
         for job, (cluster, gpu_ids), started_s in running:
             try:
                 driver.restore(job, cluster, gpu_ids, started_s)
@@ -249,6 +294,12 @@ class Driver:
             driver.submit(job)
         driver.stop_on_down_clusters(now)
         return driver, lost
+
+
+def _kept(job: JobTerms, estimates: Mapping[str, float]) -> JobTerms:
+    """``job`` with the estimate it had before (when it states none and had one)."""
+    est = estimates.get(job.id) if job.estimate_s is None else None
+    return job if est is None else replace(job, estimate_s=est)
 
 
 def _structure(fleet: Fleet) -> Fleet:

@@ -32,6 +32,7 @@ from stargate.engine.admission import Admission
 from stargate.engine.backfill import Backfill
 from stargate.engine.bursting import Bursts
 from stargate.engine.classes import Classes
+from stargate.engine.estimates import Completion, RunHistory
 from stargate.engine.index import BoolArray, FleetIndex
 from stargate.engine.jobs import DONE, PENDING, RUNNING, JobTable
 from stargate.engine.occupancy import Occupancy
@@ -41,6 +42,9 @@ from stargate.engine.preemption import VictimView, pick_victims
 from stargate.engine.types import CycleResult, JobRequest, Preemption, Reason, Rejection, Start
 from stargate.engine.windows import CapacityWindows
 
+OWN, LEARNED, DEFAULT = 0, 1, 2
+"""Where a job's estimate came from (see ``Scheduler.estimate_source``)."""
+
 Memo = dict[tuple[int, int, bool], tuple[int, float]]
 """Failures of this cycle: (class, queue or -1, may burst) → (GPUs, estimated end) of a job that could not start."""
 
@@ -48,9 +52,10 @@ Memo = dict[tuple[int, int, bool], tuple[int, float]]
 class Scheduler:
     """Admission, placement, preemption and backfill over one :class:`FleetIndex` under one policy."""
 
-    def __init__(self, index: FleetIndex, policy: Policy) -> None:
-        """An empty scheduler: every GPU free, nothing pending."""
-        self.index, self.policy = index, policy
+    def __init__(self, index: FleetIndex, policy: Policy, history: RunHistory | None = None) -> None:
+        """An empty scheduler: every GPU free, nothing pending. ``history``: learned run times (fed by completed
+        jobs, see :meth:`finish`; a job with no estimate gets the learned one); None: no learning."""
+        self.index, self.policy, self.history = index, policy, history
         self._bursting = policy.bursting
         self.jobs = JobTable()
         self.adm = Admission(index)
@@ -69,6 +74,8 @@ class Scheduler:
         """Jobs preempted during this cycle's scan, queued again when it ends."""
         self._queue_blocked = False
         """Set by a start attempt whose 1-GPU job failed its quota: the scan looks no further into that queue."""
+        self.estimate_source = OWN
+        """Where the last job added got its estimate: OWN (its own), LEARNED (the history) or DEFAULT (the policy)."""
 
     # -- the contract API ---------------------------------------------------------------------------------
     def submit(self, job: JobRequest) -> None:
@@ -101,10 +108,13 @@ class Scheduler:
         j = self._add(job, q, cls)
         self.occupancy.occupy(j, c, gpu_ids, started_s)
 
-    def finish(self, job_id: str) -> None:
-        """The job ended (any reason): free its GPUs or drop it from its queue."""
+    def finish(self, job_id: str, now: float | None = None, completed: bool = False) -> None:
+        """The job ended (any reason): free its GPUs or drop it from its queue. A running job that ``completed`` at
+        ``now`` feeds the run history with its run time (checkpointed progress plus this run)."""
         j = self.jobs.ix[job_id]
         state = self.jobs.state[j]
+        if completed and now is not None and state == RUNNING and self.history is not None:
+            self._learn(j, now)
         if state == RUNNING:
             self._release(j)
         elif state == PENDING:
@@ -185,12 +195,25 @@ class Scheduler:
 
     # -- bookkeeping --------------------------------------------------------------------------------------
     def _add(self, job: JobRequest, q: int, cls: int) -> int:
-        """A new row for ``job`` (pending) with its estimate and checkpoint interval, in its sub-queue."""
-        est = job.duration_s if job.duration_s is not None else self.policy.default_estimate_s
+        """A new row for ``job`` (pending) with its estimate (its own, else the learned one, else the policy's
+        default) and checkpoint interval, in its sub-queue."""
+        est, self.estimate_source = job.duration_s, OWN
+        if est is None and self.history is not None:
+            est, self.estimate_source = self.history.estimate(job.queue, job.gpus, job.user, job.name), LEARNED
+        if est is None:
+            est, self.estimate_source = self.policy.default_estimate_s, DEFAULT
         ckpt = job.checkpoint_interval_s or self.policy.default_checkpoint_interval_s
         j = self.jobs.add(job, q, est, ckpt, cls)
         self.pending.assign(j, q, job.gpus)
         return j
+
+    def _learn(self, j: int, now: float) -> None:
+        """Feed the run history with running job ``j``, completed at ``now``."""
+        t = self.jobs
+        req = t.req[j]
+        run_s = t.progress[j] + (now - t.started[j])
+        assert self.history is not None
+        self.history.record(Completion(now, req.id, req.queue, req.gpus, run_s, req.user, req.name))
 
     def _release(self, j: int) -> None:
         """Free running job ``j``'s GPUs; every queue is scanned again at the next cycle."""

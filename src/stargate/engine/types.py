@@ -37,6 +37,17 @@ class JobRequest:
     allowed_regions: tuple[str, ...] = ()
     progress_s: float = 0.0
     """Run time already done and checkpointed, s (kept across preemptions)."""
+    spread: bool = False
+    """True: the job may be split over partly free nodes (any free GPUs of one cluster); False: it runs on one node,
+    or on whole nodes plus one node for the remainder (see :mod:`stargate.engine.alloc`)."""
+    nodes: int | None = None
+    """Exactly this many nodes with ``gpus // nodes`` GPUs each (``gpus`` divisible by it); None: the default shape."""
+    user: str | None = None
+    """Who submitted it (groups learned run-time estimates; see :mod:`stargate.engine.estimates`)."""
+    name: str | None = None
+    """The job's name (groups learned run-time estimates)."""
+    attained_gpu_s: float = 0.0
+    """GPU-seconds it already received in earlier runs (work later lost included): its attained service."""
 
 
 @dataclass(slots=True)

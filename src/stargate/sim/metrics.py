@@ -12,7 +12,11 @@ Definitions (times in seconds of trace time):
 - ``cost_usd`` = Σ GPU-hours run × the price per GPU-hour charged at start (the contract price when one covers
   the cluster, else its list price); ``cloud_gpu_hours`` = GPU-hours run on clusters of cloud providers;
 - ``middle_window`` (with ``trim_jobs`` = k): the same job metrics over the jobs left after dropping the first
-  and last k jobs by submission order.
+  and last k jobs by submission order;
+- ``estimate_error``: how far the run-time estimate the engine was given at a job's submission was from its
+  actual run time, ``|estimate − actual| / actual``, over the jobs submitted to the engine whose estimate was
+  their own (the trace's, or the actual run time under ``--estimates actual``) or learned (``jobs``, median and
+  p90; None when there are none), and how many had no estimate but the policy's default (``jobs_default``).
 """
 
 from __future__ import annotations
@@ -64,6 +68,23 @@ def job_metrics(st: SimState, sel: np.ndarray[Any, Any]) -> dict[str, Any]:
     }
 
 
+def estimate_error(st: SimState) -> dict[str, Any]:
+    """The ``estimate_error`` block (module docstring)."""
+    src = st.estimate_source
+    if src.size != st.duration.size:  # a state built by hand, without estimates
+        src = np.full(st.duration.size, -1, dtype=np.int8)
+    known = ((src == 0) | (src == 1)) & (st.duration > 0)
+    err = np.abs(st.estimate[known] - st.duration[known]) / st.duration[known]
+    return {
+        "jobs": int(known.sum()),
+        "jobs_own": int(((src == 0) & (st.duration > 0)).sum()),
+        "jobs_learned": int(((src == 1) & (st.duration > 0)).sum()),
+        "jobs_default": int((src == 2).sum()),
+        "median": _pct(err, 50),
+        "p90": _pct(err, 90),
+    }
+
+
 def _capacity_gpu_s(index: FleetIndex, t0: float, t1: float, mask: np.ndarray[Any, Any]) -> float:
     lo = np.maximum(index.on_s, t0)
     hi = np.minimum(index.off_s, t1)
@@ -112,6 +133,8 @@ def summarize(st: SimState, index: FleetIndex, trim_jobs: int = 0) -> dict[str, 
         "events": st.events,
         "cycles": st.cycles,
     }
+    out["estimates"] = st.estimates
+    out["estimate_error"] = estimate_error(st)
     if trim_jobs > 0:
         mid = np.zeros(n, dtype=bool)
         if n > 2 * trim_jobs:

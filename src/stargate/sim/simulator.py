@@ -30,8 +30,13 @@ import numpy as np
 
 from stargate.domain import ClusterStatus, Fleet, ProviderKind
 from stargate.engine import Decisions, Driver, JobTerms, Override, Policy, Preemption, Reason, policy_for
+from stargate.engine.estimates import DEFAULT_QUANTILE, RunHistory
+from stargate.engine.scheduler import OWN
 
 FINISH, FAILURE, ARRIVAL, WAKE = 0, 1, 2, 3
+
+ESTIMATE_MODES = ("learned", "trace", "actual")
+"""What the engine is told of run times (see ``SimConfig.estimates``)."""
 
 MAX_DURATION_S = 100 * 365.25 * 86_400.0
 """Longest run time a trace job may state (100 years), s; a longer or non-finite one is bad input: the job is
@@ -65,6 +70,10 @@ class TraceJobLike(Protocol):
     def allowed_regions(self) -> tuple[str, ...]: ...
     @property
     def estimated_duration_s(self) -> float | None: ...
+    @property
+    def user(self) -> str | None: ...
+    @property
+    def name(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +98,13 @@ class SimConfig:
     scale_arrivals: float = 1.0
     """Arrival-rate multiplier: submission times are divided by it."""
     failures: list[Failure] = field(default_factory=list)
-    estimates: str = "actual"
-    """'actual': the engine's estimate is the job's actual run time (as in most trace studies and Starburst);
-    'trace': only what the trace states (else the policy's default estimate)."""
+    estimates: str = "learned"
+    """Run-time estimates the engine is told (see ``ESTIMATE_MODES``): 'learned' (default, what a real server
+    knows): the trace's estimate where it states one, else one learned from completed jobs
+    (:mod:`stargate.engine.estimates`); 'trace': the trace's estimate, else the policy's default; 'actual': the
+    job's actual run time (an oracle, as in most trace studies and Starburst)."""
+    estimate_quantile: float = DEFAULT_QUANTILE
+    """Learned mode: the quantile of similar jobs' recent run times taken as a job's estimate (0 < q <= 1)."""
     mtbf_s: float | None = None
     """Random failures: each cluster fails after exponential times with this mean, s (drawn from ``seed``)."""
     mttr_s: float = 3600.0
@@ -112,6 +125,12 @@ class SimState:
     finish: np.ndarray[Any, np.dtype[np.float64]]
     cost: np.ndarray[Any, np.dtype[np.float64]]
     cloud_gpu_s: np.ndarray[Any, np.dtype[np.float64]]
+    estimate: np.ndarray[Any, np.dtype[np.float64]] = field(default_factory=lambda: np.zeros(0))
+    """The engine's run-time estimate of each job at submission, s (NaN: never submitted)."""
+    estimate_source: np.ndarray[Any, np.dtype[np.int8]] = field(default_factory=lambda: np.zeros(0, np.int8))
+    """Where it came from: 0 the job's own (trace or actual), 1 learned, 2 the policy's default, -1 not submitted."""
+    estimates: str = "learned"
+    """The estimates mode of the run."""
     rejected: dict[int, str] = field(default_factory=dict)
     preemptions: Counter[str] = field(default_factory=Counter)
     busy_gpu_s: dict[int, float] = field(default_factory=dict)
@@ -130,6 +149,8 @@ def _check_config(config: SimConfig) -> None:
         ("until_s", config.until_s, config.until_s is None or config.until_s >= 0, "a number of seconds >= 0"),
         ("mttr_s", config.mttr_s, 0 < config.mttr_s < math.inf, "a finite number of seconds > 0"),
         ("mtbf_s", config.mtbf_s, config.mtbf_s is None or 0 < config.mtbf_s < math.inf, "a finite number > 0"),
+        ("estimates", config.estimates, config.estimates in ESTIMATE_MODES, " or ".join(ESTIMATE_MODES)),
+        ("estimate_quantile", config.estimate_quantile, 0 < config.estimate_quantile <= 1, "a number > 0 and <= 1"),
     ]
     for name, value, ok, expected in checks:
         if not ok:
@@ -144,7 +165,8 @@ class Simulator:
         _check_config(config)
         self.fleet, self.config = fleet, config
         self.policy: Policy = policy_for(fleet.scheduling, Override(config.policy, config.settings))
-        self.driver = Driver(fleet, self.policy, epoch.replace(tzinfo=epoch.tzinfo or UTC))
+        history = RunHistory(config.estimate_quantile) if config.estimates == "learned" else None
+        self.driver = Driver(fleet, self.policy, epoch.replace(tzinfo=epoch.tzinfo or UTC), history=history)
         self.index = self.driver.index
         self.rng = np.random.default_rng(config.seed)
         order = sorted(range(len(jobs)), key=lambda i: (jobs[i].submit_s, i))
@@ -160,6 +182,7 @@ class Simulator:
             finish=np.full(n, math.nan),
             cost=np.zeros(n),
             cloud_gpu_s=np.zeros(n),
+            estimates=config.estimates,
         )
         self.ix = {j.id: i for i, j in enumerate(self.jobs)}
         kinds = {p.id: p.kind for p in fleet.providers}
@@ -180,6 +203,8 @@ class Simulator:
         self._finish = [math.nan] * n
         self._cost = [0.0] * n
         self._cloud_s = [0.0] * n
+        self._est = [math.nan] * n
+        self._est_from = [-1] * n
         self.settled = 0
         """Jobs finished or rejected so far."""
         self.bad = self._reject_bad_inputs()
@@ -241,6 +266,8 @@ class Simulator:
         st.finish = np.array(self._finish, dtype=np.float64)
         st.cost = np.array(self._cost, dtype=np.float64)
         st.cloud_gpu_s = np.array(self._cloud_s, dtype=np.float64)
+        st.estimate = np.array(self._est, dtype=np.float64)
+        st.estimate_source = np.array(self._est_from, dtype=np.int8)
         return st
 
     def _push(self, t: float, kind: int, a: int, b: int) -> None:
@@ -280,7 +307,8 @@ class Simulator:
         j = self.jobs[i]
         self.state.events += 1
         est = j.duration_s if self.config.estimates == "actual" else j.estimated_duration_s
-        self.driver.submit(
+        driver = self.driver
+        driver.submit(
             JobTerms(
                 id=j.id,
                 queue=j.queue,
@@ -293,8 +321,15 @@ class Simulator:
                 checkpoint_interval_s=j.checkpoint_interval_s,
                 allowed_providers=tuple(j.allowed_providers),
                 allowed_regions=tuple(j.allowed_regions),
+                user=j.user,
+                name=j.name,
             )
         )
+        sched = driver.sched
+        row = sched.jobs.ix.get(j.id)
+        if row is not None:
+            self._est[i] = sched.jobs.est[row]
+            self._est_from[i] = sched.estimate_source if est is None else OWN
 
     def _after(self, res: Decisions, now: float) -> None:
         st, ix = self.state, self.ix
@@ -349,7 +384,7 @@ class Simulator:
         self._account(i, now)
         self._finish[i] = now
         self.settled += 1
-        self.driver.finish(self.jobs[i].id)
+        self.driver.finish(self.jobs[i].id, now, completed=True)
         if self.config.record_log:
             self.state.log.append((now, "finish", self.jobs[i].id))
 

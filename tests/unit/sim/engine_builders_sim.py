@@ -50,7 +50,11 @@ def run_sim(
     trim: int = 0,
     **config: Any,
 ) -> tuple[dict[str, Any], Simulator]:
-    """Run ``jobs`` on :func:`tiny_fleet` and return (summary, simulator)."""
+    """Run ``jobs`` on :func:`tiny_fleet` and return (summary, simulator).
+
+    Estimates are the actual run times (the oracle mode) unless ``estimates=`` says otherwise: these scenarios'
+    expectations are computed by hand from exact run times."""
     settings = config.pop("settings", {})
+    config.setdefault("estimates", "actual")
     cfg = SimConfig(policy=policy, settings=settings, **config)
     return run_simulation(tiny_fleet(nodes, cloud_nodes), jobs, cfg, trim_jobs=trim)
