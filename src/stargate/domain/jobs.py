@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, Strict, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from stargate.domain.base import Flag, GpuCount, Instant, MaxBytes, Model, Name, Printable, Seconds
 from stargate.domain.ids import Id
@@ -58,6 +58,18 @@ class JobSpec(Model):
         default_factory=list,
         max_length=MAX_SMALL_LIST,
         description="Acceptable GPU models (catalogue names), at most 1,000; empty means any.",
+    )
+    spread: Flag = Field(
+        default=False,
+        description="Whether the job may be split over partly free nodes (any free GPUs of one cluster); false: it "
+        "runs on one node, or, when larger than a node, on whole nodes plus one node for the remainder.",
+    )
+    nodes: Annotated[int, Strict()] | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_JOB_GPUS,
+        description="Exactly this many nodes, with gpus / nodes GPUs on each (gpus must be divisible by it), 1 to "
+        "1,000,000; null: the default shape.",
     )
     priority_class: Id | None = Field(default=None, description="Priority class; null: the queue's default.")
     deadline: Instant | None = Field(
@@ -120,6 +132,18 @@ class JobSpec(Model):
         if size > MAX_ENV_TOTAL_BYTES:
             raise ValueError(
                 f"found {size:,} bytes as NAME=value strings, expected at most {MAX_ENV_TOTAL_BYTES:,} bytes"
+            )
+        return value
+
+    @field_validator("nodes")
+    @classmethod
+    def _nodes_divide_gpus(cls, value: int | None, info: ValidationInfo) -> int | None:
+        """``nodes`` divides ``gpus`` (each node gets the same number of GPUs)."""
+        gpus = info.data.get("gpus")
+        if value is not None and isinstance(gpus, int) and gpus % value:
+            raise ValueError(
+                f"found {value} nodes for {gpus} GPUs; expected a number of nodes that divides gpus (each node gets "
+                "gpus / nodes GPUs)"
             )
         return value
 

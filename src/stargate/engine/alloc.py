@@ -1,27 +1,70 @@
 """Node-aware GPU allocation inside one cluster: concrete, cluster-local GPU ids, cheap and deterministic.
 
-GPU id ``g`` lives on node ``g // gpus_per_node``. Nodes are kept in buckets by their number of free GPUs;
-nodes never touched are implicitly whole and taken in id order from ``fresh``. Rules:
+GPU id ``g`` lives on node ``g // gpus_per_node`` (``gpn``). Nodes are kept in buckets by their number of free GPUs;
+nodes never touched are implicitly whole and taken in id order from ``fresh``. A job asks for one of three shapes
+(``per``, see :func:`shape_of`):
 
-- a job of ``n >= gpus_per_node`` GPUs takes ``n // gpus_per_node`` whole nodes, then the remainder as below;
-- a remainder (or a small job) of ``r`` GPUs goes to the node with the fewest free GPUs that still holds ``r``
-  (best fit, which packs small jobs onto partly used nodes and keeps whole nodes for gangs);
-- if no single node holds ``r``, it is spread over the fullest-free nodes first.
+- **packed** (``PACKED``, the default): a job of ``n <= gpn`` GPUs runs on ONE node; a larger one takes
+  ``n // gpn`` wholly free nodes plus the remainder ``n % gpn`` on one more node. This is what a Kubernetes pod
+  (always on one node) and a Slurm job asking ``--nodes=1`` get, and the rule of Starburst's simulator (USENIX ATC
+  2024), which keeps a job of up to one node's GPUs on one node and gives larger jobs whole nodes;
+- **nodes** (``per > 0``): exactly ``n // per`` distinct nodes with ``per`` GPUs each (the job's ``nodes``);
+- **spread** (``SPREAD``): any free GPUs (a job that says it may be split over partly free nodes).
+
+A single node (a packed job's small part, or each node of a nodes-shaped job) is chosen by best fit: the node with
+the fewest free GPUs that still holds the part, so small jobs pack onto partly used nodes and whole nodes stay
+whole for gangs. Only a spread job falls back to taking GPUs from several partly free nodes.
+
+``shape`` summarises what a packed job can get in one number: with ``W`` wholly free nodes and ``mp`` the most
+free GPUs on a node that is not wholly free (``0 <= mp < gpn``), ``shape = W * gpn + mp``. A packed job of ``n``
+GPUs fits exactly when ``shape >= n``: writing ``n = w * gpn + r`` (``0 <= r < gpn``), ``(W, mp) >= (w, r)``
+in lexicographic order is the same as ``W * gpn + mp >= w * gpn + r`` because both ``mp`` and ``r`` are below
+``gpn``; and ``(W, mp) >= (w, r)`` is the rule (``W > w``: the remainder takes one more whole node; ``W == w``:
+it needs a partly free node holding ``r``). It is updated in O(gpn) per allocation or release.
 """
 
 from __future__ import annotations
+
+SPREAD = -1
+"""Shape of a job that may take any free GPUs of the cluster, over partly free nodes."""
+PACKED = 0
+"""Shape of a job kept on one node, or on whole nodes plus one node for the remainder."""
+
+
+def shape_of(gpus: int, nodes: int | None, spread: bool) -> int:
+    """A job's shape code: ``SPREAD``, ``PACKED``, or the GPUs per node of a job asking for ``nodes`` nodes."""
+    if spread:
+        return SPREAD
+    if nodes is None:
+        return PACKED
+    return gpus // nodes
+
+
+def fits_counts(counts: list[int], gpn: int, need: int, per: int) -> bool:
+    """True when nodes whose free GPUs are counted by ``counts`` (``counts[k]``: nodes with ``k`` free) hold a job of
+    ``need`` GPUs and shape ``per`` (GPU counts, power caps and quotas are checked elsewhere)."""
+    if per < 0:
+        return True
+    if per == 0:
+        mp = gpn - 1
+        while mp > 0 and not counts[mp]:
+            mp -= 1
+        return counts[gpn] * gpn + mp >= need
+    return per <= gpn and sum(counts[per:]) >= need // per
 
 
 class NodeAllocator:
     """Free GPUs of one cluster, by node."""
 
-    __slots__ = ("buckets", "free", "fresh", "gpn", "node_free", "nodes")
+    __slots__ = ("buckets", "free", "fresh", "gpn", "node_free", "nodes", "shape")
 
     def __init__(self, nodes: int, gpus_per_node: int) -> None:
         """A cluster of ``nodes`` × ``gpus_per_node`` GPUs, all free."""
         self.nodes = nodes
         self.gpn = gpus_per_node
         self.free = nodes * gpus_per_node
+        self.shape = self.free
+        """GPUs a packed job can get here (``W * gpn + mp``, see the module docstring)."""
         self.fresh = 0
         """Nodes with id >= fresh have never been used (all their GPUs free)."""
         self.node_free: dict[int, list[int]] = {}
@@ -29,16 +72,34 @@ class NodeAllocator:
         self.buckets: list[dict[int, None]] = [{} for _ in range(gpus_per_node + 1)]
         """buckets[k]: touched nodes with exactly k free GPUs (insertion-ordered set)."""
 
-    def allocate(self, n: int) -> tuple[int, ...]:
-        """Take ``n`` GPUs (``n <= free``) and return their ids."""
+    # -- reading --------------------------------------------------------------------------------------------
+    def counts(self) -> list[int]:
+        """Nodes per number of free GPUs: ``counts()[k]`` nodes have exactly ``k`` GPUs free."""
+        out = [len(b) for b in self.buckets]
+        out[self.gpn] += self.nodes - self.fresh
+        return out
+
+    def fits(self, n: int, per: int = PACKED) -> bool:
+        """True when a job of ``n`` GPUs and shape ``per`` can be allocated now."""
+        if n > self.free:
+            return False
+        if per == PACKED:
+            return self.shape >= n
+        return fits_counts(self.counts(), self.gpn, n, per)
+
+    # -- changing -------------------------------------------------------------------------------------------
+    def allocate(self, n: int, per: int = PACKED) -> tuple[int, ...]:
+        """Take ``n`` GPUs of shape ``per`` (which must fit: see :meth:`fits`) and return their ids."""
         assert 0 < n <= self.free, (n, self.free)
-        ids: list[int] = []
-        whole, rest = divmod(n, self.gpn)
-        for _ in range(whole):
-            ids.extend(self._take_whole())
-        if rest:
-            ids.extend(self._take_partial(rest))
+        if per == PACKED:
+            ids = self._packed(n)
+        elif per > 0:
+            ids = self._nodes(n // per, per)
+        else:
+            ids = self._spread(n)
+        assert len(ids) == n, (n, per, ids)
         self.free -= n
+        self._reshape()
         return tuple(ids)
 
     def release(self, ids: tuple[int, ...]) -> None:
@@ -51,10 +112,12 @@ class NodeAllocator:
             slots.append(slot)
             self.buckets[len(slots)][node] = None
         self.free += len(ids)
+        self._reshape()
 
     def take(self, ids: tuple[int, ...]) -> None:
-        """Mark the given GPUs as used (rebuilding state after a restart); each must be free, and no id may repeat.
-        Checked before anything changes: a refusal (ValueError) leaves every GPU as it was."""
+        """Mark the given GPUs as used (rebuilding state after a restart), whatever their shape (a placement made by an
+        older rule stays valid); each must be free, and no id may repeat. Checked before anything changes: a refusal
+        (ValueError) leaves every GPU as it was."""
         gpn = self.gpn
         if len(set(ids)) != len(ids):
             raise ValueError(f"GPU ids {sorted(ids)} name one GPU twice")
@@ -73,6 +136,15 @@ class NodeAllocator:
             slots.remove(slot)
             self.buckets[len(slots)][node] = None
         self.free -= len(ids)
+        self._reshape()
+
+    # -- internals ------------------------------------------------------------------------------------------
+    def _reshape(self) -> None:
+        gpn, buckets = self.gpn, self.buckets
+        mp = gpn - 1
+        while mp > 0 and not buckets[mp]:
+            mp -= 1
+        self.shape = (len(buckets[gpn]) + self.nodes - self.fresh) * gpn + mp
 
     def _touch(self) -> int:
         node = self.fresh
@@ -89,22 +161,101 @@ class NodeAllocator:
         self.buckets[len(slots)][node] = None
         return out
 
-    def _take_whole(self) -> list[int]:
+    def _whole_node(self) -> int:
+        """A wholly free node (a touched one first, else the next fresh one); -1 when none is left."""
         full = self.buckets[self.gpn]
-        node = next(iter(full)) if full else (self._touch() if self.fresh < self.nodes else -1)
-        if node < 0:
-            return self._take_partial(self.gpn)
-        return self._take_from(node, self.gpn)
+        if full:
+            return next(iter(full))
+        return self._touch() if self.fresh < self.nodes else -1
 
-    def _take_partial(self, r: int) -> list[int]:
-        for k in range(r, self.gpn + 1):
+    def _best_node(self, r: int) -> int:
+        """The node with the fewest free GPUs that still holds ``r`` (best fit); -1 when none does."""
+        for k in range(r, self.gpn):
             bucket = self.buckets[k]
             if bucket:
-                return self._take_from(next(iter(bucket)), r)
-            if k == self.gpn and self.fresh < self.nodes:
-                return self._take_from(self._touch(), r)
+                return next(iter(bucket))
+        return self._whole_node()
+
+    def _packed(self, n: int) -> list[int]:
+        whole, rest = divmod(n, self.gpn)
+        ids: list[int] = []
+        for _ in range(whole):
+            ids.extend(self._take_from(self._whole_node(), self.gpn))
+        if rest:
+            ids.extend(self._take_from(self._best_node(rest), rest))
+        return ids
+
+    def _nodes(self, count: int, per: int) -> list[int]:
+        chosen: list[int] = []  # distinct nodes, tightest first, then whole ones (touched, then fresh)
+        for k in range(per, self.gpn + 1):
+            for node in self.buckets[k]:
+                chosen.append(node)
+                if len(chosen) == count:
+                    break
+            if len(chosen) == count:
+                break
+        while len(chosen) < count:
+            chosen.append(self._touch())
+        ids: list[int] = []
+        for node in chosen:
+            ids.extend(self._take_from(node, per))
+        return ids
+
+    def _spread(self, n: int) -> list[int]:
+        ids: list[int] = []
+        whole, rest = divmod(n, self.gpn)
+        for _ in range(whole):
+            node = self._whole_node()
+            ids.extend(self._take_from(node, self.gpn) if node >= 0 else self._spread_over(self.gpn))
+        if rest:
+            node = self._best_node(rest)
+            ids.extend(self._take_from(node, rest) if node >= 0 else self._spread_over(rest))
+        return ids
+
+    def _spread_over(self, r: int) -> list[int]:
+        """``r`` GPUs from the fullest-free partly used nodes first (no single node holds them)."""
         out: list[int] = []
         for k in range(self.gpn - 1, 0, -1):
             while self.buckets[k] and len(out) < r:
                 out.extend(self._take_from(next(iter(self.buckets[k])), min(k, r - len(out))))
         return out
+
+
+class NodeReplay:
+    """A scratch copy of an allocator's per-node free counts on which releases (and their undoing) are replayed,
+    to ask whether a shape would fit after some jobs end or are stopped; the allocator itself is not touched."""
+
+    __slots__ = ("_free", "_gpn", "_node_free", "counts")
+
+    def __init__(self, alloc: NodeAllocator) -> None:
+        """The allocator's state now."""
+        self.counts = alloc.counts()
+        self._gpn = alloc.gpn
+        self._node_free = alloc.node_free
+        self._free: dict[int, int] = {}
+        """Node changed by the replay → its free GPUs in the replay."""
+
+    def give(self, ids: tuple[int, ...], sign: int = 1) -> None:
+        """Free the GPUs ``ids`` (held now) in the replay; ``sign=-1`` takes them back."""
+        gpn, counts, free, node_free = self._gpn, self.counts, self._free, self._node_free
+        for g in ids:
+            node = g // gpn
+            f = free.get(node)
+            if f is None:
+                f = len(node_free[node])
+            counts[f] -= 1
+            f += sign
+            counts[f] += 1
+            free[node] = f
+
+    def shape(self) -> int:
+        """GPUs a packed job could get on the replayed nodes (``W * gpn + mp``, see the module docstring)."""
+        counts, gpn = self.counts, self._gpn
+        mp = gpn - 1
+        while mp > 0 and not counts[mp]:
+            mp -= 1
+        return counts[gpn] * gpn + mp
+
+    def fits(self, need: int, per: int) -> bool:
+        """True when a job of ``need`` GPUs and shape ``per`` would fit the replayed nodes."""
+        return fits_counts(self.counts, self._gpn, need, per)

@@ -9,8 +9,14 @@ with the earliest shadow. A later job of ``m`` GPUs and remaining estimate ``r``
     now + r <= shadow(c)         (it ends before the head needs the GPUs), or
     m <= long_room(c)            (it leaves the head's GPUs alone); long_room(c) then shrinks by m.
 
-Several reservations on one cluster keep the earliest shadow and the smallest extra (conservative). Power
-caps are not projected into the future: the reservation is on GPUs only.
+A head that must run on one node or on whole nodes (every job but a spread one, see :mod:`alloc`) needs more than
+a GPU count: the walk replays the releases on a scratch copy of the cluster's per-node free counts
+(:class:`~stargate.engine.alloc.NodeReplay`) and stops at the first end after which the GPU count suffices AND nodes
+of the head's shape are free; for a packed head ``extra`` is also capped by the replayed node capacity left after it
+(``W * gpn + mp - n``). ``long_room`` stays a GPU count: a long job within it may still split a node the head
+counted on; the head's shadow is then computed again (later) at the next full scan, so the approximation delays
+the head at most by that job, never blocks it for good. Several reservations on one cluster keep the earliest shadow
+and the smallest extra (conservative). Power caps are not projected into the future: the reservation is on GPUs only.
 
 :class:`Backfill` holds a cycle's :class:`Reservations` and caches each blocked job's shadow per cluster while that
 cluster's running jobs and availability stand.
@@ -22,6 +28,7 @@ import math
 
 import numpy as np
 
+from stargate.engine.alloc import PACKED, SPREAD, NodeAllocator, NodeReplay
 from stargate.engine.index import BoolArray, FloatArray, IntArray
 from stargate.engine.occupancy import Occupancy
 from stargate.engine.policies import Policy
@@ -59,14 +66,32 @@ class Reservations:
             self.long_room[cluster] -= gpus
 
 
-def shadow_on(running: list[tuple[float, int, int]], have: float, need: int) -> tuple[float, float]:
-    """Shadow time and extra GPUs on one cluster given its running ``(est_end, job, gpus)`` in end order."""
-    if have >= need:
-        return -math.inf, have - need
-    for end, _, gpus in running:
-        have += gpus
+def shadow_on(
+    running: list[tuple[float, int, int]],
+    have: float,
+    need: int,
+    per: int = SPREAD,
+    alloc: NodeAllocator | None = None,
+    gpu_ids: list[tuple[int, ...]] | None = None,
+) -> tuple[float, float]:
+    """Shadow time and extra GPUs on one cluster given its running ``(est_end, job, gpus)`` in end order, for a job
+    of shape ``per`` (``alloc``: the cluster's allocator; ``gpu_ids``: job → GPU ids, both needed unless spread)."""
+    if per == SPREAD or alloc is None or gpu_ids is None:
         if have >= need:
-            return end, have - need
+            return -math.inf, have - need
+        for end, _, gpus in running:
+            have += gpus
+            if have >= need:
+                return end, have - need
+        return math.inf, 0.0
+    if have >= need and alloc.fits(need, per):
+        return -math.inf, min(have, alloc.shape) - need if per == PACKED else have - need
+    replay = NodeReplay(alloc)
+    for end, j, gpus in running:
+        have += gpus
+        replay.give(gpu_ids[j])
+        if have >= need and replay.fits(need, per):
+            return end, min(have, replay.shape()) - need if per == PACKED else have - need
     return math.inf, 0.0
 
 
@@ -78,15 +103,19 @@ def earliest_start(
     gen: list[int],
     cache: dict[int, tuple[int, float, float]],
     rank: list[float],
+    per: int = SPREAD,
+    allocs: list[NodeAllocator] | None = None,
+    gpu_ids: list[tuple[int, ...]] | None = None,
 ) -> tuple[float, float, int, float]:
-    """The earliest ``(shadow, rank, cluster, extra)`` over ``clusters`` for a job of ``need`` GPUs (cluster -1 when
-    none). ``cache`` keeps each cluster's shadow for the job while that cluster's generation ``gen[c]`` (bumped on
-    every start and finish there) is unchanged."""
+    """The earliest ``(shadow, rank, cluster, extra)`` over ``clusters`` for a job of ``need`` GPUs and shape ``per``
+    (cluster -1 when none). ``cache`` keeps each cluster's shadow for the job while that cluster's generation
+    ``gen[c]`` (bumped on every start and finish there) is unchanged."""
     best: tuple[float, float, int, float] = (math.inf, math.inf, -1, 0.0)
     for c in clusters:
         hit = cache.get(c)
         if hit is None or hit[0] != gen[c]:
-            hit = cache[c] = (gen[c], *shadow_on(running[c], avail.item(c), need))
+            alloc = allocs[c] if allocs is not None else None
+            hit = cache[c] = (gen[c], *shadow_on(running[c], avail.item(c), need, per, alloc, gpu_ids))
         best = min(best, (hit[1], rank[c], c, hit[2]))
     return best
 
@@ -128,7 +157,11 @@ class Backfill:
             self._epoch = occ.epoch
         clusters = np.flatnonzero(usable & (self._total >= need)).tolist()
         cache = self._shadows.setdefault(j, {})
-        best = earliest_start(occ.running, occ.avail, clusters, need, occ.gen, cache, occ.scorer.rank_l)
+        per = occ.shape_of(j)
+        gpu_ids = occ.jobs.gpu_ids
+        best = earliest_start(
+            occ.running, occ.avail, clusters, need, occ.gen, cache, occ.scorer.rank_l, per, occ.alloc, gpu_ids
+        )
         shadow, _, chosen, extra = best
         near = shadow - now <= pol.backfill_window_s
         aged = waited_s >= pol.reserve_after_s

@@ -42,7 +42,7 @@ class Classes:
 
     def classify(self, job: JobRequest, q: int) -> tuple[int, Reason | None]:
         """The job's class, or -1 and the reason it can never run (cached per distinct request shape)."""
-        key = (q, job.gpus, job.gpu_models, job.allowed_providers, job.allowed_regions)
+        key = (q, job.gpus, job.gpu_models, job.allowed_providers, job.allowed_regions, job.nodes, job.spread)
         verdict = self._verdicts.get(key)
         if verdict is None:
             verdict = self._verdicts[key] = self._classify(job, q)
@@ -52,7 +52,7 @@ class Classes:
         idx = self.index
         if q < 0:
             return -1, Reason.UNKNOWN_QUEUE
-        if job.gpus < 1:
+        if job.gpus < 1 or (job.nodes is not None and (job.nodes < 1 or job.gpus % job.nodes)):
             return -1, Reason.INVALID_REQUEST
         if job.gpu_models and not set(job.gpu_models) & set(idx.models):
             return -1, Reason.GPU_MODEL_UNAVAILABLE
@@ -69,9 +69,19 @@ class Classes:
             return -1, Reason.NO_ALLOWED_CLUSTER
         if job.gpus > int(idx.total[mask].max()):
             return -1, Reason.NO_CLUSTER_FITS
+        if job.nodes is not None and not job.spread and not self._shape_fits(mask, job.gpus, job.nodes):
+            return -1, Reason.NO_CLUSTER_FITS
         if not any(self.adm.ever_fits(q, m, job.gpus) for m in self.models[cls]):
             return -1, Reason.EXCEEDS_QUOTA
         return cls, None
+
+    def _shape_fits(self, mask: BoolArray, gpus: int, nodes: int) -> bool:
+        """Some cluster of ``mask`` has ``nodes`` nodes of at least ``gpus / nodes`` GPUs each."""
+        idx, per = self.index, gpus // max(nodes, 1)
+        return nodes >= 1 and any(
+            idx.gpus_per_node[c] >= per and int(idx.total[c]) // idx.gpus_per_node[c] >= nodes
+            for c in np.flatnonzero(mask).tolist()
+        )
 
     def _new(self, key: ClassKey) -> int:
         mask = self.index.compatible(*key)

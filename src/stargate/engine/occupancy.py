@@ -2,6 +2,9 @@
 
 ``avail[c]`` is the GPUs cluster *c* can give a new job now: its free GPUs when it is up and online, capped by
 its site's power headroom (running GPUs × TDP × PUE ≤ energised power) when the site is power-limited.
+``fit[c] = min(avail[c], shape[c])`` is what a packed job (the default shape, see :mod:`alloc`) can get there:
+``shape[c]`` is the allocator's node-shaped capacity, so a packed job of ``n`` GPUs fits exactly when
+``fit[c] >= n`` (one NumPy comparison, as for ``avail``); both are kept by scalar updates on every start and finish.
 Booking a job charges its GPUs, its queue's quota, its site's power draw and the cluster's run list; freeing
 undoes each. ``amax`` and ``amax_nb`` are the largest ``avail`` over all and over non-burst clusters, used to
 skip jobs that cannot fit anywhere.
@@ -16,8 +19,8 @@ from collections import Counter
 import numpy as np
 
 from stargate.engine.admission import Admission
-from stargate.engine.alloc import NodeAllocator
-from stargate.engine.index import FleetIndex, FloatArray
+from stargate.engine.alloc import NodeAllocator, shape_of
+from stargate.engine.index import BoolArray, FleetIndex, FloatArray
 from stargate.engine.jobs import RUNNING, JobTable
 from stargate.engine.placement import Scorer
 from stargate.engine.windows import CapacityWindows
@@ -40,6 +43,7 @@ class Occupancy:
         """Every GPU free; availability as ``windows`` stand."""
         n = index.n
         self._index, self._jobs, self._adm, self._windows = index, jobs, adm, windows
+        self.jobs = jobs
         self._preempting, self._bursting = preempting, bursting
         self.alloc = [NodeAllocator(int(index.total[c]) // g, g) for c, g in enumerate(index.gpus_per_node)]
         self.free: list[int] = [int(x) for x in index.total]
@@ -62,7 +66,11 @@ class Occupancy:
         """True when ``avail`` must be recomputed before it is read (a status, capacity or power change)."""
         self.max_dirty = True
         """True when ``amax`` and ``amax_nb`` must be recomputed before they are read."""
+        self.shape: FloatArray = np.array([a.shape for a in self.alloc], dtype=np.float64)
+        """Cluster → GPUs a packed job could get on its nodes (ignoring status and power)."""
         self.avail: FloatArray = self.compute_avail()
+        self.fit: FloatArray = np.minimum(self.avail, self.shape)
+        """Cluster → GPUs a packed job can get now: ``min(avail, shape)``."""
         self.scorer.reset(windows.rank, self.avail)
         self.amax = self.amax_nb = 0.0
 
@@ -79,6 +87,7 @@ class Occupancy:
     def set_avail(self, avail: FloatArray) -> None:
         """Replace the availability of every cluster."""
         self.avail = avail
+        self.fit = np.minimum(avail, self.shape)
         self.epoch += 1
         self.scorer.reset(self._windows.rank, avail)
         self.max_dirty = True
@@ -112,6 +121,7 @@ class Occupancy:
         self.free[c] -= g
         self.gen[c] += 1
         self.draw_w[self._site_of[c]] += g * self._w[c]
+        shape = self.shape[c] = self.alloc[c].shape
         self._adm.charge(t.queue[j], self._index.model_of[c], g)
         end = now + t.remaining(j)
         self.run_end[j] = end
@@ -126,16 +136,21 @@ class Occupancy:
         before = self.avail.item(c)
         if before > 0:
             self.avail[c] = before - g
+            self.fit[c] = min(before - g, shape)
             self.scorer.update(c, before - g)
             if before >= self.amax_nb or w.payg.item(c):
                 self.refresh_max()
+        else:
+            self.fit[c] = min(before, shape)
 
     def release(self, j: int) -> None:
         """Free job ``j``'s GPUs, quota, power and bookkeeping."""
         t = self._jobs
         c, ids = t.cluster[j], t.gpu_ids[j]
         g = len(ids)
-        self.alloc[c].release(ids)
+        alloc = self.alloc[c]
+        alloc.release(ids)
+        shape = self.shape[c] = alloc.shape
         self.free[c] += g
         self.gen[c] += 1
         self._adm.charge(t.queue[j], self._index.model_of[c], -g)
@@ -153,9 +168,20 @@ class Occupancy:
         else:
             after = self.avail.item(c) + g
             self.avail[c] = after
+            self.fit[c] = min(after, shape)
             self.scorer.update(c, after)
             self.max_dirty = True
         t.cluster[j], t.gpu_ids[j] = -1, ()
+
+    def shape_of(self, j: int) -> int:
+        """Job ``j``'s shape code (see :func:`stargate.engine.alloc.shape_of`)."""
+        req = self._jobs.req[j]
+        return shape_of(req.gpus, req.nodes, req.spread)
+
+    def nodes_fit(self, g: int, per: int) -> BoolArray:
+        """Cluster → ``g`` GPUs as ``g // per`` nodes of ``per`` GPUs each would fit its nodes now (a Python loop over
+        clusters: only jobs asking for a node count use it)."""
+        return np.fromiter((a.fits(g, per) for a in self.alloc), dtype=bool, count=len(self.alloc))
 
     def free_gpus(self) -> dict[str, int]:
         """Free GPUs per cluster id (GPUs), whatever the cluster's status."""

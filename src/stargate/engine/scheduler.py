@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from stargate.engine.admission import Admission
+from stargate.engine.alloc import PACKED, SPREAD
 from stargate.engine.backfill import Backfill
 from stargate.engine.bursting import Bursts
 from stargate.engine.classes import Classes
@@ -45,8 +46,10 @@ from stargate.engine.windows import CapacityWindows
 OWN, LEARNED, DEFAULT = 0, 1, 2
 """Where a job's estimate came from (see ``Scheduler.estimate_source``)."""
 
-Memo = dict[tuple[int, int, bool], tuple[int, float]]
-"""Failures of this cycle: (class, queue or -1, may burst) → (GPUs, estimated end) of a job that could not start."""
+Memo = dict[tuple[int, int, bool, int], tuple[int, float]]
+"""Failures of this cycle: (class, queue or -1, may burst, shape) → (GPUs, estimated end) of a job that could not
+start. Within one shape a job at least as big and ending no sooner fails too (every test is monotone in both); a job of
+another shape may fit where this one failed (a spread job where a packed one did not), so the shape is in the key."""
 
 
 class Scheduler:
@@ -96,7 +99,8 @@ class Scheduler:
         self.pending.push(j)
 
     def restore_running(self, job: JobRequest, cluster_id: str, gpu_ids: tuple[int, ...], started_s: float) -> None:
-        """Rebuild a running job after a restart: it holds ``gpu_ids`` of ``cluster_id`` since ``started_s``."""
+        """Rebuild a running job after a restart: it holds ``gpu_ids`` of ``cluster_id`` since ``started_s`` (whatever
+        their shape: a placement made under an older rule, e.g. spread over partly free nodes, stays valid)."""
         q = self.index.queue_ix.get(job.queue, -1)
         cls, reason = self.classes.classify(job, q)
         if reason is not None:
@@ -339,11 +343,13 @@ class Scheduler:
         if g > (occ.amax if burst_ok else occ.amax_nb):
             return False
         end = now + max(t.est[j] - t.progress[j], 1.0)
-        key = (cls, -1, burst_ok)
+        req = t.req[j]
+        per = SPREAD if req.spread else PACKED if req.nodes is None else g // req.nodes
+        key = (cls, -1, burst_ok, per)
         failed = memo.get(key)
         if failed is not None and g >= failed[0] and end >= failed[1]:
             return False
-        qkey = (cls, q, burst_ok)
+        qkey = (cls, q, burst_ok, per)
         failed = memo.get(qkey)
         if failed is not None and g >= failed[0] and end >= failed[1]:
             return False
@@ -357,7 +363,12 @@ class Scheduler:
                 self._queue_blocked = g == 1
                 return False
             mask = mask & np.logical_or.reduce([classes.model_mask[m] for m in models])
-        feasible = occ.avail >= g
+        if per == PACKED:
+            feasible = occ.fit >= g  # one node, or whole nodes plus one (see alloc), within avail
+        elif per == SPREAD:
+            feasible = occ.avail >= g
+        else:
+            feasible = (occ.avail >= g) & occ.nodes_fit(g, per)
         if not classes.all[cls] or mask is not classes.mask[cls]:
             feasible &= mask
         resv = self.backfill.resv
@@ -367,7 +378,7 @@ class Scheduler:
         if c < 0:
             memo[key if mask is base else qkey] = (g, end)
             return False
-        ids = occ.alloc[c].allocate(g)
+        ids = occ.alloc[c].allocate(g, per)
         occ.occupy(j, c, ids, now)
         self.backfill.forget(j)
         if resv is not None:
@@ -410,8 +421,11 @@ class Scheduler:
             started=t.started,
             gpus=t.gpus,
             fits=self._fits,
+            allocs=occ.alloc,
+            gpu_ids=t.gpu_ids,
         )
-        choice = pick_victims(view, t.queue[j], t.gpus[j], t.prio[j], np.flatnonzero(mask))
+        per = occ.shape_of(j)
+        choice = pick_victims(view, t.queue[j], t.gpus[j], t.prio[j], np.flatnonzero(mask), per)
         if choice is None:
             return False
         for v in choice:

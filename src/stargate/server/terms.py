@@ -4,7 +4,7 @@ Times cross into the engine as float seconds since :data:`ENGINE_EPOCH`; a job's
 change) into the :class:`SpecTerms` the engine and the executors need.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,14 @@ class SpecTerms:
     command: str = ""
     """What the executor runs (kept too, so handing placed jobs to executors reads no spec again)."""
     environment: tuple[tuple[str, str], ...] = ()
+    spread: bool = False
+    """The job may be split over partly free nodes."""
+    nodes: int | None = None
+    """Exactly this many nodes (``gpus / nodes`` GPUs each); None: the default shape."""
+    name: str | None = None
+    """The job's name (groups learned run-time estimates)."""
+    user: str | None = None
+    """Who submitted it, from the job row (groups learned run-time estimates); see :meth:`with_user`."""
 
     @classmethod
     def of(cls, spec: dict[str, Any]) -> "SpecTerms":
@@ -42,7 +50,14 @@ class SpecTerms:
             tuple(spec.get("allowed_regions") or ()),
             spec.get("command") or "",
             tuple((spec.get("environment") or {}).items()),
+            bool(spec.get("spread", False)),
+            spec.get("nodes"),
+            spec.get("name"),
         )
+
+    def with_user(self, user: str | None) -> "SpecTerms":
+        """These terms with the job's submitter (stored on the job row, not in the spec)."""
+        return replace(self, user=user)
 
 
 def job_terms(job: JobState, spec: SpecTerms) -> JobTerms:
@@ -60,4 +75,8 @@ def job_terms(job: JobState, spec: SpecTerms) -> JobTerms:
         allowed_providers=spec.allowed_providers,
         allowed_regions=spec.allowed_regions,
         progress_s=job.progress_s,
+        spread=spec.spread,
+        nodes=spec.nodes,
+        user=spec.user,
+        name=spec.name,
     )

@@ -144,6 +144,10 @@ class JobBuilder:
         self.req = replace(self.req, checkpoint_interval_s=s)
         return self
 
+    def shape(self, spread: bool = False, nodes: int | None = None) -> JobBuilder:
+        self.req = replace(self.req, spread=spread, nodes=nodes)
+        return self
+
     def only(self, providers: tuple[str, ...] = (), regions: tuple[str, ...] = ()) -> JobBuilder:
         self.req = replace(self.req, allowed_providers=providers, allowed_regions=regions)
         return self
@@ -162,12 +166,30 @@ def scheduler(fleet: Fleet, policy: str = "stargate", **settings: Any) -> Schedu
     return Scheduler(FleetIndex.from_fleet(fleet, EPOCH), get_policy(policy, **settings))
 
 
+def shape_holds(ids: tuple[int, ...], gpn: int, nodes: int | None = None) -> bool:
+    """``ids`` lie on one node (at most ``gpn`` GPUs) or on whole nodes plus one node for the remainder; with
+    ``nodes``: on exactly that many nodes, ``len(ids) // nodes`` GPUs on each."""
+    per_node: dict[int, int] = {}
+    for g in ids:
+        per_node[g // gpn] = per_node.get(g // gpn, 0) + 1
+    counts = sorted(per_node.values(), reverse=True)
+    if nodes is not None:
+        return counts == [len(ids) // nodes] * nodes
+    whole, rest = divmod(len(ids), gpn)
+    return counts == [gpn] * whole + ([rest] if rest else [])
+
+
 def assert_consistent(s: Scheduler) -> None:
-    """Invariants: no GPU held twice, gangs whole in one cluster, free counts match, power within caps."""
+    """Invariants: no GPU held twice, gangs whole in one cluster, free counts match, power within caps, and every
+    job that may not spread on one node, whole nodes plus one, or the nodes it asked for."""
     held: dict[str, set[int]] = {}
     for jid, (cid, ids) in s.running_jobs().items():
         j = s.jobs.ix[jid]
         assert len(ids) == s.jobs.gpus[j], f"{jid} holds {len(ids)} GPUs, wants {s.jobs.gpus[j]}"
+        req = s.jobs.req[j]
+        gpn = s.index.gpus_per_node[s.index.cluster_ix[cid]]
+        if not req.spread:
+            assert shape_holds(ids, gpn, req.nodes), f"{jid} ({req.nodes} nodes) holds {sorted(ids)} on {gpn}-GPU nodes"
         bag = held.setdefault(cid, set())
         assert not bag & set(ids), f"GPU held twice on {cid}"
         assert len(set(ids)) == len(ids)

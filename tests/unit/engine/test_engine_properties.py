@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from stargate.engine import POLICIES
 
 jobs_st = st.lists(
-    st.tuples(st.integers(1, 24), st.sampled_from([100, 500, 1000]), st.floats(1, 5000), st.booleans()),
+    st.tuples(
+        st.integers(1, 24),
+        st.sampled_from([100, 500, 1000]),
+        st.floats(1, 5000),
+        st.booleans(),
+        st.sampled_from(["packed", "packed", "spread", "nodes"]),
+    ),
     min_size=1,
     max_size=25,
 )
@@ -30,12 +36,19 @@ def _fleet():
     )
 
 
-def _drive(policy: str, jobs: list[tuple[int, int, float, bool]], ops: list[tuple[str, int]]) -> list[object]:
-    """Submit all jobs, apply the ops, check invariants after each step; return the decision log."""
+def _drive(policy: str, jobs: list[tuple[int, int, float, bool, str]], ops: list[tuple[str, int]]) -> list[object]:
+    """Submit all jobs (packed, spread, or asking for nodes of 2 or 4 GPUs), apply the ops, check invariants after each
+    step (shapes included, see ``assert_consistent``); return the decision log."""
     s = scheduler(_fleet(), policy)
     log: list[object] = []
-    for i, (g, prio, dur, pre) in enumerate(jobs):
-        s.submit(make_job(f"j{i}").gpus(g).prio(prio, pre).runs(dur).ckpt(300).build())
+    for i, (g, prio, dur, pre, shape) in enumerate(jobs):
+        job = make_job(f"j{i}").gpus(g).prio(prio, pre).runs(dur).ckpt(300)
+        if shape == "spread":
+            job = job.shape(spread=True)
+        elif shape == "nodes":
+            per = 4 if g % 4 == 0 and g <= 16 else 2 if g % 2 == 0 and g <= 8 else g if g <= 4 else 1
+            job = job.gpus(per * (g // per)).shape(nodes=g // per)
+        s.submit(job.build())
     settled: set[str] = set()
     now = 0.0
     for op, k in [("cycle", 0), *ops, *[("finish", 0), ("cycle", 0)] * 60]:
