@@ -37,12 +37,21 @@ ENGINE_CODES = frozenset(r.value for r in ENGINE_REASONS)
 """The engine's rejection and preemption codes, as job events store them."""
 
 
-def simulate(fleet: Fleet, jobs: Sequence[TraceJob], outages: Sequence[Failure], override: Override) -> list[Row]:
-    """The simulator's decision log of ``jobs`` on ``fleet`` (engine time: trace time 0 is the server's epoch)."""
+def simulate(
+    fleet: Fleet,
+    jobs: Sequence[TraceJob],
+    outages: Sequence[Failure],
+    override: Override,
+    estimates: str = "learned",
+) -> list[Row]:
+    """The simulator's decision log of ``jobs`` on ``fleet`` (engine time: trace time 0 is the server's epoch).
+
+    ``learned`` estimates (the default) are what the server knows: a job's own estimate, else one learned from the
+    jobs completed so far."""
     config = SimConfig(
         policy=override.policy,
         settings=dict(override.settings),
-        estimates="trace",
+        estimates=estimates,
         failures=list(outages),
         record_log=True,
     )

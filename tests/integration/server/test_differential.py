@@ -53,9 +53,9 @@ QUEUES = {
 }
 
 
-def make_trace(seed: int, n: int, span_s: int) -> list[TraceJob]:
+def make_trace(seed: int, n: int, span_s: int, estimated: float = 1.0) -> list[TraceJob]:
     """``n`` jobs over ``span_s`` seconds from :func:`_t0`, whole seconds throughout (both clocks see the same
-    floats)."""
+    floats); a share ``estimated`` of them state their run time as their estimate (the rest get learned ones)."""
     rng = random.Random(seed)
     t0 = _t0()
     names, weights = list(QUEUES), [QUEUES[q][0] for q in QUEUES]
@@ -75,7 +75,7 @@ def make_trace(seed: int, n: int, span_s: int) -> list[TraceJob]:
                 priority_class=rng.choice(classes),
                 preemptible=preemptible,
                 checkpoint_interval_s=600.0 if preemptible else None,
-                estimated_duration_s=duration,
+                estimated_duration_s=duration if rng.random() < estimated else None,
             )
         )
     return jobs
@@ -122,6 +122,21 @@ def test_the_simulator_and_the_server_make_the_same_decisions(override: Override
     assert wanted <= shown, f"the trace no longer exercises {sorted(wanted - shown)}"
     if override:  # the options reach the decisions (else this case would prove nothing about deploying them)
         assert expected != simulate(fleet, jobs, outages, Override())
+
+
+@pytest.mark.parametrize("override", [Override(), Override(policy="srtf")], ids=["fleet", "srtf"])
+def test_learned_estimates_decide_the_same_in_both_clocks(override: Override, tmp_path: Path) -> None:
+    """Jobs that state no estimate get one learned from completed jobs, on both clocks alike (SQLite)."""
+    fleet = load_fleet(FLEET)
+    jobs = make_trace(seed=11, n=200, span_s=7 * 3600, estimated=0.2)
+    outages = [Failure("lab-a", _t0() + 3 * 3600, 2 * 3600)]
+    expected = simulate(fleet, jobs, outages, override)
+    got = serve(FLEET, f"sqlite:///{tmp_path}/stargate.db", tmp_path / "home", jobs, outages, override)
+    for i, (e, g) in enumerate(zip(expected, got, strict=False)):
+        assert e == g, f"first difference at row {i}: simulator {e}, server {g}"
+    assert len(expected) == len(got)
+    # the learned estimates matter: the policy's default for every job without one decides otherwise
+    assert expected != simulate(fleet, jobs, outages, override, estimates="trace")
 
 
 SMALL = settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -200,7 +215,7 @@ def small_traces(draw: st.DrawFn, fleet: Fleet) -> tuple[list[TraceJob], list[Fa
                 priority_class=draw(st.sampled_from((None, "batch", "normal", "high"))),
                 preemptible=preemptible,
                 checkpoint_interval_s=float(draw(st.sampled_from((60, 300)))) if preemptible else None,
-                estimated_duration_s=duration,
+                estimated_duration_s=draw(st.sampled_from((duration, None))),
             )
         )
     outages = []

@@ -7,12 +7,17 @@ a cluster going down stop), then new jobs in submission order. A driver that no 
 decision that could not be written, a job requeued by the executor steps, another scheduler process deciding
 meanwhile, a new policy or a fleet change beyond statuses) is rebuilt from the snapshot: running jobs are put back
 where they run, pending jobs queued again.
+
+The driver learns run times from the jobs that succeeded (see :mod:`stargate.engine.estimates`): a rebuilt driver
+goes on with the run history of the one it replaces, and keeps the estimates its jobs were given; a server with no
+driver yet seeds a new history from the last completed jobs in the database.
 """
 
 from collections.abc import Callable
 
 from stargate.domain import Fleet, JobReason
 from stargate.engine import Decisions, Driver, FleetIndex, JobTerms, Policy
+from stargate.engine.estimates import RunHistory
 from stargate.server.scheduling.snapshot import Snapshot
 from stargate.server.terms import ENGINE_EPOCH, engine_seconds
 from stargate.store.repositories.jobs import JobState
@@ -44,7 +49,7 @@ def decide(
     driver = _updated(kept, snap, policy, now_s) if kept is not None else None
     lost: Lost = []
     if driver is None:
-        driver, lost = _rebuilt(snap, policy, now_s, index)
+        driver, lost = _rebuilt(snap, policy, now_s, index, kept.driver if kept is not None else None)
     return driver.decide(now_s), lost, Kept(driver, snap.version)
 
 
@@ -55,8 +60,9 @@ def _updated(kept: Kept, snap: Snapshot, policy: Policy, now_s: float) -> Driver
         return None
     where = driver.where
     live = {j.public_id for j in snap.pending} | {j.public_id for j in snap.holding}
+    succeeded = snap.succeeded
     for gone in [job_id for job_id in where if job_id not in live]:
-        driver.finish(gone)
+        driver.finish(gone, now_s, completed=gone in succeeded)
     for job in snap.holding:
         if where.get(job.public_id) != (job.cluster, tuple(job.gpu_ids)):
             return None
@@ -74,9 +80,24 @@ def _updated(kept: Kept, snap: Snapshot, policy: Policy, now_s: float) -> Driver
 
 
 def _rebuilt(
-    snap: Snapshot, policy: Policy, now_s: float, index: Callable[[Fleet], FleetIndex] | None
+    snap: Snapshot,
+    policy: Policy,
+    now_s: float,
+    index: Callable[[Fleet], FleetIndex] | None,
+    previous: Driver | None = None,
 ) -> tuple[Driver, Lost]:
-    """A new driver over the snapshot: held jobs put back in start order, pending ones queued in submission order."""
+    """A new driver over the snapshot: held jobs put back in start order, pending ones queued in submission order;
+    with ``previous``'s run history and estimates (told first of the jobs that ended since), else a history seeded
+    from the database."""
+    if previous is not None and previous.history is not None:
+        live = {j.public_id for j in snap.pending} | {j.public_id for j in snap.holding}
+        for ended in [job_id for job_id in previous.where if job_id not in live]:
+            previous.finish(ended, now_s, completed=ended in snap.succeeded)
+        history, estimates = previous.history, previous.estimates()
+    else:
+        history, estimates = RunHistory(), {}
+        if snap.seed is not None:
+            history.seed(snap.seed())
     by_id = {j.public_id: j for j in snap.holding}
     running: list[tuple[JobTerms, tuple[str, tuple[int, ...]], float]] = []
     since = {j.id: _since(snap, j, now_s) for j in snap.holding}
@@ -84,7 +105,9 @@ def _rebuilt(
         running.append((snap.terms[job.id], (job.cluster or "", tuple(job.gpu_ids)), since[job.id]))
     pending = [snap.terms[j.id] for j in sorted(snap.pending, key=lambda j: (j.submitted_at, j.id))]
     built = index(snap.fleet) if index is not None else None
-    driver, lost = Driver.rebuilt(snap.fleet, policy, ENGINE_EPOCH, running, pending, now_s, built)
+    driver, lost = Driver.rebuilt(
+        snap.fleet, policy, ENGINE_EPOCH, running, pending, now_s, built, history=history, estimates=estimates
+    )
     clusters = {c.id for c in snap.fleet.clusters}
     requeued: Lost = []
     for gone in lost:

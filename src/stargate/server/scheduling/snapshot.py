@@ -1,19 +1,25 @@
 """Scheduler loop, step 2a: read the fleet in force and every live job in one read transaction.
 
 Times cross into the engine as float seconds since :data:`ENGINE_EPOCH`; a job's spec is parsed once (specs never
-change) into the :class:`SpecTerms` the engine and the executors need.
+change) into the :class:`SpecTerms` the engine and the executors need. The snapshot also says which jobs of the last
+one succeeded since (they teach the engine's run history), and can read the last completed jobs to seed a new
+history (:func:`completions`, a bounded query run only when the server has no history yet).
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from stargate.domain import Fleet
 from stargate.engine import JobTerms
+from stargate.engine.estimates import Completion
 from stargate.server.context import ServerContext
 from stargate.server.errors import NotFoundError
-from stargate.server.terms import SpecTerms, job_terms
-from stargate.store import JobStatus
+from stargate.server.terms import ENGINE_EPOCH, SpecTerms, engine_seconds, job_terms
+from stargate.store import JobRow, JobStatus, RunRow, format_job_id
 from stargate.store.repositories import jobs as job_repo
 from stargate.store.repositories import runs as run_repo
 from stargate.store.repositories.jobs import JobState
@@ -33,6 +39,14 @@ class Snapshot:
     since: dict[int, datetime] = field(default_factory=dict)
     """When each held job was placed for its current attempt, by row id (what a rebuilt driver counts from)."""
     executor_of_cluster: dict[str, str] = field(default_factory=dict)
+    succeeded: set[str] = field(default_factory=set)
+    """Public ids of jobs live in the last snapshot that have succeeded since (they completed)."""
+    seed: Callable[[], list[Completion]] | None = None
+    """Reads the last completed jobs (see :func:`completions`), to seed a new run history."""
+
+
+SEED_JOBS = 2_000
+"""Completed jobs read to seed the run history of a server that has none (the newest first)."""
 
 
 def take_snapshot(ctx: ServerContext) -> Snapshot | None:
@@ -50,12 +64,84 @@ def take_snapshot(ctx: ServerContext) -> Snapshot | None:
         since = run_repo.placed_since(session) if holding else {}
         cache = ctx.loop.spec_terms
         missing = [j.id for j in (*pending, *holding) if j.id not in cache]
-        cache.update({i: SpecTerms.of(spec) for i, spec in job_repo.specs(session, missing).items()})
-    live = {j.id for j in (*pending, *holding)}
+        users = _submitters(session, missing)
+        cache.update(
+            {i: SpecTerms.of(spec).with_user(users.get(i)) for i, spec in job_repo.specs(session, missing).items()}
+        )
+        live = {j.id for j in (*pending, *holding)}
+        succeeded = _succeeded(session, [i for i in ctx.loop.terms if i not in live])
     for gone in [i for i in cache if i not in live]:
         del cache[gone]
     terms = _terms(ctx, (*pending, *holding))
-    return Snapshot(fleet, version, pending, holding, terms, since, executor_of_cluster=_executors(fleet))
+    return Snapshot(
+        fleet,
+        version,
+        pending,
+        holding,
+        terms,
+        since,
+        executor_of_cluster=_executors(fleet),
+        succeeded=succeeded,
+        seed=lambda: _read_completions(ctx),
+    )
+
+
+def _submitters(session: Session, row_ids: Sequence[int]) -> dict[int, str]:
+    """Who submitted each of these jobs, by row id."""
+    found: dict[int, str] = {}
+    for start in range(0, len(row_ids), job_repo.IN_CHUNK):
+        chunk = row_ids[start : start + job_repo.IN_CHUNK]
+        found.update(session.execute(select(JobRow.id, JobRow.submitted_by).where(JobRow.id.in_(chunk))).all())
+    return found
+
+
+def _succeeded(session: Session, row_ids: Sequence[int]) -> set[str]:
+    """The public ids of those of these jobs that succeeded."""
+    found: set[str] = set()
+    for start in range(0, len(row_ids), job_repo.IN_CHUNK):
+        chunk = row_ids[start : start + job_repo.IN_CHUNK]
+        query = select(JobRow.id).where(JobRow.id.in_(chunk), JobRow.status == JobStatus.SUCCEEDED)
+        found.update(format_job_id(i) for i in session.scalars(query))
+    return found
+
+
+def _read_completions(ctx: ServerContext) -> list[Completion]:
+    with ctx.db.read() as session:
+        return completions(session)
+
+
+def completions(session: Session, limit: int = SEED_JOBS) -> list[Completion]:
+    """The last ``limit`` jobs that succeeded, as the engine would have recorded them: run time = checkpointed
+    progress + the last run (from its placement to the job's end), at the job's end."""
+    query = (
+        select(
+            JobRow.id,
+            JobRow.queue_id,
+            JobRow.gpus,
+            JobRow.progress_s,
+            JobRow.finished_at,
+            RunRow.created_at,
+            JobRow.submitted_by,
+            JobRow.name,
+        )
+        .join(RunRow, (RunRow.job_id == JobRow.id) & (RunRow.attempt == JobRow.attempt))
+        .where(JobRow.status == JobStatus.SUCCEEDED)
+        .order_by(JobRow.id.desc())
+        .limit(limit)
+    )
+    out: list[Completion] = []
+    for row_id, queue, gpus, progress, finished, placed, user, name in session.execute(query):
+        if finished is None or placed is None:
+            continue
+        end = engine_seconds(_utc(finished))
+        run_s = float(progress or 0.0) + end - engine_seconds(_utc(placed))
+        out.append(Completion(end, format_job_id(row_id), queue, gpus, run_s, user, name))
+    return out
+
+
+def _utc(at: datetime) -> datetime:
+    """``at`` as an aware time (SQLite gives naive UTC times back)."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=ENGINE_EPOCH.tzinfo)
 
 
 def _terms(ctx: ServerContext, jobs: Iterable[JobState]) -> dict[int, JobTerms]:
