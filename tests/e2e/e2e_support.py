@@ -43,6 +43,8 @@ class ServerProcess:
     port: int = 0
     log_level: str = "warning"
     """The port to listen on; 0: a free one (see :meth:`keep_port` to restart on the same port)."""
+    name: str = "server"
+    """Its log files are ``<name>-<start>.log`` beside ``home`` (servers sharing one home need names of their own)."""
     url: str = ""
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -59,7 +61,7 @@ class ServerProcess:
     def start(self, timeout_s: float = 60.0) -> "ServerProcess":
         """Start the server and wait until it listens and answers /healthz."""
         self.starts += 1
-        log = self.home.parent / f"server-{self.starts}.log"
+        log = self.home.parent / f"{self.name}-{self.starts}.log"
         self.logs.append(log)
         argv = [sys.executable, "-m", "stargate", "up", "--port", str(self.port), "--fleet", str(self.fleet)]
         argv += ["--interval", str(self.interval_s), "--log-level", self.log_level]

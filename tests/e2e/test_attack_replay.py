@@ -101,7 +101,7 @@ def test_a_fleet_value_beyond_64_bits_is_refused_everywhere_and_the_scheduler_ke
         document["clusters"][0]["nodes"] = 2**70
         plan = http.post("/api/v1/fleet/plan", json={"fleet": document})
         assert plan.status_code == 422 and "nodes" in plan.json()["detail"], plan.text[:500]
-        assert http.get("/healthz").json() == {"status": "ok"}
+        assert http.get("/healthz").json() == {"status": "ok", "scheduler": "leader"}
         job = http.post("/api/v1/jobs", json={"name": "after", "queue": "beta-q", "gpus": 8, "command": "true"})
         assert job.status_code == 201
         assert _wait_status(http, job.json()["id"], {"succeeded", "failed"})["status"] == "succeeded"

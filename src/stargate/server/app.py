@@ -196,6 +196,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         """Run the scheduler thread (when enabled) while the app serves."""
         loop = SchedulerThread(ctx) if ctx.settings.scheduler_enabled else None
+        _app.state.leads = None if loop is None else lambda: loop.leader  # /healthz says whether this process leads
         if loop is not None:
             loop.start()
         try:
@@ -212,6 +213,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.leads = None
     app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes, plan_limit=ctx.settings.max_plan_body_bytes)
     app.state.failures = failures = FailureLog()
     app.add_middleware(

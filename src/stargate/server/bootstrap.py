@@ -122,9 +122,14 @@ def open_database(settings: Settings, *, create: bool = True) -> Database:
 
 
 def prepare(settings: Settings, db: Database, fleet: Fleet | None, now: datetime | None = None) -> Prepared:
-    """Apply ``fleet`` (when given and different from the one in force) and create the first admin token."""
+    """Apply ``fleet`` (when given and different from the one in force) and create the first admin token.
+
+    Servers starting at once on one PostgreSQL database do this one after another (under the fleet lock), so only
+    the first creates an admin token and the others find the fleet applied.
+    """
     now = now or datetime.now(UTC)
     with db.write() as session:
+        fleet_versions.lock(session)
         changed = False
         if fleet is not None:
             row, changed = fleet_service.ensure(session, fleet, ACTOR, now, settings.scheduling)

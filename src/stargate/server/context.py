@@ -90,11 +90,12 @@ class ExecutorRegistry:
 class LoopState:
     """What the scheduler loop remembers between cycles to skip deciding when nothing changed.
 
-    ``fingerprint`` is (fleet version, newest event id) after the last decision; every submission, status change
-    and fleet change moves it. ``wakeup`` is the engine's next time-driven instant (None: none).
+    ``fingerprint`` is (fleet version, newest event id, recent events: see ``loop._fingerprint``) after the last
+    decision; every submission, status change and fleet change moves it. ``wakeup`` is the engine's next
+    time-driven instant (None: none).
     """
 
-    fingerprint: tuple[str, int] | None = None
+    fingerprint: tuple[str, int, int] | None = None
     wakeup: datetime | None = None
     spec_terms: dict[int, SpecTerms] = field(default_factory=dict)
     """The engine-relevant terms of each live job's spec, by row id (specs never change; parsed once)."""
@@ -104,7 +105,7 @@ class LoopState:
     """(fleet version, the engine's read-only ``FleetIndex`` of that fleet): rebuilt only when the fleet changes."""
     driver: "Kept | None" = None
     """The engine's driver kept between cycles, with the fleet version it knows (None: build one next cycle)."""
-    gauges: tuple[tuple[str, int], int] | None = None
+    gauges: tuple[tuple[str, int, int], int] | None = None
     """(fingerprint, pending jobs) when the gauges were last refreshed on an idle cycle: refreshed again only when
     the fingerprint moves (a 20,000-cluster fleet made every idle cycle relabel 20,000 gauges)."""
 

@@ -53,6 +53,11 @@ class Health(BaseModel):
 
     status: Literal["ok", "degraded"] = "ok"
     reason: str | None = Field(default=None, description="Why the server is degraded; absent when ok.")
+    scheduler: Literal["leader", "standby"] | None = Field(
+        default=None,
+        description="leader: this server runs the scheduler of its database; standby: another server on the same "
+        "database does, this one takes over if it stops; absent when this server runs no scheduler.",
+    )
 
 
 class WhoAmI(BaseModel):

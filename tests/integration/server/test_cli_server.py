@@ -85,7 +85,7 @@ def test_first_start_writes_the_admin_token_to_a_private_file_and_runs_jobs_acro
         assert token not in "\n".join(lines)  # never printed: stdout often ends up in a log file
         assert f"stargate login --url {url} --token-file {token_file}" in "\n".join(lines)  # the bound port, not 0
         auth = {"Authorization": f"Bearer {token}"}
-        assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"{url}/healthz").json() == {"status": "ok", "scheduler": "leader"}  # the only server
         job = httpx.post(
             f"{url}/api/v1/jobs", json={"name": "hi", "queue": "alpha-q", "gpus": 1, "command": "echo hi"}, headers=auth
         ).json()

@@ -1,6 +1,8 @@
 """Unauthenticated endpoints: health, liveness and Prometheus metrics."""
 
-from fastapi import APIRouter, Response
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from stargate.server.deps import CtxDep
@@ -15,12 +17,16 @@ router = APIRouter(tags=["health"])
     response_model_exclude_none=True,
     responses={503: {"model": Health, "description": "Degraded: the scheduler's cycles keep failing."}},
 )
-def healthz(ctx: CtxDep) -> Health | JSONResponse:
-    """Health: 200 ``ok``, or 503 ``degraded`` with the reason while this process's scheduler keeps failing."""
+def healthz(ctx: CtxDep, request: Request) -> Health | JSONResponse:
+    """Health: 200 ``ok``, or 503 ``degraded`` with the reason while this process's scheduler keeps failing; and
+    whether this process leads the scheduling (``scheduler``: leader or standby, absent when it runs none)."""
+    leads: Callable[[], bool] | None = request.app.state.leads
+    role = None if leads is None else "leader" if leads() else "standby"
     problem = ctx.metrics.scheduler.problem()
     if problem is None:
-        return Health()
-    return JSONResponse(Health(status="degraded", reason=problem).model_dump(), status_code=503)
+        return Health(scheduler=role)
+    body = Health(status="degraded", reason=problem, scheduler=role).model_dump(exclude_none=True)
+    return JSONResponse(body, status_code=503)
 
 
 @router.get("/livez", response_model=Health, response_model_exclude_none=True)

@@ -16,7 +16,10 @@ class SchedulerLock:
 
     On SQLite the lock is ``fcntl.flock`` on ``<database file>.scheduler.lock`` beside the database (released by the
     kernel when the process dies, even by SIGKILL). On PostgreSQL it is ``pg_try_advisory_lock`` on a connection kept
-    open for as long as the lock is held (released by the server when that connection ends).
+    open for as long as the lock is held (released by the server when that connection ends). A holder killed on a
+    live host has its socket closed by the kernel, so PostgreSQL ends the session and frees the lock at once; for a
+    host that vanishes (power, network) the session asks PostgreSQL for TCP keepalives (:data:`KEEPALIVE`), which
+    end it within about 10 s, and turns ``idle_session_timeout`` off, which would otherwise end a held lock.
     """
 
     def __init__(self, db: Database, lock_path: Path) -> None:
@@ -78,6 +81,7 @@ class SchedulerLock:
             conn.close()
             return False
         self._conn = conn
+        _keep_session_alive(conn)
         return True
 
     @staticmethod
@@ -92,3 +96,20 @@ class SchedulerLock:
             with contextlib.suppress(Exception):  # already broken; nothing more to release
                 self._conn.close()
             self._conn = None
+
+
+KEEPALIVE = {"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3"}
+"""PostgreSQL's TCP keepalives on the lock's session: a holder unheard of for 5 s is probed every 2 s and its
+session ended after 3 probes unanswered (ignored on a Unix socket, where a dead process is always seen at once)."""
+
+
+def _keep_session_alive(conn: Connection) -> None:
+    """Set :data:`KEEPALIVE` for the lock's session (and ``idle_session_timeout`` 0 on PostgreSQL 14+), so that the
+    lock lives exactly as long as its holder. The connection goes back to the pool only once closed (``release``),
+    where SQLAlchemy's reset does not undo session settings: harmless ones, kept."""
+    settings = dict(KEEPALIVE)
+    if (conn.dialect.server_version_info or (0,)) >= (14,):
+        settings["idle_session_timeout"] = "0"
+    for name, value in settings.items():
+        conn.execute(text("SELECT set_config(:name, :value, false)"), {"name": name, "value": value})
+    conn.commit()

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import func, select
+
 from stargate.domain import Fleet
 from stargate.engine import FleetIndex
 from stargate.server.context import ServerContext
@@ -24,6 +26,7 @@ from stargate.server.scheduling.execute import Executed, poll_running, reap_orph
 from stargate.server.scheduling.lock import SchedulerLock
 from stargate.server.scheduling.snapshot import take_snapshot
 from stargate.server.terms import ENGINE_EPOCH, engine_seconds
+from stargate.store import JobEventRow
 from stargate.store.repositories import events as event_repo
 from stargate.store.repositories import fleet_versions
 from stargate.store.repositories import jobs as job_repo
@@ -110,12 +113,30 @@ def _run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
     return report
 
 
-def _fingerprint(ctx: ServerContext) -> tuple[str, int]:
+RECENT_EVENTS = 4096
+"""How many of the newest event ids the fingerprint counts on PostgreSQL (see :func:`_fingerprint`)."""
+
+
+def _fingerprint(ctx: ServerContext) -> tuple[str, int, int]:
+    """(fleet version, newest event id, events among the :data:`RECENT_EVENTS` newest ids).
+
+    The count matters on PostgreSQL only, where transactions (of several servers on one database, or of one
+    server's threads) take event ids in one order and may commit in another: an event committed after a newer one
+    was seen leaves the newest id as it was, but adds one to the count, so the job it tells of is not left waiting
+    for some later change. SQLite commits one writer at a time, in id order: no count is needed there.
+    """
     with ctx.db.read() as session:
-        return fleet_versions.current_version(session) or "", event_repo.last_id(session)
+        version = fleet_versions.current_version(session) or ""
+        if ctx.db.is_sqlite:
+            return version, event_repo.last_id(session), 0
+        newest = JobEventRow.id
+        last = select(func.coalesce(func.max(newest), 0)).scalar_subquery()
+        recent = select(func.count()).select_from(JobEventRow).where(newest > last - RECENT_EVENTS).scalar_subquery()
+        row = session.execute(select(last, recent)).one()
+        return version, int(row[0]), int(row[1])
 
 
-def _needs_decision(ctx: ServerContext, fingerprint: tuple[str, int], now: datetime) -> bool:
+def _needs_decision(ctx: ServerContext, fingerprint: tuple[str, int, int], now: datetime) -> bool:
     """False when no job, no fleet and no engine deadline changed since the last decision (an idle cycle).
 
     The cycle after a decision always decides again (the decision's own events moved the fingerprint).
@@ -165,7 +186,7 @@ def _index(ctx: ServerContext, version: str, fleet: Fleet) -> FleetIndex:
     return cached[1]
 
 
-def _gauges(ctx: ServerContext, idle_fingerprint: tuple[str, int] | None) -> int:
+def _gauges(ctx: ServerContext, idle_fingerprint: tuple[str, int, int] | None) -> int:
     """The pending jobs, refreshing the gauges unless this idle cycle's fingerprint is the one they were last read
     at (no job and no fleet changed since: the database would give the same figures)."""
     cached = ctx.loop.gauges
@@ -193,7 +214,11 @@ def _update_gauges(ctx: ServerContext) -> int:
 
 
 class SchedulerThread:
-    """Runs :func:`run_cycle` every ``settings.scheduler_interval_s`` while this process holds the scheduler lock."""
+    """Runs :func:`run_cycle` every ``settings.scheduler_interval_s`` while this process holds the scheduler lock.
+
+    Every server on a database runs one; the others are standbys that try the lock at the same interval (0.2 s by
+    default), so one of them leads within about that long after the leader's process dies.
+    """
 
     def __init__(self, ctx: ServerContext) -> None:
         self._ctx = ctx
@@ -202,9 +227,22 @@ class SchedulerThread:
         self._leader = False
         self._thread = threading.Thread(target=self._run, name="stargate-scheduler", daemon=True)
 
+    @property
+    def leader(self) -> bool:
+        """True while this process leads: it held the scheduler lock at its last look (every cycle)."""
+        return self._leader
+
     def start(self) -> None:
-        """Start the loop in a daemon thread."""
+        """Try the lock once (so a lone server says it leads from its first answer), then loop in a daemon thread."""
+        with contextlib.suppress(Exception):  # the database may be down: the loop says so and retries
+            self._lead(self._lock.acquire())
         self._thread.start()
+
+    def _lead(self, leader: bool) -> None:
+        """Note (and log) whether this process leads now."""
+        if leader != self._leader:
+            log.info("scheduler: this process is %s now", "the scheduler" if leader else "a standby")
+        self._leader = leader
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Ask the loop to stop after its current cycle and wait for it."""
@@ -229,20 +267,18 @@ class SchedulerThread:
         try:
             leader = self._lock.acquire()
         except Exception as exc:  # e.g. the database is down
+            self._lead(False)
             self._ctx.metrics.cycle_failed(now, exc)
             if isinstance(exc, DATABASE_DOWN):  # one line: a traceback per backed-off retry says nothing more
                 log.error("scheduler: cannot take the scheduler lock: database unavailable: %s", database_problem(exc))
             else:
                 log.exception("scheduler: cannot take the scheduler lock")
             return False
+        self._lead(leader)
         if not leader:  # a standby runs no cycles: nothing of ours is failing
-            self._leader = False
             self._ctx.loop.driver = None  # another process decides now: rebuild from the database if we lead again
             self._ctx.metrics.cycle_succeeded()
             return True
-        if not self._leader:
-            log.info("scheduler: this process is the scheduler now")
-            self._leader = True
         try:
             run_cycle(self._ctx, now)
             return True
