@@ -53,7 +53,8 @@ def main() -> None:
     best: tuple[float, str] | None = None
     for policy, after, per in itertools.product(policies, afters, per_gpu_hour):
         settings = {"burst_after_s": after, "burst_wait_per_gpu_hour_s": per}
-        out, _ = run_simulation(fleet, jobs, SimConfig(policy=policy, settings=settings), trim_jobs=TRIM)
+        config = SimConfig(policy=policy, settings=settings, estimates="actual")  # the oracle, as Starburst
+        out, _ = run_simulation(fleet, jobs, config, trim_jobs=TRIM)
         mw = out["middle_window"]
         cloud, jct = mw["cloud_gpu_hours"], mw["avg_jct_h"]
         dominates = cloud < STARBURST[0] and jct <= STARBURST[1]
