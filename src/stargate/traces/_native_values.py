@@ -55,6 +55,8 @@ CSV_PARSERS: dict[str, Callable[[str, str], Any]] = {
     "allowed_regions": name_list,
     "kind": _kind,
     "estimated_duration_s": positive,
+    "user": text_field,
+    "name": text_field,
 }
 """column → parser of its (non-blank) CSV text."""
 
@@ -140,5 +142,7 @@ JSON_PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "allowed_regions": _json_names,
     "kind": _json_kind,
     "estimated_duration_s": _json_positive,
+    "user": _json_text,
+    "name": _json_text,
 }
 """key → parser of its (non-null) JSON value."""

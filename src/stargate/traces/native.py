@@ -31,6 +31,8 @@ OPTIONAL = (
     "allowed_regions",
     "kind",
     "estimated_duration_s",
+    "user",
+    "name",
 )
 """May be left out (or left empty / null): the :class:`TraceJob` default applies."""
 
@@ -50,10 +52,12 @@ FIELDS = (
     "allowed_regions",
     "kind",
     "estimated_duration_s",
+    "user",
+    "name",
 )
 """:class:`TraceJob`'s fields in declaration order (``submit_time`` fills the ``submit_s`` slot)."""
 
-_DEFAULTS: tuple[Any, ...] = (None, None, None, None, None, (), None, True, None, (), (), "batch", None)
+_DEFAULTS: tuple[Any, ...] = (None, None, None, None, None, (), None, True, None, (), (), "batch", None, None, None)
 _SLOT = {name: position for position, name in enumerate(FIELDS)} | {"submit_time": 1}
 _INF = float("inf")
 _KIND_NAMES = {"": "batch"} | {kind: kind for kind in JOB_KINDS}
@@ -183,7 +187,7 @@ def _read_rows(reader: Any, layout: _CsvLayout, collector: Collector, builder: _
     width, pad, timed = layout.width, layout.pad, layout.timed
     slow_only = timed or not layout.fast
     i_id, i_submit, i_duration, i_gpus, i_queue, *optional = layout.position
-    i_models, i_class, i_preempt, i_checkpoint, i_providers, i_regions, i_kind, i_estimate = optional
+    i_models, i_class, i_preempt, i_checkpoint, i_providers, i_regions, i_kind, i_estimate, i_user, i_name = optional
     seen, jobs, inf, kinds, booleans = builder.seen, builder.jobs, _INF, _KIND_NAMES, _BOOLEANS
     queues: dict[str, str] = {}  # one string object per queue name, not one per job
     end = reader.line_num
@@ -217,7 +221,7 @@ def _read_rows(reader: Any, layout: _CsvLayout, collector: Collector, builder: _
                 and preemptible is not None
                 and job_id not in seen
                 and not (row[i_models] or row[i_class] or row[i_checkpoint] or row[i_providers] or row[i_regions])
-                and not row[i_estimate]
+                and not (row[i_estimate] or row[i_user] or row[i_name])
             ):
                 seen.add(job_id)
                 jobs.append(

@@ -23,6 +23,8 @@ _DEFAULTS: dict[str, Any] = {
     "allowed_regions": [],
     "kind": "batch",
     "estimated_duration_s": None,
+    "user": None,
+    "name": None,
 }
 """Optional keys and their defaults: :func:`write_native` leaves a JSONL key out when it has its default."""
 
@@ -73,6 +75,8 @@ def _write_csv(jobs: Iterable[TraceJob], stream: IO[str]) -> None:
             "|".join(job.allowed_regions),
             job.kind,
             job.estimated_duration_s,
+            job.user,
+            job.name,
         )
         for job in jobs
     )
@@ -102,6 +106,8 @@ def _record(job: TraceJob) -> dict[str, Any]:
         "allowed_regions": list(job.allowed_regions),
         "kind": job.kind,
         "estimated_duration_s": job.estimated_duration_s,
+        "user": job.user,
+        "name": job.name,
     }
     for key, value in optional.items():
         if value != _DEFAULTS[key]:

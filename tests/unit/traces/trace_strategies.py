@@ -31,6 +31,8 @@ def trace_jobs(draw: st.DrawFn, job_id: str) -> TraceJob:
         allowed_regions=tuple(draw(st.lists(names, max_size=2))),
         kind=draw(st.sampled_from(JOB_KINDS)),
         estimated_duration_s=draw(st.none() | positive_seconds),
+        user=draw(st.none() | names),
+        name=draw(st.none() | names),
     )
 
 
