@@ -98,8 +98,8 @@ class SchedulerLock:
             self._conn = None
 
 
-KEEPALIVE = {"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3"}
-"""PostgreSQL's TCP keepalives on the lock's session: a holder unheard of for 5 s is probed every 2 s and its
+KEEPALIVE = {"tcp_keepalives_idle": "4", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3"}
+"""PostgreSQL's TCP keepalives on the lock's session: a holder unheard of for 4 s is probed every 2 s and its
 session ended after 3 probes unanswered (ignored on a Unix socket, where a dead process is always seen at once)."""
 
 
