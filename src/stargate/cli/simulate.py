@@ -102,6 +102,12 @@ def simulate(
         "policy has no burst_after_s.",
         show_default=False,
     ),
+    burst_wait_max: str | None = typer.Option(
+        None,
+        "--burst-wait-max",
+        help="The longest any job waits before it may burst (caps --burst-after plus the per-GPU-hour wait).",
+        show_default=False,
+    ),
     mtbf: str | None = typer.Option(None, "--mtbf", help="Random failures: mean time between failures per cluster."),
     mttr: str = typer.Option("1h", "--mttr", help="Mean time to repair of random failures."),
     checkpoint_interval: str | None = typer.Option(
@@ -122,7 +128,7 @@ def simulate(
     config, start_dt, flags = _config(
         policy, seed, until, scale_arrivals, checkpoint_interval, estimates, start, trace_format
     )
-    given = _settings(sets, flags, burst_after, burst_wait_per_gpu_hour)
+    given = _settings(sets, flags, burst_after, burst_wait_per_gpu_hour, burst_wait_max)
     try:
         fleet = load_fleet(fleet_path)
     except FleetFileError as exc:
@@ -214,7 +220,11 @@ def _config(
 
 
 def _settings(
-    sets: list[str], flags: dict[str, Given], burst_after: str | None, per_gpu_hour: str | None
+    sets: list[str],
+    flags: dict[str, Given],
+    burst_after: str | None,
+    per_gpu_hour: str | None,
+    wait_max: str | None = None,
 ) -> dict[str, Given]:
     """Every setting the options give: each flag sets its own setting only, and a setting given twice (by a flag
     and ``--set``, or by two ``--set``) is exit 2 naming both."""
@@ -233,6 +243,13 @@ def _settings(
             except ValueError:
                 raise ValueError(f"--burst-wait-per-gpu-hour: found '{text}'; expected a number of seconds") from None
             add(flags, "burst_wait_per_gpu_hour_s", Given(seconds, f"--burst-wait-per-gpu-hour {text}", text))
+        if wait_max is not None:
+            text = echo(wait_max)
+            add(
+                flags,
+                "burst_wait_max_s",
+                Given(parse_duration(wait_max, "--burst-wait-max"), f"--burst-wait-max {text}", text),
+            )
         given = dict(flags)
         for key, setting in parse_settings(sets).items():
             add(given, key, setting)

@@ -53,6 +53,9 @@ class Policy:
     """A job may use pay-per-use capacity (cloud, not prepaid) only after waiting this long, s; None: at once."""
     burst_wait_per_gpu_hour_s: float = 0.0
     """Extra wait before bursting per GPU-hour of estimated work, s (compute-proportional wait)."""
+    burst_wait_max_s: float = math.inf
+    """The longest a job waits before it may burst, s, whatever its size: caps the compute-proportional wait so the
+    largest jobs do not wait for weeks (inf: no cap)."""
 
     def key(self, priority: int, submit_s: float, remaining_s: float, gpus: int) -> tuple[float, float]:
         """Sort key of a pending job: lower runs first."""
@@ -75,10 +78,10 @@ class Policy:
     def burst_wait_s(self, gpus: int, estimate_s: float) -> float:
         """How long a job waits on other capacity before it may burst, s::
 
-        wait = burst_after_s + burst_wait_per_gpu_hour_s * gpus * estimate_s / 3600
+        wait = min(burst_after_s + burst_wait_per_gpu_hour_s * gpus * estimate_s / 3600, burst_wait_max_s)
         """
         base = self.burst_after_s or 0.0
-        return base + self.burst_wait_per_gpu_hour_s * gpus * estimate_s / 3600.0
+        return min(base + self.burst_wait_per_gpu_hour_s * gpus * estimate_s / 3600.0, self.burst_wait_max_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +223,7 @@ SETTING_RULES: dict[str, SettingRule] = {
     "default_checkpoint_interval_s": SettingRule("float", low_included=False),
     "burst_after_s": SettingRule("float", inf=True, none=True),
     "burst_wait_per_gpu_hour_s": _SECONDS,
+    "burst_wait_max_s": SettingRule("float", inf=True),
     "runtime_weight": SettingRule("float", high=MAX_SETTING_COUNT),
 }
 """Type and range of every policy setting, checked by :meth:`Policy.validate`."""

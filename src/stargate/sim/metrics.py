@@ -16,7 +16,14 @@ Definitions (times in seconds of trace time):
 - ``estimate_error``: how far the run-time estimate the engine was given at a job's submission was from its
   actual run time, ``|estimate − actual| / actual``, over the jobs submitted to the engine whose estimate was
   their own (the trace's, or the actual run time under ``--estimates actual``) or learned (``jobs``, median and
-  p90; None when there are none), and how many had no estimate but the policy's default (``jobs_default``).
+  p90; None when there are none), and how many had no estimate but the policy's default (``jobs_default``);
+- ``fragmented_gpu_hours`` = ∫ F(t) dt / 3600 over the run, where, after the decisions at each instant, h is the
+  first pending job in policy order (the least entry over every queue) of g GPUs, A the GPUs available now on the
+  clusters h may use (compatible, up, online, within power caps; pay-per-use ones only once its burst wait is
+  over), and F = min(A, g) = g when A ≥ g and h still waits, else 0: GPUs idle in number but unusable for the job
+  the policy wants to run next, because they lie on partly used nodes (node shape), on several clusters, or
+  behind a reservation or its quota. It is piecewise constant between instants, measured only (no decision reads
+  it); ``fragmented_share`` = it / (``gpu_hours`` + it), the share of GPU time lost so.
 """
 
 from __future__ import annotations
@@ -126,6 +133,10 @@ def summarize(st: SimState, index: FleetIndex, trim_jobs: int = 0) -> dict[str, 
         "owned_gpu_utilization": round(float(busy[owned].sum()) / cap_owned, 4) if cap_owned > 0 else 0.0,
         "gpu_hours": round(float(busy.sum()) / 3600.0, 3),
         "cloud_gpu_hours": jm["cloud_gpu_hours"],
+        "fragmented_gpu_hours": round(st.fragmented_gpu_s / 3600.0, 3),
+        "fragmented_share": round(st.fragmented_gpu_s / (st.fragmented_gpu_s + float(busy.sum())), 4)
+        if st.fragmented_gpu_s > 0
+        else 0.0,
         "cost_usd": jm["cost_usd"],
         "cost_by_provider": {p: round(v, 2) for p, v in sorted(cost_by_provider.items())},
         "preemptions": int(sum(st.preemptions.values())),

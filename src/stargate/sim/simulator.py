@@ -138,6 +138,8 @@ class SimState:
     events: int = 0
     cycles: int = 0
     end_s: float = 0.0
+    fragmented_gpu_s: float = 0.0
+    """GPU-seconds idle but unusable for the first pending job (see :mod:`stargate.sim.metrics`)."""
     log: list[tuple[Any, ...]] = field(default_factory=list)
 
 
@@ -237,6 +239,7 @@ class Simulator:
         st, arrival, n = self.state, self.arrival, len(self.jobs)
         until = self.config.until_s if self.config.until_s is not None else math.inf
         heap, i, settled_report, driver = self.heap, 0, 0, self.driver
+        frag, frag_t, sched = 0, 0.0, driver.sched  # fragmented GPUs since frag_t (see stargate.sim.metrics)
         while True:
             t_heap = heap[0][0] if heap else math.inf
             now = min(t_heap, arrival[i] if i < n else math.inf)
@@ -245,6 +248,9 @@ class Simulator:
             if now > until:
                 st.end_s = max(st.end_s, until)  # stopped by the horizon: the run lasts up to it
                 break
+            if frag:
+                st.fragmented_gpu_s += frag * (now - frag_t)
+            frag_t = now
             changed = False  # whether anything happened now that the server would see too
             while heap and heap[0][0] == now:
                 changed = self._handle(heapq.heappop(heap), now) or changed
@@ -257,11 +263,14 @@ class Simulator:
                 res = driver.decide(now)
                 self._after(res, now)
                 st.cycles += res.rounds
+            if changed:
+                frag = sched.fragmented_gpus(now)
             st.end_s = now
             if self.config.progress is not None and st.events - settled_report >= 20_000:
                 settled_report = st.events
                 self.config.progress(self.settled, n)
         self._close_runs(st.end_s)
+        st.fragmented_gpu_s += frag * max(st.end_s - frag_t, 0.0)
         st.first_start = np.array(self._first, dtype=np.float64)
         st.finish = np.array(self._finish, dtype=np.float64)
         st.cost = np.array(self._cost, dtype=np.float64)
