@@ -274,3 +274,18 @@ def test_the_table_counts_jobs_in_the_singular_and_plural(tmp_path: Path, n: int
     r = _simulate("--fleet", "examples/philly", "--trace", str(trace), "--trace-format", "native")
     assert r.returncode == 0, r.stderr
     assert text in r.stdout and "1 jobs" not in r.stdout
+
+
+def test_estimates_are_learned_by_default_and_the_oracle_is_labelled(native_trace: Path) -> None:
+    base = ["--fleet", "examples/philly-burst", "--trace", str(native_trace), "--trace-format", "native"]
+    learned = _simulate(*base, "--json")
+    assert learned.returncode == 0, learned.stderr
+    out = json.loads(learned.stdout)
+    error = out["estimate_error"]
+    assert out["estimates"] == "learned"
+    assert error["jobs_learned"] > 0 and error["jobs_own"] == 0 and error["jobs_default"] > 0
+    assert error["median"] == 0.0  # every job of the queue runs 2 h: once learned, the estimate is exact
+    oracle = json.loads(_simulate(*base, "--estimates", "actual", "--json").stdout)
+    assert oracle["estimates"] == "actual" and oracle["estimate_error"]["jobs_own"] == 40
+    table = _simulate(*base, "--estimates", "actual")
+    assert table.returncode == 0 and "actual (oracle: actual run times)" in table.stdout
