@@ -216,8 +216,13 @@ class Scheduler:
         occ = self.occupancy
         if occ.amax < 1 and not occ.stale and not occ.max_dirty:
             return 0  # nothing available anywhere
-        avail = occ.compute_avail() if occ.stale else occ.avail
-        have = float(avail.sum(where=self._usable(j, now)))
+        avail = occ.compute_avail() if occ.stale else occ.avail  # 0 where a cluster is down or offline
+        t, classes = self.jobs, self.classes
+        cls = t.cls[j]
+        if self._bursting and t.burst_at[j] > now:
+            have = float(avail.sum(where=classes.mask_nb[cls]))
+        else:
+            have = float(avail.sum() if classes.all[cls] else avail.sum(where=classes.mask[cls]))
         return g if have >= g else 0
 
     def progress_s(self, job_id: str) -> float:
