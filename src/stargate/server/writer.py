@@ -2,7 +2,8 @@
 
 Each API request checks its job (no I/O) and hands it to :class:`SubmissionWriter`; the writer takes every
 submission waiting at that moment (up to ``MAX_BATCH``), writes them with one multi-row ``INSERT`` of jobs and one
-of their events in ONE transaction, commits, and only then answers each request. So SQLite sees one writer instead
+of their events (on PostgreSQL one statement for both, see :func:`stargate.store.insert_submitted`) in ONE
+transaction, commits, and only then answers each request. So SQLite sees one writer instead
 of dozens of threads queueing on its lock (whose busy-wait backs off up to 100 ms at a time), and PostgreSQL one
 commit per batch. A job checked against a fleet version that is no longer in force is checked again inside the
 transaction; a job that fails its check gets its own error and does not affect the others of its batch.
@@ -32,7 +33,7 @@ from stargate.domain import JobReason, JobSpec
 from stargate.server.auth import Principal
 from stargate.server.errors import ConflictError, ServiceError
 from stargate.server.services import jobs as job_service
-from stargate.store import Database, JobRow, format_job_id, record_submissions
+from stargate.store import Database, JobRow, format_job_id, insert_submitted
 from stargate.store.repositories import fleet_versions
 from stargate.store.repositories import jobs as job_repo
 
@@ -185,10 +186,7 @@ class SubmissionWriter:
                         outcomes[n] = exc
                         continue
                 accepted.append((n, {**values, "idempotency_key": key, "request_sha256": item.request_sha256}))
-            ids = job_repo.insert_many(session, [v for _, v in accepted])
-            record_submissions(
-                session, ids, [batch[n].who.actor for n, _ in accepted], [batch[n].now for n, _ in accepted]
-            )
+            ids = insert_submitted(session, [v for _, v in accepted])  # the jobs and their first events
             for (n, values), row_id in zip(accepted, ids, strict=True):
                 outcomes[n] = (row_id, values, False)
             for n, lead in followers:

@@ -6,11 +6,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import BigInteger, Table, any_, bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from stargate.domain.reasons import JobReason
 from stargate.store.models import JobEventRow, JobRow, format_job_id
+from stargate.store.repositories import bulk
+from stargate.store.repositories import jobs as job_repo
 from stargate.store.status import JobStatus, is_legal
 
 
@@ -140,12 +143,22 @@ _CLEARED_ON_REQUEUE: dict[str, Any] = {"cluster": None, "gpu_ids": [], "price_us
 
 def lock_current(session: Session, row_ids: Iterable[int]) -> dict[int, Current]:
     """The status, attempt and start time of these jobs, by row id, locked until the transaction ends
-    (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the write transaction already excludes other writers).
-    Plain column values: no ORM objects, so thousands of rows read fast."""
+    (``SELECT ... FOR UPDATE`` on PostgreSQL, in id order, with the ids as one array; on SQLite the write
+    transaction already excludes other writers). Plain column values: no ORM objects, so thousands of rows read
+    fast."""
     ids = sorted(set(row_ids))
     found: dict[int, Current] = {}
-    for start in range(0, len(ids), _CHUNK):
-        query = select(*_LOCK_COLUMNS).where(JobRow.id.in_(ids[start : start + _CHUNK])).with_for_update()
+    if not ids:
+        return found
+    if bulk.is_postgres(session):
+        wanted = any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
+        chunks = [select(*_LOCK_COLUMNS).where(JobRow.id == wanted).order_by(JobRow.id).with_for_update()]
+    else:
+        chunks = [
+            select(*_LOCK_COLUMNS).where(JobRow.id.in_(ids[start : start + _CHUNK]))
+            for start in range(0, len(ids), _CHUNK)
+        ]
+    for query in chunks:
         for row_id, status, attempt, started in session.execute(query):
             found[row_id] = Current(row_id, JobStatus(status), attempt, started)
     return found
@@ -182,8 +195,12 @@ def transition_many(session: Session, moves: Sequence[Move], actor: str, at: dat
         params = _row_update(move, at)
         groups.setdefault(tuple(sorted(params)), []).append(params)
     table = cast(Table, JobRow.__table__)
+    postgres = bulk.is_postgres(session)
     for rows in groups.values():  # the SET clause comes from the parameter names, the same within a group
-        session.execute(update(table).where(table.c.id == bindparam("b_id")), rows)
+        if postgres:  # one UPDATE ... FROM unnest(...) per group
+            bulk.update(session, table, {"b_id": "id"}, rows)
+        else:
+            session.execute(update(table).where(table.c.id == bindparam("b_id")), rows)
     events = [
         {
             "job_id": m.job.id,
@@ -196,8 +213,17 @@ def transition_many(session: Session, moves: Sequence[Move], actor: str, at: dat
         }
         for m in moves
     ]
-    session.execute(insert(cast(Table, JobEventRow.__table__)), events)
+    _insert_events(session, events)
     return len(moves)
+
+
+def _insert_events(session: Session, events: list[dict[str, Any]]) -> None:
+    """Insert event rows: one ``INSERT ... SELECT FROM unnest(...)`` on PostgreSQL, a multi-row insert elsewhere."""
+    table = cast(Table, JobEventRow.__table__)
+    if bulk.is_postgres(session):
+        bulk.insert(session, table, events)
+    else:
+        session.execute(insert(table), events)
 
 
 def _row_update(move: Move, at: datetime) -> dict[str, Any]:
@@ -213,6 +239,28 @@ def _row_update(move: Move, at: datetime) -> dict[str, Any]:
     return params
 
 
+def insert_submitted(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert new pending jobs (the column values of each, ``submitted_by`` and ``submitted_at`` included) and
+    their first events (from nothing to ``pending``, by ``submitted_by`` at ``submitted_at``); their row ids, in the
+    order of ``rows``. On PostgreSQL one statement writes both (a ``WITH`` whose insert of the jobs feeds the insert
+    of their events); elsewhere a multi-row insert of each."""
+    if not rows:
+        return []
+    if not (bulk.is_postgres(session) and all(r.keys() == rows[0].keys() for r in rows)):
+        ids = job_repo.insert_many(session, rows)
+        record_submissions(session, ids, [r["submitted_by"] for r in rows], [r["submitted_at"] for r in rows])
+        return ids
+    jobs, params = bulk.insert_select(cast(Table, JobRow.__table__), rows)
+    sql = (
+        f"WITH new AS ({jobs} RETURNING id, submitted_by, submitted_at), events AS (INSERT INTO job_events "
+        "(job_id, at, actor, from_status, to_status, reason, detail) SELECT id, submitted_at, submitted_by, NULL, "
+        ":pending, :submitted, '' FROM new) SELECT id FROM new"
+    )
+    codes = {"pending": JobStatus.PENDING.value, "submitted": JobReason.SUBMITTED.value}
+    found = session.execute(text(sql), params | codes)
+    return sorted(int(row_id) for row_id in found.scalars())
+
+
 def record_submissions(
     session: Session, job_ids: Sequence[int], actor_of: Sequence[str], at_of: Sequence[datetime]
 ) -> None:
@@ -223,4 +271,4 @@ def record_submissions(
             | {"reason": JobReason.SUBMITTED.value, "detail": ""}
             for j, actor, at in zip(job_ids, actor_of, at_of, strict=True)
         ]
-        session.execute(insert(cast(Table, JobEventRow.__table__)), rows)
+        _insert_events(session, rows)

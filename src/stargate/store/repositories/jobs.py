@@ -10,6 +10,7 @@ from sqlalchemy import Table, Text, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
 from stargate.store.models import JobRow, format_job_id
+from stargate.store.repositories import bulk
 from stargate.store.status import JobStatus
 
 
@@ -198,9 +199,12 @@ def by_idempotency_keys(session: Session, keys: Iterable[str]) -> dict[str, JobR
 
 
 def insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert new jobs with one multi-row statement and return their row ids, in the order of ``rows``."""
+    """Insert new jobs with one statement and return their row ids, in the order of ``rows`` (PostgreSQL: one
+    ``INSERT ... SELECT FROM unnest(...)``, see :mod:`~stargate.store.repositories.bulk`; else multi-row)."""
     if not rows:
         return []
     table = cast(Table, JobRow.__table__)
+    if bulk.is_postgres(session) and all(r.keys() == rows[0].keys() for r in rows):
+        return [int(row_id) for row_id in bulk.insert(session, table, rows, returning="id")]
     statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
     return [int(row_id) for row_id in session.execute(statement, list(rows)).scalars()]

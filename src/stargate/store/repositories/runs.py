@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, Table, Text, Update, bindparam, insert, se
 from sqlalchemy.orm import Session
 
 from stargate.store.models import JobRow, RunRow, format_job_id
+from stargate.store.repositories import bulk
 from stargate.store.repositories.jobs import json_list
 from stargate.store.status import JobStatus
 
@@ -36,8 +37,36 @@ def placed_since(session: Session) -> dict[int, datetime]:
 def add_many(session: Session, runs: Sequence[Mapping[str, Any]]) -> None:
     """Insert many run rows with one multi-row statement (keys: ``job_id``, ``attempt``, ``executor``,
     ``cluster``, ``created_at``)."""
-    if runs:
-        session.execute(insert(_RUNS), [{"ended": False, "note": "", **r} for r in runs])
+    if not runs:
+        return
+    rows = [{"ended": False, "note": "", **r} for r in runs]
+    if bulk.is_postgres(session):
+        bulk.insert(session, _RUNS, rows)
+    else:
+        session.execute(insert(_RUNS), rows)
+
+
+_RUN_KEYS = {"b_job": "job_id", "b_attempt": "attempt"}
+
+
+def _each(
+    session: Session,
+    condition: ColumnElement[bool],
+    rows: Sequence[dict[str, Any]],
+    where: str,
+    increment: str | None = None,
+) -> None:
+    """Set the other columns of each row on the run named by its ``b_job`` and ``b_attempt`` when ``condition``
+    holds (``where``: the same in SQL on the table ``t``, for PostgreSQL's one ``UPDATE ... FROM unnest(...)``);
+    ``increment``: a column that each run adds 1 to."""
+    if bulk.is_postgres(session):
+        more = {increment: f't."{increment}" + 1'} if increment else None
+        bulk.update(session, _RUNS, _RUN_KEYS, rows, where=where, expressions=more)
+        return
+    statement = _each_run(condition)
+    if increment:
+        statement = statement.values({increment: _RUNS.c[increment] + 1})
+    session.execute(statement, list(rows))
 
 
 def _each_run(condition: ColumnElement[bool]) -> Update:
@@ -52,36 +81,35 @@ def set_handles(session: Session, handles: Sequence[tuple[int, int, str]]) -> No
     """Store the handle key of each (job id, attempt) run that has none yet, in one statement run for all."""
     if not handles:
         return
-    statement = _each_run(_RUNS.c.handle_key.is_(None))
-    session.execute(statement, [{"b_job": j, "b_attempt": a, "handle_key": k} for j, a, k in handles])
+    rows = [{"b_job": j, "b_attempt": a, "handle_key": k} for j, a, k in handles]
+    _each(session, _RUNS.c.handle_key.is_(None), rows, "t.handle_key IS NULL")
 
 
 def end_many(session: Session, ended: Sequence[tuple[int, int, int | None, str]], at: datetime) -> None:
     """Mark each (job id, attempt, exit code, note) run ended unless it already is, in one statement run for all."""
     if not ended:
         return
-    statement = _each_run(_RUNS.c.ended.is_(False))
     params = [
         {"b_job": j, "b_attempt": a, "ended": True, "ended_at": at, "exit_code": code, "note": note}
         for j, a, code, note in ended
     ]
-    session.execute(statement, params)
+    _each(session, _RUNS.c.ended.is_(False), params, "NOT t.ended")
 
 
 def count_start_failures(session: Session, runs: Sequence[tuple[int, int]]) -> None:
     """Add one failed start to each (job id, attempt) run not yet ended, in one statement run for all."""
     if not runs:
         return
-    statement = _each_run(_RUNS.c.ended.is_(False)).values(start_failures=_RUNS.c.start_failures + 1)
-    session.execute(statement, [{"b_job": j, "b_attempt": a} for j, a in runs])
+    rows = [{"b_job": j, "b_attempt": a} for j, a in runs]
+    _each(session, _RUNS.c.ended.is_(False), rows, "NOT t.ended", increment="start_failures")
 
 
 def set_notes(session: Session, notes: Sequence[tuple[int, int, str]]) -> None:
     """Set the note of each (job id, attempt, note) run not yet ended, in one statement run for all."""
     if not notes:
         return
-    statement = _each_run(_RUNS.c.ended.is_(False))
-    session.execute(statement, [{"b_job": j, "b_attempt": a, "note": n} for j, a, n in notes])
+    rows = [{"b_job": j, "b_attempt": a, "note": n} for j, a, n in notes]
+    _each(session, _RUNS.c.ended.is_(False), rows, "NOT t.ended")
 
 
 def record_cancelled_exit_codes(session: Session, codes: Sequence[tuple[int, int, int]]) -> None:
