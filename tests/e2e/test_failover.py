@@ -19,7 +19,7 @@ import httpx
 import pytest
 from e2e_support import ServerFactory, ServerProcess, database_params
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 INTERVAL_S = 0.2
 """The servers' scheduling interval (stargate up's default): also how often a standby tries the lock, s."""
@@ -27,6 +27,8 @@ TAKEOVER_S = 10.0
 REVOKED_WITHIN_S = 5.0
 PLACED_WITHIN_S = 2.0
 LONG_JOBS_PER_SERVER = 6
+LONG_JOB_S = 5.0
+"""How long the jobs running when the leader is killed work, s."""
 FINAL_TIMEOUT_S = 45.0
 FINAL = {"succeeded", "failed", "cancelled"}
 
@@ -140,13 +142,13 @@ def test_a_standby_takes_over_from_a_killed_leader_and_revocations_reach_every_s
     leader, _ = wait_leader(servers, TAKEOVER_S)
     followers = [s for s in servers if s is not leader]
 
-    submitted = [submit(s, f"long-{s.name}-{n}", 4.0) for s in servers for n in range(LONG_JOBS_PER_SERVER)]
     before = [placement_delay(f, f"quick-{f.name}") for f in followers]
-    submitted += [job for job, _ in before]
+    submitted = [job for job, _ in before]
     delays = [delay for _, delay in before]
     revocations = [revocation_delay(followers[0], followers[1], "revoked-before")]
 
-    deadline = time.monotonic() + 20
+    submitted += [submit(s, f"long-{s.name}-{n}", LONG_JOB_S) for s in servers for n in range(LONG_JOBS_PER_SERVER)]
+    deadline = time.monotonic() + 30
     while sum(job["status"] == "running" for job in all_jobs(leader)) < 3:  # kill the leader while its runs go
         assert time.monotonic() < deadline, "the long jobs never ran"
         time.sleep(0.05)
