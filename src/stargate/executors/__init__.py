@@ -9,7 +9,17 @@ will have.
 from collections.abc import Callable
 from pathlib import Path
 
-from stargate.executors.base import ArgumentLimits, Capabilities, Executor, RunHandle, RunRequest, RunState, RunStatus
+from stargate.executors.base import (
+    ArgumentLimits,
+    Capabilities,
+    Executor,
+    ReportsChanges,
+    RunChange,
+    RunHandle,
+    RunRequest,
+    RunState,
+    RunStatus,
+)
 from stargate.executors.isolation import (
     Isolation,
     IsolationError,
@@ -30,6 +40,8 @@ __all__ = [
     "IsolationMode",
     "LocalExecutor",
     "LocalExecutorError",
+    "ReportsChanges",
+    "RunChange",
     "RunHandle",
     "RunRequest",
     "RunState",

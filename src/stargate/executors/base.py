@@ -140,3 +140,34 @@ class Executor(Protocol):
     def logs(self, handle: RunHandle, offset: int = 0) -> tuple[str, int]:
         """Log text from byte ``offset`` and the offset to continue from."""
         ...
+
+
+@runtime_checkable
+class ReportsChanges(Protocol):
+    """An executor that says which runs ended instead of being polled run by run (optional; the scheduler polls
+    every running job of an executor without it).
+
+    The scheduler calls :meth:`changes` once per cycle: with nothing ended, a cycle costs one call, whatever the
+    number of running jobs. Runs this executor started are watched from their submit; runs started before (another
+    server process, a restart) are handed to :meth:`watch` when the scheduler reads the running jobs in full."""
+
+    def watch(self, handles: Sequence[RunHandle]) -> None:
+        """Report the end of these runs too (a run already watched, or already reported as ended, is ignored
+        until it is watched again)."""
+        ...
+
+    def changes(self) -> "list[RunChange]":
+        """The watched runs that ended since the last call, with their final status; each reported once (it is
+        watched no more)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunChange:
+    """A run that ended, as :meth:`ReportsChanges.changes` reports it: which job and attempt, its handle, its
+    final status."""
+
+    job_id: str
+    attempt: int
+    handle: RunHandle
+    status: RunStatus

@@ -35,7 +35,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from stargate.executors.base import ArgumentLimits, Capabilities, RunHandle, RunRequest, RunState, RunStatus
+from stargate.executors.base import (
+    ArgumentLimits,
+    Capabilities,
+    RunChange,
+    RunHandle,
+    RunRequest,
+    RunState,
+    RunStatus,
+)
 from stargate.executors.bwrap import DEFAULT_PATH, sandbox_args, setpriv_args
 from stargate.executors.isolation import Isolation, IsolationMode, TeamIdentities, team_dir_name
 from stargate.executors.local_runner import (
@@ -152,6 +160,8 @@ class LocalExecutor:
         _private_dir(self.work_base, 0o711 if users and self.isolation.bwrap is None else 0o700)
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._children_lock = threading.Lock()  # the scheduler calls submit/poll/cancel from several threads
+        self._watched: dict[str, RunKey] = {}
+        """Runs whose end :meth:`changes` reports, by handle key."""
 
     def run_dir(self, job_id: str, attempt: int, installation: str | bool | None = True) -> Path:
         """The directory of one run of this executor's installation (or of ``installation``: a handle's); ValueError
@@ -189,7 +199,9 @@ class LocalExecutor:
             start if isinstance(start, str) else None,
             self.installation,
         )
-        return RunHandle(executor=KIND, key=key.encode())
+        handle = RunHandle(executor=KIND, key=key.encode())
+        self.watch([handle])
+        return handle
 
     def find(self, job_id: str, attempt: int) -> RunHandle | None:
         """The run already started for (job id, attempt), or None; never starts one.
@@ -216,6 +228,10 @@ class LocalExecutor:
     def poll(self, handle: RunHandle) -> RunStatus:
         """The run's state: final from ``exit.json``; running while its runner lives; else lost (or cancelled)."""
         self._reap()
+        return self._status(handle)
+
+    def _status(self, handle: RunHandle) -> RunStatus:
+        """:meth:`poll` without collecting ended runners first."""
         key = RunKey.decode(handle.key)
         run_dir = self._key_dir(key)
         done = read_json(run_dir / EXIT)
@@ -229,6 +245,44 @@ class LocalExecutor:
         if done is not None:
             return final_status(done, cancelled=(run_dir / CANCEL).exists())
         return vanished_status(key, cancelled=(run_dir / CANCEL).exists())
+
+    def watch(self, handles: Sequence[RunHandle]) -> None:
+        """Report the end of these runs from :meth:`changes` (keys that are not local handles are ignored)."""
+        keys: dict[str, RunKey] = {}
+        for handle in handles:
+            try:
+                keys[handle.key] = RunKey.decode(handle.key)
+            except ValueError:
+                continue
+        with self._children_lock:
+            self._watched.update(keys)
+
+    def changes(self) -> list[RunChange]:
+        """The watched runs that ended since the last call (each once), with their final status.
+
+        A run whose runner is a live child of this process is going on: one ``waitpid`` tells, no file is read.
+        Other runs (started before a restart, or their runner ended) are read as :meth:`poll` reads them."""
+        self._reap()
+        with self._children_lock:
+            watched = list(self._watched.items())
+            children = dict(self._children)
+        ended: list[RunChange] = []
+        for key, run in watched:
+            child = children.get(run.pid)
+            if child is not None and child.poll() is None:
+                continue
+            handle = RunHandle(KIND, key)
+            try:
+                status = self._status(handle)
+            except (OSError, ValueError) as exc:
+                status = RunStatus(RunState.LOST, reason=f"cannot read the run's state: {exc}")
+            if status.state.is_final():
+                ended.append(RunChange(run.job_id, run.attempt, handle, status))
+        if ended:
+            with self._children_lock:
+                for change in ended:
+                    self._watched.pop(change.handle.key, None)
+        return ended
 
     def cancel(self, handle: RunHandle) -> None:
         """Ask the run to stop: its runner forwards SIGTERM to the command's process group, then SIGKILL after

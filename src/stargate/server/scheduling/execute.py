@@ -15,6 +15,8 @@ Every log line names the job and attempt.
 
 import logging
 import threading
+import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,10 +25,18 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from stargate.domain import JobReason
-from stargate.executors import Executor, RunHandle, RunRequest, RunState, RunStatus, UnknownExecutorError
+from stargate.executors import (
+    Executor,
+    ReportsChanges,
+    RunHandle,
+    RunRequest,
+    RunState,
+    RunStatus,
+    UnknownExecutorError,
+)
 from stargate.server.context import ServerContext
 from stargate.server.terms import SpecTerms
-from stargate.store import Current, JobStatus, Move, format_job_id, lock_current, transition_many
+from stargate.store import Current, JobStatus, Move, format_job_id, lock_current, parse_job_id, transition_many
 from stargate.store.repositories import jobs as job_repo
 from stargate.store.repositories import runs as run_repo
 from stargate.store.repositories.runs import LiveRun
@@ -248,10 +258,89 @@ def _record_started(
         out.started += transition_many(session, moves, ACTOR, now)
 
 
+RESYNC_S = 30.0
+"""Seconds between full reads of the running jobs for executors that report changes (the runs another process
+started are handed to them then); a cycle that rebuilds the engine's driver reads them in full too."""
+_SYNCED: "weakref.WeakKeyDictionary[object, float]" = weakref.WeakKeyDictionary()
+"""When each executor that reports changes was last handed every running run (monotonic s)."""
+
+
 def poll_running(ctx: ServerContext, now: datetime, out: Executed) -> None:
-    """Ask executors about running jobs; record the ones that ended (succeeded, failed, cancelled, lost)."""
+    """Learn which running jobs ended and record them (succeeded, failed, cancelled, lost).
+
+    Executors that report changes (:class:`ReportsChanges`, the local one) are asked once each for the runs that
+    ended: a cycle in which nothing ended reads no running job from the database and makes one call per executor.
+    Every :data:`RESYNC_S` seconds, on the first cycle and whenever the loop rebuilds its driver, the running jobs
+    are read in full and handed to them (runs started by another server process). Other executors are polled run
+    by run, every cycle."""
+    reporters, every_kind = _reporters(ctx)
+    clock = time.monotonic()
+    full = (
+        ctx.loop.driver is None
+        or not every_kind
+        or any(clock - _SYNCED.get(ex, -RESYNC_S) >= RESYNC_S for ex in reporters.values())
+    )
+    polled: list[LiveRun] = []
+    if full:
+        with ctx.db.read() as session:
+            running = [r for r in run_repo.live(session, JobStatus.RUNNING) if r.handle_key]
+        for kind, executor in reporters.items():
+            executor.watch([RunHandle(kind, r.handle_key or "") for r in running if r.executor == kind])
+            _SYNCED[executor] = clock
+        polled = [r for r in running if r.executor not in reporters]
+    ended = _reported(ctx, reporters, out) + _polled(ctx, polled, out)
+    if ended:
+        _record_ended(ctx, ended, now, out)
+
+
+def _reporters(ctx: ServerContext) -> "tuple[dict[str, ReportsChanges], bool]":
+    """The executors of the fleet in force that report changes, by kind; and whether every executor of the fleet
+    does (False before a fleet is known)."""
+    known = ctx.fleet.peek()
+    if known is None:
+        return {}, False
+    found: dict[str, ReportsChanges] = {}
+    every = True
+    for kind in sorted({kind for kind, _ in known[1].executors.values()}):
+        try:
+            executor = ctx.executor(kind)
+        except UnknownExecutorError:  # a kind not written yet: its jobs fail at start, nothing runs there
+            continue
+        if isinstance(executor, ReportsChanges):
+            found[kind] = executor
+        else:
+            every = False
+    return found, every
+
+
+def _reported(
+    ctx: ServerContext, reporters: "dict[str, ReportsChanges]", out: Executed
+) -> list[tuple[LiveRun, RunStatus]]:
+    """The running jobs whose runs the executors report ended (one call each; the runs read by job id)."""
+    changes: dict[tuple[int, int], tuple[str, RunStatus]] = {}
+    for kind, executor in reporters.items():
+        ok, answer = _attempt(Call(kind, "changes", executor.changes))
+        if not ok:
+            _count_error(ctx, Call(kind, "changes", executor.changes), answer, out)
+            continue
+        for change in answer:
+            row_id = parse_job_id(change.job_id)
+            if row_id is not None:
+                changes[(row_id, change.attempt)] = (kind, change.status)
+    if not changes:
+        return []
     with ctx.db.read() as session:
-        running = [r for r in run_repo.live(session, JobStatus.RUNNING) if r.handle_key]
+        runs = run_repo.live(session, JobStatus.RUNNING, [job_id for job_id, _ in changes])
+    ended = []
+    for run in runs:
+        found = changes.get((run.job_id, run.attempt))
+        if found is not None and found[0] == run.executor:
+            ended.append((run, found[1]))
+    return ended
+
+
+def _polled(ctx: ServerContext, running: list[LiveRun], out: Executed) -> list[tuple[LiveRun, RunStatus]]:
+    """Poll each of these running jobs' runs; the ones that ended."""
     kinds = {kind: _executor(ctx, kind, out)[0] for kind in {r.executor for r in running}}
     ended: list[tuple[LiveRun, RunStatus]] = []
     for run in running:  # one after another: polls are quick local reads, a pool would cost more than it saves
@@ -265,8 +354,11 @@ def poll_running(ctx: ServerContext, now: datetime, out: Executed) -> None:
             _count_error(ctx, call, status, out)
         elif status.state.is_final():
             ended.append((run, status))
-    if not ended:
-        return
+    return ended
+
+
+def _record_ended(ctx: ServerContext, ended: list[tuple[LiveRun, RunStatus]], now: datetime, out: Executed) -> None:
+    """End the runs and move their jobs (still running at that attempt) to their final status, in one transaction."""
     with ctx.db.write() as session:
         current = lock_current(session, [run.job_id for run, _ in ended])
         notes = [(run.job_id, run.attempt, s.exit_code, f"{s.state.value}: {s.reason}".strip(": ")) for run, s in ended]

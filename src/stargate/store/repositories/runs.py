@@ -151,9 +151,9 @@ class LiveRun:
         return f"{format_job_id(self.job_id)} attempt {self.attempt}"
 
 
-def live(session: Session, status: JobStatus) -> list[LiveRun]:
-    """For every job in ``status``, the run of its current attempt (jobs without one are left out), oldest job
-    first; plain values in one joined query."""
+def live(session: Session, status: JobStatus, job_ids: Sequence[int] | None = None) -> list[LiveRun]:
+    """For every job in ``status`` (of ``job_ids`` only, when given), the run of its current attempt (jobs without
+    one are left out), oldest job first; plain values in one joined query."""
     query = (
         select(
             RunRow.job_id,
@@ -169,6 +169,8 @@ def live(session: Session, status: JobStatus) -> list[LiveRun]:
         .where(JobRow.status == status)
         .order_by(RunRow.job_id)
     )
+    if job_ids is not None:
+        query = query.where(RunRow.job_id.in_(sorted(set(job_ids))))
     return [LiveRun(j, a, e, c, h, json_list(g), t, f) for j, a, e, c, h, g, t, f in session.execute(query)]
 
 
