@@ -26,8 +26,10 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-DEFAULT_QUANTILE = 0.8
-"""Quantile of a group's run times used as a new job's estimate (see the module docstring for why high-ish)."""
+DEFAULT_QUANTILE = 0.9
+"""Quantile of a group's run times used as a new job's estimate (see the module docstring for why high-ish).
+Measured on the Philly trace (examples/philly-burst, no bursting, ``stargate`` policy): average JCT 22.3 h at the
+median, 19.1 h at 0.65, 15.8 h at 0.8, 12.4 h at 0.9, 12.5 h at 0.95 and 14.1 h at 1.0 (the window's maximum)."""
 DEFAULT_WINDOW = 64
 """Recent run times kept per group."""
 DEFAULT_MIN_SAMPLES = 3
