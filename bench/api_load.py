@@ -6,12 +6,14 @@
    same JSON body and answers 201, served by uvicorn the same way, hit by the same clients. The load generator is a
    minimal HTTP/1.1 client (:class:`LoopbackClient`) whose own CPU use is printed: it shares the cores with the
    server, and a general-purpose client (httpx) used to cost more CPU per request than the server itself, so it
-   set the pace of both the server and the baseline.
+   set the pace of both the server and the baseline. The server's own CPU time per submission (all its threads,
+   from /proc) is printed too: steadier than the rate when other work shares the machine. The goal (≥ 1,000
+   submissions/s at p99 ≤ 50 ms) is checked on each database.
 2. Scheduling cycle: J pending jobs over K clusters. (a) the engine alone (``Scheduler.submit`` + ``cycle``) against
    a naive first-fit scan written here (a Python loop over clusters per job, no quotas); (b) the server's
    ``run_cycle`` over a database holding the jobs (snapshot, engine, one decision transaction, handles recorded)
    with an executor that records handles without starting processes (starting 10,000 processes is not what is
-   measured).
+   measured). The goal (≥ 5,000 placements/s) is checked on (b), each database.
 
 Bounded: every part stops at its count or at ``--max-seconds``. Loopback only.
 
@@ -51,8 +53,7 @@ from stargate.server.context import ExecutorRegistry
 from stargate.server.scheduling.loop import run_cycle
 from stargate.server.services import jobs as job_service
 from stargate.server.settings import Settings
-from stargate.store import record_submissions
-from stargate.store.repositories import jobs as job_repo
+from stargate.store import insert_submitted
 
 MODELS = ("H100-SXM", "H200", "B200", "GB200", "MI300X")
 BARE_APP = """
@@ -98,11 +99,23 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.
     sys.exit(f"error: the server at {url} did not answer within {timeout_s:.0f} s")
 
 
-def measure(label: str, url: str, token: str, args: argparse.Namespace) -> LoadResult:
-    """Warm up, then measure ``args.requests`` submissions."""
+def process_cpu_s(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` used so far, all its threads, s (0 where /proc is missing)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(label: str, url: str, token: str, args: argparse.Namespace, pid: int) -> LoadResult:
+    """Warm up, then measure ``args.requests`` submissions (and the server's CPU time over them)."""
     asyncio.run(load(url, token, args.warmup, args.concurrency, args.max_seconds))
+    before = process_cpu_s(pid)
     seconds, latencies, errors, cpu = asyncio.run(load(url, token, args.requests, args.concurrency, args.max_seconds))
-    return LoadResult(label, len(latencies), seconds, latencies, errors, cpu)
+    result = LoadResult(label, len(latencies), seconds, latencies, errors, cpu)
+    result.server_cpu_s = process_cpu_s(pid) - before
+    return result
 
 
 def bench_fleet_yaml(path: Path) -> Path:
@@ -150,7 +163,7 @@ def _with_server(label: str, argv: list[str], env: dict[str, str], port: int, ar
         wait_healthy(url, proc)
         token_file = Path(env.get("STARGATE_HOME", "/nonexistent")) / "admin-token"
         token = token_file.read_text().strip() if token_file.exists() else "none: the baseline takes any token"
-        return measure(label, url, token, args)
+        return measure(label, url, token, args, proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -250,8 +263,8 @@ def engine_until_placed(fleet: Fleet, jobs: list[JobRequest], max_cycles: int = 
     return len(placed), cycles, time.perf_counter() - t0, first
 
 
-def bench_engine(fleet: Fleet, jobs: list[JobRequest]) -> None:
-    """The engine (driven as the server drives it) vs the naive scan, same jobs and fleet."""
+def bench_engine(fleet: Fleet, jobs: list[JobRequest]) -> float:
+    """The engine (driven as the server drives it) vs the naive scan, same jobs and fleet; the naive rate."""
     placed, cycles, seconds, first = engine_until_placed(fleet, jobs)
     t0 = time.perf_counter()
     naive = naive_cheapest_fit(fleet, jobs)
@@ -267,8 +280,7 @@ def bench_engine(fleet: Fleet, jobs: list[JobRequest]) -> None:
         f"  ratio engine / naive           {engine_rate / naive_rate:8.2f}×"
         "  (the engine also keeps quotas, priority order and backfill, and rebuilds its state every cycle)"
     )
-    goal = "met" if engine_rate >= 5000 else "NOT met"
-    print(f"  goal ≥ 5,000 placements/s      {goal}")
+    return naive_rate
 
 
 class RecordingExecutor:
@@ -302,9 +314,9 @@ class RecordingExecutor:
 
 
 def bench_run_cycle(
-    label: str, fleet: Fleet, jobs: list[JobRequest], home: Path, url: str | None, max_seconds: float
+    label: str, fleet: Fleet, jobs: list[JobRequest], home: Path, url: str | None, max_seconds: float, naive: float
 ) -> None:
-    """Store the jobs as pending, then time ``run_cycle`` until nothing more is placed."""
+    """Store the jobs as pending, then time ``run_cycle`` until nothing more is placed (goal: 5,000 placements/s)."""
     settings = Settings.from_env({"STARGATE_HOME": str(home), **({"STARGATE_DATABASE_URL": url} if url else {})})
     db = open_database(settings)
     prepared = prepare(settings, db, fleet, now=datetime.now(UTC))
@@ -313,7 +325,7 @@ def bench_run_cycle(
     now = datetime.now(UTC)
     rules = job_service.SubmitRules.of(fleet)
     t0 = time.perf_counter()
-    with db.write() as session:  # as the API's submission writer stores a batch: checked, then multi-row inserts
+    with db.write() as session:  # as the API's submission writer stores a batch: checked, then stored at once
         rows = [
             job_service.check(
                 admin,
@@ -323,8 +335,7 @@ def bench_run_cycle(
             )
             for j in jobs
         ]
-        ids = job_repo.insert_many(session, rows)
-        record_submissions(session, ids, [admin.actor] * len(ids), [now] * len(ids))
+        insert_submitted(session, rows)
     stored = time.perf_counter() - t0
     placed, seconds, cycles = 0, 0.0, 0
     pending = len(jobs)
@@ -336,11 +347,14 @@ def bench_run_cycle(
         pending = report.pending_after
     db.close()
     print(f"  {label}: stored {len(jobs):,} pending jobs in {stored:.2f} s (one transaction)")
+    rate = placed / seconds if seconds else 0.0
     print(
         f"  {label}: run_cycle ×{cycles}: {placed:,} placements in {seconds:.2f} s = "
-        f"{placed / seconds if seconds else 0:,.0f} placements/s, {pending:,} still pending"
+        f"{rate:,.0f} placements/s, {pending:,} still pending"
         " (each cycle: poll, snapshot, engine, decision transaction, handles recorded)"
     )
+    goal = "met" if rate >= 5000 and not pending else "NOT met"
+    print(f"  {label}: ratio to the naive scan {rate / naive:.2f}×; goal ≥ 5,000 placements/s: {goal}")
 
 
 @contextmanager
@@ -391,19 +405,23 @@ def main() -> None:
                     results.append(run_stargate("stargate up, PostgreSQL", tmp, url, args))
             for result in results:
                 print(result.line())
-                print(f"{'':<32} ratio to the bare endpoint: {result.rate / bare.rate:.2f}× the rate")
-            sqlite = results[0]
-            met = sqlite.rate >= 1000 and sqlite.percentile(99) <= 50
-            print(f"goal on SQLite (≥ 1,000 submissions/s, p99 ≤ 50 ms): {'met' if met else 'NOT met'}; {load_note()}")
+                print(
+                    f"{'':<32} ratio to the bare endpoint: {result.rate / bare.rate:.2f}× the rate, "
+                    f"{result.cpu_per_request_ms / bare.cpu_per_request_ms:.2f}× the server CPU per request"
+                )
+            for result in results:
+                met = result.rate >= 1000 and result.percentile(99) <= 50
+                print(f"goal, {result.label} (≥ 1,000 submissions/s, p99 ≤ 50 ms): {'met' if met else 'NOT met'}")
+            print(f"  {load_note()}")
         if not args.skip_cycle:
             teams = 20
             print(f"\n== scheduling cycle: {args.jobs:,} pending jobs over {args.clusters} clusters")
             fleet, jobs = cycle_fleet(args.clusters, teams), cycle_jobs(args.jobs, teams)
-            bench_engine(fleet, jobs)
-            bench_run_cycle("server, SQLite", fleet, jobs, tmp / "cycle-sqlite", None, args.max_seconds)
+            naive = bench_engine(fleet, jobs)
+            bench_run_cycle("server, SQLite", fleet, jobs, tmp / "cycle-sqlite", None, args.max_seconds, naive)
             if args.postgres_url:
                 with fresh_postgres(args.postgres_url) as url:
-                    bench_run_cycle("server, PostgreSQL", fleet, jobs, tmp / "cycle-pg", url, args.max_seconds)
+                    bench_run_cycle("server, PostgreSQL", fleet, jobs, tmp / "cycle-pg", url, args.max_seconds, naive)
             print(f"  {load_note()}")
     print("\ndone")
 

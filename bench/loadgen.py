@@ -26,6 +26,14 @@ class LoadResult:
     errors: int
     client_cpu_s: float = 0.0
     """CPU time the load generator itself used during the run (it shares the cores with the server), s."""
+    server_cpu_s: float = 0.0
+    """CPU time the server process used during the run (all its threads), s: steadier than the rate on a machine
+    other work shares."""
+
+    @property
+    def cpu_per_request_ms(self) -> float:
+        """Server CPU time per completed request, ms."""
+        return 1000 * self.server_cpu_s / self.requests if self.requests else 0.0
 
     @property
     def rate(self) -> float:
@@ -41,7 +49,8 @@ class LoadResult:
         """One line of figures."""
         return (
             f"{self.label:<32} {self.rate:>8,.0f} submissions/s   p50 {self.percentile(50):6.1f} ms   "
-            f"p99 {self.percentile(99):6.1f} ms   ({self.requests:,} in {self.seconds:.1f} s, {self.errors} errors; "
+            f"p99 {self.percentile(99):6.1f} ms   server CPU {self.cpu_per_request_ms:.2f} ms/request   "
+            f"({self.requests:,} in {self.seconds:.1f} s, {self.errors} errors; "
             f"load generator CPU {100 * self.client_cpu_s / self.seconds if self.seconds else 0:.0f}% of a core)"
         )
 
