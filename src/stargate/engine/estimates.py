@@ -116,6 +116,8 @@ class RunHistory:
         self._groups: OrderedDict[tuple[object, ...], _Window] = OrderedDict()
         self._service: dict[str, _Window] = {}
         self._batch: list[Completion] = []
+        self._keys: dict[tuple[str, str | None, str | None, int], list[tuple[object, ...]]] = {}
+        """Memo of :func:`group_keys` (cleared when it holds ``max_groups`` entries)."""
         self.recorded = 0
         """Completions applied so far."""
 
@@ -144,9 +146,18 @@ class RunHistory:
         for c in batch:
             self._apply(c)
 
+    def _group_keys(self, queue: str, user: str | None, name: str | None, gpus: int) -> list[tuple[object, ...]]:
+        memo = self._keys
+        found = memo.get((queue, user, name, gpus))
+        if found is None:
+            if len(memo) >= self.max_groups:
+                memo.clear()
+            found = memo[(queue, user, name, gpus)] = group_keys(queue, user, name, gpus)
+        return found
+
     def _apply(self, c: Completion) -> None:
         groups = self._groups
-        for key in group_keys(c.queue, c.user, c.name, c.gpus):
+        for key in self._group_keys(c.queue, c.user, c.name, c.gpus):
             w = groups.get(key)
             if w is None:
                 w = groups[key] = _Window(self.window)
@@ -168,7 +179,7 @@ class RunHistory:
         if self._batch:
             self._flush()
         groups, need = self._groups, self.min_samples
-        for key in group_keys(queue, user, name, gpus):
+        for key in self._group_keys(queue, user, name, gpus):
             w = groups.get(key)
             if w is not None and len(w.sorted) >= need:
                 return max(w.quantile(self.quantile), 1.0)
