@@ -25,6 +25,8 @@ it needs a partly free node holding ``r``). It is updated in O(gpn) per allocati
 
 from __future__ import annotations
 
+from heapq import heappop, heappush
+
 SPREAD = -1
 """Shape of a job that may take any free GPUs of the cluster, over partly free nodes."""
 PACKED = 0
@@ -54,9 +56,16 @@ def fits_counts(counts: list[int], gpn: int, need: int, per: int) -> bool:
 
 
 class NodeAllocator:
-    """Free GPUs of one cluster, by node."""
+    """Free GPUs of one cluster, by node.
 
-    __slots__ = ("buckets", "free", "fresh", "gpn", "node_free", "nodes", "shape")
+    Every choice depends only on which GPUs are free, never on the order of past starts and finishes: among equal
+    nodes the lowest node id wins and a node gives its lowest free slots. A driver rebuilt after a restart (which
+    re-takes the running jobs' GPUs in another order) therefore places the next job exactly as the one that ran all
+    along: both clocks agree. Nodes are kept per number of free GPUs in lazy min-heaps (an entry is live while its
+    node still has that many free GPUs), so each choice costs O(log nodes).
+    """
+
+    __slots__ = ("_heaps", "count", "free", "fresh", "gpn", "level", "node_free", "nodes", "shape")
 
     def __init__(self, nodes: int, gpus_per_node: int) -> None:
         """A cluster of ``nodes`` × ``gpus_per_node`` GPUs, all free."""
@@ -68,16 +77,24 @@ class NodeAllocator:
         self.fresh = 0
         """Nodes with id >= fresh have never been used (all their GPUs free)."""
         self.node_free: dict[int, list[int]] = {}
-        """Touched node → its free slot numbers (a stack)."""
-        self.buckets: list[dict[int, None]] = [{} for _ in range(gpus_per_node + 1)]
-        """buckets[k]: touched nodes with exactly k free GPUs (insertion-ordered set)."""
+        """Touched node → its free slot numbers, ascending."""
+        self.level: dict[int, int] = {}
+        """Touched node → its free GPUs."""
+        self.count = [0] * (gpus_per_node + 1)
+        """count[k]: touched nodes with exactly k free GPUs."""
+        self._heaps: list[list[int]] = [[] for _ in range(gpus_per_node + 1)]
+        """_heaps[k]: touched node ids that had k free GPUs when pushed (live while they still have)."""
 
     # -- reading --------------------------------------------------------------------------------------------
     def counts(self) -> list[int]:
         """Nodes per number of free GPUs: ``counts()[k]`` nodes have exactly ``k`` GPUs free."""
-        out = [len(b) for b in self.buckets]
+        out = list(self.count)
         out[self.gpn] += self.nodes - self.fresh
         return out
+
+    def whole(self) -> int:
+        """Wholly free nodes."""
+        return self.count[self.gpn] + self.nodes - self.fresh
 
     def fits(self, n: int, per: int = PACKED) -> bool:
         """True when a job of ``n`` GPUs and shape ``per`` can be allocated now."""
@@ -105,12 +122,15 @@ class NodeAllocator:
     def release(self, ids: tuple[int, ...]) -> None:
         """Give GPUs back."""
         gpn = self.gpn
+        back: dict[int, list[int]] = {}
         for g in ids:
             node, slot = divmod(g, gpn)
+            back.setdefault(node, []).append(slot)
+        for node, slots_back in back.items():
             slots = self.node_free[node]
-            del self.buckets[len(slots)][node]
-            slots.append(slot)
-            self.buckets[len(slots)][node] = None
+            slots.extend(slots_back)
+            slots.sort()
+            self._set(node, len(slots))
         self.free += len(ids)
         self._reshape()
 
@@ -125,55 +145,82 @@ class NodeAllocator:
             node, slot = divmod(g, gpn)
             if not 0 <= node < self.nodes:
                 raise ValueError(f"GPU id {g} is outside the cluster (0..{self.nodes * gpn - 1})")
-            while self.fresh <= node:
-                self._touch()  # a node seen for the first time: all its GPUs free (no change to what is held)
-            if slot not in self.node_free[node]:
+            if node < self.fresh and slot not in self.node_free[node]:
                 raise ValueError(f"GPU id {g} is already held")
         for g in ids:
             node, slot = divmod(g, gpn)
+            while self.fresh <= node:
+                self._touch()  # a node seen for the first time: all its GPUs free (no change to what is held)
             slots = self.node_free[node]
-            del self.buckets[len(slots)][node]
             slots.remove(slot)
-            self.buckets[len(slots)][node] = None
+            self._set(node, len(slots))
         self.free -= len(ids)
         self._reshape()
 
     # -- internals ------------------------------------------------------------------------------------------
+    def _set(self, node: int, k: int) -> None:
+        """Touched ``node`` now has ``k`` free GPUs."""
+        level = self.level
+        before = level[node]
+        if before == k:
+            return
+        count = self.count
+        count[before] -= 1
+        count[k] += 1
+        level[node] = k
+        heap = self._heaps[k]
+        heappush(heap, node)
+        if len(heap) > 2 * count[k] + 64:  # mostly dead entries: keep the heap small
+            live = {x for x in heap if level.get(x) == k}
+            heap[:] = sorted(live)
+
+    def _lowest(self, k: int) -> int:
+        """The lowest touched node with exactly ``k`` free GPUs; -1 when none."""
+        if not self.count[k]:
+            return -1
+        heap, level = self._heaps[k], self.level
+        while level[heap[0]] != k:
+            heappop(heap)
+        return heap[0]
+
     def _reshape(self) -> None:
-        gpn, buckets = self.gpn, self.buckets
+        gpn, count = self.gpn, self.count
         mp = gpn - 1
-        while mp > 0 and not buckets[mp]:
+        while mp > 0 and not count[mp]:
             mp -= 1
-        self.shape = (len(buckets[gpn]) + self.nodes - self.fresh) * gpn + mp
+        self.shape = (count[gpn] + self.nodes - self.fresh) * gpn + mp
 
     def _touch(self) -> int:
         node = self.fresh
         self.fresh += 1
-        self.node_free[node] = list(range(self.gpn - 1, -1, -1))
-        self.buckets[self.gpn][node] = None
+        self.node_free[node] = list(range(self.gpn))
+        self.level[node] = self.gpn
+        self.count[self.gpn] += 1
+        heappush(self._heaps[self.gpn], node)
         return node
 
     def _take_from(self, node: int, k: int) -> list[int]:
         slots = self.node_free[node]
-        del self.buckets[len(slots)][node]
         base = node * self.gpn
-        out = [base + slots.pop()] if k == 1 else [base + slots.pop() for _ in range(k)]
-        self.buckets[len(slots)][node] = None
+        out = [base + x for x in slots[:k]]
+        del slots[:k]
+        self._set(node, len(slots))
         return out
 
     def _whole_node(self) -> int:
-        """A wholly free node (a touched one first, else the next fresh one); -1 when none is left."""
-        full = self.buckets[self.gpn]
-        if full:
-            return next(iter(full))
+        """The lowest wholly free node (touched nodes have lower ids than fresh ones); -1 when none is left."""
+        node = self._lowest(self.gpn)
+        if node >= 0:
+            return node
         return self._touch() if self.fresh < self.nodes else -1
 
     def _best_node(self, r: int) -> int:
-        """The node with the fewest free GPUs that still holds ``r`` (best fit); -1 when none does."""
+        """The node with the fewest free GPUs that still holds ``r`` (best fit; the lowest id among those); -1 when
+        none does."""
         for k in range(r, self.gpn):
-            bucket = self.buckets[k]
-            if bucket:
-                return next(iter(bucket))
+            node = self._lowest(k)
+            if node >= 0:
+                return node
         return self._whole_node()
 
     def _packed(self, n: int) -> list[int]:
@@ -186,20 +233,26 @@ class NodeAllocator:
         return ids
 
     def _nodes(self, count: int, per: int) -> list[int]:
-        chosen: list[int] = []  # distinct nodes, tightest first, then whole ones (touched, then fresh)
-        for k in range(per, self.gpn + 1):
-            for node in self.buckets[k]:
-                chosen.append(node)
-                if len(chosen) == count:
-                    break
-            if len(chosen) == count:
-                break
-        while len(chosen) < count:
-            chosen.append(self._touch())
         ids: list[int] = []
-        for node in chosen:
+        used: set[int] = set()
+        for _ in range(count):  # distinct nodes: the best fit among those not used yet
+            node = self._best_node_except(per, used)
+            used.add(node)
             ids.extend(self._take_from(node, per))
         return ids
+
+    def _best_node_except(self, r: int, used: set[int]) -> int:
+        """As :meth:`_best_node`, skipping the nodes in ``used`` (a scan of the heaps: only jobs asking for a node
+        count use it)."""
+        if not used:
+            return self._best_node(r)
+        level = self.level
+        for k in range(r, self.gpn + 1):
+            if self.count[k]:
+                live = [x for x in set(self._heaps[k]) if level[x] == k and x not in used]
+                if live:
+                    return min(live)
+        return self._touch()
 
     def _spread(self, n: int) -> list[int]:
         ids: list[int] = []
@@ -213,12 +266,30 @@ class NodeAllocator:
         return ids
 
     def _spread_over(self, r: int) -> list[int]:
-        """``r`` GPUs from the fullest-free partly used nodes first (no single node holds them)."""
+        """``r`` GPUs from the fullest-free partly used nodes first, lowest id first (no single node holds them)."""
         out: list[int] = []
         for k in range(self.gpn - 1, 0, -1):
-            while self.buckets[k] and len(out) < r:
-                out.extend(self._take_from(next(iter(self.buckets[k])), min(k, r - len(out))))
+            while len(out) < r:
+                node = self._lowest(k)
+                if node < 0:
+                    break
+                out.extend(self._take_from(node, min(k, r - len(out))))
         return out
+
+
+Spans = tuple[tuple[int, int], ...]
+"""A placement by node: ``((node, GPUs on it), ...)``."""
+
+
+def node_spans(ids: tuple[int, ...], gpn: int) -> Spans:
+    """GPU ids ``ids`` as ``(node, GPUs)`` pairs, in order of first appearance."""
+    if len(ids) == 1:
+        return ((ids[0] // gpn, 1),)
+    out: dict[int, int] = {}
+    for g in ids:
+        node = g // gpn
+        out[node] = out.get(node, 0) + 1
+    return tuple(out.items())
 
 
 class NodeReplay:
@@ -247,6 +318,17 @@ class NodeReplay:
             f += sign
             counts[f] += 1
             free[node] = f
+
+    def give_spans(self, spans: Spans) -> None:
+        """Free ``(node, GPUs)`` spans (held now) in the replay."""
+        counts, free, node_free = self.counts, self._free, self._node_free
+        for node, k in spans:
+            f = free.get(node)
+            if f is None:
+                f = len(node_free[node])
+            counts[f] -= 1
+            counts[f + k] += 1
+            free[node] = f + k
 
     def shape(self) -> int:
         """GPUs a packed job could get on the replayed nodes (``W * gpn + mp``, see the module docstring)."""

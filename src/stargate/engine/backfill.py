@@ -12,10 +12,11 @@ with the earliest shadow. A later job of ``m`` GPUs and remaining estimate ``r``
 A head that must run on one node or on whole nodes (every job but a spread one, see :mod:`alloc`) needs more than
 a GPU count: the walk replays the releases on a scratch copy of the cluster's per-node free counts
 (:class:`~stargate.engine.alloc.NodeReplay`) and stops at the first end after which the GPU count suffices AND nodes
-of the head's shape are free; for a packed head ``extra`` is also capped by the replayed node capacity left after it
-(``W * gpn + mp - n``). ``long_room`` stays a GPU count: a long job within it may still split a node the head
-counted on; the head's shadow is then computed again (later) at the next full scan, so the approximation delays
-the head at most by that job, never blocks it for good. Several reservations on one cluster keep the earliest shadow
+of the head's shape are free (O(1) per node a release touches for the default shape); for a packed head ``extra`` is
+also capped by a lower bound of the node capacity then (``W * gpn + r - n``, or ``W * gpn - n``). ``long_room``
+stays a GPU count: a long job within it may still split a node the head counted on; the head's shadow is then
+computed again (later) at the next full scan, so the approximation delays the head at most by that job, never blocks
+it for good. Several reservations on one cluster keep the earliest shadow
 and the smallest extra (conservative). Power caps are not projected into the future: the reservation is on GPUs only.
 
 :class:`Backfill` holds a cycle's :class:`Reservations` and caches each blocked job's shadow per cluster while that
@@ -25,10 +26,11 @@ cluster's running jobs and availability stand.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
-from stargate.engine.alloc import PACKED, SPREAD, NodeAllocator, NodeReplay
+from stargate.engine.alloc import PACKED, SPREAD, NodeAllocator, NodeReplay, Spans
 from stargate.engine.index import BoolArray, FloatArray, IntArray
 from stargate.engine.occupancy import Occupancy
 from stargate.engine.policies import Policy
@@ -72,11 +74,12 @@ def shadow_on(
     need: int,
     per: int = SPREAD,
     alloc: NodeAllocator | None = None,
-    gpu_ids: list[tuple[int, ...]] | None = None,
+    spans: Mapping[int, Spans] | None = None,
 ) -> tuple[float, float]:
     """Shadow time and extra GPUs on one cluster given its running ``(est_end, job, gpus)`` in end order, for a job
-    of shape ``per`` (``alloc``: the cluster's allocator; ``gpu_ids``: job → GPU ids, both needed unless spread)."""
-    if per == SPREAD or alloc is None or gpu_ids is None:
+    of shape ``per`` (``alloc``: the cluster's allocator; ``spans``: job → its GPUs by node; both needed unless
+    spread)."""
+    if per == SPREAD or alloc is None or spans is None:
         if have >= need:
             return -math.inf, have - need
         for end, _, gpus in running:
@@ -86,12 +89,45 @@ def shadow_on(
         return math.inf, 0.0
     if have >= need and alloc.fits(need, per):
         return -math.inf, min(have, alloc.shape) - need if per == PACKED else have - need
+    if per == PACKED:
+        return _packed_shadow(running, have, need, alloc, spans)
     replay = NodeReplay(alloc)
     for end, j, gpus in running:
         have += gpus
-        replay.give(gpu_ids[j])
+        replay.give_spans(spans[j])
         if have >= need and replay.fits(need, per):
-            return end, min(have, replay.shape()) - need if per == PACKED else have - need
+            return end, have - need
+    return math.inf, 0.0
+
+
+def _packed_shadow(
+    running: list[tuple[float, int, int]], have: float, need: int, alloc: NodeAllocator, spans: Mapping[int, Spans]
+) -> tuple[float, float]:
+    """:func:`shadow_on` for a packed job, in O(1) per node a release touches: with ``need = w * gpn + r``, it fits
+    when more than ``w`` nodes are whole, or exactly ``w`` and some partly free node holds ``r`` (``P`` counts those;
+    releases only add GPUs, so each count only grows but for a node that becomes whole). ``extra`` is capped by a
+    lower bound of the node capacity left (``W * gpn + r`` when a partly free node holds ``r``)."""
+    gpn, count, node_free = alloc.gpn, alloc.count, alloc.node_free
+    w, r = divmod(need, gpn)
+    whole = alloc.whole()
+    holding = sum(count[r:gpn]) if r else 0
+    free: dict[int, int] = {}
+    for end, j, gpus in running:
+        have += gpus
+        for node, k in spans[j]:
+            f = free.get(node)
+            if f is None:
+                f = len(node_free[node])
+            free[node] = f + k
+            if f + k == gpn:
+                whole += 1
+                if r and f >= r:
+                    holding -= 1
+            elif r and f < r <= f + k:
+                holding += 1
+        if have >= need and (whole > w or (whole == w and (not r or holding))):
+            room = whole * gpn + (r if r and holding else 0)
+            return end, min(have, room) - need
     return math.inf, 0.0
 
 
@@ -105,7 +141,7 @@ def earliest_start(
     rank: list[float],
     per: int = SPREAD,
     allocs: list[NodeAllocator] | None = None,
-    gpu_ids: list[tuple[int, ...]] | None = None,
+    spans: Mapping[int, Spans] | None = None,
 ) -> tuple[float, float, int, float]:
     """The earliest ``(shadow, rank, cluster, extra)`` over ``clusters`` for a job of ``need`` GPUs and shape ``per``
     (cluster -1 when none). ``cache`` keeps each cluster's shadow for the job while that cluster's generation
@@ -115,7 +151,7 @@ def earliest_start(
         hit = cache.get(c)
         if hit is None or hit[0] != gen[c]:
             alloc = allocs[c] if allocs is not None else None
-            hit = cache[c] = (gen[c], *shadow_on(running[c], avail.item(c), need, per, alloc, gpu_ids))
+            hit = cache[c] = (gen[c], *shadow_on(running[c], avail.item(c), need, per, alloc, spans))
         best = min(best, (hit[1], rank[c], c, hit[2]))
     return best
 
@@ -158,9 +194,8 @@ class Backfill:
         clusters = np.flatnonzero(usable & (self._total >= need)).tolist()
         cache = self._shadows.setdefault(j, {})
         per = occ.shape_of(j)
-        gpu_ids = occ.jobs.gpu_ids
         best = earliest_start(
-            occ.running, occ.avail, clusters, need, occ.gen, cache, occ.scorer.rank_l, per, occ.alloc, gpu_ids
+            occ.running, occ.avail, clusters, need, occ.gen, cache, occ.scorer.rank_l, per, occ.alloc, occ.spans
         )
         shadow, _, chosen, extra = best
         near = shadow - now <= pol.backfill_window_s

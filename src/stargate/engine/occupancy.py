@@ -19,7 +19,7 @@ from collections import Counter
 import numpy as np
 
 from stargate.engine.admission import Admission
-from stargate.engine.alloc import NodeAllocator, shape_of
+from stargate.engine.alloc import NodeAllocator, Spans, node_spans, shape_of
 from stargate.engine.index import BoolArray, FleetIndex, FloatArray
 from stargate.engine.jobs import RUNNING, JobTable
 from stargate.engine.placement import Scorer
@@ -56,6 +56,9 @@ class Occupancy:
         self.running: list[list[tuple[float, int, int]]] = [[] for _ in range(n)]
         """Cluster → its running jobs as ``(estimated end, job, GPUs)`` in end order."""
         self.run_end: dict[int, float] = {}
+        self.spans: dict[int, Spans] = {}
+        """Running job → its GPUs by node (what backfill replays)."""
+        self._gpn: list[int] = list(index.gpus_per_node)
         self.gen = [0] * n
         """Cluster → bumped on every start and finish there (cached shadow times of older generations are stale)."""
         self.epoch = 0
@@ -125,6 +128,7 @@ class Occupancy:
         self._adm.charge(t.queue[j], self._index.model_of[c], g)
         end = now + t.remaining(j)
         self.run_end[j] = end
+        self.spans[j] = node_spans(ids, self._gpn[c])
         insort(self.running[c], (end, j, g))
         if self._preempting and t.preemptible[j]:
             self.victim_prios[t.prio[j]] += 1
@@ -156,6 +160,7 @@ class Occupancy:
         self._adm.charge(t.queue[j], self._index.model_of[c], -g)
         run = self.running[c]
         del run[bisect_left(run, (self.run_end.pop(j), j, g))]
+        del self.spans[j]
         if self._preempting and t.preemptible[j]:
             vp = self.victim_prios
             vp[t.prio[j]] -= 1

@@ -5,9 +5,11 @@ import math
 
 import pytest
 from engine_builders import FleetBuilder, assert_consistent, make_job, scheduler, shape_holds
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stargate.engine import Reason
-from stargate.engine.alloc import PACKED, NodeAllocator
+from stargate.engine.alloc import PACKED, SPREAD, NodeAllocator, NodeReplay, node_spans
 from stargate.engine.backfill import shadow_on
 
 
@@ -104,8 +106,10 @@ def test_backfill_shadow_waits_for_a_whole_node_not_a_gpu_count() -> None:
     running = [(100.0, 0, 2), (200.0, 2, 2), (300.0, 1, 2), (400.0, 3, 2)]
     assert {g // 4 for g in gpu_ids[0] + gpu_ids[1]} == {0}
     assert shadow_on(running, 0.0, 4) == (200.0, 0.0), "by GPU count (spread) the head fits at 200 s"
-    shadow, extra = shadow_on(running, 0.0, 4, PACKED, alloc, gpu_ids)
-    assert shadow == 300.0 and extra == 2.0, "a packed 4-GPU head needs node 0 whole: 300 s"
+    spans = {j: node_spans(ids, 4) for j, ids in enumerate(gpu_ids)}
+    shadow, extra = shadow_on(running, 0.0, 4, PACKED, alloc, spans)
+    assert shadow == 300.0, "a packed 4-GPU head needs node 0 whole: 300 s"
+    assert extra == 0.0, "6 GPUs free then, but only whole nodes are counted for long jobs' room (conservative)"
     assert alloc.free == 0, "the replay leaves the allocator alone"
 
 
@@ -165,3 +169,33 @@ def test_restore_accepts_a_spread_placement_made_under_the_old_rule() -> None:
     assert len({g // 4 for g in start.gpu_ids}) == 1
     with pytest.raises(ValueError, match="already held"):
         s.restore_running(make_job("dup").gpus(1).build(), "a", (5,), 0.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 12), st.sampled_from([SPREAD, PACKED]), st.floats(1, 100)), max_size=12),
+    st.integers(1, 16),
+)
+def test_the_packed_shadow_matches_a_plain_replay(jobs: list[tuple[int, int, float]], need: int) -> None:
+    alloc = NodeAllocator(nodes=4, gpus_per_node=4)
+    running: list[tuple[float, int, int]] = []
+    spans = {}
+    for j, (g, per, end) in enumerate(jobs):
+        if alloc.fits(g, per):
+            ids = alloc.allocate(g, per)
+            spans[j] = node_spans(ids, 4)
+            running.append((end, j, g))
+    running.sort()
+    have = float(alloc.free)
+    shadow, _ = shadow_on(running, have, need, PACKED, alloc, spans)
+    # the reference: replay every release on a plain copy and ask the generic rule after each
+    expected = -math.inf if alloc.fits(need) else math.inf
+    if expected > -math.inf:
+        replay, left = NodeReplay(alloc), have
+        for end, j, g in running:
+            replay.give_spans(spans[j])
+            left += g
+            if left >= need and replay.fits(need, PACKED):
+                expected = end
+                break
+    assert shadow == expected
