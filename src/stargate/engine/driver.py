@@ -120,6 +120,8 @@ class Driver:
         self.where: dict[str, Placement | None] = {}
         """Every live job the engine holds: its placement when running, None when pending."""
         self._stops: list[Preemption] = []
+        self._ended: list[tuple[str, float | None, bool]] = []
+        """Jobs told ended since the engine last heard: handed on in job id order (see :meth:`finish`)."""
         self._refused: list[Rejection] = []
         self._wakeup: float | None = None
         self._due: float | None = None
@@ -127,6 +129,8 @@ class Driver:
     # -- what happened ----------------------------------------------------------------------------------------
     def submit(self, job: JobTerms) -> None:
         """Queue ``job`` (a job the fleet's rules refuse is rejected by the next :meth:`decide`)."""
+        if self._ended:
+            self._hand_on_ended()
         prio = self.priorities.resolve(job.queue, job.priority_class)
         if prio is None and job.queue in self.index.queue_ix:  # an unknown queue: the engine says so itself
             self._refused.append(Rejection(job.id, Reason.PRIORITY_CLASS_NOT_ALLOWED))
@@ -137,6 +141,8 @@ class Driver:
     def restore(self, job: JobTerms, cluster: str, gpu_ids: tuple[int, ...], started_s: float) -> None:
         """Put back a job that runs on ``gpu_ids`` of ``cluster`` since ``started_s``; :class:`RestoreError` when
         that placement or the job's priority class is no longer valid (the caller requeues it)."""
+        if self._ended:
+            self._hand_on_ended()
         if cluster not in self.index.cluster_ix:
             raise RestoreError(f"cluster '{cluster}' is no longer in the fleet")
         prio = self.priorities.resolve(job.queue, job.priority_class)
@@ -150,13 +156,26 @@ class Driver:
 
     def finish(self, job_id: str, now: float | None = None, completed: bool = False) -> None:
         """The job ended (any reason): its GPUs are free, or it leaves its queue. A running job that ``completed``
-        (succeeded) at ``now`` teaches the run history its run time: checkpointed progress + (now - started)."""
+        (succeeded) at ``now`` teaches the run history its run time: checkpointed progress + (now - started).
+
+        The engine hears of ended jobs in job id order, when the driver is next told or asked anything: the order in
+        which a clock reports the jobs that ended at one instant (the simulator's event order, the server's reading
+        of the database) changes nothing, not even which GPUs the next job gets."""
         if self.where.pop(job_id, ()) != ():
-            self.sched.finish(job_id, now, completed)
+            self._ended.append((job_id, now, completed))
+
+    def _hand_on_ended(self) -> None:
+        ended, self._ended = self._ended, []
+        ended.sort(key=_first)
+        finish = self.sched.finish
+        for job_id, now, completed in ended:
+            finish(job_id, now, completed)
 
     def estimates(self) -> dict[str, float]:
         """The estimate, s, of every live job that stated none (learned or the policy's default): what a rebuilt
         driver keeps (see :meth:`rebuilt`), so a job's estimate does not change because the driver was rebuilt."""
+        if self._ended:
+            self._hand_on_ended()
         t = self.sched.jobs
         out: dict[str, float] = {}
         for job_id in self.where:
@@ -167,6 +186,8 @@ class Driver:
 
     def set_cluster_status(self, cluster: str, status: ClusterStatus, now: float) -> None:
         """A cluster went down or came back; its running jobs stop when it goes down (see :meth:`decide`)."""
+        if self._ended:
+            self._hand_on_ended()
         if self.status.get(cluster) is status:
             return
         self.status[cluster] = status
@@ -187,6 +208,8 @@ class Driver:
 
     def stop_on_down_clusters(self, now: float) -> None:
         """After restoring jobs: stop those on clusters the fleet marks down (restored before it said so)."""
+        if self._ended:
+            self._hand_on_ended()
         for cluster, status in self.status.items():
             if status is ClusterStatus.DOWN and any(p is not None and p[0] == cluster for p in self.where.values()):
                 self._stops.extend(self.sched.set_cluster_status(cluster, status.value, now))
@@ -196,6 +219,8 @@ class Driver:
     # -- deciding ---------------------------------------------------------------------------------------------
     def has_work(self, now: float) -> bool:
         """False when :meth:`decide` at ``now`` would decide nothing."""
+        if self._ended:
+            self._hand_on_ended()
         due = bool(self._stops or self._refused) or self.sched.has_work(now)
         self._due = now if due else None  # decide(now) right after need not ask the scheduler again
         return due
@@ -206,6 +231,8 @@ class Driver:
         A job started by one round and stopped by a later one at the same instant is neither started nor stopped:
         it stays pending, as it is in the engine.
         """
+        if self._ended:
+            self._hand_on_ended()
         out = Decisions(now, [], self._stops, self._refused)
         self._stops, self._refused = [], []
         sched = self.sched
@@ -294,6 +321,10 @@ class Driver:
             driver.submit(job)
         driver.stop_on_down_clusters(now)
         return driver, lost
+
+
+def _first(ended: tuple[str, float | None, bool]) -> str:
+    return ended[0]
 
 
 def _kept(job: JobTerms, estimates: Mapping[str, float]) -> JobTerms:
