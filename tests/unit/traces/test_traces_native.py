@@ -41,6 +41,18 @@ def test_csv_with_only_the_required_columns(tmp_path: Path) -> None:
     assert trace.jobs == [TraceJob("x", 1.25, 5.5, 2, "q")]
 
 
+def test_user_and_name_are_read_from_csv_and_jsonl(tmp_path: Path) -> None:
+    """``user`` and ``name`` (optional, text) group learned run-time estimates; a plain row keeps them too."""
+    csv_trace = read_text(
+        tmp_path, "t.csv", "id,submit_s,duration_s,gpus,queue,user,name\na,0,60,1,q,ann,train\n", "native"
+    )
+    jsonl = '{"id":"a","submit_s":0,"duration_s":60,"gpus":1,"queue":"q","user":"ann","name":"train"}\n'
+    json_trace = read_text(tmp_path, "t.jsonl", jsonl, "native")
+    for trace in (csv_trace, json_trace):
+        assert trace.bad_rows == []
+        assert trace.jobs == [TraceJob("a", 0.0, 60.0, 1, "q", user="ann", name="train")]
+
+
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
