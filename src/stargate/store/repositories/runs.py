@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, Text, Update, bindparam, insert, select, type_coerce, update
+from sqlalchemy import ColumnElement, Select, Table, Text, Update, bindparam, insert, select, true, type_coerce, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import LateralFromClause
 
 from stargate.store.models import JobRow, RunRow, format_job_id
 from stargate.store.repositories import bulk
@@ -23,14 +24,32 @@ def latest_for_job(session: Session, job_id: int) -> RunRow | None:
 _RUNS = cast(Table, RunRow.__table__)
 
 
+def _current_run(session: Session) -> Any:
+    """What a query of the jobs joins to reach each job's current run (``runs`` with ``job_id``/``attempt`` of the
+    job): on PostgreSQL a ``LATERAL`` subquery with ``LIMIT 1``, which the planner cannot flatten, so each job's run
+    is one look-up in the ``(job_id, attempt)`` index whatever its cost settings; a plain join would let it scan the
+    whole history of runs (a hash join) under the default ``random_page_cost`` once the table is large. Elsewhere
+    the table itself (SQLite looks each run up in that index)."""
+    if not bulk.is_postgres(session):
+        return RunRow
+    match = (RunRow.job_id == JobRow.id) & (RunRow.attempt == JobRow.attempt)
+    return select(RunRow).where(match).limit(1).lateral("runs")
+
+
+def _join_current_run(session: Session, query: Select[Any]) -> tuple[Select[Any], Any]:
+    """``query`` (of ``jobs``) joined to each job's current run, and the run's columns to select (see
+    :func:`_current_run`)."""
+    run = _current_run(session)
+    if run is RunRow:
+        return query.join(RunRow, (JobRow.id == RunRow.job_id) & (JobRow.attempt == RunRow.attempt)), RunRow
+    return query.join(run, true()), run.c
+
+
 def placed_since(session: Session) -> dict[int, datetime]:
     """When each placed or running job was placed on its cluster for its current attempt (its run row's creation),
     by job row id: the start the engine counts its progress from (``jobs.started_at`` is the first run's)."""
-    query = (
-        select(RunRow.job_id, RunRow.created_at)
-        .join(JobRow, (JobRow.id == RunRow.job_id) & (JobRow.attempt == RunRow.attempt))
-        .where(JobRow.status.in_([JobStatus.PLACED, JobStatus.RUNNING]))
-    )
+    query, run = _join_current_run(session, select(JobRow.id).select_from(JobRow))
+    query = query.add_columns(run.created_at).where(JobRow.status.in_([JobStatus.PLACED, JobStatus.RUNNING]))
     return {job_id: created for job_id, created in session.execute(query)}
 
 
@@ -153,44 +172,38 @@ class LiveRun:
 
 def live(session: Session, status: JobStatus, job_ids: Sequence[int] | None = None) -> list[LiveRun]:
     """For every job in ``status`` (of ``job_ids`` only, when given), the run of its current attempt (jobs without
-    one are left out), oldest job first; plain values in one joined query."""
+    one are left out), oldest job first; plain values in one joined query, driven by the jobs in ``status`` (see
+    :func:`_current_run`)."""
+    query, run = _join_current_run(session, select(JobRow.id).select_from(JobRow))
     query = (
-        select(
-            RunRow.job_id,
-            RunRow.attempt,
-            RunRow.executor,
-            RunRow.cluster,
-            RunRow.handle_key,
-            _RAW_GPU_IDS,
-            JobRow.team_id,
-            RunRow.start_failures,
+        query.add_columns(
+            run.attempt, run.executor, run.cluster, run.handle_key, _RAW_GPU_IDS, JobRow.team_id, run.start_failures
         )
-        .join(JobRow, (JobRow.id == RunRow.job_id) & (JobRow.attempt == RunRow.attempt))
         .where(JobRow.status == status)
-        .order_by(RunRow.job_id)
+        .order_by(JobRow.id)
     )
     if job_ids is not None:
-        query = query.where(RunRow.job_id.in_(sorted(set(job_ids))))
+        query = query.where(JobRow.id.in_(sorted(set(job_ids))))
     return [LiveRun(j, a, e, c, h, json_list(g), t, f) for j, a, e, c, h, g, t, f in session.execute(query)]
 
 
 def orphans(session: Session) -> list[LiveRun]:
-    """Runs not marked ended whose job moved on (final, back to pending, or a later attempt), oldest first."""
-    live_attempt = JobRow.status.in_([JobStatus.PLACED, JobStatus.RUNNING]) & (JobRow.attempt == RunRow.attempt)
-    query = (
-        select(
-            RunRow.job_id,
-            RunRow.attempt,
-            RunRow.executor,
-            RunRow.cluster,
-            RunRow.handle_key,
-            JobRow.gpu_ids,
-            JobRow.team_id,
-            RunRow.start_failures,
-            RunRow.note,
-        )
-        .join(JobRow, JobRow.id == RunRow.job_id)
-        .where(RunRow.ended.is_(False), ~live_attempt)
-        .order_by(RunRow.id)
-    )
+    """Runs not marked ended whose job moved on (final, back to pending, or a later attempt), oldest first.
+
+    Driven by the runs not ended (``ix_runs_ended``); on PostgreSQL each one's job is a ``LATERAL`` look-up by its
+    primary key (see :func:`_current_run`: a plain join may scan every job once the history is large)."""
+    job: Any = JobRow
+    lateral: LateralFromClause | None = None
+    if bulk.is_postgres(session):
+        by_id = select(JobRow.status, JobRow.attempt, JobRow.gpu_ids, JobRow.team_id).where(JobRow.id == RunRow.job_id)
+        lateral = by_id.limit(1).lateral("jobs")
+        job = lateral.c
+    live_attempt = job.status.in_([JobStatus.PLACED, JobStatus.RUNNING]) & (job.attempt == RunRow.attempt)
+    columns = (RunRow.job_id, RunRow.attempt, RunRow.executor, RunRow.cluster, RunRow.handle_key)
+    query = select(*columns, job.gpu_ids, job.team_id, RunRow.start_failures, RunRow.note)
+    if lateral is None:
+        query = query.join(JobRow, JobRow.id == RunRow.job_id)
+    else:
+        query = query.select_from(RunRow).join(lateral, true())
+    query = query.where(RunRow.ended.is_(False), ~live_attempt).order_by(RunRow.id)
     return [LiveRun(*row) for row in session.execute(query)]
