@@ -13,6 +13,8 @@ class JobTable:
     """Rows of every job the scheduler knows; ``ix`` maps string ids to rows."""
 
     __slots__ = (
+        "attained",
+        "base",
         "burst_at",
         "ckpt",
         "cls",
@@ -22,13 +24,17 @@ class JobTable:
         "gpus",
         "ids",
         "ix",
+        "last_run",
+        "lvl",
         "may_preempt",
         "preemptible",
         "prio",
         "progress",
         "queue",
+        "rank",
         "req",
         "seq",
+        "stamp",
         "started",
         "state",
     )
@@ -55,6 +61,19 @@ class JobTable:
         self.started: list[float] = []
         self.burst_at: list[float] = []
         self.seq: list[int] = []
+        self.attained: list[float] = []
+        """Row → GPU-seconds the job received in runs that ended (work later lost included)."""
+        self.base: list[float] = []
+        """Row → its attained GPU-seconds when last promoted (its level counts the service since then)."""
+        self.lvl: list[int] = []
+        """Row → a running job's level (raised at its demotions; see :mod:`stargate.engine.service`)."""
+        self.last_run: list[float] = []
+        """Row → how long its last run lasted, s (0: none ended)."""
+        self.stamp: list[int] = []
+        """Row → bumped at each start, stop and wait: older demotion and promotion entries are stale."""
+        self.rank: list[int] = []
+        """Row → a running job's rank for victim selection (``priority × levels - level``; see :mod:`service`)."""
+        """Row → bumped at each start, stop and wait: older demotion and promotion entries are stale."""
 
     def add(self, req: JobRequest, queue: int, est: float, ckpt: float, cls: int) -> int:
         """Append a pending row and return its index."""
@@ -77,6 +96,12 @@ class JobTable:
         self.started.append(math.nan)
         self.burst_at.append(math.inf)
         self.seq.append(-1)
+        self.attained.append(req.attained_gpu_s)
+        self.base.append(0.0)
+        self.lvl.append(0)
+        self.last_run.append(0.0)
+        self.stamp.append(0)
+        self.rank.append(req.priority)
         return j
 
     def remaining(self, j: int) -> float:

@@ -1,5 +1,8 @@
 """Pending jobs: per queue and size bucket, in policy order, with what changed since the last scan.
 
+A pending job's key is computed when it is pushed: at submission, after a stop, and when the attained-service
+policies promote it (:meth:`PendingQueues.repush`); it does not move otherwise.
+
 Each sub-queue (a queue's size bucket) is a :class:`PendingQueue`: a small sorted head for scanning plus a heap for
 the rest. Invariant: every entry of ``head`` sorts before every entry of ``tail``. Entries are
 ``(k0, k1, seq, job)`` tuples; an entry is dead when its job left the pending state or was re-queued with a
@@ -11,9 +14,13 @@ from __future__ import annotations
 
 import heapq
 from bisect import insort
+from typing import TYPE_CHECKING
 
 from stargate.engine.jobs import PENDING, JobTable
 from stargate.engine.policies import Policy
+
+if TYPE_CHECKING:
+    from stargate.engine.service import Service
 
 Entry = tuple[float, float, int, int]
 
@@ -72,8 +79,9 @@ class PendingQueues:
     """Every queue's pending jobs by size bucket (one bucket under strict FIFO), and the sub-queues to scan next:
     all of them (``dirty_all``, after a finish, failure or capacity change) or those that changed (``dirty``)."""
 
-    def __init__(self, n_queues: int, policy: Policy, jobs: JobTable) -> None:
-        """Empty queues; the first scan looks at all of them."""
+    def __init__(self, n_queues: int, policy: Policy, jobs: JobTable, service: Service | None = None) -> None:
+        """Empty queues; the first scan looks at all of them. ``service``: the attained-service levels whose order
+        replaces the policy's key (``las``, ``gittins``)."""
         self.buckets = 1 if policy.strict_fifo else SIZE_BUCKETS
         self.queues = [PendingQueue(2 * policy.scan_depth) for _ in range(n_queues * self.buckets)]
         """Sub-queue ``queue * buckets + bucket`` → its pending entries."""
@@ -89,6 +97,7 @@ class PendingQueues:
         """Pending jobs."""
         self._seq = 0
         self._key = policy.key
+        self._service = service
         self._jobs = jobs
 
     def assign(self, j: int, queue: int, gpus: int) -> None:
@@ -98,7 +107,10 @@ class PendingQueues:
     def push(self, j: int) -> None:
         """Queue pending job ``j`` at its place in policy order (a fresh ``seq`` makes older entries dead)."""
         t = self._jobs
-        k0, k1 = self._key(t.prio[j], t.req[j].submit_s, t.remaining(j), t.gpus[j])
+        if self._service is not None:
+            k0, k1 = self._service.key(j)
+        else:
+            k0, k1 = self._key(t.prio[j], t.req[j].submit_s, t.remaining(j), t.gpus[j])
         self._seq += 1
         t.seq[j] = self._seq
         q = self.subq[j]
@@ -108,6 +120,11 @@ class PendingQueues:
         self.nonempty.add(q)
         self.n += 1
         self.dirty.add(q)
+
+    def repush(self, j: int) -> None:
+        """Queue pending job ``j`` again at its new place (its key changed, e.g. it was promoted)."""
+        self.remove(j)
+        self.push(j)
 
     def remove(self, j: int) -> None:
         """Pending job ``j`` left its queue (it started or ended); its entry dies lazily."""

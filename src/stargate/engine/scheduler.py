@@ -38,8 +38,9 @@ from stargate.engine.index import BoolArray, FleetIndex
 from stargate.engine.jobs import DONE, PENDING, RUNNING, JobTable
 from stargate.engine.occupancy import Occupancy
 from stargate.engine.pending import Entry, PendingQueues
-from stargate.engine.policies import Policy
+from stargate.engine.policies import LasPolicy, Policy
 from stargate.engine.preemption import VictimView, pick_victims
+from stargate.engine.service import Service
 from stargate.engine.types import CycleResult, JobRequest, Preemption, Reason, Rejection, Start
 from stargate.engine.windows import CapacityWindows
 
@@ -68,7 +69,13 @@ class Scheduler:
         self.occupancy = Occupancy(
             index, self.jobs, self.adm, self.windows, preempting=policy.preemption, bursting=policy.bursting
         )
-        self.pending = PendingQueues(len(index.queues), policy, self.jobs)
+        self.service = (
+            Service(policy, self.jobs, history.service_samples if history is not None else None)
+            if isinstance(policy, LasPolicy)
+            else None
+        )
+        """Attained-service levels (the ``las`` and ``gittins`` policies only; see :mod:`service`)."""
+        self.pending = PendingQueues(len(index.queues), policy, self.jobs, self.service)
         self.bursts = Bursts()
         self.backfill = Backfill(policy, index.total, self.occupancy)
         self._rejections: list[Rejection] = []
@@ -97,6 +104,10 @@ class Scheduler:
             t.burst_at[j] = job.submit_s + self.policy.burst_wait_s(job.gpus, t.est[j])
             self.bursts.wait(j, t.burst_at[j])
         self.pending.push(j)
+        if self.service is not None:
+            self.service.placed(j)
+            if self.service.level(j) > 0:
+                self.service.unstamped.append(j)  # restored below the top level: its promotion counts from the next cycle
 
     def restore_running(self, job: JobRequest, cluster_id: str, gpu_ids: tuple[int, ...], started_s: float) -> None:
         """Rebuild a running job after a restart: it holds ``gpu_ids`` of ``cluster_id`` since ``started_s`` (whatever
@@ -111,6 +122,8 @@ class Scheduler:
         self.occupancy.alloc[c].take(gpu_ids)  # first: a refusal leaves nothing behind (the job is not added)
         j = self._add(job, q, cls)
         self.occupancy.occupy(j, c, gpu_ids, started_s)
+        if self.service is not None:
+            self.service.started(j)
 
     def finish(self, job_id: str, now: float | None = None, completed: bool = False) -> None:
         """The job ended (any reason): free its GPUs or drop it from its queue. A running job that ``completed`` at
@@ -119,6 +132,12 @@ class Scheduler:
         state = self.jobs.state[j]
         if completed and now is not None and state == RUNNING and self.history is not None:
             self._learn(j, now)
+        svc = self.service
+        if svc is not None and state == RUNNING and now is not None:
+            t = self.jobs
+            if completed:
+                svc.completed(t.req[j].queue, (t.progress[j] + now - t.started[j]) * t.gpus[j])
+            svc.ended(j, now)
         if state == RUNNING:
             self._release(j)
         elif state == PENDING:
@@ -147,6 +166,9 @@ class Scheduler:
         windows, pending, bursts = self.windows, self.pending, self.bursts
         if windows.due(now):
             self._capacity_changed(now, res)
+        svc = self.service
+        if svc is not None and svc.advance(now, pending.repush):
+            pending.dirty_all = True  # a job was demoted while one of a higher level waits: it may preempt now
         if self._rejections:
             res.rejections, self._rejections = self._rejections, []
         if bursts.heap:
@@ -154,9 +176,11 @@ class Scheduler:
                 pending.dirty.add(pending.subq[j])
         if pending.dirty_all or pending.dirty:
             self._schedule(now, res)
-        if bursts.heap or windows.changes_left():
+        if bursts.heap or windows.changes_left() or (svc is not None and (svc.promotions or svc.demotions)):
             at = min(bursts.next_due(now, self.jobs.state), windows.next_change(now))
-            res.next_wakeup_s = at if at < math.inf else None
+            if svc is not None:
+                at = min(at, svc.next_wakeup())
+            res.next_wakeup_s = at if now < at < math.inf else None
         return res
 
     def has_work(self, now: float) -> bool:
@@ -166,6 +190,7 @@ class Scheduler:
             self.windows.due(now)
             or bool(self._rejections)
             or bool(heap and heap[0][0] <= now)
+            or (self.service is not None and self.service.due(now))
             or ((pending.dirty_all or bool(pending.dirty)) and (pending.n > 0 or bool(self.bursts.ready)))
         )
 
@@ -266,14 +291,17 @@ class Scheduler:
 
     def _stop(self, j: int, now: float, reason: Reason) -> Preemption:
         """Stop running job ``j``, keep its checkpointed progress, and mark it pending again."""
-        t = self.jobs
-        kept = t.kept_progress(j, now)
+        t, svc = self.jobs, self.service
+        kept = t.kept_progress(j, now) - self.policy.restart_cost_s  # the restart reloads its checkpoint
+        ran = svc.ended(j, now) if svc is not None else 0.0
         self._release(j)
         t.progress[j] = kept
         t.state[j] = PENDING
         t.seq[j] = -1
         if self._bursting:
             self.bursts.resume(j, t.burst_at[j], now)
+        if svc is not None:
+            svc.stopped(j, now, ran)
         return Preemption(t.ids[j], reason, kept)
 
     def _evict(self, c: int, now: float, reason: Reason) -> list[Preemption]:
@@ -287,9 +315,11 @@ class Scheduler:
     # -- the cycle ----------------------------------------------------------------------------------------
     def _schedule(self, now: float, res: CycleResult) -> None:
         """Steps 2–4 of a cycle (module docstring)."""
-        pol, pending, occ = self.policy, self.pending, self.occupancy
+        pol, pending, occ, svc = self.policy, self.pending, self.occupancy, self.service
         if pending.dirty_all:
             self.backfill.reset()
+            if svc is not None:
+                svc.blocked = math.inf  # every queue is scanned: the waiting jobs' best level is found again
         scan = pending.to_scan()
         if not scan and not self.bursts.ready:
             return
@@ -302,6 +332,12 @@ class Scheduler:
         if occ.amax_nb >= 1 or (pol.preemption and occ.victim_prios):
             carry = self._scan(scan, now, res, memo)
         self._start_ready(now, res, memo)
+        if svc is not None:
+            t, ix = self.jobs, self.jobs.ix
+            for s in res.starts:
+                j = ix[s.job_id]
+                if t.state[j] == RUNNING and t.started[j] == now:
+                    svc.started(j)
         for v in self._requeue:
             pending.push(v)
         # Queues cut off by scan_depth stay dirty, unless the cycle preempted: then the next event decides, so
@@ -325,25 +361,38 @@ class Scheduler:
         heapq.heapify(heap)
         scanned = dict.fromkeys(scan, 0)
         started: set[int] = set()
-        fails, preempting, may_preempt = 0, pol.preemption, t.may_preempt
-        min_victim = occ.min_victim_prio() if preempting else math.inf
+        fails, may_preempt, svc = 0, t.may_preempt, self.service
+        min_victim = self._min_victim()
+        no_victims: dict[tuple[int, int, int], int] = {}
+        """(class, queue, rank) → fewest GPUs for which preemption failed this cycle (a bigger job fails too)."""
         while heap:
             entry, q, pos = heapq.heappop(heap)
             j = entry[3]
-            if occ.amax_nb < 1 and not t.prio[j] > min_victim:
+            rank = t.prio[j] if svc is None else svc.rank(j)
+            if occ.amax_nb < 1 and not rank > min_victim:
+                if svc is not None:
+                    svc.blocked = min(svc.blocked, svc.level(j))
                 break  # nothing can start but by preemption, and no job from here on outranks a victim (a job that
                 # may not preempt is passed over below, so a lower one behind it that may still preempts)
             self._queue_blocked = False
             ok = self._try_start(j, now, res, memo)
-            if not ok and t.prio[j] > min_victim and may_preempt[j]:
-                ok = self._try_preempt(j, now, res)
-                memo.clear()
+            if not ok and rank > min_victim and may_preempt[j]:
+                pkey = (t.cls[j], t.queue[j], rank)
+                if t.gpus[j] < no_victims.get(pkey, 1 << 62):
+                    ok = self._try_preempt(j, now, res)
+                    memo.clear()
+                    if ok:
+                        no_victims.clear()
+                    else:
+                        no_victims[pkey] = t.gpus[j]
             if ok:
                 fails = 0
                 started.add(q)
-                min_victim = occ.min_victim_prio() if preempting else math.inf
+                min_victim = self._min_victim()
             else:
                 fails += 1
+                if svc is not None:
+                    svc.blocked = min(svc.blocked, svc.level(j))
                 if pol.strict_fifo:
                     continue
                 if pol.backfill and backfill.claim(q // buckets):
@@ -354,6 +403,11 @@ class Scheduler:
                 if nxt >= 0:
                     heapq.heappush(heap, (queues[q].head[nxt], q, nxt))
         return {q for q in started if scanned[q] >= pol.scan_depth}
+
+    def _min_victim(self) -> float:
+        """The lowest priority of a running preemptible job (its rank under an attained-service policy; inf: none)."""
+        low = self.occupancy.min_victim_prio() if self.policy.preemption else math.inf
+        return low if self.service is None else self.service.min_rank(low)
 
     def _start_ready(self, now: float, res: CycleResult, memo: Memo) -> None:
         """Jobs whose burst wait ran out, wherever they are in their queue."""
@@ -448,7 +502,7 @@ class Scheduler:
             avail=occ.avail,
             rank=self.windows.rank,
             running=occ.running,
-            priority=t.prio,
+            priority=t.prio if self.service is None else t.rank,
             preemptible=t.preemptible,
             started=t.started,
             gpus=t.gpus,
@@ -457,7 +511,8 @@ class Scheduler:
             gpu_ids=t.gpu_ids,
         )
         per = occ.shape_of(j)
-        choice = pick_victims(view, t.queue[j], t.gpus[j], t.prio[j], np.flatnonzero(mask), per)
+        rank = t.prio[j] if self.service is None else self.service.rank(j)
+        choice = pick_victims(view, t.queue[j], t.gpus[j], rank, np.flatnonzero(mask), per)
         if choice is None:
             return False
         for v in choice:

@@ -8,7 +8,7 @@ from stargate.engine.policies import SETTING_RULES
 
 
 def test_policies_and_settings_are_checked() -> None:
-    assert set(POLICIES) == {"fifo", "stargate", "srtf"}
+    assert set(POLICIES) == {"fifo", "stargate", "srtf", "las", "gittins"}
     assert get_policy("stargate", runtime_weight=0.0).key(500, 10.0, 99.0, 1) == (-500, 10.0)
     with pytest.raises(ValueError, match="unknown policy 'lottery'"):
         get_policy("lottery")
