@@ -107,7 +107,7 @@ class Scheduler:
         if self.service is not None:
             self.service.placed(j)
             if self.service.level(j) > 0:
-                self.service.unstamped.append(j)  # restored below the top level: its promotion counts from the next cycle
+                self.service.unstamped.append(j)  # restored below the top level: its wait counts from the next cycle
 
     def restore_running(self, job: JobRequest, cluster_id: str, gpu_ids: tuple[int, ...], started_s: float) -> None:
         """Rebuild a running job after a restart: it holds ``gpu_ids`` of ``cluster_id`` since ``started_s`` (whatever

@@ -51,8 +51,9 @@ class Service:
         self._prefix: dict[str, tuple[int, list[float]]] = {}
         self._version = 0
         """Completions reported so far (the Gittins prefix sums are recomputed when it moves)."""
-        self.demotions: list[tuple[float, int, int]] = []
-        """(instant, job, run stamp): a running job's next demotion (its first checkpoint past a threshold)."""
+        self.demotions: list[list[tuple[float, int, int]]] = [[] for _ in range(self.levels)]
+        """Level → (instant, job, run stamp) of running jobs' next demotion to that level (their first checkpoint
+        past its threshold)."""
         self.promotions: list[tuple[float, int, int]] = []
         """(instant, job, stop stamp): a pending job below the top level goes back to it."""
         self.unstamped: list[int] = []
@@ -137,11 +138,16 @@ class Service:
     # -- time-driven changes ----------------------------------------------------------------------------------
     def due(self, now: float) -> bool:
         """True when a promotion or a demotion that could matter is due at ``now``."""
-        return bool(
-            self.unstamped
-            or (self.promotions and self.promotions[0][0] <= now)
-            or (self.demotions and self.demotions[0][0] <= now and self.blocked < self.levels - 1)
-        )
+        return bool(self.unstamped or (self.promotions and self.promotions[0][0] <= now) or self._demotion_due() <= now)
+
+    def _demotion_due(self) -> float:
+        """The first demotion to a level below the best waiting job's (one that could let it preempt; inf: none)."""
+        at = math.inf
+        for level in range(int(min(self.blocked, self.levels)) + 1, self.levels):
+            heap = self.demotions[level]
+            if heap and heap[0][0] < at:
+                at = heap[0][0]
+        return at
 
     def advance(self, now: float, repush: Callable[[int], None]) -> bool:
         """Apply promotions and demotions due by ``now``; ``repush(j)`` re-queues a promoted job. True when a
@@ -158,26 +164,25 @@ class Service:
                 t.base[j] = t.attained[j]
                 self.placed(j)
                 repush(j)
-        demos, hit = self.demotions, False
-        while demos and demos[0][0] <= now:
-            _, j, stamp = heapq.heappop(demos)
-            if t.state[j] == RUNNING and t.stamp[j] == stamp:
-                if t.lvl[j] > 0 and t.preemptible[j]:
-                    self._uncount(t.prio[j] * self.levels - t.lvl[j])
-                t.lvl[j] += 1
-                t.rank[j] = t.prio[j] * self.levels - t.lvl[j]
-                if t.preemptible[j]:
-                    self.ranks[t.rank[j]] += 1
-                hit = hit or self.blocked < t.lvl[j]
-                self._next_demotion(j)
+        hit = False
+        for demos in self.demotions:  # by level: a job demoted twice at one instant goes through both in order
+            while demos and demos[0][0] <= now:
+                _, j, stamp = heapq.heappop(demos)
+                if t.state[j] == RUNNING and t.stamp[j] == stamp:
+                    if t.lvl[j] > 0 and t.preemptible[j]:
+                        self._uncount(t.prio[j] * self.levels - t.lvl[j])
+                    t.lvl[j] += 1
+                    t.rank[j] = t.prio[j] * self.levels - t.lvl[j]
+                    if t.preemptible[j]:
+                        self.ranks[t.rank[j]] += 1
+                    hit = hit or self.blocked < t.lvl[j]
+                    self._next_demotion(j)
         return hit
 
     def next_wakeup(self) -> float:
         """The next instant a promotion, or a demotion while a higher-level job waits, is due (inf: none)."""
         at = self.promotions[0][0] if self.promotions else math.inf
-        if self.demotions and self.blocked < self.levels - 1:
-            at = min(at, self.demotions[0][0])
-        return at
+        return min(at, self._demotion_due())
 
     # -- internals --------------------------------------------------------------------------------------------
     def _uncount(self, rank: int) -> None:
@@ -213,7 +218,7 @@ class Service:
         while at - s < ran:  # the instant's run time must reach the checkpoint (so no work is lost at it)
             at = math.nextafter(at, math.inf)
         if math.isfinite(at):
-            heapq.heappush(self.demotions, (at, j, t.stamp[j]))
+            heapq.heappush(self.demotions[k + 1], (at, j, t.stamp[j]))
 
     # -- Gittins ----------------------------------------------------------------------------------------------
     def index(self, j: int) -> float:
@@ -250,4 +255,3 @@ class Service:
         prefix = [0.0, *accumulate(samples)]
         self._prefix[queue] = (self._version, prefix)
         return prefix
-

@@ -11,6 +11,10 @@ Definitions (times in seconds of trace time):
   all clusters; ``owned_gpu_utilization`` the same over clusters of owned providers;
 - ``cost_usd`` = Σ GPU-hours run × the price per GPU-hour charged at start (the contract price when one covers
   the cluster, else its list price); ``cloud_gpu_hours`` = GPU-hours run on clusters of cloud providers;
+- ``preemptions``: runs stopped (by reason in ``preemptions_by_reason``); ``restart_lost_gpu_hours`` = Σ over
+  stopped runs of (work since the run's last checkpoint + the policy's ``restart_cost_s``) × GPUs, in GPU-hours:
+  the work a restart does again;
+- ``max_wait_s``: the longest wait of a job until its first start;
 - ``middle_window`` (with ``trim_jobs`` = k): the same job metrics over the jobs left after dropping the first
   and last k jobs by submission order;
 - ``estimate_error``: how far the run-time estimate the engine was given at a job's submission was from its
@@ -141,6 +145,7 @@ def summarize(st: SimState, index: FleetIndex, trim_jobs: int = 0) -> dict[str, 
         "cost_by_provider": {p: round(v, 2) for p, v in sorted(cost_by_provider.items())},
         "preemptions": int(sum(st.preemptions.values())),
         "preemptions_by_reason": dict(sorted(st.preemptions.items())),
+        "restart_lost_gpu_hours": round(st.lost_gpu_s / 3600.0, 3),
         "events": st.events,
         "cycles": st.cycles,
     }

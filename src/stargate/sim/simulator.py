@@ -133,6 +133,8 @@ class SimState:
     """The estimates mode of the run."""
     rejected: dict[int, str] = field(default_factory=dict)
     preemptions: Counter[str] = field(default_factory=Counter)
+    lost_gpu_s: float = 0.0
+    """GPU-seconds lost to restarts: each stopped run's work since its last checkpoint plus the restart cost."""
     busy_gpu_s: dict[int, float] = field(default_factory=dict)
     cost_by_cluster: dict[int, float] = field(default_factory=dict)
     events: int = 0
@@ -402,6 +404,7 @@ class Simulator:
         for p in stops:
             i = self.ix[p.job_id]
             self._account(i, now)
+            st.lost_gpu_s += (self.progress[i] + (now - self.started_at[i]) - p.progress_s) * self._gpus[i]
             self.progress[i] = p.progress_s
             self.run[i] += 1
             st.preemptions[p.reason] += 1
