@@ -60,8 +60,9 @@ class SpecTerms:
         return replace(self, user=user)
 
 
-def job_terms(job: JobState, spec: SpecTerms) -> JobTerms:
-    """The driver's view of a stored job."""
+def job_terms(job: JobState, spec: SpecTerms, ran_s: float = 0.0) -> JobTerms:
+    """The driver's view of a stored job; ``ran_s``: seconds it ran in runs that ended (its attained service is
+    that × its GPUs, work later lost included; see :func:`stargate.store.repositories.runs.ran_seconds`)."""
     return JobTerms(
         id=job.public_id,
         queue=job.queue_id,
@@ -75,6 +76,7 @@ def job_terms(job: JobState, spec: SpecTerms) -> JobTerms:
         allowed_providers=spec.allowed_providers,
         allowed_regions=spec.allowed_regions,
         progress_s=job.progress_s,
+        attained_gpu_s=ran_s * job.gpus,
         spread=spec.spread,
         nodes=spec.nodes,
         user=spec.user,

@@ -70,9 +70,10 @@ def take_snapshot(ctx: ServerContext) -> Snapshot | None:
         )
         live = {j.id for j in (*pending, *holding)}
         succeeded = _succeeded(session, [i for i in ctx.loop.terms if i not in live])
+        ran = run_repo.ran_seconds(session, [j.id for j in (*pending, *holding) if j.attempt > 0])
     for gone in [i for i in cache if i not in live]:
         del cache[gone]
-    terms = _terms(ctx, (*pending, *holding))
+    terms = _terms(ctx, (*pending, *holding), ran)
     return Snapshot(
         fleet,
         version,
@@ -144,16 +145,20 @@ def _utc(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=ENGINE_EPOCH.tzinfo)
 
 
-def _terms(ctx: ServerContext, jobs: Iterable[JobState]) -> dict[int, JobTerms]:
+def _terms(ctx: ServerContext, jobs: Iterable[JobState], ran: dict[int, float]) -> dict[int, JobTerms]:
     """The driver's terms of every job, by row id: kept across cycles (pruned to these jobs) while the stored job's
-    columns they come from are the same (only ``progress_s`` changes, on preemption)."""
+    columns they come from are the same (only ``progress_s`` changes, on preemption) and so are the seconds it ran in
+    runs that ended (``ran``, its attained service once × GPUs)."""
     kept = ctx.loop.terms
     fresh: dict[int, tuple[tuple[object, ...], JobTerms]] = {}
     for job in jobs:
-        inputs = (job.queue_id, job.gpus, job.priority_class, job.preemptible, job.submitted_at, job.progress_s)
+        ran_s = ran.get(job.id, 0.0)
+        inputs = (job.queue_id, job.gpus, job.priority_class, job.preemptible, job.submitted_at, job.progress_s, ran_s)
         old = kept.get(job.id)
         fresh[job.id] = (
-            old if old is not None and old[0] == inputs else (inputs, job_terms(job, ctx.loop.spec_terms[job.id]))
+            old
+            if old is not None and old[0] == inputs
+            else (inputs, job_terms(job, ctx.loop.spec_terms[job.id], ran_s))
         )
     ctx.loop.terms = fresh
     return {i: t for i, (_, t) in fresh.items()}

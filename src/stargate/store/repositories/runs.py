@@ -207,3 +207,18 @@ def orphans(session: Session) -> list[LiveRun]:
         query = query.select_from(RunRow).join(lateral, true())
     query = query.where(RunRow.ended.is_(False), ~live_attempt).order_by(RunRow.id)
     return [LiveRun(*row) for row in session.execute(query)]
+
+
+def ran_seconds(session: Session, job_ids: Sequence[int]) -> dict[int, float]:
+    """Seconds each job ran in its runs that ended (ended_at − created_at, summed), by job row id; jobs with no
+    ended run are left out. What the attained-service policies count as service already received (× GPUs)."""
+    if not job_ids:
+        return {}
+    query = select(RunRow.job_id, RunRow.created_at, RunRow.ended_at).where(
+        RunRow.job_id.in_(list(job_ids)), RunRow.ended.is_(True), RunRow.ended_at.is_not(None)
+    )
+    out: dict[int, float] = {}
+    for job_id, created, ended in session.execute(query):
+        if ended is not None:
+            out[job_id] = out.get(job_id, 0.0) + max((ended - created).total_seconds(), 0.0)
+    return out
