@@ -105,7 +105,7 @@ def simulate(
     burst_wait_max: str | None = typer.Option(
         None,
         "--burst-wait-max",
-        help="The longest any job waits before it may burst (caps --burst-after plus the per-GPU-hour wait).",
+        help="The longest per-GPU-hour wait before bursting, whatever the job's size (--burst-after is added).",
         show_default=False,
     ),
     mtbf: str | None = typer.Option(None, "--mtbf", help="Random failures: mean time between failures per cluster."),

@@ -54,10 +54,11 @@ class Policy:
     burst_wait_per_gpu_hour_s: float = 0.0
     """Extra wait before bursting per GPU-hour of estimated work, s (compute-proportional wait)."""
     burst_wait_max_s: float = 172_800.0
-    """The longest a job waits before it may burst, s, whatever its size: caps the compute-proportional wait so the
-    largest jobs do not wait for weeks (inf: no cap). Default 2 days, measured on Philly bursting to a cloud (512
-    owned GPUs, 300 s per GPU-hour, actual run times): the longest wait falls from 12.1 days to 2, average JCT by 3 %
-    and p99 wait by 38 % for 11 % more cloud GPU-hours; a 4-day cap did worse on both counts, 1 day cost 26 %."""
+    """The longest compute-proportional wait before bursting, s, whatever a job's size (``burst_after_s`` is added
+    to it, uncapped: ``inf`` there still means never), so the largest jobs do not wait for weeks (inf: no cap).
+    Default 2 days, measured on Philly bursting to a cloud (512 owned GPUs, 300 s per GPU-hour, actual run times):
+    the longest wait falls from 12.1 days to 2, average JCT by 3 % and p99 wait by 38 % for 11 % more cloud
+    GPU-hours; a 4-day cap did worse on both counts, 1 day cost 26 %."""
     restart_cost_s: float = 0.0
     """Run time a stopped job spends again when it restarts (reloading its checkpoint), s: its remaining work grows
     by this much at every stop (the progress it keeps is its last checkpoint minus this)."""
@@ -83,10 +84,10 @@ class Policy:
     def burst_wait_s(self, gpus: int, estimate_s: float) -> float:
         """How long a job waits on other capacity before it may burst, s::
 
-        wait = min(burst_after_s + burst_wait_per_gpu_hour_s * gpus * estimate_s / 3600, burst_wait_max_s)
+        wait = burst_after_s + min(burst_wait_per_gpu_hour_s * gpus * estimate_s / 3600, burst_wait_max_s)
         """
         base = self.burst_after_s or 0.0
-        return min(base + self.burst_wait_per_gpu_hour_s * gpus * estimate_s / 3600.0, self.burst_wait_max_s)
+        return base + min(self.burst_wait_per_gpu_hour_s * gpus * estimate_s / 3600.0, self.burst_wait_max_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ def test_the_burst_wait_is_capped() -> None:
     pol = get_policy("stargate", burst_after_s=0.0, burst_wait_per_gpu_hour_s=300.0, burst_wait_max_s=7200.0)
     assert pol.burst_wait_s(1, 3600.0) == 300.0
     assert pol.burst_wait_s(512, 35 * 86_400.0) == 7200.0, "the largest job waits the cap, not weeks"
-    assert get_policy("stargate").burst_wait_max_s == math.inf or get_policy("stargate").burst_wait_max_s > 0
+    assert get_policy("stargate").burst_wait_max_s == 2 * 86_400.0, "the default cap: 2 days"
     with pytest.raises(ValueError, match="burst_wait_max_s"):
         get_policy("stargate", burst_wait_max_s=-1.0)
     # A 10-hour 8-GPU job behind a full owned node would wait 300 s × 80 GPU-hours = 24,000 s; the cap says 3,600 s.
