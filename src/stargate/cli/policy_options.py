@@ -16,12 +16,13 @@ from stargate.cli.text import visible
 from stargate.domain import Scheduling
 from stargate.engine import POLICIES, Override
 from stargate.engine import scheduling as engine_scheduling
+from stargate.engine.policies import SETTING_RULES
 from stargate.engine.scheduling import Setting
 
 VALUE_WORDS = "a number, true, false, inf or none"
 """What a ``--set`` value may be, in words (``null`` is taken as ``none``)."""
 
-_INT_SETTINGS = frozenset({"scan_depth", "scan_budget", "max_reservations"})
+_INT_SETTINGS = frozenset(key for key, rule in SETTING_RULES.items() if rule.kind == "int")
 _WHOLE = re.compile(r"[-+]?[0-9]+")
 _MAX_ECHO = 60
 

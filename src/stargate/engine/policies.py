@@ -12,6 +12,16 @@ backfill, preemption and placement. Three ship:
 - ``srtf``: shortest remaining (estimated) time first, the classic reference from the literature (used as a
   baseline by Tiresias, NSDI 2019, and Gavel, OSDI 2020); non-preemptive here, with the same backfill and
   placement as ``stargate``, so only the order differs.
+- ``las``: discretised two-dimensional least attained service (Tiresias, NSDI 2019): within a priority, jobs that
+  received fewer GPU-seconds go first (levels by thresholds, FIFO within a level); a running job demoted at its
+  first checkpoint past a threshold may be preempted for a waiting job of a higher level; a job waiting below the top
+  level is promoted back after a bounded wait; every stop costs ``restart_cost_s`` of run time. Needs no run times.
+- ``gittins``: ``las``'s levels, demotion, promotion and preemption, ordered within a level by the Gittins index of
+  the job's attained service over the service of its queue's completed jobs. See :mod:`stargate.engine.service`.
+
+Defaults of ``las``/``gittins`` (three levels, thresholds 1 and 10 GPU-hours, promotion after 10 × the last run or
+7 days, restart cost 60 s) were measured on Philly (docs/reference/scheduling.md): an hour of GPU time lets most jobs
+finish in the top level, as Tiresias's first threshold near the median service.
 """
 
 from __future__ import annotations

@@ -363,8 +363,10 @@ class Scheduler:
         started: set[int] = set()
         fails, may_preempt, svc = 0, t.may_preempt, self.service
         min_victim = self._min_victim()
-        no_victims: dict[tuple[int, int, int], int] = {}
-        """(class, queue, rank) → fewest GPUs for which preemption failed this cycle (a bigger job fails too)."""
+        no_victims: dict[tuple[int, int, int, bool], tuple[int, float]] = {}
+        """(class, queue or -1 without quotas, rank, may burst) → (GPUs, estimated end) of a job for which preemption
+        failed this cycle: one as big and ending no sooner fails too (quotas, usable clusters and reservations are
+        monotone in both)."""
         while heap:
             entry, q, pos = heapq.heappop(heap)
             j = entry[3]
@@ -377,14 +379,17 @@ class Scheduler:
             self._queue_blocked = False
             ok = self._try_start(j, now, res, memo)
             if not ok and rank > min_victim and may_preempt[j]:
-                pkey = (t.cls[j], t.queue[j], rank)
-                if t.gpus[j] < no_victims.get(pkey, 1 << 62):
+                burst_ok = not self._bursting or t.burst_at[j] <= now
+                pkey = (t.cls[j], -1 if self.adm.unlimited[t.queue[j]] else t.queue[j], rank, burst_ok)
+                end = now + t.remaining(j)
+                failed = no_victims.get(pkey)
+                if failed is None or t.gpus[j] < failed[0] or end < failed[1]:
                     ok = self._try_preempt(j, now, res)
                     memo.clear()
                     if ok:
                         no_victims.clear()
                     else:
-                        no_victims[pkey] = t.gpus[j]
+                        no_victims[pkey] = (t.gpus[j], end)
             if ok:
                 fails = 0
                 started.add(q)
