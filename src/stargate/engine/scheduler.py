@@ -218,38 +218,6 @@ class Scheduler:
         """Facility power drawn by running GPUs per site (GPUs × TDP × PUE), W."""
         return self.occupancy.power_draw_w()
 
-    def fragmented_gpus(self, now: float) -> int:
-        """The GPUs of the first pending job in policy order when the clusters it may use now (:meth:`_usable`) have
-        at least that many GPUs available in total, else 0: GPUs idle but unusable for it (split over nodes or
-        clusters, or held by a reservation or its quota). For metrics only: it decides nothing and changes no
-        decision (it only drops dead queue entries, as a scan would)."""
-        pending = self.pending
-        if not pending.n:
-            return 0
-        queues, live_at = pending.queues, pending.live_at
-        best: tuple[float, float, int, int] | None = None
-        for q in pending.nonempty:
-            pos = live_at(q, 0)
-            if pos >= 0:
-                e = queues[q].head[pos]
-                if best is None or e < best:
-                    best = e
-        if best is None:
-            return 0
-        j = best[3]
-        g = self.jobs.gpus[j]
-        occ = self.occupancy
-        if occ.amax < 1 and not occ.stale and not occ.max_dirty:
-            return 0  # nothing available anywhere
-        avail = occ.compute_avail() if occ.stale else occ.avail  # 0 where a cluster is down or offline
-        t, classes = self.jobs, self.classes
-        cls = t.cls[j]
-        if self._bursting and t.burst_at[j] > now:
-            have = float(avail.sum(where=classes.mask_nb[cls]))
-        else:
-            have = float(avail.sum() if classes.all[cls] else avail.sum(where=classes.mask[cls]))
-        return g if have >= g else 0
-
     def progress_s(self, job_id: str) -> float:
         """Checkpointed progress of a job, s."""
         return self.jobs.progress[self.jobs.ix[job_id]]

@@ -31,6 +31,7 @@ import numpy as np
 from stargate.domain import ClusterStatus, Fleet, ProviderKind
 from stargate.engine import Decisions, Driver, JobTerms, Override, Policy, Preemption, Reason, policy_for
 from stargate.engine.estimates import DEFAULT_QUANTILE, RunHistory
+from stargate.engine.fragmentation import fragmented_gpus
 from stargate.engine.scheduler import OWN
 
 FINISH, FAILURE, ARRIVAL, WAKE = 0, 1, 2, 3
@@ -266,7 +267,7 @@ class Simulator:
                 self._after(res, now)
                 st.cycles += res.rounds
             if changed:
-                frag = sched.fragmented_gpus(now)
+                frag = fragmented_gpus(sched, now)
             st.end_s = now
             if self.config.progress is not None and st.events - settled_report >= 20_000:
                 settled_report = st.events
