@@ -67,3 +67,30 @@ def test_one_unstorable_submission_fails_only_itself(db_url: str, make_harness: 
     h.ctx.submissions.write(batch)
     assert batch[0].done.exception() is None, batch[0].done.exception()
     assert batch[2].done.exception() is None, batch[2].done.exception()
+
+
+@pytest.mark.xfail(strict=True, reason="a lookup that read the token before its revocation caches it after the clear")
+def test_a_token_revoked_during_its_lookup_is_refused_at_once_by_this_server(
+    sqlite_url: str, make_harness: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revoking server must refuse a token at once (docs/howto/replicas.md), even when one of its requests was
+    looking the token up while the revocation committed and cleared the cache."""
+    from stargate.server import deps
+
+    h: Harness = make_harness(sqlite_url)  # type: ignore[operator]
+    secret = _token(h, "victim", "member", "alpha")
+    token_id = h.client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {secret}"}).json()["token_id"]
+    h.ctx.tokens.clear()
+    real = deps._lookup
+
+    def lookup_then_revoked(ctx: object, authorization: str | None) -> Principal:
+        who = real(ctx, authorization)  # type: ignore[arg-type]
+        monkeypatch.setattr(deps, "_lookup", real)
+        revoked = h.client.post(f"/api/v1/tokens/{token_id}/revoke", headers=h.headers("admin"))
+        assert revoked.status_code == 200, revoked.text  # committed and the cache cleared, before the put below
+        return who
+
+    monkeypatch.setattr(deps, "_lookup", lookup_then_revoked)
+    assert h.client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    later = h.client.post("/api/v1/jobs", json=GOOD, headers={"Authorization": f"Bearer {secret}"})
+    assert later.status_code == 401, later.text
