@@ -10,6 +10,7 @@ from enum import StrEnum
 from sqlalchemy.orm import Session
 
 from stargate.server.errors import ForbiddenError, UnauthorizedError
+from stargate.store import fit_actor
 from stargate.store.repositories import tokens as token_repo
 
 TOKEN_PREFIX = token_repo.WIRE_PREFIX
@@ -37,8 +38,9 @@ class Principal:
 
     @property
     def actor(self) -> str:
-        """How the caller appears in event rows: ``token:<name>``."""
-        return f"token:{self.name}"
+        """How the caller appears in event rows: ``token:<name>``, cut to fit an actor column (see
+        :func:`stargate.store.fit_actor`)."""
+        return fit_actor(f"token:{self.name}")
 
     @property
     def is_admin(self) -> bool:

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from stargate.domain import JobReason, JobSpec
 from stargate.server.auth import Principal
-from stargate.server.errors import ConflictError, ServiceError
+from stargate.server.errors import ConflictError, InvalidError, ServiceError, database_problem
 from stargate.server.services import jobs as job_service
 from stargate.store import Database, JobRow, format_job_id, insert_submitted
 from stargate.store.repositories import fleet_versions
@@ -129,19 +129,30 @@ class SubmissionWriter:
                 log.exception("the submission writer failed on a batch of %d", len(batch))
 
     def write(self, batch: list[Submission]) -> None:
-        """Store ``batch`` in one transaction and resolve every future (an error fails only its own item, except a
-        database error, which fails the whole batch: nothing of it was stored). A submission whose request was
+        """Store ``batch`` in one transaction and resolve every future (an error fails only its own item). When the
+        database refuses the batch's statement (a value that does not fit, a constraint), the batch is written again
+        with each row in its own savepoint: a refused row fails only its own request. Any other database error fails
+        the whole batch: nothing of it was stored. A submission whose request was
         cancelled before its batch began (the client went away) is not stored."""
         batch = [item for item in batch if item.done.set_running_or_notify_cancel()]  # skip requests gone already
         if not batch:
             return
-        for attempt in range(1, WRITE_TRIES + 1):
+        one_by_one = False
+        for attempt in range(1, WRITE_TRIES + 2):
             try:
-                outcomes = self._store(batch)
+                outcomes = self._store(batch, one_by_one=one_by_one)
                 break
-            except IntegrityError as exc:  # an idempotency key stored meanwhile by another connection
-                if attempt < WRITE_TRIES and any(item.idempotency_key for item in batch):
+            except (IntegrityError, DataError) as exc:
+                if isinstance(exc, IntegrityError) and attempt < WRITE_TRIES and any(i.idempotency_key for i in batch):
                     log.info("an idempotency key of a batch of %d was stored meanwhile; writing it again", len(batch))
+                    continue
+                if not one_by_one:  # a row the database refuses: store each row alone, so it fails only itself
+                    log.warning(
+                        "a batch of %d submission(s) failed (%s); storing them one by one",
+                        len(batch),
+                        database_problem(exc),
+                    )
+                    one_by_one = True
                     continue
                 self._fail(batch, exc)
                 return
@@ -150,6 +161,8 @@ class SubmissionWriter:
                 if not isinstance(exc, Exception):
                     raise
                 return
+        else:  # pragma: no cover - every path of the loop breaks or returns
+            return
         for item, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, ServiceError):
                 item.done.set_exception(outcome)
@@ -157,9 +170,12 @@ class SubmissionWriter:
                 item.replayed = outcome[2]
                 item.done.set_result((outcome[0], outcome[1]))
 
-    def _store(self, batch: list[Submission]) -> list["ServiceError | tuple[int, dict[str, Any], bool]"]:
+    def _store(
+        self, batch: list[Submission], *, one_by_one: bool = False
+    ) -> list["ServiceError | tuple[int, dict[str, Any], bool]"]:
         """Write ``batch`` in one transaction; each item's outcome, in order: its error, or (row id, values,
-        replayed). Nothing is resolved here: a failed transaction may be written again."""
+        replayed). Nothing is resolved here: a failed transaction may be written again. ``one_by_one``: each row in
+        its own savepoint, so a row the database refuses gets its own error and the others are stored."""
         outcomes: dict[int, ServiceError | tuple[int, dict[str, Any], bool]] = {}
         with self.db.write() as session:
             fleet_versions.lock_shared(session)  # a fleet change waits for this batch (and this batch for it)
@@ -186,9 +202,12 @@ class SubmissionWriter:
                         outcomes[n] = exc
                         continue
                 accepted.append((n, {**values, "idempotency_key": key, "request_sha256": item.request_sha256}))
-            ids = insert_submitted(session, [v for _, v in accepted])  # the jobs and their first events
-            for (n, values), row_id in zip(accepted, ids, strict=True):
-                outcomes[n] = (row_id, values, False)
+            if one_by_one:
+                outcomes.update(_insert_each(session, batch, accepted))
+            else:
+                ids = insert_submitted(session, [v for _, v in accepted])  # the jobs and their first events
+                for (n, values), row_id in zip(accepted, ids, strict=True):
+                    outcomes[n] = (row_id, values, False)
             for n, lead in followers:
                 outcomes[n] = _follow(batch[n], batch[lead], outcomes[lead])
         return [outcomes[n] for n in range(len(batch))]
@@ -201,6 +220,29 @@ class SubmissionWriter:
         for item in batch:
             if not item.done.done():
                 item.done.set_exception(exc)
+
+
+def _insert_each(
+    session: Session, batch: list[Submission], accepted: list[tuple[int, dict[str, Any]]]
+) -> dict[int, "ServiceError | tuple[int, dict[str, Any], bool]"]:
+    """Insert each accepted row in its own savepoint: a row the database refuses gets a 422 naming why, the others
+    are stored. An idempotency key stored meanwhile by another connection is raised (the batch is written again)."""
+    outcomes: dict[int, ServiceError | tuple[int, dict[str, Any], bool]] = {}
+    for n, values in accepted:
+        try:
+            with session.begin_nested():
+                (row_id,) = insert_submitted(session, [values])
+        except (IntegrityError, DataError) as exc:
+            if isinstance(exc, IntegrityError) and batch[n].idempotency_key is not None:
+                raise
+            log.warning("a submission of %s could not be stored: %s", batch[n].who.actor[:80], database_problem(exc))
+            outcomes[n] = InvalidError(
+                f"body: found a job the database refuses to store ({database_problem(exc)}); expected values that "
+                "fit its columns (nothing of this job was stored; the other jobs of its batch were)"
+            )
+            continue
+        outcomes[n] = (row_id, values, False)
+    return outcomes
 
 
 def _key_text(item: Submission) -> str:

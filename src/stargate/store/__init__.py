@@ -12,6 +12,7 @@ from stargate.store.models import (
     RunRow,
     TeamRow,
     TokenRow,
+    fit_actor,
     format_job_id,
     parse_job_id,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "create_engine",
     "current_revision",
     "default_url",
+    "fit_actor",
     "format_job_id",
     "head_revision",
     "insert_submitted",

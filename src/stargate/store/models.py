@@ -33,6 +33,17 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from stargate.domain.reasons import JobReason
 from stargate.store.status import JobStatus
 
+ACTOR_MAX = 200
+"""Longest text of a column that says who acted (``jobs.submitted_by``, ``job_events.actor``, ``applied_by``,
+``created_by``, ``revoked_by``), characters."""
+
+
+def fit_actor(actor: str) -> str:
+    """``actor`` as stored in an actor column: unchanged when it fits :data:`ACTOR_MAX`, else cut to
+    ``ACTOR_MAX - 1`` characters and ``…`` (the one rule every writer of such a column follows)."""
+    return actor if len(actor) <= ACTOR_MAX else actor[: ACTOR_MAX - 1] + "…"
+
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -114,7 +125,7 @@ class FleetVersionRow(Base):
     version: Mapped[str] = mapped_column(String(64), index=True)
     document: Mapped[dict[str, Any]] = mapped_column(JsonType)
     applied_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    applied_by: Mapped[str] = mapped_column(String(200))
+    applied_by: Mapped[str] = mapped_column(String(ACTOR_MAX))
 
 
 class FleetPlanRow(Base):
@@ -128,7 +139,7 @@ class FleetPlanRow(Base):
     document: Mapped[dict[str, Any]] = mapped_column(JsonType)
     changes: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    created_by: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(ACTOR_MAX))
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
@@ -165,7 +176,7 @@ class JobRow(Base):
     """The free text of the last status change (where it was placed, the exit code, the executor's error)."""
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     progress_s: Mapped[float] = mapped_column(Float, default=0.0)
-    submitted_by: Mapped[str] = mapped_column(String(200))
+    submitted_by: Mapped[str] = mapped_column(String(ACTOR_MAX))
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -193,7 +204,7 @@ class JobEventRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-    actor: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(ACTOR_MAX))
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text)
@@ -235,10 +246,10 @@ class TokenRow(Base):
     salt: Mapped[str] = mapped_column(String(64))
     secret_hash: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    created_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    created_by: Mapped[str] = mapped_column(String(ACTOR_MAX), default="", server_default="")
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    revoked_by: Mapped[str | None] = mapped_column(String(ACTOR_MAX))
 
 
 class InstallationRow(Base):

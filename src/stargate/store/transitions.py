@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from stargate.domain.reasons import JobReason
-from stargate.store.models import JobEventRow, JobRow, format_job_id
+from stargate.store.models import JobEventRow, JobRow, fit_actor, format_job_id
 from stargate.store.repositories import bulk
 from stargate.store.repositories import jobs as job_repo
 from stargate.store.status import JobStatus, is_legal
@@ -72,7 +72,13 @@ def transition(
         job.price_usd_per_gpu_hour = None
         job.contract_id = None
     event = JobEventRow(
-        job_id=job.id, at=when, actor=actor, from_status=source.value, to_status=to.value, reason=code, detail=detail
+        job_id=job.id,
+        at=when,
+        actor=fit_actor(actor),
+        from_status=source.value,
+        to_status=to.value,
+        reason=code,
+        detail=detail,
     )
     session.add(event)
     return event
@@ -81,7 +87,13 @@ def transition(
 def record_submission(session: Session, job: JobRow, actor: str, at: datetime) -> JobEventRow:
     """Write the first event of a new (already flushed) job: from nothing to ``pending``."""
     event = JobEventRow(
-        job_id=job.id, at=at, actor=actor, from_status=None, to_status=job.status, reason=JobReason.SUBMITTED, detail=""
+        job_id=job.id,
+        at=at,
+        actor=fit_actor(actor),
+        from_status=None,
+        to_status=job.status,
+        reason=JobReason.SUBMITTED,
+        detail="",
     )
     session.add(event)
     return event
@@ -267,7 +279,13 @@ def record_submissions(
     """Write the first event of many new jobs at once (one multi-row statement): from nothing to ``pending``."""
     if job_ids:
         rows = [
-            {"job_id": j, "at": at, "actor": actor, "from_status": None, "to_status": JobStatus.PENDING.value}
+            {
+                "job_id": j,
+                "at": at,
+                "actor": fit_actor(actor),
+                "from_status": None,
+                "to_status": JobStatus.PENDING.value,
+            }
             | {"reason": JobReason.SUBMITTED.value, "detail": ""}
             for j, actor, at in zip(job_ids, actor_of, at_of, strict=True)
         ]

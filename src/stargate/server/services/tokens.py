@@ -10,7 +10,7 @@ from stargate.fleetfile.describe import found_text
 from stargate.server.auth import Role, new_token
 from stargate.server.errors import ConflictError, InvalidError, NotFoundError
 from stargate.server.schemas import TokenInfo
-from stargate.store import TokenRow
+from stargate.store import TokenRow, fit_actor
 from stargate.store.repositories import teams as team_repo
 from stargate.store.repositories import tokens as token_repo
 
@@ -91,8 +91,9 @@ def to_api(row: TokenRow, now: datetime) -> TokenInfo:
 
 
 def actor(token_id: str, name: str) -> str:
-    """How a token appears in ``created_by`` / ``revoked_by``: ``token <id> (<name>)`` (the id is unique)."""
-    return f"token {token_id} ({name})"[:200]
+    """How a token appears in ``created_by`` / ``revoked_by``: ``token <id> (<name>)`` (the id is unique), cut
+    to fit the column by :func:`stargate.store.fit_actor`."""
+    return fit_actor(f"token {token_id} ({name})")
 
 
 def _outlived(row: TokenRow, live_admins: list[tuple[str, datetime | None]]) -> bool:
@@ -128,6 +129,6 @@ def revoke(session: Session, token_id: str, now: datetime, by: str) -> TokenRow:
             "would lock every admin out when the others expire: create another admin token first "
             "(`stargate admin token create --role admin`, without --expires)"
         )
-    row.revoked_at, row.revoked_by = now, by[:200]
+    row.revoked_at, row.revoked_by = now, fit_actor(by)
     session.flush()
     return row
