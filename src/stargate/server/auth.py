@@ -102,13 +102,16 @@ class TokenCache:
     token expires, if sooner).
 
     Only tokens found valid are kept (an unknown token is looked up every time). Keyed by the hash, so no secret
-    is held. :meth:`clear` drops everything; the server calls it whenever it creates or changes a token.
+    is held. :meth:`clear` drops everything; the server calls it whenever it creates or changes a token. A lookup
+    that read the database before a clear cannot put its (possibly revoked) principal back after it: :meth:`put`
+    checks the :attr:`generation` read before the lookup.
     """
 
     ttl_s: float = TOKEN_CACHE_TTL_S
     max_entries: int = 10_000
     _entries: dict[str, tuple[Principal, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _generation: int = 0
 
     def get(self, digest: str) -> Principal | None:
         """The principal of this token hash if verified less than ``ttl_s`` ago."""
@@ -121,17 +124,31 @@ class TokenCache:
             return None
         return entry[0]
 
-    def put(self, digest: str, who: Principal) -> None:
-        """Remember a token just verified against the database (not past its expiry)."""
+    @property
+    def generation(self) -> int:
+        """How many times the cache was cleared: read it BEFORE looking a token up, and pass it to :meth:`put`."""
+        return self._generation
+
+    def put(self, digest: str, who: Principal, generation: int | None = None) -> None:
+        """Remember a token just verified against the database (not past its expiry).
+
+        ``generation``: :attr:`generation` as read before the lookup began; when the cache was cleared since (a
+        token was created, revoked or changed while the lookup ran), the principal may be stale and is not kept
+        (the request itself is answered with it, as it would have been had it come a moment earlier). None only
+        where no lookup can race a clear (tests)."""
         keep_s = self.ttl_s
         if who.expires_at is not None:
             keep_s = min(keep_s, (who.expires_at - datetime.now(UTC)).total_seconds())
         with self._lock:
+            if generation is not None and generation != self._generation:
+                return
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
             self._entries[digest] = (who, time.monotonic() + keep_s)
 
     def clear(self) -> None:
-        """Forget every token (after a token was created, revoked or changed)."""
+        """Forget every token (after a token was created, revoked or changed) and refuse the entries of lookups
+        that began before (see :meth:`put`)."""
         with self._lock:
+            self._generation += 1
             self._entries.clear()

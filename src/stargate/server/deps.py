@@ -45,13 +45,16 @@ async def principal(
     """The caller behind the bearer token; 401 without a valid one.
 
     A token verified in the last few seconds is taken from ``ctx.tokens`` without a worker thread or a query;
-    otherwise it is looked up in the database (in a worker thread) and remembered.
+    otherwise it is looked up in the database (in a worker thread) and remembered, unless the cache was cleared
+    while the lookup ran (see :meth:`stargate.server.auth.TokenCache.put`). The direct submission path
+    (:class:`stargate.server.routers.jobs.SubmitRoute`) only reads this cache: a token not in it takes this path.
     """
     digest = token_repo.cache_key(bearer_secret(authorization))
     who = ctx.tokens.get(digest)
     if who is None:
+        generation = ctx.tokens.generation  # before the lookup: a revocation clearing the cache meanwhile wins
         who = await run_in_threadpool(_lookup, ctx, authorization)
-        ctx.tokens.put(digest, who)
+        ctx.tokens.put(digest, who, generation)
     return who
 
 
