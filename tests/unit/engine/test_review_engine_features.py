@@ -78,3 +78,32 @@ def test_nodes_not_dividing_gpus_says_why() -> None:
     with pytest.raises(Exception) as caught:
         loads_job("name: x\nqueue: q\ngpus: 6\nnodes: 4\ncommand: 'true'\n", "job.yaml")
     assert "divide" in str(caught.value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a fleet without priority_classes gives every job the default class `low` (preempts_lower: false), "
+    "which also turns off the within-class demotion preemption of las/gittins: they silently run non-preemptive",
+)
+def test_gittins_preempts_a_demoted_job_on_a_fleet_with_the_default_priority_classes() -> None:
+    fleet = _fleet(nodes=1).model_copy(update={"queues": [Queue(id="q", team="t")]})
+    policy = policy_for(fleet.scheduling, Override("gittins", {"las_base_gpu_s": 1.0, "restart_cost_s": 0.0}))
+    driver = Driver(fleet, policy, EPOCH)
+    driver.submit(JobTerms(id="long", queue="q", gpus=8, submit_s=0.0, checkpoint_interval_s=10.0))
+    driver.decide(0.0)
+    driver.submit(JobTerms(id="new", queue="q", gpus=8, submit_s=100.0))  # long was demoted at 10 s
+    out = driver.decide(100.0)
+    assert [p.job_id for p in out.preemptions] == ["long"]
+    assert [s.job_id for s in out.starts] == ["new"]
+
+
+def test_gittins_preempts_a_demoted_job_when_the_queue_defaults_to_a_preempting_class() -> None:
+    fleet = _fleet(nodes=1)
+    policy = policy_for(fleet.scheduling, Override("gittins", {"las_base_gpu_s": 1.0, "restart_cost_s": 0.0}))
+    driver = Driver(fleet, policy, EPOCH)
+    driver.submit(JobTerms(id="long", queue="q", gpus=8, submit_s=0.0, checkpoint_interval_s=10.0))
+    driver.decide(0.0)
+    driver.submit(JobTerms(id="new", queue="q", gpus=8, submit_s=100.0))
+    out = driver.decide(100.0)
+    assert [p.job_id for p in out.preemptions] == ["long"]
+    assert [(p.job_id, p.progress_s) for p in out.preemptions] == [("long", 100.0)]  # stopped at a checkpoint
