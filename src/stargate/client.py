@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypedDict, TypeVar, cast
+from typing import Any, NotRequired, TypedDict, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
@@ -54,6 +54,8 @@ class Job(TypedDict):
     detail: str
     """Free text that goes with ``reason`` (where, the exit code, the executor's error); may be empty."""
     attempt: int
+    progress_s: NotRequired[float]
+    """Run time kept across stops, s; negative while the job owes its policy's restart cost."""
     submitted_at: str
     started_at: str | None
     finished_at: str | None

@@ -208,7 +208,7 @@ def test_queues_lists_both_queues_with_the_documented_shape(alpha: Cli) -> None:
     assert all(set(q) >= keys for q in queues)
     table = alpha("queues").stdout
     assert "alpha-q" in table and "any GPU: 24 GPUs" in table
-    assert table.startswith("scheduling policy: stargate (from the fleet file)\n")  # the policy the server uses
+    assert table.startswith("scheduling policy: gittins (from the fleet file)\n")  # the default policy the server uses
 
 
 def test_another_teams_job_is_hidden_and_its_queue_refused(alpha: Cli, beta: Cli, tmp_path: Path) -> None:

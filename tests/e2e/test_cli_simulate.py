@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stargate.engine.policies import SETTING_RULES
+from stargate.engine.policies import POLICIES, SETTING_RULES
 
 ROOT = Path(__file__).resolve().parents[2]
 PHILLY_CSV = ROOT.parent / "shared" / "data" / "traces" / "philly" / "philly.csv"
@@ -84,11 +84,12 @@ def test_a_native_trace_bursts_fails_and_every_job_is_accounted_for(native_trace
 
 def test_policy_settings_are_passed_through(native_trace: Path) -> None:
     args = ["--fleet", "examples/philly-burst", "--trace", str(native_trace), "--trace-format", "native", "--json"]
-    r = _simulate(*args, "--set", "runtime_weight=0", "--set", "max_reservations=2")
+    r = _simulate(*args, "--policy", "stargate", "--set", "runtime_weight=0", "--set", "max_reservations=2")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["changed"] == {"max_reservations": 2, "runtime_weight": 0.0}
-    assert set(out["settings"]) == set(SETTING_RULES)  # every setting of the policy that ran
+    stargate = set(POLICIES["stargate"].__dataclass_fields__) - {"name"}
+    assert set(out["settings"]) == stargate and stargate < set(SETTING_RULES)  # every setting of the policy that ran
     assert out["settings"]["max_reservations"] == 2 and out["settings"]["scan_depth"] == 64
     assert out["settings"]["backfill_window_s"] == "inf" and out["settings"]["burst_after_s"] is None
 
@@ -177,13 +178,13 @@ def test_a_slice_of_philly_with_until(policy: str) -> None:
 def test_the_table_on_a_pipe(native_trace: Path) -> None:
     r = _simulate("--fleet", "examples/philly-burst", "--trace", str(native_trace), "--trace-format", "native")
     assert r.returncode == 0, r.stderr
-    assert "simulation: policy stargate" in r.stdout and "GPU-hours" in r.stdout
+    assert "simulation: policy gittins" in r.stdout and "GPU-hours" in r.stdout  # the default policy
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--policy", "lottery"], "--policy: found 'lottery'; expected one of fifo, srtf, stargate"),
+        (["--policy", "lottery"], "--policy: found 'lottery'; expected one of fifo, gittins, las, srtf, stargate"),
         (["--until", "soon"], "--until: found 'soon'; expected a duration"),
         (["--failure", "cluster=nope,at=1h,for=1h"], "--failure: found cluster 'nope'"),
         (["--failure", "cluster=philly-owned"], "expected cluster=NAME,at=DURATION,for=DURATION"),
@@ -199,7 +200,10 @@ def test_the_table_on_a_pipe(native_trace: Path) -> None:
         (["--set", "scan_depth=1.5"], "--set scan_depth=1.5: scheduling.settings.scan_depth: found 1.5, expected"),
         (["--set", "preemption=5"], "--set preemption=5: scheduling.settings.preemption: found 5, expected true or"),
         (["--set", "reserve_after_s=nan"], "scheduling.settings.reserve_after_s: found nan, expected a number from"),
-        (["--set", "runtime_weight=1e999"], "scheduling.settings.runtime_weight: found 1e999, expected a number from"),
+        (
+            ["--policy", "stargate", "--set", "runtime_weight=1e999"],
+            "scheduling.settings.runtime_weight: found 1e999, expected a number from",
+        ),
         (["--set", "scan_depth=none"], "scheduling.settings.scan_depth: found none, expected a whole number from 1"),
         (["--set", "x=fast"], "--set: found 'x=fast'; expected KEY=VALUE with a number, true, false, inf or none"),
         (["--scale-arrivals", "inf"], "--scale-arrivals: found inf; expected a number from 0.001 to 1000"),

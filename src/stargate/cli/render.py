@@ -6,6 +6,7 @@ and bidi characters are shown escaped, never acted on by the terminal.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -77,6 +78,7 @@ def render_job(item: Job) -> None:
         ("request", gpu_count(item["gpus"]) + (f" of {', '.join(item['gpu_models'])}" if item["gpu_models"] else "")),
         ("priority class", item["priority_class"]),
         ("attempt", str(item["attempt"])),
+        ("progress", progress_text(item.get("progress_s"))),
         ("cluster", item["cluster"] or "-"),
         ("GPU ids", ",".join(str(g) for g in item["gpu_ids"]) or "-"),
         ("exit code", "-" if item["exit_code"] is None else str(item["exit_code"])),
@@ -91,6 +93,15 @@ def render_job(item: Job) -> None:
     for key, value in rows:
         table.add_row(key, value if key == "status" else cell(value))
     console().print(table)
+
+
+def progress_text(progress_s: float | None) -> str:
+    """Run time kept across stops: ``7,200 s kept``; a job stopped before its first checkpoint owes the policy's
+    restart cost (its stored progress is negative): ``0 s kept (60 s to run again first)``."""
+    value = float(progress_s or 0.0)
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:,.0f} s kept" if value >= 0 else f"0 s kept ({-value:,.0f} s to run again first)"
 
 
 def quota_text(quota: dict[str, Any]) -> str:

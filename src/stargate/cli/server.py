@@ -63,11 +63,12 @@ def up(
     policy: str | None = typer.Option(
         None,
         "--policy",
-        help="Scheduling policy over the fleet's scheduling section: fifo, stargate or srtf (as stargate simulate).",
+        help="Scheduling policy over the fleet's scheduling section: fifo, gittins, las, srtf or stargate (as stargate "
+        "simulate; default: the fleet's scheduling.policy, else gittins).",
         show_default=False,
     ),
     sets: list[str] = typer.Option(
-        [], "--set", help="A policy setting KEY=VALUE over the fleet's, e.g. runtime_weight=2 (repeatable)."
+        [], "--set", help="A policy setting KEY=VALUE over the fleet's, e.g. restart_cost_s=120 (repeatable)."
     ),
 ) -> None:
     """Start the API server and the scheduler loop; migrate the database and create the first admin token."""

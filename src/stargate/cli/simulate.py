@@ -23,7 +23,7 @@ from rich.table import Table
 from stargate.cli import policy_options
 from stargate.cli.policy_options import Given, add, echo, parse_settings
 from stargate.cli.text import visible
-from stargate.domain import Fleet
+from stargate.domain import Fleet, Scheduling
 from stargate.engine import POLICIES, Override
 from stargate.engine import scheduling as engine_scheduling
 from stargate.engine.scheduling import Setting
@@ -86,7 +86,8 @@ def simulate(
     policy: str | None = typer.Option(
         None,
         "--policy",
-        help=f"One of: {', '.join(sorted(POLICIES))} (default: the fleet's scheduling.policy, else stargate).",
+        help=f"One of: {', '.join(sorted(POLICIES))} (default: the fleet's scheduling.policy, else "
+        f"{Scheduling.model_fields['policy'].default}).",
         show_default=False,
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the run's random generator."),
@@ -119,7 +120,9 @@ def simulate(
         help="Run-time estimates the engine is told: learned (the trace's, else learned from completed jobs), "
         "trace (the trace's, else the policy's default) or actual (an oracle: each job's actual run time).",
     ),
-    sets: list[str] = typer.Option([], "--set", help="A policy setting KEY=VALUE, e.g. runtime_weight=2 (repeatable)."),
+    sets: list[str] = typer.Option(
+        [], "--set", help="A policy setting KEY=VALUE, e.g. restart_cost_s=120 (repeatable)."
+    ),
     trim_jobs: int = typer.Option(0, "--trim-jobs", min=0, help="Also report the middle jobs, dropping N each end."),
     start: str | None = typer.Option(None, "--start", help="ISO date of trace time 0 (default: the fleet's as_of)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),

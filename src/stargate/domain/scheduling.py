@@ -100,7 +100,10 @@ def _settings(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
 class Scheduling(Model):
     """The scheduling policy and its settings."""
 
-    policy: Id = Field(default="stargate", description="Policy name: fifo, stargate (default) or srtf.")
+    policy: Id = Field(
+        default="gittins",
+        description="Policy name: gittins (default; attained service, preempts), las, stargate, srtf or fifo.",
+    )
     settings: Annotated[dict[Id, SettingValue], WrapValidator(_settings)] = Field(
         default_factory=dict,
         max_length=MAX_SMALL_LIST,

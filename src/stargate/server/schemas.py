@@ -96,7 +96,9 @@ class Job(BaseModel):
     detail: str = Field(description=DETAIL_TEXT)
     attempt: int = Field(description="0 for the first try; increased by each preemption or cluster failure.")
     progress_s: float = Field(
-        default=0.0, description="Run time done and kept across stops (up to the last checkpoint), s."
+        default=0.0,
+        description="Run time done and kept across stops (up to the last checkpoint, less the policy's restart "
+        "cost), s; negative when the job was stopped before its first checkpoint: it owes that much run time first.",
     )
     submitted_at: datetime
     started_at: datetime | None

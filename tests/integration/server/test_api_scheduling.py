@@ -20,10 +20,19 @@ def _plan(h: Harness, fleet: dict[str, Any]) -> Any:
     return h.client.post(f"{FLEET}/plan", json={"fleet": fleet}, headers=h.headers())
 
 
+def _stargate_fleet(tmp_path: Path) -> Path:
+    """The tiny fleet pinned to the ``stargate`` policy, whose setting ``runtime_weight`` these tests override."""
+    path = tmp_path / "tiny-stargate.yaml"
+    path.write_text(TINY_FLEET.read_text(encoding="utf-8") + "\nscheduling:\n  policy: stargate\n", encoding="utf-8")
+    return path
+
+
 def test_the_policy_in_force_is_shown_with_every_setting(harness: Harness) -> None:
+    """The tiny fleet names no policy: the default, gittins, with its restart cost."""
     got = harness.client.get(FLEET, headers=harness.headers()).json()["scheduling"]
-    assert got["policy"] == "stargate" and got["override"] is None and got["changed"] == {}
-    assert got["settings"]["runtime_weight"] == 1.0 and got["settings"]["backfill_window_s"] == "inf"
+    assert got["policy"] == "gittins" and got["override"] is None and got["changed"] == {}
+    assert got["settings"]["restart_cost_s"] == 60.0 and got["settings"]["backfill_window_s"] == "inf"
+    assert "runtime_weight" not in got["settings"]
     viewer = harness.client.get(f"{FLEET}/scheduling", headers=harness.headers("viewer", "alpha"))
     assert viewer.status_code == 200 and viewer.json() == got
 
@@ -53,7 +62,9 @@ def test_a_fleet_section_is_validated_at_plan_and_takes_effect_at_apply(harness:
 def test_server_options_override_the_section_and_a_fleet_they_do_not_fit_is_refused(
     db_url: str, tmp_path: Path
 ) -> None:
-    h = build_harness(db_url, tmp_path / "home", scheduling=Override(settings={"runtime_weight": 3.0}))
+    h = build_harness(
+        db_url, tmp_path / "home", _stargate_fleet(tmp_path), scheduling=Override(settings={"runtime_weight": 3.0})
+    )
     try:
         got = h.client.get(f"{FLEET}/scheduling", headers=h.headers()).json()
         assert got["override"] == "--set runtime_weight=3.0" and got["changed"] == {"runtime_weight": 3.0}
@@ -86,7 +97,9 @@ def test_a_burst_wait_past_what_a_date_holds_never_stops_the_loop(harness: Harne
 def test_options_that_no_longer_fit_fall_back_to_the_fleets_section_and_say_so(db_url: str, tmp_path: Path) -> None:
     """A fleet applied through another server (other options) must not stop this scheduler's cycles: it decides with
     the fleet's section alone, and /healthz and the policy views say why."""
-    h = build_harness(db_url, tmp_path / "home", scheduling=Override(settings={"runtime_weight": 3.0}))
+    h = build_harness(
+        db_url, tmp_path / "home", _stargate_fleet(tmp_path), scheduling=Override(settings={"runtime_weight": 3.0})
+    )
     try:
         fleet = load_fleet(TINY_FLEET).model_copy(update={"scheduling": Scheduling(policy="srtf")})
         with h.ctx.db.write() as session:  # as a standby started without options would apply it

@@ -184,7 +184,10 @@ def test_up_policy_and_set_are_the_policy_the_server_decides_with(tmp_path: Path
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (["--policy", "lottery"], "error: --policy: found 'lottery'; expected one of fifo, srtf, stargate\n"),
+        (
+            ["--policy", "lottery"],
+            "error: --policy: found 'lottery'; expected one of fifo, gittins, las, srtf, stargate\n",
+        ),
         (["--set", "scan_depth"], "error: --set: found 'scan_depth'; expected KEY=VALUE\n"),
         (
             ["--policy", "srtf", "--set", "runtime_weight=2"],
@@ -196,9 +199,14 @@ def test_up_policy_and_set_are_the_policy_the_server_decides_with(tmp_path: Path
             "error: --set scan_depth=0: scheduling.settings.scan_depth: found 0, expected a whole number from 1 to "
             f"1,000,000,000 (the fleet {TINY_FLEET} has no problem alone); the server did not start\n",
         ),
-        (
-            ["--set", "runtime_weight=1e999"],
+        (  # runtime_weight is the stargate policy's own setting: pinned to it
+            ["--policy", "stargate", "--set", "runtime_weight=1e999"],
             "error: --set runtime_weight=1e999: scheduling.settings.runtime_weight: found 1e999,",
+        ),
+        (  # the tiny fleet names no policy: the default, gittins, has no runtime_weight
+            ["--set", "runtime_weight=2"],
+            "error: --set runtime_weight=2: scheduling.settings.runtime_weight: found 'runtime_weight', expected a "
+            "setting of policy 'gittins' (",
         ),
         (
             ["--set", "scan_depth=8", "--set", "scan_depth=16"],
@@ -222,12 +230,20 @@ def _busy_port() -> socket.socket:
     return busy
 
 
-@pytest.mark.parametrize("setting", ["burst_after_s=none", "burst_after_s=null", "runtime_weight=2"])
-def test_up_takes_set_none_and_gets_as_far_as_listening(tmp_path: Path, setting: str) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--set", "burst_after_s=none"],
+        ["--set", "burst_after_s=null"],
+        ["--set", "restart_cost_s=120"],
+        ["--policy", "stargate", "--set", "runtime_weight=2"],
+    ],
+)
+def test_up_takes_set_none_and_gets_as_far_as_listening(tmp_path: Path, args: list[str]) -> None:
     """A good --set passes every check: a busy port is the first refusal (nothing written)."""
     with _busy_port() as busy:
         port = busy.getsockname()[1]
-        result = _stargate("up", "--port", str(port), "--fleet", str(TINY_FLEET), "--set", setting, home=tmp_path)
+        result = _stargate("up", "--port", str(port), "--fleet", str(TINY_FLEET), *args, home=tmp_path)
     assert result.exit_code == 2 and result.stderr.startswith(f"error: --port: cannot listen on 127.0.0.1:{port}")
     assert not (tmp_path / "stargate.db").exists()
 

@@ -83,9 +83,10 @@ def test_a_huge_integer_is_a_located_problem_with_its_bound() -> None:
     ],
 )
 def test_every_number_is_bounded_above(setting: str, expected: str) -> None:
-    [problem] = _problems(HEAD + f"    {setting}\n")
+    """Pinned to ``stargate``: ``runtime_weight`` is that policy's setting."""
+    [problem] = _problems("name: t\nscheduling:\n  policy: stargate\n  settings:\n" + f"    {setting}\n")
     assert (problem.line, problem.path, problem.expected) == (
-        4,
+        5,
         f"scheduling.settings.{setting.split(':')[0]}",
         expected,
     )
