@@ -142,7 +142,7 @@ class JobSpec(Model):
         gpus = info.data.get("gpus")
         if value is not None and isinstance(gpus, int) and gpus % value:
             raise ValueError(
-                f"found {value} nodes for {gpus} GPUs; expected a number of nodes that divides gpus (each node gets "
+                f"found {value} nodes for {gpus} GPUs, expected a number of nodes that divides gpus (each node gets "
                 "gpus / nodes GPUs)"
             )
         return value

@@ -284,6 +284,8 @@ class Driver:
             allowed_providers=job.allowed_providers,
             allowed_regions=job.allowed_regions,
             progress_s=job.progress_s,
+            spread=job.spread,
+            nodes=job.nodes,
             user=job.user,
             name=job.name,
             attained_gpu_s=job.attained_gpu_s,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from stargate.cli.jobfile import loads_job
+from stargate.cli.jobfile import JobFileError, loads_job
 from stargate.domain import Cluster, Fleet, Provider, Queue, Site, Team
 from stargate.engine import Driver, JobTerms, Override, policy_for
 
@@ -32,11 +32,6 @@ def _driver(policy: str = "stargate") -> Driver:
     return Driver(fleet, policy_for(fleet.scheduling, Override(policy, {})), EPOCH)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Driver.request builds the JobRequest without JobTerms.nodes/spread, so `nodes: N` is ignored "
-    "by the server and the simulator: a 4-node job runs on a 2-node cluster",
-)
 def test_a_job_asking_for_more_nodes_than_any_cluster_has_is_rejected() -> None:
     driver = _driver()
     driver.submit(JobTerms(id="n4", queue="q", gpus=16, submit_s=0.0, nodes=4))  # 4 nodes x 4 GPUs; the cluster has 2
@@ -45,10 +40,6 @@ def test_a_job_asking_for_more_nodes_than_any_cluster_has_is_rejected() -> None:
     assert [(r.job_id, r.reason) for r in out.rejections] == [("n4", "no_cluster_fits")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Driver.request drops JobTerms.spread: a spread job waits for a packed node like any other",
-)
 def test_a_spread_job_takes_free_gpus_on_partly_used_nodes() -> None:
     driver = _driver()
     for jid in ("x", "y"):  # 6 GPUs each: one node each, 2 GPUs left free on each node
@@ -69,15 +60,12 @@ def test_a_packed_job_waits_for_one_node_even_with_enough_free_gpus() -> None:
     assert driver.decide(1.0).starts == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the job file error for nodes not dividing gpus says 'expected an integer at least 1 and at most "
-    "1,000,000, or null' although 4 is in that range (the API says 'found 4, expected found 4 nodes ...')",
-)
 def test_nodes_not_dividing_gpus_says_why() -> None:
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(JobFileError) as caught:
         loads_job("name: x\nqueue: q\ngpus: 6\nnodes: 4\ncommand: 'true'\n", "job.yaml")
-    assert "divide" in str(caught.value)
+    [problem] = caught.value.problems
+    assert (problem.path, problem.line, problem.found) == ("nodes", 4, "4 nodes for 6 GPUs")
+    assert "divides gpus" in problem.expected
 
 
 @pytest.mark.xfail(
