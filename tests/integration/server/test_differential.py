@@ -101,10 +101,19 @@ def _kinds(log: list[Row]) -> set[str]:
         ("sqlite", Override(settings={"runtime_weight": 2.0})),
         ("sqlite", Override(policy="srtf")),
         ("sqlite", Override(policy="las")),
+        ("sqlite", Override(policy="gittins")),  # the default policy (this fleet pins stargate)
         pytest.param("postgresql", Override(), marks=pytest.mark.postgres),
         pytest.param("postgresql", Override(policy="srtf"), marks=pytest.mark.postgres),
     ],
-    ids=["sqlite-fleet", "sqlite-set-runtime-weight", "sqlite-srtf", "sqlite-las", "postgresql-fleet", "postgresql-srtf"],
+    ids=[
+        "sqlite-fleet",
+        "sqlite-set-runtime-weight",
+        "sqlite-srtf",
+        "sqlite-las",
+        "sqlite-gittins",
+        "postgresql-fleet",
+        "postgresql-srtf",
+    ],
     indirect=["db_url"],
 )
 def test_the_simulator_and_the_server_make_the_same_decisions(override: Override, db_url: str, tmp_path: Path) -> None:
