@@ -318,7 +318,9 @@ class Driver:
                 driver.restore(job, cluster, gpu_ids, started_s)
             except RestoreError as exc:
                 interval = job.checkpoint_interval_s or policy.default_checkpoint_interval_s
-                lost.append(Lost(job, str(exc), checkpointed(job.progress_s, now - started_s, interval)))
+                lost.append(
+                    Lost(job, str(exc), checkpointed(job.progress_s, now - started_s, interval, policy.restart_cost_s))
+                )
         for job in pending:
             driver.submit(job)
         driver.stop_on_down_clusters(now)

@@ -108,20 +108,29 @@ class JobTable:
         """Estimated run time left, s (at least 1 s)."""
         return max(self.est[j] - self.progress[j], 1.0)
 
-    def kept_progress(self, j: int, now: float) -> float:
-        """Progress a running job keeps if stopped at ``now``: up to its last checkpoint, s (see
-        :func:`checkpointed`)."""
-        return checkpointed(self.progress[j], now - self.started[j], self.ckpt[j])
+    def kept_progress(self, j: int, now: float, restart_cost_s: float = 0.0) -> float:
+        """Progress a running job keeps if stopped at ``now``: up to its last checkpoint, less the restart cost, s
+        (see :func:`checkpointed`)."""
+        return checkpointed(self.progress[j], now - self.started[j], self.ckpt[j], restart_cost_s)
 
 
-def checkpointed(progress_s: float, ran_s: float, interval_s: float) -> float:
+def checkpointed(progress_s: float, ran_s: float, interval_s: float, restart_cost_s: float = 0.0) -> float:
     """Progress a job keeps when a run of ``ran_s`` that began at ``progress_s`` stops: up to its last checkpoint
-    (one every ``interval_s`` of run time), s. The one rule for every stop: preemption, outage, a cluster removed.
+    (one every ``interval_s`` of run time), less ``restart_cost_s`` (the next run reloads that checkpoint first), s.
+    The one rule for every stop: preemption, outage, a cluster removed.
 
-    ``ran - fmod(ran, interval)`` is the run time up to the last whole interval, computed exactly and without a
-    quotient: ``floor(ran / interval)`` overflows to infinity for a tiny interval (5e-324 s) and cannot be converted
-    to an integer. A run time that is not a finite positive number keeps nothing.
+    A negative progress is a restart still owed: the run pays it first and checkpoints count from there, so a run
+    stopped before it paid its debt owes one restart again, not two. ``ran - fmod(ran, interval)`` is the run time up
+    to the last whole interval, computed exactly and without a quotient: ``floor(ran / interval)`` overflows to
+    infinity for a tiny interval (5e-324 s) and cannot be converted to an integer. A run time that is not a finite
+    positive number changes nothing (the job never ran: it owes no restart); an interval that is not one keeps no
+    work of the run.
     """
-    if not (math.isfinite(ran_s) and ran_s > 0.0 and math.isfinite(interval_s) and interval_s > 0.0):
+    if not (math.isfinite(ran_s) and ran_s > 0.0):
         return progress_s
-    return progress_s + (ran_s - math.fmod(ran_s, interval_s))
+    debt = -progress_s if progress_s < 0.0 else 0.0
+    done = progress_s + debt
+    work = ran_s - debt
+    if work > 0.0 and math.isfinite(interval_s) and interval_s > 0.0:
+        done += work - math.fmod(work, interval_s)
+    return done - restart_cost_s

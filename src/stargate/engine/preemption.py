@@ -14,6 +14,7 @@ Victim selection reads only a :class:`VictimView`, never the scheduler: the sche
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -53,10 +54,16 @@ class VictimView:
 
 
 def pick_victims(
-    view: VictimView, queue: int, gpus: int, priority: int, clusters: Iterable[int], per: int = SPREAD
+    view: VictimView,
+    queue: int,
+    gpus: int,
+    priority: int,
+    clusters: Iterable[int],
+    per: int = SPREAD,
+    floor: float = -math.inf,
 ) -> list[int] | None:
     """Victims to stop so a job of ``queue``, ``gpus``, ``priority`` and shape ``per`` fits on some cluster in
-    ``clusters``, or None when none works."""
+    ``clusters``, or None when none works; victims rank below ``priority`` and above ``floor``."""
     prio, preemptible, started, held = view.priority, view.preemptible, view.started, view.gpus
     best: tuple[int, float, int, list[int]] | None = None
     for c in clusters:
@@ -65,7 +72,7 @@ def pick_victims(
             continue
         have = float(view.avail[c])
         cands = sorted(
-            (prio[v], -started[v], v) for _, v, _ in view.running[c] if preemptible[v] and prio[v] < priority
+            (prio[v], -started[v], v) for _, v, _ in view.running[c] if preemptible[v] and floor < prio[v] < priority
         )
         if per != SPREAD and view.allocs:
             chosen, stopped, have = _shaped(view, view.allocs[c], have, gpus, per, [v for _, _, v in cands])

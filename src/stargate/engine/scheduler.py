@@ -260,7 +260,7 @@ class Scheduler:
     def _stop(self, j: int, now: float, reason: Reason) -> Preemption:
         """Stop running job ``j``, keep its checkpointed progress, and mark it pending again."""
         t, svc = self.jobs, self.service
-        kept = t.kept_progress(j, now) - self.policy.restart_cost_s  # the restart reloads its checkpoint
+        kept = t.kept_progress(j, now, self.policy.restart_cost_s)  # the restart reloads its checkpoint
         ran = svc.ended(j, now) if svc is not None else 0.0
         self._release(j)
         t.progress[j] = kept
@@ -346,7 +346,7 @@ class Scheduler:
                 # may not preempt is passed over below, so a lower one behind it that may still preempts)
             self._queue_blocked = False
             ok = self._try_start(j, now, res, memo)
-            if not ok and rank > min_victim and may_preempt[j]:
+            if not ok and rank > min_victim and (may_preempt[j] or svc is not None):
                 burst_ok = not self._bursting or t.burst_at[j] <= now
                 pkey = (t.cls[j], -1 if self.adm.unlimited[t.queue[j]] else t.queue[j], rank, burst_ok)
                 end = now + t.remaining(j)
@@ -462,8 +462,8 @@ class Scheduler:
 
     def _try_preempt(self, j: int, now: float, res: CycleResult) -> bool:
         """Free room for job ``j`` by stopping lower-priority preemptible jobs on one cluster, then start it."""
-        t, occ = self.jobs, self.occupancy
-        if not t.may_preempt[j]:
+        t, occ, svc = self.jobs, self.occupancy, self.service
+        if not t.may_preempt[j] and svc is None:
             return False
         mask = self._usable(j, now)
         resv = self.backfill.resv
@@ -484,8 +484,10 @@ class Scheduler:
             gpu_ids=t.gpu_ids,
         )
         per = occ.shape_of(j)
-        rank = t.prio[j] if self.service is None else self.service.rank(j)
-        choice = pick_victims(view, t.queue[j], t.gpus[j], rank, np.flatnonzero(mask), per)
+        rank = t.prio[j] if svc is None else svc.rank(j)
+        # A class that may not preempt still takes turns by level within itself: its victims are of its own class.
+        floor = -math.inf if t.may_preempt[j] else t.prio[j] * svc.levels - svc.levels  # type: ignore[union-attr]
+        choice = pick_victims(view, t.queue[j], t.gpus[j], rank, np.flatnonzero(mask), per, floor)
         if choice is None:
             return False
         for v in choice:

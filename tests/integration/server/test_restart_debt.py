@@ -6,8 +6,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from integration.server.stargate_harness import Harness
 from stargate.server.scheduling.loop import run_cycle
 from stargate.store import JobRow, parse_job_id
@@ -51,11 +49,6 @@ def test_a_job_stopped_before_its_first_checkpoint_owes_the_restart_cost(harness
     assert run_cycle(harness.ctx, t0 + timedelta(seconds=10)).placed == 1  # it runs again, debt and all
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine subtracts restart_cost_s from the progress it kept, not from the last checkpoint: a job "
-    "stopped twice before its first checkpoint owes 120 s, though one reload (60 s) is all it needs",
-)
 def test_a_second_stop_before_the_first_checkpoint_owes_one_restart_only(harness: Harness) -> None:
     job = str(harness.submit(gpus=4, gpu_models=["GB200"], command="sleep 60", checkpoint_interval_s=10.0)["id"])
     t0 = datetime.now(UTC)

@@ -68,11 +68,6 @@ def test_nodes_not_dividing_gpus_says_why() -> None:
     assert "divides gpus" in problem.expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a fleet without priority_classes gives every job the default class `low` (preempts_lower: false), "
-    "which also turns off the within-class demotion preemption of las/gittins: they silently run non-preemptive",
-)
 def test_gittins_preempts_a_demoted_job_on_a_fleet_with_the_default_priority_classes() -> None:
     fleet = _fleet(nodes=1).model_copy(update={"queues": [Queue(id="q", team="t")]})
     policy = policy_for(fleet.scheduling, Override("gittins", {"las_base_gpu_s": 1.0, "restart_cost_s": 0.0}))
@@ -95,3 +90,36 @@ def test_gittins_preempts_a_demoted_job_when_the_queue_defaults_to_a_preempting_
     out = driver.decide(100.0)
     assert [p.job_id for p in out.preemptions] == ["long"]
     assert [(p.job_id, p.progress_s) for p in out.preemptions] == [("long", 100.0)]  # stopped at a checkpoint
+
+
+def test_a_rebuilt_gittins_driver_applies_a_demotion_already_due_and_preempts_at_once() -> None:
+    """A server rebuilds its driver (e.g. after a preemption): a running job whose demotion instant has passed must
+    still make way for a newer job of a higher level in the same decision, with no later event needed."""
+    fleet = _fleet()
+    policy = policy_for(fleet.scheduling, Override("gittins", {"las_base_gpu_s": 1.0, "restart_cost_s": 5.0}))
+    g1 = JobTerms(id="g1", queue="q", gpus=16, submit_s=0.0, checkpoint_interval_s=2.0, attained_gpu_s=64.0)
+    g2 = JobTerms(id="g2", queue="q", gpus=16, submit_s=4.0, checkpoint_interval_s=2.0)
+    g3 = JobTerms(id="g3", queue="q", gpus=16, submit_s=9.0)
+    running = [(g2, ("c", tuple(range(16))), 4.0)]
+    driver, lost = Driver.rebuilt(fleet, policy, EPOCH, running, [g1, g3], 9.0)
+    assert lost == []
+    out = driver.decide(9.0)
+    assert [p.job_id for p in out.preemptions] == ["g2"]
+    assert [s.job_id for s in out.starts] == ["g3"]
+
+
+@pytest.mark.parametrize(
+    ("progress", "ran", "kept"),
+    [
+        (0.0, 10.0, -60.0),  # stopped before its first checkpoint: one restart owed
+        (-60.0, 30.0, -60.0),  # stopped again while reloading: still one restart owed, not two
+        (-60.0, 100.0, -60.0),  # reloaded, then 40 s of work short of a checkpoint
+        (-60.0, 125.0, 50.0 - 60.0),  # reloaded, one 50-s checkpoint reached
+        (100.0, 120.0, 200.0 - 60.0),  # two checkpoints, less the reload
+        (100.0, 0.0, 100.0),  # never ran: owes nothing
+    ],
+)
+def test_a_stop_keeps_the_last_checkpoint_less_one_restart(progress: float, ran: float, kept: float) -> None:
+    from stargate.engine.jobs import checkpointed
+
+    assert checkpointed(progress, ran, 50.0, 60.0) == kept
