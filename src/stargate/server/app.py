@@ -211,6 +211,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
         version=__version__,
         description='Control plane for multi-provider AI compute. Bearer tokens; errors are {"detail": "..."}.',
         lifespan=lifespan,
+        redirect_slashes=False,  # a path with a trailing slash is a located 404, not a redirect built from Host
     )
     app.state.ctx = ctx
     app.state.leads = None
@@ -244,9 +245,26 @@ def _add_error_handlers(app: FastAPI, failures: FailureLog) -> None:
         detail = database_unavailable(failures, exc)
         return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": _http_detail(request, exc)}, status_code=exc.status_code, headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": validation_message(exc)}, status_code=422)
+
+
+def _http_detail(request: Request, exc: HTTPException) -> str:
+    """Starlette's own "Not Found" and "Method Not Allowed" said with the path and what was expected; any other
+    HTTP error as raised."""
+    path = found_text(request.url.path)
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        slash = request.url.path.endswith("/") and request.url.path != "/"
+        return f"path: found {path}, expected an API path{' without the trailing slash' if slash else ''} (see /docs)"
+    if exc.status_code == 405 and exc.detail == "Method Not Allowed":
+        allowed = (exc.headers or {}).get("Allow", "")
+        return f"method: found {request.method} on {path}, expected {allowed or 'another method'}"
+    return str(exc.detail)
 
 
 def validation_message(exc: RequestValidationError) -> str:
@@ -254,6 +272,8 @@ def validation_message(exc: RequestValidationError) -> str:
     to 1``; inputs are shortened and control characters escaped, so a refused body is never echoed whole."""
     lines = []
     for err in exc.errors():
+        if isinstance(err.get("input"), bytes):  # a body that is not JSON (a form): shown as text, not b'...'
+            err = {**err, "input": err["input"].decode("utf-8", "replace")}
         where = ".".join(_part(p) for p in err.get("loc", ())) or "request"
         found, expected = plain_error_words(err)
         if err.get("type") == "json_invalid":  # loc is ("body", character offset)

@@ -3,6 +3,7 @@ the fleet in force (parsed once per version)."""
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -105,6 +106,9 @@ class LoopState:
     """(fleet version, the engine's read-only ``FleetIndex`` of that fleet): rebuilt only when the fleet changes."""
     driver: "Kept | None" = None
     """The engine's driver kept between cycles, with the fleet version it knows (None: build one next cycle)."""
+    fence: Callable[[Session], bool] | None = None
+    """Whether this process still holds the scheduler lock, asked inside the decision transaction before it commits
+    (set by the scheduler thread; None: the caller makes sure it is the only scheduler, as tests do)."""
     gauges: tuple[tuple[str, int, int], int] | None = None
     """(fingerprint, pending jobs) when the gauges were last refreshed on an idle cycle: refreshed again only when
     the fingerprint moves (a 20,000-cluster fleet made every idle cycle relabel 20,000 gauges)."""

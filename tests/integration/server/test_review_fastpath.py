@@ -131,3 +131,66 @@ def test_a_lookup_that_began_before_a_clear_is_not_cached() -> None:
     assert cache.get("digest") is None
     cache.put("digest", who, cache.generation)
     assert cache.get("digest") == who
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "known"),
+    [
+        ("allowed_providers", "nowhere", "the id of a provider (lab)"),
+        ("allowed_regions", "mars", "the region of a site (local)"),
+    ],
+)
+@pytest.mark.parametrize("cached", [True, False], ids=["direct", "fastapi"])
+def test_an_unknown_provider_or_region_is_a_located_422_at_submission(
+    sqlite_url: str, make_harness: object, field: str, value: str, known: str, cached: bool
+) -> None:
+    h: Harness = make_harness(sqlite_url)  # type: ignore[operator]
+    h.submit()  # the token is cached now: the next submission takes the direct path
+    if not cached:
+        h.ctx.tokens.clear()
+    answer = h.client.post(
+        "/api/v1/jobs",
+        json={**GOOD, field: ["local" if field == "allowed_regions" else "lab", value]},
+        headers=h.headers("admin"),
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json() == {"detail": f"body.{field}[1]: found '{value}', expected {known}"}
+
+
+def test_a_trailing_slash_is_a_located_404_not_a_redirect(sqlite_url: str, make_harness: object) -> None:
+    h: Harness = make_harness(sqlite_url)  # type: ignore[operator]
+    answer = h.client.post("/api/v1/jobs/", json=GOOD, headers={**h.headers("admin"), "Host": "evil.example"})
+    assert answer.status_code == 404 and "location" not in answer.headers, answer.headers
+    assert answer.json() == {
+        "detail": "path: found '/api/v1/jobs/', expected an API path without the trailing slash (see /docs)"
+    }
+    wrong = h.client.delete("/api/v1/jobs", headers=h.headers("admin"))
+    assert wrong.status_code == 405 and wrong.json()["detail"].startswith("method: found DELETE on '/api/v1/jobs'")
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b'{"name": ' + b"1" * 5000 + b"}", "body: found JSON Python cannot read (Exceeds the limit (4300 digits)"),
+        (b"[" * 100_000 + b"]" * 100_000, "body: found JSON nested too deep to read"),
+    ],
+    ids=["long-integer", "deep-nesting"],
+)
+@pytest.mark.parametrize("cached", [True, False], ids=["direct", "fastapi"])
+def test_json_python_cannot_read_is_a_located_422(
+    sqlite_url: str, make_harness: object, body: bytes, said: str, cached: bool
+) -> None:
+    h: Harness = make_harness(sqlite_url)  # type: ignore[operator]
+    h.submit()
+    if not cached:
+        h.ctx.tokens.clear()
+    headers = {**h.headers("admin"), "Content-Type": "application/json"}
+    answer = h.client.post("/api/v1/jobs", content=body, headers=headers)
+    assert answer.status_code == 422 and answer.json()["detail"].startswith(said), answer.text
+
+
+def test_a_form_body_is_shown_as_text(sqlite_url: str, make_harness: object) -> None:
+    h: Harness = make_harness(sqlite_url)  # type: ignore[operator]
+    answer = h.client.post("/api/v1/jobs", data={"name": "job", "queue": "alpha-q"}, headers=h.headers("admin"))
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith("body: found 'name=job&queue=alpha-q', expected"), answer.text

@@ -27,13 +27,32 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
+def _first(exc: Exception) -> str:
+    """The first sentence of an error, shortened."""
+    text = str(exc).split(";", 1)[0].split(". ", 1)[0].strip()
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
 class StrictJsonRequest(Request):
     """A request whose JSON body may not repeat a key in any object."""
 
     async def json(self) -> Any:
-        """The body parsed as JSON; 422 for a repeated key (``json.JSONDecodeError`` for text that is not JSON)."""
+        """The body parsed as JSON; 422 for a repeated key, an integer too long or nesting too deep for Python
+        (``json.JSONDecodeError`` for text that is not JSON)."""
         if not hasattr(self, "_json"):
-            self._json = json.loads(await self.body(), object_pairs_hook=_unique)
+            body = await self.body()
+            try:
+                self._json = json.loads(body, object_pairs_hook=_unique)
+            except json.JSONDecodeError:
+                raise  # FastAPI's located 422 (the character offset)
+            except RecursionError:
+                raise HTTPException(
+                    422, "body: found JSON nested too deep to read, expected a JSON body a few levels deep"
+                ) from None
+            except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+                raise HTTPException(
+                    422, f"body: found JSON Python cannot read ({_first(exc)}), expected a job spec"
+                ) from None
         return self._json
 
 

@@ -25,6 +25,10 @@ PRICE_QUANTUM = Decimal("0.000001")
 HOLDING = (JobStatus.PLACED, JobStatus.RUNNING)
 
 
+class LostLeadershipError(RuntimeError):
+    """The scheduler lock was lost during the cycle: its decision transaction was rolled back, nothing written."""
+
+
 @dataclass
 class Applied:
     """What the decision transaction actually wrote (decisions on jobs that changed meanwhile are dropped)."""
@@ -42,7 +46,9 @@ def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost:
 
     Bulk statements: the jobs are read and locked with one query, the status changes go through
     :func:`~stargate.store.transition_many` (legal edges checked, one event row each; a second batch places the
-    jobs the first requeued), the run rows of the placed jobs are inserted with one multi-row statement.
+    jobs the first requeued), the run rows of the placed jobs are inserted with one multi-row statement. Before
+    the commit the transaction checks that this process still holds the scheduler lock (``ctx.loop.fence``) and
+    raises :class:`LostLeadershipError`, writing nothing, when it does not.
     """
     seen = {j.id: (JobStatus(j.status), j.attempt) for j in (*snap.pending, *snap.holding)}
     ids = _row_ids([s.job_id for s in result.starts], [p.job_id for p in result.preemptions])
@@ -79,7 +85,9 @@ def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost:
                 out.preempted += 1
         for r in result.rejections:
             if (cur := unchanged(r.job_id, JobStatus.PENDING)) is not None:
-                first.append(Move(cur, JobStatus.FAILED, JobReason(r.reason)))
+                first.append(
+                    Move(cur, JobStatus.FAILED, JobReason(r.reason), _rejection_detail(snap, cur.id, r.reason))
+                )
                 out.rejected += 1
         second: list[Move] = []
         runs: list[dict[str, Any]] = []
@@ -97,9 +105,48 @@ def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost:
         transition_many(session, first, ACTOR, now)
         transition_many(session, second, ACTOR, now)
         run_repo.add_many(session, runs)
+        if ctx.loop.fence is not None and not ctx.loop.fence(session):  # lost the lock mid-cycle: another may lead
+            raise LostLeadershipError(
+                "the scheduler lock was lost during this cycle; its decisions were rolled back (another server may "
+                "lead now)"
+            )
     decided = len(result.starts) + len(result.preemptions) + len(result.rejections) + len(lost)
     out.complete = out.placed + out.preempted + out.rejected + out.requeued == decided
     return out
+
+
+def _rejection_detail(snap: Snapshot, row_id: int, reason: str) -> str:
+    """The detail of a rejection: for ``no_allowed_cluster``, what of the job's GPU models, providers and regions
+    matched nothing in the fleet in force (e.g. after a fleet change removed a provider); empty otherwise."""
+    terms = snap.terms.get(row_id)
+    if reason != JobReason.NO_ALLOWED_CLUSTER or terms is None:
+        return ""
+    fleet = snap.fleet
+    known = {
+        "gpu_models": {c.gpu_model for c in fleet.clusters},
+        "allowed_providers": {p.id for p in fleet.providers},
+        "allowed_regions": {s.region for s in fleet.sites},
+    }
+    asked = {
+        "gpu_models": terms.gpu_models,
+        "allowed_providers": terms.allowed_providers,
+        "allowed_regions": terms.allowed_regions,
+    }
+    unknown = [
+        f"{name} {_few([v for v in asked[name] if v not in known[name]])} (not in the fleet)"
+        for name in asked
+        if any(v not in known[name] for v in asked[name])
+    ]
+    if unknown:
+        return "; ".join(unknown)
+    given = [f"{name} {_few(list(values))}" for name, values in asked.items() if values]
+    return "no cluster matches all of " + "; ".join(given) if given else ""
+
+
+def _few(values: list[str], most: int = 5) -> str:
+    """Up to ``most`` values for a message, e.g. ``a, b, … 3 more``."""
+    more = f", … {len(values) - most} more" if len(values) > most else ""
+    return ", ".join(values[:most]) + more
 
 
 def _row_ids(*groups: Iterable[str]) -> list[int]:

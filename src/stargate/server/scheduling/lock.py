@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
 
 from stargate.store import Database
 
@@ -27,6 +28,8 @@ class SchedulerLock:
         self._path = lock_path
         self._fd: int | None = None
         self._conn: Connection | None = None
+        self._pid: int | None = None
+        self._lock_key: int | None = None
 
     @property
     def held(self) -> bool:
@@ -40,6 +43,26 @@ class SchedulerLock:
         except Exception:  # the connection died: the server released the lock
             self._drop_connection()
             return False
+
+    def holds_in(self, session: Session) -> bool:
+        """Whether this process still holds the lock, asked inside ``session``'s transaction (the fence a decision
+        transaction checks before it commits: a leader whose lock session ended mid-cycle must not commit).
+
+        On PostgreSQL: the lock session's advisory lock is still granted (``pg_locks``, read on ``session``'s own
+        connection, so a lock session that is gone or stuck does not answer for itself); on SQLite: the lock file
+        is held (the kernel keeps it as long as the process lives)."""
+        if self._pid is None or self._lock_key is None:
+            return self._fd is not None
+        high, low = (self._lock_key >> 32) & 0xFFFFFFFF, self._lock_key & 0xFFFFFFFF
+        found = session.execute(
+            text(
+                "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = :pid AND granted "
+                "AND classid::bigint = :high AND objid::bigint = :low "
+                "AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ),
+            {"pid": self._pid, "high": high, "low": low},
+        ).first()
+        return found is not None
 
     def acquire(self) -> bool:
         """Take the lock if it is free; True when this process holds it afterwards."""
@@ -75,12 +98,14 @@ class SchedulerLock:
 
     def _acquire_pg(self) -> bool:
         conn = self._db.engine.connect()
-        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key(conn)}).scalar())
+        key = self._key(conn)
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
         conn.commit()
         if not got:
             conn.close()
             return False
-        self._conn = conn
+        self._conn, self._pid, self._lock_key = conn, int(pid or 0), key
         _keep_session_alive(conn)
         return True
 
@@ -96,6 +121,7 @@ class SchedulerLock:
             with contextlib.suppress(Exception):  # already broken; nothing more to release
                 self._conn.close()
             self._conn = None
+        self._pid = self._lock_key = None
 
 
 KEEPALIVE = {"tcp_keepalives_idle": "4", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3"}

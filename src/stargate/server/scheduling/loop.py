@@ -20,7 +20,7 @@ from stargate.domain import Fleet
 from stargate.engine import FleetIndex
 from stargate.server.context import ServerContext
 from stargate.server.errors import DATABASE_DOWN, NotFoundError, database_problem
-from stargate.server.scheduling.apply import apply_decisions
+from stargate.server.scheduling.apply import LostLeadershipError, apply_decisions
 from stargate.server.scheduling.decide import decide
 from stargate.server.scheduling.execute import Executed, poll_running, reap_orphans, submit_placed
 from stargate.server.scheduling.lock import SchedulerLock
@@ -225,6 +225,7 @@ class SchedulerThread:
     def __init__(self, ctx: ServerContext) -> None:
         self._ctx = ctx
         self._lock = SchedulerLock(ctx.db, ctx.settings.lock_path)
+        ctx.loop.fence = self._lock.holds_in  # a decision commits only while this process holds the lock
         self._stop = threading.Event()
         self._leader = False
         self._thread = threading.Thread(target=self._run, name="stargate-scheduler", daemon=True)
@@ -286,6 +287,11 @@ class SchedulerThread:
             return True
         try:
             run_cycle(self._ctx, now)
+            return True
+        except LostLeadershipError as exc:  # nothing of the cycle's decision was written; try the lock again
+            log.warning("scheduler: %s", exc)
+            self._lead(False)
+            self._ctx.loop.driver = None
             return True
         except Exception as exc:  # keep the loop alive (backing off); the next cycle starts from the database again
             if isinstance(exc, DATABASE_DOWN):

@@ -29,6 +29,8 @@ class SubmitRules:
     catalogue: frozenset[str]
     executors: dict[str, tuple[str, Capabilities]] = field(default_factory=dict)
     """Each provider's executor kind and that kind's capabilities, by provider id."""
+    regions: frozenset[str] = frozenset()
+    """The regions of the fleet's sites."""
     single_team: str | None = None
     """``stargate up --single-team``: the one team whose jobs may run on the server's machine (no isolation)."""
 
@@ -40,14 +42,15 @@ class SubmitRules:
             priorities=PriorityRule(fleet),
             catalogue=frozenset(fleet.catalogue()),
             executors={p.id: (p.executor.value, capabilities_of(p.executor.value)) for p in fleet.providers},
+            regions=frozenset(site.region for site in fleet.sites),
         )
 
 
 def check(who: Principal, spec: JobSpec, rules: SubmitRules, now: datetime) -> dict[str, Any]:
     """Check ``spec`` against the fleet's rules and the caller's rights (no I/O); the new job row's column values.
 
-    Raises 422 for an unknown queue, priority class or GPU model and a spec with nothing to run, 403 when the
-    caller may not submit to the queue's team.
+    Raises 422 for an unknown queue, priority class, GPU model, provider or region and a spec with nothing to run,
+    403 when the caller may not submit to the queue's team.
     """
     queue = rules.queues.get(spec.queue)
     if queue is None:
@@ -139,10 +142,19 @@ def _check_single_team(spec: JobSpec, team: str, rules: SubmitRules) -> None:
 
 
 def _check_models(spec: JobSpec, rules: SubmitRules) -> None:
-    for i, model in enumerate(spec.gpu_models):
-        if model not in rules.catalogue:
-            shown = ", ".join(sorted(rules.catalogue))
-            raise InvalidError(f"body.gpu_models[{i}]: found '{model}', expected a GPU model ({shown})")
+    """422 for a GPU model, provider or region the fleet in force does not have (the job could never run)."""
+    for field_name, values, known, what in (
+        ("gpu_models", spec.gpu_models, rules.catalogue, "a GPU model"),
+        ("allowed_providers", spec.allowed_providers, frozenset(rules.executors), "the id of a provider"),
+        ("allowed_regions", spec.allowed_regions, rules.regions, "the region of a site"),
+    ):
+        for i, value in enumerate(values):
+            if value not in known:
+                shown = ", ".join(sorted(known)[:20]) or "none in the fleet"
+                more = f", … {len(known) - 20} more" if len(known) > 20 else ""
+                raise InvalidError(
+                    f"body.{field_name}[{i}]: found {found_text(value)}, expected {what} ({shown}{more})"
+                )
 
 
 def _check_executor_limits(spec: JobSpec, rules: SubmitRules) -> None:
