@@ -184,6 +184,14 @@ class SchedulingOut(BaseModel):
         default=None,
         description="Set when those options do not fit the fleet in force: the policy shown is the fleet's alone.",
     )
+    answered_by: str | None = Field(
+        default=None,
+        description="'leader' or 'standby': whether the server answering leads the scheduler now (null: it runs "
+        "none). On a standby the policy shown is the fleet's section under THIS server's `stargate up` options, not "
+        "necessarily the leader's: the leader decides with its own (ask it, or start every server with the same "
+        "options).",
+    )
+    note: str | None = Field(default=None, description="Said on a standby: the policy shown may not be the leader's.")
 
 
 class FleetOut(BaseModel):

@@ -194,3 +194,17 @@ def test_a_form_body_is_shown_as_text(sqlite_url: str, make_harness: object) -> 
     answer = h.client.post("/api/v1/jobs", data={"name": "job", "queue": "alpha-q"}, headers=h.headers("admin"))
     assert answer.status_code == 422
     assert answer.json()["detail"].startswith("body: found 'name=job&queue=alpha-q', expected"), answer.text
+
+
+def test_a_standby_says_the_policy_it_shows_may_not_be_the_leaders(sqlite_url: str, make_harness: object) -> None:
+    h: Harness = make_harness(sqlite_url)  # type: ignore[operator]
+    assert h.client.get("/api/v1/fleet/scheduling", headers=h.headers()).json()["answered_by"] is None  # no scheduler
+    for leads, said in ((True, "leader"), (False, "standby")):
+        h.app.state.leads = lambda leads=leads: leads
+        for path in ("/api/v1/fleet/scheduling", "/api/v1/fleet"):
+            body = h.client.get(path, headers=h.headers()).json()
+            shown = body if path.endswith("scheduling") else body["scheduling"]
+            assert shown["answered_by"] == said, shown
+            assert (shown["note"] is not None) == (not leads) and "not necessarily the leader's" in (
+                shown["note"] or "x not necessarily the leader's"
+            )

@@ -85,6 +85,13 @@ def current(session: Session, override: Override | None = None) -> FleetOut:
     return out.model_copy(update={"scheduling": scheduling_out(Fleet.model_validate(row.document), override)})
 
 
+STANDBY_NOTE = (
+    "this server is a standby: the policy shown is the fleet's scheduling section under this server's stargate up "
+    "--policy/--set, not necessarily the leader's (the leader decides with its own options)"
+)
+"""What ``GET /api/v1/fleet/scheduling`` says on a standby."""
+
+
 def scheduling_out(fleet: Fleet, override: Override | None = None) -> SchedulingOut:
     """The policy ``fleet`` is scheduled with under ``override`` (the fleet's alone, with the problem, when they do
     not fit)."""
