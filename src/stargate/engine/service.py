@@ -49,8 +49,8 @@ class Service:
         self._samples = samples
         self._own: dict[str, tuple[deque[float], list[float]]] = {}
         self._prefix: dict[str, tuple[int, list[float]]] = {}
-        self._version = 0
-        """Completions reported so far (the Gittins prefix sums are recomputed when it moves)."""
+        self._version: dict[str, int] = {}
+        """Queue → its completions so far (its Gittins prefix sums are recomputed when that moves)."""
         self.demotions: list[list[tuple[float, int, int]]] = [[] for _ in range(self.levels)]
         """Level → (instant, job, run stamp) of running jobs' next demotion to that level (their first checkpoint
         past its threshold)."""
@@ -127,7 +127,7 @@ class Service:
 
     def completed(self, queue: str, gpu_s: float) -> None:
         """A job of ``queue`` completed with ``gpu_s`` of useful service (kept only without a run history)."""
-        self._version += 1
+        self._version[queue] = self._version.get(queue, 0) + 1
         if self._samples is None and math.isfinite(gpu_s) and gpu_s >= 0.0:
             order, own = self._own.setdefault(queue, (deque(), []))
             if len(order) >= GITTINS_WINDOW:
@@ -248,10 +248,10 @@ class Service:
         return m / expected if expected > 0 else math.inf
 
     def _prefix_of(self, queue: str, samples: Sequence[float]) -> list[float]:
-        """Prefix sums of ``samples`` (cached until the next completion)."""
-        got = self._prefix.get(queue)
-        if got is not None and got[0] == self._version and len(got[1]) == len(samples) + 1:
+        """Prefix sums of ``samples`` (cached until the next completion of ``queue``)."""
+        got, version = self._prefix.get(queue), self._version.get(queue, 0)
+        if got is not None and got[0] == version and len(got[1]) == len(samples) + 1:
             return got[1]
         prefix = [0.0, *accumulate(samples)]
-        self._prefix[queue] = (self._version, prefix)
+        self._prefix[queue] = (version, prefix)
         return prefix
