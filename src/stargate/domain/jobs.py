@@ -138,8 +138,13 @@ class JobSpec(Model):
     @field_validator("nodes")
     @classmethod
     def _nodes_divide_gpus(cls, value: int | None, info: ValidationInfo) -> int | None:
-        """``nodes`` divides ``gpus`` (each node gets the same number of GPUs)."""
+        """``nodes`` divides ``gpus`` (each node gets the same number of GPUs), and the job is not also ``spread``."""
         gpus = info.data.get("gpus")
+        if value is not None and info.data.get("spread") is True:
+            raise ValueError(
+                f"found {value} nodes with spread: true, expected either nodes (an exact shape) or spread (any free "
+                "GPUs), not both"
+            )
         if value is not None and isinstance(gpus, int) and gpus % value:
             raise ValueError(
                 f"found {value} nodes for {gpus} GPUs, expected a number of nodes that divides gpus (each node gets "

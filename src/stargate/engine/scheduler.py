@@ -331,10 +331,10 @@ class Scheduler:
         started: set[int] = set()
         fails, may_preempt, svc = 0, t.may_preempt, self.service
         min_victim = self._min_victim()
-        no_victims: dict[tuple[int, int, int, bool], tuple[int, float]] = {}
-        """(class, queue or -1 without quotas, rank, may burst) → (GPUs, estimated end) of a job for which preemption
-        failed this cycle: one as big and ending no sooner fails too (quotas, usable clusters and reservations are
-        monotone in both)."""
+        no_victims: dict[tuple[int, int, int, bool, int], tuple[int, float]] = {}
+        """(class, queue or -1 without quotas, rank, may burst, shape) → (GPUs, estimated end) of a job for which
+        preemption failed this cycle: one as big and ending no sooner fails too (quotas, usable clusters and
+        reservations are monotone in both)."""
         while heap:
             entry, q, pos = heapq.heappop(heap)
             j = entry[3]
@@ -348,7 +348,7 @@ class Scheduler:
             ok = self._try_start(j, now, res, memo)
             if not ok and rank > min_victim and (may_preempt[j] or svc is not None):
                 burst_ok = not self._bursting or t.burst_at[j] <= now
-                pkey = (t.cls[j], -1 if self.adm.unlimited[t.queue[j]] else t.queue[j], rank, burst_ok)
+                pkey = (t.cls[j], -1 if self.adm.unlimited[t.queue[j]] else t.queue[j], rank, burst_ok, occ.shape_of(j))
                 end = now + t.remaining(j)
                 failed = no_victims.get(pkey)
                 if failed is None or t.gpus[j] < failed[0] or end < failed[1]:

@@ -39,8 +39,16 @@ def test_spread_is_a_strict_boolean() -> None:
 
 
 def test_the_stored_spec_carries_the_shape_to_the_engine_terms() -> None:
-    stored = _spec(spread=True, nodes=4).model_dump(mode="json")
-    terms = SpecTerms.of(stored)
-    assert terms.spread is True and terms.nodes == 4
+    spread = SpecTerms.of(_spec(spread=True).model_dump(mode="json"))
+    assert spread.spread is True and spread.nodes is None
+    nodes = SpecTerms.of(_spec(nodes=4).model_dump(mode="json"))
+    assert nodes.spread is False and nodes.nodes == 4
     old = SpecTerms.of({"command": "true"})  # a spec stored before the fields existed
     assert old.spread is False and old.nodes is None
+
+
+def test_a_job_cannot_ask_for_a_node_count_and_to_spread() -> None:
+    with pytest.raises(ValidationError) as caught:
+        JobSpec.model_validate({"name": "x", "queue": "q", "gpus": 4, "spread": True, "nodes": 2, "command": "true"})
+    [problem] = caught.value.errors()
+    assert problem["loc"] == ("nodes",) and "not both" in problem["msg"]
