@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -121,6 +122,19 @@ class ServerProcess:
             answer = http.post("/api/v1/tokens", json={"name": name, "team": team, "role": role})
         assert answer.status_code == 201, answer.text
         return str(answer.json()["token"])
+
+
+def all_jobs(server: ServerProcess) -> list[dict[str, Any]]:
+    """Every job ``server`` lists, following the pages."""
+    jobs: list[dict[str, Any]] = []
+    cursor = None
+    with server.client() as http:
+        while True:
+            params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+            page = http.get("/api/v1/jobs", params=params).json()
+            jobs += page["items"]
+            if (cursor := page["next_cursor"]) is None:
+                return jobs
 
 
 def kill_runs(runs_dir: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import ServerFactory, ServerProcess, database_params
+from e2e_support import ServerFactory, ServerProcess, all_jobs, database_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -44,20 +44,6 @@ def submit_jobs(server: ServerProcess, rng: random.Random, count: int, start: in
             assert answer.status_code == 201, answer.text
             ids.append(answer.json()["id"])
     return ids
-
-
-def all_jobs(server: ServerProcess) -> list[dict[str, Any]]:
-    """Every job, following the pages."""
-    jobs: list[dict[str, Any]] = []
-    cursor = None
-    with server.client() as http:
-        while True:
-            params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
-            page = http.get("/api/v1/jobs", params=params).json()
-            jobs += page["items"]
-            cursor = page["next_cursor"]
-            if cursor is None:
-                return jobs
 
 
 def all_events(server: ServerProcess) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import ServerFactory, ServerProcess, database_params
+from e2e_support import ServerFactory, ServerProcess, all_jobs, database_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -97,19 +97,6 @@ def revocation_delay(through: ServerProcess, other: ServerProcess, name: str) ->
             time.sleep(0.02)
         assert status == 401
     return time.monotonic() - revoked
-
-
-def all_jobs(server: ServerProcess) -> list[dict[str, Any]]:
-    """Every job, following the pages."""
-    jobs: list[dict[str, Any]] = []
-    cursor = None
-    with server.client() as http:
-        while True:
-            params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
-            page = http.get("/api/v1/jobs", params=params).json()
-            jobs += page["items"]
-            if (cursor := page["next_cursor"]) is None:
-                return jobs
 
 
 def wait_all_final(server: ServerProcess) -> list[dict[str, Any]]:

@@ -232,13 +232,13 @@ def _settings(
     """Every setting the options give: each flag sets its own setting only, and a setting given twice (by a flag
     and ``--set``, or by two ``--set``) is exit 2 naming both."""
     try:
-        if burst_after is not None:
-            text = echo(burst_after)
-            add(
-                flags,
-                "burst_after_s",
-                Given(parse_duration(burst_after, "--burst-after"), f"--burst-after {text}", text),
-            )
+        for name, flag, value in (
+            ("burst_after_s", "--burst-after", burst_after),
+            ("burst_wait_max_s", "--burst-wait-max", wait_max),
+        ):
+            if value is not None:
+                text = echo(value)
+                add(flags, name, Given(parse_duration(value, flag), f"{flag} {text}", text))
         if per_gpu_hour is not None:
             text = echo(per_gpu_hour)
             try:
@@ -246,13 +246,6 @@ def _settings(
             except ValueError:
                 raise ValueError(f"--burst-wait-per-gpu-hour: found '{text}'; expected a number of seconds") from None
             add(flags, "burst_wait_per_gpu_hour_s", Given(seconds, f"--burst-wait-per-gpu-hour {text}", text))
-        if wait_max is not None:
-            text = echo(wait_max)
-            add(
-                flags,
-                "burst_wait_max_s",
-                Given(parse_duration(wait_max, "--burst-wait-max"), f"--burst-wait-max {text}", text),
-            )
         given = dict(flags)
         for key, setting in parse_settings(sets).items():
             add(given, key, setting)
