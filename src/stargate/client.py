@@ -275,11 +275,19 @@ class StargateClient:
         return cast(dict[str, Any], self._call("POST", "/api/v1/fleet/apply", json={"plan_id": plan_id}))
 
     def create_token(
-        self, name: str, role: str, team: str | None = None, expires_at: datetime | None = None
+        self,
+        name: str,
+        role: str,
+        team: str | None = None,
+        expires_at: datetime | None = None,
+        *,
+        provider: str | None = None,
     ) -> dict[str, Any]:
         """``POST /api/v1/tokens``: a new token ``{"id", "token", "expires_at"}`` (the secret is shown this once;
-        admin)."""
+        admin). ``provider``: the provider a ``provider`` token speaks for."""
         body = {"name": name, "role": role, "team": team}
+        if provider is not None:
+            body["provider"] = provider
         if expires_at is not None:
             body["expires_at"] = expires_at.isoformat()
         return cast(dict[str, Any], self._call("POST", "/api/v1/tokens", json=body))

@@ -267,8 +267,11 @@ def token_list(as_json: bool = JsonOption) -> None:
 
 @token_app.command("create")
 def token_create(
-    role: str = typer.Option(..., "--role", help="admin, member or viewer."),
+    role: str = typer.Option(..., "--role", help="admin, member, viewer or provider."),
     team: str | None = typer.Option(None, "--team", help="Team of the token (required for member and viewer)."),
+    provider: str | None = typer.Option(
+        None, "--provider", help="The provider a provider token speaks for (required for --role provider, only then)."
+    ),
     name: str | None = typer.Option(None, "--name", help="A name to recognise the token by; default: ROLE-TEAM."),
     expires: str | None = typer.Option(
         None, "--expires", help="When it stops working: a duration (30m, 12h, 7d, 2w) or an ISO 8601 time with a zone."
@@ -276,20 +279,26 @@ def token_create(
     as_json: bool = JsonOption,
 ) -> None:
     """Create a token and print it once (only a salted hash is stored)."""
-    if role not in ("admin", "member", "viewer"):
-        _refuse_input(f"--role: found '{role}'; expected admin, member or viewer")
+    if role not in ("admin", "member", "viewer", "provider"):
+        _refuse_input(f"--role: found '{role}'; expected admin, member, viewer or provider")
+    if (role == "provider") != (provider is not None):
+        _refuse_input(
+            f"--provider: found {'nothing' if provider is None else repr(provider)}; expected a provider id with "
+            "--role provider and nothing with another role"
+        )
     try:
         expires_at = parse_expiry(expires, datetime.now(UTC)) if expires is not None else None
     except ValueError as exc:
         _refuse_input(f"--expires: {exc}")
-    label = name or (f"{role}-{team}" if team else role)
+    label = name or (f"{role}-{team or provider}" if team or provider else role)
     with _failures(), _client() as client:
-        made = client.create_token(label, role, team, expires_at)
+        made = client.create_token(label, role, team, expires_at, provider=provider)
     if as_json:
         _print_json(made)
         return
     until = f", expires {when(made.get('expires_at'))}" if made.get("expires_at") else ""
-    shown = f"{visible(made['id'])} ({role}, team {visible(team or '-')}, name {visible(label)}{until})"
+    whose = f"provider {visible(provider)}" if provider else f"team {visible(team or '-')}"
+    shown = f"{visible(made['id'])} ({role}, {whose}, name {visible(label)}{until})"
     typer.echo(f"token {shown}: {made['token']}")
     typer.echo("(shown once; only a salted hash is stored)")
 

@@ -169,7 +169,7 @@ def render_tokens(items: list[dict[str, Any]]) -> None:
                     item["id"],
                     item["name"],
                     item["role"],
-                    item["team"] or "-",
+                    item["team"] or (f"provider {item['provider']}" if item.get("provider") else "-"),
                     item["state"],
                     when(item["created_at"]),
                     item["created_by"] or "-",

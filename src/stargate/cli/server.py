@@ -103,7 +103,10 @@ def _refuse(message: str) -> NoReturn:
 @token_app.command("create")
 def token_create(
     team: str | None = typer.Option(None, "--team", help="Team of the token (required for member and viewer)."),
-    role: str = typer.Option(..., "--role", help="admin, member or viewer."),
+    role: str = typer.Option(..., "--role", help="admin, member, viewer or provider."),
+    provider: str | None = typer.Option(
+        None, "--provider", help="The provider a provider token speaks for (required for --role provider, only then)."
+    ),
     name: str | None = typer.Option(None, "--name", help="A name to recognise the token by; default: ROLE-TEAM."),
     expires: str | None = typer.Option(
         None, "--expires", help="When it stops working: a duration (30m, 12h, 7d, 2w) or an ISO 8601 time with a zone."
@@ -112,7 +115,7 @@ def token_create(
     """Create an API token directly in the database and print it once."""
     from stargate.cli import server_run  # imported on use: the server stack is heavy (see module docstring)
 
-    server_run.token_create(team, role, name, expires)
+    server_run.token_create(team, role, name, expires, provider)
 
 
 @token_app.command("list")

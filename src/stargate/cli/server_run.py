@@ -114,12 +114,14 @@ def up(
         sock.close()
 
 
-def token_create(team: str | None, role: str, name: str | None, expires: str | None = None) -> None:
+def token_create(
+    team: str | None, role: str, name: str | None, expires: str | None = None, provider: str | None = None
+) -> None:
     """Create an API token directly in the database and print it once."""
     try:
         parsed = Role(role)
     except ValueError:
-        raise _fail(f"--role: found '{role}'; expected admin, member or viewer") from None
+        raise _fail(f"--role: found '{role}'; expected admin, member, viewer or provider") from None
     now = datetime.now(UTC)
     try:
         expires_at = parse_expiry(expires, now) if expires is not None else None
@@ -129,6 +131,12 @@ def token_create(team: str | None, role: str, name: str | None, expires: str | N
         raise _fail(f"--name: {bad}")
     settings = Settings.from_env()
     fresh = _no_database_yet(settings)
+    if fresh is not None and parsed is Role.PROVIDER:  # a new database has no fleet: refuse before creating it
+        raise _fail(
+            f"--provider: found {'nothing' if provider is None else repr(provider)}, expected the id of a provider "
+            f"(none: there is no database at {fresh} yet; set STARGATE_HOME or STARGATE_DATABASE_URL, or start "
+            "`stargate up` first)"
+        )
     if fresh is not None and parsed is not Role.ADMIN:  # a new database has no teams: refuse before creating it
         raise _fail(
             f"--team: found {'nothing' if team is None else repr(team)}, expected the id of a team (none: there is "
@@ -137,18 +145,20 @@ def token_create(team: str | None, role: str, name: str | None, expires: str | N
     db = _open_or_exit(settings)
     if fresh is not None:
         sys.stderr.write(f"note: created a new database at {fresh} (no server has used this state yet)\n")
-    label = name or (f"{parsed.value}-{team}" if team else parsed.value)
+    label = name or (f"{parsed.value}-{team or provider}" if team or provider else parsed.value)
     try:
         with db.write() as session:
             row, secret = token_service.create(
-                session, label, team, parsed, now, created_by=_admin_actor(), expires_at=expires_at
+                session, label, team, parsed, now, created_by=_admin_actor(), expires_at=expires_at, provider=provider
             )
     except ServiceError as exc:
-        raise _fail(exc.detail.replace("team:", "--team:", 1).replace("expires_at:", "--expires:", 1)) from None
+        detail = exc.detail.replace("team:", "--team:", 1).replace("expires_at:", "--expires:", 1)
+        raise _fail(detail.replace("provider:", "--provider:", 1)) from None
     finally:
         db.close()
     until = f", expires {_when(expires_at)}" if expires_at is not None else ""
-    typer.echo(f"token {row.id} ({parsed.value}, team {visible(team or '-')}, name {visible(label)}{until}): {secret}")
+    whose = f"provider {visible(provider)}" if provider else f"team {visible(team or '-')}"
+    typer.echo(f"token {row.id} ({parsed.value}, {whose}, name {visible(label)}{until}): {secret}")
     typer.echo("(shown once; only a salted hash is stored)")
 
 

@@ -1,4 +1,4 @@
-"""Who is calling: bearer tokens, roles (admin, member, viewer) and team isolation rules."""
+"""Who is calling: bearer tokens, roles (admin, member, viewer, provider) and team isolation rules."""
 
 import secrets
 import threading
@@ -18,11 +18,13 @@ TOKEN_PREFIX = token_repo.WIRE_PREFIX
 
 class Role(StrEnum):
     """``admin``: everything; ``member``: its own team's jobs (submit, see, cancel), read fleet and queues;
-    ``viewer``: read-only, its own team's jobs."""
+    ``viewer``: read-only, its own team's jobs; ``provider``: speaks for one provider: reads that provider's contracts
+    and the offers made to it and answers them, nothing else."""
 
     ADMIN = "admin"
     MEMBER = "member"
     VIEWER = "viewer"
+    PROVIDER = "provider"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,8 @@ class Principal:
     role: Role
     expires_at: datetime | None = None
     """When the token expires (None: never); the token cache keeps it no longer than that."""
+    provider: str | None = None
+    """The provider a ``provider`` token speaks for; None for the other roles."""
 
     @property
     def actor(self) -> str:
@@ -52,10 +56,19 @@ class Principal:
         if not self.is_admin:
             raise ForbiddenError(f"this needs the 'admin' role; token '{self.name}' has role '{self.role.value}'")
 
+    def require_not_provider(self) -> None:
+        """Raise 403 for a ``provider`` token (it may only read its contracts and offers and answer offers)."""
+        if self.role is Role.PROVIDER:
+            raise ForbiddenError(
+                f"token '{self.name}' has role 'provider' (provider '{self.provider}'), which may only read its "
+                "contracts and offers and answer its offers"
+            )
+
     def require_write(self, team: str) -> None:
         """Raise 403 unless the caller may change jobs of ``team`` (admin, or a member of that team)."""
         if self.is_admin:
             return
+        self.require_not_provider()
         if self.role is Role.VIEWER:
             raise ForbiddenError(f"token '{self.name}' has role 'viewer', which is read-only")
         if self.team != team:
@@ -87,7 +100,14 @@ def authenticate(session: Session, authorization: str | None, now: datetime) -> 
     row = token_repo.find(session, secret, now)
     if row is None:
         raise UnauthorizedError("unknown, revoked or expired token")
-    return Principal(token_id=row.id, name=row.name, team=row.team_id, role=Role(row.role), expires_at=row.expires_at)
+    return Principal(
+        token_id=row.id,
+        name=row.name,
+        team=row.team_id,
+        role=Role(row.role),
+        expires_at=row.expires_at,
+        provider=row.provider,
+    )
 
 
 TOKEN_CACHE_TTL_S = 2.0

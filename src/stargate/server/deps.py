@@ -38,7 +38,7 @@ commits in one worker thread, so a writer holding SQLite's lock never waits for 
 other threads wait for that lock (a deadlock a dependency-managed write session can cause under load)."""
 
 
-async def principal(
+async def any_principal(
     ctx: CtxDep,
     authorization: Annotated[str | None, Header(description="'Bearer <token>'")] = None,
 ) -> Principal:
@@ -55,6 +55,17 @@ async def principal(
         generation = ctx.tokens.generation  # before the lookup: a revocation clearing the cache meanwhile wins
         who = await run_in_threadpool(_lookup, ctx, authorization)
         ctx.tokens.put(digest, who, generation)
+    return who
+
+
+AnyPrincipalDep = Annotated[Principal, Depends(any_principal)]
+"""The caller, whatever its role (``provider`` tokens too): only for the routes a provider token may use."""
+
+
+async def principal(who: AnyPrincipalDep) -> Principal:
+    """The caller behind the bearer token, who must not be a ``provider`` token (403: it may only use the contract
+    and offer routes); 401 without a valid token."""
+    who.require_not_provider()
     return who
 
 

@@ -67,6 +67,7 @@ class WhoAmI(BaseModel):
     name: str
     team: str | None = Field(description="Team of the token; null for an admin token without a team.")
     role: Role
+    provider: str | None = Field(default=None, description="The provider a 'provider' token speaks for; else null.")
 
 
 REASON_TEXT = (
@@ -242,6 +243,9 @@ class TokenIn(Body):
     name: Name = Field(description="A name to recognise the token by: printable text on one line, 1 to 200 characters.")
     team: Id | None = Field(default=None, description="Team of the token; required for member and viewer.")
     role: Role
+    provider: Id | None = Field(
+        default=None, description="The provider a 'provider' token speaks for (a provider of the fleet); only then."
+    )
     expires_at: AwareDatetime | None = Field(
         default=None,
         description="When the token stops working: an ISO 8601 time with a zone, in the future; null: never.",
@@ -263,6 +267,7 @@ class TokenInfo(BaseModel):
     name: str
     team: str | None
     role: Role
+    provider: str | None = Field(default=None, description="The provider a 'provider' token speaks for; else null.")
     state: Literal["live", "expired", "revoked"] = Field(description="Whether the token is accepted now.")
     created_at: datetime
     created_by: str = Field(description="Who created it: 'token <id> (<name>)', 'stargate up' or 'stargate admin'.")

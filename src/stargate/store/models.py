@@ -1,11 +1,11 @@
-"""SQLAlchemy 2 models of the control plane's state: jobs and their events, runs, tokens, the fleet.
+"""SQLAlchemy 2 models of the control plane's state: jobs and their events, runs, tokens, the fleet, procurement.
 
 Times are stored as UTC (naive in the database, aware in Python); money is ``Numeric``; free-form documents are
 JSON. The schema is created by the Alembic migrations in ``stargate/store/migrations``, never by ``create_all``
 outside tests.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     Enum,
@@ -231,6 +232,19 @@ class RunRow(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     start_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """How many times the executor refused or failed to start this run (bounded: the attempt then fails)."""
+    gpus: Mapped[int | None] = mapped_column(Integer)
+    """GPUs the run holds (null: a run written before costs were recorded)."""
+    price_usd_per_gpu_hour: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
+    """What the run is charged, USD per GPU-hour (the engine's charged price when it was placed)."""
+    list_price_usd_per_gpu_hour: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
+    """The cluster's list price when it was placed, USD per GPU-hour."""
+    contract: Mapped[str | None] = mapped_column(String(63))
+    """The contract it runs under (null: none, list price)."""
+    provider: Mapped[str | None] = mapped_column(String(63))
+    gpu_model: Mapped[str | None] = mapped_column(String(63))
+    region: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When the executor accepted it (its charges run from here to ``ended_at``, or to now while it runs)."""
 
 
 class TokenRow(Base):
@@ -243,6 +257,8 @@ class TokenRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     team_id: Mapped[str | None] = mapped_column(String(63))
     role: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str | None] = mapped_column(String(63))
+    """The provider a ``provider`` token speaks for (it answers that provider's offers); null for other roles."""
     salt: Mapped[str] = mapped_column(String(64))
     secret_hash: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -262,6 +278,115 @@ class InstallationRow(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+MONEY = Numeric(22, 6)
+"""An amount in USD with 6 decimal places, up to 10^16 (PostgreSQL keeps it exact; SQLite as a 64-bit float, about
+15 significant digits)."""
+PRICE = Numeric(12, 6)
+"""A price in USD per GPU-hour with 6 decimal places."""
+
+
+class CapacityRequestRow(Base):
+    """A request for new capacity (raised by the queue pressure gauge, a plan or a user) and where it stands."""
+
+    __tablename__ = "capacity_requests"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    gpu_model: Mapped[str] = mapped_column(String(63))
+    gpus: Mapped[int] = mapped_column(Integer)
+    start: Mapped[date] = mapped_column(Date)
+    term_days: Mapped[int] = mapped_column(Integer)
+    raised_by: Mapped[str] = mapped_column(String(16))
+    """``pressure``, ``plan`` or ``user``."""
+    actor: Mapped[str] = mapped_column(String(ACTOR_MAX))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    """offered, market, awarded, over_budget, unfilled or cancelled."""
+
+
+class ProcurementOfferRow(Base):
+    """An offer of a request to the holder of a right of first refusal, and its answer."""
+
+    __tablename__ = "procurement_offers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("capacity_requests.id", ondelete="CASCADE"), index=True)
+    holder: Mapped[str] = mapped_column(String(63), index=True)
+    contract_id: Mapped[str] = mapped_column(String(63))
+    match_rule: Mapped[str] = mapped_column(String(32))
+    offered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime())
+    benchmark_price: Mapped[Decimal | None] = mapped_column(PRICE)
+    benchmark_start: Mapped[date | None] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16))
+    """open, matched, declined, expired or not_matched."""
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    answered_by: Mapped[str | None] = mapped_column(String(ACTOR_MAX))
+    price: Mapped[Decimal | None] = mapped_column(PRICE)
+    start: Mapped[date | None] = mapped_column(Date)
+
+
+class ProcurementQuoteRow(Base):
+    """A market quote entered through the API (the fleet's price book is read from the fleet in force)."""
+
+    __tablename__ = "procurement_quotes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(63))
+    site: Mapped[str] = mapped_column(String(63))
+    gpu_model: Mapped[str] = mapped_column(String(63))
+    gpus_per_node: Mapped[int] = mapped_column(Integer)
+    price: Mapped[Decimal] = mapped_column(PRICE)
+    max_gpus: Mapped[int | None] = mapped_column(Integer)
+    lead_time_days: Mapped[int] = mapped_column(Integer)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(16))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    added_by: Mapped[str] = mapped_column(String(ACTOR_MAX))
+
+
+class ProcurementAwardRow(Base):
+    """Capacity awarded for a request (to the holder or on the market); ``fleet_version`` is the fleet version that
+    added its contract and cluster."""
+
+    __tablename__ = "procurement_awards"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("capacity_requests.id", ondelete="CASCADE"), unique=True)
+    provider: Mapped[str] = mapped_column(String(63))
+    site: Mapped[str] = mapped_column(String(63))
+    gpu_model: Mapped[str] = mapped_column(String(63))
+    gpus: Mapped[int] = mapped_column(Integer)
+    gpus_per_node: Mapped[int] = mapped_column(Integer)
+    price: Mapped[Decimal] = mapped_column(PRICE)
+    start: Mapped[date] = mapped_column(Date)
+    end: Mapped[date] = mapped_column(Date)
+    cost_usd: Mapped[Decimal] = mapped_column(MONEY)
+    via: Mapped[str] = mapped_column(String(16))
+    """``holder`` or ``market``."""
+    quote_id: Mapped[str | None] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    override_by: Mapped[str | None] = mapped_column(String(ACTOR_MAX))
+    fleet_version: Mapped[str | None] = mapped_column(String(64))
+
+
+class ProcurementEventRow(Base):
+    """One step of procurement (raised, offered, matched, declined, expired, awarded, overridden, ...): who, when,
+    why. Append-only."""
+
+    __tablename__ = "procurement_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    request_id: Mapped[str] = mapped_column(String(40), index=True)
+    offer_id: Mapped[str | None] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(ACTOR_MAX))
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 JOB_ID_PREFIX = "j-"

@@ -29,6 +29,7 @@ INFO_FIELDS = {
     "name",
     "team",
     "role",
+    "provider",
     "state",
     "created_at",
     "created_by",

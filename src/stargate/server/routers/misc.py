@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from stargate.server.auth import Role
-from stargate.server.deps import AdminDep, CtxDep, NowDep, PrincipalDep, ReadSessionDep
+from stargate.server.deps import AdminDep, AnyPrincipalDep, CtxDep, NowDep, PrincipalDep, ReadSessionDep
 from stargate.server.routers.strict import StrictJsonRoute
 from stargate.server.schemas import EventPage, Queue, Team, TokenIn, TokenInfo, TokenOut, WhoAmI
 from stargate.server.services import events as event_service
@@ -16,9 +16,9 @@ router = APIRouter(route_class=StrictJsonRoute)
 
 
 @router.get("/whoami", response_model=WhoAmI, tags=["auth"])
-def whoami(who: PrincipalDep) -> WhoAmI:
-    """The token this request was made with."""
-    return WhoAmI(token_id=who.token_id, name=who.name, team=who.team, role=who.role)
+def whoami(who: AnyPrincipalDep) -> WhoAmI:
+    """The token this request was made with (any role, ``provider`` too)."""
+    return WhoAmI(token_id=who.token_id, name=who.name, team=who.team, role=who.role, provider=who.provider)
 
 
 @router.get("/tokens", response_model=list[TokenInfo], tags=["auth"])
@@ -33,7 +33,14 @@ def create_token(admin: AdminDep, body: TokenIn, ctx: CtxDep, now: NowDep) -> To
     by = token_service.actor(admin.token_id, admin.name)
     with ctx.db.write() as session:
         row, secret = token_service.create(
-            session, body.name, body.team, Role(body.role), now, created_by=by, expires_at=body.expires_at
+            session,
+            body.name,
+            body.team,
+            Role(body.role),
+            now,
+            created_by=by,
+            expires_at=body.expires_at,
+            provider=body.provider,
         )
     ctx.tokens.clear()
     return TokenOut(id=row.id, token=secret, expires_at=row.expires_at)

@@ -11,6 +11,7 @@ from stargate.server.auth import Role, new_token
 from stargate.server.errors import ConflictError, InvalidError, NotFoundError
 from stargate.server.schemas import TokenInfo
 from stargate.store import TokenRow, fit_actor
+from stargate.store.repositories import fleet_versions
 from stargate.store.repositories import teams as team_repo
 from stargate.store.repositories import tokens as token_repo
 
@@ -27,12 +28,15 @@ def create(
     *,
     created_by: str = "",
     expires_at: datetime | None = None,
+    provider: str | None = None,
 ) -> tuple[TokenRow, str]:
     """Store a new server-generated token and return its row with its wire form (shown once, never stored).
 
-    Members and viewers need a team that exists in the fleet in force; an admin's team is optional.
+    Members and viewers need a team that exists in the fleet in force; an admin's team is optional. A ``provider``
+    token needs ``provider``, a provider of the fleet in force, and no team; the other roles take no provider.
     """
-    if role is not Role.ADMIN:
+    _check_provider(session, role, team, provider)
+    if role not in (Role.ADMIN, Role.PROVIDER):
         if team is None:
             raise InvalidError(f"team: found nothing, expected the team a '{role.value}' token belongs to")
         if team_repo.get_team(session, team) is None:
@@ -50,6 +54,7 @@ def create(
         name=name,
         team_id=team,
         role=role.value,
+        provider=provider,
         salt=salt,
         secret_hash=token_repo.hash_secret(salt, secret),
         created_at=now,
@@ -58,6 +63,26 @@ def create(
     )
     token_repo.add(session, row)
     return row, wire
+
+
+def _check_provider(session: Session, role: Role, team: str | None, provider: str | None) -> None:
+    """422 unless ``provider`` fits ``role``: a provider of the fleet in force for a ``provider`` token (which has no
+    team), nothing for the other roles."""
+    if role is not Role.PROVIDER:
+        if provider is not None:
+            raise InvalidError(
+                f"provider: found {found_text(provider)}, expected nothing for a '{role.value}' token (only 'provider' "
+                "tokens speak for a provider)"
+            )
+        return
+    if team is not None:
+        raise InvalidError(f"team: found {found_text(team)}, expected nothing for a 'provider' token")
+    current = fleet_versions.current(session)
+    known = [str(p.get("id")) for p in (current.document.get("providers") or [])] if current is not None else []
+    if provider is None or provider not in known:
+        shown = ", ".join(known[:10]) or "none: apply a fleet first"
+        found = "nothing" if provider is None else found_text(provider)
+        raise InvalidError(f"provider: found {found}, expected the id of a provider of the fleet in force ({shown})")
 
 
 def bootstrap_admin(session: Session, now: datetime) -> str | None:
@@ -81,6 +106,7 @@ def to_api(row: TokenRow, now: datetime) -> TokenInfo:
         name=row.name,
         team=row.team_id,
         role=Role(row.role),
+        provider=row.provider,
         state=state,
         created_at=row.created_at,
         created_by=row.created_by,
