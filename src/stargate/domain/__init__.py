@@ -22,6 +22,7 @@ from stargate.domain.infrastructure import (
 )
 from stargate.domain.jobs import JobKind, JobSpec
 from stargate.domain.problems import Path, Problem
+from stargate.domain.procurement import HolderResponse, PressureSettings, PriceBookEntry, Procurement
 from stargate.domain.reasons import JobReason, read_reason
 from stargate.domain.scheduling import Scheduling
 from stargate.domain.teams import ANY_GPU, DEFAULT_PRIORITY_CLASSES, PriorityClass, Queue, Quota, Team
@@ -40,13 +41,17 @@ __all__ = [
     "ExecutorKind",
     "Fleet",
     "GpuModel",
+    "HolderResponse",
     "JobKind",
     "JobReason",
     "JobSpec",
     "MatchRule",
     "Path",
+    "PressureSettings",
+    "PriceBookEntry",
     "PriorityClass",
     "Problem",
+    "Procurement",
     "Provider",
     "ProviderKind",
     "Queue",

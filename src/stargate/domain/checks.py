@@ -33,6 +33,7 @@ def fleet_problems(fleet: Fleet) -> list[Problem]:
         _date_orders,
         _clauses_inside_term,
         _contract_terms,
+        _price_book_refs,
     )
     return [p for rule in rules for p in rule(fleet)]
 
@@ -382,3 +383,24 @@ def _contract_terms(f: Fleet) -> Iterator[Problem]:
                 "nothing",
                 f"a price per GPU-hour in USD (a '{c.kind}' contract)",
             )
+
+
+def _price_book_refs(f: Fleet) -> Iterator[Problem]:
+    """A price-book quote names a known provider, one of that provider's sites and a catalogue GPU model, and is
+    valid for at least a day."""
+    providers = {p.id for p in f.providers}
+    provider_of = {s.id: s.provider for s in f.sites}
+    models = set(f.catalogue())
+    for i, q in enumerate(f.procurement.price_book):
+        path = ("procurement", "price_book", i)
+        yield from _ref((*path, "provider"), q.provider, providers, "provider")
+        yield from _ref((*path, "site"), q.site, set(provider_of), "site")
+        yield from _ref((*path, "gpu_model"), q.gpu_model, models, "GPU model in the catalogue")
+        owner = provider_of.get(q.site)
+        if owner is not None and q.provider in providers and owner != q.provider:
+            yield Problem(
+                (*path, "site"),
+                f"'{q.site}' (a site of '{owner}')",
+                f"a site of '{q.provider}', the provider quoting",
+            )
+        yield from _order((*path, "valid_until"), q.valid_from, q.valid_until, "valid_from", "valid_until")

@@ -9,12 +9,14 @@ from stargate.domain.catalog import BUILTIN_GPU_MODELS, GpuModel
 from stargate.domain.contracts import Budget, Contract
 from stargate.domain.infrastructure import Building, Cluster, Provider, Site
 from stargate.domain.limits import MAX_ENTITIES, MAX_FLEET_GPUS, MAX_SMALL_LIST
+from stargate.domain.procurement import Procurement
 from stargate.domain.scheduling import Scheduling
 from stargate.domain.teams import DEFAULT_PRIORITY_CLASSES, PriorityClass, Queue, Team
 
 
 class Fleet(Model):
-    """Root of a fleet file: providers, sites, buildings, clusters, contracts, budget, teams, queues and scheduling.
+    """Root of a fleet file: providers, sites, buildings, clusters, contracts, budget, procurement, teams, queues and
+    scheduling.
 
     Field-level rules are enforced by the models; rules across entities (references, power, dates) by
     :func:`stargate.domain.checks.fleet_problems`.
@@ -48,6 +50,10 @@ class Fleet(Model):
         default_factory=list, max_length=MAX_ENTITIES, description="Agreements with providers, at most 10,000."
     )
     budget: Budget | None = Field(default=None, description="The investment envelope; null when not tracked.")
+    procurement: Procurement = Field(
+        default_factory=Procurement,
+        description="How new capacity is bought: the price book, the pressure trigger, the simulated holder.",
+    )
     priority_classes: list[PriorityClass] = Field(
         default_factory=lambda: list(DEFAULT_PRIORITY_CLASSES),
         max_length=MAX_SMALL_LIST,

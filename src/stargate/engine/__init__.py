@@ -12,17 +12,37 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from stargate.engine.budget import BudgetBook, BudgetConflict, BudgetReport, Draw
     from stargate.engine.driver import Decisions, Driver, JobTerms, Lost, RestoreError
     from stargate.engine.index import FleetIndex
     from stargate.engine.policies import POLICIES, FifoPolicy, Policy, SrtfPolicy, StargatePolicy, get_policy
+    from stargate.engine.pressure import PressureGauge
     from stargate.engine.priorities import PriorityRule, Resolved
+    from stargate.engine.procurement import ProcurementBook, award_contract
+    from stargate.engine.procurement_types import (
+        Award,
+        CapacityRequest,
+        Offer,
+        OfferState,
+        ProcEvent,
+        ProcurementError,
+        Quote,
+        RequestState,
+    )
     from stargate.engine.scheduler import Scheduler
     from stargate.engine.scheduling import Override, policy_for
     from stargate.engine.types import CycleResult, JobRequest, Preemption, Reason, Rejection, Start
 
 _HOME = {
     **dict.fromkeys(("Decisions", "Driver", "JobTerms", "Lost", "RestoreError"), "driver"),
+    **dict.fromkeys(("BudgetBook", "BudgetConflict", "BudgetReport", "Draw"), "budget"),
     "FleetIndex": "index",
+    "PressureGauge": "pressure",
+    **dict.fromkeys(("ProcurementBook", "award_contract"), "procurement"),
+    **dict.fromkeys(
+        ("Award", "CapacityRequest", "Offer", "OfferState", "ProcEvent", "ProcurementError", "Quote", "RequestState"),
+        "procurement_types",
+    ),
     **dict.fromkeys(("POLICIES", "FifoPolicy", "Policy", "SrtfPolicy", "StargatePolicy", "get_policy"), "policies"),
     **dict.fromkeys(("PriorityRule", "Resolved"), "priorities"),
     "Scheduler": "scheduler",
@@ -44,26 +64,41 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "POLICIES",
+    "Award",
+    "BudgetBook",
+    "BudgetConflict",
+    "BudgetReport",
+    "CapacityRequest",
     "CycleResult",
     "Decisions",
+    "Draw",
     "Driver",
     "FifoPolicy",
     "FleetIndex",
     "JobRequest",
     "JobTerms",
     "Lost",
+    "Offer",
+    "OfferState",
     "Override",
     "Policy",
     "Preemption",
+    "PressureGauge",
     "PriorityRule",
+    "ProcEvent",
+    "ProcurementBook",
+    "ProcurementError",
+    "Quote",
     "Reason",
     "Rejection",
+    "RequestState",
     "Resolved",
     "RestoreError",
     "Scheduler",
     "SrtfPolicy",
     "StargatePolicy",
     "Start",
+    "award_contract",
     "get_policy",
     "policy_for",
 ]

@@ -1,0 +1,77 @@
+"""What an award becomes (a reserved contract and its cluster) and whether a holder's terms win under its clause's
+match rule."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+from decimal import Decimal
+
+from stargate.domain import Cluster, Contract, ContractKind
+from stargate.engine.budget import award_contract_id
+from stargate.engine.procurement_market import valid_on
+from stargate.engine.procurement_types import Award, Offer, Quote
+
+DEFAULT_GPUS_PER_NODE = 8
+"""Node size of a holder award when neither a quote nor a cluster of the holder tells it."""
+
+
+def holder_place(
+    holder: str,
+    gpu_model: str,
+    day: date,
+    quotes: Iterable[Quote],
+    site_provider: Mapping[str, str],
+    clusters: Iterable[Cluster],
+) -> tuple[str, int] | None:
+    """Where a holder award lands and its node size: the holder's cheapest quote for the model valid on ``day``,
+    else a cluster of the holder with that model, else the holder's first site with 8 GPUs per node; None: the
+    holder has no site."""
+    for q in sorted(quotes, key=lambda q: (q.price, q.id)):
+        if q.provider == holder and q.gpu_model == gpu_model and valid_on(q, day):
+            return q.site, q.gpus_per_node
+    holder_sites = [s for s, p in site_provider.items() if p == holder]
+    for c in clusters:
+        if c.site in holder_sites and c.gpu_model == gpu_model:
+            return c.site, c.gpus_per_node
+    return (holder_sites[0], DEFAULT_GPUS_PER_NODE) if holder_sites else None
+
+
+def rule_fails(offer: Offer, price: Decimal, start: date) -> str | None:
+    """Why the holder's terms fail the clause's match rule, or None when they win."""
+    if offer.match_rule == "any_offer":
+        return None
+    if offer.benchmark_price is not None and price > offer.benchmark_price:
+        return f"price {price} USD per GPU-hour above the benchmark {offer.benchmark_price} USD per GPU-hour"
+    bench_start = offer.benchmark_start
+    if offer.match_rule == "match_price_and_date" and bench_start is not None and start > bench_start:
+        return f"start {start.isoformat()} later than the benchmark {bench_start.isoformat()}"
+    return None
+
+
+def award_contract(award: Award) -> tuple[Contract, Cluster]:
+    """The reserved contract an award becomes and its one cluster, online over the term."""
+    contract = Contract(
+        id=award_contract_id(award.request_id),
+        provider=award.provider,
+        kind=ContractKind.RESERVED,
+        start=award.start,
+        end=award.end,
+        gpu_model=award.gpu_model,
+        gpus=award.gpus,
+        price_per_gpu_hour_usd=award.price,
+        value_usd=award.cost_usd,
+        source=f"procurement award for request '{award.request_id}' ({award.via}) on {award.at.isoformat()}",
+    )
+    cluster = Cluster(
+        id=f"{contract.id}-{award.gpu_model.lower()}",
+        site=award.site,
+        gpu_model=award.gpu_model,
+        gpus_per_node=award.gpus_per_node,
+        nodes=award.gpus // award.gpus_per_node,
+        price_per_gpu_hour_usd=award.price,
+        contract=contract.id,
+        online_from=award.start,
+        online_until=award.end,
+    )
+    return contract, cluster
