@@ -1,6 +1,7 @@
 """Who supplies capacity and where it is: providers, sites, buildings and clusters."""
 
 from datetime import date
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
@@ -16,6 +17,12 @@ from stargate.domain.limits import (
     MAX_NODES_PER_CLUSTER,
     MAX_POWER_MW,
 )
+
+MAX_USD_PER_MWH = 100_000
+"""Any energy price, USD per MWh (wholesale prices spike to about 10,000 USD per MWh at their caps)."""
+
+USDPerMWh = Annotated[Decimal, Field(ge=0, le=MAX_USD_PER_MWH, max_digits=12, decimal_places=6), Unit("USD per MWh")]
+"""An exact energy price in US dollars per MWh, at most 100,000 with at most 6 decimal places."""
 
 
 class ProviderKind(StrEnum):
@@ -78,6 +85,12 @@ class Site(Model):
         "null when not limited.",
     )
     pue: Real = Field(default=1.2, ge=1.0, le=3.0, description="Power usage effectiveness (facility / IT), 1 to 3.")
+    energy_usd_per_mwh: USDPerMWh | None = Field(
+        default=None,
+        description="What one MWh of facility energy costs at this site, USD per MWh, at most 100,000 with at most "
+        "6 decimal places; on owned capacity a GPU-hour then costs TDP × PUE × this / 1,000,000 USD at the margin. "
+        "null: energy not priced.",
+    )
 
 
 class Building(Model):

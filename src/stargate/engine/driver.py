@@ -18,17 +18,21 @@ database and the executors, and tells the driver what changed there (see ``starg
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 
 from stargate.domain import ClusterStatus, Fleet
+from stargate.domain.teams import ANY_GPU
 from stargate.engine.estimates import RunHistory
 from stargate.engine.index import FleetIndex
 from stargate.engine.jobs import checkpointed
 from stargate.engine.policies import Policy
 from stargate.engine.priorities import PriorityRule, Resolved
 from stargate.engine.scheduler import Scheduler
+from stargate.engine.spend import SpendMeter
 from stargate.engine.types import JobRequest, Preemption, Reason, Rejection, Start
 
 Placement = tuple[str, tuple[int, ...]]
@@ -108,13 +112,16 @@ class Driver:
         epoch: datetime,
         index: FleetIndex | None = None,
         history: RunHistory | None = None,
+        spent_usd: Mapping[str, Decimal] | None = None,
     ) -> None:
         """An engine with every GPU free; ``epoch`` is engine time 0 (``index``: the fleet's, when kept;
         ``history``: learned run times, fed by completed jobs; None: jobs with no estimate get the policy's
-        default)."""
+        default; ``spent_usd``: contract id → USD spent by runs that ended, for a rebuilt driver)."""
         self.fleet, self.policy, self.history = fleet, policy, history
         self.index = index if index is not None else FleetIndex.from_fleet(fleet, epoch)
-        self.sched = Scheduler(self.index, policy, history)
+        self.meter = SpendMeter(spent_usd)
+        """Spend to date per contract, fed by this driver's starts and stops."""
+        self.sched = Scheduler(self.index, policy, history, self.meter)
         self.priorities = PriorityRule(fleet)
         self.status = {c.id: c.status for c in fleet.clusters}
         self.where: dict[str, Placement | None] = {}
@@ -125,6 +132,11 @@ class Driver:
         self._refused: list[Rejection] = []
         self._wakeup: float | None = None
         self._due: float | None = None
+        self._waiting: dict[str, tuple[float, int, str]] = {}
+        """Pending job → (waiting since, GPUs, its first allowed GPU model or '*')."""
+        self._last = -math.inf
+        """The latest instant the driver was told of (a run told ended with no time ends then)."""
+        self._prices: dict[float, Decimal] = {}
 
     # -- what happened ----------------------------------------------------------------------------------------
     def submit(self, job: JobTerms) -> None:
@@ -137,6 +149,7 @@ class Driver:
             return
         self.sched.submit(self.request(job, prio))
         self.where[job.id] = None
+        self._waiting[job.id] = (job.submit_s, job.gpus, job.gpu_models[0] if job.gpu_models else ANY_GPU)
 
     def restore(self, job: JobTerms, cluster: str, gpu_ids: tuple[int, ...], started_s: float) -> None:
         """Put back a job that runs on ``gpu_ids`` of ``cluster`` since ``started_s``; :class:`RestoreError` when
@@ -153,6 +166,8 @@ class Driver:
         except ValueError as exc:
             raise RestoreError(f"placement on '{cluster}' no longer valid: {exc}") from None
         self.where[job.id] = (cluster, gpu_ids)
+        price, contract = self.index.charge_terms(self.index.cluster_ix[cluster], started_s)
+        self.meter.start(job.id, contract, len(gpu_ids), price, started_s)
 
     def finish(self, job_id: str, now: float | None = None, completed: bool = False) -> None:
         """The job ended (any reason): its GPUs are free, or it leaves its queue. A running job that ``completed``
@@ -161,8 +176,12 @@ class Driver:
         The engine hears of ended jobs in job id order, when the driver is next told or asked anything: the order in
         which a clock reports the jobs that ended at one instant (the simulator's event order, the server's reading
         of the database) changes nothing, not even which GPUs the next job gets."""
+        if now is not None:
+            self._last = max(self._last, now)
         if self.where.pop(job_id, ()) != ():
             self._ended.append((job_id, now, completed))
+            self._waiting.pop(job_id, None)
+            self.meter.stop(job_id, self._last if now is None else now)
 
     def _hand_on_ended(self) -> None:
         ended, self._ended = self._ended, []
@@ -192,8 +211,7 @@ class Driver:
             return
         self.status[cluster] = status
         stops = self.sched.set_cluster_status(cluster, status.value, now)
-        for p in stops:
-            self.where[p.job_id] = None
+        self._stopped(stops, now)
         self._stops.extend(stops)
 
     def update_fleet(self, fleet: Fleet, now: float) -> bool:
@@ -212,9 +230,9 @@ class Driver:
             self._hand_on_ended()
         for cluster, status in self.status.items():
             if status is ClusterStatus.DOWN and any(p is not None and p[0] == cluster for p in self.where.values()):
-                self._stops.extend(self.sched.set_cluster_status(cluster, status.value, now))
-        for p in self._stops:
-            self.where[p.job_id] = None
+                stops = self.sched.set_cluster_status(cluster, status.value, now)
+                self._stopped(stops, now)
+                self._stops.extend(stops)
 
     # -- deciding ---------------------------------------------------------------------------------------------
     def has_work(self, now: float) -> bool:
@@ -256,15 +274,53 @@ class Driver:
                 out.preemptions += res.preemptions
                 out.rejections += res.rejections
                 self._wakeup = res.next_wakeup_s
-        where = self.where
-        for p in out.preemptions:
-            where[p.job_id] = None
+        self._last = max(self._last, now)
+        where, waiting = self.where, self._waiting
+        self._stopped(out.preemptions, now)
         for r in out.rejections:
             where.pop(r.job_id, None)
+            waiting.pop(r.job_id, None)
+        meter, prices = self.meter, self._prices
         for s in out.starts:
             where[s.job_id] = (s.cluster_id, s.gpu_ids)
+            waiting.pop(s.job_id, None)
+            if s.contract_id is not None:
+                price = prices.get(s.price_usd_per_gpu_hour)
+                if price is None:
+                    price = prices[s.price_usd_per_gpu_hour] = Decimal(repr(s.price_usd_per_gpu_hour))
+                meter.start(s.job_id, s.contract_id, len(s.gpu_ids), price, now)
         wake = self._wakeup
-        out.next_wakeup_s = wake if wake is not None and wake > now else None
+        pricing = self.sched.pricing
+        if pricing is not None:  # the meter moved: when a commitment is used up, or its shortfall refreshed
+            at = pricing.plan(now)
+            wake = at if wake is None or at < wake else wake
+        out.next_wakeup_s = wake if wake is not None and now < wake < math.inf else None
+        return out
+
+    def _stopped(self, stops: list[Preemption], now: float) -> None:
+        """Runs that stopped at ``now``: their jobs wait again from then on and their spend is closed."""
+        where, waiting, meter, t = self.where, self._waiting, self.meter, self.sched.jobs
+        for p in stops:
+            if where.get(p.job_id) is not None:
+                meter.stop(p.job_id, now)
+                j = t.ix[p.job_id]
+                req = t.req[j]
+                waiting[p.job_id] = (now, req.gpus, req.gpu_models[0] if req.gpu_models else ANY_GPU)
+            where[p.job_id] = None
+
+    # -- reading ----------------------------------------------------------------------------------------------
+    def spent(self, contract: str, now: float) -> Decimal:
+        """What ``contract`` has spent by ``now`` in the runs this driver started or was given (and the
+        ``spent_usd`` it was built with), USD, charged as the ledger charges (:func:`stargate.engine.ledger.charge`)."""
+        return self.meter.spent(contract, now)
+
+    def waiting_gpus(self, now: float, min_wait_s: float) -> dict[str, int]:
+        """GPUs of the pending jobs that have waited at least ``min_wait_s`` by ``now`` (since their submission or
+        their last stop), by their first allowed GPU model ('*': any model), GPUs."""
+        out: dict[str, int] = {}
+        for since, gpus, model in self._waiting.values():
+            if now - since >= min_wait_s:
+                out[model] = out.get(model, 0) + gpus
         return out
 
     # -- requests ---------------------------------------------------------------------------------------------
@@ -303,12 +359,14 @@ class Driver:
         index: FleetIndex | None = None,
         history: RunHistory | None = None,
         estimates: Mapping[str, float] | None = None,
+        spent_usd: Mapping[str, Decimal] | None = None,
     ) -> tuple[Driver, list[Lost]]:
         """A driver holding ``running`` jobs (terms, placement, start time) and ``pending`` ones, in the order
         given; also the running jobs it could not put back (the caller requeues them). ``history``: the run history
         to go on learning with (the previous driver's); ``estimates``: estimates to keep for jobs that state none
-        (the previous driver's :meth:`estimates`)."""
-        driver = cls(fleet, policy, epoch, index, history)
+        (the previous driver's :meth:`estimates`); ``spent_usd``: contract id → USD spent by runs that ended (the
+        running ones are metered from their start times)."""
+        driver = cls(fleet, policy, epoch, index, history, spent_usd)
         lost: list[Lost] = []
         if estimates:
             running = [(_kept(job, estimates), where, started) for job, where, started in running]

@@ -10,6 +10,10 @@ Site power cap at time *t* (W, facility side)::
     cap_w(site, t) = energised_IT_MW(site, t) * 1e6 * PUE(site)      (inf when the site is not limited)
 
 and a cluster may run ``n`` more GPUs only while ``draw_w(site) + n * TDP_W * PUE <= cap_w(site, t)``.
+
+Prices per GPU-hour (see :meth:`FleetIndex.prices`): on owned capacity the energy a GPU draws,
+``energy(c) = TDP_W * PUE * energy_usd_per_mwh / 1e6`` rounded to the micro-dollar (capex is sunk); elsewhere the
+active contract's price, else the cluster's list price.
 """
 
 from __future__ import annotations
@@ -17,12 +21,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from stargate.domain import ContractKind, Fleet, ProviderKind
 from stargate.domain.teams import ANY_GPU
+
+if TYPE_CHECKING:
+    from stargate.engine.spend import SpendMeter
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -44,13 +53,26 @@ class QueueInfo:
 
 @dataclass(frozen=True, slots=True)
 class ContractInfo:
-    """The contract terms placement needs: kind, term in seconds, price."""
+    """The contract terms placement needs: kind, term in seconds, price, commitment."""
 
     id: str
     prepaid: bool
     start_s: float
     end_s: float
     price: float | None
+    kind: ContractKind = ContractKind.ON_DEMAND
+    committed: Decimal | None = None
+    """USD to spend over the term (a commitment), else None."""
+    price_usd: Decimal | None = None
+    """``price`` exactly."""
+
+
+def _energy_price(tdp_w: float, pue: float, usd_per_mwh: Decimal | None) -> Decimal | None:
+    """USD per GPU-hour of energy: TDP W × PUE × USD per MWh / 1e6, to the micro-dollar (None: not priced)."""
+    if usd_per_mwh is None:
+        return None
+    usd = Decimal(repr(float(tdp_w))) * Decimal(repr(float(pue))) * usd_per_mwh / Decimal(1_000_000)
+    return usd.quantize(Decimal("0.000001"), rounding=ROUND_HALF_EVEN)
 
 
 def _day_s(day: date, epoch: datetime) -> float:
@@ -103,6 +125,9 @@ class FleetIndex:
                 _day_s(c.start, self.epoch),
                 _day_s(c.end + timedelta(days=1), self.epoch),
                 None if c.price_per_gpu_hour_usd is None else float(c.price_per_gpu_hour_usd),
+                c.kind,
+                c.committed_spend_usd if c.kind is ContractKind.COMMITMENT else None,
+                c.price_per_gpu_hour_usd,
             )
             for c in fleet.contracts
         }
@@ -125,6 +150,15 @@ class FleetIndex:
             [self.provider_kind.get(p) is ProviderKind.OWNED for p in self.provider_of], dtype=bool
         )
         self.list_price: FloatArray = np.array([float(c.price_per_gpu_hour_usd) for c in cs], dtype=np.float64)
+        self.list_price_usd = [c.price_per_gpu_hour_usd for c in cs]
+        self.energy_usd: list[Decimal | None] = [
+            _energy_price(catalogue[c.gpu_model].tdp_w, sites[c.site].pue, sites[c.site].energy_usd_per_mwh)
+            if bool(self.owned[i]) and c.gpu_model in catalogue
+            else None
+            for i, c in enumerate(cs)
+        ]
+        """Cluster → the energy price of a GPU-hour, USD (owned clusters at a site with an energy price; else None)."""
+        self.energy = [0.0 if e is None else float(e) for e in self.energy_usd]
         self.contract_of = [c.contract for c in cs]
         self.w_per_gpu: FloatArray = np.array(
             [catalogue[c.gpu_model].tdp_w * sites[c.site].pue if c.gpu_model in catalogue else 0.0 for c in cs],
@@ -180,23 +214,86 @@ class FleetIndex:
         k = self.contracts.get(cid) if cid is not None else None
         return k if k is not None and k.start_s <= t < k.end_s else None
 
-    def prices(self, t: float) -> tuple[list[float], list[str | None], FloatArray]:
+    def charge_terms(self, c: int, t: float) -> tuple[Decimal, str | None]:
+        """What a run that starts on cluster ``c`` at ``t`` is charged per GPU-hour (USD, exact) and the contract it
+        burns: the energy price on owned capacity whose site prices energy, else the active contract's price, else
+        the list price."""
+        k = self.active_contract(c, t)
+        energy = self.energy_usd[c]
+        if energy is not None:
+            return energy, k.id if k is not None else None
+        if k is not None and k.price_usd is not None:
+            return k.price_usd, k.id
+        return self.list_price_usd[c], k.id if k is not None else None
+
+    def commitment_of(self, c: int) -> str | None:
+        """The commitment contract cluster ``c`` is bought under (one with a committed amount), else None."""
+        cid = self.contract_of[c]
+        k = self.contracts.get(cid) if cid is not None else None
+        return cid if k is not None and k.committed is not None and not bool(self.owned[c]) else None
+
+    def prices(self, t: float, meter: SpendMeter | None = None) -> tuple[list[float], list[str | None], FloatArray]:
         """At ``t``: price per GPU-hour charged per cluster, the contract burnt, and the placement rank.
 
-        ``rank(c) = tier(c) * TIER_WEIGHT + marginal_price(c)`` where tier 0 is prepaid (an active reserved or
-        commitment contract) or owned capacity, tier 1 is everything else, and the marginal price is 0 for
-        prepaid capacity and the charged price otherwise.
+        ``rank(c) = tier(c) * TIER_WEIGHT + marginal(c) - bonus(c)``. Tier 0 is owned capacity or an active reserved
+        or commitment contract, tier 1 everything else (pay-per-use). The marginal price per GPU-hour: owned, its
+        energy price (0 when its site prices no energy); an active reserved contract, 0; an active commitment, 0
+        while its spend to date (``meter``; None: nothing spent) is below the committed amount, its price from the
+        instant it reaches it; else the charged price. ``bonus`` (use it or lose it) is ``price * S / R`` on an
+        active commitment not used up, with ``R`` the commitment left to spend and ``S`` the part of it projected
+        to be lost at the end of the term at the burn rate to date (see :meth:`commitment_rank`).
         """
         charged, burnt, rank = [], [], []
         for c in range(self.n):
             k = self.active_contract(c, t)
             price = k.price if k is not None and k.price is not None else float(self.list_price[c])
-            prepaid = k is not None and k.prepaid
-            tier = 0 if prepaid or bool(self.owned[c]) else 1
-            charged.append(price)
             burnt.append(k.id if k is not None else None)
-            rank.append(tier * TIER_WEIGHT + (0.0 if prepaid else price))
+            if bool(self.owned[c]):
+                energy = self.energy[c]
+                charged.append(price if self.energy_usd[c] is None else energy)
+                rank.append(energy)
+                continue
+            charged.append(price)
+            if k is None or not k.prepaid:
+                rank.append(TIER_WEIGHT + price)
+            elif k.kind is ContractKind.COMMITMENT and k.committed is not None:
+                rank.append(self._commitment_rank(k, price, t, meter))
+            else:
+                rank.append(0.0)
         return charged, burnt, np.array(rank, dtype=np.float64)
+
+    def commitment_rank(self, c: int, t: float, meter: SpendMeter | None) -> float:
+        """The placement rank of commitment cluster ``c`` at ``t`` (as :meth:`prices` computes it)."""
+        k = self.active_contract(c, t)
+        price = k.price if k is not None and k.price is not None else float(self.list_price[c])
+        if k is None:
+            return TIER_WEIGHT + price
+        if not k.prepaid or k.committed is None:
+            return 0.0 if k.prepaid else TIER_WEIGHT + price
+        return self._commitment_rank(k, price, t, meter)
+
+    @staticmethod
+    def _commitment_rank(k: ContractInfo, price: float, t: float, meter: SpendMeter | None) -> float:
+        """``marginal - price * S / R`` for active commitment ``k`` at ``t``::
+
+        spent = spend to date (0 without a meter); R = committed - spent
+        marginal = price when spent >= committed (exact, from that instant on), else 0
+        burn = spent / (t - term start)   (0 at the start);   S = max(0, R - burn * (term end - t))
+        """
+        committed = k.committed
+        assert committed is not None
+        if meter is None:
+            return -price if committed > 0 else price
+        if meter.reached(k.id, committed, t):
+            return price
+        spent = meter.estimate(k.id, t)
+        left = float(committed) - spent
+        if left <= 0.0:  # within the estimate's milli-dollars of the amount, not reached yet: all of it is used
+            return 0.0
+        elapsed = t - k.start_s
+        burn = spent / elapsed if elapsed > 0.0 else 0.0
+        short = max(0.0, left - burn * (k.end_s - t))
+        return -price * short / left
 
     def compatible(self, models: tuple[str, ...], providers: tuple[str, ...], regions: tuple[str, ...]) -> BoolArray:
         """Clusters a job may ever use given its GPU models, providers and regions (empty tuple: any)."""

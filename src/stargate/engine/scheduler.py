@@ -41,7 +41,9 @@ from stargate.engine.pending import Entry, PendingQueues
 from stargate.engine.policies import LasPolicy, Policy
 from stargate.engine.preemption import VictimView, pick_victims
 from stargate.engine.service import Service
+from stargate.engine.spend import Pricing, SpendMeter
 from stargate.engine.types import CycleResult, JobRequest, Preemption, Reason, Rejection, Start
+from stargate.engine.views import SchedulerViews
 from stargate.engine.windows import CapacityWindows
 
 OWN, LEARNED, DEFAULT = 0, 1, 2
@@ -53,18 +55,23 @@ start. Within one shape a job at least as big and ending no sooner fails too (ev
 another shape may fit where this one failed (a spread job where a packed one did not), so the shape is in the key."""
 
 
-class Scheduler:
+class Scheduler(SchedulerViews):
     """Admission, placement, preemption and backfill over one :class:`FleetIndex` under one policy."""
 
-    def __init__(self, index: FleetIndex, policy: Policy, history: RunHistory | None = None) -> None:
+    def __init__(
+        self, index: FleetIndex, policy: Policy, history: RunHistory | None = None, spend: SpendMeter | None = None
+    ) -> None:
         """An empty scheduler: every GPU free, nothing pending. ``history``: learned run times (fed by completed
-        jobs, see :meth:`finish`; a job with no estimate gets the learned one); None: no learning."""
+        jobs, see :meth:`finish`; a job with no estimate gets the learned one); None: no learning. ``spend``: spend
+        to date per contract (fed by the driver), which prices commitments at the margin; None: nothing spent."""
         self.index, self.policy, self.history = index, policy, history
         self._bursting = policy.bursting
         self.jobs = JobTable()
         self.adm = Admission(index)
         self.classes = Classes(index, self.adm)
         self.windows = CapacityWindows(index)
+        self.pricing = Pricing(index, spend) if spend is not None and Pricing.needed(index) else None
+        """Recomputes commitment clusters' rank as spend goes (see :mod:`spend`); None: nothing to reprice."""
         self.classes.set_payg(self.windows.payg)
         self.occupancy = Occupancy(
             index, self.jobs, self.adm, self.windows, preempting=policy.preemption, bursting=policy.bursting
@@ -164,8 +171,12 @@ class Scheduler:
         """Decide at ``now``: starts, preemptions and rejections, applied to this scheduler's state."""
         res = CycleResult(now)
         windows, pending, bursts = self.windows, self.pending, self.bursts
-        if windows.due(now):
+        changed = windows.due(now)
+        if changed:
             self._capacity_changed(now, res)
+        if self.pricing is not None and (changed or self.pricing.due(now)):
+            self.pricing.apply(now, windows.rank)
+            self.occupancy.stale = True  # the scores follow the new rank at the next placement
         svc = self.service
         if svc is not None and svc.advance(now, pending.repush):
             pending.dirty_all = True  # a job was demoted while one of a higher level waits: it may preempt now
@@ -188,6 +199,7 @@ class Scheduler:
         pending, heap = self.pending, self.bursts.heap
         return (
             self.windows.due(now)
+            or (self.pricing is not None and self.pricing.due(now))
             or bool(self._rejections)
             or bool(heap and heap[0][0] <= now)
             or (self.service is not None and self.service.due(now))
@@ -198,29 +210,6 @@ class Scheduler:
     def n_pending(self) -> int:
         """Jobs pending now."""
         return self.pending.n
-
-    # -- read-only views (tests, metrics, the server; no decision is made here) ---------------------------
-    def free_gpus(self) -> dict[str, int]:
-        """Free GPUs per cluster id (GPUs), whatever the cluster's status."""
-        return self.occupancy.free_gpus()
-
-    def running_jobs(self) -> dict[str, tuple[str, tuple[int, ...]]]:
-        """Running job id → (cluster id, GPU ids)."""
-        t, ids = self.jobs, self.index.cluster_ids
-        return {t.ids[j]: (ids[t.cluster[j]], t.gpu_ids[j]) for j in range(len(t.ids)) if t.state[j] == RUNNING}
-
-    def pending_jobs(self, queue: str | None = None) -> list[str]:
-        """Pending job ids (of one queue, or all) in submission order."""
-        t, qi = self.jobs, self.index.queue_ix.get(queue, -2) if queue is not None else -1
-        return [t.ids[j] for j in range(len(t.ids)) if t.state[j] == PENDING and qi in (-1, t.queue[j])]
-
-    def site_power_draw_w(self) -> dict[str, float]:
-        """Facility power drawn by running GPUs per site (GPUs × TDP × PUE), W."""
-        return self.occupancy.power_draw_w()
-
-    def progress_s(self, job_id: str) -> float:
-        """Checkpointed progress of a job, s."""
-        return self.jobs.progress[self.jobs.ix[job_id]]
 
     # -- bookkeeping --------------------------------------------------------------------------------------
     def _add(self, job: JobRequest, q: int, cls: int) -> int:
