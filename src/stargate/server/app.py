@@ -20,7 +20,7 @@ from stargate.fleetfile.describe import found_text, plain_error_words
 from stargate.server.context import ServerContext
 from stargate.server.errors import DATABASE_DOWN, ServiceError, database_problem
 from stargate.server.limits import BODY_ENV, MAX_PATH_BYTES, PLAN_BODY_ENV
-from stargate.server.routers import fleet, health, jobs, misc
+from stargate.server.routers import fleet, health, jobs, misc, money
 from stargate.server.scheduling.loop import SchedulerThread
 from stargate.server.schemas import ERROR_RESPONSES
 from stargate.store import IllegalTransitionError
@@ -221,7 +221,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
         LastResort, failures=failures
     )  # added last: the outermost of ours, so it sees what every other one raises
     app.include_router(health.router)
-    for router in (jobs.router, fleet.router, misc.router):
+    for router in (jobs.router, fleet.router, misc.router, money.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     _add_error_handlers(app, failures)
     return app

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from stargate.domain import Fleet
+from stargate.domain import Fleet, PressureSettings
 from stargate.engine import FleetIndex, JobTerms, Policy
+from stargate.engine.pressure import PressureGauge
 from stargate.engine.scheduling import policy_in_force
 from stargate.executors import Executor, for_kind
 from stargate.server.auth import TokenCache
@@ -88,6 +89,24 @@ class ExecutorRegistry:
 
 
 @dataclass
+class ProcureState:
+    """What the scheduler loop's procurement step remembers between cycles (see
+    :mod:`stargate.server.scheduling.procure`)."""
+
+    seen: int = -1
+    """The newest procurement event id when the book was last read (-1: never)."""
+    version: str | None = None
+    """The fleet version seen last cycle."""
+    deadline: datetime | None = None
+    """The earliest deadline of an open offer (None: none)."""
+    open_models: set[str] = field(default_factory=set)
+    waiting: bool = False
+    """Whether a request waits in the market for a quote (a new fleet version may bring one in its price book)."""
+    gauge: PressureGauge | None = None
+    settings: PressureSettings | None = None
+
+
+@dataclass
 class LoopState:
     """What the scheduler loop remembers between cycles to skip deciding when nothing changed.
 
@@ -109,6 +128,8 @@ class LoopState:
     fence: Callable[[Session], bool] | None = None
     """Whether this process still holds the scheduler lock, asked inside the decision transaction before it commits
     (set by the scheduler thread; None: the caller makes sure it is the only scheduler, as tests do)."""
+    procure: "ProcureState | None" = None
+    """What the procurement step remembers between cycles (the pressure gauge, the next offer deadline)."""
     gauges: tuple[tuple[str, int, int], int] | None = None
     """(fingerprint, pending jobs) when the gauges were last refreshed on an idle cycle: refreshed again only when
     the fingerprint moves (a 20,000-cluster fleet made every idle cycle relabel 20,000 gauges)."""

@@ -292,7 +292,7 @@ class CapacityRequestRow(Base):
 
     __tablename__ = "capacity_requests"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
     gpu_model: Mapped[str] = mapped_column(String(63))
     gpus: Mapped[int] = mapped_column(Integer)
     start: Mapped[date] = mapped_column(Date)
@@ -311,7 +311,7 @@ class ProcurementOfferRow(Base):
 
     __tablename__ = "procurement_offers"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
     request_id: Mapped[str] = mapped_column(ForeignKey("capacity_requests.id", ondelete="CASCADE"), index=True)
     holder: Mapped[str] = mapped_column(String(63), index=True)
     contract_id: Mapped[str] = mapped_column(String(63))
@@ -333,7 +333,7 @@ class ProcurementQuoteRow(Base):
 
     __tablename__ = "procurement_quotes"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
     provider: Mapped[str] = mapped_column(String(63))
     site: Mapped[str] = mapped_column(String(63))
     gpu_model: Mapped[str] = mapped_column(String(63))
@@ -354,7 +354,7 @@ class ProcurementAwardRow(Base):
 
     __tablename__ = "procurement_awards"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
     request_id: Mapped[str] = mapped_column(ForeignKey("capacity_requests.id", ondelete="CASCADE"), unique=True)
     provider: Mapped[str] = mapped_column(String(63))
     site: Mapped[str] = mapped_column(String(63))
@@ -367,7 +367,7 @@ class ProcurementAwardRow(Base):
     cost_usd: Mapped[Decimal] = mapped_column(MONEY)
     via: Mapped[str] = mapped_column(String(16))
     """``holder`` or ``market``."""
-    quote_id: Mapped[str | None] = mapped_column(String(40))
+    quote_id: Mapped[str | None] = mapped_column(String(63))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     override_reason: Mapped[str | None] = mapped_column(Text)
     override_by: Mapped[str | None] = mapped_column(String(ACTOR_MAX))
@@ -382,8 +382,8 @@ class ProcurementEventRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-    request_id: Mapped[str] = mapped_column(String(40), index=True)
-    offer_id: Mapped[str | None] = mapped_column(String(40))
+    request_id: Mapped[str] = mapped_column(String(63), index=True)
+    offer_id: Mapped[str | None] = mapped_column(String(63))
     kind: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(ACTOR_MAX))
     reason: Mapped[str] = mapped_column(Text, default="")

@@ -91,6 +91,7 @@ def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost:
                 out.rejected += 1
         second: list[Move] = []
         runs: list[dict[str, Any]] = []
+        costs = _cost_terms(snap) if result.starts else {}
         for s in result.starts:
             row_id = parse_job_id(s.job_id) or -1
             cur = requeued.pop(row_id, None) or unchanged(s.job_id, JobStatus.PENDING)
@@ -99,7 +100,9 @@ def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost:
                 executor = snap.executor_of_cluster.get(s.cluster_id, "local")
                 runs.append(
                     {"job_id": cur.id, "attempt": cur.attempt, "executor": executor, "cluster": s.cluster_id}
-                    | {"created_at": now}
+                    | {"created_at": now, "gpus": len(s.gpu_ids), "contract": s.contract_id}
+                    | {"price_usd_per_gpu_hour": _price(s.price_usd_per_gpu_hour)}
+                    | costs.get(s.cluster_id, {})
                 )
                 out.placed += 1
         transition_many(session, first, ACTOR, now)
@@ -149,6 +152,27 @@ def _few(values: list[str], most: int = 5) -> str:
     return ", ".join(values[:most]) + more
 
 
+def _cost_terms(snap: Snapshot) -> dict[str, dict[str, Any]]:
+    """What a run records of its cluster for the costs (list price, provider, GPU model, region), by cluster id."""
+    fleet = snap.fleet
+    sites = {s.id: s for s in fleet.sites}
+    out: dict[str, dict[str, Any]] = {}
+    for c in fleet.clusters:
+        site = sites.get(c.site)
+        out[c.id] = {
+            "list_price_usd_per_gpu_hour": _price(c.price_per_gpu_hour_usd),
+            "provider": site.provider if site is not None else None,
+            "gpu_model": c.gpu_model,
+            "region": site.region if site is not None else None,
+        }
+    return out
+
+
+def _price(value: float | Decimal | None) -> Decimal | None:
+    """A price as stored: a Decimal with 6 decimal places (None stays None)."""
+    return None if value is None else Decimal(str(value)).quantize(PRICE_QUANTUM)
+
+
 def _row_ids(*groups: Iterable[str]) -> list[int]:
     return [i for g in groups for pid in g if (i := parse_job_id(pid)) is not None]
 
@@ -158,7 +182,7 @@ def _placement(cur: Current, start: Start) -> Move:
     values = {
         "cluster": start.cluster_id,
         "gpu_ids": list(start.gpu_ids),
-        "price_usd_per_gpu_hour": Decimal(str(start.price_usd_per_gpu_hour)).quantize(PRICE_QUANTUM),
+        "price_usd_per_gpu_hour": _price(start.price_usd_per_gpu_hour),
         "contract_id": start.contract_id,
     }
     detail = f"on {start.cluster_id} ({len(start.gpu_ids)} GPU{'' if len(start.gpu_ids) == 1 else 's'})"

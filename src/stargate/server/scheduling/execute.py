@@ -249,7 +249,7 @@ def _record_started(
     """Store the run handles and move the jobs that are still placed to running, in one transaction."""
     with ctx.db.write() as session:
         current = lock_current(session, [h[0] for h in handles])
-        run_repo.set_handles(session, handles)
+        run_repo.set_handles(session, handles, now)
         moves = [
             Move(cur, JobStatus.RUNNING, JobReason.STARTED, f"on {clusters[job_id]}")
             for job_id, attempt, _ in handles
@@ -455,7 +455,7 @@ def _record_reaped(
 ) -> None:
     """Write what :func:`reap_orphans` learned in one transaction."""
     with ctx.db.write() as session:
-        run_repo.set_handles(session, found)
+        run_repo.set_handles(session, found, now)
         gone = [(r.job_id, r.attempt, None, f"withdrawn before it started: {r.subject} moved on") for r in withdrawn]
         ended = [
             (r.job_id, r.attempt, s.exit_code, f"stopped: {s.state.value}: {s.reason}".strip(": ")) for r, s in over

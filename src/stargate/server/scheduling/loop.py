@@ -20,6 +20,7 @@ from stargate.domain import Fleet
 from stargate.engine import FleetIndex
 from stargate.server.context import ServerContext
 from stargate.server.errors import DATABASE_DOWN, NotFoundError, database_problem
+from stargate.server.scheduling import procure
 from stargate.server.scheduling.apply import LostLeadershipError, apply_decisions
 from stargate.server.scheduling.decide import decide
 from stargate.server.scheduling.execute import Executed, poll_running, reap_orphans, submit_placed
@@ -54,6 +55,8 @@ class CycleReport:
     executor_errors: int = 0
     pending_after: int = 0
     duration_s: float = 0.0
+    awards: int = 0
+    """Capacity awards the procurement step made (each a new fleet version)."""
     decided: bool = True
     """False when the cycle skipped the engine because nothing changed since the last decision."""
     notes: list[str] = field(default_factory=list)
@@ -106,6 +109,7 @@ def _run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
         report.decided = False
     reap_orphans(ctx, now, executed)  # first: a preempted job's run is told to stop before its GPUs' next job starts
     submit_placed(ctx, now, executed)
+    _procure(ctx, now, report)
     report.started, report.finished, report.reaped = executed.started, executed.finished, executed.reaped
     report.executor_errors = executed.errors
     idle = not report.decided and not (executed.started or executed.finished or executed.reaped or executed.errors)
@@ -113,6 +117,23 @@ def _run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
     report.duration_s = time.perf_counter() - t0
     ctx.metrics.cycle_seconds.observe(report.duration_s)
     return report
+
+
+def _procure(ctx: ServerContext, now: datetime, report: CycleReport) -> None:
+    """The procurement step (see :mod:`stargate.server.scheduling.procure`); a failure of its own is logged and the
+    cycle goes on (scheduling does not wait on buying), unless the database is down or the lock was lost."""
+    try:
+        done = procure.step(ctx, now)
+    except (LostLeadershipError, *DATABASE_DOWN):
+        raise
+    except Exception:
+        log.exception("scheduler: the procurement step failed (scheduling goes on)")
+        report.notes.append("procurement step failed")
+        ctx.loop.procure = None
+        return
+    report.awards = done.awards
+    if done.events:
+        report.notes.append(f"procurement: {done.events} events, {done.raised} requests raised, {done.awards} awards")
 
 
 RECENT_EVENTS = 2048

@@ -53,12 +53,25 @@ def placed_since(session: Session) -> dict[int, datetime]:
     return {job_id: created for job_id, created in session.execute(query)}
 
 
+RUN_COST_KEYS = (
+    "gpus",
+    "price_usd_per_gpu_hour",
+    "list_price_usd_per_gpu_hour",
+    "contract",
+    "provider",
+    "gpu_model",
+    "region",
+    "started_at",
+)
+"""What a run records for the costs (each may be left out: null)."""
+
+
 def add_many(session: Session, runs: Sequence[Mapping[str, Any]]) -> None:
     """Insert many run rows with one multi-row statement (keys: ``job_id``, ``attempt``, ``executor``,
-    ``cluster``, ``created_at``)."""
+    ``cluster``, ``created_at``, and any of :data:`RUN_COST_KEYS`)."""
     if not runs:
         return
-    rows = [{"ended": False, "note": "", **r} for r in runs]
+    rows = [{"ended": False, "note": "", **dict.fromkeys(RUN_COST_KEYS), **r} for r in runs]
     if bulk.is_postgres(session):
         bulk.insert(session, _RUNS, rows)
     else:
@@ -96,11 +109,13 @@ def _each_run(condition: ColumnElement[bool]) -> Update:
     )
 
 
-def set_handles(session: Session, handles: Sequence[tuple[int, int, str]]) -> None:
-    """Store the handle key of each (job id, attempt) run that has none yet, in one statement run for all."""
+def set_handles(session: Session, handles: Sequence[tuple[int, int, str]], at: datetime | None = None) -> None:
+    """Store the handle key of each (job id, attempt) run that has none yet, in one statement run for all; ``at``:
+    when the executor accepted them (their ``started_at``, from which they are charged)."""
     if not handles:
         return
-    rows = [{"b_job": j, "b_attempt": a, "handle_key": k} for j, a, k in handles]
+    when = {} if at is None else {"started_at": at}
+    rows = [{"b_job": j, "b_attempt": a, "handle_key": k, **when} for j, a, k in handles]
     _each(session, _RUNS.c.handle_key.is_(None), rows, "t.handle_key IS NULL")
 
 

@@ -49,7 +49,7 @@ def upgrade() -> None:
     """Create the procurement tables; add cost columns to runs and the provider to tokens."""
     op.create_table(
         "capacity_requests",
-        sa.Column("id", sa.String(40), nullable=False),
+        sa.Column("id", sa.String(63), nullable=False),
         sa.Column("gpu_model", sa.String(63), nullable=False),
         sa.Column("gpus", sa.Integer(), nullable=False),
         sa.Column("start", sa.Date(), nullable=False),
@@ -64,8 +64,8 @@ def upgrade() -> None:
     op.create_index("ix_capacity_requests_state", "capacity_requests", ["state"])
     op.create_table(
         "procurement_offers",
-        sa.Column("id", sa.String(40), nullable=False),
-        sa.Column("request_id", sa.String(40), nullable=False),
+        sa.Column("id", sa.String(63), nullable=False),
+        sa.Column("request_id", sa.String(63), nullable=False),
         sa.Column("holder", sa.String(63), nullable=False),
         sa.Column("contract_id", sa.String(63), nullable=False),
         sa.Column("match_rule", sa.String(32), nullable=False),
@@ -90,7 +90,7 @@ def upgrade() -> None:
     op.create_index("ix_procurement_offers_holder", "procurement_offers", ["holder"])
     op.create_table(
         "procurement_quotes",
-        sa.Column("id", sa.String(40), nullable=False),
+        sa.Column("id", sa.String(63), nullable=False),
         sa.Column("provider", sa.String(63), nullable=False),
         sa.Column("site", sa.String(63), nullable=False),
         sa.Column("gpu_model", sa.String(63), nullable=False),
@@ -107,8 +107,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "procurement_awards",
-        sa.Column("id", sa.String(40), nullable=False),
-        sa.Column("request_id", sa.String(40), nullable=False),
+        sa.Column("id", sa.String(63), nullable=False),
+        sa.Column("request_id", sa.String(63), nullable=False),
         sa.Column("provider", sa.String(63), nullable=False),
         sa.Column("site", sa.String(63), nullable=False),
         sa.Column("gpu_model", sa.String(63), nullable=False),
@@ -119,7 +119,7 @@ def upgrade() -> None:
         sa.Column("end", sa.Date(), nullable=False),
         sa.Column("cost_usd", MONEY, nullable=False),
         sa.Column("via", sa.String(16), nullable=False),
-        sa.Column("quote_id", sa.String(40), nullable=True),
+        sa.Column("quote_id", sa.String(63), nullable=True),
         _time("at"),
         sa.Column("override_reason", sa.Text(), nullable=True),
         sa.Column("override_by", ACTOR, nullable=True),
@@ -137,8 +137,8 @@ def upgrade() -> None:
         "procurement_events",
         sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
         _time("at"),
-        sa.Column("request_id", sa.String(40), nullable=False),
-        sa.Column("offer_id", sa.String(40), nullable=True),
+        sa.Column("request_id", sa.String(63), nullable=False),
+        sa.Column("offer_id", sa.String(63), nullable=True),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("actor", ACTOR, nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),

@@ -1,0 +1,119 @@
+"""Costs: the ledger of the runs the caller may see (members and viewers: their team's; admins: all), grouped, as
+a FOCUS export, or reconciled with a provider's bill.
+
+Each run that started is charged from ``started_at`` to ``ended_at`` (a run still running: to now) at the price it
+was placed with, by the engine's :class:`~stargate.engine.ledger.Ledger` (exact to the micro-dollar, split at UTC
+midnights).
+"""
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
+
+from stargate.engine.ledger import Ledger, LineItem, RunCharge
+from stargate.server.auth import Principal
+from stargate.server.errors import ForbiddenError, InvalidError
+from stargate.server.schemas_money import CostRow, CostsOut
+from stargate.store.repositories import costs as cost_repo
+
+BY_KEYS = ("team", "contract", "provider", "day", "queue", "job")
+"""What ``GET /costs?by=`` groups by."""
+NO_CONTRACT = "(none)"
+"""The key of runs under no contract (list price) in a grouping by contract."""
+
+
+def team_of(who: Principal) -> str | None:
+    """The only team whose costs ``who`` may see (None: every team, for an admin); 403 for a provider token."""
+    who.require_not_provider()
+    if who.is_admin:
+        return None
+    if who.team is None:
+        raise ForbiddenError(f"token '{who.name}' has no team, so it may see no costs")
+    return who.team
+
+
+def ledger(session: Session, now: datetime, team: str | None, since: date | None, until: date | None) -> Ledger:
+    """The ledger of the runs of ``team`` (None: all) that held GPUs between ``since`` and ``until`` (whole UTC days,
+    inclusive); a run still running is charged up to ``now``."""
+    start = None if since is None else datetime.combine(since, time(), UTC)
+    end = None if until is None else datetime.combine(until + timedelta(days=1), time(), UTC)
+    charges = []
+    for run in cost_repo.runs(session, team=team, since=start, until=end):
+        ended = run.ended_at if run.ended_at is not None else max(now, run.started_at)
+        charges.append(
+            RunCharge(
+                run_id=run.run_id,
+                job_id=run.job_id,
+                queue=run.queue,
+                team=run.team,
+                provider=run.provider,
+                contract=run.contract,
+                cluster=run.cluster,
+                region=run.region,
+                gpu_model=run.gpu_model,
+                gpus=run.gpus,
+                start=run.started_at,
+                end=ended,
+                price=run.price,
+                list_price=run.list_price,
+            )
+        )
+    return Ledger(charges)
+
+
+def _window(since: date | None, until: date | None) -> Callable[[LineItem], bool]:
+    """Whether a line item's day lies in ``since``..``until`` (inclusive; None: open)."""
+    return lambda item: (since is None or item.day >= since) and (until is None or item.day <= until)
+
+
+def _key(by: str) -> Callable[[LineItem], str]:
+    if by == "day":
+        return lambda item: item.day.isoformat()
+    if by == "contract":
+        return lambda item: item.run.contract or NO_CONTRACT
+    attr = {"job": "job_id", "team": "team", "provider": "provider", "queue": "queue"}[by]
+    return lambda item: str(getattr(item.run, attr))
+
+
+def check_window(since: date | None, until: date | None) -> None:
+    """422 when ``since`` is after ``until``."""
+    if since is not None and until is not None and since > until:
+        raise InvalidError(f"until: found {until.isoformat()}, expected a day on or after since ({since.isoformat()})")
+
+
+def costs(
+    session: Session, who: Principal, by: str, now: datetime, since: date | None = None, until: date | None = None
+) -> CostsOut:
+    """The costs the caller may see, grouped ``by`` (one of :data:`BY_KEYS`), within ``since``..``until``."""
+    if by not in BY_KEYS:
+        raise InvalidError(f"by: found '{by[:40]}', expected one of {', '.join(BY_KEYS)}")
+    check_window(since, until)
+    team = team_of(who)
+    book = ledger(session, now, team, since, until)
+    key, inside = _key(by), _window(since, until)
+    cost: dict[str, Decimal] = {}
+    hours: dict[str, Decimal] = {}
+    for item in book.items():
+        if not inside(item):
+            continue
+        k = key(item)
+        cost[k] = cost.get(k, Decimal(0)) + item.cost
+        hours[k] = hours.get(k, Decimal(0)) + item.gpu_hours
+    rows = [CostRow(key=k, cost_usd=cost[k], gpu_hours=hours[k]) for k in sorted(cost, key=lambda k: (-cost[k], k))]
+    return CostsOut(
+        by=by,
+        team=team,
+        since=since,
+        until=until,
+        as_of=now,
+        total_usd=sum(cost.values(), Decimal(0)),
+        gpu_hours=sum(hours.values(), Decimal(0)),
+        rows=rows,
+    )
+
+
+def spent_by_contract(session: Session, now: datetime) -> dict[str, Decimal]:
+    """What runs under each contract have cost so far, USD, by contract id (runs still running: up to ``now``)."""
+    return {k: v for k, v in ledger(session, now, None, None, None).by("contract").items() if k}
