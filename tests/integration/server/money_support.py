@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from integration.server.stargate_harness import Harness, build_harness
-
 from stargate.server.auth import Role
 from stargate.server.deps import utc_now
 from stargate.server.services import tokens as token_service

@@ -8,8 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from integration.server.money_support import Money, money_harness
 
+from integration.server.money_support import Money, money_harness
 from stargate.server.scheduling import run_cycle
 
 
@@ -63,7 +63,9 @@ def test_holder_match_awards_and_adds_a_fleet_version_with_the_contract_and_clus
 def test_decline_goes_to_the_market_and_the_cheapest_quote_is_awarded(m: Money) -> None:
     offer = m.request()["request"]["offer"]
     m.tick(days=2)
-    answered = m.ok("POST", f"/procurement/offers/{offer['id']}/respond", m.provider("oracle"), json={"answer": "decline"})
+    answered = m.ok(
+        "POST", f"/procurement/offers/{offer['id']}/respond", m.provider("oracle"), json={"answer": "decline"}
+    )
     award = answered["request"]["award"]
     assert award["via"] == "market" and award["provider"] == "coreweave" and award["site"] == "coreweave-us"
     assert award["start"] == "2027-01-02"  # day + 30 days' lead time, after the request's start
@@ -103,8 +105,12 @@ def test_over_budget_waits_for_an_admin_override_with_a_reason(m: Money) -> None
     rid = req["id"]
     assert req["state"] == "over_budget" and req["award"] is None
     rows = m.rows()
-    assert m.call("POST", f"/procurement/requests/{rid}/override", m.h.headers("member", "alpha"),
-                  json={"reason": "x"}).status_code == 403
+    assert (
+        m.call(
+            "POST", f"/procurement/requests/{rid}/override", m.h.headers("member", "alpha"), json={"reason": "x"}
+        ).status_code
+        == 403
+    )
     blank = m.call("POST", f"/procurement/requests/{rid}/override", json={"reason": "  "})
     assert blank.status_code == 422 and "body.reason" in blank.json()["detail"]
     assert m.call("POST", f"/procurement/requests/{rid}/override", json={}).status_code == 422
@@ -142,8 +148,14 @@ def test_the_loop_expires_an_unanswered_offer_and_the_market_awards(m: Money) ->
 def test_an_api_quote_awards_a_request_waiting_in_the_market(m: Money) -> None:
     req = m.request(gpu_model="B200", gpus=8)["request"]  # no clause, no quote for B200: it waits
     assert req["state"] == "market"
-    quote = {"provider": "coreweave", "site": "coreweave-us", "gpu_model": "B200", "gpus_per_node": 8,
-             "price_per_gpu_hour_usd": "4.5", "valid_from": "2026-01-01"}
+    quote = {
+        "provider": "coreweave",
+        "site": "coreweave-us",
+        "gpu_model": "B200",
+        "gpus_per_node": 8,
+        "price_per_gpu_hour_usd": "4.5",
+        "valid_from": "2026-01-01",
+    }
     step = m.ok("POST", "/procurement/quotes", json=quote)
     assert step["quote"]["source"] == "api"
     assert "awarded" in [e["kind"] for e in step["events"]]

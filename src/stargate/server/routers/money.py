@@ -6,10 +6,13 @@ admins raise requests, add quotes and override the budget; only a ``provider`` t
 an offer (everyone else, admins included, gets 403). Costs: members and viewers see their own team's, admins all.
 """
 
+from collections.abc import Iterator
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from stargate.server.deps import AdminDep, AnyPrincipalDep, CtxDep, NowDep, PrincipalDep, ReadSessionDep
 from stargate.server.routers.strict import StrictJsonRoute
@@ -134,3 +137,55 @@ def get_costs(
     """What runs cost, grouped by team, contract, provider, day, queue or job (members and viewers: their team's
     runs only); ``since``/``until``: whole UTC days, inclusive."""
     return cost_service.costs(session, who, by, now, since, until)
+
+
+FOCUS_CHUNK = 64 * 1024
+"""Bytes per chunk of a streamed FOCUS export."""
+
+
+@router.get(
+    "/costs/focus",
+    tags=["money"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "FOCUS 1.0 CSV, one row per run and UTC day."}},
+)
+def get_focus(
+    who: PrincipalDep,
+    ctx: CtxDep,
+    now: NowDep,
+    since: date | None = None,
+    until: date | None = None,
+    billing_account: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> StreamingResponse:
+    """The ledger as a FOCUS 1.0 CSV (members and viewers: their team's runs); ``billing_account`` fills
+    BillingAccountId (default: the fleet's name)."""
+    with ctx.db.read() as session:
+        account = billing_account or service.current_fleet(session).name
+        spool = cost_service.focus_export(session, who, now, since, until, account)
+
+    def chunks() -> Iterator[bytes]:
+        with spool:
+            while block := spool.read(FOCUS_CHUNK):
+                yield block
+
+    name = f"stargate-focus-{now:%Y%m%dT%H%M%SZ}.csv"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.post(
+    "/costs/reconcile",
+    tags=["money"],
+    openapi_extra={"requestBody": {"content": {"text/csv": {}}, "required": True}},
+)
+async def reconcile_bill(who: AdminDep, ctx: CtxDep, now: NowDep, request: Request) -> dict[str, object]:
+    """Compare a provider's FOCUS bill (the CSV as the body) with the ledger (admin): charges missing from the
+    bill, extra in it, or off by more than 0.01 USD (``ok`` false when there is any); 422 naming the line and column
+    of a bill with an unknown column, another currency or a bad value."""
+    data = await request.body()
+
+    def run() -> dict[str, object]:
+        with ctx.db.read() as session:
+            return cost_service.reconcile_bill(session, who, now, data)
+
+    return await run_in_threadpool(run)

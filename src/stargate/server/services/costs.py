@@ -6,13 +6,17 @@ was placed with, by the engine's :class:`~stargate.engine.ledger.Ledger` (exact 
 midnights).
 """
 
-from collections.abc import Callable
+import io
+import tempfile
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import IO
 
 from sqlalchemy.orm import Session
 
-from stargate.engine.ledger import Ledger, LineItem, RunCharge
+from stargate.costs import BillError, read_bill, reconcile, write_focus
+from stargate.engine.ledger import Ledger, LineItem, RawItem, RunCharge
 from stargate.server.auth import Principal
 from stargate.server.errors import ForbiddenError, InvalidError
 from stargate.server.schemas_money import CostRow, CostsOut
@@ -117,3 +121,58 @@ def costs(
 def spent_by_contract(session: Session, now: datetime) -> dict[str, Decimal]:
     """What runs under each contract have cost so far, USD, by contract id (runs still running: up to ``now``)."""
     return {k: v for k, v in ledger(session, now, None, None, None).by("contract").items() if k}
+
+
+SPOOL_BYTES = 8 * 1024 * 1024
+"""A FOCUS export is kept in memory up to this size, then in a temporary file, while it streams out, bytes."""
+
+
+def focus_export(
+    session: Session, who: Principal, now: datetime, since: date | None, until: date | None, account: str
+) -> IO[bytes]:
+    """The FOCUS 1.0 CSV of the ledger the caller may see (from :func:`stargate.costs.write_focus`), in a spooled
+    file rewound to its start; ``account`` fills BillingAccountId."""
+    check_window(since, until)
+    book = ledger(session, now, team_of(who), since, until)
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (closed by the response)
+    text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+    write_focus(_Window(book, since, until) if since or until else book, text, account)
+    text.flush()
+    text.detach()
+    spool.seek(0)
+    return spool
+
+
+def reconcile_bill(session: Session, who: Principal, now: datetime, data: bytes) -> dict[str, object]:
+    """A provider's FOCUS bill (CSV bytes) compared with the ledger (admin): every charge missing from the bill,
+    extra in it, or off by more than 0.01 USD; 422 naming the line and column of a bill that cannot be read."""
+    who.require_admin()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InvalidError(
+            f"body:{line}: found a byte that is not UTF-8 ({data[exc.start]:#04x}), expected CSV text"
+        ) from None
+    try:
+        rows = read_bill(io.StringIO(text, newline=""), name="body")
+    except BillError as exc:
+        raise InvalidError(str(exc)) from None
+    result = reconcile(ledger(session, now, None, None, None), rows)
+    return result.as_dict() | {"text": result.to_text()}
+
+
+class _Window(Ledger):
+    """A ledger's line items on the days ``since``..``until`` only (inclusive; None: open)."""
+
+    def __init__(self, base: Ledger, since: date | None, until: date | None) -> None:
+        self.__dict__.update(base.__dict__)
+        epoch = date(1970, 1, 1)
+        self._lo = None if since is None else (since - epoch).days
+        self._hi = None if until is None else (until - epoch).days
+
+    def raw_items(self) -> Iterator[RawItem]:
+        """The base ledger's raw line items inside the window."""
+        for item in super().raw_items():
+            if (self._lo is None or item[1] >= self._lo) and (self._hi is None or item[1] <= self._hi):
+                yield item
