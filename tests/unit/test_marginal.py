@@ -219,3 +219,20 @@ def test_without_spend_a_commitment_is_worth_its_whole_price_and_beats_reserved(
     s = Scheduler(idx, get_policy("stargate"))
     s.submit(_req("j", gpus=8))
     assert [x.cluster_id for x in s.cycle(0.0).starts] == ["c"]
+
+
+def test_the_shortfall_is_refreshed_hourly_not_on_every_pass() -> None:
+    """At 0 nothing is spent: both commitments rank -10 (all would be lost). A job then burns 'ka' at 80 USD/h, on
+    track to spend its 1,000 USD in 12.5 h: its rank becomes 0, but only from the first cycle of the next hour."""
+    d = Driver(_two_commitments(), get_policy("stargate"), EPOCH)
+    d.submit(JobTerms(id="burn", queue="q", gpus=8, submit_s=0.0, estimate_s=30 * DAY))
+    assert [s.cluster_id for s in d.decide(0.0).starts] == ["a"]
+    assert d.sched.windows.rank.tolist() == [-10.0, -10.0]
+    d.submit(JobTerms(id="short", queue="q", gpus=1, submit_s=1800.0, estimate_s=60.0))
+    d.decide(1800.0)
+    assert d.sched.windows.rank.tolist() == [-10.0, -10.0]  # same hour: not recomputed
+    assert d.sched.pricing is not None and d.sched.pricing.next_at == 3600.0
+    d.finish("short", 1860.0, completed=True)
+    assert d.has_work(3600.0)
+    d.decide(3600.0)
+    assert d.sched.windows.rank.tolist() == [0.0, -10.0]

@@ -9,12 +9,15 @@ For a job of ``n`` GPUs at time *t*, cluster *c* is feasible when (all as NumPy 
 
 Score (``stargate``, contract- and cost-aware best fit)::
 
-    score(c) = tier(c) * 1e6 + marginal_price(c) + (avail(c) - n) / (total(c) + 1)
+    score(c) = rank(c) + (avail(c) - n) / (total(c) + 1)
+    rank(c)  = tier(c) * 1e6 + marginal_price(c) - uioli(c)
 
-tier 0 is prepaid (an active reserved or commitment contract) or owned capacity, tier 1 pay-per-use; the
-marginal price is 0 on prepaid capacity, else the price per GPU-hour charged; the last term, in [0, 1),
-prefers the tightest fit so large holes stay whole for gangs. Ties go to the lowest cluster index.
-``fifo`` uses first fit: the lowest feasible cluster index.
+tier 0 is owned or prepaid capacity (an active reserved or commitment contract), tier 1 pay-per-use; the marginal
+price is what one more GPU-hour there costs (owned: its energy; reserved: 0; a commitment: 0 until its spend reaches
+the committed amount, then its price; else the price charged) and ``uioli`` the value of a committed GPU-hour that
+would otherwise be lost (see :meth:`stargate.engine.index.FleetIndex.prices` and :mod:`stargate.engine.spend`); the
+last term, in [0, 1), prefers the tightest fit so large holes stay whole for gangs. Ties go to the lowest cluster
+index. ``fifo`` uses first fit: the lowest feasible cluster index.
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ instant is found by bisection between two instants the estimate brackets, O(runs
 
 :class:`Pricing` recomputes the placement rank of commitment clusters (see :meth:`FleetIndex.commitment_rank`) when
 what it depends on changes: at the index's change times (contracts starting or ending), at the instant a
-commitment is used up, and every ``refresh_s`` (1 hour) of engine time while a commitment is active and not used up
-(its projected shortfall follows its burn rate). Never on every scheduling pass.
+commitment is used up (the driver wakes the scheduler then), and at the first cycle of every whole hour of engine
+time (``refresh_s``) while a commitment is active and not used up: its projected shortfall follows its burn rate.
+Never on every scheduling pass.
 """
 
 from __future__ import annotations
@@ -233,28 +234,30 @@ class Pricing:
         idx = self._index
         for c in self._clusters:
             rank[c] = idx.commitment_rank(c, now, self.meter)
-        self.refresh_at = now + self.refresh_s
+        self.refresh_at = (math.floor(now / self.refresh_s) + 1.0) * self.refresh_s
         self.plan(now)
 
     def plan(self, now: float) -> float:
-        """When the rank must be recomputed next as the meter stands (the next refresh of an active commitment's
-        shortfall, or the instant one is used up); also the driver's wake-up for it (inf: none)."""
-        at = math.inf
+        """The driver's wake-up for pricing as the meter stands: the instant a commitment is used up (or, while it
+        is still far, a lower bound of it, where it is found exactly); inf: none. Also sets :attr:`next_at`, which
+        adds the next whole hour of engine time while a commitment is active and not used up: its shortfall is
+        refreshed at the first cycle from then on (no wake-up of its own)."""
+        wake = refresh = math.inf
         meter, contracts = self.meter, self._index.contracts
         for cid in self._contracts:
             k = contracts[cid]
             committed = k.committed
             if committed is None or not k.start_s <= now < k.end_s or meter.reached(cid, committed, now):
                 continue
-            at = min(at, self.refresh_at)
+            refresh = self.refresh_at
             win = meter.window(cid, committed)
             if win is None or win[0] >= k.end_s:
                 continue
             if now < win[0]:
-                at = min(at, win[0])  # a lower bound: then it is near, and found exactly
+                wake = min(wake, win[0])
             else:
                 when = meter.exhausted_at(cid, committed)
                 if when is not None and now < when < k.end_s:
-                    at = min(at, when)
-        self.next_at = at
-        return at
+                    wake = min(wake, when)
+        self.next_at = min(wake, refresh)
+        return wake
