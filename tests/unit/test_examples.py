@@ -5,9 +5,11 @@ figures named in the files' comments (../shared/data/facts/stargate_facts.md and
 """
 
 import csv
+import io
 import re
+import runpy
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 
 from stargate.domain import ContractKind, Fleet, MatchRule, ProviderKind, fleet_problems
 from stargate.fleetfile import load_fleet
+from stargate.traces import read_trace
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -220,7 +223,7 @@ def test_stargate_coreweave_total_and_oci_list_prices() -> None:
     fleet = _fleet("stargate-2025")
     coreweave = [c for c in fleet.contracts if c.provider == "coreweave"]
     assert sum((c.value_usd or Decimal(0) for c in coreweave), Decimal(0)) == Decimal("22.4e9")
-    oci = {c.gpu_model: c for c in fleet.contracts if c.provider == "oci"}
+    oci = {c.gpu_model: c for c in fleet.contracts if c.provider == "oci" and c.kind is ContractKind.ON_DEMAND}
     assert {m: (c.kind, c.price_per_gpu_hour_usd) for m, c in oci.items()} == {
         "GB200": (ContractKind.ON_DEMAND, Decimal("16")),
         "H100-SXM": (ContractKind.ON_DEMAND, Decimal("10")),
@@ -232,8 +235,10 @@ def test_stargate_total_gpus_and_queue_quotas_fit_the_fleet() -> None:
     by_model = Counter({m: 0 for m in ("GB200", "H100-SXM")})
     for c in fleet.clusters:
         by_model[c.gpu_model] += c.gpus
-    assert fleet.total_gpus() == 726_256
-    assert by_model == {"GB200": 573_984, "H100-SXM": 152_272}
+    assert fleet.total_gpus() == 2_976_256
+    assert by_model == {"GB200": 2_823_984, "H100-SXM": 152_272}
+    before_oracle = sum(c.gpus for c in fleet.clusters if c.gpu_model == "GB200" and c.contract != "oracle-2027")
+    assert before_oracle == 573_984
     assert {q.team for q in fleet.queues} == {"research", "product", "eval"}
     assert {q.cohort for q in fleet.queues} == {"openai"}
     quota_sum: Counter[str] = Counter()
@@ -242,8 +247,91 @@ def test_stargate_total_gpus_and_queue_quotas_fit_the_fleet() -> None:
             quota_sum[quota.gpu_model] += quota.gpus
             assert quota.borrowing_limit_gpus is not None
     assert all(quota_sum[m] <= by_model[m] for m in quota_sum)
+    assert quota_sum["GB200"] <= before_oracle
     research = next(q for q in fleet.queues if q.team == "research")
     assert max(research.quotas, key=lambda q: q.gpus).gpu_model == "GB200"
+
+
+def test_stargate_oracle_commitment_and_its_4_5_gw_pool() -> None:
+    fleet = _fleet("stargate-2025")
+    (contract,) = [c for c in fleet.contracts if c.id == "oracle-2027"]
+    assert (contract.provider, contract.kind, contract.committed_spend_usd) == (
+        "oci",
+        ContractKind.COMMITMENT,
+        Decimal("300e9"),
+    )
+    assert (contract.start, contract.end) == (date(2027, 1, 1), date(2031, 12, 31))  # ~5 years from 2027 (§2.2)
+    (cluster,) = [c for c in fleet.clusters if c.contract == "oracle-2027"]
+    site = next(s for s in fleet.sites if s.id == cluster.site)
+    assert (site.power_mw, site.pue) == (4500, 1.2)
+    assert site.power_mw is not None
+    racks = int(Decimal(site.power_mw) / Decimal(str(site.pue)) / Decimal("0.120"))  # 120 kW per NVL72 rack (§3.1)
+    assert cluster.gpus == racks * 72 == 2_250_000
+    assert cluster.gpus * fleet.catalogue()["GB200"].tdp_w / 1e6 * site.pue <= site.power_mw
+    assert (cluster.online_from, cluster.online_until) == (contract.start, contract.end)
+    assert contract.price_per_gpu_hour_usd == cluster.price_per_gpu_hour_usd
+    assert contract.price_per_gpu_hour_usd is not None
+    spend_at_price = contract.price_per_gpu_hour_usd * cluster.gpus * _hours(contract.start, contract.end)
+    assert abs(spend_at_price - Decimal("300e9")) < Decimal("0.01e9")  # the price spends the commitment
+
+
+def test_stargate_dated_draws_pass_the_ceiling_from_2027() -> None:
+    """Commitments and reserved values on their start day, capex on the planned energisation day (the budget rule):
+    616.3 B USD drawn from 2027-01-01 against the 500 B USD ceiling; within it the day before."""
+    fleet = _fleet("stargate-2025")
+    draws: list[tuple[date, Decimal]] = [
+        (c.start, c.committed_spend_usd or c.value_usd or Decimal(0)) for c in fleet.contracts
+    ]
+    draws += [(b.planned_energization, b.capex_usd or Decimal(0)) for b in fleet.buildings]
+    assert fleet.budget is not None
+
+    def drawn_by(day: date) -> Decimal:
+        return sum((v for d, v in draws if d <= day), Decimal(0))
+
+    assert drawn_by(date(2026, 12, 31)) <= fleet.budget.ceiling_usd
+    assert round(drawn_by(date(2027, 1, 1)) / Decimal("1e9"), 1) == Decimal("616.3")
+    assert drawn_by(date(2027, 1, 1)) > fleet.budget.ceiling_usd
+
+
+def test_stargate_price_book_matches_the_list_prices_of_the_fleet() -> None:
+    """Every quote is a §4.1 list price the fleet already uses for that provider and GPU model, at a site of the
+    provider; the simulated holder answers within its clause's window."""
+    fleet = _fleet("stargate-2025")
+    book = fleet.procurement.price_book
+    assert {(q.provider, q.gpu_model) for q in book} == {
+        (p, m) for p in ("azure", "coreweave", "oci") for m in ("GB200", "H100-SXM")
+    }
+    listed = {
+        (s.provider, c.gpu_model, c.price_per_gpu_hour_usd)
+        for c in fleet.clusters
+        for s in fleet.sites
+        if s.id == c.site
+    }
+    for q in book:
+        assert (q.provider, q.gpu_model, q.price_per_gpu_hour_usd) in listed
+        assert next(s.provider for s in fleet.sites if s.id == q.site) == q.provider
+    pressure = fleet.procurement.pressure
+    assert pressure is not None and pressure.block_gpus % 72 == 0  # whole NVL72 racks
+    (rofr,) = [c.right_of_first_refusal for c in fleet.contracts if c.right_of_first_refusal is not None]
+    assert fleet.procurement.holder_response.response_days < rofr.response_window_days
+
+
+def test_stargate_workload_is_what_its_script_writes_and_reads_cleanly() -> None:
+    """workload.csv is exactly make_workload.py's output, a native trace with no bad row; the fleet loader reads only
+    the YAML files beside it."""
+    folder = EXAMPLES / "stargate-2025"
+    module = runpy.run_path(str(folder / "make_workload.py"), run_name="make_workload")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=module["COLUMNS"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(module["rows"]())
+    assert (folder / "workload.csv").read_text(encoding="utf-8") == buffer.getvalue()
+    trace = read_trace(folder / "workload.csv", "native")
+    assert trace.bad_rows == [] and 100 <= len(trace.jobs) <= 3_000
+    assert trace.start is not None and trace.start < datetime(2025, 10, 28, tzinfo=UTC)  # starts under the clause
+    assert max(j.submit_s for j in trace.jobs) > (datetime(2025, 11, 15, tzinfo=UTC) - trace.start).total_seconds()
+    models = {m for j in trace.jobs for m in j.gpu_models}
+    assert models <= set(_fleet("stargate-2025").catalogue()) and all(len(j.gpu_models) == 1 for j in trace.jobs)
 
 
 # --------------------------------------------------------------------------------------------- philly
