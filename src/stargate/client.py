@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from stargate.client_config import DEFAULT_URL
+from stargate.client_money import MoneyApi
 
 DEFAULT_TIMEOUT_S = 10.0
 JOB_STATUSES = ("pending", "placed", "running", "succeeded", "failed", "cancelled")
@@ -169,8 +170,9 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 }
 
 
-class StargateClient:
-    """The REST API under ``/api/v1`` with a bearer token; use as a context manager or call :meth:`close`."""
+class StargateClient(MoneyApi):
+    """The REST API under ``/api/v1`` with a bearer token; use as a context manager or call :meth:`close` (the
+    contract, procurement, budget and cost calls are in :class:`~stargate.client_money.MoneyApi`)."""
 
     def __init__(
         self,

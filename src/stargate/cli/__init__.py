@@ -33,7 +33,11 @@ COMMAND_MODULES: dict[str, str] = {
     "fleet": "stargate.cli.fleet",
     "schema": "stargate.cli.fleet",
     "admin": "stargate.cli.server",
+    "contracts": "stargate.cli.money",
+    "budget": "stargate.cli.money",
+    "costs": "stargate.cli.money",
     "token": "stargate.cli.client",
+    "procure": "stargate.cli.money",
 }
 """Every top-level command and group but ``version`` (defined here), in the order of ``stargate --help`` (Typer's:
 commands, then groups), with the module whose ``register(app)`` adds it."""
