@@ -291,7 +291,7 @@ class Driver:
                 meter.start(s.job_id, s.contract_id, len(s.gpu_ids), price, now)
         wake = self._wakeup
         pricing = self.sched.pricing
-        if pricing is not None:  # the meter moved: when a commitment is used up, or its shortfall refreshed
+        if pricing is not None:  # the meter moved: wake when a commitment is used up
             at = pricing.plan(now)
             wake = at if wake is None or at < wake else wake
         out.next_wakeup_s = wake if wake is not None and now < wake < math.inf else None

@@ -3,7 +3,8 @@
 One cycle at time *t*:
 
 1. apply capacity changes due by *t* (clusters coming online or going offline, contracts starting or ending,
-   buildings energised): offline clusters' jobs are requeued with their checkpointed progress;
+   buildings energised): offline clusters' jobs are requeued with their checkpointed progress; then reprice
+   commitment clusters when due (spend reached a commitment, or an hour passed: see :mod:`spend`);
 2. if nothing changed since the last cycle, stop (arrivals alone rescan only their own queues);
 3. merge the queues' pending jobs in policy order, looking at most ``scan_depth`` jobs per queue, and for
    each: try to place it (:mod:`placement`), else try to preempt lower-priority work for it (unless its
