@@ -22,8 +22,8 @@ from decimal import Decimal
 from stargate.domain import Contract, Fleet
 from stargate.domain.limits import MAX_USD
 from stargate.engine import procurement_checks as check
-from stargate.engine.budget import BudgetBook, award_contract_id
-from stargate.engine.procurement_award import award_contract, holder_place, rule_fails
+from stargate.engine.budget import BudgetBook
+from stargate.engine.procurement_award import Terms, award_contract, award_words, holder_place, make_award, rule_fails
 from stargate.engine.procurement_market import QuoteIndex, excluded_by, exclusions, term_cost, valid_on, whole_nodes
 from stargate.engine.procurement_types import (
     EVENT_KINDS,
@@ -80,8 +80,13 @@ class ProcurementBook:
         self.quotes: dict[str, Quote] = {}
         self.awards: dict[str, Award] = {}
         self.events: list[ProcEvent] = []
+        self._waiting: set[str] = set()
+        """Requests in the market or unfilled (what a new quote or a tick may award)."""
+        self._open: set[str] = set()
+        """Offers still open."""
         self._models = set(fleet.catalogue())
         self._site_provider = {s.id: s.provider for s in fleet.sites if s.provider in {p.id for p in fleet.providers}}
+        self._providers = set(self._site_provider.values())
         self._excl = exclusions(list(fleet.contracts))
         self._clauses = sorted((c for c in fleet.contracts if c.right_of_first_refusal is not None), key=lambda c: c.id)
         self._index = QuoteIndex()
@@ -130,17 +135,19 @@ class ProcurementBook:
         for a in sorted(book.awards.values(), key=lambda a: (a.at, a.id)):
             book._budget.add_award(a)
         book.events = list(events)
+        book._waiting = {r for r, s in book.states.items() if s in (RequestState.MARKET, RequestState.UNFILLED)}
+        book._open = {o.id for o in book.offers.values() if o.state is OfferState.OPEN}
         return book
 
     # -- actions ---------------------------------------------------------------------------------------------------
     def raise_request(self, req: CapacityRequest) -> list[ProcEvent]:
         """Take a new request: offer it to the first-refusal holder when a clause covers it, else go to market."""
-        check.check_request(req, set(self.requests), self._models)
+        check.check_request(req, self.requests, self._models)
         at = check.instant(req.at, "raise_request.at")
         req = replace(req, at=at)
         out: list[ProcEvent] = []
         self.requests[req.id] = req
-        self.states[req.id] = RequestState.MARKET
+        self._set(req.id, RequestState.MARKET)
         self._emit(out, at, req.id, None, "raised", req.actor, self._describe(req))
         clause = self.clause_for(req.gpu_model, at.date()) if self.rofr else None
         if clause is None:
@@ -179,7 +186,8 @@ class ProcurementBook:
             start=None,
         )
         self.offers[offer.id] = offer
-        self.states[req.id] = RequestState.OFFERED
+        self._open.add(offer.id)
+        self._set(req.id, RequestState.OFFERED)
         bench = (
             f"benchmark {offer.benchmark_price} USD per GPU-hour from {offer.benchmark_start.isoformat()}"
             if choice is not None and offer.benchmark_start is not None
@@ -194,14 +202,13 @@ class ProcurementBook:
 
     def add_quote(self, quote: Quote, now: datetime) -> list[ProcEvent]:
         """Take a market quote; requests of its model waiting in the market (or unfilled) are tried again at once."""
-        check.check_quote(quote, set(self.quotes), self._site_provider, self._models)
+        check.check_quote(quote, self.quotes, self._site_provider, self._providers, self._models)
         now = check.instant(now, "add_quote.now")
         self.quotes[quote.id] = quote
         self._index.add(quote)
         out: list[ProcEvent] = []
-        for rid, state in list(self.states.items()):
-            waiting = state in (RequestState.MARKET, RequestState.UNFILLED)
-            if waiting and self.requests[rid].gpu_model == quote.gpu_model:
+        for rid in self._in_order(self._waiting):
+            if self.requests[rid].gpu_model == quote.gpu_model:
                 self._market_step(rid, now, SYSTEM, out)
         return out
 
@@ -246,7 +253,7 @@ class ProcurementBook:
         req = self.requests[offer.request_id]
         out: list[ProcEvent] = []
         if not match:
-            self.offers[offer.id] = replace(offer, state=OfferState.DECLINED, answered_at=now, answered_by=actor)
+            self._close(replace(offer, state=OfferState.DECLINED, answered_at=now, answered_by=actor))
             self._emit(out, now, req.id, offer.id, "declined", actor, f"'{offer.holder}' declined")
             self._to_market(req.id, now, f"holder '{offer.holder}' declined", out)
             return out
@@ -271,15 +278,16 @@ class ProcurementBook:
             failed = f"holder '{offer.holder}' has no site where the capacity could land"
         answered = replace(offer, answered_at=now, answered_by=actor, price=terms_price, start=terms_start)
         if failed is not None:
-            self.offers[offer.id] = replace(answered, state=OfferState.NOT_MATCHED)
+            self._close(replace(answered, state=OfferState.NOT_MATCHED))
             self._emit(out, now, req.id, offer.id, "not_matched", actor, failed)
             self._to_market(req.id, now, f"holder '{offer.holder}' did not match: {failed}", out)
             return out
         assert place is not None
-        self.offers[offer.id] = replace(answered, state=OfferState.MATCHED)
-        terms = f"{terms_price} USD per GPU-hour from {terms_start.isoformat()}"
-        self._emit(out, now, req.id, offer.id, "matched", actor, f"'{offer.holder}' matched: {terms}")
-        self._try_award(req, offer.holder, place[0], place[1], gpus, terms_price, terms_start, "holder", None, now, out)
+        self._close(replace(answered, state=OfferState.MATCHED))
+        words = f"{terms_price} USD per GPU-hour from {terms_start.isoformat()}"
+        self._emit(out, now, req.id, offer.id, "matched", actor, f"'{offer.holder}' matched: {words}")
+        terms = Terms(offer.holder, place[0], place[1], gpus, terms_price, terms_start, "holder")
+        self._try_award(req, terms, now, out)
         return out
 
     def tick(self, now: datetime) -> list[ProcEvent]:
@@ -288,16 +296,15 @@ class ProcurementBook:
         now = check.instant(now, "tick.now")
         out: list[ProcEvent] = []
         due = sorted(
-            (o for o in self.offers.values() if o.state is OfferState.OPEN and o.deadline <= now),
-            key=lambda o: (o.deadline, o.id),
+            (o for o in map(self.offers.__getitem__, self._open) if o.deadline <= now), key=lambda o: (o.deadline, o.id)
         )
         for o in due:
-            self.offers[o.id] = replace(o, state=OfferState.EXPIRED)
+            self._close(replace(o, state=OfferState.EXPIRED))
             why = f"'{o.holder}' did not answer before {o.deadline.isoformat()}"
             self._emit(out, o.deadline, o.request_id, o.id, "expired", SYSTEM, why)
             self._to_market(o.request_id, o.deadline, f"offer to '{o.holder}' expired", out)
-        for rid, state in list(self.states.items()):
-            if state is RequestState.MARKET and self._index.has_model(self.requests[rid].gpu_model):
+        for rid in self._in_order(self._waiting):
+            if self.states[rid] is RequestState.MARKET and self._index.has_model(self.requests[rid].gpu_model):
                 self._market_step(rid, now, SYSTEM, out)
         return out
 
@@ -319,28 +326,17 @@ class ProcurementBook:
             place = self._holder_place(offer.holder, req.gpu_model, now.date())
             assert place is not None
             gpus = whole_nodes(req.gpus, place[1])
-            args: tuple[str, str, int, int, Decimal, date, str, str | None] = (
-                offer.holder,
-                place[0],
-                place[1],
-                gpus,
-                offer.price,
-                offer.start,
-                "holder",
-                None,
-            )
+            terms = Terms(offer.holder, place[0], place[1], gpus, offer.price, offer.start, "holder")
         else:
             choice, _ = self._index.cheapest(req.gpu_model, req.gpus, req.start, req.term_days, now.date(), self._excl)
             if choice is None:
-                self.states[request_id] = RequestState.UNFILLED
+                self._set(request_id, RequestState.UNFILLED)
                 self._emit(out, now, request_id, None, "unfilled", SYSTEM, "no feasible quote is left to override for")
                 return out
-            q = choice.quote
-            args = (q.provider, q.site, q.gpus_per_node, choice.gpus, q.price, choice.start, "market", q.id)
-        cost = term_cost(args[3], args[4], req.term_days)
-        budget = self._budget.check(cost, now.date())
+            terms = Terms.of(choice)
+        budget = self._budget.check(terms.cost(req.term_days), now.date())
         self._emit(out, now, request_id, None, "overridden", actor, f"{reason} (over budget: {budget.reason})")
-        self._award(req, *args, now, out, override=(reason, actor))
+        self._award(req, terms, now, out, override=(reason, actor))
         return out
 
     def cancel(self, request_id: str, reason: str, now: datetime, actor: str) -> list[ProcEvent]:
@@ -357,14 +353,14 @@ class ProcurementBook:
         actor = check.text(actor, "cancel.actor", check.MAX_ACTOR_CHARS, required=True)
         now = check.instant(now, "cancel.now")
         out: list[ProcEvent] = []
-        self.states[request_id] = RequestState.CANCELLED
+        self._set(request_id, RequestState.CANCELLED)
         self._emit(out, now, request_id, None, "cancelled", actor, reason or "cancelled")
         return out
 
     # -- queries ---------------------------------------------------------------------------------------------------
     def next_deadline(self) -> datetime | None:
         """The earliest deadline of an open offer (when :meth:`tick` has something to do next), or None."""
-        return min((o.deadline for o in self.offers.values() if o.state is OfferState.OPEN), default=None)
+        return min((self.offers[o].deadline for o in self._open), default=None)
 
     def budget(self) -> BudgetBook:
         """The budget's draws: the fleet's plus every award so far."""
@@ -385,6 +381,21 @@ class ProcurementBook:
         return None
 
     # -- steps -----------------------------------------------------------------------------------------------------
+    def _set(self, rid: str, state: RequestState) -> None:
+        self.states[rid] = state
+        if state in (RequestState.MARKET, RequestState.UNFILLED):
+            self._waiting.add(rid)
+        else:
+            self._waiting.discard(rid)
+
+    def _close(self, offer: Offer) -> None:
+        self.offers[offer.id] = offer
+        self._open.discard(offer.id)
+
+    def _in_order(self, ids: set[str]) -> list[str]:
+        """``ids`` of requests in the order they were raised (then by id): the same on a restored book."""
+        return sorted(ids, key=lambda r: (self.requests[r].at, r))
+
     def _emit(
         self, out: list[ProcEvent], at: datetime, rid: str, oid: str | None, kind: str, actor: str, reason: str
     ) -> None:
@@ -393,7 +404,7 @@ class ProcurementBook:
         out.append(event)
 
     def _to_market(self, rid: str, at: datetime, why: str, out: list[ProcEvent]) -> None:
-        self.states[rid] = RequestState.MARKET
+        self._set(rid, RequestState.MARKET)
         self._emit(out, at, rid, offer_id_for(rid), "market", SYSTEM, why)
         self._market_step(rid, at, SYSTEM, out)
 
@@ -410,7 +421,7 @@ class ProcurementBook:
             self._emit(out, at, rid, None, "excluded", SYSTEM, why)
         if choice is None:
             if self._index.has_model(req.gpu_model) and self.states[rid] is not RequestState.UNFILLED:
-                self.states[rid] = RequestState.UNFILLED
+                self._set(rid, RequestState.UNFILLED)
                 valid = sum(1 for q in self.quotes.values() if q.gpu_model == req.gpu_model and valid_on(q, day))
                 why = (
                     f"no feasible quote for {req.gpus:,} {req.gpu_model} GPUs on {day.isoformat()}: {valid:,} valid "
@@ -418,76 +429,33 @@ class ProcurementBook:
                 )
                 self._emit(out, at, rid, None, "unfilled", actor, why)
             return
-        q = choice.quote
-        terms = (q.provider, q.site, q.gpus_per_node, choice.gpus, q.price, choice.start)
-        self._try_award(req, *terms, "market", q.id, at, out)
+        self._try_award(req, Terms.of(choice), at, out)
 
-    def _try_award(
-        self,
-        req: CapacityRequest,
-        provider: str,
-        site: str,
-        gpus_per_node: int,
-        gpus: int,
-        price: Decimal,
-        start: date,
-        via: str,
-        quote_id: str | None,
-        at: datetime,
-        out: list[ProcEvent],
-    ) -> None:
-        cost = term_cost(gpus, price, req.term_days)
-        budget = self._budget.check(cost, at.date())
+    def _try_award(self, req: CapacityRequest, terms: Terms, at: datetime, out: list[ProcEvent]) -> None:
+        budget = self._budget.check(terms.cost(req.term_days), at.date())
         if not budget.ok:
-            self.states[req.id] = RequestState.OVER_BUDGET
-            src = f"quote '{quote_id}'" if quote_id else f"holder '{provider}'"
-            why = f"{src} at {price} USD per GPU-hour for {gpus:,} GPUs: {budget.reason}; waiting for an override"
-            self._emit(out, at, req.id, None, "over_budget", SYSTEM, why)
+            self._set(req.id, RequestState.OVER_BUDGET)
+            src = f"quote '{terms.quote_id}'" if terms.quote_id else f"holder '{terms.provider}'"
+            why = f"{src} at {terms.price} USD per GPU-hour for {terms.gpus:,} GPUs: {budget.reason}; waiting for an "
+            self._emit(out, at, req.id, None, "over_budget", SYSTEM, why + "override")
             return
-        self._award(req, provider, site, gpus_per_node, gpus, price, start, via, quote_id, at, out)
+        self._award(req, terms, at, out)
 
     def _award(
         self,
         req: CapacityRequest,
-        provider: str,
-        site: str,
-        gpus_per_node: int,
-        gpus: int,
-        price: Decimal,
-        start: date,
-        via: str,
-        quote_id: str | None,
+        terms: Terms,
         at: datetime,
         out: list[ProcEvent],
         override: tuple[str, str] | None = None,
     ) -> None:
-        award = Award(
-            id=award_contract_id(req.id),
-            request_id=req.id,
-            provider=provider,
-            site=site,
-            gpu_model=req.gpu_model,
-            gpus=gpus,
-            gpus_per_node=gpus_per_node,
-            price=price,
-            start=start,
-            end=start + timedelta(days=req.term_days - 1),
-            cost_usd=term_cost(gpus, price, req.term_days),
-            via=via,
-            quote_id=quote_id,
-            at=at,
-            override_reason=override[0] if override else None,
-            override_by=override[1] if override else None,
-        )
+        award = make_award(req, terms, at, override)
         self.awards[award.id] = award
         self._budget.add_award(award)
-        self.states[req.id] = RequestState.AWARDED
-        why = (
-            f"{gpus:,} {req.gpu_model} GPUs from '{provider}' at site '{site}' ({via}), {price} USD per GPU-hour, "
-            f"{award.start.isoformat()} → {award.end.isoformat()}, cost {award.cost_usd:,} USD"
-        )
+        self._set(req.id, RequestState.AWARDED)
         actor = override[1] if override else SYSTEM
-        self._emit(out, at, req.id, offer_id_for(req.id) if via == "holder" else None, "awarded", actor, why)
+        oid = offer_id_for(req.id) if terms.via == "holder" else None
+        self._emit(out, at, req.id, oid, "awarded", actor, award_words(award))
 
     def _holder_place(self, holder: str, gpu_model: str, day: date) -> tuple[str, int] | None:
         return holder_place(holder, gpu_model, day, self.quotes.values(), self._site_provider, self.fleet.clusters)

@@ -4,16 +4,71 @@ match rule."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from stargate.domain import Cluster, Contract, ContractKind
 from stargate.engine.budget import award_contract_id
-from stargate.engine.procurement_market import valid_on
-from stargate.engine.procurement_types import Award, Offer, Quote
+from stargate.engine.procurement_market import Choice, term_cost, valid_on
+from stargate.engine.procurement_types import Award, CapacityRequest, Offer, Quote
 
 DEFAULT_GPUS_PER_NODE = 8
 """Node size of a holder award when neither a quote nor a cluster of the holder tells it."""
+
+
+class Terms(NamedTuple):
+    """What an award would buy: from whom, where, how many GPUs in which nodes, at what price, from when."""
+
+    provider: str
+    site: str
+    gpus_per_node: int
+    gpus: int
+    price: Decimal
+    start: date
+    via: str
+    """'holder' or 'market'."""
+    quote_id: str | None = None
+
+    @classmethod
+    def of(cls, choice: Choice) -> Terms:
+        """The terms of a market step's winning quote."""
+        q = choice.quote
+        return cls(q.provider, q.site, q.gpus_per_node, choice.gpus, q.price, choice.start, "market", q.id)
+
+    def cost(self, term_days: int) -> Decimal:
+        """gpus × price × term hours, USD."""
+        return term_cost(self.gpus, self.price, term_days)
+
+
+def make_award(req: CapacityRequest, t: Terms, at: datetime, override: tuple[str, str] | None) -> Award:
+    """The award of ``t`` for ``req`` at ``at``; ``override``: (reason, by) when an admin overrode the budget."""
+    return Award(
+        id=award_contract_id(req.id),
+        request_id=req.id,
+        provider=t.provider,
+        site=t.site,
+        gpu_model=req.gpu_model,
+        gpus=t.gpus,
+        gpus_per_node=t.gpus_per_node,
+        price=t.price,
+        start=t.start,
+        end=t.start + timedelta(days=req.term_days - 1),
+        cost_usd=t.cost(req.term_days),
+        via=t.via,
+        quote_id=t.quote_id,
+        at=at,
+        override_reason=override[0] if override else None,
+        override_by=override[1] if override else None,
+    )
+
+
+def award_words(a: Award) -> str:
+    """An award for an event's reason."""
+    return (
+        f"{a.gpus:,} {a.gpu_model} GPUs from '{a.provider}' at site '{a.site}' ({a.via}), {a.price} USD per GPU-hour, "
+        f"{a.start.isoformat()} → {a.end.isoformat()}, cost {a.cost_usd:,} USD"
+    )
 
 
 def holder_place(

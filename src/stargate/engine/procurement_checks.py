@@ -4,6 +4,7 @@ what was expected, raised before anything changes."""
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -93,7 +94,7 @@ def text(value: Any, field: str, limit: int, *, required: bool) -> str:
     return str(value)
 
 
-def check_request(req: CapacityRequest, known: set[str], models: set[str]) -> None:
+def check_request(req: CapacityRequest, known: Container[str], models: set[str]) -> None:
     """Refuse a capacity request with a bad field (see :class:`CapacityRequest`)."""
     f = "raise_request"
     if not isinstance(req, CapacityRequest):
@@ -115,15 +116,16 @@ def check_request(req: CapacityRequest, known: set[str], models: set[str]) -> No
     instant(req.at, f"{f}.at")
 
 
-def check_quote(q: Quote, known: set[str], site_provider: dict[str, str], models: set[str]) -> None:
-    """Refuse a quote with a bad field (see :class:`Quote`)."""
+def check_quote(
+    q: Quote, known: Container[str], site_provider: dict[str, str], providers: set[str], models: set[str]
+) -> None:
+    """Refuse a quote with a bad field (see :class:`Quote`); ``providers``: those with a site."""
     f = "add_quote"
     if not isinstance(q, Quote):
         raise ProcurementError(f, shown(q), "a Quote")
     ident(q.id, f"{f}.id")
     if q.id in known:
         raise ProcurementError(f"{f}.id", f"{shown(q.id)} again", "an id no other quote has")
-    providers = set(site_provider.values())
     if q.provider not in providers:
         raise ProcurementError(f"{f}.provider", shown(q.provider), f"a provider with a site ({_few(providers)})")
     owner = site_provider.get(q.site)
