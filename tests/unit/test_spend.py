@@ -168,6 +168,7 @@ def test_a_rebuilt_driver_continues_where_the_last_left() -> None:
     a.decide(0.0)
     a.finish("one", 2.5 * DAY + 0.123, completed=True)
     closed = {"c1": charge(Decimal("10"), 8, 2.5 * DAY + 0.123)}
+    assert a.meter.closed_usd() == closed
     at = 3 * DAY + 17.5
     where = a.where["two"]
     assert where is not None

@@ -112,6 +112,11 @@ class SpendMeter:
         acc.version += 1
         return usd
 
+    def closed_usd(self) -> dict[str, Decimal]:
+        """Contract id → USD spent by runs that ended (and the ``spent_usd`` given): what a rebuilt driver is given
+        as its ``spent_usd`` when its running jobs are restored from their start times."""
+        return {k: acc.closed for k, acc in self._accounts.items() if acc.closed}
+
     def contract_of(self, job_id: str) -> str | None:
         """The contract a running job burns (None: none, or not running)."""
         return self._job.get(job_id)
