@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_procurement_fixtures import book_with, make_fleet, quote
 
-from stargate.domain import PressureSettings
+from stargate.domain import GpuModel, PressureSettings
 from stargate.engine import PressureGauge, ProcurementError
 
 T = datetime(2025, 5, 1, 6, tzinfo=UTC)
@@ -99,3 +99,13 @@ def test_requests_are_valid_for_the_book_and_respect_cooldown(steps: list[tuple[
     assert sum(map(len, raised.values())) == len(book.awards)  # awarded at once, so never open
     for times in raised.values():
         assert all(b - a >= timedelta(days=2) for a, b in pairwise(times))
+
+
+def test_a_long_custom_model_name_still_gives_an_id_the_book_accepts() -> None:
+    long = "X" * 32
+    fleet = make_fleet(rule=None)
+    fleet = fleet.model_copy(update={"gpu_models": [GpuModel(name=long, bf16_dense_tflops=1, hbm_gib=1, tdp_w=1)]})
+    gauge = PressureGauge(SETTINGS.model_copy(update={"sustain_hours": 0.0}))
+    [req] = gauge.observe(T, {long: 10_000}, set())
+    assert len(req.id) <= 24 and req.id.startswith("p20250501060000")
+    book_with(fleet).raise_request(req)

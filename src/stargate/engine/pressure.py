@@ -10,15 +10,25 @@ the raise day, for ``term_days``. Pressure that drops below the threshold starts
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from stargate.domain import PressureSettings
-from stargate.engine.procurement_checks import instant
+from stargate.engine.procurement_checks import MAX_ID_CHARS, instant
 from stargate.engine.procurement_types import CapacityRequest
 
 ANY_MODEL = "*"
 """The key of jobs that accept any GPU model in ``waiting_gpus``."""
+
+
+def request_id(model: str, now: datetime) -> str:
+    """``pressure-<model>-<YYYYMMDD>t<HHMMSS>``, or, when that leaves no room for the award's ids (a long custom
+    model name), ``p<YYYYMMDDHHMMSS><6 hex digits of the model's CRC-32>``."""
+    rid = f"pressure-{model.lower()}-{now:%Y%m%dt%H%M%S}"
+    if len(f"award-{rid}-{model}") <= MAX_ID_CHARS:
+        return rid
+    return f"p{now:%Y%m%d%H%M%S}{zlib.crc32(model.encode()) & 0xFFFFFF:06x}"
 
 
 class PressureGauge:
@@ -76,7 +86,7 @@ class PressureGauge:
             wanted = -(-gpus // block) * block
             out.append(
                 CapacityRequest(
-                    id=f"pressure-{model.lower()}-{now:%Y%m%dt%H%M%S}",
+                    id=request_id(model, now),
                     gpu_model=model,
                     gpus=wanted,
                     start=now.date() + timedelta(days=s.lead_time_days),
