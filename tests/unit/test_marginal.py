@@ -236,3 +236,50 @@ def test_the_shortfall_is_refreshed_hourly_not_on_every_pass() -> None:
     assert d.has_work(3600.0)
     d.decide(3600.0)
     assert d.sched.windows.rank.tolist() == [0.0, -10.0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(8, 16),
+    st.decimals(Decimal(1), Decimal(50), places=2),
+    st.decimals(Decimal(1), Decimal("500000"), places=6),
+    st.floats(0.0, 3 * DAY, allow_nan=False),
+)
+def test_through_the_driver_the_margin_flips_at_the_exact_instant(
+    gpus: int, price: Decimal, committed: Decimal, start: float
+) -> None:
+    """Any burn, price and commitment: the driver wakes at the instant spend reaches the commitment; an instant
+    before, a job lands on the commitment at 0 at the margin, at the instant on owned capacity at its energy price."""
+    fleet = _fleet(
+        [_cluster("az-h100", "az-us", nodes=3, contract="c1"), _cluster("home-h100", "home")],
+        [_commitment("c1", date(2025, 12, 31), str(committed), price=str(price))],
+    )
+    policy = get_policy("stargate")
+
+    def run_to(until: float) -> tuple[Driver, list[float]]:
+        d = Driver(fleet, policy, EPOCH)
+        d.submit(JobTerms(id="burn", queue="q", gpus=gpus, submit_s=start, estimate_s=400 * DAY))
+        res = d.decide(start)
+        assert [s.cluster_id for s in res.starts] == ["az-h100"]
+        wakes = []
+        while res.next_wakeup_s is not None and res.next_wakeup_s <= until:
+            wakes.append(res.next_wakeup_s)
+            res = d.decide(res.next_wakeup_s)
+        return d, wakes
+
+    probe, _ = run_to(start)
+    at = probe.meter.exhausted_at("c1", committed)
+    assume(at is not None and start < at < 360 * DAY)
+    assert at is not None
+    before = math.nextafter(at, -math.inf)
+    assert probe.spent("c1", before) < committed <= probe.spent("c1", at)
+
+    early, _ = run_to(before)
+    early.submit(JobTerms(id="next", queue="q", gpus=8, submit_s=before, estimate_s=3600.0))
+    assert [(s.cluster_id, s.price_usd_per_gpu_hour) for s in early.decide(before).starts] == [
+        ("az-h100", float(price))
+    ]
+    late, wakes = run_to(at)
+    assert wakes[-1] == at  # woken at the instant itself
+    late.submit(JobTerms(id="next", queue="q", gpus=8, submit_s=at, estimate_s=3600.0))
+    assert [(s.cluster_id, s.price_usd_per_gpu_hour) for s in late.decide(at).starts] == [("home-h100", 0.0462)]
