@@ -198,3 +198,14 @@ def test_the_procurement_section_loads_from_yaml_with_located_errors(tmp_path: P
         Procurement.model_validate({"holder_response": {"match_probability": 1.5}})
     with pytest.raises(ValidationError, match="greater than or equal to 0"):
         Procurement.model_validate({"price_book": [_entry().model_dump() | {"price_per_gpu_hour_usd": Decimal(-1)}]})
+
+
+def test_a_match_without_price_or_benchmark_takes_the_holders_own_list_price() -> None:
+    """No market quote to benchmark: the holder's terms are its cluster's list price for the model (Azure GB200)."""
+    book = ProcurementBook(_example())
+    book.raise_request(request("r1", at=datetime(2025, 6, 2, tzinfo=UTC), gpus=1_000))
+    assert book.offers[offer_id_for("r1")].benchmark_price is None
+    events = book.respond(offer_id_for("r1"), True, datetime(2025, 6, 9, tzinfo=UTC), "azure")
+    award = book.awards["award-r1"]
+    assert kinds(events) == ["matched", "awarded"]
+    assert (award.site, award.price, award.gpus_per_node) == ("azure-us", Decimal("27.04"), 4)

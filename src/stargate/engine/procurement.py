@@ -23,7 +23,15 @@ from stargate.domain import Contract, Fleet
 from stargate.domain.limits import MAX_USD
 from stargate.engine import procurement_checks as check
 from stargate.engine.budget import BudgetBook
-from stargate.engine.procurement_award import Terms, award_contract, award_words, holder_place, make_award, rule_fails
+from stargate.engine.procurement_award import (
+    Place,
+    Terms,
+    award_contract,
+    award_words,
+    holder_place,
+    make_award,
+    rule_fails,
+)
 from stargate.engine.procurement_market import QuoteIndex, excluded_by, exclusions, term_cost, valid_on, whole_nodes
 from stargate.engine.procurement_types import (
     EVENT_KINDS,
@@ -257,15 +265,18 @@ class ProcurementBook:
             self._emit(out, now, req.id, offer.id, "declined", actor, f"'{offer.holder}' declined")
             self._to_market(req.id, now, f"holder '{offer.holder}' declined", out)
             return out
-        terms_price = check.price(price, "respond.price") if price is not None else offer.benchmark_price
+        place = self._holder_place(offer.holder, req.gpu_model, now.date())
+        own_price = place.price if place is not None else None
+        terms_price = check.price(price, "respond.price") if price is not None else offer.benchmark_price or own_price
         if terms_price is None:
             raise ProcurementError(
-                "respond.price", "nothing (no market quote to match)", "the holder's price per GPU-hour in USD"
+                "respond.price",
+                "nothing (no market quote to match and no price of the holder's own for the model)",
+                "the holder's price per GPU-hour in USD",
             )
         terms_start = check.day(start, "respond.start") if start is not None else offer.benchmark_start or req.start
         terms_start = max(terms_start, req.start)
-        place = self._holder_place(offer.holder, req.gpu_model, now.date())
-        gpus = whole_nodes(req.gpus, place[1]) if place else req.gpus
+        gpus = whole_nodes(req.gpus, place.gpus_per_node) if place else req.gpus
         cost = term_cost(gpus, terms_price, req.term_days)
         if cost > MAX_USD:
             raise ProcurementError(
@@ -286,7 +297,7 @@ class ProcurementBook:
         self._close(replace(answered, state=OfferState.MATCHED))
         words = f"{terms_price} USD per GPU-hour from {terms_start.isoformat()}"
         self._emit(out, now, req.id, offer.id, "matched", actor, f"'{offer.holder}' matched: {words}")
-        terms = Terms(offer.holder, place[0], place[1], gpus, terms_price, terms_start, "holder")
+        terms = Terms(offer.holder, place.site, place.gpus_per_node, gpus, terms_price, terms_start, "holder")
         self._try_award(req, terms, now, out)
         return out
 
@@ -325,8 +336,8 @@ class ProcurementBook:
         if offer is not None and offer.state is OfferState.MATCHED and offer.price is not None and offer.start:
             place = self._holder_place(offer.holder, req.gpu_model, now.date())
             assert place is not None
-            gpus = whole_nodes(req.gpus, place[1])
-            terms = Terms(offer.holder, place[0], place[1], gpus, offer.price, offer.start, "holder")
+            gpus = whole_nodes(req.gpus, place.gpus_per_node)
+            terms = Terms(offer.holder, place.site, place.gpus_per_node, gpus, offer.price, offer.start, "holder")
         else:
             choice, _ = self._index.cheapest(req.gpu_model, req.gpus, req.start, req.term_days, now.date(), self._excl)
             if choice is None:
@@ -457,7 +468,7 @@ class ProcurementBook:
         oid = offer_id_for(req.id) if terms.via == "holder" else None
         self._emit(out, at, req.id, oid, "awarded", actor, award_words(award))
 
-    def _holder_place(self, holder: str, gpu_model: str, day: date) -> tuple[str, int] | None:
+    def _holder_place(self, holder: str, gpu_model: str, day: date) -> Place | None:
         return holder_place(holder, gpu_model, day, self.quotes.values(), self._site_provider, self.fleet.clusters)
 
     def _describe(self, req: CapacityRequest) -> str:

@@ -71,6 +71,14 @@ def award_words(a: Award) -> str:
     )
 
 
+class Place(NamedTuple):
+    """Where a holder award lands, its node size, and the holder's own price there (None: not known)."""
+
+    site: str
+    gpus_per_node: int
+    price: Decimal | None
+
+
 def holder_place(
     holder: str,
     gpu_model: str,
@@ -78,18 +86,18 @@ def holder_place(
     quotes: Iterable[Quote],
     site_provider: Mapping[str, str],
     clusters: Iterable[Cluster],
-) -> tuple[str, int] | None:
-    """Where a holder award lands and its node size: the holder's cheapest quote for the model valid on ``day``,
-    else a cluster of the holder with that model, else the holder's first site with 8 GPUs per node; None: the
-    holder has no site."""
+) -> Place | None:
+    """Where a holder award lands: the holder's cheapest quote for the model valid on ``day`` (with its price), else
+    a cluster of the holder with that model (with its list price), else the holder's first site with 8 GPUs per
+    node and no price; None: the holder has no site."""
     for q in sorted(quotes, key=lambda q: (q.price, q.id)):
         if q.provider == holder and q.gpu_model == gpu_model and valid_on(q, day):
-            return q.site, q.gpus_per_node
+            return Place(q.site, q.gpus_per_node, q.price)
     holder_sites = [s for s, p in site_provider.items() if p == holder]
     for c in clusters:
         if c.site in holder_sites and c.gpu_model == gpu_model:
-            return c.site, c.gpus_per_node
-    return (holder_sites[0], DEFAULT_GPUS_PER_NODE) if holder_sites else None
+            return Place(c.site, c.gpus_per_node, c.price_per_gpu_hour_usd)
+    return Place(holder_sites[0], DEFAULT_GPUS_PER_NODE, None) if holder_sites else None
 
 
 def rule_fails(offer: Offer, price: Decimal, start: date) -> str | None:
