@@ -209,3 +209,14 @@ def test_a_match_without_price_or_benchmark_takes_the_holders_own_list_price() -
     award = book.awards["award-r1"]
     assert kinds(events) == ["matched", "awarded"]
     assert (award.site, award.price, award.gpus_per_node) == ("azure-us", Decimal("27.04"), 4)
+
+
+def test_a_first_refusal_holder_must_be_a_known_provider() -> None:
+    fleet = make_fleet()
+    clause = fleet.contracts[0].right_of_first_refusal
+    assert clause is not None
+    ghost = clause.model_copy(update={"holder": "ghost"})
+    bad = fleet.contracts[0].model_copy(update={"right_of_first_refusal": ghost})
+    problems = fleet_problems(fleet.model_copy(update={"contracts": [bad]}))
+    assert [(p.dotted(), p.found) for p in problems] == [("contracts[0].right_of_first_refusal.holder", "'ghost'")]
+    assert "the id of a provider (azure, coreweave, oci)" in problems[0].expected
