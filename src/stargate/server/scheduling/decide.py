@@ -87,17 +87,18 @@ def _rebuilt(
     previous: Driver | None = None,
 ) -> tuple[Driver, Lost]:
     """A new driver over the snapshot: held jobs put back in start order, pending ones queued in submission order;
-    with ``previous``'s run history and estimates (told first of the jobs that ended since), else a history seeded
-    from the database."""
+    with ``previous``'s run history, estimates and spend of ended runs (told first of the jobs that ended since),
+    else a history seeded, and the spend of ended runs under commitments read, from the database."""
     if previous is not None and previous.history is not None:
         live = {j.public_id for j in snap.pending} | {j.public_id for j in snap.holding}
         for ended in [job_id for job_id in previous.where if job_id not in live]:
             previous.finish(ended, now_s, completed=ended in snap.succeeded)
-        history, estimates = previous.history, previous.estimates()
+        history, estimates, spent = previous.history, previous.estimates(), previous.meter.closed_usd()
     else:
         history, estimates = RunHistory(), {}
         if snap.seed is not None:
             history.seed(snap.seed())
+        spent = snap.spent() if snap.spent is not None else {}
     by_id = {j.public_id: j for j in snap.holding}
     running: list[tuple[JobTerms, tuple[str, tuple[int, ...]], float]] = []
     since = {j.id: _since(snap, j, now_s) for j in snap.holding}
@@ -106,7 +107,16 @@ def _rebuilt(
     pending = [snap.terms[j.id] for j in sorted(snap.pending, key=lambda j: (j.submitted_at, j.id))]
     built = index(snap.fleet) if index is not None else None
     driver, lost = Driver.rebuilt(
-        snap.fleet, policy, ENGINE_EPOCH, running, pending, now_s, built, history=history, estimates=estimates
+        snap.fleet,
+        policy,
+        ENGINE_EPOCH,
+        running,
+        pending,
+        now_s,
+        built,
+        history=history,
+        estimates=estimates,
+        spent_usd=spent,
     )
     clusters = {c.id for c in snap.fleet.clusters}
     requeued: Lost = []

@@ -9,17 +9,20 @@ history (:func:`completions`, a bounded query run only when the server has no hi
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from stargate.domain import Fleet
+from stargate.domain import ContractKind, Fleet
 from stargate.engine import JobTerms
 from stargate.engine.estimates import Completion
+from stargate.engine.ledger import charge
 from stargate.server.context import ServerContext
 from stargate.server.errors import NotFoundError
 from stargate.server.terms import ENGINE_EPOCH, SpecTerms, engine_seconds, job_terms
 from stargate.store import JobRow, JobStatus, RunRow, format_job_id
+from stargate.store.repositories import costs as cost_repo
 from stargate.store.repositories import jobs as job_repo
 from stargate.store.repositories import runs as run_repo
 from stargate.store.repositories.jobs import JobState
@@ -43,6 +46,9 @@ class Snapshot:
     """Public ids of jobs live in the last snapshot that have succeeded since (they completed)."""
     seed: Callable[[], list[Completion]] | None = None
     """Reads the last completed jobs (see :func:`completions`), to seed a new run history."""
+    spent: Callable[[], dict[str, Decimal]] | None = None
+    """Reads what runs that ended spent under each commitment contract (see :func:`spent_by_contract`), for a
+    driver built without a previous one."""
 
 
 SEED_JOBS = 2_000
@@ -84,6 +90,7 @@ def take_snapshot(ctx: ServerContext) -> Snapshot | None:
         executor_of_cluster=_executors(fleet),
         succeeded=succeeded,
         seed=lambda: _read_completions(ctx),
+        spent=lambda: _read_spent(ctx, fleet),
     )
 
 
@@ -104,6 +111,21 @@ def _succeeded(session: Session, row_ids: Sequence[int]) -> set[str]:
         query = select(JobRow.id).where(JobRow.id.in_(chunk), JobRow.status == JobStatus.SUCCEEDED)
         found.update(format_job_id(i) for i in session.scalars(query))
     return found
+
+
+def _read_spent(ctx: ServerContext, fleet: Fleet) -> dict[str, Decimal]:
+    with ctx.db.read() as session:
+        return spent_by_contract(session, fleet)
+
+
+def spent_by_contract(session: Session, fleet: Fleet) -> dict[str, Decimal]:
+    """USD spent by runs that ended under each ``commitment`` contract of ``fleet`` (what its marginal price
+    depends on), charged as the ledger charges them: from the executor's start to the run's end."""
+    commitments = [c.id for c in fleet.contracts if c.kind is ContractKind.COMMITMENT]
+    out: dict[str, Decimal] = {}
+    for contract, price, gpus, seconds in cost_repo.ended_by_contract(session, commitments):
+        out[contract] = out.get(contract, Decimal(0)) + charge(price, gpus, seconds)
+    return out
 
 
 def _read_completions(ctx: ServerContext) -> list[Completion]:

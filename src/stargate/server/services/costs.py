@@ -38,13 +38,21 @@ def team_of(who: Principal) -> str | None:
     return who.team
 
 
-def ledger(session: Session, now: datetime, team: str | None, since: date | None, until: date | None) -> Ledger:
+def ledger(
+    session: Session,
+    now: datetime,
+    team: str | None,
+    since: date | None,
+    until: date | None,
+    *,
+    under_contract: bool = False,
+) -> Ledger:
     """The ledger of the runs of ``team`` (None: all) that held GPUs between ``since`` and ``until`` (whole UTC days,
-    inclusive); a run still running is charged up to ``now``."""
+    inclusive; ``under_contract``: only runs under a contract); a run still running is charged up to ``now``."""
     start = None if since is None else datetime.combine(since, time(), UTC)
     end = None if until is None else datetime.combine(until + timedelta(days=1), time(), UTC)
     charges = []
-    for run in cost_repo.runs(session, team=team, since=start, until=end):
+    for run in cost_repo.runs(session, team=team, since=start, until=end, under_contract=under_contract):
         ended = run.ended_at if run.ended_at is not None else max(now, run.started_at)
         charges.append(
             RunCharge(
@@ -120,7 +128,7 @@ def costs(
 
 def spent_by_contract(session: Session, now: datetime) -> dict[str, Decimal]:
     """What runs under each contract have cost so far, USD, by contract id (runs still running: up to ``now``)."""
-    return {k: v for k, v in ledger(session, now, None, None, None).by("contract").items() if k}
+    return {k: v for k, v in ledger(session, now, None, None, None, under_contract=True).by("contract").items() if k}
 
 
 SPOOL_BYTES = 8 * 1024 * 1024

@@ -1,6 +1,6 @@
 """What runs cost: each run that started, with its job's queue and team, GPUs, prices, contract and provider."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -33,10 +33,16 @@ class RunCost:
 
 
 def runs(
-    session: Session, *, team: str | None = None, since: datetime | None = None, until: datetime | None = None
+    session: Session,
+    *,
+    team: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    under_contract: bool = False,
 ) -> Iterator[RunCost]:
     """Every run that started and was priced (runs recorded before costs were kept are left out), oldest first;
-    ``team``: of that team's jobs only; ``since``/``until``: only runs that held GPUs at some time in between."""
+    ``team``: of that team's jobs only; ``since``/``until``: only runs that held GPUs at some time in between;
+    ``under_contract``: only runs under a contract."""
     query = (
         select(
             RunRow.job_id,
@@ -60,6 +66,8 @@ def runs(
     )
     if team is not None:
         query = query.where(JobRow.team_id == team)
+    if under_contract:
+        query = query.where(RunRow.contract.is_not(None))
     if since is not None:
         query = query.where(RunRow.ended_at.is_(None) | (RunRow.ended_at > since))
     if until is not None:
@@ -96,3 +104,21 @@ def runs(
             price=Decimal(price),
             list_price=Decimal(lp if lp is not None else price),
         )
+
+
+def ended_by_contract(session: Session, contracts: Sequence[str]) -> Iterator[tuple[str, Decimal, int, float]]:
+    """(contract, price, GPUs, seconds held) of every run under one of ``contracts`` that started and ended."""
+    if not contracts:
+        return
+    query = select(
+        RunRow.contract, RunRow.price_usd_per_gpu_hour, RunRow.gpus, RunRow.started_at, RunRow.ended_at
+    ).where(
+        RunRow.contract.in_(list(contracts)),
+        RunRow.started_at.is_not(None),
+        RunRow.ended_at.is_not(None),
+        RunRow.gpus.is_not(None),
+        RunRow.price_usd_per_gpu_hour.is_not(None),
+    )
+    for contract, price, gpus, start, end in session.execute(query):
+        if start is not None and end is not None and price is not None:
+            yield contract or "", Decimal(price), gpus or 0, max((end - start).total_seconds(), 0.0)
