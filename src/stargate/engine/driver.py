@@ -176,12 +176,13 @@ class Driver:
         The engine hears of ended jobs in job id order, when the driver is next told or asked anything: the order in
         which a clock reports the jobs that ended at one instant (the simulator's event order, the server's reading
         of the database) changes nothing, not even which GPUs the next job gets."""
-        if now is not None:
-            self._last = max(self._last, now)
+        if now is not None and now > self._last:
+            self._last = now
         if self.where.pop(job_id, ()) != ():
             self._ended.append((job_id, now, completed))
             self._waiting.pop(job_id, None)
-            self.meter.stop(job_id, self._last if now is None else now)
+            if job_id in self.meter.jobs:
+                self.meter.stop(job_id, self._last if now is None else now)
 
     def _hand_on_ended(self) -> None:
         ended, self._ended = self._ended, []
@@ -274,9 +275,11 @@ class Driver:
                 out.preemptions += res.preemptions
                 out.rejections += res.rejections
                 self._wakeup = res.next_wakeup_s
-        self._last = max(self._last, now)
+        if now > self._last:
+            self._last = now
         where, waiting = self.where, self._waiting
-        self._stopped(out.preemptions, now)
+        if out.preemptions:
+            self._stopped(out.preemptions, now)
         for r in out.rejections:
             where.pop(r.job_id, None)
             waiting.pop(r.job_id, None)

@@ -67,13 +67,13 @@ class _Account:
 class SpendMeter:
     """Spend to date per contract, USD, from the runs it was told of."""
 
-    __slots__ = ("_accounts", "_job")
+    __slots__ = ("_accounts", "jobs")
 
     def __init__(self, spent_usd: Mapping[str, Decimal] | None = None) -> None:
         """A meter whose contracts already spent ``spent_usd`` (contract id → USD) in runs that ended."""
         self._accounts: dict[str, _Account] = {}
-        self._job: dict[str, str] = {}
-        """Running job id → the contract it burns."""
+        self.jobs: dict[str, str] = {}
+        """Running job id → the contract it burns (read-only outside the meter)."""
         for contract, usd in (spent_usd or {}).items():
             self._account(contract).closed += Decimal(usd)
 
@@ -87,7 +87,7 @@ class SpendMeter:
         """Job ``job_id`` runs from ``t`` on ``gpus`` GPUs burning ``contract`` (None: no contract, not metered)."""
         if contract is None:
             return
-        if job_id in self._job:
+        if job_id in self.jobs:
             self.stop(job_id, t)
         acc = self._account(contract)
         acc.runs[job_id] = (gpus, price_per_gpu_hour, t)
@@ -95,11 +95,11 @@ class SpendMeter:
         acc.rate = _EXACT.add(acc.rate, pg)
         acc.t0_sum = _EXACT.add(acc.t0_sum, _EXACT.multiply(pg, _dec(t)))
         acc.version += 1
-        self._job[job_id] = contract
+        self.jobs[job_id] = contract
 
     def stop(self, job_id: str, t: float) -> Decimal | None:
         """Job ``job_id``'s run ends at ``t``; what it spent, USD (None: it ran on no contract, or is not running)."""
-        contract = self._job.pop(job_id, None)
+        contract = self.jobs.pop(job_id, None)
         if contract is None:
             return None
         acc = self._accounts[contract]
@@ -119,7 +119,7 @@ class SpendMeter:
 
     def contract_of(self, job_id: str) -> str | None:
         """The contract a running job burns (None: none, or not running)."""
-        return self._job.get(job_id)
+        return self.jobs.get(job_id)
 
     def spent(self, contract: str, t: float) -> Decimal:
         """What ``contract`` has spent by ``t`` (not before its runs' starts), USD, exact as the ledger charges it."""
