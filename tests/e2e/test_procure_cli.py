@@ -71,6 +71,10 @@ def test_procure_and_costs_through_the_cli(make_server: ServerFactory, tmp_path:
     assert made.returncode == 0, made.stderr
     assert "(provider, provider oracle, name provider-oracle" in made.stdout
     oracle = made.stdout.splitlines()[0].rsplit(" ", 1)[-1]
+    direct = run_cli(["admin", "token", "create", "--role", "provider", "--provider", "coreweave"], server.env)
+    assert direct.returncode == 0 and "(provider, provider coreweave, name provider-coreweave" in direct.stdout
+    unknown = run_cli(["admin", "token", "create", "--role", "provider", "--provider", "nope"], server.env)
+    assert unknown.returncode == 2 and unknown.stderr.startswith("error: --provider: found 'nope'")
     assert offer["id"] in cli("procure", "offers", token=oracle).stdout
     admin = cli("procure", "respond", offer["id"], "--match")
     assert admin.returncode == 1 and "403 forbidden: only a 'provider' token of provider 'oracle'" in admin.stderr
