@@ -9,15 +9,16 @@ Run from the repository root (the output is deterministic: a fixed seed, no cloc
 The workload is synthetic (policy, not facts). Each phase asks for a target number of GPUs busy at once of one GPU
 model (``target_gpus``) with jobs of one size: arrivals form a Poisson process whose rate keeps that many GPUs
 busy on average (rate = target ÷ (GPUs per job × mean run time)); run times are drawn ±25 % around the mean.
-The supply it surges past (GPUs online, from the fleet files):
+The supply it surges past (GPUs online, from the fleet files; in brackets what 7,200-GPU jobs can use, since a job
+runs within one cluster):
 
-- GB200 until 2025-09-25: Abilene b1 49,968 + CoreWeave 8,640 + OCI 4,608 = 63,216; from 2025-09-30 126,696 (+
-  CoreWeave 14,112, Abilene b2 49,968); from 2025-10-28 273,576 (+ Azure 146,880).
-- H100: Azure 100,000 + CoreWeave 44,080 + OCI 8,192 = 152,272 throughout.
+- GB200 until 2025-09-25: Abilene b1 49,968 + CoreWeave 8,640 + OCI 4,608 = 63,216 (50,400: 6 jobs in b1, 1 at
+  CoreWeave); from 2025-09-30 126,696 (100,800, with CoreWeave's 14,112 and Abilene b2); from 2025-10-28 273,576
+  (244,800, with Azure's 146,880).
+- H100: Azure 100,000 + CoreWeave 44,080 + OCI 8,192 = 152,272 throughout (the serving load stays below it).
 
-Surges: GB200 from 2025-07-01 (≈ 95,000 GPUs asked for against 63,216: pressure under the clause), GB200 from
-2025-11-15 (≈ 400,000 against 273,576 plus what the first surge bought: after the clause) and H100 from 2025-12-01
-(≈ 175,000 against 152,272).
+Surges: GB200 from 2025-07-15 (≈ 70,000 GPUs asked for: pressure while the clause is valid) and from 2025-11-15
+(≈ 320,000 against 244,800 plus what the first surge bought: pressure after the clause ended).
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ class Phase:
 PHASES_TABLE = """
 name           queue              gpu_model  class       begin       end         target  gpus  days  kind
 train-base     research-training  GB200      research    2025-07-01  2025-07-15  40000   7200  16.0  train
-train-surge-1  research-training  GB200      research    2025-07-15  2025-09-15  100000  7200  16.0  train
+train-surge-1  research-training  GB200      research    2025-07-15  2025-09-15  70000   7200  16.0  train
 train-mid      research-training  GB200      research    2025-09-15  2025-11-15  60000   7200  16.0  train
-train-surge-2  research-training  GB200      research    2025-11-15  2026-01-15  420000  7200  16.0  train
+train-surge-2  research-training  GB200      research    2025-11-15  2026-01-15  320000  7200  16.0  train
 train-tail     research-training  GB200      research    2026-01-15  2026-02-15  100000  7200  16.0  train
 serve          product-inference  H100-SXM   production  2025-10-01  2026-02-15  40000   8000  14.0  serve
 """

@@ -124,13 +124,42 @@ def simulate(
         [], "--set", help="A policy setting KEY=VALUE, e.g. restart_cost_s=120 (repeatable)."
     ),
     trim_jobs: int = typer.Option(0, "--trim-jobs", min=0, help="Also report the middle jobs, dropping N each end."),
-    start: str | None = typer.Option(None, "--start", help="ISO date of trace time 0 (default: the fleet's as_of)."),
+    start: str | None = typer.Option(
+        None,
+        "--start",
+        help="ISO date of trace time 0 (default: the trace's first submission when it states dates, else the "
+        "fleet's as_of).",
+    ),
+    no_procurement: bool = typer.Option(
+        False, "--no-procurement", help="Buy no capacity: ignore the fleet's procurement section."
+    ),
+    no_rofr: bool = typer.Option(
+        False, "--no-rofr", help="Ignore rights of first refusal: every capacity request goes to the market."
+    ),
+    holder_match_probability: str | None = typer.Option(
+        None,
+        "--holder-match-probability",
+        metavar="P",
+        help="Chance the first-refusal holder matches an offer, 0 to 1 (default: the fleet's holder_response).",
+        show_default=False,
+    ),
+    holder_response_days: str | None = typer.Option(
+        None,
+        "--holder-response-days",
+        metavar="DAYS",
+        help="Days after an offer the holder answers, 0 to 365 (default: the fleet's holder_response).",
+        show_default=False,
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
-    """Replay a trace on a fleet with a scheduling policy and report JCT, waits, utilisation and cost."""
+    """Replay a trace on a fleet with a scheduling policy and report JCT, waits, utilisation, cost and what
+    procurement bought."""
     config, start_dt, flags = _config(
         policy, seed, until, scale_arrivals, checkpoint_interval, estimates, start, trace_format
     )
+    config.procurement, config.rofr = not no_procurement, not no_rofr
+    config.holder_match_probability = _number(holder_match_probability, "--holder-match-probability", 1.0, "")
+    config.holder_response_days = _number(holder_response_days, "--holder-response-days", 365.0, " days")
     given = _settings(sets, flags, burst_after, burst_wait_per_gpu_hour, burst_wait_max)
     try:
         fleet = load_fleet(fleet_path)
@@ -162,7 +191,7 @@ def simulate(
         _fail(f"--mtbf: found '{mtbf}'; expected a duration > 0")
     if not config.mttr_s > 0:
         _fail(f"--mttr: found '{mttr}'; expected a duration > 0")
-    out = _run(fleet, trace.jobs, config, start_dt, trim_jobs)
+    out = _run(fleet, trace.jobs, config, start_dt if start_dt is not None else trace.start, trim_jobs)
     out["trace"] = {
         "source": trace.source,
         "jobs": len(trace.jobs),
@@ -174,6 +203,19 @@ def simulate(
         sys.stdout.write(json.dumps(out, sort_keys=False, allow_nan=False) + "\n")  # strict JSON
     else:
         _render(out)
+
+
+def _number(text: str | None, flag: str, most: float, unit: str) -> float | None:
+    """A number from 0 to ``most`` given as ``flag``'s value (None when not given); exit 2 when it is not one."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= most:  # also refuses nan and inf
+        _fail(f"{flag}: found '{visible(echo(text))}'; expected a number from 0 to {most:g}{unit}")
+    return value
 
 
 def _warn_bad_rows(bad_rows: list[BadRow]) -> None:
@@ -345,6 +387,48 @@ def _render(out: dict[str, Any]) -> None:
                 f"{mw['cloud_gpu_hours']:,.0f} cloud GPU-hours",
             )
         )
+    rows += _procurement_rows(out["procurement"])
     for k, v in rows:
         table.add_row(k, v)
     Console().print(table)
+
+
+def _usd(value: float) -> str:
+    return f"{value:,.2f} USD"
+
+
+def _procurement_rows(p: dict[str, Any]) -> list[tuple[str, str]]:
+    """The procurement and money rows of the table (units: GPUs, USD, days)."""
+    rows: list[tuple[str, str]] = []
+    if p["enabled"]:
+        holder_first = sum(1 for r in p["requests_detail"] if r["first_step"] == "holder")
+        ttc = p["time_to_capacity_days"]
+        rows += [
+            (
+                "procurement",
+                f"{_count(p['requests'], 'request')} ({holder_first:,} to the holder first, "
+                f"{p['requests'] - holder_first:,} straight to the market); offers: {p['matches']:,} matched, "
+                f"{p['declines']:,} declined, {p['expiries']:,} expired, {p['not_matched']:,} not matched"
+                f"{'' if p['rofr'] else ' (first refusal ignored)'}",
+            ),
+            (
+                "awards",
+                f"{_count(p['awards'], 'award')} ({p['awards_by_via']['holder']:,} holder, "
+                f"{p['awards_by_via']['market']:,} market): {p['awarded_gpus']:,} GPUs for "
+                f"{_usd(p['awarded_cost_usd'])}; over budget {p['over_budget']:,}, unfilled {p['unfilled']:,}; "
+                f"median time to capacity {'n/a' if ttc is None else f'{ttc:g} days'}",
+            ),
+        ]
+    else:
+        rows.append(("procurement", p["status"]))
+    spend = ", ".join(f"{k} {_usd(v)}" for k, v in p["spend_by_provider"].items()) or "none"
+    rows.append(("spend by provider", spend))
+    short = [
+        f"{k} {_usd(v['shortfall_usd'])} by {v['term_end']}{' (projected)' if v['projected'] else ''}"
+        for k, v in p["commitment_shortfall"].items()
+    ]
+    rows.append(("commitment shortfall", "; ".join(short) or "no commitments"))
+    if p["budget_headroom_usd"] is not None:
+        over = "; ".join(f"over the ceiling from {c['day']} by {_usd(c['over_usd'])}" for c in p["budget_conflicts"])
+        rows.append(("budget headroom", _usd(p["budget_headroom_usd"]) + (f" ({over})" if over else "")))
+    return rows

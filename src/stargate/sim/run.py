@@ -12,6 +12,7 @@ from stargate.domain import Fleet
 from stargate.engine import get_policy
 from stargate.engine.scheduling import settings_of
 from stargate.sim.metrics import summarize
+from stargate.sim.money import ledger_of, money_block
 from stargate.sim.simulator import SimConfig, Simulator, TraceJobLike
 
 
@@ -53,4 +54,28 @@ def run_simulation(
     out["events_per_s"] = round(state.events / wall, 1) if wall > 0 else 0.0
     out["jobs_per_s"] = round(sim.settled / wall, 1) if wall > 0 else 0.0
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    out["procurement"] = procurement_block(sim)
     return out, sim
+
+
+def procurement_block(sim: Simulator) -> dict[str, Any]:
+    """The ``procurement`` block of the summary: what procurement did and what the run spent (cli-simulate.md)."""
+    config, proc, st = sim.config, sim.proc, sim.state
+    if sim.procurement is not None:
+        why = "on"
+    elif not config.procurement:
+        why = "off (--no-procurement)"
+    else:
+        why = "off: the fleet has no procurement.pressure section"
+    block: dict[str, Any] = {
+        "enabled": sim.procurement is not None,
+        "status": why,
+        "rofr": config.rofr,
+        "holder_match_probability": proc.match_probability,
+        "holder_response_days": proc.response_days,
+    }
+    block.update(proc.summary(st.end_s, log=config.record_log))
+    ledger = ledger_of(sim.runs, sim.jobs, sim.fleet, sim.index)
+    first = min(sim.arrival) if sim.arrival else 0.0
+    block.update(money_block(ledger, sim.fleet, sim.index, first, st.end_s, proc.book.budget()))
+    return block

@@ -11,7 +11,14 @@ scheduling cycle for the whole batch. Other events:
   checkpoint intervals of its run (``floor(ran / interval) * interval``), which is exactly what an event per
   checkpoint would record;
 - wake-ups at the instants the engine asks for (a burst deadline, a building energised, a contract starting
-  or ending, a cluster's online window), so capacity is used from that very instant.
+  or ending, a cluster's online window), so capacity is used from that very instant;
+- procurement (:mod:`stargate.sim.procure`, when the fleet has a ``procurement.pressure`` section): after the
+  decisions of an instant, at offer deadlines, at the simulated holder's answers and every hour, queue pressure may
+  raise a capacity request and the book moves; an award adds a contract and a cluster to the fleet and the engine is
+  rebuilt over it (:mod:`stargate.sim.refleet`), the cluster coming online on the award's start day.
+
+Every run is recorded (job, cluster, price, contract, start and end) and priced by the ledger at the end
+(:mod:`stargate.sim.money`).
 
 Same inputs and seed give the same decisions: nothing here reads the wall clock except to report ``wall_s``.
 """
@@ -33,8 +40,11 @@ from stargate.engine import Decisions, Driver, JobTerms, Override, Policy, Preem
 from stargate.engine.estimates import DEFAULT_QUANTILE, RunHistory
 from stargate.engine.fragmentation import fragmented_gpus
 from stargate.engine.scheduler import OWN
+from stargate.sim.money import Run
+from stargate.sim.procure import CHECK_EVERY_S, SimProcurement
+from stargate.sim.refleet import procure_step
 
-FINISH, FAILURE, ARRIVAL, WAKE = 0, 1, 2, 3
+FINISH, FAILURE, ARRIVAL, WAKE, PROCURE = 0, 1, 2, 3, 4
 
 ESTIMATE_MODES = ("learned", "trace", "actual")
 """What the engine is told of run times (see ``SimConfig.estimates``)."""
@@ -111,6 +121,14 @@ class SimConfig:
     mttr_s: float = 3600.0
     """Mean of the exponential repair time of random failures, s."""
     record_log: bool = False
+    procurement: bool = True
+    """Run the fleet's procurement (pressure, first refusal, market); False: the fleet stays as it is."""
+    rofr: bool = True
+    """Honour rights of first refusal; False: every request goes straight to the market (a what-if)."""
+    holder_match_probability: float | None = None
+    """Chance the simulated holder matches an offer, 0 to 1; None: the fleet's ``holder_response``."""
+    holder_response_days: float | None = None
+    """Days after an offer the simulated holder answers, 0 to 365; None: the fleet's ``holder_response``."""
     progress: Callable[[int, int], None] | None = None
     """Called now and then with (jobs settled, jobs total)."""
 
@@ -148,6 +166,7 @@ class SimState:
 
 def _check_config(config: SimConfig) -> None:
     """Refuse a configuration no run can use; raises ValueError naming the field, what was found and expected."""
+    p, d = config.holder_match_probability, config.holder_response_days
     checks = [
         ("seed", config.seed, config.seed >= 0, "a whole number >= 0"),
         ("scale_arrivals", config.scale_arrivals, 0 < config.scale_arrivals < math.inf, "a finite number > 0"),
@@ -156,6 +175,8 @@ def _check_config(config: SimConfig) -> None:
         ("mtbf_s", config.mtbf_s, config.mtbf_s is None or 0 < config.mtbf_s < math.inf, "a finite number > 0"),
         ("estimates", config.estimates, config.estimates in ESTIMATE_MODES, " or ".join(ESTIMATE_MODES)),
         ("estimate_quantile", config.estimate_quantile, 0 < config.estimate_quantile <= 1, "a number > 0 and <= 1"),
+        ("holder_match_probability", p, p is None or 0 <= p <= 1, "a probability from 0 to 1"),
+        ("holder_response_days", d, d is None or 0 <= d <= 365, "a number of days from 0 to 365"),
     ]
     for name, value, ok, expected in checks:
         if not ok:
@@ -214,6 +235,27 @@ class Simulator:
         """Jobs finished or rejected so far."""
         self.bad = self._reject_bad_inputs()
         """Jobs refused before the run (never submitted to the engine)."""
+        self.gpu_ids: list[tuple[int, ...]] = [()] * n
+        self.attained = [0.0] * n
+        """GPU-seconds of each job's ended runs (for a rebuilt driver under the attained-service policies)."""
+        self.runs: list[Run] = []
+        """Every ended run, for the ledger (:mod:`stargate.sim.money`)."""
+        self._contract: list[str | None] = [None] * n
+        proc = SimProcurement(
+            fleet,
+            self.driver.index.epoch,
+            config.seed,
+            rofr=config.rofr,
+            match_probability=config.holder_match_probability,
+            response_days=config.holder_response_days,
+        )
+        self.proc = proc
+        """The fleet's procurement, active or not (its book holds the budget's draws)."""
+        self.procurement = proc if config.procurement and proc.active else None
+        """The run's procurement; None when it is off or the fleet has no pressure trigger."""
+        self.woken: set[float] = set()
+        """Procurement instants already pushed."""
+        self._procure_due = False
 
     def _reject_bad_inputs(self) -> set[int]:
         """Reject jobs whose run time or (scaled) submission time no run could use; see ``MAX_DURATION_S``."""
@@ -233,12 +275,14 @@ class Simulator:
     def run_all(self) -> SimState:
         """Run to the end of the trace (or ``until_s``) and return the outcomes."""
         for f in self.config.failures:
-            self._push(f.at_s, FAILURE, self.index.cluster_ix[f.cluster], 0)
-            self._push(f.at_s + f.for_s, FAILURE, self.index.cluster_ix[f.cluster], 1)
+            self.push(f.at_s, FAILURE, self.index.cluster_ix[f.cluster], 0)
+            self.push(f.at_s + f.for_s, FAILURE, self.index.cluster_ix[f.cluster], 1)
         if self.config.mtbf_s is not None:
             t0 = self.arrival[0] if self.arrival else 0.0
             for c in range(self.index.n):
-                self._push(t0 + float(self.rng.exponential(self.config.mtbf_s)), FAILURE, c, 2)
+                self.push(t0 + float(self.rng.exponential(self.config.mtbf_s)), FAILURE, c, 2)
+        if self.procurement is not None and self.arrival:
+            self.push(math.ceil(self.arrival[0] / CHECK_EVERY_S) * CHECK_EVERY_S, PROCURE, 0, 0)
         st, arrival, n = self.state, self.arrival, len(self.jobs)
         until = self.config.until_s if self.config.until_s is not None else math.inf
         heap, i, settled_report, driver = self.heap, 0, 0, self.driver
@@ -255,6 +299,7 @@ class Simulator:
                 st.fragmented_gpu_s += frag * (now - frag_t)
             frag_t = now
             changed = False  # whether anything happened now that the server would see too
+            self._procure_due = False
             while heap and heap[0][0] == now:
                 changed = self._handle(heapq.heappop(heap), now) or changed
             while i < n and arrival[i] == now:
@@ -264,6 +309,12 @@ class Simulator:
                 i += 1
             if changed and driver.has_work(now):
                 res = driver.decide(now)
+                self._after(res, now)
+                st.cycles += res.rounds
+            if self.procurement is not None and (changed or self._procure_due) and procure_step(self, now):
+                driver, changed = self.driver, True
+                sched = driver.sched
+                res = driver.decide(now)  # the rebuilt engine: its wake-ups (and anything it starts)
                 self._after(res, now)
                 st.cycles += res.rounds
             if changed:
@@ -282,7 +333,8 @@ class Simulator:
         st.estimate_source = np.array(self._est_from, dtype=np.int8)
         return st
 
-    def _push(self, t: float, kind: int, a: int, b: int) -> None:
+    def push(self, t: float, kind: int, a: int, b: int) -> None:
+        """Schedule an event of ``kind`` at ``t`` (FIFO among events of one instant and kind)."""
         self.seq += 1
         heapq.heappush(self.heap, (t, kind, self.seq, kind, a, b))
 
@@ -300,9 +352,9 @@ class Simulator:
             cid = self.index.cluster_ids[a]
             up = b in (1, 3)
             if b == 2:  # a random failure: draw its repair; a random repair draws the next failure
-                self._push(now + float(self.rng.exponential(self.config.mttr_s)), FAILURE, a, 3)
+                self.push(now + float(self.rng.exponential(self.config.mttr_s)), FAILURE, a, 3)
             elif b == 3 and self.config.mtbf_s is not None:
-                self._push(now + float(self.rng.exponential(self.config.mtbf_s)), FAILURE, a, 2)
+                self.push(now + float(self.rng.exponential(self.config.mtbf_s)), FAILURE, a, 2)
             # Outages may overlap (two --failure windows, or a random one within a window): the cluster is up
             # again only when the last open outage ends.
             self.outages[a] += -1 if up else 1
@@ -313,6 +365,11 @@ class Simulator:
                 return True
         elif kind == WAKE:
             return now == self.wake_at
+        elif kind == PROCURE:
+            self._procure_due = True
+            if a == 0:  # the hourly check: the next one
+                self.push(now + CHECK_EVERY_S, PROCURE, 0, 0)
+            return a == 2  # capacity bought comes online: decide
         return False
 
     def _submit(self, i: int) -> None:
@@ -352,7 +409,7 @@ class Simulator:
                     st.log.append((now, "reject", r.job_id, r.reason))
             self.settled += len(res.rejections)
         if res.preemptions:
-            self._stopped(res.preemptions, now)
+            self.stopped(res.preemptions, now)
         cluster_ix, log = self.index.cluster_ix, self.config.record_log
         first, started_at, on, dur, progress, run = (
             self._first,
@@ -369,6 +426,8 @@ class Simulator:
                 first[i] = now
             started_at[i] = now
             on[i] = (cluster_ix[s.cluster_id], s.price_usd_per_gpu_hour)
+            self.gpu_ids[i] = s.gpu_ids
+            self._contract[i] = s.contract_id
             self.seq += 1
             heapq.heappush(heap, (now + max(dur[i] - progress[i], 0.0), FINISH, self.seq, FINISH, i, run[i]))
             if log:
@@ -378,7 +437,7 @@ class Simulator:
             self.wake_at = math.inf
         elif wake != self.wake_at:  # the engine asks for another instant: the wake-up pushed before goes stale
             self.wake_at = wake
-            self._push(wake, WAKE, 0, 0)
+            self.push(wake, WAKE, 0, 0)
 
     def _account(self, i: int, now: float) -> None:
         """Charge the run of job ``i`` that ends at ``now``: busy GPU-seconds, cost, cloud GPU-seconds."""
@@ -390,6 +449,8 @@ class Simulator:
         st.cost_by_cluster[c] = st.cost_by_cluster.get(c, 0.0) + gpu_s / 3600.0 * price
         if self.cloud[c]:
             self._cloud_s[i] += gpu_s
+        self.attained[i] += gpu_s
+        self.runs.append(Run(i, self.run[i], c, price, self._contract[i], self._gpus[i], self.started_at[i], now))
         self.on[i] = (-1, 0.0)
 
     def _finished(self, i: int, now: float) -> None:
@@ -400,7 +461,8 @@ class Simulator:
         if self.config.record_log:
             self.state.log.append((now, "finish", self.jobs[i].id))
 
-    def _stopped(self, stops: list[Preemption], now: float) -> None:
+    def stopped(self, stops: list[Preemption], now: float) -> None:
+        """Runs stopped at ``now``: charged, their progress kept to the last checkpoint."""
         st = self.state
         for p in stops:
             i = self.ix[p.job_id]
