@@ -173,3 +173,11 @@ def test_the_ledger_spend_matches_the_cost_and_a_commitment_shortfall_is_reporte
     assert short["committed_usd"] == 1000.0 and short["projected"] is True
     assert short["shortfall_usd"] == pytest.approx(max(0.0, 1000.0 - short["spent_at_term_end_usd"]), abs=0.01)
     assert p["budget_headroom_usd"] == pytest.approx(10_000_000 - 1000 - p["awarded_cost_usd"], abs=0.01)
+
+
+def test_a_holder_answering_at_once_answers_at_the_raise_instant() -> None:
+    out = _run(holder_match_probability=1.0, holder_response_days=0.0, record_log=True)
+    first = _requests(out)[0]
+    events = [e for e in out["procurement"]["events"] if e["request"] == first["id"]]
+    assert [e["kind"] for e in events] == ["raised", "offered", "matched", "awarded"]
+    assert {e["at"] for e in events} == {first["raised_at"]}

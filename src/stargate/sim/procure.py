@@ -91,25 +91,33 @@ class SimProcurement:
         return self.seconds(datetime(day.year, day.month, day.day, tzinfo=UTC))
 
     def step(self, now_s: float, waiting_gpus: Callable[[float, float], Mapping[str, int]]) -> list[Award]:
-        """Answer the offers due by ``now_s``, tick the book, raise what pressure asks for; the new awards."""
+        """Answer the offers due by ``now_s``, tick the book, raise what pressure asks for (and answer at once what
+        is due at once: ``response_days`` 0); the new awards."""
         now = self.at(now_s)
         book = self.book
-        due = [a for a in self.answers if a.at_s <= now_s]
-        if due:
-            self.answers = [a for a in self.answers if a.at_s > now_s]
-            for a in due:
-                offer = book.offers[a.offer_id]
-                if offer.state is OfferState.OPEN and self.at(a.at_s) < offer.deadline:
-                    book.tick(self.at(a.at_s))  # what was due before the answer
-                    book.respond(a.offer_id, a.match, self.at(a.at_s), HOLDER_ACTOR)
+        self._answer(now_s)
         book.tick(now)
         if self.gauge is not None:
             waiting = waiting_gpus(now_s, self.gauge.min_wait_s)
             for req in self.gauge.observe(now, waiting, book.open_models()):
                 self._offered(book.raise_request(req))
+            self._answer(now_s)
         new = [a for a in book.awards.values() if a.id not in self._awarded]
         self._awarded.update(a.id for a in new)
         return sorted(new, key=lambda a: (a.at, a.id))
+
+    def _answer(self, now_s: float) -> None:
+        """Give the holder's answers due by ``now_s``, each at its own instant (what fell due before it first)."""
+        due = [a for a in self.answers if a.at_s <= now_s]
+        if not due:
+            return
+        self.answers = [a for a in self.answers if a.at_s > now_s]
+        book = self.book
+        for a in due:
+            at = self.at(a.at_s)
+            if book.offers[a.offer_id].state is OfferState.OPEN and at < book.offers[a.offer_id].deadline:
+                book.tick(at)
+                book.respond(a.offer_id, a.match, at, HOLDER_ACTOR)
 
     def _offered(self, events: list[ProcEvent]) -> None:
         """Draw the holder's answer to each offer just made."""
