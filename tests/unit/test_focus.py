@@ -6,10 +6,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stargate.costs import EXPORT_COLUMNS, FOCUS_COLUMNS, read_bill, reconcile, write_focus
+from stargate.costs import EXPORT_COLUMNS, FOCUS_COLUMNS, focus, read_bill, reconcile, write_focus
 from stargate.engine.ledger import Ledger, RunCharge
 
 T0 = datetime(2027, 1, 31, 23, 0, tzinfo=UTC)
@@ -51,7 +52,52 @@ def export(ledger: Ledger, **kw: str) -> list[dict[str, str]]:
 def test_header_is_the_43_focus_1_0_columns_then_x_columns() -> None:
     assert len(FOCUS_COLUMNS) == 43 and len(set(EXPORT_COLUMNS)) == len(EXPORT_COLUMNS)
     assert all(c.startswith("x_") for c in EXPORT_COLUMNS[43:])
-    assert list(FOCUS_COLUMNS) == sorted(FOCUS_COLUMNS)
+    spec = [
+        "AvailabilityZone",
+        "BilledCost",
+        "BillingAccountId",
+        "BillingAccountName",
+        "BillingCurrency",
+        "BillingPeriodEnd",
+        "BillingPeriodStart",
+        "ChargeCategory",
+        "ChargeClass",
+        "ChargeDescription",
+        "ChargeFrequency",
+        "ChargePeriodEnd",
+        "ChargePeriodStart",
+        "CommitmentDiscountCategory",
+        "CommitmentDiscountId",
+        "CommitmentDiscountName",
+        "CommitmentDiscountStatus",
+        "CommitmentDiscountType",
+        "ConsumedQuantity",
+        "ConsumedUnit",
+        "ContractedCost",
+        "ContractedUnitPrice",
+        "EffectiveCost",
+        "InvoiceIssuerName",
+        "ListCost",
+        "ListUnitPrice",
+        "PricingCategory",
+        "PricingQuantity",
+        "PricingUnit",
+        "ProviderName",
+        "PublisherName",
+        "RegionId",
+        "RegionName",
+        "ResourceId",
+        "ResourceName",
+        "ResourceType",
+        "ServiceCategory",
+        "ServiceName",
+        "SkuId",
+        "SkuPriceId",
+        "SubAccountId",
+        "SubAccountName",
+        "Tags",
+    ]
+    assert sorted(FOCUS_COLUMNS) == spec  # the FOCUS 1.0 cost and usage columns
 
 
 def test_every_column_of_a_run_split_at_midnight_and_a_month_end() -> None:
@@ -111,8 +157,8 @@ def test_every_column_of_a_run_split_at_midnight_and_a_month_end() -> None:
         "x_Cluster": "abilene-gb200",
         "x_GpuModel": "GB200",
         "x_Gpus": "8",
-        "x_UsageStart": "2027-01-31T23:00:00Z",
-        "x_UsageEnd": "2027-02-01T00:00:00Z",
+        "x_UsageStart": "2027-01-31T23:00:00.000000Z",
+        "x_UsageEnd": "2027-02-01T00:00:00.000000Z",
     }
     # 1 h 0.5 s of 8 GPUs at 10.50 USD: 84.011667 USD; the February row is in February's billing period.
     assert (second["BilledCost"], second["ConsumedQuantity"], second["ListCost"]) == (
@@ -125,7 +171,10 @@ def test_every_column_of_a_run_split_at_midnight_and_a_month_end() -> None:
         "2027-03-01T00:00:00Z",
     )
     assert (second["ChargePeriodStart"], second["ChargePeriodEnd"]) == ("2027-02-01T00:00:00Z", "2027-02-02T00:00:00Z")
-    assert (second["x_UsageStart"], second["x_UsageEnd"]) == ("2027-02-01T00:00:00Z", "2027-02-01T01:00:00.500000Z")
+    assert (second["x_UsageStart"], second["x_UsageEnd"]) == (
+        "2027-02-01T00:00:00.000000Z",
+        "2027-02-01T01:00:00.500000Z",
+    )
 
 
 def test_options_and_a_run_without_contract() -> None:
@@ -151,7 +200,9 @@ def test_awkward_names_are_quoted_and_read_back_unchanged() -> None:
     assert json.loads(row["Tags"])["stargate/team"] == awkward
 
 
-def test_the_export_streams_in_chunks() -> None:
+def test_the_export_streams_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(focus, "_CHUNK", 4096)
+
     class Counting(io.StringIO):
         writes = 0
 
@@ -162,7 +213,7 @@ def test_the_export_streams_in_chunks() -> None:
     ledger = Ledger([run(f"r{i}", end=T0 + timedelta(minutes=30)) for i in range(10_000)])
     out = Counting()
     assert write_focus(ledger, out, "acct") == 10_000
-    assert Counting.writes >= 3  # header, then chunks of at most 4096 rows
+    assert Counting.writes == 4  # header, then chunks of 4096 rows
 
 
 def test_the_export_reads_back_as_a_bill_that_reconciles_exactly() -> None:
@@ -217,3 +268,38 @@ def test_round_trip_property(specs: list) -> None:  # type: ignore[type-arg]
     assert sum((r.billed_cost for r in bill), D(0)) == ledger.total()
     assert [(r.run_id, r.day, r.billed_cost) for r in bill] == [(i.run_id, i.day, i.cost) for i in ledger.items()]
     assert reconcile(ledger, bill).ok
+
+
+def test_amount_text_is_exact_at_every_size() -> None:
+    import numpy as np
+
+    values = [0, 1, 999_999, 1_000_000, 65_535_999_999, 65_536_000_000, 123_456_789_012_345]
+    assert focus._amounts(np.array(values, dtype=np.int64)) == [
+        "0.000000",
+        "0.000001",
+        "0.999999",
+        "1.000000",
+        "65535.999999",
+        "65536.000000",
+        "123456789.012345",
+    ]
+    assert focus._amounts(np.array([5, 10**30], dtype=object)) == ["0.000005", "1" + "0" * 24 + ".000000"]
+
+
+def test_huge_amounts_take_exact_python_ints_and_export_exactly() -> None:
+    # 10 million GPUs for ten years at 123.456789 USD: products beyond int64, so the ledger uses Python ints.
+    big = run("big", gpus=10_000_000, price=D("123.456789"), end=T0 + timedelta(days=3650))
+    ledger = Ledger([big, run("small")])
+    assert ledger.rows().cost.dtype == object
+    hours = D(3650 * 24)
+    assert ledger.run_cost(0) == D("123.456789") * 10_000_000 * hours
+    rows = export(ledger)
+    assert sum(D(r["BilledCost"]) for r in rows) == ledger.total()
+    assert len(rows) == 3651 + 2
+
+
+def test_equal_prices_in_distinct_objects_share_a_group_numbered_by_first_appearance() -> None:
+    runs = [run("a", price=D("10.50")), run("b", price=D("4")), run("c", price=D("10.50"))]
+    ledger = Ledger(runs)
+    assert ledger.group_codes.tolist() == [0, 1, 0]
+    assert [g.run_id for g in ledger.groups] == ["a", "b"]

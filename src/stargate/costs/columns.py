@@ -5,41 +5,39 @@ from __future__ import annotations
 FOCUS_VERSION = "1.0"
 
 FOCUS_COLUMNS: tuple[str, ...] = (
-    "AvailabilityZone",
+    # per line item
     "BilledCost",
+    "ContractedCost",
+    "EffectiveCost",
+    "ListCost",
+    "ConsumedQuantity",
+    "PricingQuantity",
+    "ResourceId",
+    "ResourceName",
+    # per run group (provider, region, team, queue, contract, cluster, GPU model and count, prices)
+    "AvailabilityZone",
     "BillingAccountId",
     "BillingAccountName",
     "BillingCurrency",
-    "BillingPeriodEnd",
-    "BillingPeriodStart",
     "ChargeCategory",
     "ChargeClass",
     "ChargeDescription",
     "ChargeFrequency",
-    "ChargePeriodEnd",
-    "ChargePeriodStart",
     "CommitmentDiscountCategory",
     "CommitmentDiscountId",
     "CommitmentDiscountName",
     "CommitmentDiscountStatus",
     "CommitmentDiscountType",
-    "ConsumedQuantity",
     "ConsumedUnit",
-    "ContractedCost",
     "ContractedUnitPrice",
-    "EffectiveCost",
     "InvoiceIssuerName",
-    "ListCost",
     "ListUnitPrice",
     "PricingCategory",
-    "PricingQuantity",
     "PricingUnit",
     "ProviderName",
     "PublisherName",
     "RegionId",
     "RegionName",
-    "ResourceId",
-    "ResourceName",
     "ResourceType",
     "ServiceCategory",
     "ServiceName",
@@ -48,20 +46,26 @@ FOCUS_COLUMNS: tuple[str, ...] = (
     "SubAccountId",
     "SubAccountName",
     "Tags",
+    # per UTC day
+    "BillingPeriodEnd",
+    "BillingPeriodStart",
+    "ChargePeriodEnd",
+    "ChargePeriodStart",
 )
-"""The 43 columns of the FOCUS 1.0 cost and usage dataset, in the specification's (alphabetical) order."""
+"""The 43 columns of the FOCUS 1.0 cost and usage dataset. FOCUS names the columns, not their order: these come
+grouped by what they depend on (the line item, the run's group, the day) so rows are written from cached parts."""
 
 STARGATE_COLUMNS: tuple[str, ...] = (
     "x_RunId",
     "x_JobId",
+    "x_UsageStart",
+    "x_UsageEnd",
     "x_Queue",
     "x_Team",
     "x_Contract",
     "x_Cluster",
     "x_GpuModel",
     "x_Gpus",
-    "x_UsageStart",
-    "x_UsageEnd",
 )
 """Stargate's own columns (FOCUS requires custom columns to start with ``x_``)."""
 

@@ -13,15 +13,20 @@ number of rows::
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import TextIO
 
+import numpy as np
+import numpy.typing as npt
+
 from stargate.costs.bill import BillError, BillRow, read_bill
 from stargate.costs.columns import CURRENCY, EXPORT_COLUMNS, UNIT, csv_field, usd
 from stargate.costs.reconcile import Difference, Reconciliation, reconcile
-from stargate.engine.ledger import Ledger, RunCharge, day_of
+from stargate.engine.ledger import Ints, Ledger, RunCharge, day_of
 
 __all__ = [
     "BillError",
@@ -34,47 +39,26 @@ __all__ = [
 ]
 
 _DAY_US = 86_400_000_000
-_CHUNK = 4096
+_CHUNK = 32768
+_WHOLE = 65536  # whole numbers below this are cached as text
+# One row: 6 amounts, ResourceId, ResourceName, the group's and the day's FOCUS columns (cached text, each ending
+# with a comma), x_RunId, x_JobId, x_UsageStart and x_UsageEnd (date, time of day, µs in two halves), the group's
+# x_ columns.
+_ROW = "%s,%s,%s,%s,%s,%s,%s,%s,%s%s%s,%s,%sT%s.%s%sZ,%sT%s.%s%sZ,%s\n"
+_DIGITS3 = np.array([f"{i:03d}" for i in range(1000)], dtype=object)
+_WHOLES = np.array([str(i) for i in range(_WHOLE)], dtype=object)
 RESOURCE_TYPE = "GPU job run"
 SERVICE_CATEGORY = "AI and Machine Learning"
 
 
+@functools.cache
+def _clock() -> npt.NDArray[np.object_]:
+    """``HH:MM:SS`` for every second of a day."""
+    return np.array([f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)], dtype=object)
+
+
 def _iso_day(d: date) -> str:
     return f"{d.isoformat()}T00:00:00Z"
-
-
-class _Days:
-    """Per-day text, formatted once per UTC day: billing period (the calendar month) and charge period (the day)."""
-
-    def __init__(self) -> None:
-        self._periods: dict[int, tuple[str, str]] = {}
-        self._dates: dict[int, str] = {}
-
-    def periods(self, day: int) -> tuple[str, str]:
-        """``BillingPeriodEnd,BillingPeriodStart`` and ``ChargePeriodEnd,ChargePeriodStart`` of ``day``."""
-        got = self._periods.get(day)
-        if got is None:
-            d = day_of(day)
-            month = d.replace(day=1)
-            nxt = date(month.year + 1, 1, 1) if month.month == 12 else date(month.year, month.month + 1, 1)
-            got = self._periods[day] = (
-                f"{_iso_day(nxt)},{_iso_day(month)}",
-                f"{_iso_day(day_of(day + 1))},{_iso_day(d)}",
-            )
-        return got
-
-    def instant(self, us: int) -> str:
-        """µs since the Unix epoch as ISO 8601 UTC (``2027-01-01T22:00:00.250000Z``; no fraction when whole)."""
-        day, tod = divmod(us, _DAY_US)
-        prefix = self._dates.get(day)
-        if prefix is None:
-            prefix = self._dates[day] = day_of(day).isoformat()
-        sec, frac = divmod(tod, 1_000_000)
-        h, rem = divmod(sec, 3600)
-        m, s = divmod(rem, 60)
-        if frac:
-            return f"{prefix}T{h:02d}:{m:02d}:{s:02d}.{frac:06d}Z"
-        return f"{prefix}T{h:02d}:{m:02d}:{s:02d}Z"
 
 
 def _price(p: Decimal) -> str:
@@ -82,28 +66,95 @@ def _price(p: Decimal) -> str:
     return text if "." in text else text + ".0"
 
 
-def _group(run: RunCharge, issuer: str | None, service: str) -> tuple[str, str, str, str, str, str, str]:
-    """The text of a run's columns that many runs share (same provider, team, cluster, shape and prices)."""
-    provider = csv_field(run.provider)
-    region = csv_field(run.region)
-    team = csv_field(run.team)
-    model = csv_field(run.gpu_model)
-    desc = csv_field(f"{run.gpus} {run.gpu_model} GPUs on cluster {run.cluster}")
-    tags = {"stargate/queue": run.queue, "stargate/team": run.team, "stargate/cluster": run.cluster}
-    if run.contract is not None:
-        tags["stargate/contract"] = run.contract
-    contract = csv_field(run.contract or "")
-    sku_price = csv_field(f"{run.cluster}:{run.contract or 'list'}:{_price(run.price)}")
-    return (
-        f",Usage,,{desc},Usage-Based,",
-        f",{_price(run.price)},",
-        f",{csv_field(issuer if issuer is not None else run.provider)},",
-        f",{_price(run.list_price)},Standard,",
-        f",{UNIT},{provider},{provider},{region},{region},",
-        f",{RESOURCE_TYPE},{SERVICE_CATEGORY},{service},{model},{sku_price},{team},{team},"
-        f"{csv_field(json.dumps(tags, separators=(',', ':'), sort_keys=True))},",
-        f",{csv_field(run.queue)},{team},{contract},{csv_field(run.cluster)},{model},{run.gpus},",
-    )
+def _day_parts(day: int) -> str:
+    """The day's FOCUS columns: BillingPeriodEnd/Start (its calendar month), ChargePeriodEnd/Start (the day)."""
+    d = day_of(day)
+    month = d.replace(day=1)
+    nxt = date(month.year + 1, 1, 1) if month.month == 12 else date(month.year, month.month + 1, 1)
+    return f"{_iso_day(nxt)},{_iso_day(month)},{_iso_day(day_of(day + 1))},{_iso_day(d)},"
+
+
+class _GroupText:
+    """The text of the FOCUS and the x_ columns a run's group fixes, from parts cached by the fields they need."""
+
+    def __init__(self, head: str, issuer: str | None, service: str) -> None:
+        self._head = head
+        self._issuer = issuer
+        self._service = service
+        self._cache: dict[tuple[object, ...], str] = {}
+
+    def _part(self, key: tuple[object, ...], make: Callable[[], str]) -> str:
+        text = self._cache.get(key)
+        if text is None:
+            text = self._cache[key] = make()
+        return text
+
+    def __call__(self, run: RunCharge) -> tuple[str, str]:
+        """(FOCUS part, x_ part) for ``run``'s group (see ``FOCUS_COLUMNS``)."""
+        desc = self._part(
+            ("desc", run.gpus, run.gpu_model, run.cluster),
+            lambda: (
+                f",{self._head},Usage,,{csv_field(f'{run.gpus} {run.gpu_model} GPUs on cluster {run.cluster}')}"
+                f",Usage-Based,,,,,,{UNIT},"
+            ),
+        )
+        prices = self._part(
+            ("prices", run.provider, run.price, run.list_price),
+            lambda: (
+                f"{_price(run.price)},{csv_field(self._issuer if self._issuer is not None else run.provider)},"
+                f"{_price(run.list_price)},Standard,{UNIT},"
+            ),
+        )
+        place = self._part(
+            ("place", run.provider, run.region, run.gpu_model),
+            lambda: (
+                f"{csv_field(run.provider)},{csv_field(run.provider)},{csv_field(run.region)},"
+                f"{csv_field(run.region)},{RESOURCE_TYPE},{SERVICE_CATEGORY},{self._service},{csv_field(run.gpu_model)},"
+            ),
+        )
+        sku = self._part(
+            ("sku", run.cluster, run.contract, run.price),
+            lambda: csv_field(f"{run.cluster}:{run.contract or 'list'}:{_price(run.price)}") + ",",
+        )
+        team = self._part(("team", run.team), lambda: f"{csv_field(run.team)},{csv_field(run.team)},")
+        tags = self._part(("tags", run.queue, run.team, run.cluster, run.contract), lambda: self._tags(run))
+        extra = self._part(
+            ("extra", run.queue, run.team, run.contract, run.cluster, run.gpu_model, run.gpus),
+            lambda: (
+                f"{csv_field(run.queue)},{csv_field(run.team)},{csv_field(run.contract or '')},"
+                f"{csv_field(run.cluster)},{csv_field(run.gpu_model)},{run.gpus}"
+            ),
+        )
+        return f"{desc}{prices}{place}{sku}{team}{tags}", extra
+
+    @staticmethod
+    def _tags(run: RunCharge) -> str:
+        tags = {"stargate/queue": run.queue, "stargate/team": run.team, "stargate/cluster": run.cluster}
+        if run.contract is not None:
+            tags["stargate/contract"] = run.contract
+        return csv_field(json.dumps(tags, separators=(",", ":"), sort_keys=True)) + ","
+
+
+def _amounts(micro: Ints) -> list[str]:
+    """Micro-units as decimal text with six places, from cached digit groups (``84123456`` → ``84.123456``)."""
+    if micro.dtype == object or (len(micro) and int(micro.min()) < 0):
+        return list(map(usd, micro.tolist()))
+    whole, frac = np.divmod(micro, 1_000_000)
+    high, low = np.divmod(frac, 1000)
+    big = whole >= _WHOLE
+    whole_text = _WHOLES[np.where(big, 0, whole)]
+    if big.any():
+        whole_text[big] = list(map(str, whole[big].tolist()))
+    parts = zip(whole_text.tolist(), _DIGITS3[high].tolist(), _DIGITS3[low].tolist(), strict=True)
+    return list(map("%s.%s%s".__mod__, parts))
+
+
+def _texts(values: list[str]) -> npt.NDArray[np.object_]:
+    """``values`` as CSV fields, in an object array (quoted only where needed: one scan when none is)."""
+    joined = "".join(values)
+    if '"' in joined or "," in joined or "\n" in joined or "\r" in joined:
+        values = list(map(csv_field, values))
+    return np.array(values, dtype=object)
 
 
 def write_focus(
@@ -119,43 +170,62 @@ def write_focus(
 
     ``billing_account`` fills BillingAccountId (and BillingAccountName unless ``billing_account_name`` is given);
     ``invoice_issuer`` fills InvoiceIssuerName (None: each run's provider); ``service_name`` fills ServiceName.
-    Open ``out`` with ``newline=""``: rows end with ``\\n`` and quoted fields may hold newlines.
+    Open ``out`` with ``newline=""``: rows end with ``\\n`` and quoted fields may hold newlines. Rows are formatted
+    from the ledger's integer columns a chunk at a time, so memory does not grow with the number of rows.
     """
-    head = f"{csv_field(billing_account)},{csv_field(billing_account_name or billing_account)},{CURRENCY},"
+    head = f"{csv_field(billing_account)},{csv_field(billing_account_name or billing_account)},{CURRENCY}"
     service = csv_field(service_name)
     out.write(",".join(EXPORT_COLUMNS) + "\n")
-    days = _Days()
-    groups: dict[tuple[object, ...], tuple[str, str, str, str, str, str, str]] = {}
-    buf: list[str] = []
-    rows = 0
-    for run, day, s, e, gh, cost, list_cost in ledger.raw_items():
-        key = (
-            run.provider,
-            run.region,
-            run.team,
-            run.queue,
-            run.contract,
-            run.cluster,
-            run.gpu_model,
-            run.gpus,
-            run.price,
-            run.list_price,
+    rows = ledger.rows()
+    if not len(rows):
+        return 0
+    parts = list(map(_GroupText(head, invoice_issuer, service), ledger.groups))
+    g_focus = np.array([p[0] for p in parts], dtype=object)
+    g_extra = np.array([p[1] for p in parts], dtype=object)
+    codes = ledger.group_codes
+    ids = _texts(ledger.run_ids)
+    jobs = _texts([r.job_id for r in ledger.runs])
+    low = int(rows.day.min())
+    high = int(rows.end_us.max()) // _DAY_US + 1
+    day_text = np.array([_day_parts(d) for d in range(low, high + 1)], dtype=object)
+    dates = np.array([day_of(d).isoformat() for d in range(low, high + 1)], dtype=object)
+    clock = _clock()
+    for a in range(0, len(rows), _CHUNK):
+        b = a + _CHUNK
+        run = rows.run[a:b]
+        cost = _amounts(rows.cost[a:b])
+        gh = _amounts(rows.gpu_hours[a:b])
+        rid = ids[run].tolist()
+        jid = jobs[run].tolist()
+        group = codes[run]
+        stamps = []
+        for us in (rows.start_us[a:b], rows.end_us[a:b]):
+            sec, frac = np.divmod(us, 1_000_000)
+            d, tod = np.divmod(sec, 86_400)
+            hi3, lo3 = np.divmod(frac, 1000)
+            stamps += [dates[d - low].tolist(), clock[tod].tolist(), _DIGITS3[hi3].tolist(), _DIGITS3[lo3].tolist()]
+        out.write(
+            "".join(
+                map(
+                    _ROW.__mod__,
+                    zip(
+                        cost,
+                        cost,
+                        cost,
+                        _amounts(rows.list_cost[a:b]),
+                        gh,
+                        gh,
+                        rid,
+                        jid,
+                        g_focus[group].tolist(),
+                        day_text[rows.day[a:b] - low].tolist(),
+                        rid,
+                        jid,
+                        *stamps,
+                        g_extra[group].tolist(),
+                        strict=True,
+                    ),
+                )
+            )
         )
-        g = groups.get(key)
-        if g is None:
-            g = groups[key] = _group(run, invoice_issuer, service)
-        bp, cp = days.periods(day)
-        c = usd(cost)
-        h = usd(gh)
-        rid = csv_field(run.run_id)
-        jid = csv_field(run.job_id)
-        buf.append(
-            f",{c},{head}{bp}{g[0]}{cp},,,,,,{h},{UNIT},{c}{g[1]}{c}{g[2]}{usd(list_cost)}{g[3]}{h}{g[4]}"
-            f"{rid},{jid}{g[5]}{rid},{jid}{g[6]}{days.instant(s)},{days.instant(e)}\n"
-        )
-        if len(buf) >= _CHUNK:
-            out.write("".join(buf))
-            rows += len(buf)
-            buf.clear()
-    out.write("".join(buf))
-    return rows + len(buf)
+    return len(rows)

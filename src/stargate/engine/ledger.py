@@ -24,7 +24,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from itertools import repeat
 from operator import attrgetter
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 QUANTUM = Decimal("0.000001")
 """The ledger's money quantum: one micro-dollar (USD)."""
@@ -34,6 +39,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _ONE_US = timedelta(microseconds=1)
 _DAY_US = 86_400_000_000
+IntArray = npt.NDArray[np.int64]
 
 ROLLUP_KEYS: tuple[str, ...] = ("run", "job", "queue", "team", "contract", "provider", "day")
 """The keys :meth:`Ledger.by` accepts."""
@@ -147,9 +153,101 @@ class LineItem:
     list_cost: Decimal
 
 
+Ints = npt.NDArray[Any]
+"""An integer column: int64, or Python ints (object) where int64 could overflow."""
+
 RawItem = tuple[RunCharge, int, int, int, int, int, int]
-"""A line item as integers, for fast exporters: (run, day as days since 1970-01-01, start µs since the Unix
-epoch, end µs, gpu-hours in micro-GPU-hours, cost in micro-USD, list cost in micro-USD)."""
+"""A line item as integers: (run, day as days since 1970-01-01, start µs since the Unix epoch, end µs,
+gpu-hours in micro-GPU-hours, cost in micro-USD, list cost in micro-USD)."""
+
+GROUP_FIELDS: tuple[str, ...] = (
+    "provider",
+    "region",
+    "team",
+    "queue",
+    "contract",
+    "cluster",
+    "gpu_model",
+    "gpus",
+    "price",
+    "list_price",
+)
+"""The fields runs of one *group* share (every field but the ids and the times)."""
+
+_group_key = attrgetter(*GROUP_FIELDS[:-2])  # without the prices: see _value_codes
+_price_get = attrgetter("price")
+_list_price_get = attrgetter("list_price")
+_run_id = attrgetter("run_id")
+_INT64_SAFE = 2**62
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """The line items as columns, one entry per item, run by run (in the order given) then day by day."""
+
+    run: IntArray  # index of the run in Ledger.runs
+    day: IntArray  # days since 1970-01-01 (UTC)
+    start_us: IntArray  # µs since the Unix epoch
+    end_us: IntArray
+    gpu_hours: Ints  # micro-GPU-hours
+    cost: Ints  # micro-USD
+    list_cost: Ints  # micro-USD
+
+    def __len__(self) -> int:
+        return len(self.run)
+
+
+def _rdiv(num: Ints, den: Ints | int) -> Ints:
+    """Element-wise ``num / den`` rounded half to even (``den > 0``)."""
+    q: Ints = num // den
+    twice = (num - q * den) * 2
+    up: Ints = (twice > den) | ((twice == den) & (q % 2 == 1))
+    return q + up
+
+
+def _column(values: list[int], bound: int) -> Ints:
+    """int64 when every product the caller forms stays under ``bound`` < 2**62, else Python ints."""
+    return np.array(values, dtype=np.int64 if bound < _INT64_SAFE else object)
+
+
+def _codes(keys: list[Any]) -> IntArray:
+    """Per key, a dense code (0, 1, ...) in order of first appearance."""
+    index = {key: k for k, key in enumerate(dict.fromkeys(keys))}
+    return np.fromiter(map(index.__getitem__, keys), dtype=np.int64, count=len(keys))
+
+
+def _value_codes(prices: list[Decimal]) -> IntArray:
+    """Per price, a dense code of its text (equal text: equal value). Decimals hash slowly, so prices are keyed
+    by their text, made once per distinct object."""
+    ids = list(map(id, prices))
+    objects = {key: k for k, key in enumerate(dict.fromkeys(ids))}
+    if len(objects) == len(prices):
+        return _codes(list(map(str, prices)))
+    texts = list(map(str, dict(zip(ids, prices, strict=True)).values()))
+    return _codes(texts)[np.fromiter(map(objects.__getitem__, ids), dtype=np.int64, count=len(ids))]
+
+
+def _dense(values: IntArray) -> IntArray:
+    """``values`` renumbered 0, 1, ... in order of first appearance."""
+    if not len(values):
+        return values
+    _, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first), dtype=np.int64)
+    out: IntArray = rank[inverse.reshape(-1)]
+    return out
+
+
+def _decimals(micro: Ints) -> list[Decimal]:
+    return list(map(Decimal.scaleb, map(Decimal, micro.tolist()), repeat(-6)))
+
+
+def _sum_by(codes: IntArray, values: Ints, size: int) -> list[int]:
+    """Per code 0..size-1, the exact sum of ``values``."""
+    exact = values.dtype == object or (len(values) and int(np.abs(values).max()) * len(values) >= _INT64_SAFE)
+    sums: Ints = np.zeros(size, dtype=object if exact else np.int64)
+    np.add.at(sums, codes, values.astype(object) if exact else values)
+    return [int(x) for x in sums.tolist()]
 
 
 def _us(t: datetime, field: str) -> int:
@@ -163,43 +261,87 @@ def _utc(us: int) -> datetime:
 
 
 def day_of(days_since_epoch: int) -> date:
-    """The date ``days_since_epoch`` days after 1970-01-01 (as in :data:`RawItem`)."""
+    """The date ``days_since_epoch`` days after 1970-01-01 (as in :class:`Rows`)."""
     return date.fromordinal(_EPOCH_ORDINAL + days_since_epoch)
 
 
 class Ledger:
-    """The line items and roll-ups of a set of runs (validated when built; read-only after)."""
+    """The line items and roll-ups of a set of runs (validated when built; read-only after).
+
+    Columnar inside: one pass over the runs reads their times and their *group* (:data:`GROUP_FIELDS`, shared by
+    many runs), and money is computed on integer columns (int64, or Python ints where int64 could overflow).
+    """
 
     def __init__(self, runs: Iterable[RunCharge]) -> None:
         """Price every run; a bad run raises :class:`LedgerError` naming it (``runs[i].field``)."""
-        self._runs: list[RunCharge] = []
-        self._start_us: list[int] = []
-        self._end_us: list[int] = []
-        self._cost: list[int] = []
-        ratios: dict[Decimal, tuple[int, int]] = {}
-        seen: set[str] = set()
-        for i, run in enumerate(runs):
-            where = f"runs[{i}]"
-            s = _us(run.start, f"{where}.start")
-            e = _us(run.end, f"{where}.end")
-            if e < s:
-                raise LedgerError(f"{where}.end", f"found {run.end.isoformat()}, expected >= start {run.start}")
-            if not isinstance(run.gpus, int) or run.gpus < 0:
-                raise LedgerError(f"{where}.gpus", f"found {run.gpus!r}, expected an integer >= 0 GPUs")
-            if run.run_id in seen:
-                raise LedgerError(f"{where}.run_id", f"found {run.run_id!r} twice, expected unique run ids")
-            seen.add(run.run_id)
-            r = ratios.get(run.price)
-            if r is None:
-                r = ratios[run.price] = _ratio(run.price, f"{where}.price")
-            if run.list_price not in ratios:
-                ratios[run.list_price] = _ratio(run.list_price, f"{where}.list_price")
-            ms = _round_div(e - s, 1000)
-            self._runs.append(run)
-            self._start_us.append(s)
-            self._end_us.append(e)
-            self._cost.append(_round_div(r[0] * run.gpus * ms * 1000, r[1] * 3600))
-        self._ratios = ratios
+        self._runs = runs = list(runs)
+        n = len(runs)
+        codes = _codes(list(map(_group_key, runs)))
+        for get in (_price_get, _list_price_get):
+            prices = _value_codes(list(map(get, runs)))
+            codes = _dense(codes * (int(prices.max()) + 1 if n else 1) + prices)
+        self._group_codes = codes
+        firsts = np.unique(codes, return_index=True)[1].tolist() if n else []
+        self._groups = [runs[i] for i in firsts]
+        gpus: list[int] = []
+        pn: list[int] = []
+        pd: list[int] = []
+        ln: list[int] = []
+        ld: list[int] = []
+        for i in firsts:
+            run = runs[i]
+            if not isinstance(run.gpus, int) or isinstance(run.gpus, bool) or run.gpus < 0:
+                raise LedgerError(f"runs[{i}].gpus", f"found {run.gpus!r}, expected an integer >= 0 GPUs")
+            for field, num, den in (("price", pn, pd), ("list_price", ln, ld)):
+                a, b = _ratio(getattr(run, field), f"runs[{i}].{field}")
+                num.append(a)
+                den.append(b)
+            gpus.append(run.gpus)
+        try:
+            s = np.array([(r.start - _EPOCH) // _ONE_US for r in runs], dtype=np.int64)
+            e = np.array([(r.end - _EPOCH) // _ONE_US for r in runs], dtype=np.int64)
+        except TypeError:
+            for i, r in enumerate(runs):
+                _us(r.start, f"runs[{i}].start")
+                _us(r.end, f"runs[{i}].end")
+            raise
+        back = np.nonzero(e < s)[0]
+        if len(back):
+            r = runs[int(back[0])]
+            raise LedgerError(f"runs[{back[0]}].end", f"found {r.end.isoformat()}, expected >= start {r.start}")
+        self._run_ids = ids = list(map(_run_id, runs))
+        if len(set(ids)) != n:
+            seen: set[str] = set()
+            for i, rid in enumerate(ids):
+                if rid in seen:
+                    raise LedgerError(f"runs[{i}].run_id", f"found {rid!r} twice, expected unique run ids")
+                seen.add(rid)
+        self._start, self._end = s, e
+        ms = _rdiv(e - s, 1000)
+        longest = int(ms.max()) if n else 0
+        g_gpus = np.array(gpus, dtype=object if max(gpus, default=0) >= _INT64_SAFE else np.int64)
+        self._gpus = g_gpus[codes]
+        self._price = self._rate(pn, pd, gpus, codes, longest)
+        self._list = self._rate(ln, ld, gpus, codes, longest)
+        self._gh_safe = max(gpus, default=0) * longest * 10 < _INT64_SAFE
+        self._cost = self._money(self._price, ms, None)
+        self._rows: Rows | None = None
+
+    @staticmethod
+    def _rate(num: list[int], den: list[int], gpus: list[int], codes: IntArray, longest_ms: int) -> tuple[Ints, Ints]:
+        """Per run, price × GPUs as (numerator, denominator), in int64 unless money products could overflow."""
+        per = [a * g for a, g in zip(num, gpus, strict=True)]
+        return (
+            _column(per, max(per, default=0) * longest_ms * 1000)[codes],
+            _column(den, max(den, default=1) * 3600 * 2)[codes],
+        )
+
+    def _money(self, rate: tuple[Ints, Ints], ms: Ints, at: IntArray | None) -> Ints:
+        """Micro-USD of ``ms`` milliseconds at ``rate`` (price × GPUs as a fraction), per run or per row ``at``."""
+        num, den = rate if at is None else (rate[0][at], rate[1][at])
+        if num.dtype == object:
+            ms = ms.astype(object)
+        return _rdiv(num * ms * 1000, den * 3600)
 
     def __len__(self) -> int:
         """The number of runs."""
@@ -210,64 +352,99 @@ class Ledger:
         """The runs, in the order given."""
         return list(self._runs)
 
+    @property
+    def groups(self) -> list[RunCharge]:
+        """One run of each group (:data:`GROUP_FIELDS`), in order of first appearance."""
+        return list(self._groups)
+
+    @property
+    def group_codes(self) -> IntArray:
+        """Per run, the index of its group in :attr:`groups`."""
+        return self._group_codes
+
+    @property
+    def run_ids(self) -> list[str]:
+        """The run ids, in run order."""
+        return list(self._run_ids)
+
     def run_cost(self, index: int) -> Decimal:
         """The cost of the ``index``-th run, USD (what :func:`charge` gives for its millisecond duration)."""
-        return _micro(self._cost[index])
+        return _micro(int(self._cost[index]))
 
     def total(self) -> Decimal:
         """The cost of every run, USD to the micro-dollar."""
-        return _micro(sum(self._cost))
+        return _micro(sum(self._cost.tolist()))
+
+    def rows(self) -> Rows:
+        """The line items as integer columns (computed once): each run split at UTC midnights."""
+        if self._rows is not None:
+            return self._rows
+        s, e = self._start, self._end
+        first = s // _DAY_US
+        last = np.where(e > s, (e - 1) // _DAY_US, first)
+        days = last - first + 1
+        n = len(s)
+        if n == 0 or int(days.max()) == 1:
+            run: IntArray = np.arange(n, dtype=np.int64)
+            day, ps, pe, offs = first, s, e, np.zeros(n, dtype=np.int64)
+        else:
+            run = np.repeat(np.arange(n, dtype=np.int64), days)
+            offs = np.arange(len(run), dtype=np.int64) - np.repeat(np.cumsum(days) - days, days)
+            day = first[run] + offs
+            ps = np.maximum(s[run], day * _DAY_US)
+            pe = np.minimum(e[run], (day + 1) * _DAY_US)
+        cum_ms = _rdiv(pe - s[run], 1000)
+        gpus = self._gpus[run]
+        cum_gh = _rdiv((gpus if self._gh_safe else gpus.astype(object)) * cum_ms * 10, 36)
+        cums = [cum_gh, self._money(self._price, cum_ms, run), self._money(self._list, cum_ms, run)]
+        pieces = []
+        for cum in cums:
+            prev = np.empty_like(cum)
+            prev[1:] = cum[:-1]
+            if len(prev):
+                prev[offs == 0] = 0
+            pieces.append(cum - prev)
+        self._rows = Rows(run, day, ps, pe, pieces[0], pieces[1], pieces[2])
+        return self._rows
 
     def by(self, key: str) -> dict[str, Decimal]:
-        """Cost per ``key`` (one of :data:`ROLLUP_KEYS`), sorted by key; runs with no contract under ``""``.
+        """Cost per ``key`` (one of :data:`ROLLUP_KEYS`); runs with no contract under ``""``.
 
-        ``day`` keys are ISO dates (``2027-01-05``) and count each run's daily line items.
+        Keys come in order of first appearance among the runs; ``day`` keys are ISO dates (``2027-01-05``) in
+        ascending order and sum each run's daily line items.
         """
-        sums: dict[str, int] = {}
         if key == "day":
-            for item in self.raw_items():
-                d = item[1]
-                k = day_of(d).isoformat()
-                sums[k] = sums.get(k, 0) + item[5]
-        elif key in _KEY_ATTR:
-            get = attrgetter(_KEY_ATTR[key])
-            for run, cost in zip(self._runs, self._cost, strict=True):
-                k = get(run) or ""
-                sums[k] = sums.get(k, 0) + cost
-        else:
+            rows = self.rows()
+            if not len(rows):
+                return {}
+            low = int(rows.day.min())
+            span = int(rows.day.max()) - low + 1
+            sums = _sum_by(rows.day - low, rows.cost, span)
+            seen = np.bincount(rows.day - low, minlength=span).tolist()
+            return {day_of(low + d).isoformat(): _micro(sums[d]) for d in range(span) if seen[d]}
+        if key == "run":
+            return dict(zip(self._run_ids, _decimals(self._cost), strict=True))
+        if key == "job":
+            jobs = list(map(attrgetter("job_id"), self._runs))
+            index = {j: k for k, j in enumerate(dict.fromkeys(jobs))}
+            codes = np.fromiter(map(index.__getitem__, jobs), dtype=np.int64, count=len(jobs))
+            return dict(zip(index, map(_micro, _sum_by(codes, self._cost, len(index))), strict=True))
+        if key not in _KEY_ATTR:
             raise LedgerError("by", f"found {key!r}, expected one of {', '.join(ROLLUP_KEYS)}")
-        return {k: _micro(sums[k]) for k in sorted(sums)}
+        get = attrgetter(_KEY_ATTR[key])
+        out: dict[str, int] = {}
+        for group, cost in zip(self._groups, _sum_by(self._group_codes, self._cost, len(self._groups)), strict=True):
+            k = get(group) or ""
+            out[k] = out.get(k, 0) + cost
+        return {k: _micro(v) for k, v in out.items()}
 
     def raw_items(self) -> Iterator[RawItem]:
-        """The line items as integer tuples (:data:`RawItem`), run by run, day by day; fast path for exporters."""
-        ratios = self._ratios
-        for run, s, e, cost in zip(self._runs, self._start_us, self._end_us, self._cost, strict=True):
-            gpus = run.gpus
-            ln, ld = ratios[run.list_price]
-            first = s // _DAY_US
-            last = (e - 1) // _DAY_US if e > s else first
-            if last == first:
-                ms = _round_div(e - s, 1000)
-                yield (
-                    run,
-                    first,
-                    s,
-                    e,
-                    _round_div(gpus * ms * 10, 36),
-                    cost,
-                    _round_div(ln * gpus * ms * 1000, ld * 3600),
-                )
-                continue
-            pn, pd = ratios[run.price]
-            prev_us, prev_cost, prev_list, prev_gh = s, 0, 0, 0
-            for d in range(first, last + 1):
-                bound = min((d + 1) * _DAY_US, e)
-                ms = _round_div(bound - s, 1000)
-                cum_cost = cost if bound == e else _round_div(pn * gpus * ms * 1000, pd * 3600)
-                cum_list = _round_div(ln * gpus * ms * 1000, ld * 3600)
-                cum_gh = _round_div(gpus * ms * 10, 36)
-                yield (run, d, prev_us, bound, cum_gh - prev_gh, cum_cost - prev_cost, cum_list - prev_list)
-                prev_us, prev_cost, prev_list, prev_gh = bound, cum_cost, cum_list, cum_gh
+        """The line items as integer tuples (:data:`RawItem`), run by run, day by day."""
+        r = self.rows()
+        runs = self._runs
+        cols = (r.day, r.start_us, r.end_us, r.gpu_hours, r.cost, r.list_cost)
+        for i, d, s, e, gh, cost, lc in zip(r.run.tolist(), *(c.tolist() for c in cols), strict=True):
+            yield (runs[i], d, s, e, gh, cost, lc)
 
     def items(self) -> Iterator[LineItem]:
         """The line items, run by run (in the order given) and day by day (UTC)."""
