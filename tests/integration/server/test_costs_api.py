@@ -183,3 +183,11 @@ def test_the_scheduler_records_what_each_run_costs(m: Money) -> None:
         )
         assert (run.provider, run.gpu_model, run.region, run.contract) == ("lab", "GB200", "local", None)
         assert run.started_at is not None and run.started_at >= now
+
+
+def test_a_run_ended_before_its_recorded_start_costs_nothing_and_breaks_nothing(m: Money) -> None:
+    """Two servers with skewed clocks may record an end before the start: the run costs 0, the rest is counted."""
+    m.now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    skewed = _run(m, "alpha", started_at=T0 + timedelta(hours=1), ended_at=T0)
+    fine = _run(m, "alpha", ended_at=T0 + timedelta(hours=1))  # 4 GPUs × 2.5 USD × 1 h
+    assert _by(m, "job") == {fine: Decimal("10"), skewed: Decimal("0")}

@@ -11,12 +11,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import IO
+from typing import IO, cast
 
 from sqlalchemy.orm import Session
 
 from stargate.costs import BillError, read_bill, reconcile, write_focus
-from stargate.engine.ledger import Ledger, LineItem, RawItem, RunCharge
+from stargate.engine.ledger import Ledger, RawItem, RunCharge, day_of
 from stargate.server.auth import Principal
 from stargate.server.errors import ForbiddenError, InvalidError
 from stargate.server.schemas_money import CostRow, CostsOut
@@ -53,7 +53,8 @@ def ledger(
     end = None if until is None else datetime.combine(until + timedelta(days=1), time(), UTC)
     charges = []
     for run in cost_repo.runs(session, team=team, since=start, until=end, under_contract=under_contract):
-        ended = run.ended_at if run.ended_at is not None else max(now, run.started_at)
+        # never before its start: a run ended by a server whose clock ran behind the one that started it costs 0
+        ended = max(run.ended_at if run.ended_at is not None else now, run.started_at)
         charges.append(
             RunCharge(
                 run_id=run.run_id,
@@ -75,18 +76,24 @@ def ledger(
     return Ledger(charges)
 
 
-def _window(since: date | None, until: date | None) -> Callable[[LineItem], bool]:
-    """Whether a line item's day lies in ``since``..``until`` (inclusive; None: open)."""
-    return lambda item: (since is None or item.day >= since) and (until is None or item.day <= until)
+EPOCH_DAY = date(1970, 1, 1)
+"""Day 0 of the ledger's raw line items."""
 
 
-def _key(by: str) -> Callable[[LineItem], str]:
+def _days(since: date | None, until: date | None) -> tuple[int | None, int | None]:
+    """``since``..``until`` as the ledger's day numbers (days since 1970-01-01; None: open)."""
+    lo = None if since is None else (since - EPOCH_DAY).days
+    return lo, None if until is None else (until - EPOCH_DAY).days
+
+
+def _key(by: str) -> Callable[[RawItem], object]:
+    """The grouping key of a raw line item (its day number when grouping by day: named once per day)."""
     if by == "day":
-        return lambda item: item.day.isoformat()
+        return lambda item: item[1]
     if by == "contract":
-        return lambda item: item.run.contract or NO_CONTRACT
+        return lambda item: item[0].contract or NO_CONTRACT
     attr = {"job": "job_id", "team": "team", "provider": "provider", "queue": "queue"}[by]
-    return lambda item: str(getattr(item.run, attr))
+    return lambda item: getattr(item[0], attr)
 
 
 def check_window(since: date | None, until: date | None) -> None:
@@ -104,15 +111,17 @@ def costs(
     check_window(since, until)
     team = team_of(who)
     book = ledger(session, now, team, since, until)
-    key, inside = _key(by), _window(since, until)
-    cost: dict[str, Decimal] = {}
-    hours: dict[str, Decimal] = {}
-    for item in book.items():
-        if not inside(item):
+    key, (lo, hi) = _key(by), _days(since, until)
+    micro: dict[object, list[int]] = {}  # key → [micro-USD, micro-GPU-hours]
+    for item in book.raw_items():
+        if (lo is not None and item[1] < lo) or (hi is not None and item[1] > hi):
             continue
-        k = key(item)
-        cost[k] = cost.get(k, Decimal(0)) + item.cost
-        hours[k] = hours.get(k, Decimal(0)) + item.gpu_hours
+        sums = micro.setdefault(key(item), [0, 0])
+        sums[0] += item[5]
+        sums[1] += item[4]
+    named = {(day_of(cast(int, k)).isoformat() if by == "day" else str(k)): v for k, v in micro.items()}
+    cost = {k: Decimal(v[0]).scaleb(-6) for k, v in named.items()}
+    hours = {k: Decimal(v[1]).scaleb(-6) for k, v in named.items()}
     rows = [CostRow(key=k, cost_usd=cost[k], gpu_hours=hours[k]) for k in sorted(cost, key=lambda k: (-cost[k], k))]
     return CostsOut(
         by=by,
@@ -175,9 +184,7 @@ class _Window(Ledger):
 
     def __init__(self, base: Ledger, since: date | None, until: date | None) -> None:
         self.__dict__.update(base.__dict__)
-        epoch = date(1970, 1, 1)
-        self._lo = None if since is None else (since - epoch).days
-        self._hi = None if until is None else (until - epoch).days
+        self._lo, self._hi = _days(since, until)
 
     def raw_items(self) -> Iterator[RawItem]:
         """The base ledger's raw line items inside the window."""
