@@ -30,7 +30,9 @@ log = logging.getLogger("stargate.server")
 API_PREFIX = "/api/v1"
 
 PLAN_PATH = f"{API_PREFIX}/fleet/plan"
-"""The one route with its own, larger body limit (a whole fleet document)."""
+RECONCILE_PATH = f"{API_PREFIX}/costs/reconcile"
+LARGE_BODY_PATHS = (PLAN_PATH, RECONCILE_PATH)
+"""The routes with their own, larger body limit (a whole fleet document; a provider's bill)."""
 
 
 class BodyLimit:
@@ -38,9 +40,10 @@ class BodyLimit:
     :data:`~stargate.server.limits.MAX_PATH_BYTES` gets 414).
 
     A declared ``Content-Length`` over the limit is refused at once, without reading; a body without one (chunked)
-    is counted as it streams and refused at the first chunk past the limit. ``POST /api/v1/fleet/plan`` has its
-    own larger limit, granted only to a request that carries an ``Authorization`` header (the token is checked
-    after the body is read, so an anonymous client gets the default limit).
+    is counted as it streams and refused at the first chunk past the limit. ``POST /api/v1/fleet/plan`` and ``POST
+    /api/v1/costs/reconcile`` have their own larger limit, granted only to a request that carries an
+    ``Authorization`` header (the token is checked after the body is read, so an anonymous client gets the default
+    limit).
     """
 
     def __init__(self, app: ASGIApp, limit: int, plan_limit: int) -> None:
@@ -50,7 +53,7 @@ class BodyLimit:
 
     def limit_for(self, scope: Scope) -> tuple[int, str]:
         """The byte limit of this request and the setting that sets it."""
-        if scope["path"] == PLAN_PATH and any(k == b"authorization" for k, _ in scope["headers"]):
+        if scope["path"] in LARGE_BODY_PATHS and any(k == b"authorization" for k, _ in scope["headers"]):
             return self.plan_limit, PLAN_BODY_ENV
         return self.limit, BODY_ENV
 
