@@ -191,3 +191,12 @@ def test_a_run_ended_before_its_recorded_start_costs_nothing_and_breaks_nothing(
     skewed = _run(m, "alpha", started_at=T0 + timedelta(hours=1), ended_at=T0)
     fine = _run(m, "alpha", ended_at=T0 + timedelta(hours=1))  # 4 GPUs × 2.5 USD × 1 h
     assert _by(m, "job") == {fine: Decimal("10"), skewed: Decimal("0")}
+
+
+def test_a_focus_export_of_a_window_holds_its_days_only(m: Money, runs: dict[str, str]) -> None:
+    response = m.call("GET", "/costs/focus", params={"since": "2026-12-01", "until": "2026-12-01"})
+    rows = _rows(response.text)
+    assert {r["ChargePeriodStart"][:10] for r in rows} == {"2026-12-01"} and len(rows) == 3
+    assert sum(Decimal(r["BilledCost"]) for r in rows) == Decimal("67.5")
+    first = _rows(m.call("GET", "/costs/focus", params={"until": "2026-11-30"}).text)
+    assert [(r["x_RunId"], Decimal(r["BilledCost"])) for r in first] == [(f"{runs['a']}/0", Decimal("20"))]

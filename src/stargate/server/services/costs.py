@@ -8,7 +8,7 @@ midnights).
 
 import io
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import IO, cast
@@ -46,15 +46,21 @@ def ledger(
     until: date | None,
     *,
     under_contract: bool = False,
+    clip: bool = False,
 ) -> Ledger:
     """The ledger of the runs of ``team`` (None: all) that held GPUs between ``since`` and ``until`` (whole UTC days,
-    inclusive; ``under_contract``: only runs under a contract); a run still running is charged up to ``now``."""
+    inclusive; ``under_contract``: only runs under a contract); a run still running is charged up to ``now``.
+    ``clip``: each run cut at the window's bounds (its line items inside the window only; each within a micro-dollar
+    of the whole run's item for that day, as the ledger rounds a run's days cumulatively)."""
     start = None if since is None else datetime.combine(since, time(), UTC)
     end = None if until is None else datetime.combine(until + timedelta(days=1), time(), UTC)
     charges = []
     for run in cost_repo.runs(session, team=team, since=start, until=end, under_contract=under_contract):
         # never before its start: a run ended by a server whose clock ran behind the one that started it costs 0
-        ended = max(run.ended_at if run.ended_at is not None else now, run.started_at)
+        began, ended = run.started_at, max(run.ended_at if run.ended_at is not None else now, run.started_at)
+        if clip:
+            began = began if start is None else min(max(began, start), ended)
+            ended = ended if end is None else max(min(ended, end), began)
         charges.append(
             RunCharge(
                 run_id=run.run_id,
@@ -67,7 +73,7 @@ def ledger(
                 region=run.region,
                 gpu_model=run.gpu_model,
                 gpus=run.gpus,
-                start=run.started_at,
+                start=began,
                 end=ended,
                 price=run.price,
                 list_price=run.list_price,
@@ -150,10 +156,10 @@ def focus_export(
     """The FOCUS 1.0 CSV of the ledger the caller may see (from :func:`stargate.costs.write_focus`), in a spooled
     file rewound to its start; ``account`` fills BillingAccountId."""
     check_window(since, until)
-    book = ledger(session, now, team_of(who), since, until)
+    book = ledger(session, now, team_of(who), since, until, clip=True)
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (closed by the response)
     text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
-    write_focus(_Window(book, since, until) if since or until else book, text, account)
+    write_focus(book, text, account)
     text.flush()
     text.detach()
     spool.seek(0)
@@ -177,17 +183,3 @@ def reconcile_bill(session: Session, who: Principal, now: datetime, data: bytes)
         raise InvalidError(str(exc)) from None
     result = reconcile(ledger(session, now, None, None, None), rows)
     return result.as_dict() | {"text": result.to_text()}
-
-
-class _Window(Ledger):
-    """A ledger's line items on the days ``since``..``until`` only (inclusive; None: open)."""
-
-    def __init__(self, base: Ledger, since: date | None, until: date | None) -> None:
-        self.__dict__.update(base.__dict__)
-        self._lo, self._hi = _days(since, until)
-
-    def raw_items(self) -> Iterator[RawItem]:
-        """The base ledger's raw line items inside the window."""
-        for item in super().raw_items():
-            if (self._lo is None or item[1] >= self._lo) and (self._hi is None or item[1] <= self._hi):
-                yield item
