@@ -274,7 +274,12 @@ def test_amount_text_is_exact_at_every_size() -> None:
     import numpy as np
 
     values = [0, 1, 999_999, 1_000_000, 65_535_999_999, 65_536_000_000, 123_456_789_012_345]
-    assert focus._amounts(np.array(values, dtype=np.int64)) == [
+
+    def text(micro: object) -> list[str]:
+        whole, high, low = focus._amounts(micro)  # type: ignore[arg-type]
+        return [w + h + lo.removesuffix(",") for w, h, lo in zip(whole, high, low, strict=True)]
+
+    assert text(np.array(values, dtype=np.int64)) == [
         "0.000000",
         "0.000001",
         "0.999999",
@@ -283,7 +288,8 @@ def test_amount_text_is_exact_at_every_size() -> None:
         "65536.000000",
         "123456789.012345",
     ]
-    assert focus._amounts(np.array([5, 10**30], dtype=object)) == ["0.000005", "1" + "0" * 24 + ".000000"]
+    assert text(np.array([5, 10**30], dtype=object)) == ["0.000005", "1" + "0" * 24 + ".000000"]
+    assert text(np.array([-1_500_000], dtype=np.int64)) == ["-1.500000"]
 
 
 def test_huge_amounts_take_exact_python_ints_and_export_exactly() -> None:

@@ -140,6 +140,7 @@ def test_rollups_by_every_key() -> None:
         ({"gpus": -1}, "runs[1].gpus"),
         ({"price": D("-0.01")}, "runs[1].price"),
         ({"list_price": D("Infinity")}, "runs[1].list_price"),
+        ({"price": 10.5}, "runs[1].price"),
         ({"run_id": "ok"}, "runs[1].run_id"),
     ],
 )

@@ -41,20 +41,24 @@ __all__ = [
 _DAY_US = 86_400_000_000
 _CHUNK = 32768
 _WHOLE = 65536  # whole numbers below this are cached as text
-# One row: 6 amounts, ResourceId, ResourceName, the group's and the day's FOCUS columns (cached text, each ending
-# with a comma), x_RunId, x_JobId, x_UsageStart and x_UsageEnd (date, time of day, µs in two halves), the group's
-# x_ columns.
-_ROW = "%s,%s,%s,%s,%s,%s,%s,%s,%s%s%s,%s,%sT%s.%s%sZ,%sT%s.%s%sZ,%s\n"
+# A row is written as a run of text pieces, each carrying the separator that follows it, joined a chunk at a time:
+# 6 amounts (whole part + ".", 3 digits, 3 digits + ","), ResourceId, ResourceName, the group's and the day's FOCUS
+# columns (cached), x_RunId, x_JobId, x_UsageStart and x_UsageEnd (date + "T", time + ".", 3 digits, 3 digits +
+# "Z,"), the group's x_ columns + newline; each row is one join of its pieces.
 _DIGITS3 = np.array([f"{i:03d}" for i in range(1000)], dtype=object)
-_WHOLES = np.array([str(i) for i in range(_WHOLE)], dtype=object)
+_DIGITS3_COMMA = np.array([f"{i:03d}," for i in range(1000)], dtype=object)
+_DIGITS3_Z = np.array([f"{i:03d}Z," for i in range(1000)], dtype=object)
+_WHOLES_DOT = np.array([f"{i}." for i in range(_WHOLE)], dtype=object)
 RESOURCE_TYPE = "GPU job run"
 SERVICE_CATEGORY = "AI and Machine Learning"
 
 
 @functools.cache
 def _clock() -> npt.NDArray[np.object_]:
-    """``HH:MM:SS`` for every second of a day."""
-    return np.array([f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)], dtype=object)
+    """``HH:MM:SS.`` for every second of a day."""
+    return np.array(
+        [f"{h:02d}:{m:02d}:{s:02d}." for h in range(24) for m in range(60) for s in range(60)], dtype=object
+    )
 
 
 def _iso_day(d: date) -> str:
@@ -135,26 +139,26 @@ class _GroupText:
         return csv_field(json.dumps(tags, separators=(",", ":"), sort_keys=True)) + ","
 
 
-def _amounts(micro: Ints) -> list[str]:
-    """Micro-units as decimal text with six places, from cached digit groups (``84123456`` → ``84.123456``)."""
+def _amounts(micro: Ints) -> tuple[list[str], list[str], list[str]]:
+    """Micro-units as decimal text in three pieces: whole part + ".", 3 digits, 3 digits + "," (exact)."""
     if micro.dtype == object or (len(micro) and int(micro.min()) < 0):
-        return list(map(usd, micro.tolist()))
+        text = [usd(m) for m in micro.tolist()]
+        return [t[:-6] for t in text], [t[-6:-3] for t in text], [t[-3:] + "," for t in text]
     whole, frac = np.divmod(micro, 1_000_000)
     high, low = np.divmod(frac, 1000)
     big = whole >= _WHOLE
-    whole_text = _WHOLES[np.where(big, 0, whole)]
+    whole_text = _WHOLES_DOT[np.where(big, 0, whole)]
     if big.any():
-        whole_text[big] = list(map(str, whole[big].tolist()))
-    parts = zip(whole_text.tolist(), _DIGITS3[high].tolist(), _DIGITS3[low].tolist(), strict=True)
-    return list(map("%s.%s%s".__mod__, parts))
+        whole_text[big] = [f"{w}." for w in whole[big].tolist()]
+    return whole_text.tolist(), _DIGITS3[high].tolist(), _DIGITS3_COMMA[low].tolist()
 
 
-def _texts(values: list[str]) -> npt.NDArray[np.object_]:
-    """``values`` as CSV fields, in an object array (quoted only where needed: one scan when none is)."""
+def _texts(values: list[str], suffix: str) -> npt.NDArray[np.object_]:
+    """``values`` as CSV fields followed by ``suffix``, in an object array (quoted only where needed)."""
     joined = "".join(values)
     if '"' in joined or "," in joined or "\n" in joined or "\r" in joined:
         values = list(map(csv_field, values))
-    return np.array(values, dtype=object)
+    return np.array([v + suffix for v in values], dtype=object)
 
 
 def write_focus(
@@ -181,51 +185,45 @@ def write_focus(
         return 0
     parts = list(map(_GroupText(head, invoice_issuer, service), ledger.groups))
     g_focus = np.array([p[0] for p in parts], dtype=object)
-    g_extra = np.array([p[1] for p in parts], dtype=object)
+    g_extra = np.array([p[1] + "\n" for p in parts], dtype=object)
     codes = ledger.group_codes
-    ids = _texts(ledger.run_ids)
-    jobs = _texts([r.job_id for r in ledger.runs])
+    ids = _texts(ledger.run_ids, ",")
+    jobs = _texts([r.job_id for r in ledger.runs], ",")
     low = int(rows.day.min())
     high = int(rows.end_us.max()) // _DAY_US + 1
     day_text = np.array([_day_parts(d) for d in range(low, high + 1)], dtype=object)
-    dates = np.array([day_of(d).isoformat() for d in range(low, high + 1)], dtype=object)
+    dates = np.array([day_of(d).isoformat() + "T" for d in range(low, high + 1)], dtype=object)
     clock = _clock()
     for a in range(0, len(rows), _CHUNK):
         b = a + _CHUNK
         run = rows.run[a:b]
+        group = codes[run]
         cost = _amounts(rows.cost[a:b])
         gh = _amounts(rows.gpu_hours[a:b])
         rid = ids[run].tolist()
         jid = jobs[run].tolist()
-        group = codes[run]
         stamps = []
         for us in (rows.start_us[a:b], rows.end_us[a:b]):
             sec, frac = np.divmod(us, 1_000_000)
             d, tod = np.divmod(sec, 86_400)
             hi3, lo3 = np.divmod(frac, 1000)
-            stamps += [dates[d - low].tolist(), clock[tod].tolist(), _DIGITS3[hi3].tolist(), _DIGITS3[lo3].tolist()]
-        out.write(
-            "".join(
-                map(
-                    _ROW.__mod__,
-                    zip(
-                        cost,
-                        cost,
-                        cost,
-                        _amounts(rows.list_cost[a:b]),
-                        gh,
-                        gh,
-                        rid,
-                        jid,
-                        g_focus[group].tolist(),
-                        day_text[rows.day[a:b] - low].tolist(),
-                        rid,
-                        jid,
-                        *stamps,
-                        g_extra[group].tolist(),
-                        strict=True,
-                    ),
-                )
-            )
+            stamps += [dates[d - low].tolist(), clock[tod].tolist(), _DIGITS3[hi3].tolist(), _DIGITS3_Z[lo3].tolist()]
+        pieces = zip(
+            *cost,
+            *cost,
+            *cost,
+            *_amounts(rows.list_cost[a:b]),
+            *gh,
+            *gh,
+            rid,
+            jid,
+            g_focus[group].tolist(),
+            day_text[rows.day[a:b] - low].tolist(),
+            rid,
+            jid,
+            *stamps,
+            g_extra[group].tolist(),
+            strict=True,
         )
+        out.write("".join(map("".join, pieces)))
     return len(rows)

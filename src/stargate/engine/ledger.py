@@ -79,8 +79,10 @@ def _micro(value: int) -> Decimal:
 def _ratio(price: Decimal, field: str) -> tuple[int, int]:
     """A finite, non-negative Decimal price as an exact fraction."""
     try:
+        if not isinstance(price, Decimal):
+            raise ValueError
         num, den = price.as_integer_ratio()
-    except (ValueError, OverflowError, AttributeError, InvalidOperation):
+    except (ValueError, OverflowError, InvalidOperation):
         raise LedgerError(field, f"found {price!r}, expected a finite Decimal USD per GPU-hour") from None
     if num < 0:
         raise LedgerError(field, f"found {price}, expected a price >= 0 USD per GPU-hour")
