@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from itertools import repeat
+from itertools import count, repeat
 from operator import attrgetter
 from typing import Any
 
@@ -214,7 +214,7 @@ def _column(values: list[int], bound: int) -> Ints:
 
 def _codes(keys: list[Any]) -> IntArray:
     """Per key, a dense code (0, 1, ...) in order of first appearance."""
-    index = {key: k for k, key in enumerate(dict.fromkeys(keys))}
+    index = dict(zip(dict.fromkeys(keys), count()))
     return np.fromiter(map(index.__getitem__, keys), dtype=np.int64, count=len(keys))
 
 
@@ -428,9 +428,10 @@ class Ledger:
             return dict(zip(self._run_ids, _decimals(self._cost), strict=True))
         if key == "job":
             jobs = list(map(attrgetter("job_id"), self._runs))
-            index = {j: k for k, j in enumerate(dict.fromkeys(jobs))}
+            index = dict(zip(dict.fromkeys(jobs), count()))
             codes = np.fromiter(map(index.__getitem__, jobs), dtype=np.int64, count=len(jobs))
-            return dict(zip(index, map(_micro, _sum_by(codes, self._cost, len(index))), strict=True))
+            job_sums: Ints = np.array(_sum_by(codes, self._cost, len(index)), dtype=object)
+            return dict(zip(index, _decimals(job_sums), strict=True))
         if key not in _KEY_ATTR:
             raise LedgerError("by", f"found {key!r}, expected one of {', '.join(ROLLUP_KEYS)}")
         get = attrgetter(_KEY_ATTR[key])
