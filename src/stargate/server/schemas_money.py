@@ -3,7 +3,7 @@ kept: JSON numbers are floats to most readers); days are ISO 8601 dates, instant
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, PlainSerializer
 
@@ -207,28 +207,3 @@ class CostsOut(BaseModel):
     total_usd: Money
     gpu_hours: Money
     rows: list[CostRow]
-
-
-class BillLine(BaseModel):
-    """A line of a reconciliation: a charge found on one side only, or on both with different amounts."""
-
-    key: str
-    ledger_usd: Money | None
-    bill_usd: Money | None
-    difference_usd: Money
-
-
-class ReconcileOut(BaseModel):
-    """A provider's bill compared with the ledger, line by line."""
-
-    ok: bool = Field(description="True when every line matches within 0.01 USD.")
-    matched: int
-    missing: list[BillLine] = Field(description="On the ledger, not on the bill.")
-    extra: list[BillLine] = Field(description="On the bill, not on the ledger.")
-    amount_off: list[BillLine] = Field(description="On both, amounts differ by more than 0.01 USD.")
-    ledger_total_usd: Money
-    bill_total_usd: Money
-
-
-BudgetOut = dict[str, Any]
-"""``GET /budget``: see docs/reference/api.md (draws, drawn, headroom, beyond initial, conflicts)."""
