@@ -56,8 +56,7 @@ def step(ctx: ServerContext, now: datetime) -> Procured:
     if not requests and not due:
         return Procured()
     with ctx.db.write() as session:
-        _, fleet = ctx.fleet.get(session)
-        out = service.tick(session, fleet, now, requests)
+        out = service.tick(session, now, requests)
         if ctx.loop.fence is not None and not ctx.loop.fence(session):
             raise LostLeadershipError(
                 "the scheduler lock was lost during this cycle; its procurement step was rolled back"

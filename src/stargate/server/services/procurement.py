@@ -82,11 +82,15 @@ class Outcome:
 Step = Callable[[ProcurementBook], list[ProcEvent]]
 
 
-def run_step(session: Session, fleet: Fleet, now: datetime, actor: str, step: Step) -> Outcome:
-    """Load the book, apply ``step``, write what changed, its events and a fleet version per new award (see the
-    module docstring). The caller's transaction commits it all or nothing."""
+def run_step(session: Session, now: datetime, actor: str, step: Step) -> Outcome:
+    """Take the locks, load the fleet in force and the book, apply ``step``, write what changed, its events and a
+    fleet version per new award (see the module docstring). The caller's transaction commits it all or nothing.
+
+    The fleet is read after the locks are held: a step that read it before could build its award's fleet version
+    on a fleet another step's award has since replaced, and drop that award's contract and cluster."""
     fleet_versions.lock(session)
     repo.lock(session)
+    fleet = current_fleet(session)
     stored = repo.load(session)
     book = ProcurementBook.restore(fleet, stored.requests, stored.states, stored.offers, stored.quotes, stored.awards)
     try:
@@ -140,7 +144,7 @@ def raise_request(session: Session, who: Principal, body: CapacityRequestIn, now
         now,
         body.reason,
     )
-    out = run_step(session, current_fleet(session), now, who.actor, lambda book: book.raise_request(req))
+    out = run_step(session, now, who.actor, lambda book: book.raise_request(req))
     return ProcurementStep(
         request=request_out(out.book, req.id, out.versions), events=[event_out(e) for e in out.events]
     )
@@ -165,7 +169,7 @@ def respond(session: Session, who: Principal, offer_id: str, body: RespondIn, no
     def answer(book: ProcurementBook) -> list[ProcEvent]:
         return book.respond(offer.id, match, now, who.actor, price=price, start=start)
 
-    out = run_step(session, current_fleet(session), now, who.actor, answer)
+    out = run_step(session, now, who.actor, answer)
     return ProcurementStep(
         request=request_out(out.book, offer.request_id, out.versions), events=[event_out(e) for e in out.events]
     )
@@ -203,7 +207,7 @@ def add_quote(session: Session, who: Principal, body: QuoteIn, now: datetime) ->
         body.valid_until,
         "api",
     )
-    out = run_step(session, current_fleet(session), now, who.actor, lambda book: book.add_quote(quote, now))
+    out = run_step(session, now, who.actor, lambda book: book.add_quote(quote, now))
     return QuoteStep(quote=quote_out(quote), events=[event_out(e) for e in out.events])
 
 
@@ -212,20 +216,19 @@ def override(session: Session, who: Principal, request_id: str, reason: str, now
     who.require_admin()
     if not reason.strip():
         raise InvalidError("body.reason: found blank text, expected why the budget is overridden")
-    fleet = current_fleet(session)
 
     def step(book: ProcurementBook) -> list[ProcEvent]:
         if request_id not in book.requests:
             raise NotFoundError(f"no capacity request {found_text(request_id)}")
         return book.override(request_id, reason, now, who.actor)
 
-    out = run_step(session, fleet, now, who.actor, step)
+    out = run_step(session, now, who.actor, step)
     return ProcurementStep(
         request=request_out(out.book, request_id, out.versions), events=[event_out(e) for e in out.events]
     )
 
 
-def tick(session: Session, fleet: Fleet, now: datetime, requests: Sequence[CapacityRequest] = ()) -> Outcome:
+def tick(session: Session, now: datetime, requests: Sequence[CapacityRequest] = ()) -> Outcome:
     """The scheduler's step: raise ``requests`` (from queue pressure), then expire offers past their deadline and
     run the market steps that are due."""
 
@@ -238,7 +241,7 @@ def tick(session: Session, fleet: Fleet, now: datetime, requests: Sequence[Capac
                 continue
         return events + book.tick(now)
 
-    return run_step(session, fleet, now, "scheduler", step)
+    return run_step(session, now, "scheduler", step)
 
 
 def restore(session: Session, fleet: Fleet) -> tuple[ProcurementBook, dict[str, str | None]]:
