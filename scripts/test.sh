@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/setup-focus.sh
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff (lint)";   ruff check src tests bench
 echo "== ruff (format)"; ruff format --check src tests bench
