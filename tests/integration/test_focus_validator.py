@@ -1,5 +1,5 @@
 """The FOCUS export (what ``stargate costs --export focus`` writes, via ``write_focus``) checked by the FinOps
-Foundation's focus-validator 1.0.0, which scripts/setup.sh installs in .venv-focus/ from requirements-focus.lock.
+Foundation's focus-validator 1.0.0, which scripts/setup-focus.sh installs in .venv-focus/ from requirements-focus.lock.
 
 The validator exits 0 even when rules fail, so the test reads its JUnit report and asserts that every rule passed
 but the 13 of its "1.0" set that name pre-1.0 columns (focus_validator_overrides.yaml says which and why; the
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 def _site_packages() -> Path:
     if not (VENV / "bin" / "focus-validator").exists():
-        pytest.fail("focus-validator is not installed: run scripts/setup.sh (it creates .venv-focus/)")
+        pytest.fail("focus-validator is not installed: run scripts/setup-focus.sh (scripts/test.sh does; it creates .venv-focus/)")
     out = subprocess.run(
         [
             str(VENV / "bin" / "python"),
