@@ -11,6 +11,8 @@ from pathlib import Path
 
 from e2e_support import ServerFactory, child_environment, run_cli
 
+from focus_validation import failures
+
 MONEY_FLEET = Path(__file__).parents[1] / "integration" / "server" / "fleet" / "money.yaml"
 
 
@@ -36,6 +38,7 @@ def test_procure_and_costs_through_the_cli(make_server: ServerFactory, tmp_path:
     bill = tmp_path / "bill.csv"
     written = cli("costs", "--export", "focus", "--output", str(bill))
     assert written.returncode == 0 and bill.read_text() == exported.stdout
+    assert failures(bill, tmp_path) == {}  # what `stargate costs --export focus` writes is valid FOCUS 1.0
     by_team = json.loads(cli("costs", "--by", "team", "--json").stdout)
     assert [r["key"] for r in by_team["rows"]] == ["alpha"]
     matched = cli("costs", "--reconcile", str(bill))
