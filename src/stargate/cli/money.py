@@ -9,6 +9,7 @@ bad field, a bill with an unknown column or another currency); 3 no server.
 
 import json
 import math
+import re
 import sys
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -56,7 +57,7 @@ def _price(text: str | None, option: str) -> str | None:
     if text is None:
         return None
     try:
-        value = Decimal(text)
+        value = Decimal(text) if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text) else Decimal("NaN")
     except InvalidOperation:
         value = Decimal("NaN")
     if not value.is_finite() or value < 0:

@@ -33,6 +33,9 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 
 _KNOWN = frozenset(FOCUS_COLUMNS)
 
+MAX_BILLED_USD = Decimal(10) ** 14
+"""The largest amount one bill line may carry, USD (the ledger's own bound on an amount)."""
+
 
 class BillError(ValueError):
     """A bill that cannot be read: ``path``, ``line`` (1-based, the header is line 1) and ``column`` say where."""
@@ -154,8 +157,10 @@ def _parse(stream: TextIO, path: str) -> list[BillRow]:
             cost = Decimal(text)
         except InvalidOperation:
             cost = Decimal("NaN")
-        if not cost.is_finite():
-            raise BillError(path, line, "BilledCost", f"found {text!r}, expected a decimal amount in USD")
+        if not cost.is_finite() or abs(cost) > MAX_BILLED_USD:
+            raise BillError(
+                path, line, "BilledCost", f"found {text!r}, expected a decimal amount in USD, at most 10^14 in size"
+            )
         start, end = instant("ChargePeriodStart"), instant("ChargePeriodEnd")
         if end < start:
             raise BillError(

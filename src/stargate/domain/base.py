@@ -12,7 +12,16 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, GetCoreSchemaHandler, Strict, StringConstraints
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    Strict,
+    StringConstraints,
+)
 from pydantic_core import core_schema
 
 from stargate.domain.limits import (
@@ -212,11 +221,29 @@ Seconds = Annotated[float, Strict(), AllowInfNan(False), Unit("s")]
 Flag = Annotated[bool, Strict()]
 """true or false (never a number or a string)."""
 
-USD = Annotated[Decimal, Field(ge=0, le=MAX_USD, max_digits=21, decimal_places=6), Unit("USD")]
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+
+
+def _plain_decimal(value: Any) -> Any:
+    """Refuse what ``Decimal`` would read but nobody means as money: booleans, and text that is not a decimal
+    number (``1_0``, `` 5``, ``Infinity``); ``2.5e13`` is a number."""
+    if isinstance(value, bool):
+        raise ValueError(f"found {value}, expected a number")
+    if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
+        raise ValueError(f"found {value[:40]!r}, expected a decimal number (e.g. 10.5)")
+    return value
+
+
+USD = Annotated[
+    Decimal, BeforeValidator(_plain_decimal), Field(ge=0, le=MAX_USD, max_digits=21, decimal_places=6), Unit("USD")
+]
 """An exact, non-negative amount of US dollars (never a float), at most 10^14 with at most 6 decimal places."""
 
 USDPerGpuHour = Annotated[
-    Decimal, Field(ge=0, le=MAX_USD_PER_GPU_HOUR, max_digits=12, decimal_places=6), Unit("USD per GPU-hour")
+    Decimal,
+    BeforeValidator(_plain_decimal),
+    Field(ge=0, le=MAX_USD_PER_GPU_HOUR, max_digits=12, decimal_places=6),
+    Unit("USD per GPU-hour"),
 ]
 """An exact price in US dollars per GPU-hour, at most 100,000 with at most 6 decimal places."""
 

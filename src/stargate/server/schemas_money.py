@@ -5,7 +5,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, PlainSerializer
+from pydantic import BaseModel, Field, PlainSerializer, StrictInt
 
 from stargate.domain import Contract
 from stargate.domain.base import Name, USDPerGpuHour
@@ -34,7 +34,7 @@ class CapacityRequestIn(Body):
     """A request for new capacity (admin)."""
 
     gpu_model: Name = Field(description="GPU model wanted (a catalogue name of the fleet), e.g. 'GB200'.")
-    gpus: int = Field(ge=1, le=10_000_000, description="GPUs wanted, 1 to 10,000,000.")
+    gpus: StrictInt = Field(ge=1, le=10_000_000, description="GPUs wanted, 1 to 10,000,000.")
     start: date = Field(description="Earliest day the capacity is wanted (ISO 8601).")
     term_days: int = Field(ge=1, le=36_500, description="Term of the reservation, days, 1 to 36,500.")
     reason: str = Field(default="", max_length=MAX_REASON, description="Why it is needed (recorded in the events).")
@@ -152,7 +152,7 @@ class QuoteIn(Body):
     gpu_model: Name
     gpus_per_node: int = Field(ge=1, le=1024, description="GPUs per node of the capacity offered, 1 to 1,024.")
     price_per_gpu_hour_usd: USDPerGpuHour
-    max_gpus: int | None = Field(default=None, ge=1, le=10_000_000, description="Most GPUs one award may take.")
+    max_gpus: StrictInt | None = Field(default=None, ge=1, le=10_000_000, description="Most GPUs one award may take.")
     lead_time_days: int = Field(default=0, ge=0, le=3650, description="Days from the request to the earliest start.")
     valid_from: date
     valid_until: date | None = None

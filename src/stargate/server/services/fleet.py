@@ -19,6 +19,7 @@ from stargate.domain import Fleet, fleet_problems
 from stargate.domain.problems import Problem
 from stargate.engine import Driver, Override, PriorityRule, get_policy, policy_for
 from stargate.engine import scheduling as engine_scheduling
+from stargate.engine.procurement_award import award_contract
 from stargate.fleetfile.describe import error_words, found_text
 from stargate.server.errors import ConflictError, InvalidError, NotFoundError
 from stargate.server.schemas import Change, FleetOut, FleetPlan, SchedulingOut
@@ -27,6 +28,7 @@ from stargate.store import JobStatus
 from stargate.store.models import FleetPlanRow, FleetVersionRow
 from stargate.store.repositories import fleet_versions
 from stargate.store.repositories import jobs as job_repo
+from stargate.store.repositories import procurement as procurement_repo
 from stargate.store.repositories import teams as team_repo
 
 SECTIONS = (
@@ -215,11 +217,43 @@ def _jobs(n: int) -> str:
     return f"{n:,} job{'s' if n != 1 else ''} not finished (pending, placed or running)"
 
 
+def with_awards(session: Session, fleet: Fleet) -> Fleet:
+    """``fleet`` with the contract and cluster of every award already in force that it does not list: capacity bought
+    through procurement stays bought when a fleet file that predates the award is applied (409 when the file no
+    longer has the provider or site an award needs)."""
+    stored = procurement_repo.load(session)
+    contracts, clusters = list(fleet.contracts), list(fleet.clusters)
+    have_contracts, have_clusters = {c.id for c in contracts}, {c.id for c in clusters}
+    added = False
+    for award_id, award in stored.awards.items():
+        if stored.fleet_versions.get(award_id) is None:
+            continue
+        contract, cluster = award_contract(award)
+        if contract.id not in have_contracts:
+            contracts.append(contract)
+            added = True
+        if cluster.id not in have_clusters:
+            clusters.append(cluster)
+            added = True
+    if not added:
+        return fleet
+    kept = fleet.model_copy(update={"contracts": contracts, "clusters": clusters})
+    problems = fleet_problems(kept)
+    if problems:
+        raise ConflictError(
+            "the fleet would drop capacity bought through procurement: keeping its awarded contracts and clusters "
+            f"fails: {problems[0].dotted()}: found {problems[0].found}, expected {problems[0].expected}"
+        )
+    return kept
+
+
 def record(
     session: Session, fleet: Fleet, actor: str, now: datetime, override: Override | None = None
 ) -> FleetVersionRow:
-    """Make ``fleet`` the fleet in force (a new version row, teams and queues synced); 422 when the scheduler could
-    not load it (under ``stargate up --policy/--set`` ``override``)."""
+    """Make ``fleet`` the fleet in force (a new version row, teams and queues synced), with every award in force
+    kept (see :func:`with_awards`); 422 when the scheduler could not load it (under ``stargate up --policy/--set``
+    ``override``)."""
+    fleet = with_awards(session, fleet)
     check_schedulable(fleet, now, override)
     check_live_jobs(session, fleet, now)
     document = canonical(fleet)
@@ -236,6 +270,7 @@ def ensure(
     """Apply ``fleet`` unless it already is the fleet in force; returns the version row and whether it changed."""
     fleet_versions.lock(session)
     row = fleet_versions.current(session)
+    fleet = with_awards(session, fleet)
     if row is not None and row.version == version_of(canonical(fleet)):
         return row, False
     return record(session, fleet, actor, now, override), True
@@ -246,7 +281,7 @@ def plan(
 ) -> FleetPlan:
     """Validate a proposed fleet (also: the scheduler can load it, under ``override``), list its differences from
     the fleet in force and store the plan."""
-    fleet = parse(document)
+    fleet = with_awards(session, parse(document))
     check_schedulable(fleet, now, override)
     check_live_jobs(session, fleet, now)
     proposed = canonical(fleet)
