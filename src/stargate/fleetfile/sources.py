@@ -1,4 +1,5 @@
-"""Reading a fleet path: one YAML file, or every ``*.yaml`` / ``*.yml`` file of a directory (not recursive)."""
+"""Reading a fleet path: one YAML file, or every ``*.yaml`` / ``*.yml`` file of a directory (not recursive) except
+plan scenarios (``plan.yaml``, ``plan-*.yaml``: see :func:`is_plan_file`)."""
 
 import stat
 from pathlib import Path
@@ -10,16 +11,28 @@ from stargate.fleetfile.yamldoc import DOCUMENT, MAX_DOCUMENT_BYTES, YamlDoc, pa
 SUFFIXES = (".yaml", ".yml")
 """File name endings read from a fleet directory."""
 
+PLAN_STEM = "plan"
+"""A directory entry named ``plan.yaml`` / ``plan.yml`` or ``plan-NAME.yaml`` / ``plan-NAME.yml`` is a plan scenario
+(it names the fleet it plans for, often its own directory), never a fleet file."""
+
 MAX_FILES = 1_000
 """The most YAML files a fleet directory may hold, files."""
 
 
 def fleet_files(path: Path) -> list[Path]:
     """The files a fleet path stands for: the file itself, or a directory's ``*.yaml`` / ``*.yml`` entries sorted
-    by name (every such entry, even one that is not a regular file: reading it then says what it is)."""
+    by name (every such entry, even one that is not a regular file: reading it then says what it is), plan
+    scenarios left out (:func:`is_plan_file`). A path naming a file is read whatever its name."""
     if path.is_dir():
-        return sorted((p for p in path.iterdir() if p.suffix in SUFFIXES), key=lambda p: p.name)
+        entries = (p for p in path.iterdir() if p.suffix in SUFFIXES and not is_plan_file(p))
+        return sorted(entries, key=lambda p: p.name)
     return [path]
+
+
+def is_plan_file(path: Path) -> bool:
+    """Whether a directory entry is a plan scenario: ``plan.yaml``, ``plan.yml``, ``plan-NAME.yaml`` or
+    ``plan-NAME.yml`` (a fleet directory skips it)."""
+    return path.suffix in SUFFIXES and (path.stem == PLAN_STEM or path.stem.startswith(PLAN_STEM + "-"))
 
 
 def not_a_file(path: Path) -> str | None:

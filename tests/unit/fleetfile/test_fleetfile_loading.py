@@ -206,3 +206,23 @@ def test_missing_budget_field_is_reported_even_when_a_file_is_broken(tmp_path: P
     )
     got = [(Path(p.file).name, p.path) for p in _problems(directory)]
     assert got == [("a.yaml", "(document)"), ("b.yaml", "budget.ceiling_usd")]
+
+
+def test_directory_skips_plan_scenarios(tmp_path: Path) -> None:
+    """plan.yaml, plan.yml and plan-NAME.yaml in a fleet directory are plan scenarios, not fleet files; a file named
+    like them but not them (planet.yaml, plans.yaml) is still read, and so is a plan-named path given alone."""
+    directory = _write(
+        tmp_path / "fleet",
+        {
+            "00-base.yaml": "name: t\nproviders: [{id: first, name: First, kind: owned}]\n",
+            "plan.yaml": "demand: oops\n",
+            "plan.yml": "demand: oops\n",
+            "plan-2026.yaml": "demand: oops\n",
+            "planet.yaml": "providers: [{id: second, name: Second, kind: cloud}]\n",
+        },
+    )
+    assert [f.name for f in fleet_files(directory)] == ["00-base.yaml", "planet.yaml"]
+    assert [p.id for p in load_fleet(directory).providers] == ["first", "second"]
+    assert fleet_files(directory / "plan.yaml") == [directory / "plan.yaml"]
+    with pytest.raises(FleetFileError):
+        load_fleet(directory / "plan.yaml")
