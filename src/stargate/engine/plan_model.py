@@ -1,0 +1,412 @@
+r"""The capacity plan as a mixed-integer linear program (built here, solved by a :data:`Solver` such as HiGHS).
+
+Pure: numpy only, no solver import. Money inside the program is in millions of USD (:data:`MONEY_SCALE`) so that
+coefficients stay near 1; :class:`LinearProgram` keeps the scale and the constant cash so results convert back.
+
+**Sets.** Months :math:`t \in T = \{0..n-1\}` with hours :math:`h_t`; GPU models :math:`g \in G` with demand
+:math:`D_{g,t}`; fleet supplies :math:`s \in S` (model :math:`g_s`, capacity :math:`K_{s,t}`, marginal
+:math:`p_s`); commitments :math:`c \in C` (floor :math:`F_{c,t}`, sources :math:`S_c`); market choices
+:math:`o \in O` (model, price :math:`q_o`, lead :math:`L_o`, term :math:`R_o`, limit :math:`U_o`); build choices
+:math:`b \in B` (GPUs :math:`N_b`, IT MW :math:`W_b`, capex :math:`X_b`, build months :math:`M_b`, at most
+:math:`A_b`, marginal :math:`e_b`); first-refusal rules :math:`r` (holder, model, months); sites with power headroom
+:math:`H_k`; envelope :math:`E_t` (where a budget applies).
+
+**Variables** (only where they can matter):
+
+- ``use[s,t]`` ∈ [0, K_{s,t}]: GPUs of supply s used in month t (models with demand, months with capacity);
+- ``sign[o,m]`` ≥ 0 (≤ U_o; ≤ peak demand of its model when U_o is unlimited): GPUs signed with option o in month m,
+  only where it may be signed and its capacity starts inside the horizon (m + L_o < n); active in months
+  :math:`\mathrm{act}(o,m) = [m+L_o,\ m+L_o+R_o-1] \cap T`;
+- ``mkt[g,t]`` ≥ 0: signed GPUs of model g used in month t;
+- ``start[b,m]`` ∈ {0..A_b} integer: buildings of choice b started in month m, m ≥ earliest and m + M_b < n;
+- ``bld[b,t]`` ≥ 0: built GPUs of choice b used in month t;
+- ``unmet[g,t]`` ∈ [0, D_{g,t}]: demand left unmet (only with an unmet penalty π; else demand must be met);
+- ``pay[c,t]`` ≥ F_{c,t}: what commitment c pays in month t (months where one of its sources has capacity; in
+  other months its floor is constant cash);
+- ``z[r,m]`` ∈ {0,1}: first refusal satisfied (every holder option filled) in month m;
+- ``spend[t]`` ≥ 0: cash paid in month t beyond the constant cash :math:`\kappa_t` (fixed payments and floors);
+- ``slack[t]`` ≥ 0: USD past the envelope at the end of month t (only with an over-budget penalty β).
+
+**Constraints** by family (``LinearProgram.row_family``):
+
+- ``demand`` (g,t): :math:`\sum_{s: g_s=g} use_{s,t} + mkt_{g,t} + \sum_{b: g_b=g} bld_{b,t} + unmet_{g,t} = D_{g,t}`;
+- ``market`` (g,t): :math:`mkt_{g,t} \le \sum_{o: g_o=g} \sum_{m: t \in act(o,m)} sign_{o,m}`;
+- ``build`` (b,t): :math:`bld_{b,t} \le N_b \sum_{m \le t-M_b} start_{b,m}`; and (b):
+  :math:`\sum_m start_{b,m} \le A_b`;
+- ``power`` (site k): :math:`\sum_{b \in k} W_b \sum_m start_{b,m} \le H_k`;
+- ``commitment`` (c,t): :math:`pay_{c,t} \ge \sum_{s \in S_c} p_s h_t\, use_{s,t}`;
+- ``rofr`` (r,m), when the holder has options :math:`O^H` signable in m: :math:`sign_{o,m} \ge U_o z_{r,m}` for
+  o ∈ O^H and :math:`sign_{o',m} \le \bar U_{o'} z_{r,m}` for every other provider's option o' of the model
+  (:math:`\bar U` its limit, else peak demand). A holder option with no limit, or one whose capacity would start
+  past the horizon, cannot be filled: other providers are then shut out of m (upper bound 0);
+- ``spend`` (t): :math:`spend_t = \sum_{s \notin \cup S_c} p_s h_t use_{s,t} + \sum_c pay_{c,t} +
+  \sum_{o,m: t \in act(o,m)} q_o h_t sign_{o,m} + \sum_b e_b h_t bld_{b,t} + \sum_{b,m: m \le t < m+M_b}
+  \tfrac{X_b}{M_b} start_{b,m}`;
+- ``budget`` (t with an envelope): :math:`\sum_{t' \le t} (\kappa_{t'} + spend_{t'}) - slack_t \le E_t`.
+
+**Objective**: minimise :math:`\sum_t (\kappa_t + spend_t) + \pi \sum_{g,t} h_t\, unmet_{g,t} + \beta \sum_t
+slack_t`: all cash over the horizon (signings pay only their months inside it) plus the penalties.
+
+``build_lp(inputs, relax=...)`` drops a family for the infeasibility diagnosis: ``demand`` (unmet allowed at a high
+penalty), ``budget``, ``rofr`` or ``power``.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from stargate.engine.plan_types import PlanInputs
+
+MONEY_SCALE = 1e6
+"""USD per money unit inside the program (millions of USD)."""
+
+RELAXABLE = ("demand", "budget", "rofr", "power")
+"""Families the diagnosis relaxes one at a time."""
+
+DIAGNOSIS_PENALTY_USD_PER_GPU_HOUR = 10_000.0
+"""Unmet penalty used when demand is relaxed but the scenario sets none (far above any price)."""
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+Key = tuple[str, str, int]
+"""(kind or family, reference, month) of a column or row; month -1 when not monthly."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LinearProgram:
+    """A mixed-integer linear program: minimise c·x + offset subject to row_lower ≤ A x ≤ row_upper and
+    col_lower ≤ x ≤ col_upper, x integer where ``integrality`` is 1. A is column-wise (CSC): the nonzeros of column
+    j are ``a_value[a_start[j]:a_start[j+1]]`` in rows ``a_index[...]``."""
+
+    c: FloatArray
+    offset: float
+    col_lower: FloatArray
+    col_upper: FloatArray
+    integrality: npt.NDArray[np.int8]
+    a_start: IntArray
+    a_index: IntArray
+    a_value: FloatArray
+    row_lower: FloatArray
+    row_upper: FloatArray
+    cols: tuple[Key, ...]
+    """(kind, ref, month) of each column: kinds use, sign, mkt, start, bld, unmet, pay, z, spend, slack."""
+    rows: tuple[Key, ...]
+    """(family, ref, month) of each row: families demand, market, build, power, commitment, rofr, spend, budget."""
+    const_usd: tuple[float, ...]
+    """Cash paid in each month whatever the plan does (fixed payments, floors with no source in use), USD."""
+    scale: float = MONEY_SCALE
+    relaxed: frozenset[str] = frozenset()
+    index: dict[Key, int] = field(default_factory=dict)
+    """Column position by key."""
+
+    @property
+    def num_col(self) -> int:
+        """Number of variables."""
+        return len(self.c)
+
+    @property
+    def num_row(self) -> int:
+        """Number of constraints."""
+        return len(self.row_lower)
+
+    @property
+    def col_names(self) -> tuple[str, ...]:
+        """Readable names, e.g. ``sign[coreweave-gb200,3]``."""
+        return tuple(_name(k) for k in self.cols)
+
+    @property
+    def row_family(self) -> tuple[str, ...]:
+        """The family of each row."""
+        return tuple(r[0] for r in self.rows)
+
+    def is_mip(self) -> bool:
+        """True when some variable is integer."""
+        return bool(self.integrality.any())
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LpSolution:
+    """What a solver returns: a status word, the values (None when there are none) and the objective."""
+
+    status: str
+    """'optimal', 'infeasible', 'unbounded', 'time_limit' or 'error'."""
+    x: FloatArray | None
+    objective: float
+    """c·x + offset, in the program's money unit."""
+    seconds: float
+    message: str = ""
+
+
+class Solver(Protocol):
+    """Solves a :class:`LinearProgram` (see :func:`stargate.planning.highs.highs_solver`)."""
+
+    def __call__(self, lp: LinearProgram, /) -> LpSolution: ...
+
+
+SolverFunction = Callable[[LinearProgram], LpSolution]
+
+
+def _name(key: Key) -> str:
+    kind, ref, month = key
+    inner = ",".join(p for p in (ref, str(month) if month >= 0 else "") if p)
+    return f"{kind}[{inner}]"
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.c: list[float] = []
+        self.lo: list[float] = []
+        self.hi: list[float] = []
+        self.integer: list[int] = []
+        self.cols: list[Key] = []
+        self.index: dict[Key, int] = {}
+        self.rlo: list[float] = []
+        self.rhi: list[float] = []
+        self.rows: list[Key] = []
+        self.ri: list[int] = []
+        self.ci: list[int] = []
+        self.v: list[float] = []
+
+    def col(self, key: Key, lo: float, hi: float, cost: float = 0.0, integer: bool = False) -> int:
+        j = len(self.c)
+        self.c.append(cost)
+        self.lo.append(lo)
+        self.hi.append(hi)
+        self.integer.append(1 if integer else 0)
+        self.cols.append(key)
+        self.index[key] = j
+        return j
+
+    def row(self, key: Key, lo: float, hi: float, terms: Iterable[tuple[int, float]]) -> int:
+        i = len(self.rlo)
+        self.rlo.append(lo)
+        self.rhi.append(hi)
+        self.rows.append(key)
+        for j, v in terms:
+            if v != 0.0:
+                self.ri.append(i)
+                self.ci.append(j)
+                self.v.append(v)
+        return i
+
+    def finish(self, offset: float, const: tuple[float, ...], relaxed: frozenset[str]) -> LinearProgram:
+        n = len(self.c)
+        rows = np.asarray(self.ri, dtype=np.int64)
+        cols = np.asarray(self.ci, dtype=np.int64)
+        vals = np.asarray(self.v, dtype=np.float64)
+        order = np.lexsort((rows, cols))
+        rows, cols, vals = rows[order], cols[order], vals[order]
+        if len(rows):
+            flat = cols * max(len(self.rlo), 1) + rows
+            unique, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
+            if len(unique) != len(flat):
+                vals = np.bincount(inverse, weights=vals).astype(np.float64)
+                rows, cols = rows[first], cols[first]
+        starts = np.searchsorted(cols, np.arange(n + 1)).astype(np.int64)
+        return LinearProgram(
+            c=np.asarray(self.c, dtype=np.float64),
+            offset=offset,
+            col_lower=np.asarray(self.lo, dtype=np.float64),
+            col_upper=np.asarray(self.hi, dtype=np.float64),
+            integrality=np.asarray(self.integer, dtype=np.int8),
+            a_start=starts,
+            a_index=rows,
+            a_value=vals,
+            row_lower=np.asarray(self.rlo, dtype=np.float64),
+            row_upper=np.asarray(self.rhi, dtype=np.float64),
+            cols=tuple(self.cols),
+            rows=tuple(self.rows),
+            const_usd=const,
+            relaxed=relaxed,
+            index=self.index,
+        )
+
+
+def active_months(lead: int, term: int, month: int, n: int) -> range:
+    """Months inside the horizon a signing in ``month`` supplies (and pays)."""
+    return range(month + lead, min(month + lead + term, n))
+
+
+def constant_cash(inputs: PlanInputs) -> list[float]:
+    """Cash each month pays whatever the plan does: fixed payments plus commitment floors of months where none of
+    the commitment's sources has capacity, USD."""
+    n = len(inputs.months)
+    const = [0.0] * n
+    for f in inputs.fixed:
+        for t in range(n):
+            const[t] += f.usd[t]
+    capacity = {s.id: s.capacity for s in inputs.supplies}
+    demanded = set(inputs.models())
+    models = {s.id: s.gpu_model for s in inputs.supplies}
+    for c in inputs.commitments:
+        for t in range(n):
+            if not any(capacity.get(s, (0.0,) * n)[t] > 0 and models.get(s) in demanded for s in c.sources):
+                const[t] += c.floor_usd[t]
+    return const
+
+
+def build_lp(inputs: PlanInputs, relax: Iterable[str] = ()) -> LinearProgram:
+    """The program of ``inputs`` (see the module docstring); ``relax`` names families to drop (diagnosis)."""
+    relaxed = frozenset(relax)
+    unknown = relaxed - set(RELAXABLE)
+    if unknown:
+        raise ValueError(f"found {sorted(unknown)} to relax, expected some of {', '.join(RELAXABLE)}")
+    n = len(inputs.months)
+    hours = inputs.hours
+    scale = MONEY_SCALE
+    models = inputs.models()
+    demand = {g: inputs.demand_gpus(g) for g in models}
+    peak = {g: max(demand[g], default=0.0) for g in models}
+    lp = _Builder()
+    cash: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+    on_demand: dict[tuple[str, int], list[tuple[int, float]]] = {}  # (model, t) → use columns
+
+    # Fleet supplies.
+    source_of = {s: c.id for c in inputs.commitments for s in c.sources}
+    use_cols: dict[tuple[str, int], int] = {}
+    for s in inputs.supplies:
+        if s.gpu_model not in demand:
+            continue
+        for t in range(n):
+            if s.capacity[t] <= 0:
+                continue
+            j = lp.col(("use", s.id, t), 0.0, s.capacity[t])
+            use_cols[(s.id, t)] = j
+            on_demand.setdefault((s.gpu_model, t), []).append((j, 1.0))
+            if s.id not in source_of and s.marginal_usd_per_gpu_hour > 0:
+                cash[t].append((j, s.marginal_usd_per_gpu_hour * hours[t] / scale))
+
+    # Commitments: pay ≥ floor and ≥ use at price.
+    marginal = {s.id: s.marginal_usd_per_gpu_hour for s in inputs.supplies}
+    for c in inputs.commitments:
+        for t in range(n):
+            terms = [(use_cols[(s, t)], -marginal[s] * hours[t] / scale) for s in c.sources if (s, t) in use_cols]
+            if not terms:
+                continue
+            j = lp.col(("pay", c.id, t), c.floor_usd[t] / scale, np.inf)
+            cash[t].append((j, 1.0))
+            lp.row(("commitment", c.id, t), 0.0, np.inf, [(j, 1.0), *terms])
+
+    # Market signings.
+    sign_cols: dict[tuple[str, int], int] = {}
+    active: dict[tuple[str, int], list[tuple[int, float]]] = {}
+    holders = {(r.holder, r.gpu_model) for r in inputs.rofr} if "rofr" not in relaxed else set()
+    for o in inputs.markets:
+        if o.gpu_model not in demand:
+            continue
+        limit = o.max_gpus_per_month
+        is_holder = (o.provider, o.gpu_model) in holders
+        upper = peak[o.gpu_model] if limit is None else (limit if is_holder else min(limit, peak[o.gpu_model]))
+        for m in range(n):
+            if not o.can_sign[m] or m + o.lead_months >= n:
+                continue
+            span = active_months(o.lead_months, o.term_months, m, n)
+            j = lp.col(("sign", o.id, m), 0.0, upper)
+            sign_cols[(o.id, m)] = j
+            for t in span:
+                cash[t].append((j, o.price_usd_per_gpu_hour * hours[t] / scale))
+                active.setdefault((o.gpu_model, t), []).append((j, -1.0))
+    for (g, t), terms in sorted(active.items(), key=lambda item: (models.index(item[0][0]), item[0][1])):
+        j = lp.col(("mkt", g, t), 0.0, np.inf)
+        on_demand.setdefault((g, t), []).append((j, 1.0))
+        lp.row(("market", g, t), -np.inf, 0.0, [(j, 1.0), *terms])
+
+    # Builds.
+    starts_of: dict[str, list[int]] = {}
+    for b in inputs.builds:
+        if b.gpu_model not in demand or b.max_buildings <= 0:
+            continue
+        cols: list[tuple[int, int]] = []
+        for m in range(b.earliest_month, n - b.build_months):
+            j = lp.col(("start", b.id, m), 0.0, float(b.max_buildings), integer=True)
+            cols.append((m, j))
+            for t in range(m, m + b.build_months):
+                cash[t].append((j, b.capex_usd_per_building / b.build_months / scale))
+        if not cols:
+            continue
+        starts_of[b.id] = [j for _, j in cols]
+        lp.row(("build", b.id, -1), -np.inf, float(b.max_buildings), [(j, 1.0) for _, j in cols])
+        for t in range(cols[0][0] + b.build_months, n):
+            built = [(j, -float(b.gpus_per_building)) for m, j in cols if m + b.build_months <= t]
+            k = lp.col(("bld", b.id, t), 0.0, np.inf)
+            if b.marginal_usd_per_gpu_hour > 0:
+                cash[t].append((k, b.marginal_usd_per_gpu_hour * hours[t] / scale))
+            on_demand.setdefault((b.gpu_model, t), []).append((k, 1.0))
+            lp.row(("build", b.id, t), -np.inf, 0.0, [(k, 1.0), *built])
+    if "power" not in relaxed:
+        for p in inputs.site_power:
+            terms = [
+                (j, b.it_mw_per_building) for b in inputs.builds if b.site == p.site for j in starts_of.get(b.id, [])
+            ]
+            if terms:
+                lp.row(("power", p.site, -1), -np.inf, p.headroom_mw, terms)
+
+    # First refusal.
+    if "rofr" not in relaxed:
+        _rofr(lp, inputs, sign_cols, peak, n)
+
+    # Demand balance and unmet.
+    penalty = inputs.unmet_penalty_usd_per_gpu_hour
+    if penalty is None and "demand" in relaxed:
+        penalty = DIAGNOSIS_PENALTY_USD_PER_GPU_HOUR
+    for g in models:
+        for t in range(n):
+            terms = list(on_demand.get((g, t), []))
+            if penalty is not None and demand[g][t] > 0:
+                j = lp.col(("unmet", g, t), 0.0, demand[g][t], cost=penalty * hours[t] / scale)
+                terms.append((j, 1.0))
+            lp.row(("demand", g, t), demand[g][t], demand[g][t], terms)
+
+    # Cash per month and the budget envelope.
+    const = constant_cash(inputs)
+    spend_cols = []
+    for t in range(n):
+        j = lp.col(("spend", "", t), 0.0, np.inf, cost=1.0)
+        spend_cols.append(j)
+        lp.row(("spend", "", t), 0.0, 0.0, [(j, 1.0), *((k, -v) for k, v in cash[t])])
+    if "budget" not in relaxed:
+        beta = inputs.over_budget_penalty
+        cumulative = 0.0
+        for t in range(n):
+            cumulative += const[t]
+            limit = inputs.envelope_usd[t]
+            if limit is None:
+                continue
+            terms = [(spend_cols[k], 1.0) for k in range(t + 1)]
+            if beta is not None:
+                terms.append((lp.col(("slack", "", t), 0.0, np.inf, cost=beta), -1.0))
+            lp.row(("budget", "", t), -np.inf, (limit - cumulative) / scale, terms)
+    return lp.finish(sum(const) / scale, tuple(const), relaxed)
+
+
+def _rofr(
+    lp: _Builder, inputs: PlanInputs, sign_cols: dict[tuple[str, int], int], peak: dict[str, float], n: int
+) -> None:
+    for r in inputs.rofr:
+        if r.gpu_model not in peak:
+            continue
+        same = [o for o in inputs.markets if o.gpu_model == r.gpu_model]
+        holder = [o for o in same if o.provider == r.holder]
+        others = [o for o in same if o.provider != r.holder]
+        for m in r.months:
+            if not 0 <= m < n:
+                continue
+            offered = [o for o in holder if o.can_sign[m]]
+            rivals = [(o, sign_cols[(o.id, m)]) for o in others if (o.id, m) in sign_cols]
+            if not offered or not rivals:
+                continue
+            if any(o.max_gpus_per_month is None or (o.id, m) not in sign_cols for o in offered):
+                for _, j in rivals:
+                    lp.hi[j] = 0.0
+                continue
+            z = lp.col(("z", f"{r.contract}:{r.gpu_model}", m), 0.0, 1.0, integer=True)
+            for o in offered:
+                limit = o.max_gpus_per_month
+                assert limit is not None
+                lp.row(("rofr", f"{r.contract}:{o.id}", m), 0.0, np.inf, [(sign_cols[(o.id, m)], 1.0), (z, -limit)])
+            for o, j in rivals:
+                lp.row(("rofr", f"{r.contract}:{o.id}", m), -np.inf, 0.0, [(j, 1.0), (z, -lp.hi[j])])
