@@ -74,11 +74,12 @@ def load_scenario(path: Path) -> LoadedScenario:
         raise ScenarioFileError([problem])
     doc = parse_yaml(text, str(path), scalar_fields(PlanScenario))
     reader = _Reader(doc)
-    fleet_key = doc.data.get("fleet", ".") if isinstance(doc.data, dict) else "."
-    # a fleet key that is not a path is the scenario's problem (reported); nothing is loaded in its place
-    fleet = (
-        _fleet(path.parent / fleet_key.strip(), reader) if isinstance(fleet_key, str) and fleet_key.strip() else None
-    )
+    fleet_key = doc.data.get("fleet", ".") if isinstance(doc.data, dict) else None
+    # a fleet key that is not a path (or a document that is not a scenario) is the scenario's problem: nothing is
+    # loaded in its place
+    fleet = None
+    if isinstance(fleet_key, str) and fleet_key.strip():
+        fleet = _fleet(path.parent / fleet_key.strip(), reader)
     scenario = reader.scenario
     if scenario is None or fleet is None:
         raise ScenarioFileError(reader.problems)
