@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from stargate.domain.base import visible
 from stargate.domain.fleet import Fleet
 from stargate.domain.planning import PlanScenario
 from stargate.engine.plan_checks import scenario_problems
@@ -79,7 +80,7 @@ def load_scenario(path: Path) -> LoadedScenario:
     # loaded in its place
     fleet = None
     if isinstance(fleet_key, str) and fleet_key.strip():
-        fleet = _fleet(path.parent / fleet_key.strip(), reader)
+        fleet = _fleet(path.parent / fleet_key.strip(), fleet_key.strip(), reader)
     scenario = reader.scenario
     if scenario is None or fleet is None:
         raise ScenarioFileError(reader.problems)
@@ -268,10 +269,10 @@ def _read(path: Path) -> tuple[str, LocatedProblem | None]:
         return "", LocatedProblem(where, line, column, DOCUMENT, found, "a UTF-8 text file")
 
 
-def _fleet(fleet_path: Path, reader: _Reader) -> Fleet | None:
+def _fleet(fleet_path: Path, written: str, reader: _Reader) -> Fleet | None:
     """The fleet the scenario names; its problems (located in the fleet files) join the scenario's."""
     if not fleet_path.exists():
-        found = f"'{fleet_path}' (no such file or directory)"
+        found = f"{found_text(written)} ({visible(str(fleet_path))}: no such file or directory)"
         reader.add(("fleet",), found, "a fleet file or directory, relative to the scenario file")
         return None
     try:

@@ -226,3 +226,27 @@ def test_a_damaged_bundled_plan_is_located_or_loads_never_crashes(tmp_path: Path
         assert exc.problems
         for p in exc.problems:
             assert p.file.startswith(str(folder)) and p.line >= 1 and p.found and p.expected, p
+
+
+DOC = EXAMPLE.parents[1] / "docs" / "reference" / "plan-file.md"
+
+
+def test_the_reference_example_loads_next_to_the_bundled_fleet(tmp_path: Path) -> None:
+    (block,) = re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    shutil.copytree(EXAMPLE, tmp_path / "fleet", ignore=shutil.ignore_patterns("*.csv", "*.py", "plan.yaml"))
+    path = tmp_path / "fleet" / "plan-small.yaml"
+    path.write_text(block, encoding="utf-8")
+    loaded = load_scenario(path)
+    assert [d.id for d in loaded.scenario.demand] == ["training", "inference"]
+    assert loaded.fleet == load_fleet(EXAMPLE)
+
+
+def test_the_reference_documents_every_key() -> None:
+    from stargate.domain import planning
+
+    text = DOC.read_text(encoding="utf-8")
+    models = (planning.PlanScenario, planning.DemandSeries, planning.GrowthCurve, planning.DemandPoint)
+    models += (planning.HistoryFit, planning.MarketOptions, planning.MarketOption, planning.BuildOption)
+    models += (planning.Risk, planning.Triangular, planning.OutageRisk)
+    missing = [f"{m.__name__}.{k}" for m in models for k in m.model_fields if f"| `{k}` |" not in text]
+    assert missing == []
