@@ -22,6 +22,7 @@ import httpx
 
 from stargate.client_config import DEFAULT_URL
 from stargate.client_money import MoneyApi
+from stargate.client_plans import PlansApi
 
 DEFAULT_TIMEOUT_S = 10.0
 JOB_STATUSES = ("pending", "placed", "running", "succeeded", "failed", "cancelled")
@@ -170,9 +171,10 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 }
 
 
-class StargateClient(MoneyApi):
+class StargateClient(MoneyApi, PlansApi):
     """The REST API under ``/api/v1`` with a bearer token; use as a context manager or call :meth:`close` (the
-    contract, procurement, budget and cost calls are in :class:`~stargate.client_money.MoneyApi`)."""
+    contract, procurement, budget and cost calls are in :class:`~stargate.client_money.MoneyApi`, the capacity plan
+    calls in :class:`~stargate.client_plans.PlansApi`)."""
 
     def __init__(
         self,

@@ -20,7 +20,7 @@ from stargate.fleetfile.describe import found_text, plain_error_words
 from stargate.server.context import ServerContext
 from stargate.server.errors import DATABASE_DOWN, ServiceError, database_problem
 from stargate.server.limits import BODY_ENV, MAX_PATH_BYTES, PLAN_BODY_ENV
-from stargate.server.routers import fleet, health, jobs, misc, money
+from stargate.server.routers import fleet, health, jobs, misc, money, plans
 from stargate.server.scheduling.loop import SchedulerThread
 from stargate.server.schemas import ERROR_RESPONSES
 from stargate.store import IllegalTransitionError
@@ -31,8 +31,10 @@ API_PREFIX = "/api/v1"
 
 PLAN_PATH = f"{API_PREFIX}/fleet/plan"
 RECONCILE_PATH = f"{API_PREFIX}/costs/reconcile"
-LARGE_BODY_PATHS = (PLAN_PATH, RECONCILE_PATH)
-"""The routes with their own, larger body limit (a whole fleet document; a provider's bill)."""
+CAPACITY_PLAN_PATH = f"{API_PREFIX}/plans"
+LARGE_BODY_PATHS = (PLAN_PATH, RECONCILE_PATH, CAPACITY_PLAN_PATH)
+"""The routes with their own, larger body limit (a whole fleet document; a provider's bill; a plan scenario of up
+to 1 MB, escaped as a JSON string)."""
 
 
 class BodyLimit:
@@ -40,10 +42,10 @@ class BodyLimit:
     :data:`~stargate.server.limits.MAX_PATH_BYTES` gets 414).
 
     A declared ``Content-Length`` over the limit is refused at once, without reading; a body without one (chunked)
-    is counted as it streams and refused at the first chunk past the limit. ``POST /api/v1/fleet/plan`` and ``POST
-    /api/v1/costs/reconcile`` have their own larger limit, granted only to a request that carries an
-    ``Authorization`` header (the token is checked after the body is read, so an anonymous client gets the default
-    limit).
+    is counted as it streams and refused at the first chunk past the limit. ``POST /api/v1/fleet/plan``, ``POST
+    /api/v1/costs/reconcile`` and ``POST /api/v1/plans`` have their own larger limit, granted only to a request that
+    carries an ``Authorization`` header (the token is checked after the body is read, so an anonymous client gets
+    the default limit).
     """
 
     def __init__(self, app: ASGIApp, limit: int, plan_limit: int) -> None:
@@ -224,7 +226,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
         LastResort, failures=failures
     )  # added last: the outermost of ours, so it sees what every other one raises
     app.include_router(health.router)
-    for router in (jobs.router, fleet.router, misc.router, money.router):
+    for router in (jobs.router, fleet.router, misc.router, money.router, plans.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     _add_error_handlers(app, failures)
     return app

@@ -1,4 +1,5 @@
-"""SQLAlchemy 2 models of the control plane's state: jobs and their events, runs, tokens, the fleet, procurement.
+"""SQLAlchemy 2 models of the control plane's state: jobs and their events, runs, tokens, the fleet, procurement,
+capacity plans.
 
 Times are stored as UTC (naive in the database, aware in Python); money is ``Numeric``; free-form documents are
 JSON. The schema is created by the Alembic migrations in ``stargate/store/migrations``, never by ``create_all``
@@ -387,6 +388,32 @@ class ProcurementEventRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(ACTOR_MAX))
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class PlanRow(Base):
+    """A capacity plan computed on the server: the scenario (its YAML), the fleet version it was computed on, the
+    result (:func:`stargate.planning.run.run_to_dict`) and, once applied, who applied it and the capacity request
+    each applied action raised (``{"<action index>": "<request id>"}``)."""
+
+    __tablename__ = "plans"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    created_by: Mapped[str] = mapped_column(String(ACTOR_MAX))
+    fleet_version: Mapped[str] = mapped_column(String(64))
+    scenario: Mapped[str] = mapped_column(String(200))
+    scenario_yaml: Mapped[str] = mapped_column(Text)
+    scenarios: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    """``computed`` or ``applied``."""
+    result: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    first_shortfall_month: Mapped[str | None] = mapped_column(String(7))
+    """``YYYY-MM`` of the plan's first month with unmet demand (null: none); kept apart for listings."""
+    unmet_gpu_hours: Mapped[float] = mapped_column(Float)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    applied_by: Mapped[str | None] = mapped_column(String(ACTOR_MAX))
+    applied_requests: Mapped[dict[str, str] | None] = mapped_column(JsonType)
 
 
 JOB_ID_PREFIX = "j-"
