@@ -6,7 +6,7 @@ provider tokens none of it. The routes are plain functions: FastAPI runs them in
 computed (bounded to 1,000 Monte Carlo scenarios, in-process, never on Ray) never holds up the event loop.
 """
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
@@ -21,7 +21,9 @@ router = APIRouter(route_class=StrictJsonRoute)
 IdPath = Annotated[str, Path(max_length=40)]
 
 
-BUSY = {503: {"model": ErrorBody, "description": "Other plans are being computed; try again when one has finished."}}
+BUSY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorBody, "description": "Other plans are being computed; try again when one has finished."}
+}
 
 
 @router.post("/plans", response_model=PlanOut, status_code=201, tags=["plans"], responses=BUSY)

@@ -224,7 +224,11 @@ def apply(session: Session, who: Principal, plan_id: str, selected: list[int] | 
     if row is None:
         raise NotFoundError(f"no plan {found_text(plan_id)}")
     if row.status == "applied":
-        at = "" if row.applied_at is None else f" at {row.applied_at.isoformat().replace('+00:00', 'Z')}"
+        at = (
+            ""
+            if row.applied_at is None
+            else f" at {row.applied_at.isoformat(timespec='seconds').replace('+00:00', 'Z')}"
+        )
         raise ConflictError(
             f"plan {row.id}: found it applied{at} by {row.applied_by}, expected a plan not applied yet (a plan is "
             "applied once)"
