@@ -38,6 +38,7 @@ COMMAND_MODULES: dict[str, str] = {
     "costs": "stargate.cli.money",
     "token": "stargate.cli.client",
     "procure": "stargate.cli.money",
+    "plan": "stargate.cli.plan",
 }
 """Every top-level command and group but ``version`` (defined here), in the order of ``stargate --help`` (Typer's:
 commands, then groups), with the module whose ``register(app)`` adds it."""
