@@ -3,6 +3,7 @@ a bad scenario (located problems) or an infeasible one (the diagnosis) stores no
 request per 'sign' action (raised_by 'plan'), offered to the first-refusal holder first, all or none, once; only
 admins apply. Runs on SQLite and, with STARGATE_TEST_POSTGRES_URL, PostgreSQL."""
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -12,6 +13,9 @@ from typing import Any
 import pytest
 
 from integration.server.money_support import Money, money_harness
+from stargate.server.auth import Principal, Role
+from stargate.server.errors import ConflictError
+from stargate.server.services import plans as plan_service
 from stargate.server.services.plans import ledger_history, request_for
 from stargate.store.models import PlanRow, RunRow, parse_job_id
 from stargate.store.repositories import plans as plan_repo
@@ -325,3 +329,34 @@ def test_a_fit_without_a_trace_is_fitted_to_the_servers_ledger(m: Money) -> None
     assert response.status_code == 201, response.text
     demand = [row["demand_gpus"]["GB200"] for row in response.json()["result"]["plan"]["months"]]
     assert demand[0] == pytest.approx(32, rel=1e-3) and demand[1] == pytest.approx(64, rel=1e-3)  # 2027-01, -02
+
+
+def test_a_third_plan_at_once_is_told_to_come_back(m: Money, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plan_service, "_computing", threading.BoundedSemaphore(1))
+    assert plan_service._computing.acquire(blocking=False)  # another plan is being computed
+    busy = _submit(m)
+    assert busy.status_code == 503 and "being computed already" in busy.json()["detail"]
+    plan_service._computing.release()
+    assert _submit(m).status_code == 201 and _plans(m) == 1
+
+
+def test_concurrent_applies_raise_the_requests_once(m: Money) -> None:
+    plan_id = _stored(m, [_sign(gpus=8), _sign(gpus=16)])
+    admin = Principal(token_id="t-admin", name="admin", team=None, role=Role.ADMIN)
+    outcomes: list[str] = []
+
+    def apply() -> None:
+        try:
+            with m.h.ctx.db.write() as session:
+                plan_service.apply(session, admin, plan_id, None, m.now)
+            outcomes.append("applied")
+        except ConflictError:
+            outcomes.append("409")
+
+    threads = [threading.Thread(target=apply) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes) == ["409", "applied"]
+    assert len(m.ok("GET", "/procurement/requests")) == 2
