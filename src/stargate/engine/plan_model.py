@@ -25,6 +25,8 @@ coefficients stay near 1; :class:`LinearProgram` keeps the scale and the constan
   other months its floor is constant cash);
 - ``z[r,m]`` ∈ {0,1}: first refusal satisfied (every holder option filled) in month m;
 - ``spend[t]`` ≥ 0: cash paid in month t beyond the constant cash :math:`\kappa_t` (fixed payments and floors);
+- ``cum[t]`` ≤ E_t − Σ_{t' ≤ t} κ_{t'} (the bound only with a hard budget): cash paid by the end of month t beyond
+  the constant cash (only when a budget applies);
 - ``slack[t]`` ≥ 0: USD past the envelope at the end of month t (only with an over-budget penalty β).
 
 **Constraints** by family (``LinearProgram.row_family``):
@@ -42,7 +44,10 @@ coefficients stay near 1; :class:`LinearProgram` keeps the scale and the constan
 - ``spend`` (t): :math:`spend_t = \sum_{s \notin \cup S_c} p_s h_t use_{s,t} + \sum_c pay_{c,t} +
   \sum_{o,m: t \in act(o,m)} q_o h_t sign_{o,m} + \sum_b e_b h_t bld_{b,t} + \sum_{b,m: m \le t < m+M_b}
   \tfrac{X_b}{M_b} start_{b,m}`;
-- ``budget`` (t with an envelope): :math:`\sum_{t' \le t} (\kappa_{t'} + spend_{t'}) - slack_t \le E_t`.
+- ``budget`` (t): :math:`cum_t = cum_{t-1} + spend_t`; the envelope :math:`\sum_{t' \le t} \kappa_{t'} + cum_t
+  \le E_t` is the column bound of ``cum[t]`` when the budget is hard (a bound, not a dense row of sums: the MIP
+  solves several times faster), and the row :math:`cum_t - slack_t \le E_t - \sum_{t' \le t} \kappa_{t'}` when
+  it is soft.
 
 **Objective**: minimise :math:`\sum_t (\kappa_t + spend_t) + \pi \sum_{g,t} h_t\, unmet_{g,t} + \beta \sum_t
 slack_t`: all cash over the horizon (signings pay only their months inside it) plus the penalties.
@@ -93,7 +98,7 @@ class LinearProgram:
     row_lower: FloatArray
     row_upper: FloatArray
     cols: tuple[Key, ...]
-    """(kind, ref, month) of each column: kinds use, sign, mkt, start, bld, unmet, pay, z, spend, slack."""
+    """(kind, ref, month) of each column: kinds use, sign, mkt, start, bld, unmet, pay, z, spend, cum, slack."""
     rows: tuple[Key, ...]
     """(family, ref, month) of each row: families demand, market, build, power, commitment, rofr, spend, budget."""
     const_usd: tuple[float, ...]
@@ -368,18 +373,24 @@ def build_lp(inputs: PlanInputs, relax: Iterable[str] = ()) -> LinearProgram:
         j = lp.col(("spend", "", t), 0.0, np.inf, cost=1.0)
         spend_cols.append(j)
         lp.row(("spend", "", t), 0.0, 0.0, [(j, 1.0), *((k, -v) for k, v in cash[t])])
-    if "budget" not in relaxed:
+    if "budget" not in relaxed and any(e is not None for e in inputs.envelope_usd):
+        # cum[t] = cum[t-1] + spend[t]; the envelope bounds cum[t] (a column bound: cheap for the MIP).
         beta = inputs.over_budget_penalty
         cumulative = 0.0
+        previous: int | None = None
         for t in range(n):
             cumulative += const[t]
             limit = inputs.envelope_usd[t]
-            if limit is None:
-                continue
-            terms = [(spend_cols[k], 1.0) for k in range(t + 1)]
-            if beta is not None:
-                terms.append((lp.col(("slack", "", t), 0.0, np.inf, cost=beta), -1.0))
-            lp.row(("budget", "", t), -np.inf, (limit - cumulative) / scale, terms)
+            bound = np.inf if limit is None else (limit - cumulative) / scale
+            j = lp.col(("cum", "", t), -np.inf, bound if beta is None else np.inf)
+            terms = [(j, 1.0), (spend_cols[t], -1.0)]
+            if previous is not None:
+                terms.append((previous, -1.0))
+            lp.row(("budget", "", t), 0.0, 0.0, terms)
+            previous = j
+            if beta is not None and limit is not None:
+                slack = lp.col(("slack", "", t), 0.0, np.inf, cost=beta)
+                lp.row(("budget", "envelope", t), -np.inf, bound, [(j, 1.0), (slack, -1.0)])
     return lp.finish(sum(const) / scale, tuple(const), relaxed)
 
 
