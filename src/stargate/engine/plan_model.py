@@ -27,7 +27,8 @@ coefficients stay near 1; :class:`LinearProgram` keeps the scale and the constan
 - ``spend[t]`` ≥ 0: cash paid in month t beyond the constant cash :math:`\kappa_t` (fixed payments and floors);
 - ``cum[t]`` ≤ E_t − Σ_{t' ≤ t} κ_{t'} (the bound only with a hard budget): cash paid by the end of month t beyond
   the constant cash (only when a budget applies);
-- ``slack[t]`` ≥ 0: USD past the envelope at the end of month t (only with an over-budget penalty β).
+- ``slack[t]`` ≥ 0: USD past the envelope at the end of month t (only with an over-budget penalty β);
+- ``tail`` ≥ 0: what signings pay after the horizon (730 h per month past it).
 
 **Constraints** by family (``LinearProgram.row_family``):
 
@@ -44,13 +45,15 @@ coefficients stay near 1; :class:`LinearProgram` keeps the scale and the constan
 - ``spend`` (t): :math:`spend_t = \sum_{s \notin \cup S_c} p_s h_t use_{s,t} + \sum_c pay_{c,t} +
   \sum_{o,m: t \in act(o,m)} q_o h_t sign_{o,m} + \sum_b e_b h_t bld_{b,t} + \sum_{b,m: m \le t < m+M_b}
   \tfrac{X_b}{M_b} start_{b,m}`;
-- ``budget`` (t): :math:`cum_t = cum_{t-1} + spend_t`; the envelope :math:`\sum_{t' \le t} \kappa_{t'} + cum_t
+- ``spend`` (tail): :math:`tail = \sum_{o,m} q_o \cdot 730 \cdot \max(0, m+L_o+R_o-n)\, sign_{o,m}`;
+- ``budget`` (t): :math:`cum_t = cum_{t-1} + spend_t` (+ tail in the last month: a signing is paid in full by the
+  horizon's envelope); the envelope :math:`\sum_{t' \le t} \kappa_{t'} + cum_t
   \le E_t` is the column bound of ``cum[t]`` when the budget is hard (a bound, not a dense row of sums: the MIP
   solves several times faster), and the row :math:`cum_t - slack_t \le E_t - \sum_{t' \le t} \kappa_{t'}` when
   it is soft.
 
-**Objective**: minimise :math:`\sum_t (\kappa_t + spend_t) + \pi \sum_{g,t} h_t\, unmet_{g,t} + \beta \sum_t
-slack_t`: all cash over the horizon (signings pay only their months inside it) plus the penalties.
+**Objective**: minimise :math:`\sum_t (\kappa_t + spend_t) + tail + \pi \sum_{g,t} h_t\, unmet_{g,t} + \beta
+\sum_t slack_t`: all cash over the horizon, what signings commit past it, and the penalties.
 
 ``build_lp(inputs, relax=...)`` drops a family for the infeasibility diagnosis: ``demand`` (unmet allowed at a high
 penalty), ``budget``, ``rofr`` or ``power``.
@@ -63,6 +66,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from stargate.engine.plan_inputs import HOURS_PAST_HORIZON
 from stargate.engine.plan_types import PlanInputs
 
 MONEY_SCALE = 1e6
@@ -296,8 +300,11 @@ def build_lp(inputs: PlanInputs, relax: Iterable[str] = ()) -> LinearProgram:
             cash[t].append((j, 1.0))
             lp.row(("commitment", c.id, t), 0.0, np.inf, [(j, 1.0), *terms])
 
-    # Market signings.
+    # Market signings. What a signing pays past the horizon is committed all the same: it counts in the objective
+    # and in the last month's budget (``tail``), so the plan neither signs cheaply at its end nor signs what the
+    # envelope cannot pay.
     sign_cols: dict[tuple[str, int], int] = {}
+    tail_terms: list[tuple[int, float]] = []
     active: dict[tuple[str, int], list[tuple[int, float]]] = {}
     holders = {(r.holder, r.gpu_model) for r in inputs.rofr} if "rofr" not in relaxed else set()
     for o in inputs.markets:
@@ -315,6 +322,9 @@ def build_lp(inputs: PlanInputs, relax: Iterable[str] = ()) -> LinearProgram:
             for t in span:
                 cash[t].append((j, o.price_usd_per_gpu_hour * hours[t] / scale))
                 active.setdefault((o.gpu_model, t), []).append((j, -1.0))
+            past = m + o.lead_months + o.term_months - n
+            if past > 0:
+                tail_terms.append((j, o.price_usd_per_gpu_hour * HOURS_PAST_HORIZON * past / scale))
     for (g, t), terms in sorted(active.items(), key=lambda item: (models.index(item[0][0]), item[0][1])):
         j = lp.col(("mkt", g, t), 0.0, np.inf)
         on_demand.setdefault((g, t), []).append((j, 1.0))
@@ -373,6 +383,10 @@ def build_lp(inputs: PlanInputs, relax: Iterable[str] = ()) -> LinearProgram:
         j = lp.col(("spend", "", t), 0.0, np.inf, cost=1.0)
         spend_cols.append(j)
         lp.row(("spend", "", t), 0.0, 0.0, [(j, 1.0), *((k, -v) for k, v in cash[t])])
+    tail: int | None = None
+    if tail_terms:
+        tail = lp.col(("tail", "", -1), 0.0, np.inf, cost=1.0)
+        lp.row(("spend", "tail", -1), 0.0, 0.0, [(tail, 1.0), *((k, -v) for k, v in tail_terms)])
     if "budget" not in relaxed and any(e is not None for e in inputs.envelope_usd):
         # cum[t] = cum[t-1] + spend[t]; the envelope bounds cum[t] (a column bound: cheap for the MIP).
         beta = inputs.over_budget_penalty
@@ -386,6 +400,8 @@ def build_lp(inputs: PlanInputs, relax: Iterable[str] = ()) -> LinearProgram:
             terms = [(j, 1.0), (spend_cols[t], -1.0)]
             if previous is not None:
                 terms.append((previous, -1.0))
+            if tail is not None and t == n - 1:
+                terms.append((tail, -1.0))
             lp.row(("budget", "", t), 0.0, 0.0, terms)
             previous = j
             if beta is not None and limit is not None:

@@ -142,6 +142,11 @@ def decode(inputs: PlanInputs, lp: LinearProgram, solution: LpSolution) -> Plan:
     notes: list[str] = []
     if solution.status == "time_limit":
         notes.append("The solver stopped at its time limit: the plan is feasible but not proven optimal.")
+    after = value("tail", "", -1) * lp.scale
+    if after >= 0.01:
+        notes.append(
+            f"Signings commit {usd_words(after)} more after the horizon; the budget counts it in the last month."
+        )
     objective = (float(np.dot(lp.c, x)) + lp.offset) * lp.scale
     return Plan(
         scenario=inputs.scenario,
@@ -153,6 +158,7 @@ def decode(inputs: PlanInputs, lp: LinearProgram, solution: LpSolution) -> Plan:
         spend_usd=cumulative,
         first_shortfall_month=first_short,
         over_budget_usd=over,
+        committed_after_horizon_usd=after,
         solve_seconds=solution.seconds,
         notes=tuple(notes),
     )

@@ -230,6 +230,8 @@ class Plan:
     first_shortfall_month: date | None
     over_budget_usd: float = 0.0
     """Most the cumulative spend exceeds the envelope in any month (only with a soft budget), USD."""
+    committed_after_horizon_usd: float = 0.0
+    """What the plan's signings pay after the horizon (not in ``spend_usd``; the budget counts it), USD."""
     solve_seconds: float = 0.0
     notes: tuple[str, ...] = ()
 
@@ -242,6 +244,7 @@ class Plan:
             "unmet_gpu_hours": round(self.unmet_gpu_hours, 1),
             "spend_usd": round(self.spend_usd, 2),
             "over_budget_usd": round(self.over_budget_usd, 2),
+            "committed_after_horizon_usd": round(self.committed_after_horizon_usd, 2),
             "first_shortfall_month": _month(self.first_shortfall_month),
             "solve_seconds": round(self.solve_seconds, 4),
             "notes": list(self.notes),

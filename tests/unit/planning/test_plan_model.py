@@ -91,21 +91,37 @@ def worked_example() -> PlanInputs:
 
 def test_worked_example_matches_the_hand_optimum() -> None:
     plan = solve_plan(worked_example(), SOLVER)
-    # Owned 100 GPUs every month: 3 × 100 × 0.5 × 100 = 15,000 USD. Month 1 needs 50 more, month 2 100 more:
-    # sign 50 in month 0 (months 1-2, 50 × 2 × 200 = 20,000) and 50 in month 1 (month 2 inside the horizon,
-    # 50 × 2 × 100 = 10,000); on demand would cost 400 USD per GPU-month. Total 45,000 USD.
+    # Month 1 needs 50 GPUs more than the owned 100, month 2 100 more. Signing in month 0 gives GPUs in months 1
+    # and 2 for 2 × 100 × 2 = 400 USD each; signing in month 1 commits a month past the horizon too (730 h):
+    # 2 × (100 + 730) = 1,660 USD per GPU; on demand costs 400 USD per GPU-month. Best: sign 100 in month 0
+    # (40,000 USD) and, since they are paid anyway, run month 1 on them and only 50 owned GPUs (energy 2,500 USD);
+    # owned 100 in months 0 and 2 (10,000 USD). Total 52,500 USD.
     assert plan.status == "optimal"
-    assert plan.objective_usd == pytest.approx(45_000.0)
-    assert [r.spend_usd for r in plan.rows] == pytest.approx([5_000.0, 15_000.0, 25_000.0])
-    assert [(a.kind, a.month, a.online_month, a.gpus) for a in plan.actions] == [
-        ("sign", 0, 1, 50),
-        ("sign", 1, 2, 50),
-    ]
-    # The second signing runs one month past the horizon (730 h): 50 × 2 × (100 + 730) = 83,000 USD.
-    assert [a.cost_usd for a in plan.actions] == pytest.approx([20_000.0, 83_000.0])
+    assert plan.objective_usd == pytest.approx(52_500.0)
+    assert [r.spend_usd for r in plan.rows] == pytest.approx([5_000.0, 22_500.0, 25_000.0])
+    assert [(a.kind, a.month, a.online_month, a.gpus) for a in plan.actions] == [("sign", 0, 1, 100)]
+    assert [a.cost_usd for a in plan.actions] == pytest.approx([40_000.0])
+    assert plan.committed_after_horizon_usd == pytest.approx(0.0)
+    assert plan.rows[1].used_gpus["owned"] == pytest.approx(50.0)
     assert plan.rows[2].used_gpus["market"] == pytest.approx(100.0)
     assert plan.rows[2].used_gpus["on_demand"] == pytest.approx(0.0)
     assert plan.first_shortfall_month is None and plan.unmet_gpu_hours == 0
+
+
+def test_a_signing_that_runs_past_the_horizon_pays_its_tail_in_the_objective_and_the_budget() -> None:
+    # Demand only in month 2: a signing in month 1 (term 2) runs one month past the horizon. Counting only the
+    # months inside the horizon it would cost 200 USD per GPU against on demand's 400; with its tail (730 h at
+    # 2 USD) it costs 1,660 USD per GPU, so on demand wins.
+    inputs = replace(
+        worked_example(),
+        demand=(DemandLine("d", "training", "GB200", (0.0, 0.0, 100.0)),),
+        supplies=(_supply("cloud", "on_demand", (100.0,) * 3, 4.0),),
+        markets=(_market("deal", "m", 2.0, 1, 2, (False, True, False)),),
+    )
+    plan = solve_plan(inputs, SOLVER)
+    assert plan.actions == ()
+    assert plan.rows[2].used_gpus["on_demand"] == pytest.approx(100.0)
+    assert plan.objective_usd == pytest.approx(40_000.0)
 
 
 def test_unmet_penalty_below_the_price_leaves_demand_unmet() -> None:
