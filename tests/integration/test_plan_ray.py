@@ -191,3 +191,23 @@ def test_a_port_that_is_not_ray_is_refused_before_ray_waits_on_it() -> None:
 def test_a_malformed_address_is_refused_with_what_was_expected(address: str) -> None:
     with pytest.raises(RayUnavailable, match="expected HOST:PORT"):
         check_reachable(address)
+
+
+def test_the_bundled_plan_solved_on_highs_is_its_own_no_risk_scenario() -> None:
+    """The risk model's dispatch (cheapest first, commitment floors, the penalty, the hard budget) agrees with the
+    LP: with no risk, a scenario of the stargate-2025 plan spends what the plan spends and leaves what it leaves."""
+    from pathlib import Path
+
+    from stargate.engine.plan_risk import scenario_outcome
+    from stargate.planning.run import compute
+    from stargate.planning.scenario_file import load_scenario
+
+    loaded = load_scenario(Path(__file__).parents[2] / "examples" / "stargate-2025" / "plan.yaml")
+    run = compute(loaded.scenario, loaded.fleet, loaded.history, scenarios=0)
+    outcome = scenario_outcome(run.inputs, run.plan, Risk(), 0, 0)
+    assert outcome.spend_usd == pytest.approx(run.plan.spend_usd, rel=1e-9)
+    # actions are whole GPUs, the LP's signings fractional: a few GPU-hours of rounding at most
+    assert outcome.shortfall_gpu_hours == pytest.approx(run.plan.unmet_gpu_hours, rel=1e-6)
+    assert not outcome.breached
+    risky = run_risk(run.inputs, run.plan, loaded.scenario.risk, 200, 1, workers=0)
+    assert risky.spend_usd.p10 < risky.spend_usd.p90

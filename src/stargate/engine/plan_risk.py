@@ -17,10 +17,16 @@ Pure: no I/O, no clock. Scenario k draws from ``numpy.random.default_rng([seed, 
 Dispatch per GPU model per month: cheapest marginal first up to demand. A commitment's use is free up to its
 monthly floor (the floor is paid anyway; shared greedily over its sources in order) and costs its price above it.
 As in the plan's LP, a source whose marginal cost is above the unmet penalty is left idle (unmet is cheaper).
+With a hard budget, paid use is kept from the cheapest to the dearest only as far as cumulative spend stays within
+the envelope in every month, given the cash already committed (fixed payments, capex × overrun, signings, commitment
+floors): the plan's LP does the same, so a plan whose budget binds is not reported as breaching it by its own
+dispatch; a breach then comes from committed cash (overruns) or recourse.
 Shortfall = demand − used (≥ 0); with ``recourse_usd_per_gpu_hour`` it is bought at that price (it counts in the
 spend and is still reported as shortfall). Spend per month = fixed payments (capex × overrun) + commitments
 (max(floor, use × price × hours)) + energy and on-demand use + signings + new-build capex × overrun + recourse.
-A scenario breaches the budget when its cumulative spend passes the envelope in some month.
+A scenario breaches the budget when its cumulative spend passes the envelope in some month (in the last month with
+what the plan's signings pay after the horizon, ``Plan.committed_after_horizon_usd``, as the plan's LP counts it;
+that tail is not in the scenario's spend, as it is not in the plan's).
 """
 
 from __future__ import annotations
@@ -91,6 +97,12 @@ class RiskModel:
     """(U,) USD per GPU-hour paid per use outside commitments."""
     unit_enabled: NDArray[np.bool_]
     """(U,) False where the marginal is above the unmet penalty."""
+    unit_price: Array
+    """(U,) USD per GPU-hour a unit's use adds to the spend (commitment use above the floor included)."""
+    price_order: NDArray[np.intp]
+    """Units from the cheapest use to the dearest: the order the budget keeps them in."""
+    hard_budget: bool
+    """Whether use is held within the envelope (a hard budget with an envelope somewhere)."""
     segment_model: NDArray[np.intp]
     """Model index of each run of consecutive units."""
     segment_start: NDArray[np.intp]
@@ -102,6 +114,9 @@ class RiskModel:
     """(C, U) price of each unit drawn under a commitment (0 elsewhere)."""
     envelope: Array
     """(T,) envelope, +inf where no budget applies."""
+    tail_usd: float
+    """What the plan's signings pay after the horizon: not spend of the horizon, but the last month's budget counts it
+    (as the plan's LP does)."""
     risk: Risk
 
     @property
@@ -222,6 +237,9 @@ def prepare(inputs: PlanInputs, plan: Plan, risk: Risk) -> RiskModel:
         unit_part=np.array([u[3] for u in units], dtype=np.intp),
         unit_cost=np.array([u[4] for u in units], dtype=np.float64),
         unit_enabled=np.array([penalty is None or u[1] <= penalty for u in units], dtype=np.bool_),
+        unit_price=np.array([u[1] for u in units], dtype=np.float64),
+        price_order=np.argsort(np.array([u[1] for u in units], dtype=np.float64), kind="stable").astype(np.intp),
+        hard_budget=inputs.over_budget_penalty is None and any(e is not None for e in inputs.envelope_usd),
         segment_model=unit_model[starts] if units else np.zeros(0, np.intp),
         segment_start=starts.astype(np.intp),
         commit_floor=np.array([_profile(c.floor_usd, months) for c in inputs.commitments]).reshape(
@@ -231,6 +249,7 @@ def prepare(inputs: PlanInputs, plan: Plan, risk: Risk) -> RiskModel:
         commit_price=tuple(commit_price),
         commit_weight=weight,
         envelope=np.array([np.inf if e is None else e for e in inputs.envelope_usd], dtype=np.float64),
+        tail_usd=float(plan.committed_after_horizon_usd),
         risk=risk,
     )
 
@@ -312,24 +331,36 @@ def _batch(model: RiskModel, draws: list[_Draws]) -> list[Outcome]:
 
     epsilon = np.array([d.epsilon for d in draws])
     demand = model.demand[None] * np.exp(epsilon[:, None, None] * t[None, None, :] / 12.0)
-    used, supplied = _dispatch(model, capacity, demand)
-    shortfall = np.maximum(demand - supplied, 0.0).sum(axis=1)  # (B, T)
     hours = model.hours
-    spend = np.broadcast_to(model.fixed_usd, (batch, months)).copy()
+    committed = np.broadcast_to(model.fixed_usd, (batch, months)).copy()
     if model.capex_usd.shape[0]:
         overrun = np.ones((batch, model.capex_usd.shape[0]))
         if risk.capex_overrun is not None:
             overrun = np.array([d.overrun for d in draws])
-        spend += (overrun[:, :, None] * model.capex_usd[None]).sum(axis=1)
+        committed += (overrun[:, :, None] * model.capex_usd[None]).sum(axis=1)
+    if model.commit_floor.shape[0]:
+        committed += model.commit_floor.sum(axis=0)
+    used = _dispatch(model, capacity, demand)
+    if model.hard_budget and used.shape[1]:
+        bound = committed.copy()
+        bound[:, -1] += model.tail_usd
+        used = _within_budget(model, used, bound)
+    supplied = np.zeros_like(demand)
+    if used.shape[1]:
+        supplied[:, model.segment_model] = np.add.reduceat(used, model.segment_start, axis=1)
+    shortfall = np.maximum(demand - supplied, 0.0).sum(axis=1)  # (B, T)
+    spend = committed
     if used.shape[1]:
         spend += (used * model.unit_cost[None, :, None]).sum(axis=1) * hours
     if model.commit_floor.shape[0]:
         use = (model.commit_weight[None, :, :, None] * used[:, None]).sum(axis=2) * hours
-        spend += np.maximum(model.commit_floor[None], use).sum(axis=1)
+        spend += np.maximum(model.commit_floor[None], use).sum(axis=1) - model.commit_floor.sum(axis=0)
     if risk.recourse_usd_per_gpu_hour is not None:
         spend += shortfall * hours * float(risk.recourse_usd_per_gpu_hour)
     cumulative = np.cumsum(spend, axis=1)
-    over = cumulative > model.envelope * (1.0 + _BREACH_RTOL) + _BREACH_ATOL_USD
+    budgeted = cumulative.copy()
+    budgeted[:, -1] += model.tail_usd
+    over = budgeted > model.envelope * (1.0 + _BREACH_RTOL) + _BREACH_ATOL_USD
     breached: NDArray[np.bool_] = np.asarray(over.any(axis=1), dtype=np.bool_)
     first = over.argmax(axis=1)
     gpu_hours = (shortfall * hours).sum(axis=1)
@@ -388,12 +419,11 @@ def _draw(rng: np.random.Generator, shape: Triangular | None, n: int) -> Array |
     return rng.triangular(shape.low, shape.mode, shape.high, size=n)
 
 
-def _dispatch(model: RiskModel, capacity: Array, demand: Array) -> tuple[Array, Array]:
-    """GPUs each unit serves (B, U, T) and GPUs served per model (B, M, T), cheapest unit first."""
-    supplied = np.zeros_like(demand)
+def _dispatch(model: RiskModel, capacity: Array, demand: Array) -> Array:
+    """GPUs each unit serves (B, U, T), cheapest unit of its model first, up to the model's demand."""
     units = model.unit_row.shape[0]
     if units == 0:
-        return np.zeros((demand.shape[0], 0, model.months)), supplied
+        return np.zeros((demand.shape[0], 0, model.months))
     unit_cap = capacity[:, model.unit_row, :]
     if model.commit_rows:
         free = _free_gpus(model, capacity)
@@ -408,9 +438,38 @@ def _dispatch(model: RiskModel, capacity: Array, demand: Array) -> tuple[Array, 
     padded = np.concatenate([np.zeros_like(total[:, :1]), total], axis=1)
     before = total - unit_cap - padded[:, model.segment_start][:, segment_of_unit]  # capacity ahead in its model
     wanted = demand[:, model.segment_model[segment_of_unit]]
-    used = np.clip(wanted - before, 0.0, unit_cap)
-    supplied[:, model.segment_model] = np.add.reduceat(used, model.segment_start, axis=1)
-    return used, supplied
+    served: Array = np.clip(wanted - before, 0.0, unit_cap)
+    return served
+
+
+def _within_budget(model: RiskModel, used: Array, committed: Array) -> Array:
+    """Use cut so that cumulative spend stays within the envelope in every month, given the cash already committed
+    (as the plan's hard budget does); what is cut is shortfall. Units are kept from the cheapest use to the dearest,
+    each month's use as far as the slack of that month and every later one allows (the LP's choice when every
+    unmet GPU-hour costs the same penalty). Where committed cash alone passes the envelope, no paid use is kept."""
+    slack = model.envelope[None] - np.cumsum(committed, axis=1)  # (B, T)
+    paid = (used * model.unit_price[None, :, None]).sum(axis=1) * model.hours
+    binds = np.flatnonzero(~(slack - np.cumsum(paid, axis=1) >= 0).all(axis=1))  # per scenario: batch-independent
+    if binds.shape[0] == 0:
+        return used
+    out = used.copy()
+    out[binds] = _hold(model, used[binds], slack[binds])
+    return out
+
+
+def _hold(model: RiskModel, used: Array, slack: Array) -> Array:
+    used = used.copy()
+    for u in model.price_order:
+        price = model.unit_price[u]
+        if price <= 0:
+            continue
+        cost = used[:, u, :] * price * model.hours  # (B, T)
+        for t in np.flatnonzero(cost.any(axis=0)):
+            wanted = cost[:, t]
+            kept = np.minimum(wanted, np.maximum(slack[:, t:].min(axis=1), 0.0))
+            used[:, u, t] *= np.where(wanted > 0, kept / np.where(wanted > 0, wanted, 1.0), 1.0)
+            slack[:, t:] -= kept[:, None]
+    return used
 
 
 def _free_gpus(model: RiskModel, capacity: Array) -> Array:

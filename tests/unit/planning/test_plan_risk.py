@@ -1,6 +1,7 @@
 """Monte Carlo risk of a fixed plan: dispatch, delays, outages, overruns, breaches and the summary."""
 
 import sys
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -195,14 +196,41 @@ def test_an_outage_lasts_its_months_then_capacity_returns() -> None:
 
 
 def test_the_budget_is_breached_in_the_first_month_cumulative_spend_passes_the_envelope() -> None:
+    # committed cash (a reserved contract: 100 a month, 300 in month 2) passes an envelope of 350 by month 2
     n = 5
-    data = inputs(n, 100, [supply("own", 100, 1.0, n)], envelope=[1e9, 2 * 72000, 2.5 * 72000, None, 1e9])
-    outcome = scenario_outcome(data, plan(), NO_RISK, 0, 0)
+    reserved = (FixedPayment("r", "reserved", "x", (100.0, 100.0, 300.0, 100.0, 100.0)),)
+    envelope: list[float | None] = [1e9, 200.0, 350.0, None, 1e9]
+    outcome = scenario_outcome(inputs(n, 0, [], fixed=reserved, envelope=envelope), plan(), NO_RISK, 0, 0)
     assert outcome.breached and outcome.first_breach_month == 2
-    exact = inputs(n, 100, data.supplies, envelope=[72000.0 * (t + 1) for t in range(n)])
+    exact = inputs(n, 0, [], fixed=reserved, envelope=[100.0, 200.0, 500.0, 600.0, 700.0])
     assert not scenario_outcome(exact, plan(), NO_RISK, 0, 0).breached  # spending the envelope exactly is allowed
-    loose = inputs(n, 100, data.supplies, envelope=[None] * n)
+    loose = inputs(n, 0, [], fixed=reserved, envelope=[None] * n)
     assert not scenario_outcome(loose, plan(), NO_RISK, 0, 0).breached
+    # what signings pay after the horizon counts in the last month's budget (as in the plan), not in the spend
+    tail = replace(plan(), committed_after_horizon_usd=1.0)
+    late = scenario_outcome(exact, tail, NO_RISK, 0, 0)
+    assert late.breached and late.first_breach_month == n - 1 and late.spend_usd == pytest.approx(700.0)
+
+
+def test_a_hard_budget_holds_use_within_the_envelope_dearest_first_and_recourse_breaches_it() -> None:
+    # owned 100 GPUs at 1 USD and on demand 50 at 3 USD; demand 150; the envelope allows 100 owned + 10 on demand
+    # a month on average up to month 3, so use is cut (dearest first) instead of the budget being passed
+    n = 4
+    month = 100 * 1 * H + 10 * 3 * H
+    fleet = [supply("own", 100, 1.0, n), supply("od", 50, 3.0, n)]
+    envelope: list[float | None] = [month * (t + 1) for t in range(n)]
+    held = scenario_outcome(inputs(n, 150, fleet, envelope=envelope), plan(), NO_RISK, 0, 0)
+    assert not held.breached
+    assert held.spend_usd == pytest.approx(n * month)
+    assert held.monthly_shortfall_gpus == pytest.approx([40.0] * n)  # the dear GPUs are cut, never the cheap ones
+    # later room counts: a tight last month holds earlier use back too
+    tight = scenario_outcome(inputs(n, 150, fleet, envelope=[*envelope[:3], 3 * month]), plan(), NO_RISK, 0, 0)
+    assert tight.spend_usd == pytest.approx(3 * month) and not tight.breached
+    soft = replace(inputs(n, 150, fleet, envelope=envelope), over_budget_penalty=1.0)
+    spent = scenario_outcome(soft, plan(), NO_RISK, 0, 0)  # a soft budget does not hold use back
+    assert spent.breached and spent.first_breach_month == 0 and spent.monthly_shortfall_gpus == (0.0,) * n
+    bought = scenario_outcome(inputs(n, 150, fleet, envelope=envelope), plan(), Risk(recourse_usd_per_gpu_hour=5), 0, 0)
+    assert bought.breached and bought.first_breach_month == 0  # recourse is bought whatever the budget
 
 
 def drifting() -> tuple[PlanInputs, Plan, Risk]:
