@@ -2,6 +2,8 @@ r"""The capacity plan as a mixed-integer linear program (built here, solved by a
 
 Pure: numpy only, no solver import. Money inside the program is in millions of USD (:data:`MONEY_SCALE`) so that
 coefficients stay near 1; :class:`LinearProgram` keeps the scale and the constant cash so results convert back.
+Columns and rows are in GPUs as written below; :meth:`LinearProgram.for_solver` hands the solver GPU counts in
+thousands (:data:`GPU_UNIT`), the same program with better-scaled coefficients.
 
 **Sets.** Months :math:`t \in T = \{0..n-1\}` with hours :math:`h_t`; GPU models :math:`g \in G` with demand
 :math:`D_{g,t}`; fleet supplies :math:`s \in S` (model :math:`g_s`, capacity :math:`K_{s,t}`, marginal
@@ -18,7 +20,10 @@ coefficients stay near 1; :class:`LinearProgram` keeps the scale and the constan
   only where it may be signed and its capacity starts inside the horizon (m + L_o < n); active in months
   :math:`\mathrm{act}(o,m) = [m+L_o,\ m+L_o+R_o-1] \cap T`;
 - ``mkt[g,t]`` ≥ 0: signed GPUs of model g used in month t;
-- ``start[b,m]`` ∈ {0..A_b} integer: buildings of choice b started in month m, m ≥ earliest and m + M_b < n;
+- ``started[b,m]`` ∈ {0..A_b} integer: buildings of choice b started in months earliest..m, for m ≥ earliest and
+  m + M_b < n (so the last is :math:`l_b = n - M_b - 1`); with :math:`started_{b,m} = 0` before earliest, the
+  buildings started in month m are :math:`started_{b,m} - started_{b,m-1}` (a cumulative count branches far better
+  than a count per month);
 - ``bld[b,t]`` ≥ 0: built GPUs of choice b used in month t;
 - ``unmet[g,t]`` ∈ [0, D_{g,t}]: demand left unmet (only with an unmet penalty π; else demand must be met);
 - ``pay[c,t]`` ≥ F_{c,t}: what commitment c pays in month t (months where one of its sources has capacity; in
@@ -34,17 +39,17 @@ coefficients stay near 1; :class:`LinearProgram` keeps the scale and the constan
 
 - ``demand`` (g,t): :math:`\sum_{s: g_s=g} use_{s,t} + mkt_{g,t} + \sum_{b: g_b=g} bld_{b,t} + unmet_{g,t} = D_{g,t}`;
 - ``market`` (g,t): :math:`mkt_{g,t} \le \sum_{o: g_o=g} \sum_{m: t \in act(o,m)} sign_{o,m}`;
-- ``build`` (b,t): :math:`bld_{b,t} \le N_b \sum_{m \le t-M_b} start_{b,m}`; and (b):
-  :math:`\sum_m start_{b,m} \le A_b`;
-- ``power`` (site k): :math:`\sum_{b \in k} W_b \sum_m start_{b,m} \le H_k`;
+- ``build`` (b,t): :math:`bld_{b,t} \le N_b\, started_{b,t-M_b}`; and (b,m), m > earliest:
+  :math:`started_{b,m} \ge started_{b,m-1}` (at most A_b in all is the column bound);
+- ``power`` (site k): :math:`\sum_{b \in k} W_b\, started_{b,l_b} \le H_k`;
 - ``commitment`` (c,t): :math:`pay_{c,t} \ge \sum_{s \in S_c} p_s h_t\, use_{s,t}`;
 - ``rofr`` (r,m), when the holder has options :math:`O^H` signable in m: :math:`sign_{o,m} \ge U_o z_{r,m}` for
   o ∈ O^H and :math:`sign_{o',m} \le \bar U_{o'} z_{r,m}` for every other provider's option o' of the model
   (:math:`\bar U` its limit, else peak demand). A holder option with no limit, or one whose capacity would start
   past the horizon, cannot be filled: other providers are then shut out of m (upper bound 0);
 - ``spend`` (t): :math:`spend_t = \sum_{s \notin \cup S_c} p_s h_t use_{s,t} + \sum_c pay_{c,t} +
-  \sum_{o,m: t \in act(o,m)} q_o h_t sign_{o,m} + \sum_b e_b h_t bld_{b,t} + \sum_{b,m: m \le t < m+M_b}
-  \tfrac{X_b}{M_b} start_{b,m}`;
+  \sum_{o,m: t \in act(o,m)} q_o h_t sign_{o,m} + \sum_b e_b h_t bld_{b,t} + \sum_b \tfrac{X_b}{M_b}
+  (started_{b,\min(t,l_b)} - started_{b,t-M_b})`: the instalments of the buildings started in months t−M_b+1..t;
 - ``spend`` (tail): :math:`tail = \sum_{o,m} q_o \cdot 730 \cdot \max(0, m+L_o+R_o-n)\, sign_{o,m}`;
 - ``budget`` (t): :math:`cum_t = cum_{t-1} + spend_t` (+ tail in the last month: a signing is paid in full by the
   horizon's envelope); the envelope :math:`\sum_{t' \le t} \kappa_{t'} + cum_t
@@ -60,7 +65,7 @@ penalty), ``budget``, ``rofr`` or ``power``.
 """
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -71,6 +76,10 @@ from stargate.engine.plan_types import PlanInputs
 
 MONEY_SCALE = 1e6
 """USD per money unit inside the program (millions of USD)."""
+
+GPU_UNIT = 1000.0
+"""GPUs per unit the solver sees of a GPU count (money is in millions of USD, GPUs in thousands: coefficients near
+1)."""
 
 RELAXABLE = ("demand", "budget", "rofr", "power")
 """Families the diagnosis relaxes one at a time."""
@@ -102,11 +111,15 @@ class LinearProgram:
     row_lower: FloatArray
     row_upper: FloatArray
     cols: tuple[Key, ...]
-    """(kind, ref, month) of each column: kinds use, sign, mkt, start, bld, unmet, pay, z, spend, cum, slack."""
+    """(kind, ref, month) of each column: kinds use, sign, mkt, started, bld, unmet, pay, z, spend, cum, slack, tail."""
     rows: tuple[Key, ...]
     """(family, ref, month) of each row: families demand, market, build, power, commitment, rofr, spend, budget."""
     const_usd: tuple[float, ...]
     """Cash paid in each month whatever the plan does (fixed payments, floors with no source in use), USD."""
+    col_unit: FloatArray
+    """Of each column, its own units per unit the solver sees (:data:`GPU_UNIT` for GPU counts, else 1)."""
+    row_unit: FloatArray
+    """Of each row, what the solver sees per unit of the row (1 ÷ :data:`GPU_UNIT` for balances of GPUs, else 1)."""
     scale: float = MONEY_SCALE
     relaxed: frozenset[str] = frozenset()
     index: dict[Key, int] = field(default_factory=dict)
@@ -135,6 +148,24 @@ class LinearProgram:
     def is_mip(self) -> bool:
         """True when some variable is integer."""
         return bool(self.integrality.any())
+
+    def for_solver(self) -> "LinearProgram":
+        """The same program with GPU counts in thousands (see :attr:`col_unit`): the solver's simplex runs about
+        twice as fast on it. A solution ``x`` of it is ``x * self.col_unit`` here; the objective is the same."""
+        cu, ru = self.col_unit, self.row_unit
+        col_of = np.repeat(np.arange(self.num_col), np.diff(self.a_start))
+        ones_c, ones_r = np.ones_like(cu), np.ones_like(ru)
+        return replace(
+            self,
+            c=self.c * cu,
+            col_lower=self.col_lower / cu,
+            col_upper=self.col_upper / cu,
+            a_value=self.a_value * cu[col_of] * ru[self.a_index],
+            row_lower=self.row_lower * ru,
+            row_upper=self.row_upper * ru,
+            col_unit=ones_c,
+            row_unit=ones_r,
+        )
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -171,6 +202,8 @@ class _Builder:
         self.lo: list[float] = []
         self.hi: list[float] = []
         self.integer: list[int] = []
+        self.cunit: list[float] = []
+        self.runit: list[float] = []
         self.cols: list[Key] = []
         self.index: dict[Key, int] = {}
         self.rlo: list[float] = []
@@ -180,8 +213,9 @@ class _Builder:
         self.ci: list[int] = []
         self.v: list[float] = []
 
-    def col(self, key: Key, lo: float, hi: float, cost: float = 0.0, integer: bool = False) -> int:
+    def col(self, key: Key, lo: float, hi: float, cost: float = 0.0, integer: bool = False, gpus: bool = False) -> int:
         j = len(self.c)
+        self.cunit.append(GPU_UNIT if gpus else 1.0)
         self.c.append(cost)
         self.lo.append(lo)
         self.hi.append(hi)
@@ -190,8 +224,9 @@ class _Builder:
         self.index[key] = j
         return j
 
-    def row(self, key: Key, lo: float, hi: float, terms: Iterable[tuple[int, float]]) -> int:
+    def row(self, key: Key, lo: float, hi: float, terms: Iterable[tuple[int, float]], gpus: bool = False) -> int:
         i = len(self.rlo)
+        self.runit.append(1.0 / GPU_UNIT if gpus else 1.0)
         self.rlo.append(lo)
         self.rhi.append(hi)
         self.rows.append(key)
@@ -230,6 +265,8 @@ class _Builder:
             cols=tuple(self.cols),
             rows=tuple(self.rows),
             const_usd=const,
+            col_unit=np.asarray(self.cunit, dtype=np.float64),
+            row_unit=np.asarray(self.runit, dtype=np.float64),
             relaxed=relaxed,
             index=self.index,
         )
@@ -283,7 +320,7 @@ def build_lp(inputs: PlanInputs, relax: Iterable[str] = ()) -> LinearProgram:
         for t in range(n):
             if s.capacity[t] <= 0:
                 continue
-            j = lp.col(("use", s.id, t), 0.0, s.capacity[t])
+            j = lp.col(("use", s.id, t), 0.0, s.capacity[t], gpus=True)
             use_cols[(s.id, t)] = j
             on_demand.setdefault((s.gpu_model, t), []).append((j, 1.0))
             if s.id not in source_of and s.marginal_usd_per_gpu_hour > 0:
@@ -317,7 +354,7 @@ def build_lp(inputs: PlanInputs, relax: Iterable[str] = ()) -> LinearProgram:
             if not o.can_sign[m] or m + o.lead_months >= n:
                 continue
             span = active_months(o.lead_months, o.term_months, m, n)
-            j = lp.col(("sign", o.id, m), 0.0, upper)
+            j = lp.col(("sign", o.id, m), 0.0, upper, gpus=True)
             sign_cols[(o.id, m)] = j
             for t in span:
                 cash[t].append((j, o.price_usd_per_gpu_hour * hours[t] / scale))
@@ -326,36 +363,50 @@ def build_lp(inputs: PlanInputs, relax: Iterable[str] = ()) -> LinearProgram:
             if past > 0:
                 tail_terms.append((j, o.price_usd_per_gpu_hour * HOURS_PAST_HORIZON * past / scale))
     for (g, t), terms in sorted(active.items(), key=lambda item: (models.index(item[0][0]), item[0][1])):
-        j = lp.col(("mkt", g, t), 0.0, np.inf)
+        j = lp.col(("mkt", g, t), 0.0, np.inf, gpus=True)
         on_demand.setdefault((g, t), []).append((j, 1.0))
-        lp.row(("market", g, t), -np.inf, 0.0, [(j, 1.0), *terms])
+        lp.row(("market", g, t), -np.inf, 0.0, [(j, 1.0), *terms], gpus=True)
 
     # Builds.
-    starts_of: dict[str, list[int]] = {}
+    started_by_end: dict[str, int] = {}  # build choice → its started[b, last] column
     for b in inputs.builds:
-        if b.gpu_model not in demand or b.max_buildings <= 0:
+        first, last = b.earliest_month, n - b.build_months - 1
+        if b.gpu_model not in demand or b.max_buildings <= 0 or first > last:
             continue
-        cols: list[tuple[int, int]] = []
-        for m in range(b.earliest_month, n - b.build_months):
-            j = lp.col(("start", b.id, m), 0.0, float(b.max_buildings), integer=True)
-            cols.append((m, j))
-            for t in range(m, m + b.build_months):
-                cash[t].append((j, b.capex_usd_per_building / b.build_months / scale))
-        if not cols:
-            continue
-        starts_of[b.id] = [j for _, j in cols]
-        lp.row(("build", b.id, -1), -np.inf, float(b.max_buildings), [(j, 1.0) for _, j in cols])
-        for t in range(cols[0][0] + b.build_months, n):
-            built = [(j, -float(b.gpus_per_building)) for m, j in cols if m + b.build_months <= t]
-            k = lp.col(("bld", b.id, t), 0.0, np.inf)
+        # started[b,m] = buildings started in months first..m: integer, non-decreasing, at most A_b (its bound). A
+        # cumulative count branches far better than a count per month ("by month m at most k buildings").
+        began: dict[int, int] = {}
+        for m in range(first, last + 1):
+            j = lp.col(("started", b.id, m), 0.0, float(b.max_buildings), integer=True)
+            began[m] = j
+            if m > first:
+                lp.row(("build", f"{b.id}:started", m), 0.0, np.inf, [(j, 1.0), (began[m - 1], -1.0)])
+        instalment = b.capex_usd_per_building / b.build_months / scale
+        for t in range(first, n):
+            # Buildings under construction in month t: started by min(t, last) but not by t - M_b.
+            if min(t, last) in began:
+                cash[t].append((began[min(t, last)], instalment))
+            if t - b.build_months in began:
+                cash[t].append((began[t - b.build_months], -instalment))
+        started_by_end[b.id] = began[last]
+        for t in range(first + b.build_months, n):
+            k = lp.col(("bld", b.id, t), 0.0, np.inf, gpus=True)
             if b.marginal_usd_per_gpu_hour > 0:
                 cash[t].append((k, b.marginal_usd_per_gpu_hour * hours[t] / scale))
             on_demand.setdefault((b.gpu_model, t), []).append((k, 1.0))
-            lp.row(("build", b.id, t), -np.inf, 0.0, [(k, 1.0), *built])
+            lp.row(
+                ("build", b.id, t),
+                -np.inf,
+                0.0,
+                [(k, 1.0), (began[t - b.build_months], -b.gpus_per_building)],
+                gpus=True,
+            )
     if "power" not in relaxed:
         for p in inputs.site_power:
             terms = [
-                (j, b.it_mw_per_building) for b in inputs.builds if b.site == p.site for j in starts_of.get(b.id, [])
+                (started_by_end[b.id], b.it_mw_per_building)
+                for b in inputs.builds
+                if b.id in started_by_end and b.site == p.site
             ]
             if terms:
                 lp.row(("power", p.site, -1), -np.inf, p.headroom_mw, terms)
@@ -372,9 +423,9 @@ def build_lp(inputs: PlanInputs, relax: Iterable[str] = ()) -> LinearProgram:
         for t in range(n):
             terms = list(on_demand.get((g, t), []))
             if penalty is not None and demand[g][t] > 0:
-                j = lp.col(("unmet", g, t), 0.0, demand[g][t], cost=penalty * hours[t] / scale)
+                j = lp.col(("unmet", g, t), 0.0, demand[g][t], cost=penalty * hours[t] / scale, gpus=True)
                 terms.append((j, 1.0))
-            lp.row(("demand", g, t), demand[g][t], demand[g][t], terms)
+            lp.row(("demand", g, t), demand[g][t], demand[g][t], terms, gpus=True)
 
     # Cash per month and the budget envelope.
     const = constant_cash(inputs)
@@ -434,6 +485,12 @@ def _rofr(
             for o in offered:
                 limit = o.max_gpus_per_month
                 assert limit is not None
-                lp.row(("rofr", f"{r.contract}:{o.id}", m), 0.0, np.inf, [(sign_cols[(o.id, m)], 1.0), (z, -limit)])
+                lp.row(
+                    ("rofr", f"{r.contract}:{o.id}", m),
+                    0.0,
+                    np.inf,
+                    [(sign_cols[(o.id, m)], 1.0), (z, -limit)],
+                    gpus=True,
+                )
             for o, j in rivals:
-                lp.row(("rofr", f"{r.contract}:{o.id}", m), -np.inf, 0.0, [(j, 1.0), (z, -lp.hi[j])])
+                lp.row(("rofr", f"{r.contract}:{o.id}", m), -np.inf, 0.0, [(j, 1.0), (z, -lp.hi[j])], gpus=True)

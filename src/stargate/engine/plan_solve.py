@@ -100,7 +100,13 @@ def decode(inputs: PlanInputs, lp: LinearProgram, solution: LpSolution) -> Plan:
 
     models = inputs.models()
     signed = {(o.id, m): value("sign", o.id, m) for o in inputs.markets for m in range(n)}
-    started = {(b.id, m): round(value("start", b.id, m)) for b in inputs.builds for m in range(n)}
+    started = {  # the program counts the buildings started by each month where one may start
+        (b.id, m): round(value("started", b.id, m)) - round(value("started", b.id, m - 1))
+        if ("started", b.id, m) in index
+        else 0
+        for b in inputs.builds
+        for m in range(n)
+    }
     rows: list[MonthRow] = []
     cumulative = 0.0
     for t in range(n):
