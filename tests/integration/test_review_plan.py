@@ -50,12 +50,6 @@ def _plan(tmp_path: Path, fleet: str, scenario: str) -> Any:
     return compute(loaded.scenario, loaded.fleet, loaded.history, solver=highs_solver(time_limit_s=30.0)).plan
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="first refusal covers a month only when its first day is in the clause, while a quote may be signed in "
-    "any month its validity overlaps: a clause and quotes both starting mid-month let the plan sign the non-holder "
-    "that month (the bundled plan signs CoreWeave H100 in 2025-01 under Azure's clause from 2025-01-21)",
-)
 def test_review_first_refusal_holds_in_the_month_the_clause_and_the_quotes_start(tmp_path: Path) -> None:
     # Alpha holds first refusal from 2027-01-15; both quotes can only be taken from 2027-01-15, the same day. Any
     # signing made in January is therefore made while the clause is in force, and alpha's quote (no limit) is
@@ -86,11 +80,6 @@ procurement:
     assert january_non_holder == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="signings are solved in fractional GPUs and rounded to the nearest whole GPU for the actions, so with a "
-    "binding hard budget the plan's own actions cost more than the envelope allows",
-)
 def test_review_the_actions_of_a_plan_fit_a_hard_budget(tmp_path: Path) -> None:
     # Horizon 2027-01..06 = 4,344 h. One option at 1 USD per GPU-hour for 6 months: a GPU costs 4,344 USD. The
     # budget (hard) is 10.9 GPUs' worth: the plan can afford 10 whole GPUs, never 11.

@@ -20,12 +20,12 @@ Pure: no I/O, no clock. Month index 0 is the scenario's ``start``. The rules (th
 - **Buildings** of the fleet pay their capex evenly over the ``existing_build_months`` months before their
   energisation month (months before the horizon are sunk).
 - **Market**: each price-book entry (when asked) and each scenario option is a :class:`MarketChoice`; it may be
-  signed in a month when its validity overlaps that month and no other provider's exclusivity covers the month's
-  first day for its model.
+  signed in a month when its validity overlaps that month and no other provider's exclusivity overlaps the month
+  for its model.
 - **Builds**: each scenario build option is a :class:`BuildChoice`; a site with a power envelope has
   :class:`SitePower` headroom = power ÷ PUE − IT MW of its fleet buildings.
-- **First refusal**: per clause and GPU model in scope (empty scope: every model with demand), the months whose
-  first day lies in the clause's validity (:class:`RofrRule`).
+- **First refusal**: per clause and GPU model in scope (empty scope: every model with demand), the months that
+  overlap the clause's validity, as a quote may be signed in any month its validity overlaps (:class:`RofrRule`).
 - **Budget envelope** at the end of month t: initial + (ceiling − initial) × days elapsed ÷ days of the budget period,
   clipped to [initial, ceiling]; None after the period.
 """
@@ -254,9 +254,15 @@ def _exclusive(ctx: _Context, provider: str, gpu_model: str) -> list[bool]:
         if clause.gpu_models and gpu_model not in clause.gpu_models:
             continue
         for t, m in enumerate(ctx.months):
-            if k.start <= m <= clause.until:
+            if _overlaps(m, k.start, clause.until):
                 blocked[t] = True
     return blocked
+
+
+def _overlaps(month: date, first: date, last: date | None) -> bool:
+    """True when some day of ``month`` lies in [first, last] (``last`` None: open-ended)."""
+    end = month + timedelta(days=month_days(month) - 1)
+    return end >= first and (last is None or month <= last)
 
 
 def _markets(ctx: _Context, scenario: PlanScenario) -> list[MarketChoice]:
@@ -266,9 +272,7 @@ def _markets(ctx: _Context, scenario: PlanScenario) -> list[MarketChoice]:
             blocked = _exclusive(ctx, entry.provider, entry.gpu_model)
             can = []
             for t, m in enumerate(ctx.months):
-                last = m + timedelta(days=month_days(m) - 1)
-                valid = last >= entry.valid_from and (entry.valid_until is None or m <= entry.valid_until)
-                can.append(valid and not blocked[t])
+                can.append(_overlaps(m, entry.valid_from, entry.valid_until) and not blocked[t])
             out.append(
                 MarketChoice(
                     id=f"pricebook-{entry.provider}-{entry.gpu_model}-{n}",
@@ -342,7 +346,7 @@ def _rofr(ctx: _Context, models_with_demand: Iterable[str]) -> list[RofrRule]:
         clause = k.right_of_first_refusal
         if clause is None:
             continue
-        months = tuple(t for t, m in enumerate(ctx.months) if clause.valid_from <= m <= clause.valid_until)
+        months = tuple(t for t, m in enumerate(ctx.months) if _overlaps(m, clause.valid_from, clause.valid_until))
         if not months:
             continue
         for model in clause.gpu_models or demanded:

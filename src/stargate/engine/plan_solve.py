@@ -6,6 +6,7 @@ infeasible, it is solved again with one family relaxed at a time (demand, budget
 :class:`PlanInfeasible` names the families whose relaxation makes it feasible, with the figures that show why.
 """
 
+import math
 from collections.abc import Sequence
 from datetime import date
 
@@ -16,7 +17,9 @@ from stargate.engine.plan_model import RELAXABLE, LinearProgram, LpSolution, Sol
 from stargate.engine.plan_types import SOURCE_KINDS, Action, MonthRow, Plan, PlanInputs
 
 MIN_ACTION_GPUS = 0.5
-"""Signings below this many GPUs are solver noise, not actions."""
+"""Shortfall below this many GPUs is solver noise, not a shortfall month."""
+WHOLE_GPU_TOLERANCE = 1e-6
+"""Signed GPUs within this of a whole number count as that number (the solver's tolerance)."""
 
 FAMILY_WORDS = {
     "demand": "demand (allowing unmet GPUs)",
@@ -176,10 +179,11 @@ def _actions(
     out: list[Action] = []
     for o in inputs.markets:
         for m in range(len(inputs.months)):
-            gpus = signed.get((o.id, m), 0.0)
-            if gpus < MIN_ACTION_GPUS:
+            # Whole GPUs, rounded down (a hair of solver tolerance aside): an action never costs more than the
+            # plan, so it never takes a hard budget past its envelope.
+            whole = math.floor(signed.get((o.id, m), 0.0) + WHOLE_GPU_TOLERANCE)
+            if whole < 1:
                 continue
-            whole = max(1, round(gpus))
             price = o.price_usd_per_gpu_hour
             out.append(
                 Action(

@@ -294,7 +294,7 @@ def test_first_refusal_months_per_model(inputs: PlanInputs) -> None:
     rules = {r.gpu_model: r for r in inputs.rofr}
     assert set(rules) == {"GB200", "H100-SXM"}  # empty scope: every model with demand
     assert rules["GB200"].holder == "ca" and rules["GB200"].contract == "k-com"
-    assert rules["GB200"].months == (2, 3, 4)  # first days 03-01, 04-01, 05-01 lie in [02-15, 05-01]
+    assert rules["GB200"].months == (1, 2, 3, 4)  # months 02 to 05 overlap [02-15, 05-01]
 
 
 def test_build_choice_and_site_power(inputs: PlanInputs) -> None:
