@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent import futures
+from contextlib import contextmanager
 from datetime import date
 
 import pytest
@@ -185,6 +187,59 @@ def test_a_port_that_is_not_ray_is_refused_before_ray_waits_on_it() -> None:
         assert time.monotonic() - started < 3
         for conn in accepted:
             conn.close()
+
+
+@contextmanager
+def grpc_server(hang: str | None = None) -> Iterator[int]:
+    """The port of a gRPC server that is not Ray: every call is UNIMPLEMENTED but ``hang`` ("service/method"),
+    which gets no answer while the server runs."""
+    grpc = pytest.importorskip("grpc")
+    release = threading.Event()
+    handlers = []
+    if hang is not None:
+        service, method = hang.split("/")
+        waits = grpc.unary_unary_rpc_method_handler(lambda request, context: release.wait(30) and b"")
+        handlers.append(grpc.method_handlers_generic_handler(service, {method: waits}))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), handlers=handlers)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield port
+    finally:
+        release.set()
+        server.stop(grace=None)
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_a_grpc_server_that_is_not_ray_fails_fast_naming_the_option(
+    scheme: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import ray
+
+    inputs, plan, risk = problem()
+    with grpc_server() as port:
+        address = f"{scheme}127.0.0.1:{port}"
+        started = time.monotonic()
+        with pytest.raises(RayUnavailable, match="--ray-address") as caught:
+            run_risk(inputs, plan, risk, 10, 0, workers=1, ray_address=address)
+        assert time.monotonic() - started < 10
+    message = str(caught.value)
+    assert address in message and "not a Ray cluster" in message and "--workers 0" in message
+    assert "\n" not in message
+    assert not ray.is_initialized()
+    assert capfd.readouterr().err == ""  # nothing of Ray's or gRPC's own logging
+
+
+def test_a_ray_call_left_unanswered_is_refused_at_the_deadline() -> None:
+    with grpc_server(hang="ray.rpc.NodeInfoGcsService/GetClusterId") as port:
+        started = time.monotonic()
+        with pytest.raises(RayUnavailable, match="no answer to a Ray call within 1 s"):
+            check_reachable(f"127.0.0.1:{port}", timeout_s=1.0)
+        assert time.monotonic() - started < 4
+
+
+def test_the_ray_cluster_passes_the_check(cluster: str) -> None:
+    check_reachable(cluster)  # a GCS asking for a token answers as Ray
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:0", "127.0.0.1:99999", ":6379", "host:port"])

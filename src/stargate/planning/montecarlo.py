@@ -14,6 +14,7 @@ what to do, never a hang.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
@@ -27,7 +28,7 @@ from stargate.engine.plan_types import Plan, PlanInputs, RiskSummary
 Progress = Callable[[int, int], None]
 
 CONNECT_TIMEOUT_S = 5.0
-"""How long the reachability check of ``--ray-address`` waits for a TCP connection, s."""
+"""How long each step of the check of ``--ray-address`` waits (TCP connect, gRPC handshake, a Ray call), s."""
 CHUNKS_PER_WORKER = 4
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024
 """Object store of a Ray started for one run: the run puts one small model and gets back small outcomes."""
@@ -165,9 +166,10 @@ def _reason(ray: Any, error: BaseException) -> str:
 
 
 def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-    """Raise :class:`RayUnavailable` naming ``--ray-address`` unless a TCP connection to it opens in time and the
-    other end speaks gRPC (HTTP/2) as Ray's GCS and Ray Client do: ``ray.init`` waits minutes on a port that
-    accepts connections but is not Ray. ``auto`` and ``local`` are left to Ray (they name no host)."""
+    """Raise :class:`RayUnavailable` naming ``--ray-address`` unless a Ray cluster answers there in time: a TCP
+    connection opens, the other end speaks gRPC (HTTP/2), and a Ray call gets a Ray answer (``ray.init`` retries
+    forever against a port that is not Ray, gRPC or not). Each step waits ``timeout_s`` at most. ``auto`` and
+    ``local`` are left to Ray (they name no host)."""
     if address in ("auto", "local"):
         return
     host, port = _host_port(address)
@@ -191,6 +193,47 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
             f"Something listens at --ray-address {address} ({host}:{port}) but it is not a Ray cluster (no gRPC "
             f"reply within {timeout_s:g} s): {fix}"
         )
+    why = _ray_call_refused(host, port, client=address.startswith("ray://"), timeout_s=timeout_s)
+    if why is not None:
+        raise RayUnavailable(
+            f"A gRPC server answers at --ray-address {address} ({host}:{port}) but it is not a Ray cluster ({why}): "
+            f"{fix}"
+        )
+
+
+def _ray_call_refused(host: str, port: int, *, client: bool, timeout_s: float) -> str | None:
+    """Why a cheap Ray call to ``host:port`` got no Ray answer, or None when Ray answered: GetClusterId of a GCS,
+    or a ping of a Ray Client server (``ray://``). An answer that asks for a token is Ray's (token authentication,
+    handled when ``ray.init`` connects)."""
+    try:
+        import grpc  # Ray depends on grpcio
+
+        kind = "ray_client" if client else "gcs_service"
+        messages: Any = importlib.import_module(f"ray.core.generated.{kind}_pb2")
+        services: Any = importlib.import_module(f"ray.core.generated.{kind}_pb2_grpc")
+    except ImportError:  # another Ray layout: ray.init says what is wrong
+        return None
+    proxy = os.environ.get("RAY_grpc_enable_http_proxy", "0").lower() in ("1", "true")  # noqa: SIM112  # as Ray
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    with grpc.insecure_channel(target, options=[("grpc.enable_http_proxy", int(proxy))]) as channel:
+        try:
+            if client:
+                ping = messages.ClusterInfoRequest(type=messages.ClusterInfoType.PING)
+                services.RayletDriverStub(channel).ClusterInfo(ping, timeout=timeout_s)
+            else:
+                services.NodeInfoGcsServiceStub(channel).GetClusterId(messages.GetClusterIdRequest(), timeout=timeout_s)
+        except grpc.RpcError as error:
+            call: Any = error  # a failed call's error is also a grpc.Call: code() and details()
+            code = call.code()
+            if code == grpc.StatusCode.UNAUTHENTICATED:
+                return None
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return f"no answer to a Ray call within {timeout_s:g} s"
+            if code == grpc.StatusCode.UNIMPLEMENTED:
+                return "it does not serve Ray's calls"
+            details = (call.details() or "").strip().splitlines()
+            return f"a Ray call ended {code.name}" + (f": {details[0][:200]}" if details else "")
+    return None
 
 
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
