@@ -120,12 +120,6 @@ def _h100_sign(online: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="applying a plan whose online months are already past raises requests that procurement awards from "
-    "today + lead instead: signings the plan staggered over months are all awarded for the same window (the "
-    "bundled plan applied on 2026-12 awards 5 H100 signings of 2025-04..2027-02 all for 2027-03..2028-02)",
-)
 def test_review_apply_never_moves_a_signing_to_other_months(m: Money) -> None:
     # The clock is 2026-12-01. Two H100 signings of one month each (H100 is outside Oracle's clause: the market
     # awards them at once): one online 2026-06, already past, and one online 2027-03.

@@ -283,7 +283,7 @@ def _summary(run: PlanRun) -> None:
     acts = Table(title=f"Actions ({len(plan.actions)})", title_justify="left")
     for name in ("#", "ACTION", "OPTION", "PROVIDER", "GPU MODEL", "FROM", "ONLINE", "GPUS", "TERM", "COST"):
         acts.add_column(name, justify="right" if name in {"#", "GPUS", "COST"} else "left")
-    for n, a in enumerate(plan.actions, 1):
+    for n, a in enumerate(plan.actions):  # numbered from 0, as the JSON `actions` and `plan apply --action N`
         online = months[0].replace(day=1)
         first = _month_text(online, a.month)
         start = _month_text(online, a.online_month)

@@ -3,7 +3,8 @@ the ``plan`` group by :func:`register`; see docs/reference/cli-plan-server.md).
 
 Exit codes: 0 ok; 1 the server refused (401, 403, 404), failed or was busy (503), or the scenario is infeasible
 (the diagnosis in words); 2 bad input, found here or by the server (a scenario with located problems, an action
-index out of range; 409: the plan was applied already); 3 no server.
+index out of range; 409: the plan was applied already, or every signing selected is in a month that has passed); 3
+no server.
 """
 
 import re
@@ -161,6 +162,8 @@ def plan_apply(
         )
     for item in out["not_applicable"]:
         typer.echo(f"  action {item['action']} ({visible(item['kind'])}): not applied, {visible(item['reason'])}")
+    for warning in out.get("warnings") or []:
+        typer.echo(f"warning: {visible(warning)}", err=True)
 
 
 def _show(stored: dict[str, Any]) -> None:

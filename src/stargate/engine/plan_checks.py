@@ -1,7 +1,8 @@
 """Checks of a plan scenario against the fleet it plans for: every problem, each with its path in the scenario.
 
 Pure: no I/O, no clock. A scenario that validated on its own may still name what the fleet lacks (a GPU model, a
-provider, a site), put a month where the horizon cannot use it, or ask for more GPUs than any fleet may hold. Each
+provider, a site), put a month where the horizon cannot use it, ask for more GPUs than any fleet may hold, or offer a
+building that can never be built (more IT MW than its site's headroom, or too little power for one GPU). Each
 problem carries its path in the scenario document (``("build", 0, "site")``) so a loader can locate it.
 """
 
@@ -10,10 +11,11 @@ from datetime import date
 
 from stargate.domain.catalog import GpuModel
 from stargate.domain.fleet import Fleet
-from stargate.domain.infrastructure import ProviderKind
-from stargate.domain.planning import MAX_GPUS_DEMANDED, PlanScenario
+from stargate.domain.infrastructure import ProviderKind, Site
+from stargate.domain.planning import MAX_GPUS_DEMANDED, BuildOption, PlanScenario
 from stargate.domain.problems import Path, Problem
 from stargate.engine.plan_demand import demand_line, month_starts
+from stargate.engine.plan_inputs import gpus_for_power
 
 _MAX_LISTED = 12
 
@@ -97,6 +99,8 @@ def scenario_problems(
                 )
             )
         model((*path, "gpu_model"), build.gpu_model)
+        if site is not None and site.provider in owned:
+            out += _buildable(fleet, i, build, site, catalogue.get(build.gpu_model))
         if build.earliest_start is not None and build.earliest_start > last:
             out.append(
                 Problem(
@@ -129,6 +133,40 @@ def _demand_bound(
             hint = " (cap the curve with max_value)" if series.growth is not None else ""
             found = f"{shown} GPUs of {series.gpu_model} in {_ym(month)}"
             return [Problem(("demand", index), found, f"at most {MAX_GPUS_DEMANDED:,} GPUs in a month{hint}")]
+    return []
+
+
+def _buildable(fleet: Fleet, index: int, build: BuildOption, site: Site, model: GpuModel | None) -> list[Problem]:
+    """A problem when one building of ``build`` (at ``index``) can never be built at ``site``: it needs more IT MW
+    than the site's headroom (site power ÷ PUE − the IT MW of its fleet buildings; no envelope: unlimited), or its
+    power feeds less than one GPU (when its GPUs are derived)."""
+    path: Path = ("build", index, "it_power_mw")
+    mw = build.it_power_mw
+    if site.power_mw is not None:
+        used = sum(b.it_power_mw for b in fleet.buildings if b.site == site.id)
+        headroom = max(0.0, site.power_mw / site.pue - used)
+        if mw > headroom + 1e-9:
+            where = (
+                f"site '{site.id}': {site.power_mw:,g} MW ÷ PUE {site.pue:g} − {used:,g} MW of its buildings"
+                if used
+                else f"site '{site.id}': {site.power_mw:,g} MW ÷ PUE {site.pue:g}"
+            )
+            return [
+                Problem(
+                    path,
+                    f"{mw:,g} MW for one building",
+                    f"at most {headroom:,.1f} MW, the IT power headroom of the {where} (no building can be built)",
+                )
+            ]
+    if build.gpus is None and model is not None and gpus_for_power(mw, model, site) < 1:
+        need = model.tdp_w * site.pue / 1e6
+        return [
+            Problem(
+                path,
+                f"{mw:g} MW, which feeds 0 GPUs of {build.gpu_model} ({model.tdp_w:,g} W × PUE {site.pue:g} each)",
+                f"at least {need:.6g} MW (one GPU), or `gpus` given",
+            )
+        ]
     return []
 
 

@@ -24,6 +24,7 @@ _NOUNS = {
     "Exclusivity": "exclusivity clause",
     "PriorityClass": "priority class",
     "JobSpec": "job spec",
+    "MarketOptions": "market section",
 }
 _ID_WORDS = "an id (1–63 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit)"
 _MAX_FOUND = 60
@@ -274,5 +275,7 @@ def _plural(tp: Any) -> str:
     tp, meta, _ = _unwrap(tp, [])
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         word = noun(tp)
+        if word.endswith("series"):
+            return word
         return word + "es" if word.endswith("s") else word + "s"
     return "ids" if _constraint(meta, "pattern") == ID_PATTERN else "strings"

@@ -3,7 +3,13 @@
 Four charts: supply against demand by source over time, the Monte Carlo shortfall band (P10–P90 with P50), cumulative
 spend against the budget envelope, and the build-out timeline of the plan's actions. A header gives the headline
 figures, the spend by year against the budget and the actions table. Every text that comes from the scenario or the
-fleet is escaped; numbers carry their units, months are written YYYY-MM.
+fleet is escaped; numbers carry their units, months are written YYYY-MM. Actions are numbered from 0, as in the
+plan's JSON ``actions`` and ``stargate plan apply --action N``.
+
+The report stays within :data:`MAX_BYTES` whatever the plan: plotly.js alone is about 4.8 MB, so the timeline draws at
+most :data:`MAX_TIMELINE` actions (the largest by cost) and the actions table is written compactly (one short row per
+action); should a plan have so many actions that even that table does not fit, the table keeps the largest by cost
+that fit and says how many are left out (``stargate plan --json`` lists them all).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import html
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,10 @@ TITLES = {
     "timeline": "Build-out timeline: signings and buildings",
 }
 """The four charts' titles (the tests look for them)."""
+MAX_BYTES = 5_000_000
+"""The most bytes a report takes."""
+MAX_TIMELINE = 60
+"""The most actions the build-out timeline draws (the largest by cost; the table lists every one)."""
 
 _KIND_LABEL = {
     "owned": "owned",
@@ -154,31 +164,48 @@ def action_label(action: Action) -> str:
     return f"sign {action.provider}: {action.gpus:,} GPUs {action.gpu_model}"
 
 
+def largest(actions: Sequence[Action], count: int) -> list[int]:
+    """The indices of the ``count`` actions of largest cost (ties: the earlier first), in index order."""
+    ranked = sorted(range(len(actions)), key=lambda i: (-actions[i].cost_usd, i))
+    return sorted(ranked[:count])
+
+
 def _timeline_traces(run: PlanRun, add: Add, legend: str = "legend", short: bool = False) -> list[str]:
+    """The largest actions as bars (lead time, then online), one trace per part and kind; their labels, in order."""
     start, n = run.inputs.months[0], len(run.inputs.months)
     labels: list[str] = []
-    shown = {"lead": False, "on": False}
-    for i, a in enumerate(run.plan.actions):
-        label = f"{i + 1}. {a.kind} {a.gpu_model}" if short else f"{i + 1}. {action_label(a)}"
+    bars: dict[tuple[str, str], tuple[list[str | None], list[str | None], list[str | None]]] = {}
+    actions = run.plan.actions
+    for i in largest(actions, MAX_TIMELINE):
+        a = actions[i]
+        label = f"{i}. {a.kind} {a.gpu_model}" if short else f"{i}. {action_label(a)}"
         labels.append(label)
         end = a.online_month + a.term_months if a.term_months is not None else n
-        for part, first, last, colour, name in (
-            ("lead", a.month, a.online_month, "#f5cba7" if a.kind == "sign" else "#abebc6", "lead time / construction"),
-            ("on", a.online_month, end, "#f39c12" if a.kind == "sign" else "#27ae60", "online (term or to the end)"),
-        ):
-            if last <= first:
-                continue
-            add(
-                go.Scatter(
-                    x=[_ym(_add_months(start, first)), _ym(_add_months(start, last))], y=[label, label],
-                    mode="lines", line={"color": colour, "width": 14}, name=name, legend=legend,
-                    legendgroup=part, showlegend=not shown[part],
-                    hovertemplate=f"{html.escape(name)}: {_ym(_add_months(start, first))} to "
-                    f"{_ym(_add_months(start, last - 1))}<extra></extra>",
-                )
-            )  # fmt: skip
-            shown[part] = True
+        for part, first, last in (("lead", a.month, a.online_month), ("on", a.online_month, end)):
+            if last > first:
+                x, y, text = bars.setdefault((part, "sign" if a.kind == "sign" else "build"), ([], [], []))
+                since, until = _ym(_add_months(start, first)), _ym(_add_months(start, last - 1))
+                words = f"{_TIMELINE_PART[part]}: {since} to {until}"
+                x += [since, _ym(_add_months(start, last)), None]
+                y += [label, label, None]
+                text += [words, words, None]
+    shown = set()
+    for (part, kind), (x, y, text) in sorted(bars.items()):
+        add(
+            go.Scatter(
+                x=x, y=y, text=text, mode="lines", line={"color": _TIMELINE_COLOUR[part, kind], "width": 14},
+                name=_TIMELINE_PART[part], legend=legend, legendgroup=part, showlegend=part not in shown,
+                connectgaps=False, hovertemplate="%{text}<extra></extra>",
+            )
+        )  # fmt: skip
+        shown.add(part)
     return labels
+
+
+_TIMELINE_PART = {"lead": "lead time / construction", "on": "online (term or to the end)"}
+_TIMELINE_COLOUR = {
+    ("lead", "sign"): "#f5cba7", ("lead", "build"): "#abebc6", ("on", "sign"): "#f39c12", ("on", "build"): "#27ae60",
+}  # fmt: skip
 
 
 def _layout(fig: go.Figure, title: str, y_title: str, height: int = _HEIGHT) -> go.Figure:
@@ -254,6 +281,7 @@ table{border-collapse:collapse;margin:8px 0;font-size:14px}th,td{border:1px soli
 th{background:#f4f6f8;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
 dl.head{display:grid;grid-template-columns:max-content auto;gap:4px 16px}dl.head dt{font-weight:600}
 dl.head dd{margin:0}
+table.acts td:nth-child(1),table.acts td:nth-child(n+8){text-align:right;font-variant-numeric:tabular-nums}
 """
 
 
@@ -274,22 +302,49 @@ def _month_of(run: PlanRun, index: int) -> str:
     return _ym(_add_months(run.inputs.months[0], index))
 
 
-def actions_table(run: PlanRun) -> str:
-    """The plan's actions as an HTML table."""
-    rows = []
-    for i, a in enumerate(run.plan.actions):
-        term = f"{a.term_months} months" if a.term_months is not None else "owned"
-        price = f"{a.price_usd_per_gpu_hour:,.2f} USD/GPU-hour" if a.price_usd_per_gpu_hour is not None else "-"
-        rows.append(
-            [str(i + 1), a.kind, a.option, a.provider, a.site or "-", a.gpu_model, _month_of(run, a.month),
-             _month_of(run, a.online_month), f"{a.gpus:,} GPUs", f"{a.buildings}" if a.kind == "build" else "-",
-             term, price, usd_text(a.cost_usd)]
-        )  # fmt: skip
-    if not rows:
+_ACTION_HEADERS = ["#", "action", "option", "provider / site", "GPU model", "from", "online", "GPUs"]
+_ACTION_HEADERS += ["term, months", "price, USD/GPU-hour", "cost, USD"]
+
+
+def _action_row(run: PlanRun, i: int, a: Action) -> str:
+    """One compact row of the actions table (end tags left out, as HTML allows; units in the header but GPUs)."""
+    cells = [
+        str(i), f"build {a.buildings}×" if a.kind == "build" else a.kind, a.option,
+        f"{a.provider} / {a.site}" if a.site else a.provider, a.gpu_model, _month_of(run, a.month),
+        _month_of(run, a.online_month), f"{a.gpus:,} GPUs",
+        f"{a.term_months}" if a.term_months is not None else "owned",
+        f"{a.price_usd_per_gpu_hour:,.2f}" if a.price_usd_per_gpu_hour is not None else "-",
+        usd_text(a.cost_usd).removesuffix(" USD"),
+    ]  # fmt: skip
+    return "<tr>" + "".join(f"<td>{_e(c)}" for c in cells)
+
+
+def actions_table(run: PlanRun, max_bytes: int | None = None) -> str:
+    """The plan's actions as a compact HTML table, numbered from 0; within ``max_bytes`` (None: no limit) by
+    keeping the largest actions by cost and saying how many are left out."""
+    actions = run.plan.actions
+    if not actions:
         return "<p class=note>The plan takes no action: the fleet as it is serves the demand it can.</p>"
-    headers = ["#", "action", "option", "provider", "site", "GPU model", "from", "online", "GPUs", "buildings"]
-    headers += ["term", "price", "cost"]
-    return _table(headers, rows, {0, 8, 9, 11, 12})
+    rows = [_action_row(run, i, a) for i, a in enumerate(actions)]
+    note = ""
+    if max_bytes is not None and sum(len(r.encode()) for r in rows) > max_bytes:
+        kept: list[int] = []
+        room = max_bytes
+        for i in sorted(range(len(actions)), key=lambda i: (-actions[i].cost_usd, i)):
+            size = len(rows[i].encode())
+            if size > room:
+                break
+            kept.append(i)
+            room -= size
+        left = len(actions) - len(kept)
+        note = (
+            f"<p class=note>{left:,} of the {len(actions):,} actions (the smallest by cost) are left out of this "
+            f"table to keep the report within {MAX_BYTES / 1e6:.0f} MB; <code>stargate plan --json</code> lists "
+            "them all.</p>"
+        )
+        rows = [rows[i] for i in sorted(kept)]
+    head = "".join(f"<th>{_e(h)}" for h in _ACTION_HEADERS)
+    return f"{note}<table class=acts><thead><tr>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _year_table(run: PlanRun) -> str:
@@ -313,14 +368,34 @@ def render_html(run: PlanRun) -> str:
             default_width="100%",
         )  # fmt: skip
         first = False
-    plan, inputs = run.plan, run.inputs
+    plan = run.plan
     head = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in headline(run))
     band = charts.get("band") or (
         f"<h3>{_e(TITLES['band'])}</h3><p class=note>No Monte Carlo scenarios ran (0 scenarios), so there is no "
         "shortfall band; run with --scenarios N to draw it.</p>"
     )
-    n = len(inputs.months)
     notes = "".join(f"<li>{_e(note)}</li>" for note in plan.notes)
+    more = len(plan.actions) - MAX_TIMELINE
+    timeline = charts["timeline"]
+    if more > 0:
+        timeline = (
+            f"<p class=note>The build-out timeline draws the {MAX_TIMELINE} largest actions by cost (numbered as in "
+            f"the table); {more:,} more are in the actions table.</p>\n{timeline}"
+        )
+    page = _page(run, head, notes, TABLE, charts["supply"], band, charts["spend"], timeline)
+    room = MAX_BYTES - len(page.encode("utf-8")) + len(TABLE) - _TABLE_NOTE_BYTES
+    return page.replace(TABLE, actions_table(run, room), 1)
+
+
+TABLE = "\x00actions-table\x00"
+"""Where the actions table goes in the page (filled in last, within the bytes left)."""
+_TABLE_NOTE_BYTES = 400
+"""Room kept for the note of a table that leaves actions out, bytes."""
+
+
+def _page(run: PlanRun, head: str, notes: str, table: str, supply: str, band: str, spend: str, timeline: str) -> str:
+    plan, inputs = run.plan, run.inputs
+    n = len(inputs.months)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -336,12 +411,12 @@ solved in {plan.solve_seconds:.2f} s; objective {_e(usd_text(plan.objective_usd)
 <h2>Spend by year against the budget</h2>
 {_year_table(run)}
 <h2>Actions</h2>
-{actions_table(run)}
+{table}
 <h2>Charts</h2>
-{charts["supply"]}
+{supply}
 {band}
-{charts["spend"]}
-{charts["timeline"]}
+{spend}
+{timeline}
 <p class=note>Months are calendar months (YYYY-MM); GPUs are monthly averages summed over GPU models; money in USD
 (B USD = 10<sup>9</sup> USD).</p>
 </body></html>

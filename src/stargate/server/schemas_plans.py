@@ -85,7 +85,8 @@ class AppliedAction(BaseModel):
 
 
 class SkippedAction(BaseModel):
-    """An action of the plan that is not a purchase (a building) and raised nothing."""
+    """An action of the plan that raised nothing: a building (not a purchase), or a signing whose month has passed
+    or whose capacity starts after the horizon."""
 
     action: int
     kind: str
@@ -101,3 +102,7 @@ class ApplyOut(BaseModel):
     requests: list[AppliedAction]
     not_applicable: list[SkippedAction]
     events: list[ProcEventOut] = Field(description="The procurement steps the requests set off, in order.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the admin should know, e.g. that the plan was computed on an older fleet version.",
+    )

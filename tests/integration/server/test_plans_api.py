@@ -192,6 +192,7 @@ def test_apply_raises_one_request_per_sign_action_offered_to_the_holder_first(m:
     out = m.ok("POST", f"/plans/{plan['id']}/apply", json={})
 
     assert [r["action"] for r in out["requests"]] == signs
+    assert out["warnings"] == []  # computed on the fleet in force
     requests = {r["id"]: r for r in m.ok("GET", "/procurement/requests")}
     assert len(requests) == len(signs)
     for item in out["requests"]:
@@ -230,6 +231,37 @@ def test_a_request_outside_the_holders_clause_goes_to_the_market_and_builds_are_
     assert item["request"]["state"] in {"awarded", "over_budget", "market"}
     kinds = [e["kind"] for e in out["events"]]
     assert kinds[:2] == ["raised", "market"] and "offered" not in kinds
+
+
+def test_signings_whose_month_has_passed_are_not_applicable(m: Money) -> None:
+    # The server's clock is 2026-12-01: a signing of 2026-10 (online 2026-11) has passed, one of 2026-12 has not.
+    past = _sign(online="2026-11") | {"month": "2026-10"}
+    now = _sign(online="2027-02") | {"month": "2026-12"}
+    plan_id = _stored(m, [past, now, BUILD])
+    out = m.ok("POST", f"/plans/{plan_id}/apply")
+    assert [(s["action"], s["kind"]) for s in out["not_applicable"]] == [(0, "sign"), (2, "build")]
+    assert out["not_applicable"][0]["reason"] == "its month 2026-10 has passed; plan again from today"
+    (item,) = out["requests"]
+    assert item["action"] == 1 and item["request"]["start"] == "2027-02-01"
+    (warning,) = out["warnings"]  # stored on fleet version 'v', not the one in force: applied, with a warning
+    assert f"plan {plan_id} was computed on fleet version v, the fleet in force is version" in warning
+    assert m.ok("GET", f"/plans/{plan_id}")["applied_requests"] == {"1": item["request"]["id"]}
+
+
+def test_a_plan_with_no_signing_left_is_refused_and_raises_nothing(m: Money) -> None:
+    before = m.rows()
+    online_past = _sign(online="2026-11") | {"month": "2026-11"}
+    plan_id = _stored(m, [online_past, BUILD, _sign(online="2027-02") | {"month": "2027-01"}])
+    refused = m.call("POST", f"/plans/{plan_id}/apply", json={"actions": [0, 1]})
+    assert refused.status_code == 409, refused.text
+    detail = refused.json()["detail"]
+    assert detail.startswith(f"plan {plan_id}: found no action left to apply (action 0: its month 2026-11 has passed")
+    assert detail.endswith("nothing was raised; plan again from today")
+    assert m.rows() == before and m.ok("GET", f"/plans/{plan_id}")["status"] == "computed"
+    m.tick(days=62)  # 2027-02-01: every signing of the plan has passed
+    again = m.call("POST", f"/plans/{plan_id}/apply")
+    assert again.status_code == 409 and "action 2: its month 2027-01 has passed" in again.json()["detail"]
+    assert m.ok("GET", "/procurement/requests") == []
 
 
 def test_selected_actions_only_and_indices_are_checked(m: Money) -> None:

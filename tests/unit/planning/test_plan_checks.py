@@ -141,3 +141,44 @@ def test_fit_series_are_checked_only_with_their_history() -> None:
     huge = {"h": [(date(2024, 1, 1), 1e7), (date(2024, 2, 1), 1e8)]}
     ((problem),) = scenario_problems(scenario, FLEET, huge)
     assert problem.path == ("demand", 0) and "GPUs of GB200" in problem.found
+
+
+BUILT = loads_fleet(
+    """
+name: t
+providers:
+  - {id: own, name: Own, kind: owned}
+sites:
+  - {id: campus, provider: own, region: r, power_mw: 120}
+  - {id: open, provider: own, region: r}
+buildings:
+  - {id: b1, site: campus, floor_area_sq_ft: 1000, it_power_mw: 30, gpus: 100, gpu_model: GB200, capex_usd: 1,
+     planned_energization: 2024-01-01}
+"""
+)
+
+
+def _build_problems(fleet: Any, **changes: Any) -> list[tuple[tuple[str | int, ...], str, str]]:
+    doc = {**GOOD, "market": {"options": []}, "build": _build(**changes)}
+    return [(p.path, p.found, p.expected) for p in scenario_problems(PlanScenario.model_validate(doc), fleet)]
+
+
+def test_a_building_larger_than_its_sites_headroom_can_never_be_built() -> None:
+    # campus: 120 MW ÷ PUE 1.2 = 100 MW of IT power; the fleet's building uses 30 MW: 70 MW are left.
+    assert _build_problems(FLEET, it_power_mw=100) == []
+    ((path, found, expected),) = _build_problems(FLEET, it_power_mw=100.5)
+    assert path == ("build", 0, "it_power_mw") and found == "100.5 MW for one building"
+    assert expected.startswith("at most 100.0 MW, the IT power headroom of the site 'campus': 120 MW ÷ PUE 1.2")
+    assert _build_problems(BUILT, it_power_mw=70) == []
+    ((path, found, expected),) = _build_problems(BUILT, it_power_mw=71)
+    assert path == ("build", 0, "it_power_mw")
+    assert "at most 70.0 MW" in expected and "− 30 MW of its buildings" in expected
+    assert _build_problems(BUILT, site="open", it_power_mw=5_000) == []  # no power envelope: unlimited
+
+
+def test_a_building_whose_power_feeds_no_gpu_can_never_be_built() -> None:
+    ((path, found, expected),) = _build_problems(FLEET, it_power_mw=0.001)  # 1 kW: not one GB200 at PUE 1.2
+    assert path == ("build", 0, "it_power_mw")
+    assert found.startswith("0.001 MW, which feeds 0 GPUs of GB200 (")
+    assert expected.startswith("at least 0.00") and expected.endswith("MW (one GPU), or `gpus` given")
+    assert _build_problems(FLEET, it_power_mw=0.001, gpus=1) == []  # GPUs given: not derived from power

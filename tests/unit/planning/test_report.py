@@ -137,3 +137,20 @@ def test_chrome_is_found_from_browser_path(tmp_path: Path, monkeypatch: pytest.M
     chrome.write_text("#!/bin/sh\n")
     monkeypatch.setenv("BROWSER_PATH", str(chrome))
     assert find_chrome() == str(chrome)
+
+
+def test_report_stays_within_5_mb_with_thousands_of_actions(run: PlanRun, tmp_path: Path) -> None:
+    actions = run.plan.actions
+    some = dataclasses.replace(run, plan=dataclasses.replace(run.plan, actions=actions * (300 // len(actions) + 1)))
+    many = dataclasses.replace(run, plan=dataclasses.replace(run.plan, actions=actions * (20_000 // len(actions))))
+    for case, complete in ((some, True), (many, False)):
+        size = write_html(case, tmp_path / "plan.html")
+        page = (tmp_path / "plan.html").read_text(encoding="utf-8")
+        assert size <= MAX_BYTES
+        table = page.split("<h2>Actions</h2>", 1)[1].split("<h2>", 1)[0]
+        rows = table.count("<tr>") - 1
+        n = len(case.plan.actions)
+        assert f"{n - 60:,} more are in the actions table" in page  # the timeline draws the 60 largest
+        assert (rows == n) is complete and rows >= 300
+        assert ("are left out of this table" in table) is not complete
+        assert "<tr><td>0<td>" in table or not complete  # numbered from 0, as the JSON and `plan apply`

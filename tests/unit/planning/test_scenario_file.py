@@ -84,7 +84,7 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
         (SCENARIO.replace("name: s", "name: s\nname: t"), 2, "name", "key 'name' again (first on line 1)"),
         (SCENARIO + "demand: [\n", 11, "(document)", "invalid YAML"),
         (
-            SCENARIO + "build:\n  - {id: b, site: campus, gpu_model: GB200, it_power_mw: 500, capex_usd_per_mw: 1, "
+            SCENARIO + "build:\n  - {id: b, site: campus, gpu_model: GB200, it_power_mw: 5, capex_usd_per_mw: 1, "
             "build_months: 12, earliest_start: 2031-01}\n",
             11,
             "build[0].earliest_start",
@@ -250,3 +250,16 @@ def test_the_reference_documents_every_key() -> None:
     models += (planning.Risk, planning.Triangular, planning.OutageRisk)
     missing = [f"{m.__name__}.{k}" for m in models for k in m.model_fields if f"| `{k}` |" not in text]
     assert missing == []
+
+
+def test_expected_wording_of_the_demand_list_and_the_market_section() -> None:
+    from stargate.domain.planning import PlanScenario
+    from stargate.fleetfile.describe import expected_text, resolve
+
+    words = []
+    for key in ("demand", "market"):
+        found = resolve(PlanScenario, (key,))
+        assert found is not None
+        words.append(expected_text(*found))
+    assert words[0].startswith("a list of demand series (") and "serieses" not in words[0]
+    assert words[1].startswith("a mapping describing a market section (")

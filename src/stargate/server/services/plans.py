@@ -15,7 +15,11 @@ infeasible one (the diagnosis in words, 422) stores nothing.
 Applying raises one capacity request per selected 'sign' action through
 :func:`stargate.server.services.procurement.raise_request` (the step ``POST /api/v1/procurement/requests`` takes,
 so a first-refusal holder is offered it first), all in the caller's one transaction: every request is raised or
-none. A plan is applied once (409 the second time); 'build' actions are listed as not applicable.
+none. A plan is applied once (409 the second time); 'build' actions are listed as not applicable, and so is a 'sign'
+whose signing month is before the server's current month (``now``): procurement would award it from today + lead
+time, not when the plan said, stacking past signings into one window. When the selection's 'sign' actions are all
+past, nothing is raised (409: plan again from today). A plan computed on an older fleet version than the one in force
+is applied as computed, with a warning in the answer.
 """
 
 import calendar
@@ -47,6 +51,7 @@ from stargate.server.schemas_plans import (
 )
 from stargate.server.services import procurement as procurement_service
 from stargate.store.models import PlanRow
+from stargate.store.repositories import fleet_versions
 from stargate.store.repositories import plans as repo
 
 MAX_COMPUTING = 2
@@ -57,6 +62,8 @@ MAX_PROBLEMS_SHOWN = 20
 """The most located problems one 422 lists."""
 SCENARIO_FILE = "scenario"
 """The file name problems of a submitted scenario are located in."""
+PASSED = " has passed; plan again from today"
+"""How the reason of a signing whose month is before the server's month ends."""
 
 _computing = threading.BoundedSemaphore(MAX_COMPUTING)
 
@@ -235,14 +242,25 @@ def apply(session: Session, who: Principal, plan_id: str, selected: list[int] | 
         )
     actions: list[dict[str, Any]] = list((row.result.get("plan") or {}).get("actions") or [])
     indices = _selection(selected, len(actions))
+    current = _month_text(now)
+    skipped = [
+        SkippedAction(action=n, kind=str(actions[n].get("kind")), reason=why)
+        for n in indices
+        if (why := _not_applicable(actions[n], current)) is not None
+    ]
+    left = {s.action for s in skipped}
+    passed = [s for s in skipped if s.reason.endswith(PASSED)]
+    if passed and all(n in left for n in indices):
+        raise ConflictError(
+            f"plan {row.id}: found no action left to apply ({_reasons(passed)}), expected a 'sign' action from "
+            f"{current} on: nothing was raised; plan again from today"
+        )
+    warnings = _fleet_warnings(session, row)
     applied: list[AppliedAction] = []
-    skipped: list[SkippedAction] = []
     events: list[ProcEventOut] = []
     for n in indices:
         action = actions[n]
-        why = _not_applicable(action)
-        if why is not None:
-            skipped.append(SkippedAction(action=n, kind=str(action.get("kind")), reason=why))
+        if n in left:
             continue
         body = request_for(row.id, n, action)
         try:
@@ -264,6 +282,7 @@ def apply(session: Session, who: Principal, plan_id: str, selected: list[int] | 
         requests=applied,
         not_applicable=skipped,
         events=events,
+        warnings=warnings,
     )
 
 
@@ -284,13 +303,39 @@ def _span(indices: Sequence[int]) -> str:
     return ", ".join(str(n) for n in indices) if indices else "(none)"
 
 
-def _not_applicable(action: Mapping[str, Any]) -> str | None:
-    """Why ``action`` raises no request (None: it does)."""
+def _not_applicable(action: Mapping[str, Any], current: str) -> str | None:
+    """Why ``action`` raises no request (None: it does); ``current`` is the server's month (YYYY-MM)."""
     if action.get("kind") != "sign":
         return "a building is not a purchase: it is started outside procurement"
+    for key in ("month", "online_month"):  # YYYY-MM texts compare as the months they name
+        month = action.get(key)
+        if isinstance(month, str) and month < current:
+            return f"its month {month}{PASSED}"
     if action.get("online_month") is None:
         return "its capacity starts after the plan's horizon"
     return None
+
+
+def _month_text(now: datetime) -> str:
+    return f"{now.year:04d}-{now.month:02d}"
+
+
+def _reasons(skipped: Sequence[SkippedAction]) -> str:
+    shown = [f"action {s.action}: {s.reason}" for s in skipped[:5]]
+    if len(skipped) > 5:
+        shown.append(f"and {len(skipped) - 5} more")
+    return "; ".join(shown)
+
+
+def _fleet_warnings(session: Session, row: PlanRow) -> list[str]:
+    """A warning when the plan was computed on another fleet version than the one in force."""
+    version = fleet_versions.current_version(session)
+    if version is None or version == row.fleet_version:
+        return []
+    return [
+        f"plan {row.id} was computed on fleet version {row.fleet_version[:12]}, the fleet in force is version "
+        f"{version[:12]}: its actions are applied as computed; plan again to see them against the fleet in force"
+    ]
 
 
 def request_for(plan_id: str, n: int, action: Mapping[str, Any]) -> CapacityRequestIn:
