@@ -258,7 +258,7 @@ def diagnose(inputs: PlanInputs, solver: Solver) -> tuple[tuple[str, ...], str]:
         if solution.x is not None and solution.status in ("optimal", "time_limit"):
             feasible[family] = (lp, solution)
     binding = tuple(f for f in tried if f in feasible)
-    details = [_detail(inputs, f, *feasible[f]) for f in binding]
+    details = [_detail(inputs, f, *feasible[f], solver=solver) for f in binding]
     if "budget" in binding:
         headline = "The plan cannot meet demand within the budget"
     elif "demand" in binding:
@@ -297,7 +297,16 @@ def _bound_over_envelope(inputs: PlanInputs) -> str | None:
     return None
 
 
-def _detail(inputs: PlanInputs, family: str, lp: LinearProgram, solution: LpSolution) -> str:
+def _detail(inputs: PlanInputs, family: str, lp: LinearProgram, solution: LpSolution, *, solver: Solver) -> str:
+    if family == "demand" and _relevant(inputs, "budget"):
+        # With the budget still in force, where demand is left unmet is the budget's choice, not a lack of
+        # capacity: name what cannot be had at any price when there is such a month.
+        free = build_lp(inputs, relax=("demand", "budget"))
+        unbound = solver(free)
+        if unbound.x is not None and unbound.status in ("optimal", "time_limit"):
+            found = _first_unmet(inputs, free, unbound)
+            if found is not None:
+                return f"{found} at any price"
     x = solution.x
     assert x is not None
     n = len(inputs.months)
@@ -321,15 +330,8 @@ def _detail(inputs: PlanInputs, family: str, lp: LinearProgram, solution: LpSolu
                 )
         return "the cheapest plan that meets demand passes the envelope"
     if family == "demand":
-        for t in range(n):
-            short = [(value("unmet", g, t), g) for g in inputs.models()]
-            worst = max(short, default=(0.0, ""))
-            if worst[0] >= MIN_ACTION_GPUS:
-                return (
-                    f"from {_ym(inputs.months[t])} {worst[0]:,.0f} GPUs of {worst[1]} cannot be had (demand "
-                    f"{inputs.demand_gpus(worst[1])[t]:,.0f} GPUs)"
-                )
-        return "some demand cannot be met"
+        found = _first_unmet(inputs, lp, solution)
+        return "some demand cannot be met" if found is None else f"{found} within the budget"
     if family == "rofr":
         rules = sorted({f"{r.contract} (holder {r.holder}, {r.gpu_model})" for r in inputs.rofr})
         return (
@@ -338,3 +340,20 @@ def _detail(inputs: PlanInputs, family: str, lp: LinearProgram, solution: LpSolu
         )
     sites = ", ".join(f"{p.site} ({p.headroom_mw:,.1f} MW of IT power left)" for p in inputs.site_power)
     return f"the buildings demand needs do not fit the power left at {sites}"
+
+
+def _first_unmet(inputs: PlanInputs, lp: LinearProgram, solution: LpSolution) -> str | None:
+    """The first month a solution leaves demand unmet, the model with the most, in words; None when none is."""
+    x = solution.x
+    assert x is not None
+    for t in range(len(inputs.months)):
+        short = [
+            (float(x[lp.index[("unmet", g, t)]]) if ("unmet", g, t) in lp.index else 0.0, g) for g in inputs.models()
+        ]
+        worst = max(short, default=(0.0, ""))
+        if worst[0] >= MIN_ACTION_GPUS:
+            return (
+                f"from {_ym(inputs.months[t])} {worst[0]:,.0f} GPUs of {worst[1]} cannot be had (demand "
+                f"{inputs.demand_gpus(worst[1])[t]:,.0f} GPUs)"
+            )
+    return None

@@ -266,6 +266,36 @@ def test_infeasible_demand_is_named() -> None:
     assert caught.value.status == "infeasible"
 
 
+def test_demand_short_under_a_budget_names_what_no_price_buys() -> None:
+    # Month 1 wants 500 GPUs; 100 exist at any price. The budget also binds (it pays for 50 GPU-months only): the
+    # message must name the 400 GPUs no money can buy, not whatever the budget-bound plan happens to leave unmet.
+    inputs = _inputs(
+        2,
+        (100.0, 500.0),
+        supplies=(_supply("cloud", "on_demand", (100.0,) * 2, 2.0),),
+        envelope_usd=(50 * 2.0 * H, 50 * 2.0 * H),
+    )
+    with pytest.raises(PlanInfeasible) as caught:
+        solve_plan(inputs, SOLVER)
+    assert "from 2030-02 400 GPUs of GB200 cannot be had (demand 500 GPUs) at any price" in caught.value.message
+
+
+def test_demand_short_only_for_want_of_money_says_within_the_budget() -> None:
+    # Capacity suffices (100 GPUs each month) but the budget pays for 50 GPU-months in all: nothing is short at any
+    # price, so the demand family's detail says the shortfall is the budget's.
+    inputs = _inputs(
+        2,
+        (100.0, 100.0),
+        supplies=(_supply("cloud", "on_demand", (100.0,) * 2, 2.0),),
+        envelope_usd=(50 * 2.0 * H, 50 * 2.0 * H),
+    )
+    with pytest.raises(PlanInfeasible) as caught:
+        solve_plan(inputs, SOLVER)
+    assert "budget" in caught.value.families
+    assert "at any price" not in caught.value.message
+    assert "within the budget" in caught.value.message
+
+
 def test_infeasible_budget_bound_spend_is_named() -> None:
     inputs = _inputs(
         2,
