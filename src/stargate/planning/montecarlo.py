@@ -206,7 +206,7 @@ def _ray_call_refused(host: str, port: int, *, client: bool, timeout_s: float) -
     or a ping of a Ray Client server (``ray://``). An answer that asks for a token is Ray's (token authentication,
     handled when ``ray.init`` connects)."""
     try:
-        import grpc  # Ray depends on grpcio
+        import grpc  # a dependency of ours (pyproject.toml): plain `ray` does not install it
 
         kind = "ray_client" if client else "gcs_service"
         messages: Any = importlib.import_module(f"ray.core.generated.{kind}_pb2")
