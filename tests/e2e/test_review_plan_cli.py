@@ -57,7 +57,8 @@ def test_review_report_stays_within_5_mb_for_a_plan_with_many_actions(tmp_path: 
 
 
 def test_review_a_grpc_server_that_is_not_ray_fails_fast_with_exit_2() -> None:
-    grpc = pytest.importorskip("grpc")
+    import grpc  # a dependency (pyproject.toml): never skipped
+
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))  # answers every call UNIMPLEMENTED
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()

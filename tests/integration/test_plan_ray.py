@@ -193,7 +193,8 @@ def test_a_port_that_is_not_ray_is_refused_before_ray_waits_on_it() -> None:
 def grpc_server(hang: str | None = None) -> Iterator[int]:
     """The port of a gRPC server that is not Ray: every call is UNIMPLEMENTED but ``hang`` ("service/method"),
     which gets no answer while the server runs."""
-    grpc = pytest.importorskip("grpc")
+    import grpc  # a dependency (pyproject.toml): never skipped
+
     release = threading.Event()
     handlers = []
     if hang is not None:
