@@ -93,6 +93,16 @@ class RunRequest:
     environment: Mapping[str, str] = field(default_factory=dict)
     team: str = ""
     """The team the job belongs to: executors that isolate jobs run each team under its own identity."""
+    gpus: int = 0
+    """GPUs the run holds in all (``len(gpu_ids)``)."""
+    nodes: int = 1
+    """Nodes its GPUs are on (a gang over several nodes asks the engine for that many)."""
+    gpus_per_node: int = 0
+    """GPUs it holds on each node (``gpus // nodes``)."""
+    image: str | None = None
+    """The job's container image (executors that run images); None: its command runs in the engine's default."""
+    name: str = ""
+    """The job's name (shown by the engine next to the job id), or empty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +149,38 @@ class Executor(Protocol):
 
     def logs(self, handle: RunHandle, offset: int = 0) -> tuple[str, int]:
         """Log text from byte ``offset`` and the offset to continue from."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What one health check of an executor's engine found."""
+
+    reachable: bool
+    """The engine answered."""
+    reason: str = ""
+    """Why it is not healthy (unreachable, failed nodes), on one line; empty when healthy."""
+    nodes: int | None = None
+    """Nodes the engine reports (None: it does not say)."""
+    failed_nodes: int = 0
+    """Nodes the engine reports down or failed."""
+
+    def down(self) -> bool:
+        """True when the engine cannot run work: unreachable, or every node it reports failed."""
+        return not self.reachable or (self.nodes is not None and self.failed_nodes >= self.nodes > 0)
+
+    def degraded(self) -> bool:
+        """True when some (not all) of its nodes failed."""
+        return not self.down() and self.failed_nodes > 0
+
+
+@runtime_checkable
+class ChecksHealth(Protocol):
+    """An executor that can tell whether its engine is reachable and its nodes are up (the server's health step
+    asks it every ``health.interval_s`` and marks its clusters down after ``health.down_after_s``)."""
+
+    def health(self) -> Health:
+        """Check the engine now (a bounded wait: a few seconds at most); never raises for an unreachable engine."""
         ...
 
 

@@ -1,0 +1,163 @@
+"""How Stargate reaches the engine that runs a cluster's jobs: the fleet file's ``executors:`` section.
+
+An executor is named by an id; a provider (and, to override it, a cluster) names the executor its jobs run on. The
+four kind names (``local``, ``ray``, ``slurm``, ``kubernetes``) are executors too, with the defaults below, unless
+the fleet declares an executor of that id. Secrets never appear here: a credential is named by the environment
+variable of the server's process that holds it (``token_env``).
+"""
+
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from stargate.domain.base import Model, Seconds
+from stargate.domain.ids import Id
+
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+"""The name of an environment variable: letters, digits and '_', not starting with a digit, at most 128
+characters."""
+
+HttpAddress = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]{1,253}(/[^\s?#]{0,1000})?$")]
+"""An http:// or https:// address with a host (and port), optionally a path; no query, no fragment."""
+
+Word = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,252}$")]
+"""A name passed to an engine as is (a Slurm partition or account, a namespace, a queue, a resource name)."""
+
+FilePath = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^[^\x00-\x1f]+$")]
+"""A file path on the server's machine (never a secret itself)."""
+
+Feature = Literal["commands", "images"]
+"""What a job may need of the executor of the cluster it is placed on: to run a shell command, or a container
+image. The engine places a job only on clusters whose executor has every feature it needs."""
+
+
+class ExecutorHealth(Model):
+    """How the server watches an executor's engine, and when it takes the clusters behind it out of service."""
+
+    interval_s: Seconds = Field(
+        default=10.0, ge=1.0, le=3600.0, description="Seconds between two health checks, 1 to 3,600."
+    )
+    down_after_s: Seconds = Field(
+        default=60.0,
+        ge=0.0,
+        le=86400.0,
+        description="Seconds the engine may stay unreachable (or report every node failed) before its clusters "
+        "are marked down and their jobs requeued elsewhere, 0 to 86,400; 0: at the first failed check.",
+    )
+
+
+class _Base(Model):
+    id: Id = Field(description="Executor id, referenced by providers' and clusters' `executor`, e.g. 'slurm-east'.")
+    health: ExecutorHealth = Field(default_factory=ExecutorHealth, description="Health checks and failover.")
+
+
+class LocalExecutorConfig(_Base):
+    """Processes on the server's own machine (the embedded default)."""
+
+    kind: Literal["local"] = Field(description="'local'.")
+
+    def features(self) -> frozenset[str]:
+        return frozenset({"commands"})
+
+
+class RayExecutorConfig(_Base):
+    """A Ray cluster, through its Jobs API (the dashboard's HTTP address)."""
+
+    kind: Literal["ray"] = Field(description="'ray'.")
+    address: HttpAddress = Field(
+        default="http://127.0.0.1:8265", description="The Ray dashboard's address, e.g. 'http://ray-head:8265'."
+    )
+    token_env: EnvName | None = Field(
+        default=None,
+        description="Environment variable of the server holding the Ray cluster's auth token; null: none (or the "
+        "token Ray itself finds, e.g. ~/.ray/auth_token).",
+    )
+    gpu_resource: Word = Field(
+        default="GPU", description="The Ray resource a job's GPUs are asked as ('GPU', or a custom resource name)."
+    )
+
+    def features(self) -> frozenset[str]:
+        return frozenset({"commands"})
+
+
+class SlurmExecutorConfig(_Base):
+    """A Slurm cluster, through its commands (sbatch, squeue, scancel, sacct) on the server's machine."""
+
+    kind: Literal["slurm"] = Field(description="'slurm'.")
+    partition: Word | None = Field(default=None, description="Partition jobs go to; null: the cluster's default.")
+    account: Word | None = Field(default=None, description="Account jobs are charged to; null: the user's default.")
+    gres: Word | None = Field(
+        default="gpu",
+        description="The GRES name GPUs are asked by (`--gres=<gres>:<GPUs per node>`); null when the Slurm "
+        "cluster has no GRES (GPUs are then not asked of Slurm).",
+    )
+    slurm_conf: FilePath | None = Field(
+        default=None, description="Path of the slurm.conf the commands read (SLURM_CONF); null: Slurm's default."
+    )
+    bin_dir: FilePath | None = Field(
+        default=None, description="Directory holding sbatch and the other commands; null: found on PATH."
+    )
+
+    def features(self) -> frozenset[str]:
+        return frozenset({"commands"})
+
+
+class KubernetesExecutorConfig(_Base):
+    """A Kubernetes cluster (with Kueue when ``queue`` is set), through its API server."""
+
+    kind: Literal["kubernetes"] = Field(description="'kubernetes'.")
+    address: HttpAddress | None = Field(
+        default=None, description="The API server's address; null: from the kubeconfig (or in-cluster config)."
+    )
+    token_env: EnvName | None = Field(
+        default=None, description="Environment variable of the server holding a bearer token; null: kubeconfig's."
+    )
+    ca_file: FilePath | None = Field(default=None, description="CA bundle that signs the API server's certificate.")
+    kubeconfig: FilePath | None = Field(
+        default=None, description="Path of the kubeconfig to read; null: KUBECONFIG or ~/.kube/config."
+    )
+    namespace: Word = Field(default="default", description="Namespace jobs are created in.")
+    queue: Word | None = Field(
+        default=None, description="Kueue LocalQueue jobs are labelled for (kueue.x-k8s.io/queue-name); null: none."
+    )
+    image: Word | None = Field(
+        default=None,
+        description="Image a job with a command and no image runs in; null: such jobs cannot run here.",
+    )
+    gpu_resource: Word = Field(default="nvidia.com/gpu", description="The extended resource GPUs are asked as.")
+
+    def features(self) -> frozenset[str]:
+        return frozenset({"images", "commands"} if self.image else {"images"})
+
+
+AnyExecutorConfig = LocalExecutorConfig | RayExecutorConfig | SlurmExecutorConfig | KubernetesExecutorConfig
+"""Any executor's settings (the fleet file's ``executors:`` entries parse to one of these)."""
+
+ExecutorConfig = Annotated[AnyExecutorConfig, Field(discriminator="kind")]
+"""One executor of the fleet file, by its ``kind``."""
+
+DEFAULT_EXECUTORS: Mapping[str, AnyExecutorConfig] = {
+    "local": LocalExecutorConfig(id="local", kind="local"),
+    "ray": RayExecutorConfig(id="ray", kind="ray"),
+    "slurm": SlurmExecutorConfig(id="slurm", kind="slurm"),
+    "kubernetes": KubernetesExecutorConfig(id="kubernetes", kind="kubernetes"),
+}
+"""The executors every fleet has unless it declares one of the same id: one per kind, with the defaults."""
+
+
+def executors_by_id(declared: Iterable[AnyExecutorConfig]) -> dict[str, AnyExecutorConfig]:
+    """Every executor a fleet can name: the defaults, then the declared ones (which replace a default of their id)."""
+    found = dict(DEFAULT_EXECUTORS)
+    found.update({e.id: e for e in declared})
+    return found
+
+
+def job_needs(command: str | None, image: str | None) -> frozenset[str]:
+    """The features a job needs of its cluster's executor: a command alone needs ``commands``, an image alone
+    ``images``; a job with both runs on either (it needs neither)."""
+    if command and image:
+        return frozenset()
+    if image:
+        return frozenset({"images"})
+    return frozenset({"commands"}) if command else frozenset()
