@@ -1,5 +1,5 @@
 """SQLAlchemy 2 models of the control plane's state: jobs and their events, runs, tokens, the fleet, procurement,
-capacity plans.
+capacity plans, the clusters' observed health.
 
 Times are stored as UTC (naive in the database, aware in Python); money is ``Numeric``; free-form documents are
 JSON. The schema is created by the Alembic migrations in ``stargate/store/migrations``, never by ``create_all``
@@ -223,7 +223,8 @@ class RunRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     attempt: Mapped[int] = mapped_column(Integer)
-    executor: Mapped[str] = mapped_column(String(32))
+    executor: Mapped[str] = mapped_column(String(64))
+    """The id of the executor it was handed to (``local``, ``slurm-east``, ...)."""
     cluster: Mapped[str] = mapped_column(String(63))
     handle_key: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -414,6 +415,33 @@ class PlanRow(Base):
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     applied_by: Mapped[str | None] = mapped_column(String(ACTOR_MAX))
     applied_requests: Mapped[dict[str, str] | None] = mapped_column(JsonType)
+
+
+class ClusterHealthRow(Base):
+    """A cluster's status as the health step last observed it through its executor (``up``, ``degraded`` or
+    ``down``), why, and since when; the scheduler takes the worse of this and the fleet's declared status."""
+
+    __tablename__ = "cluster_health"
+
+    cluster: Mapped[str] = mapped_column(String(63), primary_key=True)
+    executor: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ClusterEventRow(Base):
+    """One change of a cluster's observed status: when, which executor saw it, from, to, why. Append-only."""
+
+    __tablename__ = "cluster_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cluster: Mapped[str] = mapped_column(String(63), index=True)
+    executor: Mapped[str] = mapped_column(String(64))
+    from_status: Mapped[str] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 JOB_ID_PREFIX = "j-"

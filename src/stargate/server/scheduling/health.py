@@ -1,0 +1,249 @@
+"""Scheduler loop, health step: watch the engines behind the fleet's clusters and mark their clusters up, degraded or
+down (leader only; executors are called outside transactions).
+
+Every executor used by a cluster of the fleet in force that can check its engine (:class:`ChecksHealth`) is asked at
+most every ``health.interval_s`` (its settings in the fleet's ``executors:``), several at once on the executor
+threads; each check is bounded by the executor. :class:`HealthTracker` turns the answers into an observed status:
+``down`` once the engine has been unreachable (or has reported every node failed) for ``health.down_after_s``
+(0: at the first failed check), ``degraded`` while some of its nodes failed, ``up`` again at the first healthy
+check. Changes are written in one transaction: the observed status of every cluster of that executor
+(``cluster_health``) and an event each (``cluster_events``). The snapshot overlays the observed statuses on the
+declared fleet (the worse of the two wins), and the engine stops the jobs of a down cluster, as it does for the
+simulator's outages: the loop requeues them with their checkpointed progress and places them elsewhere.
+"""
+
+import logging
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from prometheus_client import Gauge
+
+from stargate.domain import ClusterStatus, Fleet
+from stargate.domain.executors import AnyExecutorConfig, ExecutorHealth
+from stargate.executors import UnknownExecutorError
+from stargate.executors.base import ChecksHealth, Health
+from stargate.server.context import ServerContext
+from stargate.server.errors import NotFoundError
+from stargate.server.scheduling.execute import Call, Executed, call_all, describe
+from stargate.store.repositories import health as health_repo
+from stargate.store.repositories.health import Change
+
+log = logging.getLogger("stargate.scheduler")
+
+RANK = {ClusterStatus.UP: 0, ClusterStatus.DEGRADED: 1, ClusterStatus.DOWN: 2}
+"""How bad each status is: the worse of a cluster's declared and observed status is the one the scheduler uses."""
+
+
+def worse(a: ClusterStatus, b: ClusterStatus) -> ClusterStatus:
+    """The worse of two statuses (``down`` over ``degraded`` over ``up``)."""
+    return a if RANK[a] >= RANK[b] else b
+
+
+def _seconds(delta: timedelta) -> str:
+    return f"{max(delta.total_seconds(), 0.0):,.0f} s"
+
+
+@dataclass
+class HealthTracker:
+    """What the checks of one executor's engine say about its clusters; pure (times are given)."""
+
+    executor: str
+    down_after_s: float
+    failing_since: datetime | None = None
+    """When the first failed check of the current failing streak was made (None: the last check was not failed)."""
+
+    def judge(self, health: Health, at: datetime, current: ClusterStatus) -> tuple[ClusterStatus, str]:
+        """The status the executor's clusters have after a check made at ``at`` that found ``health`` (``current``:
+        their status before it), and why, on one line (empty when up).
+
+        A failed check (unreachable, or every node failed) marks them down once the engine has failed every check
+        for ``down_after_s`` (0: at once), and leaves them as they were before that; some nodes failed: degraded;
+        healthy: up (at the first healthy check)."""
+        if health.down():
+            since = self.failing_since = self.failing_since or at
+            if (at - since).total_seconds() < self.down_after_s:
+                return current, ""
+            lasted = _seconds(at - since)
+            why = f": {health.reason}" if health.reason else ""
+            if not health.reachable:
+                return ClusterStatus.DOWN, f"executor {self.executor} unreachable for {lasted}{why}"
+            return ClusterStatus.DOWN, f"executor {self.executor}: every node failed ({health.nodes}) for {lasted}{why}"
+        self.failing_since = None
+        if health.degraded():
+            of = f" of {health.nodes}" if health.nodes is not None else ""
+            why = f": {health.reason}" if health.reason else ""
+            return ClusterStatus.DEGRADED, f"executor {self.executor}: {health.failed_nodes}{of} nodes failed{why}"
+        return ClusterStatus.UP, f"executor {self.executor} healthy again" if current is not ClusterStatus.UP else ""
+
+
+@dataclass
+class _Watched:
+    """One executor the step watches: its health settings and the clusters it runs."""
+
+    settings: ExecutorHealth
+    clusters: list[str]
+
+
+@dataclass
+class HealthState:
+    """What the health step keeps between cycles (per server process)."""
+
+    trackers: dict[str, HealthTracker] = field(default_factory=dict)
+    due: dict[str, datetime] = field(default_factory=dict)
+    """When each executor is checked next."""
+    version: str | None = None
+    watched: dict[str, _Watched] = field(default_factory=dict)
+    reread_at: datetime | None = None
+    """When the fleet is read again to learn which executors to watch."""
+    gauge: Gauge | None = None
+
+
+_STATES: dict[int, HealthState] = {}
+
+
+def state_of(ctx: ServerContext) -> HealthState:
+    """The health step's state of this server process (kept with its loop state, dropped with it)."""
+    key = id(ctx.loop)
+    found = _STATES.get(key)
+    if found is None:
+        found = _STATES[key] = HealthState()
+        weakref.finalize(ctx.loop, _STATES.pop, key, None)
+    return found
+
+
+@dataclass
+class Checked:
+    """What one health step did: executors checked, clusters whose observed status changed."""
+
+    checked: int = 0
+    changes: list[Change] = field(default_factory=list)
+
+
+def watched(fleet: Fleet) -> dict[str, _Watched]:
+    """The executors the fleet's clusters use, with their health settings and clusters (ids in order)."""
+    configs: Mapping[str, AnyExecutorConfig] = fleet.executor_configs()
+    out: dict[str, _Watched] = {}
+    for cluster, executor in sorted(fleet.cluster_executor_ids().items()):
+        config = configs.get(executor)
+        if config is None:
+            continue
+        out.setdefault(executor, _Watched(config.health, [])).clusters.append(cluster)
+    return out
+
+
+def step(ctx: ServerContext, now: datetime, out: Executed | None = None) -> Checked:
+    """Check the engines that are due (outside transactions), then record the clusters whose observed status
+    changed in one transaction; returns what it did. Leader only: the scheduler loop calls it every cycle."""
+    state = state_of(ctx)
+    done = Checked()
+    if state.reread_at is None or now >= state.reread_at or any(now >= at for at in state.due.values()):
+        _reread(ctx, state, now)
+    due = sorted(e for e, at in state.due.items() if now >= at)
+    if not due:
+        return done
+    checkers: list[tuple[str, Any]] = []
+    for executor_id in due:
+        state.due[executor_id] = now + timedelta(seconds=state.watched[executor_id].settings.interval_s)
+        try:
+            executor = ctx.executor(executor_id)
+        except UnknownExecutorError:
+            continue
+        if isinstance(executor, ChecksHealth):
+            checkers.append((executor_id, executor))
+    if not checkers:
+        return done
+    calls = [Call(e, "health", ex.health, f"executor {e}") for e, ex in checkers]
+    answers = call_all(ctx, calls, out if out is not None else Executed())
+    found: dict[str, Health] = {}
+    for (executor_id, _), (ok, answer) in zip(checkers, answers, strict=True):
+        found[executor_id] = answer if ok and isinstance(answer, Health) else _failed(answer)
+    done.checked = len(found)
+    done.changes = _record(ctx, state, found, now)
+    return done
+
+
+def _failed(answer: object) -> Health:
+    """A health check that raised (or answered something else) as an unreachable engine."""
+    if isinstance(answer, BaseException):
+        return Health(reachable=False, reason=f"health check failed: {describe(answer)}")
+    return Health(reachable=False, reason=f"health check answered {str(answer)[:200]!r}")
+
+
+def _reread(ctx: ServerContext, state: HealthState, now: datetime) -> None:
+    """Learn which executors the fleet in force uses; a new one is checked now, a gone one forgotten."""
+    with ctx.db.read() as session:
+        try:
+            version, fleet = ctx.fleet.get(session)
+        except NotFoundError:
+            version, fleet = None, None
+    if fleet is None:
+        state.watched, state.due = {}, {}
+    elif version != state.version:
+        state.watched = watched(fleet)
+        state.due = {e: state.due.get(e, now) for e in state.watched}
+        state.trackers = {e: t for e, t in state.trackers.items() if e in state.watched}
+    state.version = version
+    least = min((w.settings.interval_s for w in state.watched.values()), default=10.0)
+    state.reread_at = now + timedelta(seconds=least)
+
+
+def _record(ctx: ServerContext, state: HealthState, found: dict[str, Health], now: datetime) -> list[Change]:
+    """Judge each check against the stored statuses of its executor's clusters and write the changes (one
+    transaction; each change logged and counted in the gauge)."""
+    changes: list[Change] = []
+    after: dict[tuple[str, str], ClusterStatus] = {}
+    with ctx.db.write() as session:
+        stored = health_repo.observed(session)
+        for executor_id, health in found.items():
+            clusters = state.watched[executor_id].clusters
+            before = {c: _stored(stored, c, executor_id) for c in clusters}
+            current = max(before.values(), key=RANK.__getitem__, default=ClusterStatus.UP)
+            tracker = state.trackers.get(executor_id)
+            if tracker is None or tracker.down_after_s != state.watched[executor_id].settings.down_after_s:
+                down_after = state.watched[executor_id].settings.down_after_s
+                tracker = state.trackers[executor_id] = HealthTracker(
+                    executor_id, down_after, tracker.failing_since if tracker else None
+                )
+            status, reason = tracker.judge(health, now, current)
+            for cluster in clusters:
+                after[(cluster, executor_id)] = status
+                if before[cluster] is not status:
+                    text = reason or f"executor {executor_id} healthy"
+                    changes.append(Change(cluster, executor_id, before[cluster].value, status.value, text))
+        health_repo.record(session, changes, now)
+    _gauge(ctx, state, after)
+    for change in changes:
+        emit = log.warning if change.to_status != ClusterStatus.UP else log.info
+        emit("cluster %s: %s -> %s: %s", change.cluster, change.from_status, change.to_status, change.reason)
+    return changes
+
+
+def _stored(stored: Mapping[str, health_repo.Observed], cluster: str, executor: str) -> ClusterStatus:
+    """A cluster's stored observed status through ``executor`` (up when none is stored, or one of another
+    executor: the cluster moved)."""
+    row = stored.get(cluster)
+    if row is None or row.executor != executor:
+        return ClusterStatus.UP
+    try:
+        return ClusterStatus(row.status)
+    except ValueError:
+        return ClusterStatus.UP
+
+
+def _gauge(ctx: ServerContext, state: HealthState, after: dict[tuple[str, str], ClusterStatus]) -> None:
+    """Set ``stargate_cluster_observed_status`` (0 up, 1 degraded, 2 down) of the checked executors' clusters."""
+    if state.gauge is None:
+        try:
+            state.gauge = Gauge(
+                "stargate_cluster_observed_status",
+                "A cluster's status as its executor's health checks see it: 0 up, 1 degraded, 2 down.",
+                ["cluster", "executor"],
+                registry=ctx.metrics.registry,
+            )
+        except ValueError:  # already registered in this registry (another loop state over the same metrics)
+            return
+    for (cluster, executor_id), status in after.items():
+        state.gauge.labels(cluster=cluster, executor=executor_id).set(RANK[status])
