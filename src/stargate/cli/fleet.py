@@ -7,6 +7,7 @@ nothing is ever written.
 import json
 import re
 import sys
+from collections import Counter
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -167,6 +168,7 @@ def _render(fleet: Fleet, months: list[str]) -> None:
     for table in (
         _gpu_models(fleet),
         _providers(fleet),
+        _executors(fleet),
         _sites(fleet),
         _power(fleet, months),
         _buildings(fleet),
@@ -192,7 +194,16 @@ def _providers(fleet: Fleet) -> Table:
     t = _table("Providers", "id", "name", "kind", "executor", "on-demand limit (GPUs)")
     for p in fleet.providers:
         limit = "" if p.capacity_limit_gpus is None else f"{p.capacity_limit_gpus:,}"
-        t.add_row(p.id, p.name, p.kind.value, p.executor.value, limit)
+        t.add_row(p.id, p.name, p.kind.value, p.executor, limit)
+    return t
+
+
+def _executors(fleet: Fleet) -> Table:
+    t = _table("Executors declared by the fleet", "id", "kind", "where", "runs", "clusters")
+    used = Counter(fleet.cluster_executor_ids().values())
+    for e in fleet.executors:
+        where = getattr(e, "address", None) or getattr(e, "partition", None) or getattr(e, "namespace", None) or ""
+        t.add_row(e.id, e.kind, str(where), " and ".join(sorted(e.features())), str(used[e.id]))
     return t
 
 

@@ -10,6 +10,16 @@ from stargate.domain.contracts import (
     MatchRule,
     RightOfFirstRefusal,
 )
+from stargate.domain.executors import (
+    DEFAULT_EXECUTORS,
+    AnyExecutorConfig,
+    ExecutorHealth,
+    KubernetesExecutorConfig,
+    LocalExecutorConfig,
+    RayExecutorConfig,
+    SlurmExecutorConfig,
+    job_needs,
+)
 from stargate.domain.fleet import Fleet
 from stargate.domain.infrastructure import (
     Building,
@@ -30,7 +40,9 @@ from stargate.domain.teams import ANY_GPU, DEFAULT_PRIORITY_CLASSES, PriorityCla
 __all__ = [
     "ANY_GPU",
     "BUILTIN_GPU_MODELS",
+    "DEFAULT_EXECUTORS",
     "DEFAULT_PRIORITY_CLASSES",
+    "AnyExecutorConfig",
     "Budget",
     "Building",
     "Cluster",
@@ -38,6 +50,7 @@ __all__ = [
     "Contract",
     "ContractKind",
     "Exclusivity",
+    "ExecutorHealth",
     "ExecutorKind",
     "Fleet",
     "GpuModel",
@@ -45,6 +58,8 @@ __all__ = [
     "JobKind",
     "JobReason",
     "JobSpec",
+    "KubernetesExecutorConfig",
+    "LocalExecutorConfig",
     "MatchRule",
     "Path",
     "PressureSettings",
@@ -56,10 +71,13 @@ __all__ = [
     "ProviderKind",
     "Queue",
     "Quota",
+    "RayExecutorConfig",
     "RightOfFirstRefusal",
     "Scheduling",
     "Site",
+    "SlurmExecutorConfig",
     "Team",
     "fleet_problems",
+    "job_needs",
     "read_reason",
 ]

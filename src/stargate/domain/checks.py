@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import date
 
+from stargate.domain.executors import DEFAULT_EXECUTORS
 from stargate.domain.fleet import Fleet
 from stargate.domain.infrastructure import ProviderKind
 from stargate.domain.problems import Problem
@@ -34,6 +35,7 @@ def fleet_problems(fleet: Fleet) -> list[Problem]:
         _clauses_inside_term,
         _contract_terms,
         _price_book_refs,
+        _executor_refs,
     )
     return [p for rule in rules for p in rule(fleet)]
 
@@ -52,6 +54,7 @@ def _unique_ids(f: Fleet) -> Iterator[Problem]:
     for section in ("providers", "sites", "buildings", "clusters", "contracts", "teams", "queues"):
         yield from _dupes(section, [e.id for e in getattr(f, section)])
     yield from _dupes("priority_classes", [p.name for p in f.priority_classes])
+    yield from _dupes("executors", [e.id for e in f.executors])
 
 
 def _ref(path: tuple[str | int, ...], value: str | None, known: set[str], what: str) -> Iterator[Problem]:
@@ -404,3 +407,20 @@ def _price_book_refs(f: Fleet) -> Iterator[Problem]:
                 f"a site of '{q.provider}', the provider quoting",
             )
         yield from _order((*path, "valid_until"), q.valid_from, q.valid_until, "valid_from", "valid_until")
+
+
+def _executor_refs(f: Fleet) -> Iterator[Problem]:
+    """A provider's or cluster's ``executor`` names an executor the fleet declares, or a default one."""
+    known = {e.id for e in f.executors} | set(DEFAULT_EXECUTORS)
+    shown = ", ".join(sorted(known)[:12]) + (", ..." if len(known) > 12 else "")
+    named: list[tuple[str, int, str, str | None]] = [
+        ("providers", i, p.id, p.executor) for i, p in enumerate(f.providers)
+    ]
+    named += [("clusters", i, c.id, c.executor) for i, c in enumerate(f.clusters)]
+    for section, i, ident, executor in named:
+        if executor is not None and executor not in known:
+            yield Problem(
+                (section, i, "executor"),
+                f"'{executor}' ({section[:-1]} '{ident}')",
+                f"the id of an executor declared under 'executors' or a default one ({shown})",
+            )

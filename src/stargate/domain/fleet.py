@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 from stargate.domain.base import Day, Model, Name, OptionalText
 from stargate.domain.catalog import BUILTIN_GPU_MODELS, GpuModel
 from stargate.domain.contracts import Budget, Contract
+from stargate.domain.executors import AnyExecutorConfig, ExecutorConfig, executors_by_id
 from stargate.domain.infrastructure import Building, Cluster, Provider, Site
 from stargate.domain.limits import MAX_ENTITIES, MAX_FLEET_GPUS, MAX_SMALL_LIST
 from stargate.domain.procurement import Procurement
@@ -15,8 +16,8 @@ from stargate.domain.teams import DEFAULT_PRIORITY_CLASSES, PriorityClass, Queue
 
 
 class Fleet(Model):
-    """Root of a fleet file: providers, sites, buildings, clusters, contracts, budget, procurement, teams, queues and
-    scheduling.
+    """Root of a fleet file: providers, sites, buildings, clusters, contracts, budget, procurement, teams, queues,
+    scheduling and executors.
 
     Field-level rules are enforced by the models; rules across entities (references, power, dates) by
     :func:`stargate.domain.checks.fleet_problems`.
@@ -69,6 +70,12 @@ class Fleet(Model):
         default_factory=Scheduling,
         description="The scheduling policy and its settings, as `stargate simulate --policy/--set` name them.",
     )
+    executors: list[ExecutorConfig] = Field(
+        default_factory=list,
+        max_length=MAX_SMALL_LIST,
+        description="Engines that run jobs (Ray, Slurm, Kubernetes, local), each with an id providers and clusters "
+        "name, at most 1,000; 'local', 'ray', 'slurm' and 'kubernetes' exist with their defaults unless declared.",
+    )
 
     @model_validator(mode="after")
     def _fleet_size(self) -> "Fleet":
@@ -86,6 +93,23 @@ class Fleet(Model):
         models = {m.name: m for m in BUILTIN_GPU_MODELS}
         models.update({m.name: m for m in self.gpu_models})
         return models
+
+    def executor_configs(self) -> dict[str, AnyExecutorConfig]:
+        """Every executor this fleet can name, by id: the defaults, replaced or joined by the declared ones."""
+        return executors_by_id(self.executors)
+
+    def cluster_executor_ids(self) -> dict[str, str]:
+        """Cluster id → the id of the executor that runs its jobs: its own ``executor``, else its provider's (else
+        'local', for a cluster whose site or provider is not declared)."""
+        provider_of = {s.id: s.provider for s in self.sites}
+        executor_of = {p.id: p.executor for p in self.providers}
+        return {c.id: c.executor or executor_of.get(provider_of.get(c.site, ""), "local") for c in self.clusters}
+
+    def cluster_executors(self) -> dict[str, AnyExecutorConfig]:
+        """Cluster id → the settings of the executor that runs its jobs (a cluster naming an executor this fleet
+        does not know, which the fleet's checks refuse, is left out)."""
+        known = self.executor_configs()
+        return {c: known[e] for c, e in self.cluster_executor_ids().items() if e in known}
 
     def total_gpus(self) -> int:
         """GPUs across all clusters, GPUs."""

@@ -33,7 +33,8 @@ class ProviderKind(StrEnum):
 
 
 class ExecutorKind(StrEnum):
-    """The engine that runs jobs on a provider's clusters."""
+    """The kinds of engine an executor runs jobs on (each is also the id of a default executor: see
+    :mod:`stargate.domain.executors`)."""
 
     LOCAL = "local"
     RAY = "ray"
@@ -59,8 +60,10 @@ class Provider(Model):
     id: Id = Field(description="Provider id, e.g. 'azure'.")
     name: Name = Field(description="Display name, e.g. 'Microsoft Azure'; at most 200 characters.")
     kind: ProviderKind = Field(description="'owned' for our campuses, 'cloud' for rented capacity.")
-    executor: ExecutorKind = Field(
-        default=ExecutorKind.LOCAL, description="Executor that runs jobs on this provider's clusters."
+    executor: Id = Field(
+        default="local",
+        description="Id of the executor that runs jobs on this provider's clusters: one of the fleet's `executors`, "
+        "or a default ('local', 'ray', 'slurm', 'kubernetes').",
     )
     capacity_limit_gpus: GpuCount | None = Field(
         default=None,
@@ -157,6 +160,11 @@ class Cluster(Model):
         default=None, description="Last date the cluster accepts work (ISO 8601), 1970 to 2200; null: no end."
     )
     status: ClusterStatus = Field(default=ClusterStatus.UP, description="Health: 'up', 'degraded' or 'down'.")
+    executor: Id | None = Field(
+        default=None,
+        description="Id of the executor that runs jobs on this cluster, overriding its provider's; null: the "
+        "provider's.",
+    )
 
     @model_validator(mode="after")
     def _cluster_size(self) -> "Cluster":

@@ -1,14 +1,15 @@
 """Executors run placed jobs on real engines; ``local`` (subprocesses) is the embedded default.
 
-:func:`for_kind` is the registry: it builds the executor for a provider's executor kind from the server settings.
-:func:`capabilities_of` says what an executor kind can do without building one (submit checks read it). Ray, Slurm
-and Kubernetes executors are not written yet: building one is a clear error; their capabilities are the ones they
-will have.
+:func:`build` is the registry: it builds the executor a fleet file's ``executors:`` entry describes (see
+:mod:`stargate.domain.executors`) from that entry and the server settings. :func:`capabilities_of` says what an
+executor can do without building one (submit checks read it). The Ray, Slurm and Kubernetes executors live in their
+own modules, imported only when a fleet uses one (their client libraries are the ``engines`` extra).
 """
 
-from collections.abc import Callable
+import importlib
 from pathlib import Path
 
+from stargate.domain.executors import DEFAULT_EXECUTORS, AnyExecutorConfig
 from stargate.executors.base import (
     ArgumentLimits,
     Capabilities,
@@ -47,17 +48,14 @@ __all__ = [
     "RunState",
     "RunStatus",
     "UnknownExecutorError",
+    "build",
     "capabilities_of",
     "for_kind",
-    "known_kinds",
 ]
-
-PLANNED_KINDS = ("ray", "slurm", "kubernetes")
-"""Executor kinds the fleet file accepts whose executors are not written yet."""
 
 
 class UnknownExecutorError(ValueError):
-    """No executor of the requested kind is available."""
+    """No executor of the requested id or kind is available (unknown, or its module cannot be imported)."""
 
 
 def _local(settings: object) -> Executor:
@@ -93,40 +91,78 @@ def _local(settings: object) -> Executor:
     )
 
 
-_FACTORIES: dict[str, Callable[[object], Executor]] = {"local": _local}
-
-PLANNED_CAPABILITIES = Capabilities(images=True, multinode=True)
-"""What the planned executors will do: run container images as well as commands, on several nodes, off the server's
-machine (so neither its argument limits nor its ``--single-team`` apply)."""
-
-_CAPABILITIES: dict[str, Capabilities] = {
-    "local": LocalExecutor.CAPABILITIES,
-    **dict.fromkeys(PLANNED_KINDS, PLANNED_CAPABILITIES),
+_MODULES: dict[str, tuple[str, str]] = {
+    "ray": ("stargate.executors.ray_jobs", "RayExecutor"),
+    "slurm": ("stargate.executors.slurm", "SlurmExecutor"),
+    "kubernetes": ("stargate.executors.kubernetes", "KubernetesExecutor"),
 }
+"""Executor kind → (module, class) of the executors imported on first use."""
+
+FALLBACK_MULTINODE = True
+"""Engines off the server's machine run gangs over several nodes (a fallback's ``multinode``)."""
 
 
-def known_kinds() -> tuple[str, ...]:
-    """The executor kinds :func:`for_kind` can build, sorted."""
-    return tuple(sorted(_FACTORIES))
-
-
-def capabilities_of(kind: str) -> Capabilities:
-    """What executors of ``kind`` can do, whatever their settings (an instance may add isolation: see its
-    ``capabilities``), without building one; the planned kinds' too. :class:`UnknownExecutorError` for a kind that
-    does not exist."""
-    found = _CAPABILITIES.get(kind)
-    if found is None:
-        raise UnknownExecutorError(f"unknown executor kind '{kind}' (known: {', '.join(sorted(_CAPABILITIES))})")
+def _executor_class(kind: str) -> type:
+    """The class of the executors of ``kind`` (imported now); :class:`UnknownExecutorError` when it cannot be."""
+    where = _MODULES.get(kind)
+    if where is None:
+        known = ", ".join(sorted(("local", *_MODULES)))
+        raise UnknownExecutorError(f"unknown executor kind '{kind}' (known: {known})")
+    module_name, class_name = where
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name == module_name:
+            raise UnknownExecutorError(
+                f"the {kind} executor is not available in this installation (no module {module_name})"
+            ) from None
+        raise UnknownExecutorError(
+            f"the {kind} executor cannot be loaded ({exc}); install Stargate's 'engines' extra "
+            "(pip install 'stargate[engines]')"
+        ) from None
+    found = getattr(module, class_name, None)
+    if not isinstance(found, type):
+        raise UnknownExecutorError(f"the {kind} executor is not available in this installation ({module_name})")
     return found
 
 
+def build(config: AnyExecutorConfig, settings: object) -> Executor:
+    """The executor ``config`` describes (a fleet file's ``executors:`` entry, or a default), built with the server
+    ``settings`` (``home: Path``, ``installation_id``, the local executor's options); :class:`UnknownExecutorError`
+    when its kind cannot be built here (its module or client library missing)."""
+    if config.kind == "local":
+        return _local(settings)
+    cls = _executor_class(config.kind)
+    try:
+        built: Executor = cls.from_config(config, settings)  # type: ignore[attr-defined]
+    except UnknownExecutorError:
+        raise
+    except (ValueError, OSError, ImportError) as exc:  # settings the engine's client refuses: a clear error
+        raise UnknownExecutorError(f"executor '{config.id}' ({config.kind}): {exc}") from None
+    return built
+
+
+def capabilities_of(config: AnyExecutorConfig) -> Capabilities:
+    """What the executor ``config`` describes can do, without building one (an instance may add isolation: see its
+    ``capabilities``). When its module cannot be imported here, what every engine off the server's machine does:
+    the images its settings allow, several nodes, no argument limits of this host."""
+    if config.kind == "local":
+        return LocalExecutor.CAPABILITIES
+    try:
+        found = getattr(_executor_class(config.kind), "CAPABILITIES", None)
+    except UnknownExecutorError:
+        found = None
+    if isinstance(found, Capabilities):
+        return found
+    return Capabilities(images="images" in config.features(), multinode=FALLBACK_MULTINODE)
+
+
 def for_kind(kind: str, settings: object) -> Executor:
-    """The executor for ``kind`` built from ``settings`` (which has ``home: Path``, optionally ``runs_dir`` and
-    ``cancel_grace_s``); :class:`UnknownExecutorError` for a kind that does not exist or is not written yet."""
-    factory = _FACTORIES.get(kind)
-    if factory is not None:
-        return factory(settings)
-    known = ", ".join(known_kinds())
-    if kind in PLANNED_KINDS:
-        raise UnknownExecutorError(f"executor kind '{kind}' is not available yet (available: {known})")
-    raise UnknownExecutorError(f"unknown executor kind '{kind}' (available: {known}; planned: ray, slurm, kubernetes)")
+    """The default executor of ``kind`` (the fleet file's defaults: see
+    :data:`stargate.domain.executors.DEFAULT_EXECUTORS`) built from ``settings``; :class:`UnknownExecutorError` for
+    a kind that does not exist or cannot be built here."""
+    config = DEFAULT_EXECUTORS.get(kind)
+    if config is None:
+        known = ", ".join(sorted(DEFAULT_EXECUTORS))
+        raise UnknownExecutorError(f"unknown executor kind '{kind}' (known: {known})")
+    return build(config, settings)

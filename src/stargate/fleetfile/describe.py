@@ -10,12 +10,13 @@ import types
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from stargate.domain.base import DateRange, MaxBytes, Printable, Unit, visible
+from stargate.domain.executors import EnvName, FilePath, HttpAddress, Word
 from stargate.domain.ids import ID_PATTERN
 
 _NOUNS = {
@@ -25,9 +26,29 @@ _NOUNS = {
     "PriorityClass": "priority class",
     "JobSpec": "job spec",
     "MarketOptions": "market section",
+    "LocalExecutorConfig": "local executor",
+    "RayExecutorConfig": "Ray executor",
+    "SlurmExecutorConfig": "Slurm executor",
+    "KubernetesExecutorConfig": "Kubernetes executor",
+    "ExecutorHealth": "executor health section",
 }
 _ID_WORDS = "an id (1–63 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit)"
 _MAX_FOUND = 60
+
+
+def _pattern(annotated: Any) -> str:
+    return str(next(m.pattern for m in get_args(annotated)[1:] if getattr(m, "pattern", None)))
+
+
+_PATTERN_WORDS = {
+    ID_PATTERN: _ID_WORDS,
+    _pattern(EnvName): "the name of an environment variable (letters, digits and '_', not starting with a digit, at "
+    "most 128 characters) whose value the server reads; never the secret itself",
+    _pattern(HttpAddress): "an http:// or https:// address with a host (and port), optionally a path; no query",
+    _pattern(Word): "a name (letters, digits, '.', '_', '/', ':', '@' or '-', starting with a letter or digit, at "
+    "most 253 characters)",
+    _pattern(FilePath): "a file path (no control characters, at most 4,096 characters)",
+}
 
 
 def noun(model: type[BaseModel]) -> str:
@@ -111,12 +132,21 @@ def error_words(model: type[BaseModel], err: ErrorDetails) -> tuple[str, str]:
     if own is not None:
         return own
     found = err.get("input")
+    if isinstance(found, str) and _names_a_secret(model, loc):
+        hidden = f"a string of {len(found):,} characters that is not a variable name (not shown: it may be a secret)"
+        return hidden, _field_text(model, loc, err)
     if err["type"] == "too_long" and isinstance(found, list | dict):
         count = len(found)
         return f"{'a list' if isinstance(found, list) else 'a mapping'} of {count:,} entries", _field_text(
             model, loc, err
         )
     return found_text(found), _field_text(model, loc, err)
+
+
+def _names_a_secret(model: type[BaseModel], loc: tuple[str | int, ...]) -> bool:
+    """True for a field holding the name of an environment variable that holds a secret (its value is not echoed)."""
+    found = resolve(model, loc)
+    return found is not None and _constraint(_unwrap(*found)[1], "pattern") == _pattern(EnvName)
 
 
 def plain_error_words(err: ErrorDetails) -> tuple[str, str]:
@@ -222,6 +252,8 @@ def _base_text(tp: Any, meta: list[Any]) -> str:
         return "a date as YYYY-MM-DD (ISO 8601)" + _range_text(meta)
     if isinstance(tp, type) and issubclass(tp, Enum):
         return "one of " + ", ".join(f"'{m.value}'" for m in tp)
+    if get_origin(tp) is Literal:
+        return "one of " + ", ".join(f"'{v}'" for v in get_args(tp))
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         required = [n for n, f in tp.model_fields.items() if f.is_required()]
         return f"a mapping describing {article(noun(tp))} (required keys: {', '.join(required) or 'none'})"
@@ -255,8 +287,8 @@ def _numeric_text(tp: Any, meta: list[Any]) -> str:
 
 def _string_text(meta: list[Any]) -> str:
     pattern = _constraint(meta, "pattern")
-    if pattern == ID_PATTERN:
-        return _ID_WORDS
+    if pattern in _PATTERN_WORDS:
+        return _PATTERN_WORDS[pattern]
     longest = _constraint(meta, "max_length")
     if pattern is not None:
         return f"a string matching {pattern}" + ("" if longest is None else f" of at most {longest:,} characters")
@@ -273,6 +305,10 @@ def _string_text(meta: list[Any]) -> str:
 
 def _plural(tp: Any) -> str:
     tp, meta, _ = _unwrap(tp, [])
+    members = get_args(tp) if get_origin(tp) in (Union, types.UnionType) else ()
+    if members and all(isinstance(m, type) and issubclass(m, BaseModel) for m in members):
+        words = [article(noun(m)) for m in members]
+        return "mappings, each describing " + ", ".join(words[:-1]) + " or " + words[-1]
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         word = noun(tp)
         if word.endswith("series"):

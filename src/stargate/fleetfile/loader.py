@@ -13,7 +13,7 @@ from stargate.domain.checks import fleet_problems
 from stargate.domain.fleet import Fleet
 from stargate.domain.problems import Problem
 from stargate.engine import scheduling
-from stargate.fleetfile.describe import error_words
+from stargate.fleetfile.describe import error_words, found_text
 from stargate.fleetfile.errors import FleetFileError, LocatedProblem
 from stargate.fleetfile.merge import LIST_KEYS, Merged, merge
 from stargate.fleetfile.sources import read_docs
@@ -71,9 +71,17 @@ class _Validated:
         self.singles = self._validate_singles()
 
     def _validate_list(self, key: str) -> None:
-        model: type[BaseModel] = get_args(Fleet.model_fields[key].annotation)[0]
+        element = get_args(Fleet.model_fields[key].annotation)[0]
         self.lists[key], self.index[key] = [], []
         for i, piece in enumerate(self.merged.lists[key]):
+            model = entity_model(element, piece.value)
+            if isinstance(model, LocatedProblem):  # a tagged entry whose tag names no model: only that is said
+                file, pos = self.merged.where((key, i, model.path))
+                path = dotted((key, i, model.path) if model.path else (key, i))
+                self.problems.append(LocatedProblem(file, pos.line, pos.column, path, model.found, model.expected))
+                if isinstance(piece.value, dict) and isinstance(piece.value.get("id"), str):
+                    self.invalid_ids.add(piece.value["id"])
+                continue
             try:
                 self.lists[key].append(model.model_validate(piece.value))
                 self.index[key].append(i)
@@ -123,9 +131,31 @@ class _Validated:
         return [self.place(p) for p in kept]
 
 
+def entity_model(element: Any, value: Any) -> type[BaseModel] | LocatedProblem:
+    """The model a list entry validates against: the list's own, or for a union tagged by a key (``kind``) the
+    member that tag names; when the tag is missing or names no member, the problem (its path: the tag's key, or
+    empty for an entry that is no mapping; file and position left for the caller)."""
+    if isinstance(element, type) and issubclass(element, BaseModel):
+        return element
+    union, *meta = get_args(element)
+    tag = next(m.discriminator for m in meta if isinstance(getattr(m, "discriminator", None), str))
+    members: dict[str, type[BaseModel]] = {get_args(m.model_fields[tag].annotation)[0]: m for m in get_args(union)}
+    choices = ", ".join(f"'{k}'" for k in members)
+    if not isinstance(value, dict):
+        expected = f"a mapping with '{tag}' one of {choices} (required keys: id, {tag})"
+        return LocatedProblem("", 0, 0, "", found_text(value), expected)
+    if tag not in value:
+        return LocatedProblem("", 0, 0, tag, "nothing (the key is missing)", f"a value: one of {choices}")
+    found = value[tag]
+    if not isinstance(found, str) or found not in members:
+        return LocatedProblem("", 0, 0, tag, found_text(found), f"one of {choices}")
+    return members[found]
+
+
 def _missing_top_level_key(err: Any) -> bool:
     return bool(err["type"] == "missing" and len(err["loc"]) == 1)
 
 
 def _refers_to(problem: Problem, skipped: set[str]) -> bool:
-    return problem.found in skipped and problem.expected.startswith("the id of")
+    """True for a reference to an entity that did not validate (found ``'id'``, maybe followed by `` (...)``)."""
+    return problem.found.split(" (")[0] in skipped and problem.expected.startswith("the id of")

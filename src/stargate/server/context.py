@@ -3,18 +3,18 @@ the fleet in force (parsed once per version)."""
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from stargate.domain import Fleet, PressureSettings
+from stargate.domain import DEFAULT_EXECUTORS, AnyExecutorConfig, Fleet, PressureSettings
 from stargate.engine import FleetIndex, JobTerms, Policy
 from stargate.engine.pressure import PressureGauge
 from stargate.engine.scheduling import policy_in_force
-from stargate.executors import Executor, for_kind
+from stargate.executors import Executor, UnknownExecutorError, build
 from stargate.server.auth import TokenCache
 from stargate.server.errors import NotFoundError
 from stargate.server.metrics import Metrics
@@ -39,6 +39,7 @@ class FleetCache:
     _fleet: Fleet | None = None
     _rules: SubmitRules | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _configs: tuple[str | None, dict[str, AnyExecutorConfig]] | None = None
     single_team: str | None = None
     """``stargate up --single-team``: added to the rules, so other teams' local jobs are refused at submit."""
 
@@ -63,6 +64,16 @@ class FleetCache:
                 self._rules = replace(SubmitRules.of(fleet), single_team=self.single_team)
             return version, self._rules
 
+    def executor_configs(self) -> Mapping[str, AnyExecutorConfig]:
+        """The executors of the fleet last read (defaults included), by id; only the defaults before any."""
+        with self._lock:
+            fleet = self._fleet
+            if fleet is None:
+                return DEFAULT_EXECUTORS
+            if self._configs is None or self._configs[0] != self._version:
+                self._configs = (self._version, fleet.executor_configs())
+            return self._configs[1]
+
     def peek(self) -> tuple[str, SubmitRules] | None:
         """The last version seen and its rules, without asking the database (it may have moved on since: the
         submission writer checks again inside its transaction)."""
@@ -74,18 +85,41 @@ class FleetCache:
 
 @dataclass
 class ExecutorRegistry:
-    """One executor per kind, built on first use from the settings."""
+    """One executor per executor id, built on first use from the settings of that id in the fleet in force (else a
+    default executor of that id), and built again when those settings change (health settings aside). Executors
+    given at construction (tests) are kept whatever the fleet says."""
 
     settings: Settings
     _built: dict[str, Executor] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _from: dict[str, AnyExecutorConfig] = field(default_factory=dict)
+    """The settings each executor built here was built from, by id (absent: an executor given at construction)."""
 
-    def get(self, kind: str) -> Executor:
-        """The executor of ``kind`` (raises ``UnknownExecutorError`` for a kind that does not exist)."""
+    def get(self, executor_id: str, configs: Mapping[str, AnyExecutorConfig] | None = None) -> Executor:
+        """The executor of ``executor_id`` as ``configs`` (the fleet in force's executors by id; None: only the
+        defaults) describe it; ``UnknownExecutorError`` for an id neither declared nor a default, or one whose
+        kind cannot be built here."""
+        config = (configs or {}).get(executor_id) or DEFAULT_EXECUTORS.get(executor_id)
         with self._lock:
-            if kind not in self._built:
-                self._built[kind] = for_kind(kind, self.settings)
-            return self._built[kind]
+            have = self._built.get(executor_id)
+            before = self._from.get(executor_id)
+            if have is not None and (before is None or config is None or _same(before, config)):
+                return have
+            if config is None:
+                known = sorted({*(configs or {}), *DEFAULT_EXECUTORS})
+                raise UnknownExecutorError(
+                    f"unknown executor '{executor_id}' (the fleet in force has: {', '.join(known)})"
+                )
+            built = build(config, self.settings)
+            if have is not None:
+                log.info("executor %s: its settings changed; built again", executor_id)
+            self._built[executor_id], self._from[executor_id] = built, config
+            return built
+
+
+def _same(a: AnyExecutorConfig, b: AnyExecutorConfig) -> bool:
+    """Whether two settings build the same executor (health settings only tell the server when to check it)."""
+    return a.model_dump(exclude={"health"}) == b.model_dump(exclude={"health"})
 
 
 @dataclass
@@ -167,7 +201,8 @@ class ServerContext:
         self.metrics.scheduler.policy_problem = problem
         return policy
 
-    def executor(self, kind: str) -> Executor:
-        """The executor of ``kind``."""
+    def executor(self, executor_id: str) -> Executor:
+        """The executor of ``executor_id`` as the fleet in force (last read by this process) declares it, else
+        the default executor of that id (``UnknownExecutorError`` when there is none)."""
         assert self.executors is not None
-        return self.executors.get(kind)
+        return self.executors.get(executor_id, self.fleet.executor_configs())

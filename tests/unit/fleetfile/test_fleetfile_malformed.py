@@ -51,13 +51,13 @@ CASES: dict[str, Case] = {
         "- name: t\n",
         1, 1, "(document)", "a list",
         "a mapping of fleet keys (name, description, as_of, gpu_models, providers, sites, buildings, clusters, "
-        "contracts, budget, procurement, priority_classes, teams, queues, scheduling)",
+        "contracts, budget, procurement, priority_classes, teams, queues, scheduling, executors)",
     ),
     "empty file": Case(
         "# nothing here\n",
         1, 1, "(document)", "an empty file",
         "a mapping of fleet keys (name, description, as_of, gpu_models, providers, sites, buildings, clusters, "
-        "contracts, budget, procurement, priority_classes, teams, queues, scheduling)",
+        "contracts, budget, procurement, priority_classes, teams, queues, scheduling, executors)",
     ),
     "unknown top-level key": Case(
         HEAD + "provider: []\n",

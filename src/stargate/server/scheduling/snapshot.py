@@ -187,6 +187,5 @@ def _terms(ctx: ServerContext, jobs: Iterable[JobState], ran: dict[int, float]) 
 
 
 def _executors(fleet: Fleet) -> dict[str, str]:
-    provider_of_site = {s.id: s.provider for s in fleet.sites}
-    kind = {p.id: p.executor.value for p in fleet.providers}
-    return {c.id: kind.get(provider_of_site.get(c.site, ""), "local") for c in fleet.clusters}
+    """Cluster id → the id of the executor that runs its jobs (its own, else its provider's)."""
+    return fleet.cluster_executor_ids()

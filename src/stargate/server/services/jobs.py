@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from stargate.domain import Fleet, JobKind, JobReason, JobSpec, Queue, read_reason
+from stargate.domain import Fleet, JobKind, JobReason, JobSpec, Queue, job_needs, read_reason
 from stargate.engine.priorities import PriorityRule
 from stargate.executors import ArgumentLimits, Capabilities, capabilities_of
 from stargate.fleetfile.describe import found_text
@@ -19,31 +19,84 @@ from stargate.store.repositories import jobs as job_repo
 MAX_PAGE = 500
 
 
+@dataclass(frozen=True, slots=True)
+class Placeable:
+    """Clusters alike for a submit check: their provider, region, GPU model and executor id."""
+
+    provider: str
+    region: str
+    gpu_model: str
+    executor: str
+
+
 @dataclass(frozen=True)
 class SubmitRules:
     """What checking a submission needs from one fleet version, indexed once per version: queues by id, priority
-    class values, the GPU model catalogue, each provider's executor and what it can do."""
+    class values, the GPU model catalogue, where jobs may run and what each executor there can do."""
 
     queues: dict[str, Queue]
     priorities: PriorityRule
     catalogue: frozenset[str]
-    executors: dict[str, tuple[str, Capabilities]] = field(default_factory=dict)
-    """Each provider's executor kind and that kind's capabilities, by provider id."""
+    executors: dict[str, tuple[frozenset[str], Capabilities]] = field(default_factory=dict)
+    """The features and capabilities of each executor the fleet's providers and clusters use, by executor id."""
+    providers: dict[str, str] = field(default_factory=dict)
+    """Each provider's executor id, by provider id."""
+    clusters: tuple[Placeable, ...] = ()
+    """The fleet's clusters, one entry per distinct (provider, region, GPU model, executor)."""
     regions: frozenset[str] = frozenset()
     """The regions of the fleet's sites."""
     single_team: str | None = None
     """``stargate up --single-team``: the one team whose jobs may run on the server's machine (no isolation)."""
+    _usable: dict[tuple[object, ...], tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    """Executor ids a job may run on, by its (providers, regions, GPU models): filled as submissions come."""
 
     @classmethod
     def of(cls, fleet: Fleet) -> "SubmitRules":
         """The rules of ``fleet``."""
+        configs = fleet.executor_configs()
+        region_of = {s.id: s.region for s in fleet.sites}
+        provider_of = {s.id: s.provider for s in fleet.sites}
+        by_cluster = fleet.cluster_executor_ids()
+        providers = {p.id: p.executor for p in fleet.providers}
+        clusters = {
+            Placeable(provider_of.get(c.site, ""), region_of.get(c.site, ""), c.gpu_model, by_cluster[c.id])
+            for c in fleet.clusters
+        }
+        used = {e for e in (*providers.values(), *(c.executor for c in clusters)) if e in configs}
         return cls(
             queues={q.id: q for q in fleet.queues},
             priorities=PriorityRule(fleet),
             catalogue=frozenset(fleet.catalogue()),
-            executors={p.id: (p.executor.value, capabilities_of(p.executor.value)) for p in fleet.providers},
+            executors={e: (configs[e].features(), capabilities_of(configs[e])) for e in sorted(used)},
+            providers=providers,
+            clusters=tuple(sorted(clusters, key=lambda c: (c.provider, c.region, c.gpu_model, c.executor))),
             regions=frozenset(site.region for site in fleet.sites),
         )
+
+    def usable(self, spec: JobSpec) -> tuple[str, ...]:
+        """The ids of the executors of the clusters ``spec`` may use (its providers, regions and GPU models); when
+        no cluster matches (the engine rejects the job then), those of the providers it may use."""
+        key = (tuple(spec.allowed_providers), tuple(spec.allowed_regions), tuple(spec.gpu_models))
+        found = self._usable.get(key)
+        if found is None:
+            providers, regions, models = (set(v) for v in key)
+            ids = {
+                c.executor
+                for c in self.clusters
+                if (not providers or c.provider in providers)
+                and (not regions or c.region in regions)
+                and (not models or c.gpu_model in models)
+            }
+            if not ids:
+                ids = {e for p, e in self.providers.items() if not providers or p in providers}
+            found = tuple(sorted(e for e in ids if e in self.executors))
+            if len(self._usable) < MAX_CACHED_SHAPES:
+                self._usable[key] = found
+        return found
+
+
+MAX_CACHED_SHAPES = 10_000
+"""The most distinct (providers, regions, GPU models) a fleet version's rules remember executors for."""
 
 
 def check(who: Principal, spec: JobSpec, rules: SubmitRules, now: datetime) -> dict[str, Any]:
@@ -62,11 +115,7 @@ def check(who: Principal, spec: JobSpec, rules: SubmitRules, now: datetime) -> d
     _check_models(spec, rules)
     if not spec.command and not spec.image:
         raise InvalidError("body.command: found nothing, expected a shell command (or body.image for containers)")
-    if not spec.command and not _image_runnable(spec, rules):
-        raise InvalidError(
-            "body.command: found only an image, expected a shell command: every provider this job may use runs on "
-            "the local executor, which runs commands, not images"
-        )
+    _check_needs(spec, rules)
     _check_executor_limits(spec, rules)
     return {
         "name": spec.name,
@@ -111,21 +160,32 @@ def _priority(spec: JobSpec, queue: str, rules: SubmitRules) -> tuple[str, int]:
 
 
 def _executors(spec: JobSpec, rules: SubmitRules) -> list[tuple[str, Capabilities]]:
-    """The executor kind and capabilities of every provider of the fleet the job may use."""
-    allowed = spec.allowed_providers
-    if not allowed:
-        return list(rules.executors.values())
-    return [rules.executors[p] for p in allowed if p in rules.executors]
+    """The id and capabilities of every executor the job may run on."""
+    return [(e, rules.executors[e][1]) for e in rules.usable(spec)]
 
 
 def _kinds(executors: list[tuple[str, Capabilities]]) -> str:
-    """The executor kinds of ``executors`` for a message, e.g. ``local`` or ``local or ray``."""
+    """The executor ids of ``executors`` for a message, e.g. ``local`` or ``local or ray``."""
     return " or ".join(sorted({kind for kind, _ in executors}))
 
 
-def _image_runnable(spec: JobSpec, rules: SubmitRules) -> bool:
-    """Whether some provider the job may use has an executor that runs container images."""
-    return any(capabilities.images for _, capabilities in _executors(spec, rules))
+def _check_needs(spec: JobSpec, rules: SubmitRules) -> None:
+    """422 for a job no executor it may run on can run: an image alone where every one runs commands only, or a
+    command alone where every one runs images only (a Kubernetes executor without a default image)."""
+    needs = job_needs(spec.command, spec.image)
+    usable = rules.usable(spec)
+    if not needs or not usable or any(needs <= rules.executors[e][0] for e in usable):
+        return
+    ids = " or ".join(usable)
+    if "images" in needs:
+        raise InvalidError(
+            f"body.command: found only an image, expected a shell command: every cluster this job may use runs on "
+            f"the {ids} executor, which runs commands, not images"
+        )
+    raise InvalidError(
+        f"body.image: found nothing, expected a container image: every cluster this job may use runs on the {ids} "
+        "executor, which runs images, not commands (its `image` setting is not set)"
+    )
 
 
 def _check_single_team(spec: JobSpec, team: str, rules: SubmitRules) -> None:
@@ -145,7 +205,7 @@ def _check_models(spec: JobSpec, rules: SubmitRules) -> None:
     """422 for a GPU model, provider or region the fleet in force does not have (the job could never run)."""
     for field_name, values, known, what in (
         ("gpu_models", spec.gpu_models, rules.catalogue, "a GPU model"),
-        ("allowed_providers", spec.allowed_providers, frozenset(rules.executors), "the id of a provider"),
+        ("allowed_providers", spec.allowed_providers, frozenset(rules.providers), "the id of a provider"),
         ("allowed_regions", spec.allowed_regions, rules.regions, "the region of a site"),
     ):
         for i, value in enumerate(values):

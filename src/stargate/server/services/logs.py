@@ -1,10 +1,12 @@
 """Job logs: read from the executor of the job's latest run, outside any database transaction."""
 
+from contextlib import suppress
+
 from stargate.executors import RunHandle
 from stargate.fleetfile.describe import found_text
 from stargate.server.auth import Principal
 from stargate.server.context import ServerContext
-from stargate.server.errors import UnavailableError
+from stargate.server.errors import NotFoundError, UnavailableError
 from stargate.server.schemas import Logs
 from stargate.server.services.jobs import get_visible
 from stargate.store import JobStatus
@@ -18,6 +20,9 @@ def read(ctx: ServerContext, who: Principal, public_id: str, offset: int) -> Log
         final = JobStatus(job.status).is_final()
         run = run_repo.latest_for_job(session, job.id)
         kind, key = (run.executor, run.handle_key) if run is not None else ("", None)
+        if key is not None:
+            with suppress(NotFoundError):  # the executor's settings are the fleet in force's (read once per version)
+                ctx.fleet.get(session)
     if key is None:
         return Logs(text="", next_offset=offset, complete=final)
     handle = RunHandle(executor=kind, key=key)
