@@ -301,7 +301,7 @@ def _reporters(ctx: ServerContext) -> "tuple[dict[str, ReportsChanges], bool]":
         return {}, False
     found: dict[str, ReportsChanges] = {}
     every = True
-    for kind in sorted({kind for kind, _ in known[1].executors.values()}):
+    for kind in sorted(known[1].executors):  # the ids of the executors the fleet's providers and clusters use
         try:
             executor = ctx.executor(kind)
         except UnknownExecutorError:  # a kind not written yet: its jobs fail at start, nothing runs there
