@@ -357,8 +357,8 @@ class KubernetesExecutor:
 
 def api_client(config: KubernetesExecutorConfig) -> Any:
     """A ``kubernetes.client.ApiClient`` for ``config``: its address, bearer token (from ``token_env``) and CA
-    file; or its kubeconfig (the default one when it names none). :class:`KubernetesExecutorError` naming what is
-    missing."""
+    file; or its kubeconfig (the default one when it names none; the pod's service account when the server runs
+    in the cluster and has no kubeconfig). :class:`KubernetesExecutorError` naming what is missing."""
     where = f"executor '{config.id}'"
     token = None
     if config.token_env:
@@ -371,6 +371,11 @@ def api_client(config: KubernetesExecutorConfig) -> Any:
     configuration = k8s.Configuration()
     if config.address:
         configuration.host = config.address.rstrip("/")
+    elif config.kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ and not _default_kubeconfig():
+        try:  # the server runs in a pod: its service account's token and CA
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except k8s_config.ConfigException as exc:
+            raise KubernetesExecutorError(f"{where}: in-cluster configuration: {_brief(exc)}") from None
     else:
         try:
             k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
@@ -391,6 +396,11 @@ def api_client(config: KubernetesExecutorConfig) -> Any:
         configuration.ssl_ca_cert = config.ca_file
     configuration.retries = 0  # the scheduler calls again next cycle; a call's time stays bounded by its timeout
     return k8s.ApiClient(configuration)
+
+
+def _default_kubeconfig() -> bool:
+    """True when KUBECONFIG is set or ~/.kube/config exists."""
+    return bool(os.environ.get("KUBECONFIG")) or Path("~/.kube/config").expanduser().is_file()
 
 
 def _decode(handle: RunHandle) -> tuple[str, str, str, str]:

@@ -325,3 +325,19 @@ def status_schema() -> dict[str, Any]:
     schemas = importlib.resources.files("kubernetes_validate") / "kubernetes-json-schema" / "v1.31.0-local-strict"
     definitions = json.loads((schemas / "_definitions.json").read_text())
     return {**definitions, "$ref": "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.Status"}
+
+
+def test_a_kubeconfig_gives_the_address_and_credentials(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: west\n"
+        "clusters: [{name: west, cluster: {server: 'https://k8s.example.com:6443', insecure-skip-tls-verify: true}}]\n"
+        f"users: [{{name: sg, user: {{token: {TOKEN}}}}}]\n"
+        "contexts: [{name: west, context: {cluster: west, user: sg, namespace: ml}}]\n"
+    )
+    api = api_client(config(address=None, token_env=None, kubeconfig=str(kubeconfig)))
+    built = KubernetesExecutor(config(address=None, token_env=None), api, tmp_path, INSTALLATION)
+    assert api.configuration.host == "https://k8s.example.com:6443"
+    fake = replay(built, "poll_active.json")
+    assert built.poll(handle()).state is RunState.RUNNING
+    fake.done()
