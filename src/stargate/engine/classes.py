@@ -1,5 +1,5 @@
-"""Placement classes: jobs with the same acceptable GPU models (after their queue's quotas), providers and regions
-share one static boolean mask over clusters, built once; and the reasons a job can never run.
+"""Placement classes: jobs with the same acceptable GPU models (after their queue's quotas), providers, regions and
+needs of an executor share one static boolean mask over clusters, built once; and the reasons a job can never run.
 
 A class also keeps its mask without pay-per-use clusters (for jobs still waiting to burst) and the GPU models it
 spans (for the quota check per model).
@@ -13,7 +13,7 @@ from stargate.engine.admission import Admission
 from stargate.engine.index import BoolArray, FleetIndex
 from stargate.engine.types import JobRequest, Reason
 
-ClassKey = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+ClassKey = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], frozenset[str]]
 
 
 class Classes:
@@ -42,7 +42,16 @@ class Classes:
 
     def classify(self, job: JobRequest, q: int) -> tuple[int, Reason | None]:
         """The job's class, or -1 and the reason it can never run (cached per distinct request shape)."""
-        key = (q, job.gpus, job.gpu_models, job.allowed_providers, job.allowed_regions, job.nodes, job.spread)
+        key = (
+            q,
+            job.gpus,
+            job.gpu_models,
+            job.allowed_providers,
+            job.allowed_regions,
+            job.nodes,
+            job.spread,
+            job.needs,
+        )
         verdict = self._verdicts.get(key)
         if verdict is None:
             verdict = self._verdicts[key] = self._classify(job, q)
@@ -60,7 +69,7 @@ class Classes:
         models = tuple(m for m in job.gpu_models if qmodels is None or m in qmodels) if job.gpu_models else qmodels
         if models == ():
             return -1, Reason.EXCEEDS_QUOTA
-        key: ClassKey = (models or (), tuple(job.allowed_providers), tuple(job.allowed_regions))
+        key: ClassKey = (models or (), tuple(job.allowed_providers), tuple(job.allowed_regions), job.needs)
         cls = self._by_key.get(key)
         if cls is None:
             cls = self._new(key)

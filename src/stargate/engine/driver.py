@@ -72,6 +72,8 @@ class JobTerms:
     attained_gpu_s: float = 0.0
     """GPU-seconds received in earlier runs (runs that ended, work later lost included): restored after a server
     restart for the attained-service policies (``las``, ``gittins``)."""
+    needs: frozenset[str] = frozenset()
+    """What it needs of its cluster's executor ('commands', 'images'); empty: any cluster (the simulator's jobs)."""
 
 
 @dataclass(slots=True)
@@ -348,6 +350,7 @@ class Driver:
             user=job.user,
             name=job.name,
             attained_gpu_s=job.attained_gpu_s,
+            needs=job.needs,
         )
 
     @classmethod

@@ -174,6 +174,11 @@ class FleetIndex:
         self.on_s: FloatArray = np.array(on, dtype=np.float64)
         self.off_s: FloatArray = np.array(off, dtype=np.float64)
         self.initially_down: BoolArray = np.array([not c.status.accepts_work() for c in cs], dtype=bool)
+        features = {i: e.features() for i, e in fleet.executor_configs().items()}
+        executor_of = fleet.cluster_executor_ids()
+        self.features_of: list[frozenset[str]] = [features.get(executor_of[c.id], frozenset()) for c in cs]
+        """Cluster → what its executor can run ('commands', 'images'; empty for an executor the fleet does not
+        declare)."""
 
     def _build_power(self, fleet: Fleet) -> None:
         """Per site, the facility power cap as a step function of time: sorted (t, cap_w) pairs."""
@@ -295,9 +300,18 @@ class FleetIndex:
         short = max(0.0, left - burn * (k.end_s - t))
         return -price * short / left
 
-    def compatible(self, models: tuple[str, ...], providers: tuple[str, ...], regions: tuple[str, ...]) -> BoolArray:
-        """Clusters a job may ever use given its GPU models, providers and regions (empty tuple: any)."""
+    def compatible(
+        self,
+        models: tuple[str, ...],
+        providers: tuple[str, ...],
+        regions: tuple[str, ...],
+        needs: frozenset[str] = frozenset(),
+    ) -> BoolArray:
+        """Clusters a job may ever use given its GPU models, providers and regions (empty tuple: any) and what it
+        needs of their executor (empty: nothing)."""
         ok = np.ones(self.n, dtype=bool)
+        if needs:
+            ok &= np.array([needs <= f for f in self.features_of], dtype=bool)
         if models:
             ok &= np.array([m in models for m in self.model_of], dtype=bool)
         if providers:

@@ -48,6 +48,9 @@ class JobRequest:
     """The job's name (groups learned run-time estimates)."""
     attained_gpu_s: float = 0.0
     """GPU-seconds it already received in earlier runs (work later lost included): its attained service."""
+    needs: frozenset[str] = frozenset()
+    """What it needs of its cluster's executor ('commands', 'images'): it is placed only on clusters whose executor
+    has every one (see :func:`stargate.domain.executors.job_needs`); empty: any cluster."""
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from stargate.domain.executors import job_needs
 from stargate.engine import JobTerms
 from stargate.store.repositories.jobs import JobState
 
@@ -39,6 +40,8 @@ class SpecTerms:
     """The job's name (groups learned run-time estimates)."""
     user: str | None = None
     """Who submitted it, from the job row (groups learned run-time estimates); see :meth:`with_user`."""
+    image: str | None = None
+    """The job's container image (executors that run images), or None."""
 
     @classmethod
     def of(cls, spec: dict[str, Any]) -> "SpecTerms":
@@ -53,7 +56,14 @@ class SpecTerms:
             bool(spec.get("spread", False)),
             spec.get("nodes"),
             spec.get("name"),
+            image=spec.get("image") or None,
         )
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """What the job needs of its cluster's executor (``commands``, ``images``: see
+        :func:`stargate.domain.executors.job_needs`)."""
+        return job_needs(self.command, self.image)
 
     def with_user(self, user: str | None) -> "SpecTerms":
         """These terms with the job's submitter (stored on the job row, not in the spec)."""
@@ -81,4 +91,5 @@ def job_terms(job: JobState, spec: SpecTerms, ran_s: float = 0.0) -> JobTerms:
         nodes=spec.nodes,
         user=spec.user,
         name=spec.name,
+        needs=spec.needs,
     )

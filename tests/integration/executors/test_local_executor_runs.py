@@ -9,14 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stargate import executors
+from stargate.domain import LocalExecutorConfig, SlurmExecutorConfig
 from stargate.executors import (
     LocalExecutor,
     RunRequest,
     RunState,
     RunStatus,
     UnknownExecutorError,
+    build,
+    capabilities_of,
     for_kind,
-    known_kinds,
 )
 from stargate.executors.local_state import utf8_boundary
 
@@ -111,10 +114,23 @@ def test_for_kind_builds_the_local_executor_under_home(tmp_path: Path) -> None:
     executor = for_kind("local", SimpleNamespace(home=tmp_path))
     assert isinstance(executor, LocalExecutor)
     assert executor.runs_dir == tmp_path / "runs"
-    assert known_kinds() == ("local",)
+    built = build(LocalExecutorConfig(id="here", kind="local"), SimpleNamespace(home=tmp_path / "b"))
+    assert isinstance(built, LocalExecutor) and built.runs_dir == tmp_path / "b" / "runs"
 
 
-@pytest.mark.parametrize(("kind", "message"), [("ray", "not available yet"), ("nomad", "unknown executor kind")])
-def test_for_kind_refuses_other_kinds_clearly(tmp_path: Path, kind: str, message: str) -> None:
-    with pytest.raises(UnknownExecutorError, match=message):
-        for_kind(kind, SimpleNamespace(home=tmp_path))
+def test_for_kind_refuses_an_unknown_kind_clearly(tmp_path: Path) -> None:
+    with pytest.raises(UnknownExecutorError, match=r"^unknown executor kind 'nomad' \(known: kubernetes, local, ray"):
+        for_kind("nomad", SimpleNamespace(home=tmp_path))
+
+
+def test_an_engine_executor_whose_module_is_missing_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(executors._MODULES, "slurm", ("stargate.executors.no_such_module", "SlurmExecutor"))
+    with pytest.raises(UnknownExecutorError, match=r"^the slurm executor is not available in this installation"):
+        build(SlurmExecutorConfig(id="east", kind="slurm"), SimpleNamespace(home=tmp_path))
+    fallback = capabilities_of(SlurmExecutorConfig(id="east", kind="slurm"))  # submit checks still know it
+    assert fallback.images is False and fallback.argument_limits is None and fallback.multinode is True
+    monkeypatch.setitem(executors._MODULES, "slurm", ("json", "NoSuchClass"))
+    with pytest.raises(UnknownExecutorError, match=r"^the slurm executor is not available in this installation"):
+        build(SlurmExecutorConfig(id="east", kind="slurm"), SimpleNamespace(home=tmp_path))

@@ -5,14 +5,13 @@ import json
 import subprocess
 import sys
 import textwrap
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from integration.server.stargate_harness import TINY_FLEET
-from stargate.domain import JobSpec
+from stargate.domain import DEFAULT_EXECUTORS, JobSpec, KubernetesExecutorConfig
 from stargate.executors import capabilities_of
 from stargate.fleetfile import load_fleet
 from stargate.server.auth import Principal, Role
@@ -25,7 +24,7 @@ ADMIN = Principal(token_id="t", name="admin", team=None, role=Role.ADMIN)
 COMMAND = "echo " + "x" * 60_000  # within the spec's bounds (64 KiB)
 ENVIRONMENT = {f"DATA{i}": "y" * 20_000 for i in range(5)}  # 160 kB in all: over the 128 KiB floor
 
-LOCAL_LIMITS = capabilities_of("local").argument_limits
+LOCAL_LIMITS = capabilities_of(DEFAULT_EXECUTORS["local"]).argument_limits
 assert LOCAL_LIMITS is not None
 
 SMALL_STACK = textwrap.dedent(
@@ -34,7 +33,7 @@ SMALL_STACK = textwrap.dedent(
     from pathlib import Path
     resource.setrlimit(resource.RLIMIT_STACK, (256 * 1024, resource.getrlimit(resource.RLIMIT_STACK)[1]))
     from datetime import UTC, datetime
-    from stargate.domain import JobSpec
+    from stargate.domain import DEFAULT_EXECUTORS, JobSpec
     from stargate.executors import LocalExecutor, RunRequest, capabilities_of
     from stargate.fleetfile import load_fleet
     from stargate.server.auth import Principal, Role
@@ -43,7 +42,7 @@ SMALL_STACK = textwrap.dedent(
     fleet, runs, command, env = load_fleet(Path(sys.argv[1])), Path(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
     spec = JobSpec(name="big", queue="alpha-q", gpus=1, command=command, environment=env)
     who = Principal(token_id="t", name="admin", team=None, role=Role.ADMIN)
-    out = {"budget": capabilities_of("local").argument_limits.total_bytes}
+    out = {"budget": capabilities_of(DEFAULT_EXECUTORS["local"]).argument_limits.total_bytes}
     try:
         job_service.check(who, spec, job_service.SubmitRules.of(fleet), datetime.now(UTC))
         out["submit"] = "accepted"
@@ -104,7 +103,10 @@ def test_a_single_string_over_linux_max_arg_strlen_is_refused() -> None:
 def test_a_job_that_may_not_use_the_local_executor_is_not_held_to_its_limits() -> None:
     fleet = load_fleet(TINY_FLEET)
     rules = job_service.SubmitRules.of(fleet)
-    elsewhere = replace(rules, executors={"k8s": ("kubernetes", capabilities_of("kubernetes"))})
+    k8s = KubernetesExecutorConfig(id="k8s", kind="kubernetes", image="busybox:1.36")  # runs commands in an image
+    providers = [p.model_copy(update={"executor": "k8s"}) for p in fleet.providers]
+    elsewhere = job_service.SubmitRules.of(fleet.model_copy(update={"executors": [k8s], "providers": providers}))
+    assert set(elsewhere.executors) == {"k8s"} and elsewhere.usable(BASE) == ("k8s",)
     huge = BASE.model_copy(update={"command": "x" * 200_000})
     job_service.check(ADMIN, huge, elsewhere, datetime.now(UTC))  # no local provider: nothing to refuse
     with pytest.raises(InvalidError, match=r"^body\.command: found 200,000 bytes.* \(the local executor passes"):

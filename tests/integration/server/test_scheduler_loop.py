@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from integration.server.stargate_harness import Harness
+from stargate import executors
 from stargate.engine import get_policy
 from stargate.executors import RunHandle, RunRequest
 from stargate.server.context import ServerContext
@@ -216,7 +218,10 @@ def test_jobs_on_a_cluster_removed_from_the_fleet_go_back_to_pending(harness: Ha
     _cycle_until(harness, lambda: _runs(harness, job)[0].ended)  # the run on the removed cluster is stopped
 
 
-def test_a_job_placed_where_no_executor_exists_fails_with_the_reason(harness: Harness) -> None:
+def test_a_job_placed_where_no_executor_exists_fails_with_the_reason(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(executors._MODULES, "ray", ("stargate.executors.no_such_module", "RayExecutor"))
     fleet = harness.client.get("/api/v1/fleet", headers=harness.headers()).json()["fleet"]
     fleet["providers"][0]["executor"] = "ray"
     plan = harness.client.post("/api/v1/fleet/plan", json={"fleet": fleet}, headers=harness.headers()).json()
@@ -226,7 +231,7 @@ def test_a_job_placed_where_no_executor_exists_fails_with_the_reason(harness: Ha
     assert report.placed == 1 and report.started == 0 and report.executor_errors == 1
     data = _job(harness, str(job))
     assert (data["status"], data["reason"]) == ("failed", "unstartable")
-    assert "executor kind 'ray' is not available" in str(data["detail"])
+    assert "the ray executor is not available in this installation" in str(data["detail"])
     assert 'stargate_executor_errors_total{executor="ray",operation="build"} 1.0' in harness.client.get("/metrics").text
 
 

@@ -143,6 +143,8 @@ def _rejection_detail(snap: Snapshot, row_id: int, reason: str) -> str:
     if unknown:
         return "; ".join(unknown)
     given = [f"{name} {_few(list(values))}" for name, values in asked.items() if values]
+    if terms.needs:  # a command alone, or an image alone: only some executors run it
+        given.append(f"an executor that runs {' and '.join(sorted(terms.needs))}")
     return "no cluster matches all of " + "; ".join(given) if given else ""
 
 

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +36,7 @@ from stargate.executors import (
     UnknownExecutorError,
 )
 from stargate.server.context import ServerContext
+from stargate.server.errors import NotFoundError
 from stargate.server.terms import SpecTerms
 from stargate.store import Current, JobStatus, Move, format_job_id, lock_current, parse_job_id, transition_many
 from stargate.store.repositories import jobs as job_repo
@@ -133,16 +135,26 @@ def _executor(ctx: ServerContext, kind: str, out: Executed) -> tuple[Executor | 
         return None, str(exc)
 
 
-def request_for(run: LiveRun, terms: SpecTerms, gpu_ids: Sequence[int]) -> RunRequest:
-    """What the executor needs to start the attempt of ``run`` (its job's spec ``terms``)."""
+def request_for(run: LiveRun, terms: SpecTerms, gpu_ids: Sequence[int], gpus_per_node: int = 0) -> RunRequest:
+    """What the executor needs to start the attempt of ``run`` (its job's spec ``terms``) on ``gpu_ids`` of a
+    cluster with ``gpus_per_node`` GPUs per node (0: unknown, one node): the nodes its GPUs are on, and the most
+    GPUs it holds on one of them (``gpus // nodes`` when they are spread evenly, as a gang's are)."""
+    ids = tuple(gpu_ids)
+    per_node = Counter(g // gpus_per_node for g in ids) if gpus_per_node > 0 else Counter({0: len(ids)})
+    nodes = max(1, len(per_node))
     return RunRequest(
         job_id=format_job_id(run.job_id),
         attempt=run.attempt,
         command=terms.command,
         cluster=run.cluster,
-        gpu_ids=tuple(gpu_ids),
+        gpu_ids=ids,
         environment=dict(terms.environment),
         team=run.team,
+        gpus=len(ids),
+        nodes=nodes,
+        gpus_per_node=max(per_node.values(), default=0),
+        image=terms.image,
+        name=terms.name or "",
     )
 
 
@@ -160,6 +172,7 @@ def submit_placed(ctx: ServerContext, now: datetime, out: Executed) -> None:
     with ctx.db.read() as session:
         placed = run_repo.live(session, JobStatus.PLACED)
         terms = _terms(ctx, session, [r.job_id for r in placed])
+        shape = _node_sizes(ctx, session) if placed else {}
     calls: list[Call] = []
     asked: list[LiveRun] = []
     unavailable: list[tuple[LiveRun, str]] = []
@@ -172,7 +185,7 @@ def submit_placed(ctx: ServerContext, now: datetime, out: Executed) -> None:
         if not spec_terms.command and not executor.capabilities.images:  # it would run nothing: fail the job
             unavailable.append((run, f"the {run.executor} executor runs commands; this job has only an image"))
             continue
-        request = request_for(run, spec_terms, run.gpu_ids)
+        request = request_for(run, spec_terms, run.gpu_ids, shape.get(run.cluster, 0))
         calls.append(Call(run.executor, "submit", _bind(executor.submit, request), run.subject))
         asked.append(run)
     handles: list[tuple[int, int, str]] = []
@@ -191,6 +204,22 @@ def submit_placed(ctx: ServerContext, now: datetime, out: Executed) -> None:
         _count_start_failures(ctx, failed, now)
     if unavailable:
         _fail_unavailable(ctx, unavailable, now)
+
+
+def _node_sizes(ctx: ServerContext, session: Session) -> dict[str, int]:
+    """GPUs per node of each cluster of the fleet in force (none before a fleet was applied)."""
+    try:
+        version, fleet = ctx.fleet.get(session)
+    except NotFoundError:
+        return {}
+    if _NODE_SIZES.get(version) is None:
+        _NODE_SIZES.clear()
+        _NODE_SIZES[version] = {c.id: c.gpus_per_node for c in fleet.clusters}
+    return _NODE_SIZES[version]
+
+
+_NODE_SIZES: dict[str, dict[str, int]] = {}
+"""GPUs per node of each cluster, for the last fleet version seen (built once per version)."""
 
 
 def _count_start_failures(ctx: ServerContext, failed: list[tuple[LiveRun, str]], now: datetime) -> None:
