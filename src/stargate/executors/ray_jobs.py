@@ -160,7 +160,7 @@ class RayExecutor:
         answer = self._call("POST", "/api/jobs/", json=body)
         if answer.status_code != 200:
             if "already exists" not in answer.text:
-                raise RayExecutorError(f"cannot start {sid}: Ray at {self.address} refused it: {_brief(answer)}")
+                raise RayExecutorError(f"Ray at {self.address} did not take job {sid}: {_brief(answer)}")
             info = self._info(sid)
             if info is None:
                 raise RayExecutorError(f"Ray at {self.address} says job {sid} exists but does not find it")

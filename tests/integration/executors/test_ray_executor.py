@@ -255,3 +255,31 @@ def _closed_ports(count: int) -> list[int]:
     for sock in sockets:
         sock.close()
     return ports
+
+
+def test_ray_job_details_map_to_run_states() -> None:
+    failed = {"status": "FAILED", "driver_exit_code": 3, "message": "Job entrypoint command failed\nlast logs"}
+    assert ray_jobs.status_of(failed) == RunStatus(RunState.FAILED, 3, "Job entrypoint command failed")
+    assert ray_jobs.status_of({"status": "FAILED", "driver_exit_code": -15}).exit_code == 143
+    assert ray_jobs.status_of({"status": "PENDING"}) == RunStatus(RunState.RUNNING)
+    assert ray_jobs.status_of({"status": "SUCCEEDED"}) == RunStatus(RunState.SUCCEEDED, 0)
+    assert ray_jobs.status_of({"status": "STOPPED"}).state is RunState.CANCELLED
+    setup = ray_jobs.status_of({"status": "FAILED", "error_type": "RUNTIME_ENV_SETUP_FAILURE", "message": "pip"})
+    assert setup.state is RunState.FAILED and setup.reason.startswith("cannot start")
+    died = ray_jobs.status_of({"status": "FAILED", "error_type": "JOB_SUPERVISOR_ACTOR_DIED", "message": "node"})
+    assert died.state is RunState.LOST and "node" in died.reason
+    assert ray_jobs.status_of({"status": "WEIRD"}).state is RunState.LOST
+
+
+def test_failed_nodes_are_recent_surprise_deaths_only() -> None:
+    now = 1_000_000_000.0
+    nodes = [
+        {"state": "ALIVE"},
+        {"state": "DEAD", "state_message": "Unexpected termination: health check failed", "end_time_ms": now - 1000},
+        {"state": "DEAD", "state_message": "Terminated due to preemption", "end_time_ms": now - 5000},
+        {"state": "DEAD", "state_message": "Unexpected termination: old", "end_time_ms": now - 3_600_000},
+        {"state": "DEAD", "state_message": "Expected termination: received SIGTERM", "end_time_ms": now - 1000},
+        {"state": "DEAD", "state_message": "Terminated due to idle (no Ray activity)", "end_time_ms": now - 1000},
+        "not a node",
+    ]
+    assert ray_jobs.count_nodes(nodes, now_ms=now) == (1, 2)
