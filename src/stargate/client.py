@@ -270,6 +270,17 @@ class StargateClient(MoneyApi, PlansApi):
         """``GET /api/v1/fleet/scheduling``: the scheduling policy in force, its settings and the server's options."""
         return cast(dict[str, Any], self._call("GET", "/api/v1/fleet/scheduling"))
 
+    def fleet_health(self) -> dict[str, Any]:
+        """``GET /api/v1/fleet/health``: each cluster's declared, observed and effective status, why and since."""
+        return cast(dict[str, Any], self._call("GET", "/api/v1/fleet/health"))
+
+    def cluster_events(
+        self, *, limit: int | None = None, cluster: str | None = None, before: int | None = None
+    ) -> dict[str, Any]:
+        """``GET /api/v1/fleet/events``: changes of the clusters' observed status, newest first."""
+        params = _present({"limit": limit, "cluster": cluster, "before": before})
+        return cast(dict[str, Any], self._call("GET", "/api/v1/fleet/events", params=params))
+
     def plan_fleet(self, fleet: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /api/v1/fleet/plan``: the changes a proposed fleet would make (admin)."""
         return cast(dict[str, Any], self._call("POST", "/api/v1/fleet/plan", json={"fleet": dict(fleet)}))

@@ -24,7 +24,10 @@ from stargate.fleetfile.summary import counts, default_months, energized_mw_by_m
 EXIT_INPUT = 2
 """Exit code for bad input: the fleet file or an option."""
 
-fleet_app = typer.Typer(help="Check and show fleet files (YAML: one file or a directory).", no_args_is_help=True)
+fleet_app = typer.Typer(
+    help="Check and show fleet files (YAML: one file or a directory); a server's cluster health and its events.",
+    no_args_is_help=True,
+)
 schema_app = typer.Typer(help="Print the JSON Schema of an input format.", no_args_is_help=True)
 
 PathArg = typer.Argument(..., help="A fleet YAML file, or a directory of *.yaml / *.yml files.", show_default=False)
@@ -32,7 +35,11 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout 
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``fleet`` and ``schema`` command groups to the root app."""
+    """Add the ``fleet`` and ``schema`` command groups to the root app (``fleet health`` and ``fleet events``, which
+    ask a running server, come from :mod:`stargate.cli.fleet_server`)."""
+    from stargate.cli.fleet_server import register as _register_server
+
+    _register_server(fleet_app)
     app.add_typer(fleet_app, name="fleet")
     app.add_typer(schema_app, name="schema")
 

@@ -274,3 +274,44 @@ class TokenInfo(BaseModel):
     expires_at: datetime | None
     revoked_at: datetime | None
     revoked_by: str | None
+
+
+class ClusterHealth(BaseModel):
+    """One cluster's health: its status in the fleet, the one its executor's health checks observe, and the one the
+    scheduler uses (the worse of the two)."""
+
+    cluster: str
+    executor: str = Field(description="The id of the executor that runs its jobs.")
+    declared: str = Field(description="Its status in the fleet in force: up, degraded or down.")
+    observed: str = Field(description="What its executor's health checks observe: up, degraded or down.")
+    status: str = Field(description="The status the scheduler uses: the worse of declared and observed.")
+    reason: str = Field(description="Why it is observed so (empty when up and never observed otherwise).")
+    since: datetime | None = Field(description="When the observed status began; null: never observed otherwise.")
+
+
+class FleetHealth(BaseModel):
+    """Every cluster of the fleet in force with its declared and observed status."""
+
+    version: str = Field(description="The fleet version in force.")
+    clusters: list[ClusterHealth]
+
+
+class ClusterEvent(BaseModel):
+    """One change of a cluster's observed status."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: int
+    at: datetime
+    cluster: str
+    executor: str
+    from_: str = Field(alias="from", serialization_alias="from", description="The observed status before.")
+    to: str = Field(description="The observed status after: up, degraded or down.")
+    reason: str = Field(description="Why, e.g. 'executor slurm-east unreachable for 60 s: connection refused'.")
+
+
+class ClusterEventPage(BaseModel):
+    """Cluster events, newest first."""
+
+    items: list[ClusterEvent]
+    next_before: int | None = Field(description="Pass as 'before' for the next (older) page; null on the last page.")

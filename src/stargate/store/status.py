@@ -8,7 +8,9 @@ class JobStatus(StrEnum):
 
     ``pending`` → ``placed`` (decision committed, executor not yet called) → ``running`` (executor accepted, run
     handle stored) → ``succeeded`` | ``failed`` | ``cancelled``. Preemption or a cluster failure moves ``placed`` or
-    ``running`` back to ``pending`` with the attempt increased.
+    ``running`` back to ``pending`` with the attempt increased. A job whose earlier attempt is found to have
+    succeeded after the job moved on (its engine was unreachable meanwhile) succeeds from ``pending`` or ``placed``
+    too: it never runs to completion twice.
     """
 
     PENDING = "pending"
@@ -30,8 +32,10 @@ class JobStatus(StrEnum):
 FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 LEGAL_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.PENDING: frozenset({JobStatus.PLACED, JobStatus.FAILED, JobStatus.CANCELLED}),
-    JobStatus.PLACED: frozenset({JobStatus.RUNNING, JobStatus.PENDING, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.PENDING: frozenset({JobStatus.PLACED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.SUCCEEDED}),
+    JobStatus.PLACED: frozenset(
+        {JobStatus.RUNNING, JobStatus.PENDING, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.SUCCEEDED}
+    ),
     JobStatus.RUNNING: frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.PENDING}),
     JobStatus.SUCCEEDED: frozenset(),
     JobStatus.FAILED: frozenset(),

@@ -1,14 +1,28 @@
-"""Fleet endpoints: read the fleet in force; plan and apply a change (admin only)."""
+"""Fleet endpoints: read the fleet in force and its clusters' health (declared, observed, their events); plan and
+apply a change (admin only)."""
 
 from collections.abc import Callable
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
+from stargate.domain import ClusterStatus
 from stargate.server.deps import AdminDep, CtxDep, NowDep, PrincipalDep, ReadSessionDep
 from stargate.server.routers.strict import StrictJsonRoute
-from stargate.server.schemas import FleetApplyIn, FleetOut, FleetPlan, FleetPlanIn, SchedulingOut
+from stargate.server.schemas import (
+    ClusterEvent,
+    ClusterEventPage,
+    ClusterHealth,
+    FleetApplyIn,
+    FleetHealth,
+    FleetOut,
+    FleetPlan,
+    FleetPlanIn,
+    SchedulingOut,
+)
 from stargate.server.services import fleet as service
 from stargate.server.services.fleet import STANDBY_NOTE
+from stargate.store.repositories import health as health_repo
 
 router = APIRouter(prefix="/fleet", tags=["fleet"], route_class=StrictJsonRoute)
 
@@ -28,6 +42,65 @@ def get_scheduling(_who: PrincipalDep, session: ReadSessionDep, ctx: CtxDep, req
     standby, under this server's ``stargate up`` options, which the leader's may differ from (see ``note``)."""
     _, fleet = ctx.fleet.get(session)
     return _answered_by(service.scheduling_out(fleet, ctx.settings.scheduling), request)
+
+
+_WORSE = (ClusterStatus.UP, ClusterStatus.DEGRADED, ClusterStatus.DOWN)
+"""Statuses from best to worst: the scheduler uses the worse of a cluster's declared and observed status."""
+
+
+@router.get("/health", response_model=FleetHealth)
+def get_health(_who: PrincipalDep, session: ReadSessionDep, ctx: CtxDep) -> FleetHealth:
+    """Every cluster's declared status, the status its executor's health checks observe, and the one the scheduler
+    uses (the worse of the two), with why and since when."""
+    version, fleet = ctx.fleet.get(session)
+    executor_of = fleet.cluster_executor_ids()
+    stored = health_repo.observed(session)
+    out: list[ClusterHealth] = []
+    for c in fleet.clusters:
+        executor = executor_of.get(c.id, "local")
+        seen = stored.get(c.id)
+        if seen is not None and seen.executor != executor:
+            seen = None  # observed through an executor the cluster no longer uses
+        observed = ClusterStatus(seen.status) if seen is not None else ClusterStatus.UP
+        status = max(c.status, observed, key=_WORSE.index)
+        out.append(
+            ClusterHealth(
+                cluster=c.id,
+                executor=executor,
+                declared=c.status.value,
+                observed=observed.value,
+                status=status.value,
+                reason=seen.reason if seen is not None else "",
+                since=seen.since if seen is not None else None,
+            )
+        )
+    return FleetHealth(version=version, clusters=out)
+
+
+@router.get("/events", response_model=ClusterEventPage)
+def list_cluster_events(
+    _who: PrincipalDep,
+    session: ReadSessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cluster: Annotated[str | None, Query(max_length=63)] = None,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> ClusterEventPage:
+    """Changes of the clusters' observed status, newest first (of ``cluster`` only, older than the event id
+    ``before``, when given)."""
+    rows = health_repo.events(session, limit + 1, cluster, before)
+    items = [
+        ClusterEvent(
+            id=r.id,
+            at=r.at,
+            cluster=r.cluster,
+            executor=r.executor,
+            from_=r.from_status,
+            to=r.to_status,
+            reason=r.reason,
+        )
+        for r in rows[:limit]
+    ]
+    return ClusterEventPage(items=items, next_before=items[-1].id if len(rows) > limit else None)
 
 
 def _answered_by(out: SchedulingOut, request: Request) -> SchedulingOut:

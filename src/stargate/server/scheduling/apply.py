@@ -79,9 +79,11 @@ def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost:
             if (cur := unchanged(job.public_id, *HOLDING)) is not None:
                 first.append(back(cur, code, why, {"progress_s": kept}))
                 out.requeued += 1
+        where = {j.public_id: j.cluster for j in snap.holding} if result.preemptions else {}
         for p in result.preemptions:  # the engine's codes are JobReason values (tests/unit/domain/test_reasons.py)
             if (cur := unchanged(p.job_id, *HOLDING)) is not None:
-                first.append(back(cur, JobReason(p.reason), values={"progress_s": p.progress_s}))
+                detail = _preemption_detail(snap, JobReason(p.reason), where.get(p.job_id), p.progress_s)
+                first.append(back(cur, JobReason(p.reason), detail, {"progress_s": p.progress_s}))
                 out.preempted += 1
         for r in result.rejections:
             if (cur := unchanged(r.job_id, JobStatus.PENDING)) is not None:
@@ -116,6 +118,15 @@ def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost:
     decided = len(result.starts) + len(result.preemptions) + len(result.rejections) + len(lost)
     out.complete = out.placed + out.preempted + out.rejected + out.requeued == decided
     return out
+
+
+def _preemption_detail(snap: Snapshot, code: JobReason, cluster: str | None, progress_s: float) -> str:
+    """The detail of a preemption: for ``cluster_down``, which cluster went down and why (what its executor's health
+    checks saw, or its status in the fleet) and the progress kept; empty otherwise."""
+    if code != JobReason.CLUSTER_DOWN or cluster is None:
+        return ""
+    why = snap.down_reasons.get(cluster) or "marked down in the fleet"
+    return f"cluster {cluster} down: {why}; resumes elsewhere from its last checkpoint ({progress_s:,.0f} s kept)"
 
 
 def _rejection_detail(snap: Snapshot, row_id: int, reason: str) -> str:

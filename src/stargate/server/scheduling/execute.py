@@ -1,4 +1,4 @@
-"""Scheduler loop, steps 1, 3 and 4: poll running jobs, hand placed jobs to executors, stop orphaned runs.
+"""Scheduler loop, steps 1 and 4: poll running jobs, hand placed jobs to executors (orphans: :mod:`.reap`).
 
 Executors are called only outside transactions. Each step reads in one short transaction (plain column values),
 calls the executors (many calls at once on a small thread pool: a local submit waits for its runner to start),
@@ -424,78 +424,3 @@ def final_status(status: RunStatus, executor: str = "local") -> tuple[JobStatus,
     if status.exit_code is not None:
         return JobStatus.FAILED, JobReason.FAILED, f"exited with code {status.exit_code}"
     return JobStatus.FAILED, JobReason.FAILED, status.reason
-
-
-STOPPING = "stopping: "
-"""How a run's note begins once the scheduler asked its executor to stop it (it is not asked again)."""
-
-
-def reap_orphans(ctx: ServerContext, now: datetime, out: Executed) -> None:
-    """Stop runs whose job moved on (cancelled, failed, preempted, requeued); mark each ended once its executor
-    reports it over, and copy a cancelled job's exit code from its run.
-
-    A run without a handle (a crash came between the decision and the executor's answer, or every start failed)
-    is looked up with :meth:`Executor.find`, which never starts one: a run found is stopped like any other; with
-    none found the attempt is withdrawn (the executor makes sure it cannot start later) and the run ends at once.
-    """
-    with ctx.db.read() as session:
-        orphans = run_repo.orphans(session)
-    if not orphans:
-        return
-    usable = [(run, ex) for run in orphans if (ex := _executor(ctx, run.executor, out)[0]) is not None]
-    unkeyed = [(run, ex) for run, ex in usable if run.handle_key is None]
-    finds = [Call(r.executor, "find", _find(ex, r), r.subject) for r, ex in unkeyed]
-    found: list[tuple[int, int, str]] = []
-    withdrawn: list[LiveRun] = []
-    keyed = [(run, ex, run.handle_key) for run, ex in usable if run.handle_key is not None]
-    for (run, ex), (ok, handle) in zip(unkeyed, call_all(ctx, finds, out), strict=True):
-        if ok and handle is None:
-            withdrawn.append(run)
-        elif ok and isinstance(handle, RunHandle):
-            found.append((run.job_id, run.attempt, handle.key))
-            keyed.append((run, ex, handle.key))
-    polls = [Call(r.executor, "poll", _bind(ex.poll, RunHandle(r.executor, k)), r.subject) for r, ex, k in keyed]
-    over: list[tuple[LiveRun, RunStatus]] = []
-    going: list[tuple[LiveRun, Executor, str]] = []
-    for (run, ex, key), (ok, status) in zip(keyed, call_all(ctx, polls, out), strict=True):
-        if ok and status.state.is_final():
-            over.append((run, status))
-        elif ok and not run.note.startswith(STOPPING):
-            going.append((run, ex, key))
-    cancels = [Call(r.executor, "cancel", _bind(ex.cancel, RunHandle(r.executor, k)), r.subject) for r, ex, k in going]
-    asked = [run for (run, _, _), (ok, _) in zip(going, call_all(ctx, cancels, out), strict=True) if ok]
-    if not (found or withdrawn or over or asked):
-        return
-    _record_reaped(ctx, found, withdrawn, over, asked, now)
-    out.reaped += len(withdrawn) + len(asked)
-
-
-def _find(executor: Executor, run: LiveRun) -> Callable[[], RunHandle | None]:
-    return lambda: executor.find(format_job_id(run.job_id), run.attempt)
-
-
-def _record_reaped(
-    ctx: ServerContext,
-    found: list[tuple[int, int, str]],
-    withdrawn: list[LiveRun],
-    over: list[tuple[LiveRun, RunStatus]],
-    asked: list[LiveRun],
-    now: datetime,
-) -> None:
-    """Write what :func:`reap_orphans` learned in one transaction."""
-    with ctx.db.write() as session:
-        run_repo.set_handles(session, found, now)
-        gone = [(r.job_id, r.attempt, None, f"withdrawn before it started: {r.subject} moved on") for r in withdrawn]
-        ended = [
-            (r.job_id, r.attempt, s.exit_code, f"stopped: {s.state.value}: {s.reason}".strip(": ")) for r, s in over
-        ]
-        run_repo.end_many(session, gone + ended, now)
-        run_repo.set_notes(session, [(r.job_id, r.attempt, f"{STOPPING}{r.subject} moved on") for r in asked])
-        codes = [(r.job_id, r.attempt, s.exit_code) for r, s in over if s.exit_code is not None]
-        run_repo.record_cancelled_exit_codes(session, codes)
-    for run in withdrawn:
-        log.info("%s: withdrawn before it started (its job moved on)", run.subject)
-    for run in asked:
-        log.info("%s: asked the %s executor to stop it (its job moved on)", run.subject, run.executor)
-    for run, status in over:
-        log.info("%s: stopped (%s, exit code %s)", run.subject, status.state.value, status.exit_code)

@@ -12,6 +12,7 @@ declared fleet (the worse of the two wins), and the engine stops the jobs of a d
 simulator's outages: the loop requeues them with their checkpointed progress and places them elsewhere.
 """
 
+import hashlib
 import logging
 import weakref
 from collections.abc import Mapping
@@ -85,6 +86,46 @@ class _Watched:
 
     settings: ExecutorHealth
     clusters: list[str]
+
+
+_OVERLAID: dict[tuple[str, tuple[tuple[str, str], ...]], Fleet] = {}
+"""The last overlaid fleet, by (declared version, overlay): a snapshot makes it once per change, not per cycle."""
+
+
+def overlay(
+    fleet: Fleet, version: str, observed: Mapping[str, health_repo.Observed]
+) -> tuple[Fleet, str, dict[str, str]]:
+    """``fleet`` with each cluster's status the worse of its declared one and the one observed through its executor
+    (an observation through another executor, or of a cluster not in the fleet, is ignored); the version the
+    scheduler knows it by (``<version>+<cluster>:<status>...`` when anything is overlaid, so the engine's driver
+    is told of the change); and why each overlaid cluster is as it is, by cluster id."""
+    if not observed:
+        return fleet, version, {}
+    executor_of = fleet.cluster_executor_ids()
+    changed: dict[str, ClusterStatus] = {}
+    reasons: dict[str, str] = {}
+    for c in fleet.clusters:
+        seen = observed.get(c.id)
+        if seen is None or seen.executor != executor_of.get(c.id):
+            continue
+        try:
+            status = ClusterStatus(seen.status)
+        except ValueError:
+            continue
+        if RANK[status] > RANK[c.status]:
+            changed[c.id] = status
+            reasons[c.id] = seen.reason
+    if not changed:
+        return fleet, version, {}
+    key = (version, tuple(sorted((c, s.value) for c, s in changed.items())))
+    found = _OVERLAID.get(key)
+    if found is None:
+        clusters = [c.model_copy(update={"status": changed[c.id]}) if c.id in changed else c for c in fleet.clusters]
+        found = fleet.model_copy(update={"clusters": clusters})
+        _OVERLAID.clear()
+        _OVERLAID[key] = found
+    digest = hashlib.sha256(repr(key[1]).encode()).hexdigest()[:16]
+    return found, f"{version}+health-{digest}", reasons
 
 
 @dataclass

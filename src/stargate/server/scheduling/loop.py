@@ -1,8 +1,9 @@
 """The scheduler loop: :func:`run_cycle` (one cycle, clock injected) and :class:`SchedulerThread` (the server's).
 
-One cycle: poll running jobs → snapshot → engine decides → decisions in ONE transaction → orphaned runs (of jobs
-preempted or cancelled) are stopped → executors submit placed jobs (outside any transaction) → metrics. Only the
-holder of the scheduler lock runs cycles (see :mod:`stargate.server.scheduling.lock`).
+One cycle: engines' health checked (when due) → poll running jobs → snapshot (observed health overlaid) → engine
+decides → decisions in ONE transaction → orphaned runs (of jobs preempted, requeued or cancelled) are stopped →
+executors submit placed jobs (outside any transaction) → metrics. Only the holder of the scheduler lock runs cycles
+(see :mod:`stargate.server.scheduling.lock`).
 """
 
 import contextlib
@@ -20,16 +21,18 @@ from stargate.domain import Fleet
 from stargate.engine import FleetIndex
 from stargate.server.context import ServerContext
 from stargate.server.errors import DATABASE_DOWN, NotFoundError, database_problem
-from stargate.server.scheduling import procure
+from stargate.server.scheduling import health, procure
 from stargate.server.scheduling.apply import LostLeadershipError, apply_decisions
 from stargate.server.scheduling.decide import decide
-from stargate.server.scheduling.execute import Executed, poll_running, reap_orphans, submit_placed
+from stargate.server.scheduling.execute import Executed, poll_running, submit_placed
 from stargate.server.scheduling.lock import SchedulerLock
+from stargate.server.scheduling.reap import reap_orphans
 from stargate.server.scheduling.snapshot import take_snapshot
 from stargate.server.terms import ENGINE_EPOCH, engine_seconds
 from stargate.store import JobEventRow
 from stargate.store.repositories import events as event_repo
 from stargate.store.repositories import fleet_versions
+from stargate.store.repositories import health as health_repo
 from stargate.store.repositories import jobs as job_repo
 from stargate.store.repositories import teams as team_repo
 
@@ -100,6 +103,7 @@ def _run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
     t0 = time.perf_counter()
     report = CycleReport(at=now)
     executed = Executed()
+    _health(ctx, now, report, executed)
     poll_running(ctx, now, executed)
     fingerprint = _fingerprint(ctx)  # read BEFORE the snapshot: a change made after it shows up next cycle
     if _needs_decision(ctx, fingerprint, now):
@@ -136,12 +140,29 @@ def _procure(ctx: ServerContext, now: datetime, report: CycleReport) -> None:
         report.notes.append(f"procurement: {done.events} events, {done.raised} requests raised, {done.awards} awards")
 
 
+def _health(ctx: ServerContext, now: datetime, report: CycleReport, executed: Executed) -> None:
+    """The health step (see :mod:`stargate.server.scheduling.health`): engines checked outside transactions, the
+    clusters whose observed status changed recorded; a failure of its own is logged and the cycle goes on, unless
+    the database is down or the lock was lost."""
+    try:
+        done = health.step(ctx, now, executed)
+    except (LostLeadershipError, *DATABASE_DOWN):
+        raise
+    except Exception:
+        log.exception("scheduler: the health step failed (scheduling goes on)")
+        report.notes.append("health step failed")
+        return
+    for change in done.changes:
+        report.notes.append(f"cluster {change.cluster}: {change.from_status} -> {change.to_status}: {change.reason}")
+
+
 RECENT_EVENTS = 2048
 """How many of the newest events the fingerprint sums the ids of on PostgreSQL (see :func:`_fingerprint`)."""
 
 
 def _fingerprint(ctx: ServerContext) -> tuple[str, int, int]:
-    """(fleet version, newest event id, sum of the :data:`RECENT_EVENTS` newest event ids).
+    """(fleet version and newest cluster health event id, newest event id, sum of the :data:`RECENT_EVENTS` newest
+    event ids): a cluster observed going down or coming back moves it as a fleet change does.
 
     The sum matters on PostgreSQL only, where transactions (of several servers on one database, or of one server's
     threads) take event ids in one order and may commit in another: an event committed after a newer one was seen
@@ -150,7 +171,7 @@ def _fingerprint(ctx: ServerContext) -> tuple[str, int, int]:
     of the primary key's index, about 0.5 ms. SQLite commits one writer at a time, in id order: no sum there.
     """
     with ctx.db.read() as session:
-        version = fleet_versions.current_version(session) or ""
+        version = f"{fleet_versions.current_version(session) or ''}+{health_repo.last_event_id(session)}"
         if ctx.db.is_sqlite:
             return version, event_repo.last_id(session), 0
         newest = select(JobEventRow.id).order_by(JobEventRow.id.desc()).limit(RECENT_EVENTS).subquery()

@@ -3,7 +3,10 @@
 Times cross into the engine as float seconds since :data:`ENGINE_EPOCH`; a job's spec is parsed once (specs never
 change) into the :class:`SpecTerms` the engine and the executors need. The snapshot also says which jobs of the last
 one succeeded since (they teach the engine's run history), and can read the last completed jobs to seed a new
-history (:func:`completions`, a bounded query run only when the server has no history yet).
+history (:func:`completions`, a bounded query run only when the server has no history yet). Each cluster's status
+is the worse of the declared one and the one its executor's health checks observe
+(:func:`stargate.server.scheduling.health.overlay`), and the snapshot's version says so: a cluster observed going
+down changes it as a fleet change would, and the driver is told (status-only: the cluster's jobs stop).
 """
 
 from collections.abc import Callable, Iterable, Sequence
@@ -20,9 +23,11 @@ from stargate.engine.estimates import Completion
 from stargate.engine.ledger import charge
 from stargate.server.context import ServerContext
 from stargate.server.errors import NotFoundError
+from stargate.server.scheduling.health import overlay
 from stargate.server.terms import ENGINE_EPOCH, SpecTerms, engine_seconds, job_terms
 from stargate.store import JobRow, JobStatus, RunRow, format_job_id
 from stargate.store.repositories import costs as cost_repo
+from stargate.store.repositories import health as health_repo
 from stargate.store.repositories import jobs as job_repo
 from stargate.store.repositories import runs as run_repo
 from stargate.store.repositories.jobs import JobState
@@ -46,6 +51,9 @@ class Snapshot:
     """Public ids of jobs live in the last snapshot that have succeeded since (they completed)."""
     seed: Callable[[], list[Completion]] | None = None
     """Reads the last completed jobs (see :func:`completions`), to seed a new run history."""
+    down_reasons: dict[str, str] = field(default_factory=dict)
+    """Why each cluster the health checks observe degraded or down is so (the fleet above holds the worse of its
+    declared and observed status), by cluster id."""
     spent: Callable[[], dict[str, Decimal]] | None = None
     """Reads what runs that ended spent under each commitment contract (see :func:`spent_by_contract`), for a
     driver built without a previous one."""
@@ -65,6 +73,7 @@ def take_snapshot(ctx: ServerContext) -> Snapshot | None:
             version, fleet = ctx.fleet.get(session)
         except NotFoundError:
             return None
+        fleet, version, down_reasons = overlay(fleet, version, health_repo.not_up(session))
         pending = job_repo.states(session, [JobStatus.PENDING])
         holding = job_repo.states(session, [JobStatus.PLACED, JobStatus.RUNNING])
         since = run_repo.placed_since(session) if holding else {}
@@ -88,6 +97,7 @@ def take_snapshot(ctx: ServerContext) -> Snapshot | None:
         terms,
         since,
         executor_of_cluster=_executors(fleet),
+        down_reasons=down_reasons,
         succeeded=succeeded,
         seed=lambda: _read_completions(ctx),
         spent=lambda: _read_spent(ctx, fleet),

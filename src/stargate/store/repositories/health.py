@@ -47,13 +47,17 @@ def observed(session: Session) -> dict[str, Observed]:
     return {r[0]: Observed(*r) for r in rows}
 
 
-def not_up(session: Session) -> dict[str, tuple[str, str]]:
-    """(executor, status) of every cluster observed other than ``up``, by cluster id (what the scheduler overlays
-    on the fleet; usually nothing, so one small query)."""
-    query = select(ClusterHealthRow.cluster, ClusterHealthRow.executor, ClusterHealthRow.status).where(
-        ClusterHealthRow.status != "up"
-    )
-    return {cluster: (executor, status) for cluster, executor, status in session.execute(query)}
+def not_up(session: Session) -> dict[str, Observed]:
+    """Every cluster observed other than ``up``, by cluster id (what the scheduler overlays on the fleet; usually
+    nothing, so one small query)."""
+    query = select(
+        ClusterHealthRow.cluster,
+        ClusterHealthRow.executor,
+        ClusterHealthRow.status,
+        ClusterHealthRow.reason,
+        ClusterHealthRow.since,
+    ).where(ClusterHealthRow.status != "up")
+    return {r[0]: Observed(*r) for r in session.execute(query)}
 
 
 def record(session: Session, changes: Sequence[Change], at: datetime) -> None:
