@@ -1,0 +1,320 @@
+"""The ``slurm`` executor: runs each placed job as a Slurm batch job through sbatch, squeue, scontrol and scancel.
+
+A run of (job id, attempt) is the Slurm job named ``sg-<installation8>-<job_id>-a<attempt>``; its handle key is
+``<slurm job id>:<name>``. Files, under ``<home>/runs/slurm/``:
+
+- ``<name>.log`` — the batch job's output (``sbatch --output``; Slurm writes it on the job's first node, so a
+  Slurm cluster whose nodes are other machines needs this directory on a filesystem they share with the server for
+  :meth:`SlurmExecutor.logs` to read it; the jobs also start in this directory);
+- ``jobs/<name>`` — the Slurm job id, written after sbatch answered: a submit after slurmctld forgot the job
+  (``MinJobAge``) still never starts a second one;
+- ``withdrawn/<name>`` — written by :meth:`SlurmExecutor.find` when it found no run: a later submit of that attempt
+  is refused (the scheduler had moved its job on);
+- ``refused/<name>`` — why sbatch refused the job (unknown partition, more GPUs than a node has, a bad environment
+  name): its handle key is ``refused:<name>`` and it polls as failed with a reason starting ``cannot start``.
+
+Idempotency: submit looks for the name in its own records, then asks ``squeue --name <name> --states=all``, and runs
+sbatch only when neither knows it (per name under a lock, so two threads never submit one attempt twice).
+
+Status: ``scontrol show job -o <id>`` (final states stay there ``MinJobAge`` seconds, 300 by default); once slurmctld
+has forgotten the job, ``sacct`` (when the cluster keeps accounting); a job neither knows is lost. A command that
+cannot reach slurmctld raises :class:`SlurmUnavailableError` (the scheduler counts an error and polls again): a
+controller outage never reads as a lost run.
+
+Jobs run with ``--no-requeue`` (Slurm never restarts a run: Stargate decides), ``--export=NONE`` (nothing of the
+server's environment; the job's own variables and ``STARGATE_JOB_ID``/``STARGATE_ATTEMPT`` are exported by the batch
+script itself) and ``--gres=<gres>:<GPUs per node>`` when the executor names a GRES.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import threading
+from pathlib import Path
+from typing import Self
+
+from stargate.domain.executors import SlurmExecutorConfig
+from stargate.executors.base import Capabilities, Health, RunHandle, RunRequest, RunState, RunStatus
+from stargate.executors.local_state import utf8_boundary
+from stargate.executors.slurm_commands import (
+    SlurmCommands,
+    SlurmUnavailableError,
+    first_line,
+    node_failed,
+    parse_fields,
+    status_of,
+    worst_states,
+)
+
+KIND = "slurm"
+MAX_LOG_CHUNK = 1 << 20
+"""Most bytes of log one :meth:`SlurmExecutor.logs` call returns."""
+HEALTH_TIMEOUT_S = 5.0
+REFUSED = "refused"
+UNSTARTABLE = "cannot start"
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_JOB_ID = re.compile(r"^\d+$")
+
+__all__ = ["SlurmExecutor", "SlurmExecutorError", "SlurmUnavailableError"]
+
+
+class SlurmExecutorError(RuntimeError):
+    """The Slurm executor will not start a run (the message says why)."""
+
+
+def run_name(installation: str | None, job_id: str, attempt: int) -> str:
+    """The Slurm job name of (job id, attempt): ``sg-<installation8>-<job_id>-a<attempt>``."""
+    if not _SAFE.match(job_id) or attempt < 0:
+        raise ValueError(f"job id {job_id!r} / attempt {attempt} cannot name a Slurm job")
+    return f"sg-{(installation or 'local')[:8]}-{job_id}-a{attempt}"
+
+
+class SlurmExecutor:
+    """Runs jobs as Slurm batch jobs of one Slurm cluster (the commands on the server's machine reach it)."""
+
+    kind = KIND
+    CAPABILITIES = Capabilities(images=False, multinode=True, reattach=True, logs=True)
+    """Shell commands (no images), over several nodes, found again after a restart, with logs."""
+
+    def __init__(
+        self,
+        config: SlurmExecutorConfig,
+        home: Path,
+        installation: str | None = None,
+        commands: SlurmCommands | None = None,
+    ) -> None:
+        """``home``: the server's state directory (runs go under ``home/runs/slurm``); ``installation``: the
+        database's installation id (its first 8 characters prefix every job name)."""
+        if installation is not None and not _SAFE.match(installation):
+            raise ValueError(f"installation id {installation!r} cannot name a Slurm job")
+        self.config = config
+        self.id = config.id
+        self.installation = installation
+        self.capabilities = self.CAPABILITIES
+        self.commands = commands or SlurmCommands(config.slurm_conf, config.bin_dir)
+        self.dir = Path(home) / "runs" / "slurm"
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: SlurmExecutorConfig, settings: object) -> Self:
+        """The executor for ``config`` under the server's settings (``home``, ``installation_id``)."""
+        home = Path(getattr(settings, "home"))  # noqa: B009 - settings is any object with a home
+        return cls(config, home, getattr(settings, "installation_id", None))
+
+    # --- files -----------------------------------------------------------------------------------------------
+
+    def _path(self, kind: str, name: str) -> Path:
+        return self.dir / kind / name if kind else self.dir / f"{name}.log"
+
+    def _read(self, kind: str, name: str) -> str | None:
+        try:
+            return self._path(kind, name).read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def _write(self, kind: str, name: str, text: str) -> None:
+        path = self._path(kind, name)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_text(text + "\n")
+        os.replace(tmp, path)
+
+    def _withdraw(self, name: str) -> None:
+        path = self._path("withdrawn", name)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+    def _lock(self, name: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(name, threading.Lock())
+
+    # --- lookups ---------------------------------------------------------------------------------------------
+
+    def _known(self, name: str) -> RunHandle | None:
+        """The run of ``name`` from this executor's records, else from squeue; None when Slurm has no such job."""
+        job = self._read("jobs", name)
+        if job is not None and _JOB_ID.match(job):
+            return RunHandle(self.id, f"{job}:{name}")
+        if self._read(REFUSED, name) is not None:
+            return RunHandle(self.id, f"{REFUSED}:{name}")
+        done = self.commands.run("squeue", ["--name", name, "--states=all", "-h", "-o", "%i"])
+        if done.returncode != 0:
+            raise SlurmUnavailableError(f"slurm ({self.commands.describe()}): squeue: {first_line(done.stderr)}")
+        ids = sorted((int(i) for i in done.stdout.split() if _JOB_ID.match(i)), key=int)
+        if not ids:
+            return None
+        self._write("jobs", name, str(ids[0]))
+        return RunHandle(self.id, f"{ids[0]}:{name}")
+
+    def find(self, job_id: str, attempt: int) -> RunHandle | None:
+        """The run of (job id, attempt) if Slurm (or this executor's records) know it; never starts one. With none,
+        the attempt is withdrawn: a later :meth:`submit` of it is refused. Raises SlurmUnavailableError when Slurm
+        does not answer (it cannot tell then)."""
+        name = run_name(self.installation, job_id, attempt)
+        with self._lock(name):
+            handle = self._known(name)
+            if handle is None:
+                self._withdraw(name)
+            return handle
+
+    # --- submit ----------------------------------------------------------------------------------------------
+
+    def submit(self, request: RunRequest) -> RunHandle:
+        """Submit the run with sbatch, or return the run already submitted for this (job id, attempt).
+
+        A job Slurm refuses (unknown partition or account, more GPUs than a node has) and a request it cannot pass
+        (a NUL byte, a bad environment name) get a handle that polls as failed, ``cannot start: <why>``.
+        SlurmExecutorError for a withdrawn attempt; SlurmUnavailableError when Slurm does not answer."""
+        name = run_name(self.installation, request.job_id, request.attempt)
+        with self._lock(name):
+            if self._path("withdrawn", name).exists():
+                raise SlurmExecutorError(f"{request.job_id} attempt {request.attempt} was withdrawn; it never starts")
+            handle = self._known(name)
+            if handle is not None:
+                return handle
+            problem = _bad_request(request)
+            if problem is not None:
+                return self._refuse(name, problem)
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            done = self.commands.run(
+                "sbatch", self.sbatch_args(request, name), stdin=batch_script(request), cwd=self.dir
+            )
+            job = done.stdout.strip().split(";")[0]
+            if done.returncode != 0 or not _JOB_ID.match(job):
+                return self._refuse(name, first_line(done.stderr or done.stdout).removeprefix("sbatch: error: "))
+            self._write("jobs", name, job)
+            return RunHandle(self.id, f"{job}:{name}")
+
+    def _refuse(self, name: str, why: str) -> RunHandle:
+        self._write(REFUSED, name, why)
+        return RunHandle(self.id, f"{REFUSED}:{name}")
+
+    def sbatch_args(self, request: RunRequest, name: str) -> list[str]:
+        """sbatch's options for ``request`` (the batch script comes on stdin)."""
+        nodes = max(request.nodes, 1)
+        args = ["--parsable", "--no-requeue", f"--job-name={name}", f"--nodes={nodes}", "--ntasks-per-node=1"]
+        args += [f"--output={self._path('', name)}", "--open-mode=append", "--export=NONE", f"--chdir={self.dir}"]
+        per_node = request.gpus_per_node or -(-request.gpus // nodes)
+        if self.config.gres and per_node > 0:
+            args.append(f"--gres={self.config.gres}:{per_node}")
+        if self.config.partition:
+            args.append(f"--partition={self.config.partition}")
+        if self.config.account:
+            args.append(f"--account={self.config.account}")
+        return args
+
+    # --- status, cancel, logs --------------------------------------------------------------------------------
+
+    def poll(self, handle: RunHandle) -> RunStatus:
+        """The run's state from Slurm; SlurmUnavailableError when slurmctld does not answer (never lost then)."""
+        job, name = _decode(handle.key)
+        if job == REFUSED:
+            return RunStatus(RunState.FAILED, reason=f"{UNSTARTABLE}: {self._read(REFUSED, name) or 'sbatch refused'}")
+        done = self.commands.run("scontrol", ["show", "job", "-o", job])
+        if done.returncode == 0 and done.stdout.strip():
+            fields = parse_fields(done.stdout.splitlines()[0])
+            if fields.get("JobName") not in {None, name}:  # the id was reused: slurmctld lost its state
+                return self._accounted(job, name)
+            return status_of(fields.get("JobState", ""), fields.get("ExitCode", ""), fields.get("Reason", ""), job)
+        if "invalid job id" not in (done.stderr + done.stdout).lower():
+            raise SlurmUnavailableError(f"slurm ({self.commands.describe()}): scontrol: {first_line(done.stderr)}")
+        return self._accounted(job, name)
+
+    def _accounted(self, job: str, name: str) -> RunStatus:
+        """The status sacct keeps of a job slurmctld forgot; lost when accounting does not know it either."""
+        try:
+            done = self.commands.run("sacct", ["-n", "-P", "-X", "-j", job, "-o", "JobName,State,ExitCode,Reason"])
+        except SlurmUnavailableError:
+            done = None  # no accounting (or slurmdbd down): the job is gone from slurmctld, which did answer
+        for line in done.stdout.splitlines() if done is not None and done.returncode == 0 else []:
+            parts = line.split("|")
+            if len(parts) >= 3 and parts[0] == name:
+                return status_of(parts[1], parts[2], parts[3] if len(parts) > 3 else "", job)
+        return RunStatus(RunState.LOST, reason=f"Slurm has no job {job} ({name}) any more")
+
+    def cancel(self, handle: RunHandle) -> None:
+        """scancel the run; idempotent (a finished or unknown job is left alone)."""
+        job, _ = _decode(handle.key)
+        if job == REFUSED:
+            return
+        self.commands.run("scancel", [job])  # its errors for an ended job (already completed, invalid id) are fine
+
+    def logs(self, handle: RunHandle, offset: int = 0) -> tuple[str, int]:
+        """Log text from byte ``offset`` (at most 1 MiB, cut at a UTF-8 boundary) and the byte offset to go on."""
+        if offset < 0:
+            raise ValueError(f"log offset must be ≥ 0 bytes, got {offset}")
+        _, name = _decode(handle.key)
+        try:
+            with self._path("", name).open("rb") as log:
+                if offset >= os.fstat(log.fileno()).st_size:
+                    return "", offset
+                log.seek(offset)
+                data = log.read(MAX_LOG_CHUNK)
+        except FileNotFoundError:
+            return "", offset
+        cut = utf8_boundary(data)
+        return data[:cut].decode("utf-8", errors="replace"), offset + cut
+
+    # --- health ----------------------------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        """slurmctld's answer to ``scontrol ping`` and each node's state from ``sinfo`` (at most ~5 s); never
+        raises."""
+        where = f"slurm ({self.commands.describe()})"
+        try:
+            ping = self.commands.run("scontrol", ["ping"], timeout_s=HEALTH_TIMEOUT_S / 2)
+            if ping.returncode != 0 or " is UP" not in ping.stdout:
+                why = first_line(ping.stdout or ping.stderr)
+                return Health(reachable=False, reason=f"{where}: {why}")
+            info = self.commands.run("sinfo", ["-N", "-h", "-o", "%N %T"], timeout_s=HEALTH_TIMEOUT_S / 2)
+        except SlurmUnavailableError as exc:
+            return Health(reachable=False, reason=str(exc) if str(exc).startswith("slurm (") else f"{where}: {exc}")
+        except Exception as exc:  # a health check never raises
+            return Health(reachable=False, reason=f"{where}: {type(exc).__name__}: {exc}")
+        if info.returncode != 0:
+            return Health(reachable=False, reason=f"{where}: sinfo: {first_line(info.stderr)}")
+        states = worst_states(info.stdout.splitlines())
+        failed = sorted(node for node, state in states.items() if node_failed(state))
+        reason = ""
+        if failed:
+            shown = ", ".join(f"{n} {states[n]}" for n in failed[:5]) + (" …" if len(failed) > 5 else "")
+            reason = f"{where}: {len(failed)} of {len(states)} nodes failed ({shown})"
+        return Health(reachable=True, reason=reason, nodes=len(states), failed_nodes=len(failed))
+
+
+def batch_script(request: RunRequest) -> str:
+    """The batch script: exports the job's environment and Stargate's variables, then runs the command with bash."""
+    env = dict(request.environment)
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(STARGATE_JOB_ID=request.job_id, STARGATE_ATTEMPT=str(request.attempt), STARGATE_CLUSTER=request.cluster)
+    lines = ["#!/bin/bash", *(f"export {k}={shlex.quote(v)}" for k, v in env.items())]
+    lines.append(f"exec /bin/bash -c {shlex.quote(request.command)}")
+    return "\n".join(lines) + "\n"
+
+
+def _bad_request(request: RunRequest) -> str | None:
+    """Why ``request`` cannot be passed to Slurm (NUL bytes, environment names a shell cannot export), or None."""
+    if not request.command.strip():
+        return "the command is empty"
+    if "\0" in request.command:
+        return "the command holds a NUL byte"
+    for name, value in request.environment.items():
+        if not _ENV_NAME.match(name):
+            return f"environment variable name {name!r} is not letters, digits and '_' (not starting with a digit)"
+        if "\0" in value:
+            return f"environment variable {name} holds a NUL byte"
+    return None
+
+
+def _decode(key: str) -> tuple[str, str]:
+    """(Slurm job id or ``refused``, job name) of a handle key; ValueError for a key this executor never made."""
+    job, _, name = key.partition(":")
+    if not (_JOB_ID.match(job) or job == REFUSED) or not _SAFE.match(name):
+        raise ValueError(f"{key!r} is not a Slurm run handle (<job id>:<name>)")
+    return job, name

@@ -1,0 +1,375 @@
+"""A real single-host Slurm cluster for tests: munged, slurmctld and slurmd from the OS packages, all in a tmp dir.
+
+:func:`start_slurm` writes a munge key, a ``slurm.conf`` and a count-only ``gres.conf`` under ``tmp_path``, starts
+munged, slurmctld and slurmd in the foreground as children of the test process (free ports, every state, spool, log
+and pid file in ``tmp_path``) and waits until ``sinfo`` reports the node idle. Nothing outside ``tmp_path`` is
+written, so several clusters (one per test module) never meet.
+
+- ``proctrack/linuxproc`` and ``task/none``: no cgroups needed.
+- ``AccountingStorageType=accounting_storage/none`` (no slurmdbd), so ``sacct`` does not work; ``MinJobAge=3600``
+  keeps a finished job in slurmctld's memory for an hour: its final state and exit code are read with
+  ``scontrol show job`` (what :class:`stargate.executors.slurm.SlurmExecutor` does first).
+- ``ReturnToService=2``: a node that comes back after :meth:`SlurmCluster.stop_daemons` serves again.
+- ``SlurmdParameters=config_overrides``: the node declares ``cpus`` CPUs whatever the machine has, so tests can run
+  several one-CPU jobs at once on a small machine.
+
+If the Slurm or munge binaries are missing, :func:`start_slurm` fails with a message saying ``.ci/run`` installs them
+(packages ``slurm-wlm`` and ``munge``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol", "sinfo")
+START_TIMEOUT_S = 60.0
+
+
+class SlurmMissingError(RuntimeError):
+    """The Slurm or munge programs are not installed on this machine."""
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on this host right now."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _which(name: str) -> str | None:
+    """Where ``name`` is: PATH, then the sbin directories (Debian puts the daemons in /usr/sbin)."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
+
+
+MARKER = "STARGATE_TEST_SLURM"
+"""Variable set in the daemons' environment (to this cluster's directory): slurmstepd inherits it even though it
+leaves slurmd's process tree (it daemonizes), so :meth:`SlurmCluster.stop_daemons` finds it by that."""
+
+
+def _processes() -> dict[int, int]:
+    """Every live process's parent, by pid (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat[stat.rfind(")") + 2 :].split()[1])
+    return parents
+
+
+def _marked(marker: bytes, pids: Iterable[int]) -> set[int]:
+    """The processes among ``pids`` whose environment holds ``marker``."""
+    found = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                found.add(pid)
+    return found
+
+
+def _tree(roots: set[int], parents: dict[int, int]) -> set[int]:
+    """``roots`` and every live descendant of theirs."""
+    found = set(roots)
+    frontier = set(roots)
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier and pid not in found}
+        found |= frontier
+    return found
+
+
+@dataclass
+class SlurmCluster:
+    """A running test cluster: its config file, its daemons, and how to fail and restore its node."""
+
+    root: Path
+    slurm_conf: Path
+    hostname: str
+    nodes: int
+    gpus_per_node: int
+    bin_dir: str | None = None
+    """Directory of the Slurm commands (None: they are on PATH)."""
+    munge_socket: Path = field(default_factory=Path)
+    _munged: subprocess.Popen[bytes] | None = None
+    _daemons: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _failed: bool = False
+    daemon_start_s: float = 0.0
+    """Seconds the last :meth:`start_daemons` took until the node was idle."""
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment the Slurm commands need to reach this cluster."""
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SLURM_CONF": str(self.slurm_conf)}
+
+    @property
+    def daemon_env(self) -> dict[str, str]:
+        """The daemons' environment: :attr:`env` and the marker that finds their processes again."""
+        return {**self.env, MARKER: str(self.root)}
+
+    def command(self, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
+        """Run one Slurm command against this cluster (its output captured as text)."""
+        return subprocess.run(list(args), env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def start_daemons(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Start slurmctld and slurmd (munged stays up) and wait until the node is idle."""
+        if self._daemons:
+            return
+        started = time.monotonic()
+        logs = self.root / "log"
+        ctld_out = (logs / "slurmctld.out").open("ab")
+        slurmd_out = (logs / "slurmd.out").open("ab")
+        with ctld_out, slurmd_out:
+            self._daemons.append(
+                subprocess.Popen(
+                    [_which("slurmctld") or "slurmctld", "-D", "-i", "-f", str(self.slurm_conf)],
+                    env=self.daemon_env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=ctld_out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+            if self._failed:
+                self._wait_controller(timeout_s)
+                why = "reason=node failure (test): slurmd and its jobs were killed"
+                self.command("scontrol", "update", f"nodename={self.hostname}", "state=down", why)
+            self._daemons.append(
+                subprocess.Popen(
+                    [_which("slurmd") or "slurmd", "-D", "-f", str(self.slurm_conf)],
+                    env=self.daemon_env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=slurmd_out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        self._wait_idle(timeout_s)
+        self._failed = False
+        self.daemon_start_s = time.monotonic() - started
+
+    def _wait_controller(self, timeout_s: float) -> None:
+        """Wait until slurmctld answers ``scontrol ping``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                if " is UP" in self.command("scontrol", "ping", timeout=5).stdout:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"slurmctld did not answer in {timeout_s:.0f} s: {self._log_tails()}")
+
+    def _wait_idle(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            for proc in self._daemons:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"a Slurm daemon exited with code {proc.returncode}: {self._log_tails()}")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                done = self.command("sinfo", "-h", "-o", "%n %T", timeout=5)
+                last = (done.stdout + done.stderr).strip()
+                states = [line.split()[-1] for line in done.stdout.splitlines() if line.strip()]
+                if done.returncode == 0 and states and all(s in {"idle", "mixed", "allocated"} for s in states):
+                    return
+                if done.returncode == 0 and any(s.startswith(("down", "drain")) for s in states):
+                    self.command("scontrol", "update", f"nodename={self.hostname}", "state=resume")
+            time.sleep(0.2)
+        raise RuntimeError(f"Slurm node not idle after {timeout_s:.0f} s (sinfo: {last!r}): {self._log_tails()}")
+
+    def _log_tails(self) -> str:
+        parts = []
+        for name in ("slurmctld.log", "slurmd.log", "slurmctld.out", "slurmd.out"):
+            path = self.root / "log" / name
+            if path.exists():
+                parts.append(f"{name}: {' | '.join(path.read_text(errors='replace').splitlines()[-5:])}")
+        return "; ".join(parts)
+
+    def stop_daemons(self) -> None:
+        """A node failure: SIGKILL slurmctld, slurmd and every process they started (slurmstepd and the jobs), so no
+        job survives. munged stays up."""
+        marker = f"{MARKER}={self.root}".encode()
+        killed: set[int] = set()
+        for _ in range(50):  # stop them first so they start nothing new while their trees are collected
+            parents = _processes()
+            ours = {p.pid for p in self._daemons if p.poll() is None} | _marked(marker, parents)
+            tree = _tree(ours, parents) - killed
+            if not tree:
+                break
+            for pid in tree:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+            killed |= tree
+        for pid in killed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for proc in self._daemons:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        self._daemons.clear()
+        self._failed = True
+
+    def stop(self) -> None:
+        """Kill everything this cluster started (daemons, jobs, munged)."""
+        self.stop_daemons()
+        if self._munged is not None and self._munged.poll() is None:
+            self._munged.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._munged.wait(timeout=10)
+
+
+def _slurm_conf(root: Path, hostname: str, ports: list[int], cpus: int, gpus_per_node: int, socket_path: Path) -> str:
+    gres = f" Gres=gpu:{gpus_per_node}" if gpus_per_node else ""
+    return "\n".join(
+        [
+            "ClusterName=sgtest",
+            f"SlurmctldHost={hostname}",
+            f"SlurmctldPort={ports[0]}",
+            f"SlurmdPort={ports[1]}",
+            "SlurmUser=root",
+            "SlurmdUser=root",
+            "AuthType=auth/munge",
+            "CredType=cred/munge",
+            f"AuthInfo=socket={socket_path}",
+            f"StateSaveLocation={root / 'state'}",
+            f"SlurmdSpoolDir={root / 'spool'}",
+            f"SlurmctldPidFile={root / 'run' / 'slurmctld.pid'}",
+            f"SlurmdPidFile={root / 'run' / 'slurmd.pid'}",
+            f"SlurmctldLogFile={root / 'log' / 'slurmctld.log'}",
+            f"SlurmdLogFile={root / 'log' / 'slurmd.log'}",
+            "SlurmctldDebug=info",
+            "SlurmdDebug=info",
+            "ProctrackType=proctrack/linuxproc",
+            "TaskPlugin=task/none",
+            "SelectType=select/cons_tres",
+            "SelectTypeParameters=CR_CPU",
+            "GresTypes=gpu",
+            "SlurmdParameters=config_overrides",
+            "JobAcctGatherType=jobacct_gather/none",
+            "AccountingStorageType=accounting_storage/none",
+            "JobCompType=jobcomp/none",
+            "MpiDefault=none",
+            "ReturnToService=2",
+            "MinJobAge=3600",
+            "SchedulerParameters=sched_interval=1",
+            "SlurmctldTimeout=10",
+            "SlurmdTimeout=10",
+            "MessageTimeout=3",
+            "BatchStartTimeout=2",
+            "KillWait=2",
+            "InactiveLimit=0",
+            "Waittime=0",
+            f"NodeName={hostname} CPUs={cpus} RealMemory=1000{gres} State=UNKNOWN",
+            f"PartitionName=debug Nodes={hostname} Default=YES MaxTime=INFINITE State=UP",
+            "",
+        ]
+    )
+
+
+def _gres_conf(root: Path, hostname: str, gpus: int) -> str:
+    """``gres.conf`` for ``gpus`` pretend GPUs: Slurm 22.05 drops a GPU without ``File=`` (a count-only GPU), so
+    each one is a symlink to /dev/null under ``root/dev`` (a character device; ``task/none`` never fences it)."""
+    if not gpus:
+        return ""
+    (root / "dev").mkdir(exist_ok=True)
+    for index in range(gpus):
+        link = root / "dev" / f"gpu{index}"
+        if not link.is_symlink():
+            link.symlink_to("/dev/null")
+    return f"NodeName={hostname} Name=gpu Count={gpus} File={root / 'dev'}/gpu[0-{gpus - 1}]\n"
+
+
+def start_slurm(tmp_path: Path, nodes: int = 1, gpus_per_node: int = 8, cpus: int | None = None) -> SlurmCluster:
+    """Start a one-node Slurm cluster with ``gpus_per_node`` count-only GPUs (GRES ``gpu``) and ``cpus`` CPUs
+    (default: the machine's, at least 16) under ``tmp_path``; the caller must :meth:`SlurmCluster.stop` it."""
+    missing = [name for name in (*BINARIES, "mungekey") if _which(name) is None]
+    if missing:
+        raise SlurmMissingError(
+            f"Slurm and munge are needed for this test but {', '.join(missing)} is missing: .ci/run installs them "
+            "(apt-get install slurm-wlm munge)"
+        )
+    if nodes != 1:
+        raise ValueError(f"the test cluster has one node (Debian's Slurm runs one slurmd per host), got {nodes}")
+    root = Path(tmp_path)
+    for sub in ("munge", "state", "spool", "run", "log"):
+        (root / sub).mkdir(mode=0o755 if sub == "munge" else 0o700, parents=True, exist_ok=True)
+    hostname = socket.gethostname().split(".")[0]
+    key = root / "munge" / "munge.key"
+    subprocess.run([_which("mungekey") or "mungekey", "--create", f"--keyfile={key}"], check=True, timeout=30)
+    key.chmod(0o600)
+    socket_path = root / "munge" / "munge.socket"
+    conf = root / "slurm.conf"
+    conf.write_text(
+        _slurm_conf(root, hostname, _free_ports(2), cpus or max(os.cpu_count() or 1, 16), gpus_per_node, socket_path)
+    )
+    (root / "gres.conf").write_text(_gres_conf(root, hostname, gpus_per_node))
+    cluster = SlurmCluster(root, conf, hostname, nodes, gpus_per_node, munge_socket=socket_path)
+    munge_log = root / "log" / "munged.log"
+    cluster._munged = subprocess.Popen(
+        [
+            _which("munged") or "munged",
+            "--foreground",
+            "--force",
+            f"--key-file={key}",
+            f"--socket={socket_path}",
+            f"--pid-file={root / 'run' / 'munged.pid'}",
+            f"--log-file={munge_log}",
+            f"--seed-file={root / 'munge' / 'munged.seed'}",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=(root / "log" / "munged.out").open("ab"),
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not socket_path.exists():
+            if cluster._munged.poll() is not None or time.monotonic() > deadline:
+                detail = (root / "log" / "munged.out").read_text(errors="replace").strip()
+                raise RuntimeError(f"munged did not start: {detail or munge_log.read_text(errors='replace')}")
+            time.sleep(0.05)
+        cluster.start_daemons()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+@contextlib.contextmanager
+def slurm_cluster(tmp_path: Path, gpus_per_node: int = 8) -> Iterator[SlurmCluster]:
+    """:func:`start_slurm` as a context manager (stopped on exit)."""
+    cluster = start_slurm(tmp_path, gpus_per_node=gpus_per_node)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def slurm_fixture(gpus_per_node: int = 8) -> object:
+    """A module-scoped pytest fixture giving a running :class:`SlurmCluster` (``slurm = slurm_fixture()`` in a test
+    module; one cluster per module)."""
+
+    @pytest.fixture(scope="module")
+    def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+        with slurm_cluster(tmp_path_factory.mktemp("slurm"), gpus_per_node) as cluster:
+            yield cluster
+
+    return fixture
