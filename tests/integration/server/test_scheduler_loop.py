@@ -82,14 +82,32 @@ def test_true_succeeds_and_false_fails_with_their_exit_codes(harness: Harness) -
     assert logs["text"] == "oops\n" and logs["complete"] is True
 
 
-def test_an_image_only_job_placed_on_the_local_executor_fails_with_the_reason(harness: Harness) -> None:
-    # The API refuses image-only jobs on an all-local fleet; a stored one (e.g. from a mixed fleet) still must not
-    # "succeed" by running an empty command.
+def test_an_image_only_job_on_an_all_local_fleet_is_never_placed_and_fails_with_the_reason(harness: Harness) -> None:
+    # The API refuses image-only jobs on an all-local fleet; a stored one (e.g. from a mixed fleet) is rejected by
+    # the engine: no cluster's executor runs images, so it is never placed (it would run an empty command).
     job_id = harness.submit(command="true")["id"]
     with harness.ctx.db.write() as s:
         row = s.get(JobRow, parse_job_id(str(job_id)))
         assert row is not None
         row.spec = {**row.spec, "command": None, "image": "ubuntu:22.04"}
+    _cycle_until(harness, lambda: _status(harness, job_id) == "failed")
+    job = _job(harness, str(job_id))
+    assert (job["reason"], job["cluster"], job["exit_code"]) == ("no_allowed_cluster", None, None)
+    assert job["detail"] == "no cluster matches all of an executor that runs images"
+
+
+def test_an_image_only_job_placed_on_the_local_executor_fails_with_the_reason(harness: Harness) -> None:
+    # Placed while the fleet still ran it elsewhere: the executor step must not "succeed" it with an empty command.
+    job_id = harness.submit(command="true")["id"]
+    snap = take_snapshot(harness.ctx)
+    assert snap is not None
+    result, lost, _ = decide(snap, harness.ctx.policy_for(snap.fleet), engine_seconds(_now()))
+    apply_decisions(harness.ctx, snap, result, lost, _now())  # placed; its executor not called yet
+    with harness.ctx.db.write() as s:
+        row = s.get(JobRow, parse_job_id(str(job_id)))
+        assert row is not None and row.status == "placed"
+        row.spec = {**row.spec, "command": None, "image": "ubuntu:22.04"}
+    harness.ctx.loop.spec_terms.clear()
     _cycle_until(harness, lambda: _status(harness, job_id) == "failed")
     job = _job(harness, str(job_id))
     assert job["reason"] == "unstartable"
