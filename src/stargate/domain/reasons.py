@@ -46,8 +46,7 @@ class JobReason(StrEnum):
     GPU_MODEL_UNAVAILABLE = "gpu_model_unavailable"
     """Rejected: none of the job's GPU models exists in any cluster."""
     NO_ALLOWED_CLUSTER = "no_allowed_cluster"
-    """Rejected: no cluster has a GPU model, provider and region the job accepts and an executor that can run it
-    (commands or a container image)."""
+    """Rejected: no cluster has a GPU model, provider, region and executor (commands, images) the job accepts."""
     NO_CLUSTER_FITS = "no_cluster_fits"
     """Rejected: the job needs more GPUs than the largest acceptable cluster holds (a gang never spans clusters)."""
     EXCEEDS_QUOTA = "exceeds_quota"
