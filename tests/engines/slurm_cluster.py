@@ -1,17 +1,24 @@
 """A real single-host Slurm cluster for tests: munged, slurmctld and slurmd from the OS packages, all in a tmp dir.
 
-:func:`start_slurm` writes a munge key, a ``slurm.conf`` and a count-only ``gres.conf`` under ``tmp_path``, starts
-munged, slurmctld and slurmd in the foreground as children of the test process (free ports, every state, spool, log
-and pid file in ``tmp_path``) and waits until ``sinfo`` reports the node idle. Nothing outside ``tmp_path`` is
-written, so several clusters (one per test module) never meet.
+:func:`start_slurm` writes a munge key, a ``slurm.conf`` and a ``gres.conf`` under ``tmp_path``, starts munged,
+slurmctld and slurmd in the foreground as children of the test process (free ports; every state, spool, log, pid and
+socket file in ``tmp_path``) and waits until ``sinfo`` reports the node idle (about 1 s). Nothing outside
+``tmp_path`` is written, so several clusters (one per test module) never meet.
 
-- ``proctrack/linuxproc`` and ``task/none``: no cgroups needed.
+- ``proctrack/linuxproc`` and ``task/none``: no cgroups needed. ``SlurmdParameters=config_overrides``: the node
+  declares ``cpus`` CPUs (default: the machine's, at least 16) so several one-CPU jobs run at once on a small machine.
+- GPUs: ``GresTypes=gpu`` and ``Gres=gpu:<n>`` on the node. Slurm 22.05 drops a GPU without a ``File=`` (a
+  count-only one), so ``gres.conf`` names ``<tmp>/dev/gpu0..n-1``, symlinks to /dev/null (nothing fences them).
 - ``AccountingStorageType=accounting_storage/none`` (no slurmdbd), so ``sacct`` does not work; ``MinJobAge=3600``
-  keeps a finished job in slurmctld's memory for an hour: its final state and exit code are read with
-  ``scontrol show job`` (what :class:`stargate.executors.slurm.SlurmExecutor` does first).
-- ``ReturnToService=2``: a node that comes back after :meth:`SlurmCluster.stop_daemons` serves again.
-- ``SlurmdParameters=config_overrides``: the node declares ``cpus`` CPUs whatever the machine has, so tests can run
-  several one-CPU jobs at once on a small machine.
+  keeps a finished job in slurmctld for an hour: its final state and exit code are read with ``scontrol show job``
+  (what :class:`stargate.executors.slurm.SlurmExecutor` does first; it falls back on sacct on real clusters).
+- :meth:`SlurmCluster.stop_daemons` is a node failure: slurmctld, slurmd, every slurmstepd and every job process
+  they started are SIGKILLed (slurmstepd daemonizes out of slurmd's process tree; it is found by a variable set in
+  the daemons' environment). :meth:`SlurmCluster.start_daemons` then starts slurmctld, marks the node down (what
+  slurmctld itself concludes once the node has not answered for ``SlurmdTimeout``, or when it registers after a
+  reboot: its jobs end as ``NODE_FAIL``; this host did not reboot, so Slurm would otherwise keep them "running"),
+  starts slurmd and resumes the node.
+- ``batch_sched_delay=0`` and a 1 s scheduling interval: a job starts about 2 s after sbatch.
 
 If the Slurm or munge binaries are missing, :func:`start_slurm` fails with a message saying ``.ci/run`` installs them
 (packages ``slurm-wlm`` and ``munge``).
@@ -269,7 +276,7 @@ def _slurm_conf(root: Path, hostname: str, ports: list[int], cpus: int, gpus_per
             "MpiDefault=none",
             "ReturnToService=2",
             "MinJobAge=3600",
-            "SchedulerParameters=sched_interval=1",
+            "SchedulerParameters=batch_sched_delay=0,sched_interval=1,sched_min_interval=100000",
             "SlurmctldTimeout=10",
             "SlurmdTimeout=10",
             "MessageTimeout=3",

@@ -1,7 +1,7 @@
 """The ``slurm`` executor: runs each placed job as a Slurm batch job through sbatch, squeue, scontrol and scancel.
 
 A run of (job id, attempt) is the Slurm job named ``sg-<installation8>-<job_id>-a<attempt>``; its handle key is
-``<slurm job id>:<name>``. Files, under ``<home>/runs/slurm/``:
+``<slurm job id>:<name>``. Files, under ``<home>/runs/slurm/<executor id>/``:
 
 - ``<name>.log`` — the batch job's output (``sbatch --output``; Slurm writes it on the job's first node, so a
   Slurm cluster whose nodes are other machines needs this directory on a filesystem they share with the server for
@@ -87,8 +87,8 @@ class SlurmExecutor:
         installation: str | None = None,
         commands: SlurmCommands | None = None,
     ) -> None:
-        """``home``: the server's state directory (runs go under ``home/runs/slurm``); ``installation``: the
-        database's installation id (its first 8 characters prefix every job name)."""
+        """``home``: the server's state directory (runs go under ``home/runs/slurm/<executor id>``);
+        ``installation``: the database's installation id (its first 8 characters prefix every job name)."""
         if installation is not None and not _SAFE.match(installation):
             raise ValueError(f"installation id {installation!r} cannot name a Slurm job")
         self.config = config
@@ -96,7 +96,9 @@ class SlurmExecutor:
         self.installation = installation
         self.capabilities = self.CAPABILITIES
         self.commands = commands or SlurmCommands(config.slurm_conf, config.bin_dir)
-        self.dir = Path(home) / "runs" / "slurm"
+        if not _SAFE.match(config.id):
+            raise ValueError(f"executor id {config.id!r} cannot name a directory")
+        self.dir = Path(home) / "runs" / "slurm" / config.id
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 

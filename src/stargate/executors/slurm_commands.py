@@ -23,7 +23,7 @@ DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 
 UNREACHABLE = re.compile(
     r"unable to contact slurm controller|socket timed out|connection refused|zero bytes were transmitted|"
-    r"communication connection failure|unable to connect|slurm controller not responding|"
+    r"communication connection failure|unable to connect|slurm controller not responding|temporarily unable|"
     r"slurm_receive_msg|slurm_send_node_msg|munge|auth_g_|authentication|protocol authentication|"
     r"unable to establish|slurm backup controller in standby|transport endpoint|"
     r"unable to (?:open|read|process) (?:file|configuration)|s_p_parse_file|could not open|slurm_conf_init",

@@ -16,7 +16,7 @@ import pytest
 
 from engines.slurm_cluster import SlurmCluster, slurm_fixture
 from stargate.domain.executors import SlurmExecutorConfig
-from stargate.executors.base import ChecksHealth, Executor, RunHandle, RunRequest, RunState, RunStatus
+from stargate.executors.base import ChecksHealth, Executor, Health, RunHandle, RunRequest, RunState, RunStatus
 from stargate.executors.slurm import SlurmExecutor, SlurmExecutorError, SlurmUnavailableError
 
 slurm = slurm_fixture(gpus_per_node=8)
@@ -175,6 +175,20 @@ def test_bad_input_fails_clearly(slurm: SlurmCluster, tmp_path: Path) -> None:
     assert not health.reachable and "scontrol not found" in health.reason
     with pytest.raises(SlurmUnavailableError, match="squeue not found"):
         missing.submit(request("true"))
+
+
+def test_a_drained_node_is_a_failed_node(executor: SlurmExecutor, slurm: SlurmCluster) -> None:
+    slurm.command("scontrol", "update", f"nodename={slurm.hostname}", "state=drain", "reason=maintenance")
+    try:
+        health = executor.health()
+        assert health.reachable and health.nodes == 1 and health.failed_nodes == 1 and health.down()
+        assert health.reason.endswith(f"1 of 1 nodes failed ({slurm.hostname} drained)")
+    finally:
+        slurm.command("scontrol", "update", f"nodename={slurm.hostname}", "state=resume")
+    deadline = time.monotonic() + 20  # a resumed node may show as not responding ("idle*") until slurmd answers
+    while (health := executor.health()) != Health(reachable=True, nodes=1) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert health == Health(reachable=True, nodes=1)
 
 
 def test_node_failure(executor: SlurmExecutor, slurm: SlurmCluster, tmp_path: Path) -> None:
