@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engines.slurm_cluster import SlurmCluster, slurm_fixture
+import engines.slurm_cluster
+from engines.slurm_cluster import SlurmCluster, SlurmMissingError, slurm_fixture, start_slurm
 from stargate.domain.executors import SlurmExecutorConfig
 from stargate.executors.base import ChecksHealth, Executor, Health, RunHandle, RunRequest, RunState, RunStatus
 from stargate.executors.slurm import SlurmExecutor, SlurmExecutorError, SlurmUnavailableError
@@ -239,3 +240,9 @@ def test_missing_slurm_config_is_unreachable(tmp_path: Path) -> None:
 def test_the_daemons_run_from_the_test_directory(slurm: SlurmCluster) -> None:
     pids = subprocess.run(["pgrep", "-f", str(slurm.slurm_conf)], capture_output=True, text=True).stdout.split()
     assert len(pids) == 2 and str(os.getpid()) not in pids  # slurmctld and slurmd, children of this process
+
+
+def test_the_fixture_says_how_to_install_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engines.slurm_cluster, "_which", lambda name: None if name == "slurmctld" else "/bin/true")
+    with pytest.raises(SlurmMissingError, match=r"slurmctld is missing: \.ci/run installs them"):
+        start_slurm(tmp_path)
