@@ -61,25 +61,25 @@ def _events(h: Harness) -> list[tuple[str, str, str, str]]:
 
 def test_stopped_daemons_mark_the_cluster_down_after_the_delay_and_back_up(made: Harness, slurm: SlurmCluster) -> None:
     at: Callable[[float], datetime] = lambda s: T0 + timedelta(seconds=s)  # noqa: E731
-    first = step(made.ctx, at(0))
+    first = step(made.ctx, at(0), wait=True)
     assert (first.checked, first.changes) == (1, [])  # only slurm-test checks health; local does not
-    assert step(made.ctx, at(0.5)).checked == 0  # not due before interval_s
+    assert step(made.ctx, at(0.5), wait=True).checked == 0  # not due before interval_s
     slurm.stop_daemons()
     try:
-        failing = step(made.ctx, at(1))
+        failing = step(made.ctx, at(1), wait=True)
         assert (failing.checked, failing.changes) == (1, [])  # failing for 0 s: not down yet
-        assert step(made.ctx, at(2)).changes == []
-        down = step(made.ctx, at(3))
+        assert step(made.ctx, at(2), wait=True).changes == []
+        down = step(made.ctx, at(3), wait=True)
         assert [(c.cluster, c.from_status, c.to_status) for c in down.changes] == [("slurm-a", "up", "down")]
         reason = down.changes[0].reason
         assert reason.startswith("executor slurm-test unreachable for 2 s: slurm (") and len(reason.splitlines()) == 1
         health = made.client.get("/api/v1/fleet/health", headers=made.headers()).json()
         observed = {c["cluster"]: (c["executor"], c["observed"], c["status"]) for c in health["clusters"]}
         assert observed == {"slurm-a": ("slurm-test", "down", "down"), "local-a": ("local", "up", "up")}
-        assert step(made.ctx, at(4)).changes == []  # still down: no new event
+        assert step(made.ctx, at(4), wait=True).changes == []  # still down: no new event
     finally:
         slurm.start_daemons()
-    up = step(made.ctx, at(5))
+    up = step(made.ctx, at(5), wait=True)
     assert [(c.from_status, c.to_status, c.reason) for c in up.changes] == [
         ("down", "up", "executor slurm-test healthy again")
     ]

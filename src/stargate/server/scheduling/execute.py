@@ -167,10 +167,11 @@ def _terms(ctx: ServerContext, session: Session, row_ids: list[int]) -> dict[int
     return found
 
 
-def submit_placed(ctx: ServerContext, now: datetime, out: Executed) -> None:
-    """Hand every placed job to its executor, then record the handles and move the jobs to running."""
+def submit_placed(ctx: ServerContext, now: datetime, out: Executed, skip: frozenset[str] = frozenset()) -> None:
+    """Hand every placed job to its executor, then record the handles and move the jobs to running; a job whose
+    executor is in ``skip`` (its engine did not answer its last health check) waits, no start failure counted."""
     with ctx.db.read() as session:
-        placed = run_repo.live(session, JobStatus.PLACED)
+        placed = [r for r in run_repo.live(session, JobStatus.PLACED) if r.executor not in skip]
         terms = _terms(ctx, session, [r.job_id for r in placed])
         shape = _node_sizes(ctx, session) if placed else {}
     calls: list[Call] = []
@@ -294,14 +295,14 @@ _SYNCED: "weakref.WeakKeyDictionary[object, float]" = weakref.WeakKeyDictionary(
 """When each executor that reports changes was last handed every running run (monotonic s)."""
 
 
-def poll_running(ctx: ServerContext, now: datetime, out: Executed) -> None:
+def poll_running(ctx: ServerContext, now: datetime, out: Executed, skip: frozenset[str] = frozenset()) -> None:
     """Learn which running jobs ended and record them (succeeded, failed, cancelled, lost).
 
     Executors that report changes (:class:`ReportsChanges`, the local one) are asked once each for the runs that
     ended: a cycle in which nothing ended reads no running job from the database and makes one call per executor.
     Every :data:`RESYNC_S` seconds, on the first cycle and whenever the loop rebuilds its driver, the running jobs
     are read in full and handed to them (runs started by another server process). Other executors are polled run
-    by run, every cycle."""
+    by run, every cycle, but those in ``skip`` (their engine did not answer its last health check)."""
     reporters, every_kind = _reporters(ctx)
     clock = time.monotonic()
     full = (
@@ -316,7 +317,7 @@ def poll_running(ctx: ServerContext, now: datetime, out: Executed) -> None:
         for kind, executor in reporters.items():
             executor.watch([RunHandle(kind, r.handle_key or "") for r in running if r.executor == kind])
             _SYNCED[executor] = clock
-        polled = [r for r in running if r.executor not in reporters]
+        polled = [r for r in running if r.executor not in reporters and r.executor not in skip]
     ended = _reported(ctx, reporters, out) + _polled(ctx, polled, out)
     if ended:
         _record_ended(ctx, ended, now, out)
@@ -369,21 +370,18 @@ def _reported(
 
 
 def _polled(ctx: ServerContext, running: list[LiveRun], out: Executed) -> list[tuple[LiveRun, RunStatus]]:
-    """Poll each of these running jobs' runs; the ones that ended."""
+    """Poll each of these running jobs' runs, several at once (the executors polled run by run are the remote
+    ones: a poll is a call to Slurm, Ray or Kubernetes, and may wait seconds for an engine that does not answer);
+    the ones that ended."""
     kinds = {kind: _executor(ctx, kind, out)[0] for kind in {r.executor for r in running}}
-    ended: list[tuple[LiveRun, RunStatus]] = []
-    for run in running:  # one after another: polls are quick local reads, a pool would cost more than it saves
-        executor = kinds[run.executor]
-        if executor is None:
-            continue
-        handle = RunHandle(run.executor, run.handle_key or "")
-        call = Call(run.executor, "poll", _bind(executor.poll, handle), run.subject)
-        ok, status = _attempt(call)
-        if not ok:
-            _count_error(ctx, call, status, out)
-        elif status.state.is_final():
-            ended.append((run, status))
-    return ended
+    asked = [run for run in running if kinds[run.executor] is not None]
+    calls = [
+        Call(run.executor, "poll", _bind(ex.poll, RunHandle(run.executor, run.handle_key or "")), run.subject)
+        for run in asked
+        if (ex := kinds[run.executor]) is not None
+    ]
+    answers = call_all(ctx, calls, out)
+    return [(run, status) for run, (ok, status) in zip(asked, answers, strict=True) if ok and status.state.is_final()]
 
 
 def _record_ended(ctx: ServerContext, ended: list[tuple[LiveRun, RunStatus]], now: datetime, out: Executed) -> None:

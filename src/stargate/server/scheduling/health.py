@@ -2,8 +2,10 @@
 down (leader only; executors are called outside transactions).
 
 Every executor used by a cluster of the fleet in force that can check its engine (:class:`ChecksHealth`) is asked at
-most every ``health.interval_s`` (its settings in the fleet's ``executors:``), several at once on the executor
-threads; each check is bounded by the executor. :class:`HealthTracker` turns the answers into an observed status:
+most every ``health.interval_s`` (its settings in the fleet's ``executors:``), several at once, on a thread of the
+step's own: a cycle records the checks that finished and never waits for one (each is bounded by the executor).
+While an executor's last check failed, the loop neither polls nor stops its runs (see :func:`unreachable`).
+:class:`HealthTracker` turns the answers into an observed status:
 ``down`` once the engine has been unreachable (or has reported every node failed) for ``health.down_after_s``
 (0: at the first failed check), ``degraded`` while some of its nodes failed, ``up`` again at the first healthy
 check. Changes are written in one transaction: the observed status of every cluster of that executor
@@ -14,6 +16,7 @@ simulator's outages: the loop requeues them with their checkpointed progress and
 
 import hashlib
 import logging
+import threading
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -140,6 +143,18 @@ class HealthState:
     reread_at: datetime | None = None
     """When the fleet is read again to learn which executors to watch."""
     gauge: Gauge | None = None
+    running: "_Batch | None" = None
+    """The checks started and not yet recorded (one batch at a time)."""
+
+
+@dataclass
+class _Batch:
+    """Health checks running on their own thread: when they started, of which executors, their answers once done."""
+
+    at: datetime
+    executors: list[str]
+    answers: list[tuple[bool, Any]] | None = None
+    thread: threading.Thread | None = None
 
 
 _STATES: dict[int, HealthState] = {}
@@ -175,18 +190,20 @@ def watched(fleet: Fleet) -> dict[str, _Watched]:
     return out
 
 
-def step(ctx: ServerContext, now: datetime, out: Executed | None = None) -> Checked:
-    """Check the engines that are due (outside transactions), then record the clusters whose observed status
-    changed in one transaction; returns what it did. Leader only: the scheduler loop calls it every cycle."""
+def step(ctx: ServerContext, now: datetime, out: Executed | None = None, wait: bool = False) -> Checked:
+    """Record the checks that finished since the last cycle, then start those that are due, outside transactions;
+    returns what it recorded. The checks run on a thread of their own, so a cycle never waits for an engine that
+    does not answer (``wait``: wait for the checks started now and record them too, as tests with a fixed clock
+    do). Each check is judged at the time it started. Leader only: the scheduler loop calls it every cycle."""
     state = state_of(ctx)
     done = Checked()
+    _collect(ctx, state, done)
+    if state.running is not None:
+        return done
     if state.reread_at is None or now >= state.reread_at or any(now >= at for at in state.due.values()):
         _reread(ctx, state, now)
-    due = sorted(e for e, at in state.due.items() if now >= at)
-    if not due:
-        return done
     checkers: list[tuple[str, Any]] = []
-    for executor_id in due:
+    for executor_id in sorted(e for e, at in state.due.items() if now >= at):
         state.due[executor_id] = now + timedelta(seconds=state.watched[executor_id].settings.interval_s)
         try:
             executor = ctx.executor(executor_id)
@@ -197,13 +214,38 @@ def step(ctx: ServerContext, now: datetime, out: Executed | None = None) -> Chec
     if not checkers:
         return done
     calls = [Call(e, "health", ex.health, f"executor {e}") for e, ex in checkers]
-    answers = call_all(ctx, calls, out if out is not None else Executed())
-    found: dict[str, Health] = {}
-    for (executor_id, _), (ok, answer) in zip(checkers, answers, strict=True):
-        found[executor_id] = answer if ok and isinstance(answer, Health) else _failed(answer)
-    done.checked = len(found)
-    done.changes = _record(ctx, state, found, now)
+    batch = state.running = _Batch(now, [e for e, _ in checkers])
+
+    def run() -> None:
+        batch.answers = call_all(ctx, calls, out if out is not None and wait else Executed())
+
+    batch.thread = threading.Thread(target=run, name="stargate-health", daemon=True)
+    batch.thread.start()
+    if wait:
+        batch.thread.join()
+        _collect(ctx, state, done)
     return done
+
+
+def unreachable(ctx: ServerContext) -> frozenset[str]:
+    """The executors whose last health check found their engine unreachable (or every node failed): their runs
+    are not polled nor stopped until a check finds the engine answering again (each call would only wait and
+    fail, and hold the cycle up)."""
+    trackers = state_of(ctx).trackers
+    return frozenset(e for e, t in trackers.items() if t.failing_since is not None)
+
+
+def _collect(ctx: ServerContext, state: HealthState, done: Checked) -> None:
+    """Record the running batch of checks if it finished (into ``done``)."""
+    batch = state.running
+    if batch is None or batch.answers is None:
+        return
+    state.running = None
+    found: dict[str, Health] = {}
+    for executor_id, (ok, answer) in zip(batch.executors, batch.answers, strict=True):
+        found[executor_id] = answer if ok and isinstance(answer, Health) else _failed(answer)
+    done.checked += len(found)
+    done.changes += _record(ctx, state, found, batch.at)
 
 
 def _failed(answer: object) -> Health:
@@ -239,6 +281,8 @@ def _record(ctx: ServerContext, state: HealthState, found: dict[str, Health], no
     with ctx.db.write() as session:
         stored = health_repo.observed(session)
         for executor_id, health in found.items():
+            if executor_id not in state.watched:  # the fleet changed while it was checked
+                continue
             clusters = state.watched[executor_id].clusters
             before = {c: _stored(stored, c, executor_id) for c in clusters}
             current = max(before.values(), key=RANK.__getitem__, default=ClusterStatus.UP)

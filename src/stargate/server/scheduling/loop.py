@@ -104,15 +104,18 @@ def _run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
     report = CycleReport(at=now)
     executed = Executed()
     _health(ctx, now, report, executed)
-    poll_running(ctx, now, executed)
+    unreachable = health.unreachable(ctx)  # their runs wait until their engine answers a health check again
+    poll_running(ctx, now, executed, unreachable)
     fingerprint = _fingerprint(ctx)  # read BEFORE the snapshot: a change made after it shows up next cycle
     if _needs_decision(ctx, fingerprint, now):
         _decide_and_apply(ctx, now, report)
         ctx.loop.fingerprint = fingerprint
     else:
         report.decided = False
-    reap_orphans(ctx, now, executed)  # first: a preempted job's run is told to stop before its GPUs' next job starts
-    submit_placed(ctx, now, executed)
+    reap_orphans(
+        ctx, now, executed, unreachable
+    )  # first: a preempted job's run is told to stop before its GPUs' next job starts
+    submit_placed(ctx, now, executed, unreachable)
     _procure(ctx, now, report)
     report.started, report.finished, report.reaped = executed.started, executed.finished, executed.reaped
     report.executor_errors = executed.errors

@@ -28,7 +28,7 @@ STOPPING = "stopping: "
 """How a run's note begins once the scheduler asked its executor to stop it (it is not asked again)."""
 
 
-def reap_orphans(ctx: ServerContext, now: datetime, out: Executed) -> None:
+def reap_orphans(ctx: ServerContext, now: datetime, out: Executed, skip: frozenset[str] = frozenset()) -> None:
     """Stop runs whose job moved on (cancelled, failed, preempted, requeued); mark each ended once its executor
     reports it over, and copy a cancelled job's exit code from its run.
 
@@ -37,7 +37,7 @@ def reap_orphans(ctx: ServerContext, now: datetime, out: Executed) -> None:
     none found the attempt is withdrawn (the executor makes sure it cannot start later) and the run ends at once.
     """
     with ctx.db.read() as session:
-        orphans = run_repo.orphans(session)
+        orphans = [r for r in run_repo.orphans(session) if r.executor not in skip]
     if not orphans:
         return
     usable = [(run, ex) for run in orphans if (ex := _executor(ctx, run.executor, out)[0]) is not None]
