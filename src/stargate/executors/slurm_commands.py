@@ -25,7 +25,8 @@ UNREACHABLE = re.compile(
     r"unable to contact slurm controller|socket timed out|connection refused|zero bytes were transmitted|"
     r"communication connection failure|unable to connect|slurm controller not responding|temporarily unable|"
     r"slurm_receive_msg|slurm_send_node_msg|munge|auth_g_|authentication|protocol authentication|"
-    r"unable to establish|slurm backup controller in standby|transport endpoint|"
+    r"unable to establish|slurm backup controller in standby|transport endpoint|connection reset|broken pipe|"
+    r"timed out|no route to host|network is unreachable|resource temporarily unavailable|"
     r"unable to (?:open|read|process) (?:file|configuration)|s_p_parse_file|could not open|slurm_conf_init",
     re.IGNORECASE,
 )
