@@ -1,0 +1,151 @@
+"""Review of the Ray and Slurm executors against real engines: defects found by attacking them, each pinned as a
+strict xfail (one Ray head and one Slurm cluster for the module).
+
+A passing test here means the defect was fixed: remove its xfail mark.
+"""
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from engines.ray_head import RayHead, ray_head_fixture
+from engines.slurm_cluster import SlurmCluster, slurm_fixture
+from stargate.domain.executors import RayExecutorConfig, SlurmExecutorConfig
+from stargate.executors import RunHandle, RunRequest, RunStatus, UnknownExecutorError, build
+from stargate.executors.ray_jobs import RayExecutor
+from stargate.executors.slurm import SlurmExecutor
+
+pytestmark = pytest.mark.slow
+
+head = ray_head_fixture(gpus=2)
+slurm = slurm_fixture(gpus_per_node=8)
+TOKEN_ENV = "SG_REVIEW_RAY_TOKEN"
+SECRET = "sg_admin_review_secret_0123456789"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A server state directory holding an admin token, as `stargate up` writes it (0600)."""
+    state = tmp_path / ".stargate"
+    state.mkdir(mode=0o700)
+    token = state / "admin-token"
+    token.write_text(SECRET + "\n")
+    token.chmod(0o600)
+    return state
+
+
+@pytest.fixture
+def slurm_executor(slurm: SlurmCluster, home: Path) -> SlurmExecutor:
+    conf = SlurmExecutorConfig(id="slurm-review", kind="slurm", slurm_conf=str(slurm.slurm_conf))
+    return SlurmExecutor.from_config(conf, SimpleNamespace(home=home, installation_id=uuid.uuid4().hex))
+
+
+@pytest.fixture
+def ray_executor(head: RayHead, home: Path) -> Iterator[RayExecutor]:
+    os.environ[TOKEN_ENV] = head.token
+    conf = RayExecutorConfig(id="ray-review", kind="ray", address=head.address, token_env=TOKEN_ENV)
+    executor = RayExecutor.from_config(conf, SimpleNamespace(home=home, installation_id=uuid.uuid4().hex))
+    yield executor
+    executor.close()
+    os.environ.pop(TOKEN_ENV, None)
+
+
+def request(command: str, gpus: int = 1, team: str = "beta", **environment: str) -> RunRequest:
+    return RunRequest(
+        job_id="j-000001",
+        attempt=0,
+        command=command,
+        cluster="c",
+        gpu_ids=tuple(range(gpus)),
+        gpus=gpus,
+        team=team,
+        environment=environment,
+    )
+
+
+def wait_final(executor: SlurmExecutor | RayExecutor, handle: RunHandle, timeout_s: float = 25.0) -> RunStatus:
+    deadline = time.monotonic() + timeout_s
+    status = executor.poll(handle)
+    while not status.state.is_final() and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = executor.poll(handle)
+    return status
+
+
+def whole_log(executor: SlurmExecutor | RayExecutor, handle: RunHandle) -> str:
+    text, offset, parts = "", 0, []
+    while True:
+        text, offset = executor.logs(handle, offset)
+        if not text:
+            return "".join(parts)
+        parts.append(text)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="build() lets RayExecutorError (a RuntimeError) through for a token_env the server's environment does not "
+    "set; the scheduler only tolerates UnknownExecutorError, so every scheduler cycle fails and no job runs on any "
+    "cluster of the fleet",
+)
+def test_a_ray_executor_whose_token_variable_is_missing_builds_as_an_unknown_executor(tmp_path: Path) -> None:
+    os.environ.pop("SG_REVIEW_NEVER_SET", None)
+    conf = RayExecutorConfig(id="ray-east", kind="ray", address="http://127.0.0.1:9", token_env="SG_REVIEW_NEVER_SET")
+    with pytest.raises(UnknownExecutorError, match="SG_REVIEW_NEVER_SET"):
+        build(conf, SimpleNamespace(home=tmp_path, installation_id="0123abcd"))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a Slurm job runs as the server's user with its working directory inside STARGATE_HOME "
+    "(runs/slurm/<id>); any team's job reads ../../../admin-token and stargate.db",
+)
+def test_a_slurm_job_of_any_team_cannot_read_the_servers_admin_token(slurm_executor: SlurmExecutor) -> None:
+    handle = slurm_executor.submit(request("cat ../../../admin-token; true"))
+    status = wait_final(slurm_executor, handle)
+    assert status.state.is_final(), status
+    assert SECRET not in whole_log(slurm_executor, handle)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="sbatch --export=NONE implies --get-user-env: slurmd runs `su - <user>` (the user's whole login profile) "
+    "before every job and kills it after a timeout; a slow profile makes every job NODE_FAIL (lost). "
+    "--export=NIL does not load the login environment",
+)
+def test_a_slurm_job_does_not_start_through_a_login_shell_of_the_servers_user(slurm_executor: SlurmExecutor) -> None:
+    handle = slurm_executor.submit(request("env"))
+    status = wait_final(slurm_executor, handle)
+    assert status.state.value == "succeeded", status
+    assert "SLURM_GET_USER_ENV=1" not in whole_log(slurm_executor, handle).splitlines()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the batch script exports the job's own environment after Slurm's, so a 1-GPU job's "
+    "CUDA_VISIBLE_DEVICES=0,1,2,3 replaces the GPU Slurm gave it (the local executor and Ray set it last)",
+)
+def test_a_slurm_job_cannot_widen_its_gpus_through_its_environment(slurm_executor: SlurmExecutor) -> None:
+    handle = slurm_executor.submit(request('echo "CVD=$CUDA_VISIBLE_DEVICES"', CUDA_VISIBLE_DEVICES="0,1,2,3"))
+    status = wait_final(slurm_executor, handle)
+    assert status.state.value == "succeeded", status
+    assert "CVD=0\n" in whole_log(slurm_executor, handle)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a job's PATH goes into Ray's runtime env env_vars, which Ray's worker start uses to exec bash: with a "
+    "PATH without bash the worker crash-loops and the job stays PENDING (shown running) until Ray's 15 min start "
+    "timeout; submit neither refuses it nor keeps Ray's own PATH",
+)
+def test_a_ray_job_that_sets_path_ends_instead_of_pending_for_ever(ray_executor: RayExecutor) -> None:
+    handle = ray_executor.submit(request("echo ok", gpus=0, PATH="/opt/venv/bin"))
+    try:
+        status = wait_final(ray_executor, handle, timeout_s=20.0)
+        assert status.state.is_final(), f"{handle.key} still {status} after 20 s"
+    finally:
+        ray_executor.cancel(handle)
