@@ -10,6 +10,7 @@ Needs Slurm and munge (``.ci/run`` installs them) and Ray (the lock's ``engines`
 """
 
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -157,7 +158,12 @@ def test_stopping_slurm_moves_its_jobs_to_ray_with_none_lost_or_run_twice(
         f"again {recovery_s:.1f} s after the stop (first {min(back.values()):.1f} s; down_after_s {DOWN_AFTER_S:g})"
     )
 
-    assert Counter(j["status"] for j in jobs.values()) == {"succeeded": JOBS}
+    failed = {
+        i: [(e["to"], e["reason"], e["detail"]) for e in _events(server, i)]
+        for i, j in jobs.items()
+        if j["status"] != "succeeded"
+    }
+    assert Counter(j["status"] for j in jobs.values()) == {"succeeded": JOBS}, failed
     lines = [line.split() for line in done.read_text().splitlines()]
     completed = Counter(job_id for job_id, _ in lines)
     assert set(completed) == set(ids) and set(completed.values()) == {1}, completed.most_common(3)
@@ -170,7 +176,8 @@ def test_stopping_slurm_moves_its_jobs_to_ray_with_none_lost_or_run_twice(
         health = {c["cluster"]: c for c in http.get("/api/v1/fleet/health").json()["clusters"]}
     outage = [e for e in cluster_events if e["cluster"] == "slurm-a" and e["to"] == "down"]
     assert len(outage) == 1 and outage[0]["from"] == "up"
-    assert outage[0]["reason"].startswith(f"executor slurm-e2e unreachable for {DOWN_AFTER_S:g} s: slurm (")
+    said = re.match(r"executor slurm-e2e unreachable for (\d+(?:\.\d+)?) s: slurm \(", outage[0]["reason"])
+    assert said and float(said.group(1)) >= DOWN_AFTER_S, outage[0]["reason"]  # how long it was, at least the limit
     assert not [e for e in cluster_events if e["cluster"] == "ray-a"]
     assert (health["slurm-a"]["observed"], health["ray-a"]["observed"]) == ("down", "up")
 
