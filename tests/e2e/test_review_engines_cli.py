@@ -68,11 +68,6 @@ def test_fleet_validate_refuses_credentials_in_a_ray_address(tmp_path: Path) -> 
     assert "executors[0].address" in out and "hunter2secret" not in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Ray executor whose token_env the server's environment does not set raises RayExecutorError from every "
-    "scheduler cycle (execute._reporters builds every executor of the fleet): nothing is placed, not even on local",
-)
 def test_a_missing_ray_token_does_not_stop_jobs_on_the_other_clusters(
     tmp_path: Path, make_server: ServerFactory
 ) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "ArgumentLimits",
     "Capabilities",
     "Executor",
+    "ExecutorBuildError",
     "Isolation",
     "IsolationError",
     "IsolationMode",
@@ -56,6 +57,12 @@ __all__ = [
 
 class UnknownExecutorError(ValueError):
     """No executor of the requested id or kind is available (unknown, or its module cannot be imported)."""
+
+
+class ExecutorBuildError(UnknownExecutorError):
+    """An executor's settings cannot build it here (a token variable not set, a file missing, a client library that
+    refuses them): the message names the executor and what is wrong. It may build once the server's environment
+    is mended, unlike a kind this installation does not have."""
 
 
 def _local(settings: object) -> Executor:
@@ -128,8 +135,11 @@ def _executor_class(kind: str) -> type:
 
 def build(config: AnyExecutorConfig, settings: object) -> Executor:
     """The executor ``config`` describes (a fleet file's ``executors:`` entry, or a default), built with the server
-    ``settings`` (``home: Path``, ``installation_id``, the local executor's options); :class:`UnknownExecutorError`
-    when its kind cannot be built here (its module or client library missing)."""
+    ``settings`` (``home: Path``, ``installation_id``, the local executor's options). Never raises anything but
+    :class:`UnknownExecutorError`: when its kind cannot be built here (its module or client library missing), or
+    :class:`ExecutorBuildError` (a subclass) for any failure of its settings, e.g. ``executor 'ray-east':
+    environment variable RAY_TOKEN is not set (token_env) ...``, so that callers (the scheduler loop) can go on
+    with the other executors."""
     if config.kind == "local":
         return _local(settings)
     cls = _executor_class(config.kind)
@@ -137,9 +147,17 @@ def build(config: AnyExecutorConfig, settings: object) -> Executor:
         built: Executor = cls.from_config(config, settings)  # type: ignore[attr-defined]
     except UnknownExecutorError:
         raise
-    except (ValueError, OSError, ImportError) as exc:  # settings the engine's client refuses: a clear error
-        raise UnknownExecutorError(f"executor '{config.id}' ({config.kind}): {exc}") from None
+    except Exception as exc:  # any failure of an executor's settings: a located error, never a crashed caller
+        raise ExecutorBuildError(_located(config, exc)) from None
     return built
+
+
+def _located(config: AnyExecutorConfig, exc: Exception) -> str:
+    """``exc``'s message naming the executor (once): ``executor '<id>' (<kind>): <what is wrong>``."""
+    text = " ".join(str(exc).split())[:500] or type(exc).__name__
+    if text.startswith(f"executor '{config.id}'"):
+        return text
+    return f"executor '{config.id}' ({config.kind}): {text}"
 
 
 def capabilities_of(config: AnyExecutorConfig) -> Capabilities:

@@ -129,8 +129,8 @@ class RayExecutor:
             token = os.environ.get(config.token_env)
             if not token:
                 raise RayExecutorError(
-                    f"executor '{config.id}': token_env names the environment variable {config.token_env}, which "
-                    "the server's environment does not set (or is empty): set it to the Ray cluster's token"
+                    f"executor '{config.id}': environment variable {config.token_env} is not set (token_env) or is "
+                    "empty in the server's environment: set it to the Ray cluster's token and restart the server"
                 )
         else:
             token = find_token(os.environ)

@@ -3,6 +3,7 @@ the fleet in force (parsed once per version)."""
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -83,17 +84,28 @@ class FleetCache:
             return self._version, self._rules
 
 
+RETRY_BUILD_S = 30.0
+"""Seconds an executor that could not be built is not tried again with the same settings (its error is raised
+again meanwhile)."""
+
+
 @dataclass
 class ExecutorRegistry:
     """One executor per executor id, built on first use from the settings of that id in the fleet in force (else a
     default executor of that id), and built again when those settings change (health settings aside). Executors
-    given at construction (tests) are kept whatever the fleet says."""
+    given at construction (tests) are kept whatever the fleet says.
+
+    An executor that cannot be built (``UnknownExecutorError``, e.g. its token variable is not set) is logged once
+    as a warning naming it and what is wrong, and tried again at most every :data:`RETRY_BUILD_S` seconds (at once
+    when its settings change); its callers go on with the other executors."""
 
     settings: Settings
     _built: dict[str, Executor] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _from: dict[str, AnyExecutorConfig] = field(default_factory=dict)
     """The settings each executor built here was built from, by id (absent: an executor given at construction)."""
+    _failed: dict[str, tuple[AnyExecutorConfig, float, UnknownExecutorError]] = field(default_factory=dict)
+    """(settings, when to try again (monotonic s), the error) of each executor that could not be built, by id."""
 
     def get(self, executor_id: str, configs: Mapping[str, AnyExecutorConfig] | None = None) -> Executor:
         """The executor of ``executor_id`` as ``configs`` (the fleet in force's executors by id; None: only the
@@ -110,11 +122,29 @@ class ExecutorRegistry:
                 raise UnknownExecutorError(
                     f"unknown executor '{executor_id}' (the fleet in force has: {', '.join(known)})"
                 )
-            built = build(config, self.settings)
+            built = self._build(executor_id, config)
             if have is not None:
                 log.info("executor %s: its settings changed; built again", executor_id)
             self._built[executor_id], self._from[executor_id] = built, config
             return built
+
+    def _build(self, executor_id: str, config: AnyExecutorConfig) -> Executor:
+        """``build`` with its failures remembered (lock held): the same settings are not tried again before
+        :data:`RETRY_BUILD_S`, and each new error is logged once."""
+        failed = self._failed.get(executor_id)
+        now = time.monotonic()
+        if failed is not None and _same(failed[0], config) and now < failed[1]:
+            raise type(failed[2])(str(failed[2]))  # a fresh error: the same one raised again would grow its traceback
+        try:
+            built = build(config, self.settings)
+        except UnknownExecutorError as exc:
+            if failed is None or str(failed[2]) != str(exc):
+                log.warning("%s; no job starts on the clusters using it until it can be built", exc)
+            self._failed[executor_id] = (config, now + RETRY_BUILD_S, exc)
+            raise
+        if self._failed.pop(executor_id, None) is not None:
+            log.info("executor %s: built; its clusters can run jobs again", executor_id)
+        return built
 
 
 def _same(a: AnyExecutorConfig, b: AnyExecutorConfig) -> bool:

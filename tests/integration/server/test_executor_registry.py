@@ -8,7 +8,8 @@ import pytest
 
 from stargate import executors
 from stargate.domain import DEFAULT_EXECUTORS, ExecutorHealth, SlurmExecutorConfig
-from stargate.executors import Capabilities, LocalExecutor, UnknownExecutorError
+from stargate.executors import Capabilities, ExecutorBuildError, LocalExecutor, UnknownExecutorError
+from stargate.server import context
 from stargate.server.context import ExecutorRegistry, FleetCache
 from stargate.server.settings import Settings
 
@@ -61,6 +62,31 @@ def test_an_unknown_id_and_settings_the_engine_refuses_are_clear_errors(registry
     refused = SlurmExecutorConfig(id="east", kind="slurm", partition="refused")
     with pytest.raises(UnknownExecutorError, match=r"^executor 'east' \(slurm\): partition 'refused' does not exist$"):
         registry.get("east", {"east": refused})
+
+
+def test_an_executor_that_cannot_be_built_is_logged_once_and_tried_again_later(
+    registry: ExecutorRegistry, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[str] = []
+
+    def broken(cls: type, config: SlurmExecutorConfig, settings: Any) -> FakeSlurm:
+        calls.append(config.id)
+        raise RuntimeError("sbatch is not on PATH")  # any exception, not only ValueError/OSError
+
+    monkeypatch.setattr(FakeSlurm, "from_config", classmethod(broken))
+    east = SlurmExecutorConfig(id="east", kind="slurm")
+    for _ in range(3):
+        with pytest.raises(ExecutorBuildError, match=r"^executor 'east' \(slurm\): sbatch is not on PATH$"):
+            registry.get("east", {"east": east})
+    assert calls == ["east"]  # the same settings are not tried again before RETRY_BUILD_S
+    assert [r.levelname for r in caplog.records if "sbatch" in r.getMessage()] == ["WARNING"]
+    monkeypatch.setattr(context, "RETRY_BUILD_S", 0.0)
+    with pytest.raises(UnknownExecutorError):
+        registry.get("east", {"east": east.model_copy(update={"partition": "gpu"})})  # new settings: tried at once
+    assert calls == ["east", "east"]
+    monkeypatch.setattr(FakeSlurm, "from_config", classmethod(lambda cls, config, settings: cls(config)))
+    assert isinstance(registry.get("east", {"east": east}), FakeSlurm)  # mended: built, the failure forgotten
+    assert [r.levelname for r in caplog.records if "sbatch" in r.getMessage()] == ["WARNING"]
 
 
 def test_executors_given_at_construction_are_kept_whatever_the_fleet_says(tmp_path: Path) -> None:

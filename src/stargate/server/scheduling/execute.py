@@ -7,8 +7,11 @@ changed meanwhile). Submitting is idempotent per (job id, attempt), so a placed 
 again safely.
 
 Bounded starts: a submit that raises (or answers with no usable handle) counts in ``runs.start_failures``; after
-``settings.start_tries`` failures the job fails (``start_failed``, the last error as detail) and its GPUs are free. A
-run the executor reports as unstartable (``cannot start the command``) fails its job at once (``unstartable``). A
+``settings.start_tries`` failures the job fails (``start_failed``, the last error as detail) and its GPUs are free. An
+executor whose settings cannot build it (:class:`ExecutorBuildError`: a token variable not set...) counts as such a
+failed start; the health step then reports its engine unreachable, so its placed jobs wait without spending tries and
+its clusters go down after ``down_after_s`` (their jobs requeued elsewhere). A kind this installation does not have,
+or a run the executor reports as unstartable (``cannot start the command``), fails its job at once (``unstartable``). A
 run whose job moved on before its handle was known is looked up with :meth:`Executor.find`, which never starts one.
 Every log line names the job and attempt.
 """
@@ -28,6 +31,7 @@ from sqlalchemy.orm import Session
 from stargate.domain import JobReason
 from stargate.executors import (
     Executor,
+    ExecutorBuildError,
     ReportsChanges,
     RunHandle,
     RunRequest,
@@ -125,14 +129,15 @@ def _attempt(call: Call) -> tuple[bool, Any]:
         return False, exc
 
 
-def _executor(ctx: ServerContext, kind: str, out: Executed) -> tuple[Executor | None, str]:
-    """The executor of ``kind``, or None and why when none is available (counted as an executor error)."""
+def _executor(ctx: ServerContext, kind: str, out: Executed) -> tuple[Executor | None, UnknownExecutorError | None]:
+    """The executor of ``kind``, or None and why when none is available (counted as an executor error); never
+    raises for an executor that cannot be built, so the other executors' jobs go on."""
     try:
-        return ctx.executor(kind), ""
+        return ctx.executor(kind), None
     except UnknownExecutorError as exc:
         out.errors += 1
         ctx.metrics.executor_errors.labels(executor=kind, operation="build").inc()
-        return None, str(exc)
+        return None, exc
 
 
 def request_for(run: LiveRun, terms: SpecTerms, gpu_ids: Sequence[int], gpus_per_node: int = 0) -> RunRequest:
@@ -177,10 +182,14 @@ def submit_placed(ctx: ServerContext, now: datetime, out: Executed, skip: frozen
     calls: list[Call] = []
     asked: list[LiveRun] = []
     unavailable: list[tuple[LiveRun, str]] = []
+    failed: list[tuple[LiveRun, str]] = []
     for run in placed:
         executor, why = _executor(ctx, run.executor, out)
-        if executor is None:
-            unavailable.append((run, why))
+        if isinstance(why, ExecutorBuildError):  # settings that may be mended: a failed start (bounded tries)
+            failed.append((run, str(why)))
+            continue
+        if executor is None:  # no such executor in this installation: it never starts
+            unavailable.append((run, str(why)))
             continue
         spec_terms = terms.get(run.job_id) or SpecTerms.of({})
         if not spec_terms.command and not executor.capabilities.images:  # it would run nothing: fail the job
@@ -190,7 +199,6 @@ def submit_placed(ctx: ServerContext, now: datetime, out: Executed, skip: frozen
         calls.append(Call(run.executor, "submit", _bind(executor.submit, request), run.subject))
         asked.append(run)
     handles: list[tuple[int, int, str]] = []
-    failed: list[tuple[LiveRun, str]] = []
     for run, (ok, answer) in zip(asked, call_all(ctx, calls, out), strict=True):
         if not ok:
             failed.append((run, describe(answer)))
@@ -334,7 +342,7 @@ def _reporters(ctx: ServerContext) -> "tuple[dict[str, ReportsChanges], bool]":
     for kind in sorted(known[1].executors):  # the ids of the executors the fleet's providers and clusters use
         try:
             executor = ctx.executor(kind)
-        except UnknownExecutorError:  # a kind not written yet: its jobs fail at start, nothing runs there
+        except UnknownExecutorError:  # cannot be built here (logged once by the registry): the others go on
             continue
         if isinstance(executor, ReportsChanges):
             found[kind] = executor

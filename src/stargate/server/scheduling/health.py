@@ -207,7 +207,8 @@ def step(ctx: ServerContext, now: datetime, out: Executed | None = None, wait: b
         state.due[executor_id] = now + timedelta(seconds=state.watched[executor_id].settings.interval_s)
         try:
             executor = ctx.executor(executor_id)
-        except UnknownExecutorError:
+        except UnknownExecutorError as exc:  # it cannot be built here: its engine is out of reach, and why
+            checkers.append((executor_id, Unbuilt(str(exc))))
             continue
         if isinstance(executor, ChecksHealth):
             checkers.append((executor_id, executor))
@@ -225,6 +226,16 @@ def step(ctx: ServerContext, now: datetime, out: Executed | None = None, wait: b
         batch.thread.join()
         _collect(ctx, state, done)
     return done
+
+
+@dataclass(frozen=True)
+class Unbuilt:
+    """The health of an executor that cannot be built here: unreachable, with the reason."""
+
+    reason: str
+
+    def health(self) -> Health:
+        return Health(reachable=False, reason=self.reason)
 
 
 def unreachable(ctx: ServerContext) -> frozenset[str]:
