@@ -98,6 +98,18 @@ class SlurmExecutorConfig(_Base):
     bin_dir: FilePath | None = Field(
         default=None, description="Directory holding sbatch and the other commands; null: found on PATH."
     )
+    work_dir: FilePath = Field(
+        default="/tmp",
+        description="Directory on the Slurm nodes in which each run gets a fresh private working directory (also "
+        "its HOME and TMPDIR, removed when its command ends); it must exist on every node and let the jobs' user "
+        "create directories in it. Never the server's state directory.",
+    )
+    log_dir: FilePath | None = Field(
+        default=None,
+        description="Directory the runs' output files are written in (by Slurm, on each job's first node) and read "
+        "from by the server: for nodes on other machines, a directory of a filesystem they share with the server, "
+        "at the same path; null: <STARGATE_HOME>/runs/slurm/<executor id> (nodes on the server's machine only).",
+    )
 
     def features(self) -> frozenset[str]:
         return frozenset({"commands"})

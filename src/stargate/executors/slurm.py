@@ -1,11 +1,11 @@
 """The ``slurm`` executor: runs each placed job as a Slurm batch job through sbatch, squeue, scontrol and scancel.
 
 A run of (job id, attempt) is the Slurm job named ``sg-<installation8>-<job_id>-a<attempt>``; its handle key is
-``<slurm job id>:<name>``. Files, under ``<home>/runs/slurm/<executor id>/``:
+``<slurm job id>:<name>``. Its output is ``<log_dir>/<name>.log`` (``sbatch --output``; Slurm writes it on the job's
+first node, so for nodes on other machines ``log_dir`` is on a filesystem they share with the server; default
+``<home>/runs/slurm/<executor id>``). The job starts in a fresh private directory its batch script makes under
+``work_dir`` (default /tmp), never in the server's state directory. Files, under ``<home>/runs/slurm/<executor id>/``:
 
-- ``<name>.log`` — the batch job's output (``sbatch --output``; Slurm writes it on the job's first node, so a
-  Slurm cluster whose nodes are other machines needs this directory on a filesystem they share with the server for
-  :meth:`SlurmExecutor.logs` to read it; the jobs also start in this directory);
 - ``jobs/<name>`` — the Slurm job id, written after sbatch answered: a submit after slurmctld forgot the job
   (``MinJobAge``) still never starts a second one;
 - ``withdrawn/<name>`` — written by :meth:`SlurmExecutor.find` when it found no run: a later submit of that attempt
@@ -21,9 +21,12 @@ has forgotten the job, ``sacct`` (when the cluster keeps accounting); a job neit
 cannot reach slurmctld raises :class:`SlurmUnavailableError` (the scheduler counts an error and polls again): a
 controller outage never reads as a lost run.
 
-Jobs run with ``--no-requeue`` (Slurm never restarts a run: Stargate decides), ``--export=NONE`` (nothing of the
-server's environment; the job's own variables and ``STARGATE_JOB_ID``/``STARGATE_ATTEMPT`` are exported by the batch
-script itself) and ``--gres=<gres>:<GPUs per node>`` when the executor names a GRES.
+Jobs run with ``--no-requeue`` (Slurm never restarts a run: Stargate decides) and ``--gres=<gres>:<GPUs per node>``
+when the executor names a GRES. Environment: sbatch runs with a few variables of its own (never the server's) and
+``--export=ALL``; not ``NONE`` (or 22.05's explicit lists), which makes slurmd load the user's login environment
+(``su - <user>``: a slow profile fails the launch). The batch script (:func:`batch_script`) then clears every
+variable but Slurm's, and sets a standard PATH, the job's own variables, Slurm's GPU variables again (a job cannot
+widen its GPUs) and Stargate's.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ class SlurmExecutor:
         if not _SAFE.match(config.id):
             raise ValueError(f"executor id {config.id!r} cannot name a directory")
         self.dir = Path(home) / "runs" / "slurm" / config.id
+        self.log_dir = Path(config.log_dir) if config.log_dir else self.dir
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -111,7 +115,7 @@ class SlurmExecutor:
     # --- files -----------------------------------------------------------------------------------------------
 
     def _path(self, kind: str, name: str) -> Path:
-        return self.dir / kind / name if kind else self.dir / f"{name}.log"
+        return self.dir / kind / name if kind else self.log_dir / f"{name}.log"
 
     def _read(self, kind: str, name: str) -> str | None:
         try:
@@ -184,9 +188,9 @@ class SlurmExecutor:
             if problem is not None:
                 return self._refuse(name, problem)
             self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            done = self.commands.run(
-                "sbatch", self.sbatch_args(request, name), stdin=batch_script(request), cwd=self.dir
-            )
+            self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            script = batch_script(request, self.config.work_dir, name)
+            done = self.commands.run("sbatch", self.sbatch_args(request, name), stdin=script, cwd=Path("/"))
             job = done.stdout.strip().split(";")[0]
             if done.returncode != 0 or not _JOB_ID.match(job):
                 return self._refuse(name, first_line(done.stderr or done.stdout).removeprefix("sbatch: error: "))
@@ -201,7 +205,8 @@ class SlurmExecutor:
         """sbatch's options for ``request`` (the batch script comes on stdin)."""
         nodes = max(request.nodes, 1)
         args = ["--parsable", "--no-requeue", f"--job-name={name}", f"--nodes={nodes}", "--ntasks-per-node=1"]
-        args += [f"--output={self._path('', name)}", "--open-mode=append", "--export=NONE", f"--chdir={self.dir}"]
+        args += [f"--output={self._path('', name)}", "--open-mode=append", "--export=ALL"]
+        args.append(f"--chdir={self.config.work_dir}")
         per_node = request.gpus_per_node or -(-request.gpus // nodes)
         if self.config.gres and per_node > 0:
             args.append(f"--gres={self.config.gres}:{per_node}")
@@ -290,13 +295,52 @@ class SlurmExecutor:
         return Health(reachable=True, reason=reason, nodes=len(states), failed_nodes=len(failed))
 
 
-def batch_script(request: RunRequest) -> str:
-    """The batch script: exports the job's environment and Stargate's variables, then runs the command with bash."""
-    env = dict(request.environment)
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env.update(STARGATE_JOB_ID=request.job_id, STARGATE_ATTEMPT=str(request.attempt), STARGATE_CLUSTER=request.cluster)
-    lines = ["#!/bin/bash", *(f"export {k}={shlex.quote(v)}" for k, v in env.items())]
-    lines.append(f"exec /bin/bash -c {shlex.quote(request.command)}")
+GPU_VARIABLES = (
+    "CUDA_VISIBLE_DEVICES",
+    "GPU_DEVICE_ORDINAL",
+    "ROCR_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+    "ZE_AFFINITY_MASK",
+    "NVIDIA_VISIBLE_DEVICES",
+)
+"""Variables that say which GPUs a process may use: Slurm's values (or none) win over the job's."""
+JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
+"""PATH of a job that does not set one."""
+_KEPT = "SLURM_*|SLURMD_*|ENVIRONMENT|" + "|".join(GPU_VARIABLES)
+
+
+def batch_script(request: RunRequest, work_dir: str = "/tmp", name: str = "sg-run") -> str:
+    """The batch script: keeps only Slurm's variables, makes a private working directory under ``work_dir`` (also
+    HOME and TMPDIR), exports a standard PATH and the job's variables, then Slurm's GPU variables again (or none)
+    and Stargate's, runs the command with bash and removes the directory."""
+    env = {k: v for k, v in request.environment.items() if not k.startswith("STARGATE_")}
+    ours = {
+        "STARGATE_JOB_ID": request.job_id,
+        "STARGATE_ATTEMPT": str(request.attempt),
+        "STARGATE_CLUSTER": request.cluster,
+        "STARGATE_GPUS": str(request.gpus),
+        "STARGATE_NODES": str(request.nodes),
+        "STARGATE_GPUS_PER_NODE": str(request.gpus_per_node),
+    }
+    gpu = " ".join(GPU_VARIABLES)
+    lines = [
+        "#!/bin/bash",
+        f'for _sg_v in $(compgen -e); do case "$_sg_v" in {_KEPT}) ;; *) unset "$_sg_v" ;; esac; done',
+        f"_sg_gpu=$(declare -p {gpu} 2>/dev/null)",
+        f"export PATH={JOB_PATH}",
+        f"_sg_dir=$(mktemp -d {shlex.quote(work_dir.rstrip('/') or '/')}/{name}.XXXXXX) || exit 1",
+        'cd "$_sg_dir" || exit 1',
+        'export HOME="$_sg_dir" TMPDIR="$_sg_dir" STARGATE_RUN_DIR="$_sg_dir" LANG=C.UTF-8',
+        *(f"export {k}={shlex.quote(v)}" for k, v in env.items()),
+        f"unset {gpu}",
+        'eval "$_sg_gpu"',
+        *(f"export {k}={shlex.quote(v)}" for k, v in ours.items()),
+        "unset _sg_v _sg_gpu",
+        f"/bin/bash -c {shlex.quote(request.command)}",
+        "_sg_code=$?",
+        'cd / && rm -rf -- "$_sg_dir"',
+        'exit "$_sg_code"',
+    ]
     return "\n".join(lines) + "\n"
 
 
