@@ -4,7 +4,9 @@ Every run (one job attempt) is a Ray job whose submission id is ``sg-<installati
 (:func:`submission_id`); the handle's key is that id, so a restarted server finds its runs again. The job's command
 is the Ray entrypoint, which Ray runs with ``/bin/sh -c`` on a node of the cluster, as the local executor does. Its
 environment is the Ray node's plus the job's own variables and ``STARGATE_JOB_ID``, ``STARGATE_ATTEMPT``,
-``STARGATE_CLUSTER`` (runtime env ``env_vars``): nothing of the server's own environment. GPUs are asked of Ray as
+``STARGATE_CLUSTER`` (runtime env ``env_vars``): nothing of the server's own environment. A job's variables that
+change how processes start (``PATH``...) are set for its command only (Ray starts its workers with its runtime env),
+and it cannot set the GPU variables nor ``STARGATE_*``. GPUs are asked of Ray as
 ``entrypoint_num_gpus`` (or as the custom resource ``gpu_resource`` names), so Ray sets ``CUDA_VISIBLE_DEVICES``.
 
 Idempotency: Ray refuses a second job with a submission id it already has, so a second :meth:`RayExecutor.submit`
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import threading
 import time
 from collections.abc import Mapping
@@ -44,6 +47,14 @@ WITHDRAWN_KEY = "stargate_withdrawn"
 """Metadata key marking the placeholder job :meth:`RayExecutor.find` submits to withdraw an attempt."""
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+GPU_VARIABLES = frozenset(
+    {"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES"}
+)
+"""Variables that say which GPUs a process may use: Ray sets them; a job's own are dropped (it cannot widen its
+GPUs)."""
+CARRIED = "STARGATE_ENV_"
+"""Prefix of the runtime env variables that carry a job's process-start variables (see :func:`_starts_processes`) to
+its command: the entrypoint exports each under its own name and unsets the carrier."""
 _UNSTARTABLE = {
     "RUNTIME_ENV_SETUP_FAILURE",
     "JOB_SUPERVISOR_ACTOR_START_FAILURE",
@@ -279,7 +290,10 @@ class RayExecutor:
         for name, value in request.environment.items():
             if not _ENV_NAME.match(name) or "\0" in value:
                 raise RayExecutorError(f"{request.job_id}: environment variable {name!r} is not a shell name")
-        env = {k: v for k, v in request.environment.items() if not k.startswith("STARGATE_")}
+        own = {k: v for k, v in request.environment.items() if not k.startswith("STARGATE_") and k not in GPU_VARIABLES}
+        env = {k: v for k, v in own.items() if not _starts_processes(k)}
+        carried = sorted(k for k in own if _starts_processes(k))
+        env.update({CARRIED + k: own[k] for k in carried})
         env.update(
             STARGATE_JOB_ID=request.job_id,
             STARGATE_ATTEMPT=str(request.attempt),
@@ -292,7 +306,7 @@ class RayExecutor:
         metadata.update({"stargate_team": request.team} if request.team else {})
         metadata.update({"stargate_name": request.name} if request.name else {})
         body: dict[str, Any] = {
-            "entrypoint": request.command,
+            "entrypoint": _entrypoint(request.command, carried),
             "submission_id": sid,
             "runtime_env": {"env_vars": env},
             "metadata": metadata,
@@ -381,6 +395,24 @@ def count_nodes(nodes: list[Any], now_ms: float) -> tuple[int, int]:
             continue
         failed += 1
     return alive, failed
+
+
+def _starts_processes(name: str) -> bool:
+    """Whether a variable changes how processes start (``PATH``, ``LD_*``, ``PYTHON*``, a shell's start file): Ray
+    starts its own workers with its runtime env's variables, so a job's value there (a ``PATH`` without bash) keeps
+    the job pending until Ray's start timeout. Such variables are set for the job's command only."""
+    return name in ("PATH", "BASH_ENV", "ENV", "SHELL", "IFS") or name.startswith(("LD_", "DYLD_", "PYTHON"))
+
+
+def _entrypoint(command: str, carried: list[str]) -> str:
+    """The Ray entrypoint (run by ``/bin/sh -c``): ``command`` itself, or, when the job sets process-start variables,
+    a prologue that exports each from its carrier (values never appear in the entrypoint, names are shell names)
+    then runs ``command`` with ``exec /bin/sh -c`` (quoted: its metacharacters reach that shell only)."""
+    if not carried:
+        return command
+    exports = " ".join(f'{name}="${CARRIED}{name}"' for name in carried)
+    unset = " ".join(CARRIED + name for name in carried)
+    return f"export {exports}; unset {unset}; exec /bin/sh -c -- {shlex.quote(command)}"
 
 
 def _withdrawn(info: Mapping[str, Any]) -> bool:

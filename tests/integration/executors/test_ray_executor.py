@@ -101,6 +101,35 @@ def test_runs_end_with_their_exit_codes_and_see_only_their_own_environment(
         print(f"\nray: head started in {head.started_s:.1f} s; submit to running {to_running:.2f} s")
 
 
+def test_a_jobs_process_start_variables_reach_its_command_only_and_cannot_widen_its_gpus(
+    ray: RayExecutor, tmp_path: Path
+) -> None:
+    sneaky = "a b'; touch " + str(tmp_path / "pwned") + ' #"$(id)`id`\\\n'
+    command = (
+        'echo "P=$PATH L=$LD_LIBRARY_PATH S=$SNEAKY C=${CUDA_VISIBLE_DEVICES-unset} J=$STARGATE_JOB_ID '
+        'K=${STARGATE_ENV_PATH-gone}"; exit 3'
+    )
+    handle = ray.submit(
+        request(
+            "j-000005",
+            command,
+            PATH="/nowhere",  # no bash, no python: Ray must not start its workers with it
+            LD_LIBRARY_PATH="/opt/lib",
+            SNEAKY=sneaky,
+            CUDA_VISIBLE_DEVICES="0,1",
+            STARGATE_JOB_ID="j-999999",
+        )
+    )
+    done = wait_final(ray, handle, timeout_s=20.0)  # a PATH without Ray's python left it pending for 15 min
+    assert (done.state, done.exit_code) == (RunState.FAILED, 3)
+    text, _ = ray.logs(handle)
+    assert f"P=/nowhere L=/opt/lib S={sneaky} C=unset J=j-000005 K=gone" in text
+    assert not (tmp_path / "pwned").exists()
+    body = ray._job_body(request("j-000006", "-x", PATH="/p", FOO="x y"), "sid")
+    assert "/p" not in body["entrypoint"] and body["runtime_env"]["env_vars"]["STARGATE_ENV_PATH"] == "/p"
+    assert body["runtime_env"]["env_vars"]["FOO"] == "x y" and "PATH" not in body["runtime_env"]["env_vars"]
+
+
 def test_cancel_stops_a_running_job_and_is_idempotent(ray: RayExecutor, head: RayHead) -> None:
     handle = ray.submit(request("j-000010", "echo started; sleep 60"))
     deadline = time.monotonic() + 30
