@@ -14,12 +14,13 @@ from pydantic import Field, StringConstraints
 from stargate.domain.base import Model, Seconds
 from stargate.domain.ids import Id
 
-EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
-"""The name of an environment variable: letters, digits and '_', not starting with a digit, at most 128
-characters."""
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
+"""The name of an environment variable, as conventionally written: upper-case letters, digits and '_', not starting
+with a digit, at most 128 characters (a token pasted by mistake, hex or ``ghp_...``, is not one)."""
 
-HttpAddress = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]{1,253}(/[^\s?#]{0,1000})?$")]
-"""An http:// or https:// address with a host (and port), optionally a path; no query, no fragment."""
+HttpAddress = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#@]{1,253}(/[^\s?#]{0,1000})?$")]
+"""An http:// or https:// address with a host (and port), optionally a path; no query, no fragment, no credentials
+(``user:password@``)."""
 
 Word = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,252}$")]
 """A name passed to an engine as is (a Slurm partition or account, a namespace, a queue, a resource name)."""

@@ -42,9 +42,10 @@ def _pattern(annotated: Any) -> str:
 
 _PATTERN_WORDS = {
     ID_PATTERN: _ID_WORDS,
-    _pattern(EnvName): "the name of an environment variable (letters, digits and '_', not starting with a digit, at "
-    "most 128 characters) whose value the server reads; never the secret itself",
-    _pattern(HttpAddress): "an http:// or https:// address with a host (and port), optionally a path; no query",
+    _pattern(EnvName): "the name of an environment variable (upper-case letters, digits and '_', not starting with a "
+    "digit, at most 128 characters) whose value the server reads; never the secret itself",
+    _pattern(HttpAddress): "an http:// or https:// address with a host (and port), optionally a path; no query, no "
+    "credentials (user:password@: give a token with token_env)",
     _pattern(Word): "a name (letters, digits, '.', '_', '/', ':', '@' or '-', starting with a letter or digit, at "
     "most 253 characters)",
     _pattern(FilePath): "a file path (no control characters, at most 4,096 characters)",
@@ -132,8 +133,11 @@ def error_words(model: type[BaseModel], err: ErrorDetails) -> tuple[str, str]:
     if own is not None:
         return own
     found = err.get("input")
-    if isinstance(found, str) and _names_a_secret(model, loc):
-        hidden = f"a string of {len(found):,} characters that is not a variable name (not shown: it may be a secret)"
+    if isinstance(found, str) and _has_pattern(model, loc, EnvName):
+        hidden = "a value that is not an upper-case environment variable name (not shown: it may be a secret)"
+        return hidden, _field_text(model, loc, err)
+    if isinstance(found, str) and _has_pattern(model, loc, HttpAddress) and _credentials(found):
+        hidden = "an address holding credentials before '@' (not shown: they may be secret)"
         return hidden, _field_text(model, loc, err)
     if err["type"] == "too_long" and isinstance(found, list | dict):
         count = len(found)
@@ -143,10 +147,17 @@ def error_words(model: type[BaseModel], err: ErrorDetails) -> tuple[str, str]:
     return found_text(found), _field_text(model, loc, err)
 
 
-def _names_a_secret(model: type[BaseModel], loc: tuple[str | int, ...]) -> bool:
-    """True for a field holding the name of an environment variable that holds a secret (its value is not echoed)."""
+def _has_pattern(model: type[BaseModel], loc: tuple[str | int, ...], annotated: object) -> bool:
+    """True for a field of the constrained string type ``annotated`` (``EnvName``: the name of a variable holding a
+    secret, whose wrong value is not echoed; ``HttpAddress``)."""
     found = resolve(model, loc)
-    return found is not None and _constraint(_unwrap(*found)[1], "pattern") == _pattern(EnvName)
+    return found is not None and _constraint(_unwrap(*found)[1], "pattern") == _pattern(annotated)
+
+
+def _credentials(address: str) -> bool:
+    """Whether an address has something before an '@' in its host part (``http://user:password@host``)."""
+    rest = address.split("://", 1)[-1]
+    return "@" in rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
 
 
 def plain_error_words(err: ErrorDetails) -> tuple[str, str]:

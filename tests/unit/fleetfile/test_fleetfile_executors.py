@@ -96,6 +96,16 @@ def test_the_fleet_round_trips_through_json() -> None:
     assert Fleet.model_validate(fleet.model_dump(mode="json")) == fleet
 
 
+ENV_WORDS = (
+    "the name of an environment variable (upper-case letters, digits and '_', not starting with a digit, at most 128 "
+    "characters) whose value the server reads; never the secret itself, or null"
+)
+ADDRESS_WORDS = (
+    "an http:// or https:// address with a host (and port), optionally a path; no query, no credentials "
+    "(user:password@: give a token with token_env)"
+)
+
+
 class Case(NamedTuple):
     """One bad executor setting and the one problem it gives."""
 
@@ -133,19 +143,25 @@ CASES = {
     ),
     "a secret where a variable name goes is not echoed": Case(
         "  - {id: k, kind: kubernetes, token_env: 'sk-live-51Hx'}\n", 3, 31, "executors[0].token_env",
-        "a string of 12 characters that is not a variable name (not shown: it may be a secret)",
-        "the name of an environment variable (letters, digits and '_', not starting with a digit, at most 128 "
-        "characters) whose value the server reads; never the secret itself, or null",
+        "a value that is not an upper-case environment variable name (not shown: it may be a secret)",
+        ENV_WORDS,
     ),
     "a variable name starting with a digit": Case(
         "  - {id: r, kind: ray, token_env: 9TOKEN}\n", 3, 24, "executors[0].token_env",
-        "a string of 6 characters that is not a variable name (not shown: it may be a secret)",
-        "the name of an environment variable (letters, digits and '_', not starting with a digit, at most 128 "
-        "characters) whose value the server reads; never the secret itself, or null",
+        "a value that is not an upper-case environment variable name (not shown: it may be a secret)",
+        ENV_WORDS,
     ),
     "an address that is not http": Case(
         "  - {id: r, kind: ray, address: 'ftp://head'}\n", 3, 24, "executors[0].address", "'ftp://head'",
-        "an http:// or https:// address with a host (and port), optionally a path; no query",
+        ADDRESS_WORDS,
+    ),
+    "a pasted hex token as token_env": Case(
+        "  - {id: r, kind: ray, token_env: f14aa51726d992da}\n", 3, 24, "executors[0].token_env",
+        "a value that is not an upper-case environment variable name (not shown: it may be a secret)", ENV_WORDS,
+    ),
+    "credentials in an address": Case(
+        "  - {id: k, kind: kubernetes, address: 'https://admin:s3cr3t@api:6443'}\n", 3, 31, "executors[0].address",
+        "an address holding credentials before '@' (not shown: they may be secret)", ADDRESS_WORDS + ", or null",
     ),
     "a bad id": Case("  - {id: Ray_1, kind: ray}\n", 3, 6, "executors[0].id", "'Ray_1'", ID_WORDS),
     "a health interval under a second": Case(
