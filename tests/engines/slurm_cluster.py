@@ -280,7 +280,7 @@ def _slurm_conf(root: Path, hostname: str, ports: list[int], cpus: int, gpus_per
             "SlurmctldTimeout=10",
             "SlurmdTimeout=10",
             "MessageTimeout=3",
-            "BatchStartTimeout=2",
+            "BatchStartTimeout=10",  # Slurm's default: a launch slower than this is requeued, and may then run twice
             "KillWait=2",
             "InactiveLimit=0",
             "Waittime=0",
