@@ -83,7 +83,7 @@ def list_cluster_events(
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cluster: Annotated[str | None, Query(max_length=63)] = None,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> ClusterEventPage:
     """Changes of the clusters' observed status, newest first (of ``cluster`` only, older than the event id
     ``before``, when given)."""
