@@ -65,16 +65,14 @@ from stargate.executors.local_state import (
     is_alive,
     is_zombie,
     read_json,
+    read_log_chunk,
     signal_group,
     signal_pid,
     tail,
-    utf8_boundary,
     vanished_status,
 )
 
 KIND = "local"
-MAX_LOG_CHUNK = 1 << 20
-"""Most bytes of log one :meth:`LocalExecutor.logs` call returns."""
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _RUNNER = Path(__file__).with_name("local_runner.py")
 _HAS_PROC = Path("/proc/self/stat").exists()
@@ -305,17 +303,7 @@ class LocalExecutor:
         if offset < 0:
             raise ValueError(f"log offset must be ≥ 0 bytes, got {offset}")
         key = RunKey.decode(handle.key)
-        path = self._key_dir(key) / LOG
-        try:
-            with path.open("rb") as log:
-                if offset >= os.fstat(log.fileno()).st_size:  # at or past the end (a read there may be EINVAL)
-                    return "", offset
-                log.seek(offset)
-                data = log.read(MAX_LOG_CHUNK)
-        except FileNotFoundError:
-            return "", offset
-        cut = utf8_boundary(data)
-        return data[:cut].decode("utf-8", errors="replace"), offset + cut
+        return read_log_chunk(self._key_dir(key) / LOG, offset)
 
     def work_dir(self, request: RunRequest) -> Path:
         """The job's working directory (HOME, TMPDIR): ``work_root/[<installation>/]<team>/<job_id>/attempt-<n>``."""

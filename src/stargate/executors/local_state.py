@@ -140,3 +140,22 @@ def tail(path: Path, limit: int = 400) -> str:
     except FileNotFoundError:
         return ""
     return " ".join(text[-limit:].split())
+
+
+MAX_LOG_CHUNK = 1 << 20
+"""Most bytes of log one ``logs`` call returns (1 MiB)."""
+
+
+def read_log_chunk(path: Path, offset: int) -> tuple[str, int]:
+    """Log text of the file at ``path`` from byte ``offset`` (at most :data:`MAX_LOG_CHUNK` bytes, cut at a UTF-8
+    character boundary) and the offset to continue from; nothing yet when the file does not exist."""
+    try:
+        with path.open("rb") as log:
+            if offset >= os.fstat(log.fileno()).st_size:  # at or past the end (a read there may be EINVAL)
+                return "", offset
+            log.seek(offset)
+            data = log.read(MAX_LOG_CHUNK)
+    except FileNotFoundError:
+        return "", offset
+    cut = utf8_boundary(data)
+    return data[:cut].decode("utf-8", errors="replace"), offset + cut

@@ -41,7 +41,7 @@ from typing import Self
 
 from stargate.domain.executors import SlurmExecutorConfig
 from stargate.executors.base import Capabilities, Health, RunHandle, RunRequest, RunState, RunStatus
-from stargate.executors.local_state import utf8_boundary
+from stargate.executors.local_state import read_log_chunk
 from stargate.executors.slurm_commands import (
     SlurmCommands,
     SlurmUnavailableError,
@@ -53,8 +53,6 @@ from stargate.executors.slurm_commands import (
 )
 
 KIND = "slurm"
-MAX_LOG_CHUNK = 1 << 20
-"""Most bytes of log one :meth:`SlurmExecutor.logs` call returns."""
 HEALTH_TIMEOUT_S = 5.0
 REFUSED = "refused"
 UNSTARTABLE = "cannot start"
@@ -257,16 +255,7 @@ class SlurmExecutor:
         if offset < 0:
             raise ValueError(f"log offset must be ≥ 0 bytes, got {offset}")
         _, name = _decode(handle.key)
-        try:
-            with self._path("", name).open("rb") as log:
-                if offset >= os.fstat(log.fileno()).st_size:
-                    return "", offset
-                log.seek(offset)
-                data = log.read(MAX_LOG_CHUNK)
-        except FileNotFoundError:
-            return "", offset
-        cut = utf8_boundary(data)
-        return data[:cut].decode("utf-8", errors="replace"), offset + cut
+        return read_log_chunk(self._path("", name), offset)
 
     # --- health ----------------------------------------------------------------------------------------------
 
