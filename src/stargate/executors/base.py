@@ -24,6 +24,9 @@ class RunState(StrEnum):
     CANCELLED = "cancelled"
     LOST = "lost"
     """The executor has no trace of the run (e.g. its process vanished without an exit code)."""
+    INTERRUPTED = "interrupted"
+    """The engine's infrastructure ended the run, not the job (a node failed, the engine preempted or requeued it):
+    the job runs again from its last checkpoint."""
 
     def is_final(self) -> bool:
         """True once the run will not change again."""

@@ -49,9 +49,11 @@ RUNNING_STATES = frozenset(
     }
 )
 FAILED_STATES = frozenset({"FAILED", "OUT_OF_MEMORY", "TIMEOUT", "DEADLINE"})
-LOST_STATES = frozenset(
-    {"NODE_FAIL", "BOOT_FAIL", "PREEMPTED", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "REVOKED", "SPECIAL_EXIT"}
+INTERRUPTED_STATES = frozenset(
+    {"NODE_FAIL", "BOOT_FAIL", "PREEMPTED", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "REVOKED"}
 )
+"""Slurm ended the job for reasons of its own (a node failed or did not boot, Slurm preempted or requeued it)."""
+LOST_STATES = frozenset({"SPECIAL_EXIT"})
 _FIELD = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_/:]*)=(\S*)")
 
 
@@ -162,8 +164,10 @@ def status_of(state: str, exit_code: str, reason: str, job: str) -> RunStatus:
         return RunStatus(RunState.FAILED, exit_code=code, reason=f"Slurm job {job}: {detail}")
     if base == "CANCELLED":
         return RunStatus(RunState.CANCELLED, exit_code=code, reason=f"Slurm job {job} cancelled")
+    more = f" ({why})" if why else ""
+    if base in INTERRUPTED_STATES:
+        return RunStatus(RunState.INTERRUPTED, exit_code=code, reason=f"Slurm job {job}: {base.lower()}{more}")
     if base in LOST_STATES:
-        more = f" ({why})" if why else ""
         return RunStatus(RunState.LOST, exit_code=code, reason=f"Slurm job {job}: {base.lower()}{more}")
     return RunStatus(RunState.LOST, reason=f"Slurm job {job} in unknown state {state!r}")
 
