@@ -65,6 +65,8 @@ class JobReason(StrEnum):
     """Preempted: its cluster went down; it resumes elsewhere from its last checkpoint."""
     CLUSTER_OFFLINE = "cluster_offline"
     """Preempted: its cluster left its online window or its contract ended; it resumes from its last checkpoint."""
+    INTERRUPTED = "interrupted"
+    """Pending: the infrastructure ended its run, not the job (a node failed); it resumes from its last checkpoint."""
 
 
 ENGINE_REASONS = frozenset(
@@ -81,6 +83,7 @@ ENGINE_REASONS = frozenset(
         JobReason.PRIORITY,
         JobReason.CLUSTER_DOWN,
         JobReason.CLUSTER_OFFLINE,
+        JobReason.INTERRUPTED,
     }
 )
 """The codes the engine decides with: rejections (the job can never run as asked) and preemptions."""

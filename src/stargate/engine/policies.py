@@ -69,6 +69,9 @@ class Policy:
     Default 2 days, measured on Philly bursting to a cloud (512 owned GPUs, 300 s per GPU-hour, actual run times):
     the longest wait falls from 12.1 days to 2, average JCT by 3 % and p99 wait by 38 % for 11 % more cloud
     GPU-hours; a 4-day cap did worse on both counts, 1 day cost 26 %."""
+    max_interruptions: int = 3
+    """Runs of one job the infrastructure may end (a node failure: see :mod:`stargate.engine.interruptions`) before
+    the job fails as lost instead of waiting again: a job that takes its nodes down is not retried for ever."""
     restart_cost_s: float = 0.0
     """Run time a stopped job spends again when it restarts (reloading its checkpoint), s: its remaining work grows
     by this much at every stop (the progress it keeps is its last checkpoint minus this)."""
@@ -272,6 +275,7 @@ SETTING_RULES: dict[str, SettingRule] = {
     "scan_depth": SettingRule("int", low=1, high=MAX_SETTING_COUNT),
     "scan_budget": _COUNT,
     "max_reservations": _COUNT,
+    "max_interruptions": _COUNT,
     "backfill_window_s": SettingRule("float", inf=True),
     "reserve_after_s": SettingRule("float", inf=True),
     "default_estimate_s": SettingRule("float", low_included=False),

@@ -41,6 +41,7 @@ from stargate.executors import (
 )
 from stargate.server.context import ServerContext
 from stargate.server.errors import NotFoundError
+from stargate.server.scheduling.interrupted import interrupted_moves
 from stargate.server.terms import SpecTerms
 from stargate.store import Current, JobStatus, Move, format_job_id, lock_current, parse_job_id, transition_many
 from stargate.store.repositories import jobs as job_repo
@@ -399,15 +400,25 @@ def _record_ended(ctx: ServerContext, ended: list[tuple[LiveRun, RunStatus]], no
         notes = [(run.job_id, run.attempt, s.exit_code, f"{s.state.value}: {s.reason}".strip(": ")) for run, s in ended]
         run_repo.end_many(session, notes, now)
         moves: list[Move] = []
+        interrupted: list[tuple[Current, LiveRun, RunStatus]] = []
         for run, status in ended:
-            if (cur := _still(current, run.job_id, JobStatus.RUNNING, run.attempt)) is not None:
-                to, code, detail = final_status(status, run.executor)
-                moves.append(Move(cur, to, code, detail, {"exit_code": status.exit_code}))
+            if (cur := _still(current, run.job_id, JobStatus.RUNNING, run.attempt)) is None:
+                continue
+            if status.state is RunState.INTERRUPTED:
+                interrupted.append((cur, run, status))
+                continue
+            to, code, detail = final_status(status, run.executor)
+            moves.append(Move(cur, to, code, detail, {"exit_code": status.exit_code}))
+        if interrupted:
+            _, fleet = ctx.fleet.get(session)  # a job runs: a fleet is in force
+            terms = _terms(ctx, session, [cur.id for cur, _, _ in interrupted])
+            moves += interrupted_moves(session, ctx.policy_for(fleet), interrupted, terms, now)
         transition_many(session, moves, ACTOR, now)
     for move in moves:
-        ctx.metrics.finished.labels(status=move.to.value).inc()
+        if move.to.is_final():
+            ctx.metrics.finished.labels(status=move.to.value).inc()
         log.info("%s attempt %d: %s: %s", move.job.public_id, move.job.attempt, move.to.value, move.text)
-    out.finished += len(moves)
+    out.finished += sum(1 for move in moves if move.to.is_final())
 
 
 UNSTARTABLE = "cannot start"
@@ -425,7 +436,7 @@ def final_status(status: RunStatus, executor: str = "local") -> tuple[JobStatus,
         return JobStatus.SUCCEEDED, JobReason.SUCCEEDED, f"exited with code {status.exit_code}"
     if status.state is RunState.CANCELLED:
         return JobStatus.CANCELLED, JobReason.CANCELLED, f"run cancelled outside Stargate{more}"
-    if status.state is RunState.LOST:
+    if status.state in (RunState.LOST, RunState.INTERRUPTED):
         return JobStatus.FAILED, JobReason.LOST, status.reason
     if status.exit_code is not None:
         return JobStatus.FAILED, JobReason.FAILED, f"exited with code {status.exit_code}"

@@ -58,6 +58,8 @@ class HealthTracker:
     down_after_s: float
     failing_since: datetime | None = None
     """When the first failed check of the current failing streak was made (None: the last check was not failed)."""
+    answering_since: datetime | None = None
+    """When the engine answered again after its last failing streak (None: it never failed here)."""
 
     def judge(self, health: Health, at: datetime, current: ClusterStatus) -> tuple[ClusterStatus, str]:
         """The status the executor's clusters have after a check made at ``at`` that found ``health`` (``current``:
@@ -75,7 +77,8 @@ class HealthTracker:
             if not health.reachable:
                 return ClusterStatus.DOWN, f"executor {self.executor} unreachable for {lasted}{why}"
             return ClusterStatus.DOWN, f"executor {self.executor}: every node failed ({health.nodes}) for {lasted}{why}"
-        self.failing_since = None
+        if self.failing_since is not None:
+            self.failing_since, self.answering_since = None, at
         if health.degraded():
             of = f" of {health.nodes}" if health.nodes is not None else ""
             why = f": {health.reason}" if health.reason else ""
@@ -244,6 +247,23 @@ def unreachable(ctx: ServerContext) -> frozenset[str]:
     fail, and hold the cycle up)."""
     trackers = state_of(ctx).trackers
     return frozenset(e for e, t in trackers.items() if t.failing_since is not None)
+
+
+SETTLE_S = 30.0
+"""Seconds after an engine answers again during which the runs it still reports running are not stopped, only
+watched: an engine back from an outage may not yet know that a run finished meanwhile (Slurm hears of a batch
+script that ended while slurmctld was down when slurmd's retried completion message gets through), and such a run
+completes its job (see :mod:`stargate.server.scheduling.reap`), where stopping it would make the job run twice."""
+
+
+def settling(ctx: ServerContext, now: datetime) -> frozenset[str]:
+    """The executors whose engine answered again less than :data:`SETTLE_S` ago after failing."""
+    trackers = state_of(ctx).trackers
+    return frozenset(
+        e
+        for e, t in trackers.items()
+        if t.answering_since is not None and (now - t.answering_since).total_seconds() < SETTLE_S
+    )
 
 
 def _collect(ctx: ServerContext, state: HealthState, done: Checked) -> None:

@@ -112,9 +112,8 @@ def _run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
         ctx.loop.fingerprint = fingerprint
     else:
         report.decided = False
-    reap_orphans(
-        ctx, now, executed, unreachable
-    )  # first: a preempted job's run is told to stop before its GPUs' next job starts
+    # First: a preempted job's run is told to stop before its GPUs' next job starts.
+    reap_orphans(ctx, now, executed, unreachable, health.settling(ctx, now))
     submit_placed(ctx, now, executed, unreachable)
     _procure(ctx, now, report)
     report.started, report.finished, report.reaped = executed.started, executed.finished, executed.reaped

@@ -28,9 +28,17 @@ STOPPING = "stopping: "
 """How a run's note begins once the scheduler asked its executor to stop it (it is not asked again)."""
 
 
-def reap_orphans(ctx: ServerContext, now: datetime, out: Executed, skip: frozenset[str] = frozenset()) -> None:
+def reap_orphans(
+    ctx: ServerContext,
+    now: datetime,
+    out: Executed,
+    skip: frozenset[str] = frozenset(),
+    watch_only: frozenset[str] = frozenset(),
+) -> None:
     """Stop runs whose job moved on (cancelled, failed, preempted, requeued); mark each ended once its executor
-    reports it over, and copy a cancelled job's exit code from its run.
+    reports it over, and copy a cancelled job's exit code from its run. The runs of executors in ``skip`` are left
+    alone (their engine does not answer); those of executors in ``watch_only`` (just back from an outage, see
+    :func:`~stargate.server.scheduling.health.settling`) are polled but not yet stopped.
 
     A run without a handle (a crash came between the decision and the executor's answer, or every start failed)
     is looked up with :meth:`Executor.find`, which never starts one: a run found is stopped like any other; with
@@ -58,7 +66,7 @@ def reap_orphans(ctx: ServerContext, now: datetime, out: Executed, skip: frozens
     for (run, ex, key), (ok, status) in zip(keyed, call_all(ctx, polls, out), strict=True):
         if ok and status.state.is_final():
             over.append((run, status))
-        elif ok and not run.note.startswith(STOPPING):
+        elif ok and not run.note.startswith(STOPPING) and run.executor not in watch_only:
             going.append((run, ex, key))
     cancels = [Call(r.executor, "cancel", _bind(ex.cancel, RunHandle(r.executor, k)), r.subject) for r, ex, k in going]
     asked = [run for (run, _, _), (ok, _) in zip(going, call_all(ctx, cancels, out), strict=True) if ok]

@@ -5,11 +5,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, Text, Update, bindparam, insert, select, true, type_coerce, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    Text,
+    Update,
+    bindparam,
+    func,
+    insert,
+    select,
+    true,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import LateralFromClause
 
-from stargate.store.models import JobRow, RunRow, format_job_id
+from stargate.store.models import JobEventRow, JobRow, RunRow, format_job_id
 from stargate.store.repositories import bulk
 from stargate.store.repositories.jobs import json_list
 from stargate.store.status import JobStatus
@@ -51,6 +64,24 @@ def placed_since(session: Session) -> dict[int, datetime]:
     query, run = _join_current_run(session, select(JobRow.id).select_from(JobRow))
     query = query.add_columns(run.created_at).where(JobRow.status.in_([JobStatus.PLACED, JobStatus.RUNNING]))
     return {job_id: created for job_id, created in session.execute(query)}
+
+
+def interruption_facts(session: Session, job_ids: Sequence[int], reason: str) -> dict[int, tuple[float, datetime, int]]:
+    """For each of these placed or running jobs: its progress kept from earlier runs (s), when its current run was
+    placed, and how many of its status changes had code ``reason`` (its earlier interruptions)."""
+    if not job_ids:
+        return {}
+    ids = sorted(set(job_ids))
+    jobs = cast(Select[Any], select(JobRow.id, JobRow.progress_s).select_from(JobRow))
+    query, run = _join_current_run(session, jobs)
+    rows = session.execute(query.add_columns(run.created_at).where(JobRow.id.in_(ids))).all()
+    counted = (
+        select(JobEventRow.job_id, func.count())
+        .where(JobEventRow.job_id.in_(ids), JobEventRow.reason == reason)
+        .group_by(JobEventRow.job_id)
+    )
+    counts: dict[int, int] = {job_id: int(n) for job_id, n in session.execute(counted)}
+    return {job_id: (float(progress or 0.0), placed, counts.get(job_id, 0)) for job_id, progress, placed in rows}
 
 
 RUN_COST_KEYS = (
