@@ -1,0 +1,71 @@
+"""A service's replicas as the engine schedules them (pure; both clocks).
+
+A replica is a job of its service's queue and priority class, asking ``gpus_per_replica`` GPUs on a GPU model the
+service has a profile for, with no run time (it runs until it is scaled down) and **never preemptible**: a replica
+is stopped only by its own service scaling down, never by training nor by another service's replica. When the
+service's class outranks a preemptible training job's, the driver's normal preemption path stops that job (keeping
+its last checkpoint) to place the replica. Scaling down removes replicas that serve nothing yet first (waiting for
+GPUs, then starting), then the newest ready ones; a ready replica removed is drained first by the clock that runs it
+(no request cut off). A clock numbers a service's replicas from 0 up and never reuses a number, so a job id never
+names two replicas.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from stargate.domain.services import ServiceSpec
+from stargate.engine.driver import JobTerms
+
+REPLICA_SEPARATOR = "~r"
+"""Between a service's name and a replica's number in the replica's job id (``chat~r3``): ``~`` is in no id."""
+
+
+class ReplicaState(StrEnum):
+    """Where a replica stands."""
+
+    PENDING = "pending"
+    """Waiting for GPUs."""
+    STARTING = "starting"
+    """Placed and started, not yet answering its health check (its cold start)."""
+    READY = "ready"
+    """Serving requests."""
+    DRAINING = "draining"
+    """Scaled down: takes no new request, finishes those it has, then stops."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """One replica: its job id, number, state and since when (clock seconds)."""
+
+    job_id: str
+    number: int
+    state: ReplicaState
+    since_s: float
+
+
+def replica_id(service: str, number: int) -> str:
+    """The job id of replica ``number`` of ``service``."""
+    return f"{service}{REPLICA_SEPARATOR}{number}"
+
+
+def replica_terms(spec: ServiceSpec, number: int, submit_s: float) -> JobTerms:
+    """Replica ``number`` of ``spec`` as the driver takes it (see the module docstring)."""
+    return JobTerms(
+        id=replica_id(spec.name, number),
+        queue=spec.queue,
+        gpus=spec.gpus_per_replica,
+        submit_s=submit_s,
+        gpu_models=tuple(spec.accepted_models()),
+        priority_class=spec.priority_class,
+        preemptible=False,
+        name=spec.name,
+    )
+
+
+def to_remove(replicas: list[Replica], count: int) -> list[Replica]:
+    """The ``count`` replicas to scale down: pending ones first, then starting ones, then the newest ready ones
+    (draining ones are already going and are not counted)."""
+    order = {ReplicaState.PENDING: 0, ReplicaState.STARTING: 1, ReplicaState.READY: 2}
+    live = [r for r in replicas if r.state is not ReplicaState.DRAINING]
+    live.sort(key=lambda r: (order[r.state], -r.since_s, -r.number))
+    return live[: max(count, 0)]
