@@ -58,6 +58,7 @@ executors:
   - id: slurm-e2e
     kind: slurm
     slurm_conf: {conf}
+    user: root  # on purpose: the jobs write into this test's private (0700) temporary directory
     health: {{interval_s: 1, down_after_s: {down_after}}}
   - id: ray-e2e
     kind: ray

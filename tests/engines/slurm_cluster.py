@@ -1,9 +1,16 @@
 """A real single-host Slurm cluster for tests: munged, slurmctld and slurmd from the OS packages, all in a tmp dir.
 
 :func:`start_slurm` writes a munge key, a ``slurm.conf`` and a ``gres.conf`` under ``tmp_path``, starts munged,
-slurmctld and slurmd in the foreground as children of the test process (free ports; every state, spool, log, pid and
-socket file in ``tmp_path``) and waits until ``sinfo`` reports the node idle (about 1 s). Nothing outside
-``tmp_path`` is written, so several clusters (one per test module) never meet.
+slurmctld and slurmd in the foreground as children of the test process (free ports; every state, log, pid and socket
+file in ``tmp_path``) and waits until ``sinfo`` reports the node idle (about 1 s). Only the slurmd spool
+directory is elsewhere: :attr:`SlurmCluster.public_dir`, a fresh directory of its own (removed by
+:meth:`SlurmCluster.stop`), so several clusters (one per test module) never meet.
+
+- Job accounts: jobs of a root server run as real accounts (``sbatch --uid``). :func:`ensure_test_accounts` makes
+  :data:`TEST_ACCOUNTS` (``useradd -r -M -U``, no home, no login shell) when they are missing, as root; it is
+  idempotent and safe when several test processes call it at once. Those accounts cannot pass pytest's private
+  temporary directories (0700), so the spool (where slurmd puts each job's script) is in :attr:`SlurmCluster.public_dir`
+  (0711, outside them), and so must a test executor's ``log_dir`` be (e.g. a directory made in it).
 
 - ``proctrack/linuxproc`` and ``task/none``: no cgroups needed. ``SlurmdParameters=config_overrides``: the node
   declares ``cpus`` CPUs (default: the machine's, at least 16) so several one-CPU jobs run at once on a small machine.
@@ -28,10 +35,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -43,8 +52,46 @@ BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sco
 START_TIMEOUT_S = 60.0
 
 
+TEST_ACCOUNTS = ("sg-test-a", "sg-test-b")
+"""Unix accounts the tests' Slurm jobs run as (a root server's jobs never run as root): two, for two teams."""
+NOLOGIN = "/usr/sbin/nologin"
+
+
 class SlurmMissingError(RuntimeError):
     """The Slurm or munge programs are not installed on this machine."""
+
+
+def ensure_test_accounts(names: tuple[str, ...] = TEST_ACCOUNTS) -> tuple[str, ...]:
+    """Make each of ``names`` a system account (no home, no login shell, a group of its own) unless it exists;
+    only as root (otherwise nothing is made). Several processes may call it at once: a ``useradd`` that loses the
+    race, or finds /etc/passwd locked, is checked again and retried. Returns the names that exist afterwards."""
+    for name in names:
+        for attempt in range(50):
+            if _account_exists(name) or os.geteuid() != 0:
+                break
+            shell = NOLOGIN if Path(NOLOGIN).exists() else "/bin/false"
+            useradd = _which("useradd") or "useradd"
+            done = subprocess.run(
+                [useradd, "-r", "-M", "-U", "-d", "/nonexistent", "-s", shell, "-c", "Stargate test jobs", name],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            if done.returncode == 0 or _account_exists(name):
+                break
+            if attempt == 49:
+                raise RuntimeError(f"useradd {name} failed: {done.stderr.strip() or done.returncode}")
+            time.sleep(0.1)  # another process holds the passwd lock, or is making the same account
+    return tuple(name for name in names if _account_exists(name))
+
+
+def _account_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _free_ports(count: int) -> list[int]:
@@ -114,6 +161,10 @@ class SlurmCluster:
     hostname: str
     nodes: int
     gpus_per_node: int
+    public_dir: Path = field(default_factory=Path)
+    """A directory of this cluster's (0711, the server's user's) outside pytest's private temporary directories, that
+    job accounts can pass: the slurmd spool is in it, and a test executor's ``log_dir`` goes in it. Removed by
+    :meth:`stop`."""
     bin_dir: str | None = None
     """Directory of the Slurm commands (None: they are on PATH)."""
     munge_socket: Path = field(default_factory=Path)
@@ -235,15 +286,22 @@ class SlurmCluster:
         self._failed = True
 
     def stop(self) -> None:
-        """Kill everything this cluster started (daemons, jobs, munged)."""
+        """Kill everything this cluster started (daemons, jobs, munged) and remove :attr:`public_dir`."""
         self.stop_daemons()
         if self._munged is not None and self._munged.poll() is None:
             self._munged.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._munged.wait(timeout=10)
+        if self.public_dir.name.startswith(PUBLIC_PREFIX):
+            shutil.rmtree(self.public_dir, ignore_errors=True)
 
 
-def _slurm_conf(root: Path, hostname: str, ports: list[int], cpus: int, gpus_per_node: int, socket_path: Path) -> str:
+PUBLIC_PREFIX = "sg-slurm-"
+
+
+def _slurm_conf(
+    root: Path, spool: Path, hostname: str, ports: list[int], cpus: int, gpus_per_node: int, socket_path: Path
+) -> str:
     gres = f" Gres=gpu:{gpus_per_node}" if gpus_per_node else ""
     return "\n".join(
         [
@@ -257,7 +315,7 @@ def _slurm_conf(root: Path, hostname: str, ports: list[int], cpus: int, gpus_per
             "CredType=cred/munge",
             f"AuthInfo=socket={socket_path}",
             f"StateSaveLocation={root / 'state'}",
-            f"SlurmdSpoolDir={root / 'spool'}",
+            f"SlurmdSpoolDir={spool}",
             f"SlurmctldPidFile={root / 'run' / 'slurmctld.pid'}",
             f"SlurmdPidFile={root / 'run' / 'slurmd.pid'}",
             f"SlurmctldLogFile={root / 'log' / 'slurmctld.log'}",
@@ -315,20 +373,23 @@ def start_slurm(tmp_path: Path, nodes: int = 1, gpus_per_node: int = 8, cpus: in
         )
     if nodes != 1:
         raise ValueError(f"the test cluster has one node (Debian's Slurm runs one slurmd per host), got {nodes}")
+    ensure_test_accounts()
     root = Path(tmp_path)
-    for sub in ("munge", "state", "spool", "run", "log"):
+    for sub in ("munge", "state", "run", "log"):
         (root / sub).mkdir(mode=0o755 if sub == "munge" else 0o700, parents=True, exist_ok=True)
     hostname = socket.gethostname().split(".")[0]
     key = root / "munge" / "munge.key"
     subprocess.run([_which("mungekey") or "mungekey", "--create", f"--keyfile={key}"], check=True, timeout=30)
     key.chmod(0o600)
+    public = Path(tempfile.mkdtemp(prefix=PUBLIC_PREFIX))  # from here on, stop() removes it
+    public.chmod(0o711)
+    (public / "spool").mkdir(mode=0o711)
     socket_path = root / "munge" / "munge.socket"
     conf = root / "slurm.conf"
-    conf.write_text(
-        _slurm_conf(root, hostname, _free_ports(2), cpus or max(os.cpu_count() or 1, 16), gpus_per_node, socket_path)
-    )
+    cpus = cpus or max(os.cpu_count() or 1, 16)
+    conf.write_text(_slurm_conf(root, public / "spool", hostname, _free_ports(2), cpus, gpus_per_node, socket_path))
     (root / "gres.conf").write_text(_gres_conf(root, hostname, gpus_per_node))
-    cluster = SlurmCluster(root, conf, hostname, nodes, gpus_per_node, munge_socket=socket_path)
+    cluster = SlurmCluster(root, conf, hostname, nodes, gpus_per_node, public_dir=public, munge_socket=socket_path)
     munge_log = root / "log" / "munged.log"
     cluster._munged = subprocess.Popen(
         [

@@ -5,6 +5,7 @@ A passing test here means the defect was fixed: remove its xfail mark.
 """
 
 import os
+import pwd
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from engines.ray_head import RayHead, ray_head_fixture
-from engines.slurm_cluster import SlurmCluster, slurm_fixture
+from engines.slurm_cluster import TEST_ACCOUNTS, SlurmCluster, slurm_fixture
 from stargate.domain.executors import RayExecutorConfig, SlurmExecutorConfig
 from stargate.executors import RunHandle, RunRequest, RunStatus, UnknownExecutorError, build
 from stargate.executors.ray_jobs import RayExecutor
@@ -41,7 +42,12 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def slurm_executor(slurm: SlurmCluster, home: Path) -> SlurmExecutor:
-    conf = SlurmExecutorConfig(id="slurm-review", kind="slurm", slurm_conf=str(slurm.slurm_conf))
+    """As root (CI), team beta's jobs run as the second test account, every other team's as the first."""
+    accounts = {}
+    if os.geteuid() == 0:
+        logs = slurm.public_dir / f"review-{uuid.uuid4().hex[:12]}"
+        accounts = {"user": TEST_ACCOUNTS[0], "team_users": {"beta": TEST_ACCOUNTS[1]}, "log_dir": str(logs)}
+    conf = SlurmExecutorConfig(id="slurm-review", kind="slurm", slurm_conf=str(slurm.slurm_conf), **accounts)  # type: ignore[arg-type]
     return SlurmExecutor.from_config(conf, SimpleNamespace(home=home, installation_id=uuid.uuid4().hex))
 
 
@@ -102,18 +108,12 @@ def test_a_slurm_job_of_any_team_cannot_read_the_servers_admin_token(slurm_execu
     assert log.strip() and str(slurm_executor.dir.parents[2]) not in log  # it never starts in STARGATE_HOME
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a root server's Slurm jobs run as root: sbatch --uid refuses a uid without an account, and slurmctld "
-    "cannot make a job credential for one (getpwuid fails; the job is requeued, not started), so the per-team uids "
-    "of job-uids.json cannot be used until each has an account known to the controller and the nodes",
-)
 def test_a_slurm_job_of_a_root_server_runs_under_its_teams_uid(slurm_executor: SlurmExecutor) -> None:
     assert os.geteuid() == 0, "this test pins the root case"
     handle = slurm_executor.submit(request("id -u; true"))
     status = wait_final(slurm_executor, handle)
     assert status.state.value == "succeeded", status
-    assert whole_log(slurm_executor, handle).split() != ["0"]
+    assert whole_log(slurm_executor, handle).split() == [str(pwd.getpwnam(TEST_ACCOUNTS[1]).pw_uid)]  # team beta's
 
 
 def test_a_slurm_job_does_not_start_through_a_login_shell_of_the_servers_user(slurm_executor: SlurmExecutor) -> None:

@@ -6,13 +6,23 @@ the fleet declares an executor of that id. Secrets never appear here: a credenti
 variable of the server's process that holds it (``token_env``).
 """
 
+import re
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import InitErrorDetails
 
-from stargate.domain.base import Model, Seconds
-from stargate.domain.ids import Id
+from stargate.domain.base import Model, Seconds, visible
+from stargate.domain.ids import ID_PATTERN, Id
+from stargate.domain.limits import MAX_SMALL_LIST
 
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
 """The name of an environment variable, as conventionally written: upper-case letters, digits and '_', not starting
@@ -27,6 +37,61 @@ Word = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{
 
 FilePath = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^[^\x00-\x1f]+$")]
 """A file path on the server's machine (never a secret itself)."""
+
+ACCOUNT_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]{0,31}$")
+"""A POSIX account name as Linux tools accept it: 1 to 32 characters, letters, digits, '.', '_' or '-', starting with
+a letter or '_' (never a digit: ``sbatch --uid=<name>`` reads digits as a uid; never '-': it would read as an
+option)."""
+ACCOUNT_WORDS = (
+    "a Unix account name (1 to 32 characters: letters, digits, '.', '_' or '-', starting with a letter or '_')"
+)
+_TEAM_ID = re.compile(ID_PATTERN)
+_MAX_SHOWN = 40
+
+
+def _shown(value: Any) -> str:
+    """An input as an error shows it: a string quoted, shortened, every non-printable character escaped."""
+    if isinstance(value, str):
+        text = value if len(value) <= _MAX_SHOWN else value[: _MAX_SHOWN - 1] + "…"
+        return f"'{visible(text)}'"
+    return "a mapping" if isinstance(value, Mapping) else "a list" if isinstance(value, list) else visible(value)
+
+
+def account_name(value: str) -> str:
+    """``value`` if it is a POSIX account name (:data:`ACCOUNT_PATTERN`); else ValueError 'found X, expected Y'."""
+    if not ACCOUNT_PATTERN.match(value):
+        raise ValueError(f"found {_shown(value)}, expected {ACCOUNT_WORDS}")
+    return value
+
+
+AccountName = Annotated[str, AfterValidator(account_name)]
+"""The name of a Unix account (see :data:`ACCOUNT_PATTERN`)."""
+
+
+def _team_users(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """The team → account mapping checked entry by entry: one error per bad entry, located at its team."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"found {_shown(value)}, expected a mapping of team ids to Unix account names")
+    if len(value) > MAX_SMALL_LIST:
+        raise ValueError(f"found a mapping of {len(value):,} teams, expected at most {MAX_SMALL_LIST:,} teams")
+    errors: list[InitErrorDetails] = []
+    for key, account in value.items():
+        try:
+            if not isinstance(key, str) or not _TEAM_ID.match(key):
+                raise ValueError(
+                    f"found the team {_shown(key)}, expected a team id (1–63 characters: lowercase letters, "
+                    "digits, '.', '_' or '-', starting with a letter or digit)"
+                )
+            if not isinstance(account, str):
+                raise ValueError(f"found {_shown(account)}, expected {ACCOUNT_WORDS}")
+            account_name(account)
+        except ValueError as exc:
+            loc = (key if isinstance(key, str) else str(key),)
+            errors.append(InitErrorDetails(type="value_error", loc=loc, input=account, ctx={"error": exc}))
+    if errors:
+        raise ValidationError.from_exception_data("team_users", errors)
+    return handler(value)
+
 
 Feature = Literal["commands", "images"]
 """What a job may need of the executor of the cluster it is placed on: to run a shell command, or a container
@@ -109,7 +174,21 @@ class SlurmExecutorConfig(_Base):
         default=None,
         description="Directory the runs' output files are written in (by Slurm, on each job's first node) and read "
         "from by the server: for nodes on other machines, a directory of a filesystem they share with the server, "
-        "at the same path; null: <STARGATE_HOME>/runs/slurm/<executor id> (nodes on the server's machine only).",
+        "at the same path; null: <STARGATE_HOME>/runs/slurm/<executor id> (nodes on the server's machine only). "
+        "Required when jobs run as another account than the server's (user, team_users): it must then be outside "
+        "STARGATE_HOME, reachable by those accounts and writable by root only.",
+    )
+    user: AccountName | None = Field(
+        default=None,
+        description="The Unix account jobs run as (sbatch --uid and --gid, its primary group), known to slurmctld "
+        "and the nodes; required when the server runs as root (jobs never run as root unless this says root). "
+        "Null: the server's own account (a server not running as root can name only that one).",
+    )
+    team_users: Annotated[dict[Id, AccountName], WrapValidator(_team_users)] = Field(
+        default_factory=dict,
+        max_length=MAX_SMALL_LIST,
+        description="Team id → the Unix account that team's jobs run as instead of user, e.g. {alpha: sg-alpha}: "
+        "one account per team keeps teams from reading each other's runs. At most 1,000.",
     )
 
     def features(self) -> frozenset[str]:

@@ -13,6 +13,8 @@ MAX_ARG_STRLEN = 131072
 """Linux's limit on one argument or environment string (``KEY=value``) of a new process, bytes with its NUL."""
 POINTER_BYTES = 8
 """What each argument and environment string also costs in the kernel's count against ARG_MAX, bytes."""
+MAX_LOG_CHUNK = 1 << 20
+"""Most bytes of log one executor ``logs`` call returns (1 MiB)."""
 
 
 class RunState(StrEnum):

@@ -36,7 +36,15 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from stargate.domain.executors import KubernetesExecutorConfig
-from stargate.executors.base import Capabilities, Health, RunHandle, RunRequest, RunState, RunStatus
+from stargate.executors.base import (
+    MAX_LOG_CHUNK,
+    Capabilities,
+    Health,
+    RunHandle,
+    RunRequest,
+    RunState,
+    RunStatus,
+)
 from stargate.executors.k8s_manifests import (
     CONTAINER,
     JOB_NAME_LABEL,
@@ -57,8 +65,6 @@ from stargate.executors.local_state import utf8_boundary
 KIND = "kubernetes"
 REFUSED = "refused"
 """The resource part of a handle whose manifest the API server refused (the run failed at once)."""
-MAX_LOG_CHUNK = 1 << 20
-"""Most bytes of log one :meth:`KubernetesExecutor.logs` call returns."""
 HEALTH_BUDGET_S = 5.0
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 _T = TypeVar("_T")

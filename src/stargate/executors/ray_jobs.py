@@ -32,12 +32,18 @@ from urllib.parse import quote
 import httpx
 
 from stargate.domain.executors import RayExecutorConfig
-from stargate.executors.base import Capabilities, Health, RunHandle, RunRequest, RunState, RunStatus
+from stargate.executors.base import (
+    MAX_LOG_CHUNK,
+    Capabilities,
+    Health,
+    RunHandle,
+    RunRequest,
+    RunState,
+    RunStatus,
+)
 from stargate.executors.local_state import utf8_boundary
 
 KIND = "ray"
-MAX_LOG_CHUNK = 1 << 20
-"""Most bytes of log one :meth:`RayExecutor.logs` call returns."""
 HEALTH_BUDGET_S = 5.0
 """Longest a :meth:`RayExecutor.health` check waits in all, seconds."""
 FAILED_NODE_WINDOW_S = 600.0

@@ -3,7 +3,10 @@
 A run of (job id, attempt) is the Slurm job named ``sg-<installation8>-<job_id>-a<attempt>``; its handle key is
 ``<slurm job id>:<name>``. Its output is ``<log_dir>/<name>.log`` (``sbatch --output``; Slurm writes it on the job's
 first node, so for nodes on other machines ``log_dir`` is on a filesystem they share with the server; default
-``<home>/runs/slurm/<executor id>``). The job starts in a fresh private directory its batch script makes under
+``<home>/runs/slurm/<executor id>``). A server running as root submits each job as the account of its team
+(``sbatch --uid``/``--gid``; see :mod:`stargate.executors.slurm_accounts`), never as root unless the fleet file says
+``user: root``; a run of another account than the server's writes its output in ``log_dir`` (required then), into a
+file the server made for that account alone. The job starts in a fresh private directory its batch script makes under
 ``work_dir`` (default /tmp), never in the server's state directory. Files, under ``<home>/runs/slurm/<executor id>/``:
 
 - ``jobs/<name>`` — the Slurm job id, written after sbatch answered: a submit after slurmctld forgot the job
@@ -42,6 +45,7 @@ from typing import Self
 from stargate.domain.executors import SlurmExecutorConfig
 from stargate.executors.base import Capabilities, Health, RunHandle, RunRequest, RunState, RunStatus
 from stargate.executors.local_state import read_log_chunk
+from stargate.executors.slurm_accounts import Account, AccountError, JobAccounts, own_log_file, shared_log_dir
 from stargate.executors.slurm_commands import (
     SlurmCommands,
     SlurmUnavailableError,
@@ -87,9 +91,13 @@ class SlurmExecutor:
         home: Path,
         installation: str | None = None,
         commands: SlurmCommands | None = None,
+        accounts: JobAccounts | None = None,
     ) -> None:
         """``home``: the server's state directory (runs go under ``home/runs/slurm/<executor id>``);
-        ``installation``: the database's installation id (its first 8 characters prefix every job name)."""
+        ``installation``: the database's installation id (its first 8 characters prefix every job name);
+        ``accounts``: the accounts jobs run as (default: from ``config`` for this process's uid). SlurmExecutorError
+        when those accounts cannot be used here (a root server without ``user``, an account this host does not
+        have, a ``log_dir`` they cannot reach)."""
         if installation is not None and not _SAFE.match(installation):
             raise ValueError(f"installation id {installation!r} cannot name a Slurm job")
         self.config = config
@@ -100,7 +108,13 @@ class SlurmExecutor:
         if not _SAFE.match(config.id):
             raise ValueError(f"executor id {config.id!r} cannot name a directory")
         self.dir = Path(home) / "runs" / "slurm" / config.id
-        self.log_dir = Path(config.log_dir) if config.log_dir else self.dir
+        try:
+            self.accounts = accounts or JobAccounts.of(config)
+            shared = self.accounts.names_others
+            self.log_dir = shared_log_dir(config, self.accounts) if shared else Path(config.log_dir or self.dir)
+        except AccountError as exc:
+            raise SlurmExecutorError(str(exc)) from None
+        self._log_mode = 0o711 if shared else 0o700
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -174,7 +188,8 @@ class SlurmExecutor:
 
         A job Slurm refuses (unknown partition or account, more GPUs than a node has) and a request it cannot pass
         (a NUL byte, a bad environment name) get a handle that polls as failed, ``cannot start: <why>``.
-        SlurmExecutorError for a withdrawn attempt; SlurmUnavailableError when Slurm does not answer."""
+        SlurmExecutorError for a withdrawn attempt or an account of its team this host no longer has (retried: an
+        admin may create it); SlurmUnavailableError when Slurm does not answer."""
         name = run_name(self.installation, request.job_id, request.attempt)
         with self._lock(name):
             if self._path("withdrawn", name).exists():
@@ -185,10 +200,17 @@ class SlurmExecutor:
             problem = _bad_request(request)
             if problem is not None:
                 return self._refuse(name, problem)
+            try:
+                account = self.accounts.for_team(request.team)
+            except AccountError as exc:  # an account removed since the build: mended by an admin, so retried
+                raise SlurmExecutorError(f"{request.job_id} attempt {request.attempt}: {exc}") from None
             self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.log_dir.mkdir(mode=self._log_mode, parents=True, exist_ok=True)
+            if account is not None:
+                own_log_file(self._path("", name), account)
             script = batch_script(request, self.config.work_dir, name)
-            done = self.commands.run("sbatch", self.sbatch_args(request, name), stdin=script, cwd=Path("/"))
+            args = self.sbatch_args(request, name, account)
+            done = self.commands.run("sbatch", args, stdin=script, cwd=Path("/"))
             job = done.stdout.strip().split(";")[0]
             if done.returncode != 0 or not _JOB_ID.match(job):
                 return self._refuse(name, first_line(done.stderr or done.stdout).removeprefix("sbatch: error: "))
@@ -199,10 +221,13 @@ class SlurmExecutor:
         self._write(REFUSED, name, why)
         return RunHandle(self.id, f"{REFUSED}:{name}")
 
-    def sbatch_args(self, request: RunRequest, name: str) -> list[str]:
-        """sbatch's options for ``request`` (the batch script comes on stdin)."""
+    def sbatch_args(self, request: RunRequest, name: str, account: Account | None = None) -> list[str]:
+        """sbatch's options for ``request`` (the batch script comes on stdin), run as ``account`` (None: as the
+        server's user)."""
         nodes = max(request.nodes, 1)
         args = ["--parsable", "--no-requeue", f"--job-name={name}", f"--nodes={nodes}", "--ntasks-per-node=1"]
+        if account is not None:
+            args += [f"--uid={account.name}", f"--gid={account.gid}"]
         args += [f"--output={self._path('', name)}", "--open-mode=append", "--export=ALL"]
         args.append(f"--chdir={self.config.work_dir}")
         per_node = request.gpus_per_node or -(-request.gpus // nodes)

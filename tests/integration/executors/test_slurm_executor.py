@@ -1,31 +1,49 @@
 """The Slurm executor against a real one-node Slurm cluster (munged, slurmctld, slurmd started by the fixture).
 
 One cluster for the module; each test uses its own installation id, so its job names never meet another test's.
-The node-failure test runs last: it kills and restarts the daemons.
+As root (CI), jobs run as the test accounts of tests/engines/slurm_cluster.py, their logs in a directory those can
+reach. The node-failure test runs last: it kills and restarts the daemons.
 """
 
+import grp
+import logging
 import os
+import pwd
+import stat
 import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 import engines.slurm_cluster
-from engines.slurm_cluster import SlurmCluster, SlurmMissingError, slurm_fixture, start_slurm
+from engines.slurm_cluster import TEST_ACCOUNTS, SlurmCluster, SlurmMissingError, slurm_fixture, start_slurm
 from stargate.domain.executors import SlurmExecutorConfig
+from stargate.executors import ExecutorBuildError, build
 from stargate.executors.base import ChecksHealth, Executor, Health, RunHandle, RunRequest, RunState, RunStatus
 from stargate.executors.slurm import SlurmExecutor, SlurmExecutorError, SlurmUnavailableError
 
 slurm = slurm_fixture(gpus_per_node=8)
+ROOT = os.geteuid() == 0
+ALPHA, BETA = TEST_ACCOUNTS
+as_root = pytest.mark.skipif(not ROOT, reason="a server not running as root runs Slurm jobs as its own user")
+
+
+def run_as(cluster: SlurmCluster) -> dict[str, object]:
+    """A root server's settings for jobs that run as the test account ALPHA: a log_dir that account can reach."""
+    if not ROOT:
+        return {}
+    return {"user": ALPHA, "log_dir": str(cluster.public_dir / f"logs-{uuid.uuid4().hex[:12]}")}
 
 
 def make_executor(cluster: SlurmCluster, home: Path, installation: str, **config: object) -> SlurmExecutor:
     settings = type("Settings", (), {"home": home, "installation_id": installation})()
-    conf = SlurmExecutorConfig(id="slurm-test", kind="slurm", slurm_conf=str(cluster.slurm_conf), **config)
+    given = {**run_as(cluster), **config}
+    conf = SlurmExecutorConfig(id="slurm-test", kind="slurm", slurm_conf=str(cluster.slurm_conf), **given)  # type: ignore[arg-type]
     return SlurmExecutor.from_config(conf, settings)
 
 
@@ -178,6 +196,73 @@ def test_bad_input_fails_clearly(slurm: SlurmCluster, tmp_path: Path) -> None:
         missing.submit(request("true"))
 
 
+def log_path(executor: SlurmExecutor, handle: RunHandle) -> Path:
+    return executor.log_dir / f"{handle.key.split(':')[1]}.log"
+
+
+@as_root
+def test_each_team_runs_as_its_own_account_which_other_teams_cannot_read(slurm: SlurmCluster, tmp_path: Path) -> None:
+    executor = make_executor(slurm, tmp_path, uuid.uuid4().hex, team_users={"beta": BETA})
+    secret = 'id -un; id -gn; echo secret-a > "$STARGATE_RUN_DIR/f"; echo "dir=$STARGATE_RUN_DIR"; sleep 60'
+    alpha = executor.submit(request(secret, team="alpha"))  # no entry in team_users: runs as user
+    try:
+        wait_status(executor, alpha, lambda s: "dir=" in executor.logs(alpha)[0])
+        lines = executor.logs(alpha)[0].splitlines()
+        account = pwd.getpwnam(ALPHA)
+        assert lines[:2] == [ALPHA, grp.getgrgid(account.pw_gid).gr_name]  # --gid: the account's primary group
+        assert job_field(slurm, slurm_id(alpha), "UserId") == f"{ALPHA}({account.pw_uid})"
+        info = log_path(executor, alpha).stat()
+        assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (account.pw_uid, account.pw_gid, 0o600)
+        shared = executor.log_dir.stat()
+        assert (shared.st_uid, stat.S_IMODE(shared.st_mode)) == (0, 0o711)  # passable, never listable
+        run_dir = lines[2].removeprefix("dir=")
+        spy = f"id -un; cat {log_path(executor, alpha)}; cat {run_dir}/f; ls {executor.log_dir}; true"
+        beta = executor.submit(request(spy, job_id="j-000002", team="beta"))
+        assert final(executor, beta).state is RunState.SUCCEEDED
+        seen = executor.logs(beta)[0]
+        assert seen.splitlines()[0] == BETA and "secret-a" not in seen
+        assert seen.count("Permission denied") == 3, seen
+    finally:
+        executor.cancel(alpha)
+    assert final(executor, alpha).state is RunState.CANCELLED
+
+
+@as_root
+def test_a_root_server_builds_no_slurm_executor_whose_jobs_would_run_as_root(
+    slurm: SlurmCluster, tmp_path: Path
+) -> None:
+    settings = SimpleNamespace(home=tmp_path / "home", installation_id="0123abcd")
+    conf = SlurmExecutorConfig(id="slurm-east", kind="slurm", slurm_conf=str(slurm.slurm_conf))
+    with pytest.raises(ExecutorBuildError) as no_user:
+        build(conf, settings)
+    assert str(no_user.value).startswith(
+        "executor 'slurm-east' (slurm): the server runs as root and executors[slurm-east].user is not set: set user"
+    )
+    assert "never run as root" in str(no_user.value)
+    unknown = conf.model_copy(update={"user": ALPHA, "team_users": {"beta": "sg-no-such-account"}})
+    with pytest.raises(
+        ExecutorBuildError, match=r"'sg-no-such-account' \(executors\[slurm-east\]\.team_users\.beta\) does"
+    ):
+        build(unknown, settings)
+    with pytest.raises(ExecutorBuildError, match=r"set executors\[slurm-east\]\.log_dir to a directory outside"):
+        build(conf.model_copy(update={"user": ALPHA}), settings)
+    private = conf.model_copy(update={"user": ALPHA, "log_dir": str(tmp_path / "logs")})  # pytest's 0700 tree
+    with pytest.raises(ExecutorBuildError, match="the jobs' accounts cannot reach it, since others may not pass /"):
+        build(private, settings)
+
+
+@as_root
+def test_user_root_runs_the_jobs_as_root_on_purpose(
+    slurm: SlurmCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        executor = make_executor(slurm, tmp_path, uuid.uuid4().hex, user="root", log_dir=None)
+    assert "executor slurm-test: Slurm jobs run as root (root)" in caplog.text
+    assert executor.log_dir == executor.dir  # the server's private directory: root's jobs reach it
+    handle = executor.submit(request("id -u"))
+    assert final(executor, handle).state is RunState.SUCCEEDED and executor.logs(handle)[0] == "0\n"
+
+
 def test_a_drained_node_is_a_failed_node(executor: SlurmExecutor, slurm: SlurmCluster) -> None:
     slurm.command("scontrol", "update", f"nodename={slurm.hostname}", "state=drain", "reason=maintenance")
     try:
@@ -192,12 +277,12 @@ def test_a_drained_node_is_a_failed_node(executor: SlurmExecutor, slurm: SlurmCl
     assert health == Health(reachable=True, nodes=1)
 
 
-def test_node_failure(executor: SlurmExecutor, slurm: SlurmCluster, tmp_path: Path) -> None:
+def test_node_failure(executor: SlurmExecutor, slurm: SlurmCluster) -> None:
     healthy = executor.health()
     assert healthy.reachable and healthy.nodes == 1 and healthy.failed_nodes == 0 and not healthy.down()
-    beat = tmp_path / "beat"
-    handle = executor.submit(request(f"while true; do date +%s.%N > {beat}; sleep 0.2; done"))
-    wait_status(executor, handle, lambda s: beat.exists())
+    handle = executor.submit(request("while true; do date +%s.%N; sleep 0.2; done"))
+    beats = lambda: executor.logs(handle)[1]  # noqa: E731 - the log grows while the job lives
+    wait_status(executor, handle, lambda s: beats() > 0)
     started_at = time.time()
     state = slurm.root / "state" / "job_state"  # slurmctld saved the run as running: a restart remembers it
     wait_status(executor, handle, lambda s: state.exists() and state.stat().st_mtime > started_at + 0.1)
@@ -211,9 +296,9 @@ def test_node_failure(executor: SlurmExecutor, slurm: SlurmCluster, tmp_path: Pa
             executor.poll(handle)  # an outage is an error to retry, never a lost run
         with pytest.raises(SlurmUnavailableError):
             executor.submit(request("true", job_id="j-000077"))
-        last = beat.read_text()
+        last = beats()
         time.sleep(0.6)
-        assert beat.read_text() == last  # the job died with its node
+        assert beats() == last  # the job died with its node
     finally:
         slurm.start_daemons()
     print(f"daemons back in {slurm.daemon_start_s:.2f} s")
@@ -222,14 +307,14 @@ def test_node_failure(executor: SlurmExecutor, slurm: SlurmCluster, tmp_path: Pa
     time.sleep(2)
     assert job_field(slurm, slurm_id(handle), "Restarts") == "0"
     assert executor.poll(handle) == status
-    assert beat.read_text() == last
+    assert beats() == last
     assert executor.health().reachable
     again = executor.submit(request("true", job_id="j-000078"))
     assert final(executor, again).state is RunState.SUCCEEDED
 
 
-def test_missing_slurm_config_is_unreachable(tmp_path: Path) -> None:
-    conf = SlurmExecutorConfig(id="s", kind="slurm", slurm_conf=str(tmp_path / "none.conf"))
+def test_missing_slurm_config_is_unreachable(slurm: SlurmCluster, tmp_path: Path) -> None:
+    conf = SlurmExecutorConfig(id="s", kind="slurm", slurm_conf=str(tmp_path / "none.conf"), **run_as(slurm))  # type: ignore[arg-type]
     executor = SlurmExecutor(conf, tmp_path)
     health = executor.health()
     assert not health.reachable and "does not exist" in health.reason and str(tmp_path) in health.reason

@@ -34,6 +34,7 @@ executors:
   - id: slurm-test
     kind: slurm
     slurm_conf: {conf}
+    user: root  # health checks only: no job runs
     health: {{interval_s: 1, down_after_s: 2}}
 """
 
