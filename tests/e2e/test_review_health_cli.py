@@ -149,11 +149,6 @@ def test_a_slurm_run_that_finished_while_slurmctld_was_down_completes_its_job_on
     assert str(found["detail"]).startswith("attempt 0 on slurm-a exited with code 0"), seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`stargate fleet health` sizes its cluster and executor columns by the values only: with ids shorter than "
-    "the headers ('local' under 'executor') the declared/observed/status columns do not line up with the header",
-)
 def test_fleet_health_table_columns_line_up_with_the_header(make_server: ServerFactory) -> None:
     server = make_server(fleet=SMALL_FLEET).start()
     env = child_environment({"STARGATE_URL": server.url, "STARGATE_TOKEN": server.admin_token})

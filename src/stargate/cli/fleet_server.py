@@ -8,10 +8,11 @@ server.
 from typing import Any
 
 import typer
+from rich.table import Table
 
 from stargate.cli.client import JsonOption, _client, _failures, _print_json, _refuse_input
-from stargate.cli.render import when
-from stargate.cli.text import visible
+from stargate.cli.render import console, when
+from stargate.cli.text import cell, visible
 
 MAX_EVENTS = 1000
 """Most events ``fleet events`` asks for in one page (the server's limit)."""
@@ -37,15 +38,18 @@ def fleet_health(as_json: bool = JsonOption) -> None:
     if not clusters:
         typer.echo("no clusters in the fleet in force")
         return
-    width = max(len(visible(c["cluster"])) for c in clusters)
-    ex_width = max(len(visible(c["executor"])) for c in clusters)
-    typer.echo(f"{'cluster':<{width}}  {'executor':<{ex_width}}  declared  observed  status    since / reason")
+    table = _table("cluster", "executor", "declared", "observed", "status", "since / reason")
     for c in clusters:
         note = f"{when(c['since'])}: {visible(c['reason'])}" if c["since"] else ""
-        typer.echo(
-            f"{visible(c['cluster']):<{width}}  {visible(c['executor']):<{ex_width}}  {c['declared']:<8}  "
-            f"{c['observed']:<8}  {c['status']:<8}  {note}".rstrip()
+        table.add_row(
+            cell(c["cluster"]),
+            cell(c["executor"]),
+            _status(c["declared"]),
+            _status(c["observed"]),
+            _status(c["status"]),
+            cell(note),
         )
+    console().print(table)
 
 
 def fleet_events(
@@ -65,8 +69,33 @@ def fleet_events(
     if not items:
         typer.echo("no cluster events")
         return
+    table = _table("at", "cluster", "executor", "from", "to", "reason")
     for e in items:
-        typer.echo(
-            f"{when(e['at'])}  {visible(e['cluster'])} ({visible(e['executor'])}): {e['from']} -> {e['to']}: "
-            f"{visible(e['reason'])}"
+        table.add_row(
+            cell(when(e["at"])),
+            cell(e["cluster"]),
+            cell(e["executor"]),
+            _status(e["from"]),
+            _status(e["to"]),
+            cell(e["reason"]),
         )
+    console().print(table)
+
+
+_STATUS_STYLE = {"degraded": "yellow", "down": "red"}
+
+
+def _status(value: str) -> str:
+    """A cluster status for a table cell, coloured when it is not ``up`` (escaped like any text from the server)."""
+    style = _STATUS_STYLE.get(value)
+    return f"[{style}]{value}[/]" if style else cell(value)
+
+
+def _table(*columns: str) -> Table:
+    """A table with a plain header line and no borders: each column as wide as its header or widest value, the
+    last one (the reason) folded when the line would pass the terminal's width."""
+    table = Table(box=None, padding=(0, 2, 0, 0), header_style="bold")
+    for column in columns:
+        last = column == columns[-1]
+        table.add_column(column, no_wrap=not last, overflow="fold")
+    return table
