@@ -319,6 +319,14 @@ class Driver:
         ``spent_usd`` it was built with), USD, charged as the ledger charges (:func:`stargate.engine.ledger.charge`)."""
         return self.meter.spent(contract, now)
 
+    def waiting_for_down(self) -> dict[str, tuple[str, ...]]:
+        """Pending job id → the down clusters it waits for, as of the last decision, for the pending jobs whose every
+        cluster they could run on now is down (see :mod:`stargate.engine.waiting`; the server asks the same rule of
+        its snapshot)."""
+        if self._ended:
+            self._hand_on_ended()
+        return self.sched.waiting_for_down()
+
     def waiting_gpus(self, now: float, min_wait_s: float) -> dict[str, int]:
         """GPUs of the pending jobs that have waited at least ``min_wait_s`` by ``now`` (since their submission or
         their last stop), by their first allowed GPU model ('*': any model), GPUs."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from stargate.engine.classes import Classes
 from stargate.engine.index import FleetIndex
 from stargate.engine.jobs import PENDING, RUNNING, JobTable
 from stargate.engine.occupancy import Occupancy
+from stargate.engine.waiting import DownRule
+from stargate.engine.windows import CapacityWindows
 
 
 class SchedulerViews:
@@ -13,6 +16,8 @@ class SchedulerViews:
     index: FleetIndex
     jobs: JobTable
     occupancy: Occupancy
+    classes: Classes
+    windows: CapacityWindows
 
     def free_gpus(self) -> dict[str, int]:
         """Free GPUs per cluster id (GPUs), whatever the cluster's status."""
@@ -35,3 +40,20 @@ class SchedulerViews:
     def progress_s(self, job_id: str) -> float:
         """Checkpointed progress of a job, s."""
         return self.jobs.progress[self.jobs.ix[job_id]]
+
+    def waiting_for_down(self) -> dict[str, tuple[str, ...]]:
+        """Pending job id → the down clusters it waits for, for the pending jobs that wait only for down clusters
+        (see :mod:`stargate.engine.waiting`), in submission order."""
+        w = self.windows
+        rule = DownRule(self.index, w.up, w.online)
+        if rule.none:
+            return {}
+        t, mask, out = self.jobs, self.classes.mask, {}
+        for j in range(len(t.ids)):
+            if (
+                t.state[j] == PENDING
+                and t.cls[j] >= 0
+                and (found := rule.clusters(t.cls[j], mask[t.cls[j]], t.gpus[j]))
+            ):
+                out[t.ids[j]] = found
+        return out

@@ -61,12 +61,6 @@ def test_fleet_events_before_past_64_bits_is_a_located_422_not_a_500(harness: Ha
         assert "query.before" in answer.json()["detail"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a job stopped by a cluster going down before its first checkpoint gets the event detail "
-    "'resumes elsewhere from its last checkpoint (-60 s kept)': a negative number of seconds kept (the restart "
-    "cost owed), where `stargate job` says '(60 s to run again first)'",
-)
 def test_the_cluster_down_detail_never_says_a_negative_number_of_seconds_kept(harness: Harness) -> None:
     job = harness.submit(command="sleep 30", gpu_models=["H100-SXM", "GB200"])["id"]
     _until(harness, lambda: _job(harness, job)["status"] == "running")
@@ -80,11 +74,6 @@ def test_the_cluster_down_detail_never_says_a_negative_number_of_seconds_kept(ha
     assert not re.search(r"\(-\d", details[0]), details[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a job whose only acceptable cluster is observed down waits as 'submitted' with an empty detail: "
-    "neither the job nor its events say it waits for a cluster that is down (nor which, nor since when)",
-)
 def test_a_job_waiting_only_for_a_cluster_observed_down_says_why(harness: Harness) -> None:
     _mark_down(harness, "lab-h100", "executor local unreachable for 60 s: connection refused")
     job = harness.submit(command="true", gpu_models=["H100-SXM"])["id"]

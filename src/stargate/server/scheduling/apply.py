@@ -3,7 +3,9 @@
 Pending → placed with a run row, preemptions and requeues → pending, rejections → failed; a job stopped and started
 again at the same instant (its cluster went down, it moves) is requeued and then placed in the same transaction.
 Each decision is written only if its job is still where the snapshot saw it; :attr:`Applied.complete` says whether
-every decision was written (if not, the scheduler rebuilds its driver from the database next cycle).
+every decision was written (if not, the scheduler rebuilds its driver from the database next cycle). The same
+transaction says why the jobs left pending wait when every cluster they could run on is down
+(:mod:`stargate.server.scheduling.waiting`).
 """
 
 from collections.abc import Iterable
@@ -16,7 +18,9 @@ from stargate.domain import JobReason
 from stargate.engine import Decisions, Start
 from stargate.server.context import ServerContext
 from stargate.server.scheduling.decide import Lost
+from stargate.server.scheduling.interrupted import kept_text
 from stargate.server.scheduling.snapshot import Snapshot
+from stargate.server.scheduling.waiting import write_waits
 from stargate.store import Current, JobStatus, Move, lock_current, parse_job_id, transition_many
 from stargate.store.repositories import runs as run_repo
 
@@ -39,6 +43,8 @@ class Applied:
     requeued: int = 0
     complete: bool = True
     """False when some decision was dropped."""
+    waiting_for_down: int = 0
+    """Pending jobs that wait only for clusters that are down (their detail says which, and since when)."""
 
 
 def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost: Lost, now: datetime) -> Applied:
@@ -110,6 +116,7 @@ def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost:
         transition_many(session, first, ACTOR, now)
         transition_many(session, second, ACTOR, now)
         run_repo.add_many(session, runs)
+        out.waiting_for_down = write_waits(ctx, session, snap, _pending_after(snap, result, lost), now)
         if ctx.loop.fence is not None and not ctx.loop.fence(session):  # lost the lock mid-cycle: another may lead
             raise LostLeadershipError(
                 "the scheduler lock was lost during this cycle; its decisions were rolled back (another server may "
@@ -120,13 +127,22 @@ def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost:
     return out
 
 
+def _pending_after(snap: Snapshot, result: Decisions, lost: Lost) -> list[str]:
+    """The public ids of the jobs pending once the decisions are written: those pending before and those stopped or
+    requeued, less those started or rejected."""
+    gone = {s.job_id for s in result.starts} | {r.job_id for r in result.rejections}
+    stopped = [p.job_id for p in result.preemptions] + [job.public_id for job, _, _, _ in lost]
+    return [i for i in (*(j.public_id for j in snap.pending), *stopped) if i not in gone]
+
+
 def _preemption_detail(snap: Snapshot, code: JobReason, cluster: str | None, progress_s: float) -> str:
     """The detail of a preemption: for ``cluster_down``, which cluster went down and why (what its executor's health
-    checks saw, or its status in the fleet) and the progress kept; empty otherwise."""
+    checks saw, or its status in the fleet) and the progress kept (or the restart still owed, as ``stargate job``
+    says it); empty otherwise."""
     if code != JobReason.CLUSTER_DOWN or cluster is None:
         return ""
     why = snap.down_reasons.get(cluster) or "marked down in the fleet"
-    return f"cluster {cluster} down: {why}; resumes elsewhere from its last checkpoint ({progress_s:,.0f} s kept)"
+    return f"cluster {cluster} down: {why}; resumes elsewhere from its last checkpoint ({kept_text(progress_s)})"
 
 
 def _rejection_detail(snap: Snapshot, row_id: int, reason: str) -> str:

@@ -54,6 +54,8 @@ class Snapshot:
     down_reasons: dict[str, str] = field(default_factory=dict)
     """Why each cluster the health checks observe degraded or down is so (the fleet above holds the worse of its
     declared and observed status), by cluster id."""
+    down_since: dict[str, datetime] = field(default_factory=dict)
+    """Since when each cluster of ``down_reasons`` is observed so, by cluster id."""
     spent: Callable[[], dict[str, Decimal]] | None = None
     """Reads what runs that ended spent under each commitment contract (see :func:`spent_by_contract`), for a
     driver built without a previous one."""
@@ -73,7 +75,9 @@ def take_snapshot(ctx: ServerContext) -> Snapshot | None:
             version, fleet = ctx.fleet.get(session)
         except NotFoundError:
             return None
-        fleet, version, down_reasons = overlay(fleet, version, health_repo.not_up(session))
+        observed = health_repo.not_up(session)
+        fleet, version, down_reasons = overlay(fleet, version, observed)
+        down_since = {c: observed[c].since for c in down_reasons}
         pending = job_repo.states(session, [JobStatus.PENDING])
         holding = job_repo.states(session, [JobStatus.PLACED, JobStatus.RUNNING])
         since = run_repo.placed_since(session) if holding else {}
@@ -98,6 +102,7 @@ def take_snapshot(ctx: ServerContext) -> Snapshot | None:
         since,
         executor_of_cluster=_executors(fleet),
         down_reasons=down_reasons,
+        down_since=down_since,
         succeeded=succeeded,
         seed=lambda: _read_completions(ctx),
         spent=lambda: _read_spent(ctx, fleet),
