@@ -101,7 +101,7 @@ def progress_text(progress_s: float | None) -> str:
     value = float(progress_s or 0.0)
     if not math.isfinite(value):
         return "-"
-    return f"{value:,.0f} s kept" if value >= 0 else f"0 s kept ({-value:,.0f} s to run again first)"
+    return f"{max(value, 0.0):,.0f} s kept" if round(value) >= 0 else f"0 s kept ({-value:,.0f} s to run again first)"
 
 
 def quota_text(quota: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from stargate.executors.base import RunState, RunStatus
+from stargate.executors.base import MAX_LOG_CHUNK, RunState, RunStatus
 from stargate.executors.local_runner import process_start_marker
 
 
@@ -140,10 +140,6 @@ def tail(path: Path, limit: int = 400) -> str:
     except FileNotFoundError:
         return ""
     return " ".join(text[-limit:].split())
-
-
-MAX_LOG_CHUNK = 1 << 20
-"""Most bytes of log one ``logs`` call returns (1 MiB)."""
 
 
 def read_log_chunk(path: Path, offset: int) -> tuple[str, int]:

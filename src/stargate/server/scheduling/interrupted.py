@@ -51,6 +51,6 @@ def interrupted_moves(
 def kept_text(progress_s: float) -> str:
     """The progress a stopped job keeps, as a detail says it: ``120 s kept``, or for a restart still owed
     ``no progress kept; 60 s to run again first``."""
-    if progress_s < 0:
+    if round(progress_s) < 0:
         return f"no progress kept; {-progress_s:,.0f} s to run again first"
-    return f"{progress_s:,.0f} s kept"
+    return f"{max(progress_s, 0.0):,.0f} s kept"
