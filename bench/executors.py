@@ -20,6 +20,7 @@ RSS (the engines' own processes are not counted). CPU time is printed because th
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import resource
 import statistics
@@ -138,7 +139,9 @@ def main() -> None:
 
                 cluster = start_slurm(root / "slurm", nodes=1, gpus_per_node=max(8, args.runs))
                 try:
-                    config = SlurmExecutorConfig(id="slurm", kind="slurm", slurm_conf=str(cluster.slurm_conf))
+                    config = SlurmExecutorConfig(  # as root, jobs need an account: the bench's own (it is root)
+                        id="slurm", kind="slurm", slurm_conf=str(cluster.slurm_conf), user=getpass.getuser()
+                    )
                     start_s = time.monotonic() - began
                     results.append(measure(engine, build(config, settings), args.runs, marks, start_s))
                 finally:
