@@ -424,3 +424,8 @@ def _executor_refs(f: Fleet) -> Iterator[Problem]:
                 f"'{executor}' ({section[:-1]} '{ident}')",
                 f"the id of an executor declared under 'executors' or a default one ({shown})",
             )
+    teams = {t.id for t in f.teams}
+    for i, e in enumerate(f.executors):
+        for team in getattr(e, "team_users", None) or {}:
+            if team not in teams:  # a misspelt team's jobs would quietly run as the executor's 'user'
+                yield from _ref(("executors", i, "team_users", team), team, teams, "team")

@@ -14,8 +14,9 @@ TEAM = "a team id (1–63 characters: lowercase letters, digits, '.', '_' or '-'
 
 
 def test_user_and_team_users_load_and_default_to_none() -> None:
+    teams = "teams:\n  - {id: alpha, name: Alpha}\n  - {id: beta, name: Beta}\n"
     fleet = loads_fleet(
-        HEAD + "  - {id: s, kind: slurm, user: stargate-jobs, team_users: {alpha: sg_alpha, beta: Beta.Jobs}}\n"
+        teams + HEAD + "  - {id: s, kind: slurm, user: stargate-jobs, team_users: {alpha: sg_alpha, beta: Beta.Jobs}}\n"
         "  - {id: t, kind: slurm}\n"
     )
     given, default = fleet.executors
@@ -65,3 +66,15 @@ def test_every_bad_team_of_one_executor_is_reported() -> None:
     with pytest.raises(FleetFileError) as info:
         loads_fleet(HEAD + "  - {id: s, kind: slurm, team_users: {a: ok, b: 'b b', c: '9c'}}\n")
     assert [p.path for p in info.value.problems] == ["executors[0].team_users.b", "executors[0].team_users.c"]
+
+
+def test_team_users_must_name_teams_of_the_fleet() -> None:
+    text = (
+        "name: t\nteams:\n  - {id: research, name: Research}\nexecutors:\n"
+        "  - {id: s, kind: slurm, user: nobody, team_users: {research: nobody, reserch: nobody}}\n"
+    )
+    with pytest.raises(FleetFileError) as caught:
+        loads_fleet(text, "fleet.yaml")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.path) == (5, "executors[0].team_users.reserch"), problem
+    assert "the id of a team (research)" in problem.expected, problem
