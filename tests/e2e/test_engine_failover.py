@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from e2e_support import ServerFactory, ServerProcess, all_jobs, run_cli
 
+from engines.failover_fleet import completions, failover_fleet, job_command, job_events, on_slurm, submit_jobs
 from engines.ray_head import RayHead, start_ray_head
 from engines.slurm_cluster import SlurmCluster, start_slurm
 
@@ -38,34 +39,6 @@ job costs this machine about a CPU-second to start). The queue's quota (16 GPUs)
 the 8 Ray GPUs left free take the moved jobs as soon as they are requeued."""
 FINAL_TIMEOUT_S = 110.0
 TOKEN_ENV = "SG_E2E_RAY_TOKEN"
-
-FLEET = """
-name: engines
-providers:
-  - {{id: hpc, name: HPC centre, kind: owned, executor: slurm-e2e}}
-  - {{id: rayco, name: Ray cloud, kind: cloud, executor: ray-e2e}}
-sites:
-  - {{id: hpc-1, provider: hpc, region: here}}
-  - {{id: ray-1, provider: rayco, region: here}}
-clusters:
-  - {{id: slurm-a, site: hpc-1, gpu_model: H100-SXM, gpus_per_node: 8, nodes: 1, price_per_gpu_hour_usd: 1.0}}
-  - {{id: ray-a, site: ray-1, gpu_model: H100-SXM, gpus_per_node: 16, nodes: 1, price_per_gpu_hour_usd: 3.0}}
-teams:
-  - {{id: alpha, name: Alpha}}
-queues:
-  - {{id: alpha-q, team: alpha, quotas: [{{gpu_model: "*", gpus: 16}}]}}
-executors:
-  - id: slurm-e2e
-    kind: slurm
-    slurm_conf: {conf}
-    user: root  # on purpose: the jobs write into this test's private (0700) temporary directory
-    health: {{interval_s: 1, down_after_s: {down_after}}}
-  - id: ray-e2e
-    kind: ray
-    address: {address}
-    token_env: {token_env}
-    health: {{interval_s: 1, down_after_s: 5}}
-"""
 
 
 @pytest.fixture
@@ -92,10 +65,7 @@ def _jobs(server: ServerProcess) -> dict[str, dict[str, Any]]:
 
 def _events(server: ServerProcess, job_id: str) -> list[dict[str, Any]]:
     with server.client() as http:
-        items: list[dict[str, Any]] = http.get("/api/v1/events", params={"job_id": job_id, "limit": 1000}).json()[
-            "items"
-        ]
-    return items
+        return job_events(http, job_id)
 
 
 def test_stopping_slurm_moves_its_jobs_to_ray_with_none_lost_or_run_twice(
@@ -107,38 +77,27 @@ def test_stopping_slurm_moves_its_jobs_to_ray_with_none_lost_or_run_twice(
 ) -> None:
     monkeypatch.setenv(TOKEN_ENV, ray.token)  # the server's environment names the token; the fleet file does not
     fleet = tmp_path / "fleet.yaml"
-    text = FLEET.format(conf=slurm.slurm_conf, down_after=DOWN_AFTER_S, address=ray.address, token_env=TOKEN_ENV)
-    fleet.write_text(text)
+    fleet.write_text(failover_fleet(slurm.slurm_conf, ray.address, TOKEN_ENV, DOWN_AFTER_S))
     done = tmp_path / "shared" / "completed.txt"
     done.parent.mkdir()
     done.touch()
     server = make_server(fleet=fleet, interval_s=0.1).start()
-    command = f'sleep {JOB_S}; echo "$STARGATE_JOB_ID $STARGATE_ATTEMPT" >> {done}'
     with server.client() as http:
-        ids = []
-        for n in range(JOBS):
-            answer = http.post(
-                "/api/v1/jobs", json={"name": f"j{n}", "queue": "alpha-q", "gpus": 1, "command": command}
-            )
-            assert answer.status_code == 201, answer.text
-            ids.append(answer.json()["id"])
+        ids = submit_jobs(http, JOBS, job_command(JOB_S, done))
 
     deadline = time.monotonic() + FINAL_TIMEOUT_S
     while True:  # wait until jobs run on Slurm and some have finished: the middle of the run
         jobs = _jobs(server)
-        on_slurm = [j for j in jobs.values() if j["status"] == "running" and j["cluster"] == "slurm-a"]
+        running_there = on_slurm(jobs, ("running",))
         finished = {j["id"] for j in jobs.values() if j["status"] == "succeeded"}
-        if len(on_slurm) >= 4 and len(finished) >= STOP_AFTER:
-            recorded = {line.split()[0] for line in done.read_text().splitlines()}
-            if not recorded & {j["id"] for j in on_slurm}:
-                break
+        recorded = {job_id for job_id, _ in completions(done)}
+        if len(running_there) >= 4 and len(finished) >= STOP_AFTER and not recorded & running_there:
+            break
         assert time.monotonic() < deadline, f"no jobs ran on Slurm: {Counter(j['status'] for j in jobs.values())}"
         time.sleep(0.1)
     stopped_at = time.monotonic()
     slurm.stop_daemons()
-    moved = {
-        j["id"] for j in _jobs(server).values() if j["cluster"] == "slurm-a" and j["status"] in ("placed", "running")
-    }
+    moved = on_slurm(_jobs(server))
     assert moved, "no job was on Slurm when its daemons stopped"
 
     back: dict[str, float] = {}
@@ -165,11 +124,11 @@ def test_stopping_slurm_moves_its_jobs_to_ray_with_none_lost_or_run_twice(
         if j["status"] != "succeeded"
     }
     assert Counter(j["status"] for j in jobs.values()) == {"succeeded": JOBS}, failed
-    lines = [line.split() for line in done.read_text().splitlines()]
+    lines = completions(done)
     completed = Counter(job_id for job_id, _ in lines)
     assert set(completed) == set(ids) and set(completed.values()) == {1}, completed.most_common(3)
     assert all(jobs[job_id]["cluster"] == "ray-a" for job_id in moved)
-    attempts = {job_id: int(attempt) for job_id, attempt in lines}
+    attempts = dict(lines)
     assert all(attempts[job_id] >= 1 for job_id in moved) and set(back) == moved
 
     with server.client() as http:
