@@ -13,6 +13,7 @@ from stargate.domain.executors import DEFAULT_EXECUTORS, AnyExecutorConfig
 from stargate.executors.base import (
     ArgumentLimits,
     Capabilities,
+    EngineUnreachableError,
     Executor,
     ReportsChanges,
     RunChange,
@@ -35,6 +36,7 @@ from stargate.executors.local_runner import DEFAULT_LOG_LIMIT
 __all__ = [
     "ArgumentLimits",
     "Capabilities",
+    "EngineUnreachableError",
     "Executor",
     "ExecutorBuildError",
     "Isolation",

@@ -17,6 +17,12 @@ MAX_LOG_CHUNK = 1 << 20
 """Most bytes of log one executor ``logs`` call returns (1 MiB)."""
 
 
+class EngineUnreachableError(RuntimeError):
+    """The executor's engine did not answer (refused, timed out, controller down): try again later; never a reason to
+    call a run lost. The scheduler takes it as a failed health check of that executor (see
+    :mod:`stargate.server.scheduling.health`)."""
+
+
 class RunState(StrEnum):
     """What an executor knows of a run it started."""
 

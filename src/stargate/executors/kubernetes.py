@@ -39,6 +39,7 @@ from stargate.domain.executors import KubernetesExecutorConfig
 from stargate.executors.base import (
     MAX_LOG_CHUNK,
     Capabilities,
+    EngineUnreachableError,
     Health,
     RunHandle,
     RunRequest,
@@ -80,7 +81,7 @@ class KubernetesExecutorError(RuntimeError):
     """The executor cannot be built from its settings, or the API server answered an error it cannot use."""
 
 
-class KubernetesUnreachable(KubernetesExecutorError):
+class KubernetesUnreachable(KubernetesExecutorError, EngineUnreachableError):
     """The API server did not answer (refused, timed out, TLS failure): never a reason to call a run lost."""
 
 

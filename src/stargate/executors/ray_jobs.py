@@ -35,6 +35,7 @@ from stargate.domain.executors import RayExecutorConfig
 from stargate.executors.base import (
     MAX_LOG_CHUNK,
     Capabilities,
+    EngineUnreachableError,
     Health,
     RunHandle,
     RunRequest,
@@ -74,6 +75,10 @@ _LOST = {"JOB_SUPERVISOR_ACTOR_DIED", "JOB_SUPERVISOR_ACTOR_START_TIMEOUT", "JOB
 
 class RayExecutorError(RuntimeError):
     """The Ray executor could not do what was asked (the message says why, naming the Ray address)."""
+
+
+class RayUnreachableError(RayExecutorError, EngineUnreachableError):
+    """The Ray dashboard did not answer (refused, reset, timed out)."""
 
 
 def submission_id(installation: str | None, job_id: str, attempt: int) -> str:
@@ -343,6 +348,8 @@ class RayExecutor:
         token."""
         try:
             answer = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:  # no answer: the engine is unreachable
+            raise RayUnreachableError(f"ray at {self.address}: {_why(exc)}") from exc
         except httpx.HTTPError as exc:
             raise RayExecutorError(f"ray at {self.address}: {_why(exc)}") from exc
         if answer.status_code in (401, 403):

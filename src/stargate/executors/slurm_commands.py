@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from stargate.executors.base import RunState, RunStatus
+from stargate.executors.base import EngineUnreachableError, RunState, RunStatus
 
 COMMAND_TIMEOUT_S = 10.0
 """Longest wait for one Slurm command, seconds."""
@@ -57,7 +57,7 @@ LOST_STATES = frozenset({"SPECIAL_EXIT"})
 _FIELD = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_/:]*)=(\S*)")
 
 
-class SlurmUnavailableError(RuntimeError):
+class SlurmUnavailableError(EngineUnreachableError):
     """Slurm did not answer (controller down or unreachable, command missing or timed out): try again later."""
 
 

@@ -22,7 +22,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from stargate.domain import JobReason
 from stargate.executors import (
+    EngineUnreachableError,
     Executor,
     ExecutorBuildError,
     ReportsChanges,
@@ -61,6 +62,8 @@ class Executed:
     finished: int = 0
     reaped: int = 0
     errors: int = 0
+    unreachable: dict[str, str] = field(default_factory=dict)
+    """Executors whose engine did not answer a call of this cycle, with the error (see :func:`_count_error`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,8 @@ def call_all(ctx: ServerContext, calls: Sequence[Call], out: Executed) -> list[t
 def _count_error(ctx: ServerContext, call: Call, exc: Exception, out: Executed) -> None:
     """Log and count one executor call that raised."""
     out.errors += 1
+    if isinstance(exc, EngineUnreachableError):  # evidence for the health step: the engine did not answer
+        out.unreachable.setdefault(call.kind, describe(exc))
     ctx.metrics.executor_errors.labels(executor=call.kind, operation=call.operation).inc()
     log.warning("%s: executor %s %s failed: %s", call.subject or "-", call.kind, call.operation, describe(exc))
 

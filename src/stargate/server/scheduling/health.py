@@ -249,6 +249,19 @@ def unreachable(ctx: ServerContext) -> frozenset[str]:
     return frozenset(e for e, t in trackers.items() if t.failing_since is not None)
 
 
+def note_unreachable(ctx: ServerContext, found: Mapping[str, str], now: datetime) -> frozenset[str]:
+    """Take executor calls of this cycle that got no answer from their engine (executor id → error) as failed
+    checks: each watched executor not yet failing starts failing at ``now`` (its ``down_after_s`` counts from
+    there, not from its next scheduled check, and its runs are left alone from now on). The executors now failing."""
+    trackers = state_of(ctx).trackers
+    for executor_id, why in found.items():
+        tracker = trackers.get(executor_id)
+        if tracker is not None and tracker.failing_since is None:
+            tracker.failing_since = now
+            log.warning("executor %s: its engine did not answer: %s", executor_id, why)
+    return unreachable(ctx)
+
+
 SETTLE_S = 30.0
 """Seconds after an engine answers again during which the runs it still reports running are not stopped, only
 watched: an engine back from an outage may not yet know that a run finished meanwhile (Slurm hears of a batch

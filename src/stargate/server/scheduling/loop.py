@@ -106,6 +106,7 @@ def _run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
     _health(ctx, now, report, executed)
     unreachable = health.unreachable(ctx)  # their runs wait until their engine answers a health check again
     poll_running(ctx, now, executed, unreachable)
+    unreachable |= health.note_unreachable(ctx, executed.unreachable, now)
     fingerprint = _fingerprint(ctx)  # read BEFORE the snapshot: a change made after it shows up next cycle
     if _needs_decision(ctx, fingerprint, now):
         _decide_and_apply(ctx, now, report)
@@ -114,6 +115,7 @@ def _run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
         report.decided = False
     # First: a preempted job's run is told to stop before its GPUs' next job starts.
     reap_orphans(ctx, now, executed, unreachable, health.settling(ctx, now))
+    unreachable |= health.note_unreachable(ctx, executed.unreachable, now)
     submit_placed(ctx, now, executed, unreachable)
     _procure(ctx, now, report)
     report.started, report.finished, report.reaped = executed.started, executed.finished, executed.reaped
