@@ -18,7 +18,9 @@ request, each policy *wants*:
   older half, extrapolated over ``cold_start_s`` (never below the window's mean), so a surge is met when it
   arrives, not a cold start late.
 
-Every policy's count is bounded by ``min_replicas``..``max_replicas``, and changed with hysteresis: a larger count is
+Every policy wants at least 1 replica while requests are in flight (``L > 0``): a service scaled to zero whose
+traffic stopped would otherwise never serve the requests still waiting. Every policy's count is bounded by
+``min_replicas``..``max_replicas``, and changed with hysteresis: a larger count is
 taken once it has been wanted for ``upscale_delay_s``; a smaller one once every count wanted for
 ``downscale_delay_s`` was smaller, and then only down to the largest of them (traffic that dips for a moment does
 not cost a cold start when it returns).
@@ -118,8 +120,16 @@ class Autoscaler:
         )
 
     def wanted(self, now_s: float) -> tuple[int, str]:
-        """The count the policy wants at ``now_s`` before bounds and hysteresis, and why."""
-        load, s = self.load(now_s), self.settings
+        """The count the policy wants at ``now_s`` before bounds and hysteresis, and why; at least 1 while requests
+        are in flight (a service scaled to zero with requests waiting would never serve them)."""
+        load = self.load(now_s)
+        count, why = self._policy_count(load)
+        if count == 0 and load.in_flight > 0:
+            return 1, f"{why}; {load.in_flight:.1f} requests in flight need a replica"
+        return count, why
+
+    def _policy_count(self, load: Load) -> tuple[int, str]:
+        s = self.settings
         if s.policy is AutoscalePolicy.REQUEST_RATE:
             target = s.target_requests_per_s or 1.0
             return _ceil(load.rate / target), f"{load.rate:.2f} requests/s at {target:g} per replica"
