@@ -1,4 +1,5 @@
-"""CLI command: ``stargate simulate`` replays a trace on a fleet under a policy (docs/reference/cli-simulate.md).
+"""CLI command: ``stargate simulate`` replays a trace on a fleet under a policy (docs/reference/cli-simulate.md);
+with ``--services``, services serve a request trace on the same fleet (:mod:`stargate.cli.simulate_services`).
 
 Bad input (a fleet with problems, an unreadable trace, a malformed option) prints located errors on stderr and
 exits with code 2; nothing is written. A Rich progress bar is shown on stderr when it is a terminal.
@@ -22,6 +23,8 @@ from rich.table import Table
 
 from stargate.cli import policy_options
 from stargate.cli.policy_options import Given, add, echo, parse_settings
+from stargate.cli.simulate_services import check_service_options, emit, load_services, read_request_trace
+from stargate.cli.simulate_services import run as run_services
 from stargate.cli.text import visible
 from stargate.domain import Fleet, Scheduling
 from stargate.engine import POLICIES, Override
@@ -31,6 +34,7 @@ from stargate.fleetfile import FleetFileError, load_fleet
 from stargate.sim import Failure, SimConfig, run_simulation
 from stargate.sim.simulator import ESTIMATE_MODES
 from stargate.traces import FORMATS, BadRow, TraceError, TraceJob, read_trace
+from stargate.traces.requests import REQUEST_FORMATS
 
 EXIT_INPUT = 2
 """Exit code for bad input: the fleet, the trace or an option."""
@@ -81,8 +85,25 @@ def _fail(message: str) -> NoReturn:
 
 def simulate(
     fleet_path: Path = typer.Option(..., "--fleet", help="Fleet YAML file or directory.", show_default=False),
-    trace_path: Path = typer.Option(..., "--trace", help="Trace file.", show_default=False),
-    trace_format: str = typer.Option(..., "--trace-format", help=f"One of: {', '.join(FORMATS)}.", show_default=False),
+    trace_path: Path | None = typer.Option(
+        None, "--trace", help="Training trace file (optional with --services).", show_default=False
+    ),
+    trace_format: str | None = typer.Option(
+        None, "--trace-format", help=f"One of: {', '.join(FORMATS)}.", show_default=False
+    ),
+    services_path: Path | None = typer.Option(
+        None, "--services", help="Services YAML file: one service spec or several under services:.", show_default=False
+    ),
+    requests_path: Path | None = typer.Option(
+        None, "--requests", help="Request trace the services serve.", show_default=False
+    ),
+    requests_format: str | None = typer.Option(
+        None, "--requests-format", help=f"One of: {', '.join(REQUEST_FORMATS)}.", show_default=False
+    ),
+    requests_at: str = typer.Option(
+        "0", "--requests-at", help="Trace time of the first request (e.g. 30d); default 0, the run's start."
+    ),
+    tick: str = typer.Option("10s", "--tick", help="Autoscaler interval: traffic measured and a decision made."),
     policy: str | None = typer.Option(
         None,
         "--policy",
@@ -153,7 +174,8 @@ def simulate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Replay a trace on a fleet with a scheduling policy and report JCT, waits, utilisation, cost and what
-    procurement bought."""
+    procurement bought; with --services, also serve a request trace with autoscaled replicas on the same fleet."""
+    check_service_options(services_path, requests_path, requests_format, trace_path, trace_format)
     config, start_dt, flags = _config(
         policy, seed, until, scale_arrivals, checkpoint_interval, estimates, start, trace_format
     )
@@ -177,20 +199,31 @@ def simulate(
         config.failures = [parse_failure(f, {c.id for c in fleet.clusters}) for f in failures]
     except ValueError as exc:
         _fail(str(exc))
-    try:
-        trace = read_trace(trace_path, trace_format)
-    except TraceError as exc:
-        _fail(str(exc))
+    services = load_services(services_path, fleet) if services_path is not None else None
+    trace = None
+    if trace_path is not None and trace_format is not None:
+        try:
+            trace = read_trace(trace_path, trace_format)
+        except TraceError as exc:
+            _fail(str(exc))
     try:
         config.mtbf_s = parse_duration(mtbf, "--mtbf") if mtbf is not None else None
         config.mttr_s = parse_duration(mttr, "--mttr")
     except ValueError as exc:
         _fail(str(exc))
-    _warn_bad_rows(trace.bad_rows)
+    if trace is not None:
+        _warn_bad_rows(trace.bad_rows)
     if config.mtbf_s is not None and not config.mtbf_s > 0:
         _fail(f"--mtbf: found '{mtbf}'; expected a duration > 0")
     if not config.mttr_s > 0:
         _fail(f"--mttr: found '{mttr}'; expected a duration > 0")
+    if services is not None and requests_path is not None and requests_format is not None:
+        at_s, tick_s = _service_times(requests_at, tick)
+        requests = read_request_trace(requests_path, requests_format)
+        out = run_services(fleet, services, requests, requests_format, trace, config, start_dt, at_s, tick_s)
+        emit(out, as_json)
+        return
+    assert trace is not None  # check_service_options: a run without services has a trace
     out = _run(fleet, trace.jobs, config, start_dt if start_dt is not None else trace.start, trim_jobs)
     out["trace"] = {
         "source": trace.source,
@@ -203,6 +236,18 @@ def simulate(
         sys.stdout.write(json.dumps(out, sort_keys=False, allow_nan=False) + "\n")  # strict JSON
     else:
         _render(out)
+
+
+def _service_times(requests_at: str, tick: str) -> tuple[float, float]:
+    """``--requests-at`` and ``--tick`` in seconds; exit 2 when malformed (a tick from 0.1 s to 1 h)."""
+    try:
+        at_s = parse_duration(requests_at, "--requests-at")
+        tick_s = parse_duration(tick, "--tick")
+    except ValueError as exc:
+        _fail(str(exc))
+    if not 0.1 <= tick_s <= 3600:
+        _fail(f"--tick: found '{visible(echo(tick))}'; expected a duration from 0.1 s to 1 h")
+    return at_s, tick_s
 
 
 def _number(text: str | None, flag: str, most: float, unit: str) -> float | None:
@@ -234,13 +279,13 @@ def _config(
     checkpoint: str | None,
     estimates: str,
     start: str | None,
-    trace_format: str,
+    trace_format: str | None,
 ) -> tuple[SimConfig, datetime | None, dict[str, Given]]:
     """Check the options (exit 2 on the first bad one) and build the run's configuration, with the settings that
     flags give (``--checkpoint-interval``)."""
     if policy is not None and policy not in POLICIES:
         _fail(f"--policy: found '{visible(policy)}'; expected one of {', '.join(sorted(POLICIES))}")
-    if trace_format not in FORMATS:
+    if trace_format is not None and trace_format not in FORMATS:
         _fail(f"--trace-format: found '{visible(trace_format)}'; expected one of {', '.join(FORMATS)}")
     if estimates not in ESTIMATE_MODES:
         _fail(f"--estimates: found '{visible(estimates)}'; expected {', '.join(ESTIMATE_MODES)}")
