@@ -27,6 +27,7 @@ from stargate.domain.services import ServiceSpec
 from stargate.engine.priorities import PriorityRule
 from stargate.sim import SimConfig, epoch_for, summarize
 from stargate.sim.service_report import simulate_services
+from stargate.sim.service_run import ServiceRequests
 from stargate.traces import Trace
 from stargate.traces.model import BadRow, TraceError
 from stargate.traces.requests import REQUEST_FORMATS, RequestTrace, read_requests
@@ -107,7 +108,7 @@ def read_request_trace(path: Path, fmt: str) -> RequestTrace:
     return trace
 
 
-def split_requests(trace: RequestTrace, services: list[ServiceSpec]) -> list[tuple[ServiceSpec, list[int]]]:
+def split_requests(trace: RequestTrace, services: list[ServiceSpec]) -> list[ServiceRequests]:
     """Each service with the indices of its requests: those naming it, and for the first service those naming
     none; exit 2 when the trace names a service the services file lacks."""
     names = {s.name: k for k, s in enumerate(services)}
@@ -121,7 +122,11 @@ def split_requests(trace: RequestTrace, services: list[ServiceSpec]) -> list[tup
             )
         code[j] = names[name]
     owner = code[trace.service]
-    return [(spec, np.flatnonzero(owner == k).tolist()) for k, spec in enumerate(services)]
+    out = []
+    for k, spec in enumerate(services):
+        rows = np.flatnonzero(owner == k)
+        out.append(ServiceRequests(spec, trace.arrival_s[rows], trace.prompt_tokens[rows], trace.output_tokens[rows]))
+    return out
 
 
 def run(
@@ -141,9 +146,7 @@ def run(
     epoch = epoch_for(fleet, start if start is not None else (trace.start if trace is not None else None))
     total = len(requests) + len(jobs)
     if not sys.stderr.isatty():
-        out, sim = simulate_services(
-            fleet, jobs, config, epoch, split, requests, requests_at_s=requests_at_s, tick_s=tick_s
-        )
+        out, sim = simulate_services(fleet, jobs, config, epoch, split, requests_at_s=requests_at_s, tick_s=tick_s)
     else:
         columns = (TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("requests and jobs"))
         with Progress(*columns, TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
@@ -154,7 +157,6 @@ def run(
                 config,
                 epoch,
                 split,
-                requests,
                 requests_at_s=requests_at_s,
                 tick_s=tick_s,
                 progress=lambda done, _: bar.update(task, completed=done),

@@ -23,12 +23,10 @@ from typing import Any
 import numpy as np
 
 from stargate.domain import Fleet
-from stargate.domain.services import ServiceSpec
 from stargate.sim.run import peak_rss_mb
-from stargate.sim.service_run import ServiceRun
+from stargate.sim.service_run import ServiceRequests, ServiceRun
 from stargate.sim.services_sim import ServiceSimulator
 from stargate.sim.simulator import SimConfig, SimState, Simulator, TraceJobLike
-from stargate.traces.requests import RequestTrace
 
 _F = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -38,18 +36,17 @@ def simulate_services(
     jobs: Sequence[TraceJobLike],
     config: SimConfig,
     epoch: datetime,
-    services: list[tuple[ServiceSpec, list[int]]],
-    requests: RequestTrace,
+    services: list[ServiceRequests],
     *,
     requests_at_s: float = 0.0,
     tick_s: float = 10.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, Any], ServiceSimulator]:
-    """Simulate ``services`` (each with its request rows) and ``jobs`` on ``fleet``; also ``jobs`` alone when there
-    are any (the training JCT impact). The summary and the simulator of the run with services."""
+    """Simulate ``services`` (each with its requests) and ``jobs`` on ``fleet``; also ``jobs`` alone when there are
+    any (the training JCT impact). The summary and the simulator of the run with services."""
     t0 = time.perf_counter()
     sim = ServiceSimulator(
-        fleet, jobs, config, epoch, services, requests, requests_at_s=requests_at_s, tick_s=tick_s, progress=progress
+        fleet, jobs, config, epoch, services, requests_at_s=requests_at_s, tick_s=tick_s, progress=progress
     )
     with_state = sim.run_all()
     wall = time.perf_counter() - t0

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from stargate.domain.services import ServiceSpec
 from stargate.engine import Driver, Start
 from stargate.engine.autoscale import Autoscaler
 from stargate.engine.replicas import Replica, ReplicaState, replica_id, replica_terms, to_remove
 from stargate.sim.serving import ServiceModel
-from stargate.traces.requests import RequestTrace
 
 PENDING, STARTING, READY, DRAINING = (
     ReplicaState.PENDING,
@@ -37,6 +39,16 @@ PENDING, STARTING, READY, DRAINING = (
     ReplicaState.READY,
     ReplicaState.DRAINING,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRequests:
+    """A service and the requests it serves: arrivals (s from the request trace's start, sorted) and tokens."""
+
+    spec: ServiceSpec
+    arrival_s: np.ndarray[Any, np.dtype[np.float64]]
+    prompt_tokens: np.ndarray[Any, np.dtype[np.int64]]
+    output_tokens: np.ndarray[Any, np.dtype[np.int64]]
 
 
 @dataclass(slots=True)
@@ -82,18 +94,15 @@ class ScaleEvent:
 class ServiceRun:
     """The replicas, autoscaler and queueing model of one service over one request trace."""
 
-    def __init__(
-        self, spec: ServiceSpec, requests: RequestTrace, rows: list[int], start_s: float, tick_s: float
-    ) -> None:
-        """``rows``: the trace's requests for this service (indices, in arrival order); they arrive at ``start_s``
-        plus their ``arrival_s``; the autoscaler ticks every ``tick_s`` from ``start_s``."""
+    def __init__(self, requests: ServiceRequests, start_s: float, tick_s: float) -> None:
+        """``requests`` arrive at ``start_s`` plus their ``arrival_s``; the autoscaler ticks every ``tick_s`` from
+        ``start_s``."""
+        spec = requests.spec
         self.spec, self.start_s, self.tick_s = spec, start_s, tick_s
         profile = spec.profile(spec.accepted_models()[0])
         assert profile is not None  # the spec's rule: every accepted model has a profile
-        arrival = (requests.arrival_s[rows] + start_s).tolist()
-        self.model = ServiceModel(
-            arrival, requests.prompt_tokens[rows].tolist(), requests.output_tokens[rows].tolist(), profile
-        )
+        arrival = (requests.arrival_s + start_s).tolist()
+        self.model = ServiceModel(arrival, requests.prompt_tokens.tolist(), requests.output_tokens.tolist(), profile)
         self.scaler = Autoscaler(spec, profile)
         self.replicas: dict[int, ReplicaRecord] = {}
         self.next_number = 0

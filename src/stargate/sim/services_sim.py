@@ -27,12 +27,10 @@ from datetime import datetime
 import numpy as np
 
 from stargate.domain import Fleet
-from stargate.domain.services import ServiceSpec
 from stargate.engine import Decisions
 from stargate.engine.fragmentation import fragmented_gpus
-from stargate.sim.service_run import ServiceRun
+from stargate.sim.service_run import ServiceRequests, ServiceRun
 from stargate.sim.simulator import FAILURE, SimConfig, SimState, Simulator, TraceJobLike
-from stargate.traces.requests import RequestTrace
 
 DEPLOY, TICK, READY = 0, 1, 2
 """Kinds of service instants (ties at one instant in this order)."""
@@ -47,18 +45,16 @@ class ServiceSimulator(Simulator):
         jobs: Sequence[TraceJobLike],
         config: SimConfig,
         epoch: datetime,
-        services: list[tuple[ServiceSpec, list[int]]],
-        requests: RequestTrace,
+        services: list[ServiceRequests],
         *,
         requests_at_s: float = 0.0,
         tick_s: float = 10.0,
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
-        """``services``: each spec with the indices of its requests in ``requests``, which arrive from trace time
-        ``requests_at_s``; autoscalers tick every ``tick_s``; ``progress`` is called now and then with (requests and
-        jobs settled, total)."""
+        """``services``: each spec with its requests, which arrive from trace time ``requests_at_s``; autoscalers
+        tick every ``tick_s``; ``progress`` is called now and then with (requests and jobs settled, total)."""
         super().__init__(fleet, jobs, replace(config, procurement=False), epoch)
-        self.services = [ServiceRun(spec, requests, rows, requests_at_s, tick_s) for spec, rows in services]
+        self.services = [ServiceRun(r, requests_at_s, tick_s) for r in services]
         self.tick_s = tick_s
         self.report = progress
         self.gpu_model = {c.id: c.gpu_model for c in fleet.clusters}
