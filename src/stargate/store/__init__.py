@@ -16,6 +16,7 @@ from stargate.store.models import (
     format_job_id,
     parse_job_id,
 )
+from stargate.store.service_models import ServiceReplicaRow, ServiceRow, ServiceTrafficRow
 from stargate.store.status import FINAL_STATUSES, LEGAL_TRANSITIONS, JobStatus, is_legal
 from stargate.store.transitions import (
     BatchTransitionError,
@@ -46,6 +47,9 @@ __all__ = [
     "Move",
     "QueueRow",
     "RunRow",
+    "ServiceReplicaRow",
+    "ServiceRow",
+    "ServiceTrafficRow",
     "TeamRow",
     "TokenRow",
     "create_engine",
