@@ -201,10 +201,12 @@ def emit(out: dict[str, Any], as_json: bool) -> None:
 
 def _table(s: dict[str, Any]) -> Table:
     table = Table(title=f"service {s['name']}: policy {s['policy']}", show_header=False)
-    goal = ", ".join(f"{k} {v:g}" for k, v in s["objective"].items())
+    names = {"ttft_s": "TTFT", "tpot_s": "TPOT", "e2e_s": "end to end"}
+    bounds = ", ".join(f"{names[k]} ≤ {v:g} s" for k, v in s["objective"].items() if k in names)
+    goal = f"{bounds} for {100 * s['objective']['attainment']:g} % of the requests"
     rows = [
         ("requests", f"{s['requests']:,}: {s['requests_served']:,} served, {s['requests_unserved']:,} unserved"),
-        ("objective", f"{goal}; attained by {_pct(s['attainment_pct'], signed=False)} of the requests"),
+        ("objective", f"{goal}; attained by {_pct(s['attainment_pct'], signed=False)}"),
         ("TTFT", _spread(s["ttft_s"])),
         ("TPOT", _spread(s["tpot_s"])),
         ("end to end", _spread(s["e2e_s"])),
