@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 
 from stargate.cli.servicefile import ServiceFileError, load_services_file, loads_services
+from stargate.cli.simulate_services import placeable
+from stargate.fleetfile import load_fleet
 
 CHAT = Path(__file__).parents[3] / "examples" / "services" / "chat.yaml"
 
@@ -81,3 +83,16 @@ def test_a_missing_file_is_one_problem_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ServiceFileError) as info:
         load_services_file(tmp_path / "none.yaml")
     assert str(info.value.problems[0]).endswith("found no such file; expected a services YAML file")
+
+
+def test_the_example_chat_service_is_placeable_on_the_example_fleet_above_training() -> None:
+    """Its queue, class and GPU model exist in examples/stargate-2025, and its class outranks the training queue's."""
+    fleet = load_fleet(CHAT.parents[1] / "stargate-2025")
+    (chat,) = load_services_file(CHAT)
+    assert placeable(chat, fleet, "chat") == []
+    value = {c.name: c.value for c in fleet.priority_classes}
+    training = next(q for q in fleet.queues if q.id == "research-training")
+    assert all(value[chat.priority_class or ""] > value[c] for c in training.priority_classes)
+    assert placeable(chat.model_copy(update={"queue": "nowhere"}), fleet, "chat")[0].startswith(
+        "chat: queue: found 'nowhere'; expected a queue of the fleet"
+    )
