@@ -57,6 +57,10 @@ from stargate.executors.slurm_commands import (
 )
 
 KIND = "slurm"
+POLL_TIMEOUT_S = 3.0
+"""Longest wait for a poll's ``scontrol show job``, s: a live controller answers in milliseconds, and a dead one
+would keep a Slurm client retrying for about 3 × MessageTimeout, holding the scheduling cycle that long. A poll
+that times out is an unreachable engine (a failed health check), never a lost run."""
 HEALTH_TIMEOUT_S = 5.0
 REFUSED = "refused"
 UNSTARTABLE = "cannot start"
@@ -246,7 +250,7 @@ class SlurmExecutor:
         job, name = _decode(handle.key)
         if job == REFUSED:
             return RunStatus(RunState.FAILED, reason=f"{UNSTARTABLE}: {self._read(REFUSED, name) or 'sbatch refused'}")
-        done = self.commands.run("scontrol", ["show", "job", "-o", job])
+        done = self.commands.run("scontrol", ["show", "job", "-o", job], timeout_s=POLL_TIMEOUT_S)
         if done.returncode == 0 and done.stdout.strip():
             fields = parse_fields(done.stdout.splitlines()[0])
             if fields.get("JobName") not in {None, name}:  # the id was reused: slurmctld lost its state

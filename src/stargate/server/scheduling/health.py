@@ -17,8 +17,9 @@ simulator's outages: the loop requeues them with their checkpointed progress and
 import hashlib
 import logging
 import threading
+import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -158,6 +159,8 @@ class _Batch:
     executors: list[str]
     answers: list[tuple[bool, Any]] | None = None
     thread: threading.Thread | None = None
+    took_s: dict[str, float] = field(default_factory=dict)
+    """How long each executor's check took (monotonic s)."""
 
 
 _STATES: dict[int, HealthState] = {}
@@ -197,7 +200,8 @@ def step(ctx: ServerContext, now: datetime, out: Executed | None = None, wait: b
     """Record the checks that finished since the last cycle, then start those that are due, outside transactions;
     returns what it recorded. The checks run on a thread of their own, so a cycle never waits for an engine that
     does not answer (``wait``: wait for the checks started now and record them too, as tests with a fixed clock
-    do). Each check is judged at the time it started. Leader only: the scheduler loop calls it every cycle."""
+    do). A healthy check is judged at the time it started, a failed one when its failure came. Leader only: the
+    scheduler loop calls it every cycle."""
     state = state_of(ctx)
     done = Checked()
     _collect(ctx, state, done)
@@ -217,8 +221,8 @@ def step(ctx: ServerContext, now: datetime, out: Executed | None = None, wait: b
             checkers.append((executor_id, executor))
     if not checkers:
         return done
-    calls = [Call(e, "health", ex.health, f"executor {e}") for e, ex in checkers]
     batch = state.running = _Batch(now, [e for e, _ in checkers])
+    calls = [Call(e, "health", _timed(ex.health, batch.took_s, e), f"executor {e}") for e, ex in checkers]
 
     def run() -> None:
         batch.answers = call_all(ctx, calls, out if out is not None and wait else Executed())
@@ -279,6 +283,19 @@ def settling(ctx: ServerContext, now: datetime) -> frozenset[str]:
     )
 
 
+def _timed(check: Callable[[], Health], took_s: dict[str, float], executor_id: str) -> Callable[[], Health]:
+    """``check``, recording how long it took into ``took_s``."""
+
+    def timed() -> Health:
+        started = time.monotonic()
+        try:
+            return check()
+        finally:
+            took_s[executor_id] = time.monotonic() - started
+
+    return timed
+
+
 def _collect(ctx: ServerContext, state: HealthState, done: Checked) -> None:
     """Record the running batch of checks if it finished (into ``done``)."""
     batch = state.running
@@ -289,7 +306,7 @@ def _collect(ctx: ServerContext, state: HealthState, done: Checked) -> None:
     for executor_id, (ok, answer) in zip(batch.executors, batch.answers, strict=True):
         found[executor_id] = answer if ok and isinstance(answer, Health) else _failed(answer)
     done.checked += len(found)
-    done.changes += _record(ctx, state, found, batch.at)
+    done.changes += _record(ctx, state, found, batch.at, batch.took_s)
 
 
 def _failed(answer: object) -> Health:
@@ -317,9 +334,17 @@ def _reread(ctx: ServerContext, state: HealthState, now: datetime) -> None:
     state.reread_at = now + timedelta(seconds=least)
 
 
-def _record(ctx: ServerContext, state: HealthState, found: dict[str, Health], now: datetime) -> list[Change]:
+def _record(
+    ctx: ServerContext,
+    state: HealthState,
+    found: dict[str, Health],
+    now: datetime,
+    took_s: Mapping[str, float] | None = None,
+) -> list[Change]:
     """Judge each check against the stored statuses of its executor's clusters and write the changes (one
-    transaction; each change logged and counted in the gauge)."""
+    transaction; each change logged and counted in the gauge). A healthy check is judged at ``now``, when it
+    started; a failed one when its failure came (``now`` + the time it took, ``took_s``): the engine gave no answer
+    for all that time."""
     changes: list[Change] = []
     after: dict[tuple[str, str], ClusterStatus] = {}
     with ctx.db.write() as session:
@@ -336,7 +361,8 @@ def _record(ctx: ServerContext, state: HealthState, found: dict[str, Health], no
                 tracker = state.trackers[executor_id] = HealthTracker(
                     executor_id, down_after, tracker.failing_since if tracker else None
                 )
-            status, reason = tracker.judge(health, now, current)
+            waited = (took_s or {}).get(executor_id, 0.0) if health.down() else 0.0
+            status, reason = tracker.judge(health, now + timedelta(seconds=waited), current)
             for cluster in clusters:
                 after[(cluster, executor_id)] = status
                 if before[cluster] is not status:
