@@ -19,8 +19,9 @@ from stargate import __version__
 from stargate.fleetfile.describe import found_text, plain_error_words
 from stargate.server.context import ServerContext
 from stargate.server.errors import DATABASE_DOWN, ServiceError, database_problem
+from stargate.server.inference.proxy import Proxy
 from stargate.server.limits import BODY_ENV, MAX_PATH_BYTES, PLAN_BODY_ENV
-from stargate.server.routers import fleet, health, jobs, misc, money, plans
+from stargate.server.routers import fleet, health, jobs, misc, money, plans, services
 from stargate.server.scheduling.loop import SchedulerThread
 from stargate.server.schemas import ERROR_RESPONSES
 from stargate.store import IllegalTransitionError
@@ -204,12 +205,15 @@ def create_app(ctx: ServerContext) -> FastAPI:
         _app.state.leads = None if loop is None else lambda: loop.leader  # /healthz says whether this process leads
         if loop is not None:
             loop.start()
+        ctx.inference.start()  # the proxy's routes and traffic, kept in step with the database
         try:
             yield
         finally:
             if loop is not None:
                 loop.stop()
             ctx.submissions.stop()
+            await _app.state.proxy.aclose()
+            ctx.inference.stop()
 
     app = FastAPI(
         title="Stargate",
@@ -220,14 +224,16 @@ def create_app(ctx: ServerContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.leads = None
+    app.state.proxy = Proxy(ctx.inference)
     app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes, plan_limit=ctx.settings.max_plan_body_bytes)
     app.state.failures = failures = FailureLog()
     app.add_middleware(
         LastResort, failures=failures
     )  # added last: the outermost of ours, so it sees what every other one raises
     app.include_router(health.router)
-    for router in (jobs.router, fleet.router, misc.router, money.router, plans.router):
+    for router in (jobs.router, fleet.router, misc.router, money.router, plans.router, services.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    app.include_router(services.proxy_router)  # /services/NAME/...: the inference proxy
     _add_error_handlers(app, failures)
     return app
 

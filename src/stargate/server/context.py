@@ -18,6 +18,7 @@ from stargate.engine.scheduling import policy_in_force
 from stargate.executors import Executor, UnknownExecutorError, build
 from stargate.server.auth import TokenCache
 from stargate.server.errors import NotFoundError
+from stargate.server.inference.runtime import InferenceRuntime
 from stargate.server.metrics import Metrics
 from stargate.server.services.jobs import SubmitRules
 from stargate.server.settings import Settings
@@ -211,6 +212,8 @@ class ServerContext:
     loop: LoopState = field(default_factory=LoopState)
     tokens: TokenCache = field(default_factory=TokenCache)
     submissions: SubmissionWriter = field(init=False)
+    inference: InferenceRuntime = field(init=False)
+    """Inference services in this process: the proxy's routes and meters, the leader's services step state."""
 
     def __post_init__(self) -> None:
         if self.settings.installation_id is None:  # executors key their files outside the database by it
@@ -220,6 +223,7 @@ class ServerContext:
             self.executors = ExecutorRegistry(self.settings)
         self.fleet.single_team = self.settings.single_team
         self.submissions = SubmissionWriter(self.db, self.fleet.rules)
+        self.inference = InferenceRuntime(self.db, self.metrics.registry)
 
     def policy_for(self, fleet: Fleet) -> Policy:
         """The policy the scheduler decides with: ``fleet``'s ``scheduling:`` section under ``stargate up

@@ -1,9 +1,9 @@
 """The scheduler loop: :func:`run_cycle` (one cycle, clock injected) and :class:`SchedulerThread` (the server's).
 
-One cycle: engines' health checked (when due) → poll running jobs → snapshot (observed health overlaid) → engine
-decides → decisions in ONE transaction → orphaned runs (of jobs preempted, requeued or cancelled) are stopped →
-executors submit placed jobs (outside any transaction) → metrics. Only the holder of the scheduler lock runs cycles
-(see :mod:`stargate.server.scheduling.lock`).
+One cycle: engines' health checked (when due) → poll running jobs → inference services' replicas kept (see
+:mod:`.services`) → snapshot (observed health overlaid) → engine decides → decisions in ONE transaction → orphaned
+runs (of jobs preempted, requeued or cancelled) are stopped → executors submit placed jobs (outside any transaction)
+→ metrics. Only the holder of the scheduler lock runs cycles (see :mod:`stargate.server.scheduling.lock`).
 """
 
 import contextlib
@@ -21,7 +21,7 @@ from stargate.domain import Fleet
 from stargate.engine import FleetIndex
 from stargate.server.context import ServerContext
 from stargate.server.errors import DATABASE_DOWN, NotFoundError, database_problem
-from stargate.server.scheduling import health, procure
+from stargate.server.scheduling import health, procure, services
 from stargate.server.scheduling.apply import LostLeadershipError, apply_decisions
 from stargate.server.scheduling.decide import decide
 from stargate.server.scheduling.execute import Executed, poll_running, submit_placed
@@ -107,6 +107,7 @@ def _run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
     unreachable = health.unreachable(ctx)  # their runs wait until their engine answers a health check again
     poll_running(ctx, now, executed, unreachable)
     unreachable |= health.note_unreachable(ctx, executed.unreachable, now)
+    _services(ctx, now, report)  # before the decision: the replicas it adds are placed this cycle
     fingerprint = _fingerprint(ctx)  # read BEFORE the snapshot: a change made after it shows up next cycle
     if _needs_decision(ctx, fingerprint, now):
         _decide_and_apply(ctx, now, report)
@@ -142,6 +143,20 @@ def _procure(ctx: ServerContext, now: datetime, report: CycleReport) -> None:
     report.awards = done.awards
     if done.events:
         report.notes.append(f"procurement: {done.events} events, {done.raised} requests raised, {done.awards} awards")
+
+
+def _services(ctx: ServerContext, now: datetime, report: CycleReport) -> None:
+    """The services step (see :mod:`stargate.server.scheduling.services`); a failure of its own is logged and the
+    cycle goes on, unless the database is down or the lock was lost."""
+    try:
+        done = services.step(ctx, now)
+    except (LostLeadershipError, *DATABASE_DOWN):
+        raise
+    except Exception:
+        log.exception("scheduler: the services step failed (scheduling goes on)")
+        report.notes.append("services step failed")
+        return
+    report.notes.extend(done.decisions)
 
 
 def _health(ctx: ServerContext, now: datetime, report: CycleReport, executed: Executed) -> None:
