@@ -77,25 +77,29 @@ class Live:
 
 
 @contextmanager
-def live(harness: Harness, interval_s: float = 0.05) -> Iterator[Live]:
-    """The harness's app on a real uvicorn (its lifespan starts the services thread) and a scheduler thread over
-    the harness's context; both stopped at the end (the replicas' jobs are cancelled and stopped first)."""
+def live(harness: Harness, interval_s: float = 0.05, scheduler: bool = True) -> Iterator[Live]:
+    """The harness's app on a real uvicorn (its lifespan starts the services thread) and, with ``scheduler``, a
+    scheduler thread over the harness's context; both stopped at the end (the replicas' jobs are cancelled and
+    stopped first)."""
     ctx: ServerContext = harness.ctx
     ctx.settings = replace(ctx.settings, scheduler_interval_s=interval_s)
-    scheduler = SchedulerThread(ctx)
+    loop = SchedulerThread(ctx) if scheduler else None
     server = uvicorn.Server(uvicorn.Config(harness.app, host="127.0.0.1", port=0, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started and thread.is_alive())
     port = server.servers[0].sockets[0].getsockname()[1]
-    scheduler.start()
+    if loop is not None:
+        loop.start()
     try:
         yield Live(harness, f"http://127.0.0.1:{port}")
     finally:
-        _stop_replicas(harness)
+        if loop is not None:
+            _stop_replicas(harness)
         server.should_exit = True
         thread.join(10)
-        scheduler.stop()
+        if loop is not None:
+            loop.stop()
 
 
 def _stop_replicas(harness: Harness) -> None:
