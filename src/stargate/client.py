@@ -23,6 +23,7 @@ import httpx
 from stargate.client_config import DEFAULT_URL
 from stargate.client_money import MoneyApi
 from stargate.client_plans import PlansApi
+from stargate.client_services import ServicesApi
 
 DEFAULT_TIMEOUT_S = 10.0
 JOB_STATUSES = ("pending", "placed", "running", "succeeded", "failed", "cancelled")
@@ -171,10 +172,11 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 }
 
 
-class StargateClient(MoneyApi, PlansApi):
+class StargateClient(MoneyApi, PlansApi, ServicesApi):
     """The REST API under ``/api/v1`` with a bearer token; use as a context manager or call :meth:`close` (the
     contract, procurement, budget and cost calls are in :class:`~stargate.client_money.MoneyApi`, the capacity plan
-    calls in :class:`~stargate.client_plans.PlansApi`)."""
+    calls in :class:`~stargate.client_plans.PlansApi`, the inference service calls in
+    :class:`~stargate.client_services.ServicesApi`)."""
 
     def __init__(
         self,
@@ -317,13 +319,17 @@ class StargateClient(MoneyApi, PlansApi):
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request; the decoded JSON body, or the matching :class:`ClientError`."""
+        return self._call_status(method, path, **kwargs)[1]
+
+    def _call_status(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        """Send one request; (its status, the decoded JSON body), or the matching :class:`ClientError`."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ServerUnreachableError(unreachable_message(self.url, exc)) from exc
         if response.is_success:
             try:
-                return response.json()
+                return response.status_code, response.json()
             except ValueError as exc:
                 raise ServerError(response.status_code, "the answer is not JSON") from exc
         raise error_for(response)
