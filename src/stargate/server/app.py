@@ -18,8 +18,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from stargate import __version__
 from stargate.fleetfile.describe import found_text, plain_error_words
 from stargate.server.context import ServerContext
+from stargate.server.deps import any_principal
 from stargate.server.errors import DATABASE_DOWN, ServiceError, database_problem
-from stargate.server.inference.proxy import Proxy
+from stargate.server.inference.proxy import Proxy, ServiceProxy
 from stargate.server.limits import BODY_ENV, MAX_PATH_BYTES, PLAN_BODY_ENV
 from stargate.server.routers import fleet, health, jobs, misc, money, plans, services
 from stargate.server.scheduling.loop import SchedulerThread
@@ -212,7 +213,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
             if loop is not None:
                 loop.stop()
             ctx.submissions.stop()
-            await _app.state.proxy.aclose()
+            _app.state.proxy.close()
             ctx.inference.stop()
 
     app = FastAPI(
@@ -224,7 +225,9 @@ def create_app(ctx: ServerContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.leads = None
-    app.state.proxy = Proxy(ctx.inference)
+    app.state.proxy = proxy = Proxy(ctx.inference)
+    # /services/NAME/...: the inference proxy, inside the body limit and the last resort (added first: innermost)
+    app.add_middleware(ServiceProxy, proxy=proxy, principal=lambda authorization: any_principal(ctx, authorization))
     app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes, plan_limit=ctx.settings.max_plan_body_bytes)
     app.state.failures = failures = FailureLog()
     app.add_middleware(
@@ -233,7 +236,6 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.include_router(health.router)
     for router in (jobs.router, fleet.router, misc.router, money.router, plans.router, services.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    app.include_router(services.proxy_router)  # /services/NAME/...: the inference proxy
     _add_error_handlers(app, failures)
     return app
 

@@ -117,10 +117,8 @@ def test_load_scales_the_service_up_and_its_end_drains_it_down_with_no_failed_re
             stop.set()
             for thread in clients:
                 thread.join()
-        from integration.server import services_support
-
-        services_support.DEBUG[:] = [lambda: (server.service(), harness.client.get("/metrics").text[-3000:])]
-        wait_for(lambda: server.states() == ["ready"] and server.service()["desired_replicas"] == 1)
+        back = lambda: server.states() == ["ready"] and server.service()["desired_replicas"] == 1  # noqa: E731
+        wait_for(back, context=server.service)
         service = server.service()
     assert set(codes) == {200} and sum(codes.values()) > 10
     ups = [d for d in service["decisions"] if d["to"] > d["from"]]

@@ -5,10 +5,26 @@ scheduler leader sets the replica gauges.
 """
 
 import contextlib
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """One service's metrics, looked up once (a labelled metric's lookup costs more than its update)."""
+
+    answered: Any
+    failed: Any
+    retries: Any
+    prompt_tokens: Any
+    output_tokens: Any
+    in_flight: Any
+    ttft: Any
+    latency: Any
 
 
 class ServiceMetrics:
@@ -55,12 +71,29 @@ class ServiceMetrics:
         self.replicas = Gauge(
             "stargate_service_replicas", "Replicas by state (leader only), replicas.", ["service", "state"], registry=r
         )
+        self._of: dict[str, Counted] = {}
         self.desired = Gauge(
             "stargate_service_desired_replicas",
             "Replicas the autoscaler asks for (leader only).",
             ["service"],
             registry=r,
         )
+
+    def of(self, service: str) -> Counted:
+        """The proxy's metrics of ``service``."""
+        found = self._of.get(service)
+        if found is None:
+            found = self._of[service] = Counted(
+                self.requests.labels(service=service, outcome="answered"),
+                self.requests.labels(service=service, outcome="failed"),
+                self.retries.labels(service=service),
+                self.tokens.labels(service=service, kind="prompt"),
+                self.tokens.labels(service=service, kind="output"),
+                self.in_flight.labels(service=service),
+                self.ttft.labels(service=service),
+                self.latency.labels(service=service),
+            )
+        return found
 
     def forget(self, service: str) -> None:
         """Drop the leader's gauges of a service that is gone."""

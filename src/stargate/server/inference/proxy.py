@@ -2,6 +2,12 @@
 requests from this process, ties to the lowest number) at ``http://127.0.0.1:PORT/...``, and its answer is streamed
 back as it comes (the web layer only: the scheduler loop never imports this module).
 
+It is an ASGI middleware of the app (inside the body limit and the last-resort error handler), not a FastAPI route,
+and talks to replicas with :mod:`.upstream`, not httpx: at 500 requests/s on two cores, FastAPI's routing and httpx
+cost about 2 ms of CPU per request and their queueing made the p99 added latency 100 ms and more (bench/README.md).
+The caller needs a bearer token of the service's team (or an admin's; a viewer's will do): another team's service is
+a 404, as its jobs are.
+
 - **Retry once**: when the chosen replica refuses the connection or closes it before an answer's first byte (it
   died, or is stopping), the request is sent once more to another ready replica; the first one is left out of this
   process's choices for 2 s. A replica that answered (any status) is never asked again, and no request is cut off
@@ -16,24 +22,28 @@ back as it comes (the web layer only: the scheduler loop never imports this modu
   the first byte of a streamed answer (``text/event-stream`` or chunked).
 - **Headers**: hop-by-hop headers and ``Authorization`` (the Stargate token) are not passed on; ``X-Forwarded-For``,
   ``X-Forwarded-Proto`` and ``X-Forwarded-Prefix: /services/NAME`` are added.
+- **Client gone**: when the client disconnects before the answer ended, the replica's connection is closed (its work
+  for that request stops being read).
 """
 
 import asyncio
 import json
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stargate.domain.ids import ID_PATTERN
 from stargate.fleetfile.describe import found_text
 from stargate.server.auth import Principal
+from stargate.server.errors import ServiceError
 from stargate.server.inference.meter import Meter
-from stargate.server.inference.replica_job import HOST
 from stargate.server.inference.routes import ReplicaRoute, ServiceRoute
 from stargate.server.inference.runtime import REFRESH_S, InferenceRuntime
+from stargate.server.inference.upstream import Answer, CutOff, Pool, Unreachable
 
 MIN_WAIT_S, MAX_WAIT_S = 10.0, 120.0
 """A request with no ready replica waits ``cold_start_s`` + 10 s for one, at most 120 s."""
@@ -41,25 +51,26 @@ POLL_S = 0.05
 """How often a waiting request looks for a ready replica again, s."""
 KEPT_JSON = 256 * 1024
 """The most bytes of a JSON answer kept to read its ``usage`` (a larger answer's usage is not read)."""
+SMALL_ANSWER = 64 * 1024
+"""An answer of a known length up to this is relayed without watching for the client going away, bytes."""
 KEPT_TAIL = 16 * 1024
 """The bytes of a streamed answer's end kept to find a last event with ``usage``."""
+PREFIX = "/services/"
 HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
     }
 )
-NOT_FORWARDED = HOP_BY_HOP | {"host", "authorization", "content-length"}
-NOT_RETURNED = HOP_BY_HOP | {"server", "date"}
-RETRIED = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
-"""Failures before an answer's first byte that send the request to another replica."""
+NOT_FORWARDED = HOP_BY_HOP | {b"host", b"authorization", b"content-length", b"x-forwarded-for", b"x-forwarded-prefix"}
+NOT_RETURNED = HOP_BY_HOP | {b"server", b"date"}
 
 
 def wait_s(route: ServiceRoute) -> float:
@@ -67,10 +78,24 @@ def wait_s(route: ServiceRoute) -> float:
     return min(MAX_WAIT_S, MIN_WAIT_S + route.cold_start_s)
 
 
-def error(status: int, detail: str, retry_after: int | None = None) -> JSONResponse:
-    """An error answer of the proxy itself: ``{"detail": ...}``."""
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An answer of the proxy itself: ``{"detail": ...}`` with a status (and ``Retry-After`` for a 503)."""
+
+    status: int
+    detail: str
+    retry_after: int | None = None
+
+    async def send(self, send: Send) -> None:
+        """Answer with it."""
+        body = json.dumps({"detail": self.detail}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if self.retry_after is not None:
+            headers.append((b"retry-after", str(self.retry_after).encode()))
+        if self.status == 401:
+            headers.append((b"www-authenticate", b"Bearer"))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def request_tokens(body: bytes, content_type: str | None) -> tuple[int | None, int | None]:
@@ -117,25 +142,21 @@ class Proxy:
 
     def __init__(self, runtime: InferenceRuntime) -> None:
         self.runtime = runtime
-        self._client: httpx.AsyncClient | None = None
+        self._pool: Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._refreshing = False
 
-    def client(self) -> httpx.AsyncClient:
-        """The connection pool to the replicas, made in the running event loop (again if that loop changed)."""
+    def pool(self) -> Pool:
+        """The connections to the replicas, of the running event loop (made again if that loop changed)."""
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30.0)
-            timeout = httpx.Timeout(connect=5.0, read=600.0, write=60.0, pool=60.0)
-            self._client = httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False)
-            self._loop = loop
-        return self._client
+        if self._pool is None or self._loop is not loop:
+            self._pool, self._loop = Pool(), loop
+        return self._pool
 
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        if self._client is not None and self._loop is asyncio.get_running_loop():
-            await self._client.aclose()
-        self._client = None
+    def close(self) -> None:
+        """Close the idle connections to the replicas."""
+        if self._pool is not None:
+            self._pool.close()
 
     async def route(self, name: str) -> ServiceRoute | None:
         """The route of service ``name``; the routes are read again first when they are old (no refresh thread)."""
@@ -148,101 +169,109 @@ class Proxy:
                 self._refreshing = False
         return table.get(name)
 
-    async def handle(self, request: Request, name: str, who: Principal) -> Response:
-        """Send ``request`` (for ``/services/<name>/...``) to a replica of ``name`` and stream its answer back."""
+    async def handle(self, scope: Scope, receive: Receive, send: Send, name: str, who: Principal) -> None:
+        """Send the request (``/services/<name>/...``) to a replica of ``name`` and stream its answer back."""
         route = await self.route(name)
         if route is None or not (who.is_admin or who.team == route.team):
-            return error(404, f"no service {found_text(name)}")
-        body = await request.body()
-        prompt, max_tokens = request_tokens(body, request.headers.get("content-type"))
-        meter = self.runtime.meter(name)
-        metrics = self.runtime.metrics
+            await Refusal(404, f"no service {found_text(name)}").send(send)
+            return
+        body = await _read_body(receive)
+        prompt, max_tokens = request_tokens(body, _header(scope, b"content-type"))
+        meter, counted = self.runtime.meter(name), self.runtime.metrics.of(name)
         meter.arrive(prompt or 0)
-        metrics.in_flight.labels(service=name).inc()
+        counted.in_flight.inc()
         started = time.perf_counter()
         deadline = time.monotonic() + wait_s(route)
-        upstream, replica, why = await self._send(request, name, body, meter, deadline)
-        if upstream is None or replica is None:
+        answer, replica, refusal = await self._send(scope, name, body, meter, deadline)
+        if answer is None or replica is None:
             meter.finish(None, None, None, failed=True)
-            metrics.in_flight.labels(service=name).dec()
-            metrics.requests.labels(service=name, outcome="failed").inc()
-            return why or error(503, f"service {found_text(name)}: no ready replica", 5)
-        streamed = "text/event-stream" in upstream.headers.get("content-type", "") or (
-            "content-length" not in upstream.headers
+            counted.in_flight.dec()
+            counted.failed.inc()
+            await (refusal or Refusal(503, f"service {found_text(name)}: no ready replica", 5)).send(send)
+            return
+        streamed = (
+            answer.chunked or answer.length is None or b"text/event-stream" in (answer.header(b"content-type") or b"")
         )
-        headers = {k: v for k, v in upstream.headers.items() if k.lower() not in NOT_RETURNED}
-        relay = self._relay(upstream, name, replica.number, meter, started, streamed, (prompt, max_tokens))
-        return StreamingResponse(relay, status_code=upstream.status_code, headers=headers)
+        headers = [(k, v) for k, v in answer.headers if k not in NOT_RETURNED]
+        if answer.chunked:
+            headers = [(k, v) for k, v in headers if k != b"content-length"]
+        if not streamed and (answer.length or 0) <= SMALL_ANSWER:  # read whole at once: no client to watch
+            first, kept, outcome = await _outcome(self._relay(send, answer, headers, started, streamed))
+            meter.released(replica.number)
+            await answer.body.aclose()
+            self._measure(name, meter, kept, streamed, started, first, (prompt, max_tokens), outcome)
+            return
+        relay = asyncio.ensure_future(self._relay(send, answer, headers, started, streamed))
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await asyncio.wait((relay, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not relay.done():
+                relay.cancel()
+            first, kept, outcome = await _outcome(relay)
+            meter.released(replica.number)
+            await answer.body.aclose()
+            self._measure(name, meter, kept, streamed, started, first, (prompt, max_tokens), outcome)
 
     async def _send(
-        self, request: Request, name: str, body: bytes, meter: Meter, deadline: float
-    ) -> tuple[httpx.Response | None, ReplicaRoute | None, Response | None]:
-        """Send the request to a ready replica, and once more to another when the first fails before answering;
-        (answer, replica, None), or (None, None, the error answer)."""
+        self, scope: Scope, name: str, body: bytes, meter: Meter, deadline: float
+    ) -> tuple[Answer | None, ReplicaRoute | None, Refusal | None]:
+        """Send the request to a ready replica, and once more to another when the first did not answer; (answer,
+        replica, None), or (None, None, why)."""
         tried: set[int] = set()
         failures: list[str] = []
+        method, target, headers = scope["method"], _target(scope), _forwarded(scope, name)
         for attempt in range(2):
-            replica, why = await self._ready(name, meter, tried, deadline)
+            replica, refusal = await self._ready(name, meter, tried, deadline)
             if replica is None:
                 if failures:
                     break
-                return None, None, why
+                return None, None, refusal
             meter.routed(replica.number)
             try:
-                outgoing = self.client().build_request(
-                    request.method, _url(request, replica), headers=_forwarded(request, name), content=body
-                )
-                return await self.client().send(outgoing, stream=True), replica, None
-            except RETRIED as exc:
+                return await self.pool().send(replica.port, method, target, headers, body), replica, None
+            except Unreachable as exc:
                 meter.released(replica.number)
                 self.runtime.routes.suspect(name, replica.number)
                 tried.add(replica.number)
-                failures.append(f"replica {replica.number}: {_why(exc)}")
+                failures.append(f"replica {replica.number}: {exc}")
                 if attempt == 0:
-                    self.runtime.metrics.retries.labels(service=name).inc()
-            except httpx.HTTPError as exc:  # a timeout: the replica is slow, not gone (never sent twice)
+                    self.runtime.metrics.of(name).retries.inc()
+            except TimeoutError:  # slow, not gone: never sent twice
                 meter.released(replica.number)
-                detail = f"service {found_text(name)}: replica {replica.number} did not answer: {_why(exc)}"
-                return None, None, error(504, detail)
-        detail = f"service {found_text(name)}: no replica answered ({'; '.join(failures)})"
-        return None, None, error(502, detail)
+                detail = f"service {found_text(name)}: replica {replica.number} did not start an answer in time"
+                return None, None, Refusal(504, detail)
+        return None, None, Refusal(502, f"service {found_text(name)}: no replica answered ({'; '.join(failures)})")
 
     async def _ready(
         self, name: str, meter: Meter, tried: set[int], deadline: float
-    ) -> tuple[ReplicaRoute | None, Response | None]:
+    ) -> tuple[ReplicaRoute | None, Refusal | None]:
         """A ready replica not in ``tried``, waiting for one until ``deadline``; (None, the 503) when none comes."""
         while True:
             route = await self.route(name)
             if route is None or not route.active:
-                return None, error(503, f"service {found_text(name)} is being deleted: it takes no new request")
+                return None, Refusal(503, f"service {found_text(name)} is being deleted: it takes no new request")
             replica = self.runtime.routes.choose(route, meter, tried)
             if replica is not None:
                 return replica, None
             if time.monotonic() >= deadline:
-                coming = route.coming()
                 detail = (
                     f"service {found_text(name)}: no ready replica after waiting {wait_s(route):g} s "
-                    f"({coming} starting or waiting for GPUs)"
+                    f"({route.coming()} starting or waiting for GPUs)"
                 )
-                return None, error(503, detail, 5)
+                return None, Refusal(503, detail, 5)
             await asyncio.sleep(POLL_S)
 
     async def _relay(
-        self,
-        upstream: httpx.Response,
-        name: str,
-        number: int,
-        meter: Meter,
-        started: float,
-        streamed: bool,
-        asked: tuple[int | None, int | None],
-    ) -> AsyncIterator[bytes]:
-        """The answer's bytes as they come; the request is measured once they end."""
+        self, send: Send, answer: Answer, headers: list[tuple[bytes, bytes]], started: float, streamed: bool
+    ) -> tuple[float | None, bytes, str]:
+        """Stream the answer to the client; (time to its first byte, the bytes kept to read its usage, outcome)."""
         first: float | None = None
         kept = bytearray()
-        outcome = "answered"
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         try:
-            async for chunk in upstream.aiter_raw():
+            async for chunk in answer.body:
                 if first is None:
                     first = time.perf_counter() - started
                 kept += chunk
@@ -250,17 +279,11 @@ class Proxy:
                     del kept[: len(kept) - KEPT_TAIL]
                 elif not streamed and len(kept) > KEPT_JSON:
                     kept.clear()  # too large to read its usage: the request's max_tokens counts
-                yield chunk
-        except httpx.HTTPError:
-            outcome = "failed"  # cut off: the replica died mid-answer
-            raise
-        except BaseException:
-            outcome = "gone"  # the client went away
-            raise
-        finally:
-            await upstream.aclose()
-            meter.released(number)
-            self._measure(name, meter, bytes(kept), streamed, started, first, asked, outcome)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except CutOff:
+            return first, bytes(kept), "failed"  # the client's connection is closed without an end
+        await send({"type": "http.response.body", "body": b""})
+        return first, bytes(kept), "answered"
 
     def _measure(
         self,
@@ -274,11 +297,11 @@ class Proxy:
         outcome: str,
     ) -> None:
         """Count one request that ended (see the module docstring for what is read)."""
-        metrics = self.runtime.metrics
-        metrics.in_flight.labels(service=name).dec()
+        counted = self.runtime.metrics.of(name)
+        counted.in_flight.dec()
         if outcome == "failed":
             meter.finish(None, None, None, failed=True)
-            metrics.requests.labels(service=name, outcome="failed").inc()
+            counted.failed.inc()
             return
         usage = answer_usage(kept, streamed) if kept else {}
         prompt, max_tokens = asked
@@ -290,36 +313,98 @@ class Proxy:
         e2e = time.perf_counter() - started if outcome == "answered" else None
         ttft = first if streamed else None
         meter.finish(output, ttft, e2e)
-        metrics.requests.labels(service=name, outcome="answered").inc()
-        metrics.tokens.labels(service=name, kind="prompt").inc(prompt or 0)
-        metrics.tokens.labels(service=name, kind="output").inc(output or 0)
+        counted.answered.inc()
+        counted.prompt_tokens.inc(prompt or 0)
+        counted.output_tokens.inc(output or 0)
         if e2e is not None:
-            metrics.latency.labels(service=name).observe(e2e)
+            counted.latency.observe(e2e)
         if ttft is not None:
-            metrics.ttft.labels(service=name).observe(ttft)
+            counted.ttft.observe(ttft)
 
 
-def _url(request: Request, replica: ReplicaRoute) -> httpx.URL:
-    """The replica's URL for ``request``: the path after ``/services/NAME`` (as sent) and the query."""
-    raw = request.scope.get("raw_path") or request.url.path.encode()
+class ServiceProxy:
+    """ASGI middleware: ``/services/NAME`` and ``/services/NAME/...`` go to :class:`Proxy` (after the caller's token
+    is checked), everything else to the app."""
+
+    def __init__(self, app: ASGIApp, proxy: Proxy, principal: Any) -> None:
+        """``principal(authorization)``: the caller of a bearer header (raises the API's 401 or 503 errors)."""
+        self.app, self.proxy, self.principal = app, proxy, principal
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Proxy a service request; pass any other on."""
+        path: str = scope.get("path", "") if scope["type"] == "http" else ""
+        if not path.startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        name = path[len(PREFIX) :].split("/", 1)[0]
+        if not _NAME.match(name):
+            await Refusal(404, f"no service {found_text(name)}").send(send)
+            return
+        refusal = None
+        try:
+            who = await self.principal(_header(scope, b"authorization"))
+            who.require_not_provider()
+        except ServiceError as exc:
+            refusal = Refusal(exc.status, exc.detail)
+        if refusal is not None:
+            await refusal.send(send)
+            return
+        await self.proxy.handle(scope, receive, send, name, who)
+
+
+_NAME = re.compile(ID_PATTERN)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of request header ``name`` (lower case) as text, or None."""
+    value = next((v for k, v in scope["headers"] if k == name), None)
+    return None if value is None else value.decode("latin-1")
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The request body whole (the app's body limit bounds it)."""
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        parts.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(parts)
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client went away."""
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _outcome(relay: Awaitable[tuple[float | None, bytes, str]]) -> tuple[float | None, bytes, str]:
+    """What the relay ended with: its result, or (None, b'', 'gone') when the client went away first."""
+    try:
+        return await relay
+    except (asyncio.CancelledError, OSError):
+        return None, b"", "gone"
+
+
+def _target(scope: Scope) -> bytes:
+    """The replica's request target: the path after ``/services/NAME`` as sent, and the query."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
     rest = raw.split(b"/", 3)
     path = b"/" + (rest[3] if len(rest) > 3 else b"")
-    query = request.scope.get("query_string") or b""
-    return httpx.URL(f"http://{HOST}:{replica.port}").copy_with(raw_path=path + (b"?" + query if query else b""))
+    query: bytes = scope.get("query_string") or b""
+    return path + (b"?" + query if query else b"")
 
 
-def _forwarded(request: Request, name: str) -> list[tuple[str, str]]:
+def _forwarded(scope: Scope, name: str) -> list[tuple[bytes, bytes]]:
     """The request's headers as passed on (see the module docstring)."""
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
-    client = request.client.host if request.client else ""
-    earlier = request.headers.get("x-forwarded-for")
-    headers = [(k, v) for k, v in headers if k.lower() not in ("x-forwarded-for", "x-forwarded-prefix")]
-    headers.append(("x-forwarded-for", f"{earlier}, {client}" if earlier else client))
-    headers.append(("x-forwarded-proto", request.url.scheme))
-    headers.append(("x-forwarded-prefix", f"/services/{name}"))
+    headers = [(k, v) for k, v in scope["headers"] if k not in NOT_FORWARDED]
+    client = (scope.get("client") or ("", 0))[0].encode()
+    earlier = next((v for k, v in scope["headers"] if k == b"x-forwarded-for"), None)
+    headers.append((b"x-forwarded-for", earlier + b", " + client if earlier else client))
+    headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+    headers.append((b"x-forwarded-prefix", f"/services/{name}".encode()))
     return headers
-
-
-def _why(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())[:200]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,14 +1,14 @@
-"""Inference services: ``/api/v1/services`` (create, list, show, delete) and the proxy at ``/services/NAME/...``."""
+"""Inference services: ``/api/v1/services`` (create, list, show, delete). The proxy at ``/services/NAME/...`` is an
+ASGI middleware of the app (see :mod:`stargate.server.inference.proxy`)."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Request, Response
+from fastapi import APIRouter, Path, Response
 from sqlalchemy.exc import IntegrityError
 
 from stargate.domain.services import ServiceSpec
-from stargate.server.deps import CtxDep, NowDep, PrincipalDep, ReadSessionDep, any_principal
+from stargate.server.deps import CtxDep, NowDep, PrincipalDep, ReadSessionDep
 from stargate.server.errors import ConflictError
-from stargate.server.inference.proxy import Proxy
 from stargate.server.routers.strict import StrictJsonRoute
 from stargate.server.schemas import ErrorBody
 from stargate.server.schemas_services import Service
@@ -16,7 +16,6 @@ from stargate.server.services import inference as service
 from stargate.store.repositories import fleet_versions
 
 router = APIRouter(prefix="/services", tags=["services"], route_class=StrictJsonRoute)
-proxy_router = APIRouter(tags=["services"])
 
 NameParam = Annotated[str, Path(max_length=200, description="The service's name.")]
 
@@ -67,23 +66,3 @@ def delete_service(who: PrincipalDep, name: NameParam, ctx: CtxDep, now: NowDep)
     every replica's job is cancelled and the service goes (idempotent)."""
     with ctx.db.write() as session:
         return service.delete(session, who, name, now)
-
-
-PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-
-
-async def proxy(
-    request: Request,
-    name: str,
-    ctx: CtxDep,
-    authorization: Annotated[str | None, Header(description="'Bearer <token>'")] = None,
-) -> Response:
-    """Send the request to a ready replica of service ``name`` (see :mod:`stargate.server.inference.proxy`)."""
-    who = await any_principal(ctx, authorization)
-    who.require_not_provider()
-    handler: Proxy = request.app.state.proxy
-    return await handler.handle(request, name, who)
-
-
-proxy_router.add_api_route("/services/{name}", proxy, methods=PROXY_METHODS, include_in_schema=False)
-proxy_router.add_api_route("/services/{name}/{path:path}", proxy, methods=PROXY_METHODS, include_in_schema=False)
