@@ -98,6 +98,22 @@ sleep 3
 stargate jobs --limit 10
 stargate queues
 
+echo "== an inference service: examples/services/local.yaml (1 to 3 replicas), 8 requests/s for 15 s through the proxy"
+stargate serve examples/services/local.yaml
+ready_replicas() {
+    stargate service local-chat --json | python -c "import json, sys; print(json.load(sys.stdin)['ready_replicas'])"
+}
+deadline=$((SECONDS + 30))
+until [ "$(ready_replicas)" -ge 1 ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the service's first replica was not ready within 30 s; see: stargate service local-chat"
+    sleep 0.5
+done
+python examples/services/load.py --url "$URL" --service local-chat --rate 8 --duration 15 --token-file "$token_file"
+stargate service local-chat
+echo "== 20 s after the load: its window emptied and the scale-down delay passed, so it drained back down"
+sleep 20
+stargate service local-chat
+
 cat <<MSG
 
 The server keeps running in the background (pid $(cat "$pid_file")).
@@ -105,6 +121,7 @@ The client config is in .stargate-client/ (not ~/.config). To use it from your s
   export STARGATE_CONFIG_DIR="$STARGATE_CONFIG_DIR"
 Then:
   .venv/bin/stargate jobs                 every job, its status, cluster and GPUs
+  .venv/bin/stargate services             the inference services (stargate service local-chat --delete stops it)
   .venv/bin/stargate logs JOB_ID -f       follow a job's output until it ends
   $URL/docs         the REST API, interactive;  $URL/metrics  Prometheus metrics
   .stargate/server.log                    the server's log (yours only, like all of .stargate/)

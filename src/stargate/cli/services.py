@@ -108,10 +108,8 @@ def service(
         return
     if delete:
         count = len(found["replicas"])
-        typer.echo(
-            f"service {visible(found['name'])}: deleting; it takes no new request, its {count} "
-            f"replica{'s' if count != 1 else ''} drain and stop, then it goes"
-        )
+        replicas = "its replica drains and stops" if count == 1 else f"its {count} replicas drain and stop"
+        typer.echo(f"service {visible(found['name'])}: deleting; it takes no new request, {replicas}, then it goes")
         return
     render_service(found, url)
 
