@@ -357,8 +357,10 @@ _NAME = re.compile(ID_PATTERN)
 
 def _header(scope: Scope, name: bytes) -> str | None:
     """The first value of request header ``name`` (lower case) as text, or None."""
-    value = next((v for k, v in scope["headers"] if k == name), None)
-    return None if value is None else value.decode("latin-1")
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 async def _read_body(receive: Receive) -> bytes:

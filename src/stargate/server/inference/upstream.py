@@ -113,9 +113,8 @@ class Pool:
 
     async def _open(self, port: int) -> _Connection:
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(HOST, port, limit=HEAD_LIMIT), CONNECT_TIMEOUT_S
-            )
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                reader, writer = await asyncio.open_connection(HOST, port, limit=HEAD_LIMIT)
         except ConnectionRefusedError:
             raise Unreachable("connection refused") from None
         except TimeoutError:
@@ -130,7 +129,8 @@ class Pool:
             connection.writer.write(request)
             await connection.writer.drain()
             while True:
-                head = await asyncio.wait_for(connection.reader.readuntil(b"\r\n\r\n"), ANSWER_TIMEOUT_S)
+                async with asyncio.timeout(ANSWER_TIMEOUT_S):
+                    head = await connection.reader.readuntil(b"\r\n\r\n")
                 status, headers, keep = _parse_head(head)
                 if not 100 <= status < 200:
                     break
@@ -165,13 +165,18 @@ class Pool:
             elif length is not None:
                 left = length
                 while left > 0:
-                    piece = await asyncio.wait_for(reader.read(min(left, READ_BYTES)), ANSWER_TIMEOUT_S)
+                    async with asyncio.timeout(ANSWER_TIMEOUT_S):
+                        piece = await reader.read(min(left, READ_BYTES))
                     if not piece:
                         raise CutOff(f"the answer ended after {length - left:,} of {length:,} bytes")
                     left -= len(piece)
                     yield piece
             else:
-                while piece := await asyncio.wait_for(reader.read(READ_BYTES), ANSWER_TIMEOUT_S):
+                while True:
+                    async with asyncio.timeout(ANSWER_TIMEOUT_S):
+                        piece = await reader.read(READ_BYTES)
+                    if not piece:
+                        break
                     yield piece
             whole = True
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, TimeoutError) as exc:
@@ -186,14 +191,17 @@ class Pool:
 async def _chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
     """The data of a chunked body (its trailers are read and dropped)."""
     while True:
-        line = await asyncio.wait_for(reader.readuntil(b"\r\n"), ANSWER_TIMEOUT_S)
+        async with asyncio.timeout(ANSWER_TIMEOUT_S):
+            line = await reader.readuntil(b"\r\n")
         size = int(line.split(b";", 1)[0].strip(), 16)
         if size == 0:
             while await reader.readuntil(b"\r\n") != b"\r\n":
                 pass
             return
-        yield await asyncio.wait_for(reader.readexactly(size), ANSWER_TIMEOUT_S)
-        await reader.readexactly(2)
+        async with asyncio.timeout(ANSWER_TIMEOUT_S):
+            piece = await reader.readexactly(size)
+            await reader.readexactly(2)
+        yield piece
 
 
 def _parse_head(head: bytes) -> tuple[int, list[tuple[bytes, bytes]], bool]:
