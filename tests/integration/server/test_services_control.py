@@ -13,14 +13,18 @@ import time
 from collections import Counter
 from typing import Any
 
+import httpx
+import uvicorn
 from sqlalchemy import select
 
 from integration.server.services_support import live, local_spec, wait_for
 from integration.server.stargate_harness import Harness
 from stargate.domain.services import ServiceSpec
 from stargate.engine.replicas import replica_terms
+from stargate.server.app import create_app
+from stargate.server.context import ServerContext
 from stargate.server.terms import SpecTerms, job_terms
-from stargate.store import JobEventRow, JobStatus, parse_job_id
+from stargate.store import Database, JobEventRow, JobStatus, parse_job_id
 from stargate.store.repositories import jobs as job_repo
 
 COMPLETION = {"prompt_tokens": 200, "max_tokens": 50}
@@ -202,3 +206,26 @@ def test_no_ready_replica_is_a_503_after_a_bounded_wait(harness: Harness, monkey
             "service 'chat': no ready replica after waiting 0.5 s (1 starting or waiting for GPUs)"
         )
         assert 0.5 <= waited < 3
+
+
+def test_traffic_through_another_api_server_counts_and_reaches_the_replicas(harness: Harness) -> None:
+    """A second server on the same database (no scheduler: a standby's API) routes to the replicas the leader runs,
+    and the leader's measurements count the requests it served (every server writes its proxy's counters)."""
+    _create(harness, min_replicas=1, max_replicas=1)
+    other = ServerContext(settings=harness.ctx.settings, db=Database.open(harness.ctx.settings.database_url))
+    server2 = uvicorn.Server(uvicorn.Config(create_app(other), host="127.0.0.1", port=0, log_level="error"))
+    thread = threading.Thread(target=server2.run, daemon=True)
+    thread.start()
+    try:
+        with live(harness) as server:
+            wait_for(lambda: server.states() == ["ready"] and server2.started)
+            port = server2.servers[0].sockets[0].getsockname()[1]
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=harness.headers(), timeout=30) as http:
+                answers = [http.post("/services/chat/v1/completions", json=COMPLETION) for _ in range(6)]
+            assert [a.status_code for a in answers] == [200] * 6
+            counted = wait_for(lambda: (t := server.service()["traffic"]) and t["completed"] >= 6 and t)
+    finally:
+        server2.should_exit = True
+        thread.join(10)
+        other.db.close()
+    assert counted["completed"] == 6 and counted["e2e_p50_s"] is not None
