@@ -156,7 +156,7 @@ def shared_log_dir(config: SlurmExecutorConfig, accounts: JobAccounts) -> Path:
     if not path.is_absolute():
         raise AccountError(f"{where} is {config.log_dir!r}: give an absolute path")
     try:
-        path.mkdir(mode=LOG_DIR_MODE, parents=True, exist_ok=True)
+        _make_passable(path)
         info = path.stat()
     except OSError as exc:
         raise AccountError(f"{where} {path}: cannot make it: {exc.strerror or exc}") from None
@@ -177,6 +177,23 @@ def shared_log_dir(config: SlurmExecutorConfig, accounts: JobAccounts) -> Path:
             "directory whose every parent others may pass (outside STARGATE_HOME), or chmod o+x it"
         )
     return path
+
+
+def _make_passable(path: Path) -> None:
+    """Make ``path`` and its missing parents with mode 0711 exactly, whatever the process's umask (the server runs
+    under 077, which would leave them 0700: out of the jobs' accounts' reach). Existing directories are left as
+    they are."""
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=LOG_DIR_MODE)
+        except FileExistsError:  # made meanwhile by another process: checked like any existing one
+            continue
+        directory.chmod(LOG_DIR_MODE)
 
 
 def _unpassable(path: Path) -> Path | None:

@@ -28,7 +28,7 @@ def job(progress_s: float | None) -> Job:
         (7200.0, "7,200 s kept"),
         (0.0, "0 s kept"),
         (-60.0, "0 s kept (60 s to run again first)"),
-        (-0.4, "0 s kept (0 s to run again first)"),
+        (-0.4, "0 s kept"),  # rounds to no debt: never "0 s to run again first"
         (None, "0 s kept"),
         (math.inf, "-"),
     ],
