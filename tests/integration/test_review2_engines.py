@@ -106,13 +106,9 @@ def test_a_ray_job_reads_another_teams_log_through_the_jobs_api(ray_executor: Ra
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="jobs run as other accounts only for a root server")
-@pytest.mark.xfail(
-    strict=True,
-    reason="Under the server's umask (stargate up sets 077) a root server makes a missing Slurm log_dir with mode "
-    "0700, not the documented 0711, then refuses it as unreachable by the jobs' accounts: the documented root "
-    "setup builds no Slurm executor until an admin runs chmod.",
-)
 def test_a_root_server_makes_a_missing_log_dir_its_jobs_can_reach(home: Path) -> None:
+    """Under the server's umask (077) the log_dir it makes is still 0711 (it was 0700, then refused as unreachable
+    by the jobs' accounts)."""
     ensure_test_accounts()
     public = Path(tempfile.mkdtemp(prefix="sg-review2-"))
     try:
