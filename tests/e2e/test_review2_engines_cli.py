@@ -128,12 +128,6 @@ def _kill_slurmd(slurm: SlurmCluster) -> None:
             slurm._daemons.remove(proc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="While slurmd does not answer (every node 'not responding') the scheduler stops polling the Slurm runs "
-    "although slurmctld answers: a run that completes meanwhile is never seen, its job is requeued elsewhere when "
-    "the cluster goes down, and it runs to completion a second time.",
-)
 def test_a_run_that_completes_while_slurmd_is_down_completes_its_job_once(
     slurm: SlurmCluster, make_server: ServerFactory, tmp_path: Path
 ) -> None:
@@ -239,11 +233,6 @@ def _port(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A job running on an executor that a fleet change renames or removes is never polled again after a "
-    "server restart ('unknown executor', not even logged): it stays running for ever although its run ended.",
-)
 def test_a_job_on_an_executor_the_fleet_renamed_still_ends_after_a_restart(
     slurm: SlurmCluster, make_server: ServerFactory, tmp_path: Path
 ) -> None:
@@ -304,13 +293,6 @@ executors:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stargate fleet validate accepts executor settings that can never work: a Ray address with a port "
-    "above 65,535 (the server then talks to another port: 99999 reaches 34463), and relative Slurm log_dir and "
-    "work_dir paths (every Slurm job then fails at launch, exit code 181 or 1); none is reported at its place in "
-    "the fleet file.",
-)
 @pytest.mark.parametrize(
     ("executor", "entry", "field"),
     [

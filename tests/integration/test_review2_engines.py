@@ -125,11 +125,6 @@ def test_a_root_server_makes_a_missing_log_dir_its_jobs_can_reach(home: Path) ->
         shutil.rmtree(public)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The Slurm executor keeps a lock per run name for the life of the server (never dropped): memory grows "
-    "with every attempt it ever submitted or looked up.",
-)
 def test_the_slurm_executor_keeps_no_per_run_state_in_memory_after_its_calls(slurm: SlurmCluster, home: Path) -> None:
     conf = SlurmExecutorConfig(id="slurm-r2", kind="slurm", slurm_conf=str(slurm.slurm_conf), user="root")
     executor = SlurmExecutor(conf, home, uuid.uuid4().hex)

@@ -28,15 +28,25 @@ EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
 """The name of an environment variable, as conventionally written: upper-case letters, digits and '_', not starting
 with a digit, at most 128 characters (a token pasted by mistake, hex or ``ghp_...``, is not one)."""
 
-HttpAddress = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#@]{1,253}(/[^\s?#]{0,1000})?$")]
-"""An http:// or https:// address with a host (and port), optionally a path; no query, no fragment, no credentials
-(``user:password@``)."""
+_PORT = r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
+HttpAddress = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^https?://(?:\[[0-9A-Fa-f:.]{2,45}\]|[^\s/?#@:\[\]]{1,253})" + _PORT + r"(/[^\s?#]{0,1000})?$"
+    ),
+]
+"""An http:// or https:// address with a host (a name, an IPv4 address or a bracketed IPv6 one) and a port from 1 to
+65535, optionally a path; no query, no fragment, no credentials (``user:password@``)."""
 
 Word = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,252}$")]
 """A name passed to an engine as is (a Slurm partition or account, a namespace, a queue, a resource name)."""
 
 FilePath = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^[^\x00-\x1f]+$")]
 """A file path on the server's machine (never a secret itself)."""
+
+AbsolutePath = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^/[^\x00-\x1f]*$")]
+"""An absolute file path (the same on the server's machine and the nodes: a relative one would depend on the
+directory each side starts in)."""
 
 ACCOUNT_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]{0,31}$")
 """A POSIX account name as Linux tools accept it: 1 to 32 characters, letters, digits, '.', '_' or '-', starting with
@@ -164,13 +174,13 @@ class SlurmExecutorConfig(_Base):
     bin_dir: FilePath | None = Field(
         default=None, description="Directory holding sbatch and the other commands; null: found on PATH."
     )
-    work_dir: FilePath = Field(
+    work_dir: AbsolutePath = Field(
         default="/tmp",
         description="Directory on the Slurm nodes in which each run gets a fresh private working directory (also "
         "its HOME and TMPDIR, removed when its command ends); it must exist on every node and let the jobs' user "
         "create directories in it. Never the server's state directory.",
     )
-    log_dir: FilePath | None = Field(
+    log_dir: AbsolutePath | None = Field(
         default=None,
         description="Directory the runs' output files are written in (by Slurm, on each job's first node) and read "
         "from by the server: for nodes on other machines, a directory of a filesystem they share with the server, "

@@ -158,8 +158,8 @@ class KubernetesExecutor:
         return None
 
     def poll(self, handle: RunHandle) -> RunStatus:
-        """The run's state from its object's conditions; lost when the object is gone; raises when the API server
-        does not answer."""
+        """The run's state from its object's conditions; interrupted when the object is gone; raises when the API
+        server does not answer."""
         resource, namespace, name, refusal = _decode(handle)
         if resource == REFUSED:
             return RunStatus(RunState.FAILED, reason=f"cannot start: the API server refused the {name}: {refusal}")
@@ -168,7 +168,8 @@ class KubernetesExecutor:
             if (self.cancelled_dir / name).exists():
                 return RunStatus(RunState.CANCELLED, reason="deleted by Stargate")
             what = "Job" if resource == JOBS else "JobSet"
-            return RunStatus(RunState.LOST, reason=f"the {what} {namespace}/{name} no longer exists")
+            # deleted outside Stargate or lost with the cluster's state: not the job's doing, it runs again
+            return RunStatus(RunState.INTERRUPTED, reason=f"the {what} {namespace}/{name} no longer exists")
         done, failed = ("Complete", "Failed") if resource == JOBS else ("Completed", "Failed")
         for condition in found.get("status", {}).get("conditions") or []:
             if condition.get("status") != "True":

@@ -39,6 +39,7 @@ import os
 import re
 import shlex
 import threading
+import zlib
 from pathlib import Path
 from typing import Self
 
@@ -57,6 +58,8 @@ from stargate.executors.slurm_commands import (
 )
 
 KIND = "slurm"
+LOCK_STRIPES = 64
+"""Locks a Slurm executor serialises the submits and finds of one run name with (names share them by hash)."""
 POLL_TIMEOUT_S = 3.0
 """Longest wait for a poll's ``scontrol show job``, s: a live controller answers in milliseconds, and a dead one
 would keep a Slurm client retrying for about 3 × MessageTimeout, holding the scheduling cycle that long. A poll
@@ -119,8 +122,7 @@ class SlurmExecutor:
         except AccountError as exc:
             raise SlurmExecutorError(str(exc)) from None
         self._log_mode = 0o711 if shared else 0o700
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_lock = threading.Lock()
+        self._locks = tuple(threading.Lock() for _ in range(LOCK_STRIPES))
 
     @classmethod
     def from_config(cls, config: SlurmExecutorConfig, settings: object) -> Self:
@@ -153,8 +155,8 @@ class SlurmExecutor:
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
     def _lock(self, name: str) -> threading.Lock:
-        with self._locks_lock:
-            return self._locks.setdefault(name, threading.Lock())
+        """The lock of run ``name``: one of :data:`LOCK_STRIPES`, so memory stays bounded however many runs."""
+        return self._locks[zlib.crc32(name.encode()) % LOCK_STRIPES]
 
     # --- lookups ---------------------------------------------------------------------------------------------
 
@@ -261,7 +263,7 @@ class SlurmExecutor:
         return self._accounted(job, name)
 
     def _accounted(self, job: str, name: str) -> RunStatus:
-        """The status sacct keeps of a job slurmctld forgot; lost when accounting does not know it either."""
+        """The status sacct keeps of a job slurmctld forgot; interrupted when accounting does not know it either."""
         try:
             done = self.commands.run("sacct", ["-n", "-P", "-X", "-j", job, "-o", "JobName,State,ExitCode,Reason"])
         except SlurmUnavailableError:
@@ -270,7 +272,8 @@ class SlurmExecutor:
             parts = line.split("|")
             if len(parts) >= 3 and parts[0] == name:
                 return status_of(parts[1], parts[2], parts[3] if len(parts) > 3 else "", job)
-        return RunStatus(RunState.LOST, reason=f"Slurm has no job {job} ({name}) any more")
+        # Slurm forgot the run (slurmctld lost its state, no accounting): the engine's doing, not the job's.
+        return RunStatus(RunState.INTERRUPTED, reason=f"Slurm has no job {job} ({name}) any more")
 
     def cancel(self, handle: RunHandle) -> None:
         """scancel the run; idempotent (a finished or unknown job is left alone)."""

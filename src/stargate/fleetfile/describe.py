@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from stargate.domain.base import DateRange, MaxBytes, Printable, Unit, visible
-from stargate.domain.executors import EnvName, FilePath, HttpAddress, Word
+from stargate.domain.executors import AbsolutePath, EnvName, FilePath, HttpAddress, Word
 from stargate.domain.ids import ID_PATTERN
 
 _NOUNS = {
@@ -44,11 +44,13 @@ _PATTERN_WORDS = {
     ID_PATTERN: _ID_WORDS,
     _pattern(EnvName): "the name of an environment variable (upper-case letters, digits and '_', not starting with a "
     "digit, at most 128 characters) whose value the server reads; never the secret itself",
-    _pattern(HttpAddress): "an http:// or https:// address with a host (and port), optionally a path; no query, no "
-    "credentials (user:password@: give a token with token_env)",
+    _pattern(HttpAddress): "an http:// or https:// address with a host (and a port from 1 to 65535), optionally a "
+    "path; no query, no credentials (user:password@: give a token with token_env)",
     _pattern(Word): "a name (letters, digits, '.', '_', '/', ':', '@' or '-', starting with a letter or digit, at "
     "most 253 characters)",
     _pattern(FilePath): "a file path (no control characters, at most 4,096 characters)",
+    _pattern(AbsolutePath): "an absolute file path, starting with '/' (no control characters, at most 4,096 "
+    "characters)",
 }
 
 

@@ -190,7 +190,7 @@ def test_gang_with_queue_is_a_suspended_kueue_labelled_jobset(executor: Kubernet
         ("poll_failed.json", RunState.FAILED, 3, "BackoffLimitExceeded: Job has reached the specified backoff limit"),
         ("poll_active.json", RunState.RUNNING, None, ""),
         ("poll_suspended.json", RunState.RUNNING, None, ""),
-        ("poll_missing.json", RunState.LOST, None, f"the Job ml/{NAME} no longer exists"),
+        ("poll_missing.json", RunState.INTERRUPTED, None, f"the Job ml/{NAME} no longer exists"),
     ],
 )
 def test_poll_reads_the_job_conditions(

@@ -387,7 +387,13 @@ def _polled(ctx: ServerContext, running: list[LiveRun], out: Executed) -> list[t
     """Poll each of these running jobs' runs, several at once (the executors polled run by run are the remote
     ones: a poll is a call to Slurm, Ray or Kubernetes, and may wait seconds for an engine that does not answer);
     the ones that ended."""
-    kinds = {kind: _executor(ctx, kind, out)[0] for kind in {r.executor for r in running}}
+    built = {kind: _executor(ctx, kind, out) for kind in {r.executor for r in running}}
+    kinds = {kind: executor for kind, (executor, _) in built.items()}
+    gone = [run for run in running if _not_in_fleet(built[run.executor][1])]
+    if gone:  # make sure of it with the fleet in force read now (this process may not have read it yet)
+        with ctx.db.read() as session:
+            ctx.fleet.get(session)
+        gone = [run for run in gone if _not_in_fleet(_executor(ctx, run.executor, Executed())[1])]
     asked = [run for run in running if kinds[run.executor] is not None]
     calls = [
         Call(run.executor, "poll", _bind(ex.poll, RunHandle(run.executor, run.handle_key or "")), run.subject)
@@ -395,7 +401,21 @@ def _polled(ctx: ServerContext, running: list[LiveRun], out: Executed) -> list[t
         if (ex := kinds[run.executor]) is not None
     ]
     answers = call_all(ctx, calls, out)
-    return [(run, status) for run, (ok, status) in zip(asked, answers, strict=True) if ok and status.state.is_final()]
+    ended = [(run, status) for run, (ok, status) in zip(asked, answers, strict=True) if ok and status.state.is_final()]
+    for run in gone:
+        why = (
+            f"its executor '{run.executor}' is no longer in the fleet in force, so the run cannot be followed (it may "
+            f"still be running on that engine: stop it there); keep an executor in the fleet until its jobs end"
+        )
+        log.warning("%s: %s", run.subject, why)
+        ended.append((run, RunStatus(RunState.LOST, reason=why)))
+    return ended
+
+
+def _not_in_fleet(error: UnknownExecutorError | None) -> bool:
+    """True when an executor could not be had because the fleet in force does not declare it (not because it
+    failed to build: that is retried)."""
+    return error is not None and not isinstance(error, ExecutorBuildError)
 
 
 def _record_ended(ctx: ServerContext, ended: list[tuple[LiveRun, RunStatus]], now: datetime, out: Executed) -> None:

@@ -61,6 +61,8 @@ class HealthTracker:
     """When the first failed check of the current failing streak was made (None: the last check was not failed)."""
     answering_since: datetime | None = None
     """When the engine answered again after its last failing streak (None: it never failed here)."""
+    unreachable: bool = False
+    """The current failing streak is the engine not answering (not its nodes failing while it answers)."""
 
     def judge(self, health: Health, at: datetime, current: ClusterStatus) -> tuple[ClusterStatus, str]:
         """The status the executor's clusters have after a check made at ``at`` that found ``health`` (``current``:
@@ -71,6 +73,7 @@ class HealthTracker:
         healthy: up (at the first healthy check)."""
         if health.down():
             since = self.failing_since = self.failing_since or at
+            self.unreachable = not health.reachable
             if (at - since).total_seconds() < self.down_after_s:
                 return current, ""
             lasted = _seconds(at - since)
@@ -79,7 +82,7 @@ class HealthTracker:
                 return ClusterStatus.DOWN, f"executor {self.executor} unreachable for {lasted}{why}"
             return ClusterStatus.DOWN, f"executor {self.executor}: every node failed ({health.nodes}) for {lasted}{why}"
         if self.failing_since is not None:
-            self.failing_since, self.answering_since = None, at
+            self.failing_since, self.answering_since, self.unreachable = None, at, False
         if health.degraded():
             of = f" of {health.nodes}" if health.nodes is not None else ""
             why = f": {health.reason}" if health.reason else ""
@@ -246,11 +249,12 @@ class Unbuilt:
 
 
 def unreachable(ctx: ServerContext) -> frozenset[str]:
-    """The executors whose last health check found their engine unreachable (or every node failed): their runs
-    are not polled nor stopped until a check finds the engine answering again (each call would only wait and
-    fail, and hold the cycle up)."""
+    """The executors whose engine did not answer its last health check (or a call since): their runs are not
+    polled nor stopped until a check finds the engine answering again (each call would only wait and fail, and
+    hold the cycle up). An engine that answers while every node failed is not one of them: its runs are still
+    polled, so a run that completes meanwhile (a job step outlives its dead slurmd) is seen to."""
     trackers = state_of(ctx).trackers
-    return frozenset(e for e, t in trackers.items() if t.failing_since is not None)
+    return frozenset(e for e, t in trackers.items() if t.failing_since is not None and t.unreachable)
 
 
 def note_unreachable(ctx: ServerContext, found: Mapping[str, str], now: datetime) -> frozenset[str]:
@@ -260,8 +264,8 @@ def note_unreachable(ctx: ServerContext, found: Mapping[str, str], now: datetime
     trackers = state_of(ctx).trackers
     for executor_id, why in found.items():
         tracker = trackers.get(executor_id)
-        if tracker is not None and tracker.failing_since is None:
-            tracker.failing_since = now
+        if tracker is not None and not tracker.unreachable:
+            tracker.failing_since, tracker.unreachable = tracker.failing_since or now, True
             log.warning("executor %s: its engine did not answer: %s", executor_id, why)
     return unreachable(ctx)
 
@@ -358,8 +362,12 @@ def _record(
             tracker = state.trackers.get(executor_id)
             if tracker is None or tracker.down_after_s != state.watched[executor_id].settings.down_after_s:
                 down_after = state.watched[executor_id].settings.down_after_s
-                tracker = state.trackers[executor_id] = HealthTracker(
-                    executor_id, down_after, tracker.failing_since if tracker else None
+                tracker = state.trackers[executor_id] = (
+                    HealthTracker(executor_id, down_after)
+                    if tracker is None
+                    else HealthTracker(
+                        executor_id, down_after, tracker.failing_since, tracker.answering_since, tracker.unreachable
+                    )
                 )
             waited = (took_s or {}).get(executor_id, 0.0) if health.down() else 0.0
             status, reason = tracker.judge(health, now + timedelta(seconds=waited), current)

@@ -17,12 +17,14 @@ from sqlalchemy.orm import Session
 from stargate.domain import JobReason
 from stargate.executors import Executor, RunHandle, RunState, RunStatus
 from stargate.server.context import ServerContext
-from stargate.server.scheduling.execute import ACTOR, Call, Executed, _bind, _executor, call_all
+from stargate.server.scheduling.execute import ACTOR, Call, Executed, _bind, _executor, _not_in_fleet, call_all
 from stargate.store import JobStatus, Move, format_job_id, lock_current, transition_many
 from stargate.store.repositories import runs as run_repo
 from stargate.store.repositories.runs import LiveRun
 
 log = logging.getLogger("stargate.scheduler")
+
+_GONE = "its executor '{}' is no longer in the fleet: not stopped by Stargate (stop it on that engine)"
 
 STOPPING = "stopping: "
 """How a run's note begins once the scheduler asked its executor to stop it (it is not asked again)."""
@@ -48,7 +50,14 @@ def reap_orphans(
         orphans = [r for r in run_repo.orphans(session) if r.executor not in skip]
     if not orphans:
         return
-    usable = [(run, ex) for run in orphans if (ex := _executor(ctx, run.executor, out)[0]) is not None]
+    built = {kind: _executor(ctx, kind, out) for kind in {run.executor for run in orphans}}
+    usable = [(run, ex) for run in orphans if (ex := built[run.executor][0]) is not None]
+    # Runs of an executor the fleet no longer declares cannot be stopped: they end here, saying so (once).
+    withdrawn_gone = [run for run in orphans if _not_in_fleet(built[run.executor][1])]
+    if withdrawn_gone:  # make sure of it with the fleet in force read now (this process may not have read it yet)
+        with ctx.db.read() as session:
+            ctx.fleet.get(session)
+        withdrawn_gone = [r for r in withdrawn_gone if _not_in_fleet(_executor(ctx, r.executor, Executed())[1])]
     unkeyed = [(run, ex) for run, ex in usable if run.handle_key is None]
     finds = [Call(r.executor, "find", _find(ex, r), r.subject) for r, ex in unkeyed]
     found: list[tuple[int, int, str]] = []
@@ -70,6 +79,7 @@ def reap_orphans(
             going.append((run, ex, key))
     cancels = [Call(r.executor, "cancel", _bind(ex.cancel, RunHandle(r.executor, k)), r.subject) for r, ex, k in going]
     asked = [run for (run, _, _), (ok, _) in zip(going, call_all(ctx, cancels, out), strict=True) if ok]
+    over += [(run, RunStatus(RunState.LOST, reason=_GONE.format(run.executor))) for run in withdrawn_gone]
     if not (found or withdrawn or over or asked):
         return
     _record_reaped(ctx, found, withdrawn, over, asked, now)
