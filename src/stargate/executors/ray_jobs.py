@@ -8,6 +8,8 @@ environment is the Ray node's plus the job's own variables and ``STARGATE_JOB_ID
 change how processes start (``PATH``...) are set for its command only (Ray starts its workers with its runtime env),
 and it cannot set the GPU variables nor ``STARGATE_*``. GPUs are asked of Ray as
 ``entrypoint_num_gpus`` (or as the custom resource ``gpu_resource`` names), so Ray sets ``CUDA_VISIBLE_DEVICES``.
+A head on the server's own machine runs each command in a sandbox that hides the server's state directory
+(:mod:`stargate.executors.ray_sandbox`).
 
 Idempotency: Ray refuses a second job with a submission id it already has, so a second :meth:`RayExecutor.submit`
 of one attempt returns the first run's handle. :meth:`RayExecutor.find` never starts a run: when Ray has none for
@@ -43,6 +45,7 @@ from stargate.executors.base import (
     RunStatus,
 )
 from stargate.executors.local_state import utf8_boundary
+from stargate.executors.ray_sandbox import RaySandbox, RaySandboxError, sandbox_for
 
 KIND = "ray"
 HEALTH_BUDGET_S = 5.0
@@ -127,11 +130,14 @@ class RayExecutor:
         withdrawn_dir: Path,
         installation: str | None = None,
         timeout_s: float = 10.0,
+        sandbox: RaySandbox | None = None,
     ) -> None:
         """``token``: sent as a bearer token (None: no Authorization header); ``withdrawn_dir``: where withdrawn
         attempts are marked; ``installation``: the installation id (its first 8 characters name the runs);
-        ``timeout_s``: the longest one HTTP call may take, seconds."""
+        ``timeout_s``: the longest one HTTP call may take, seconds; ``sandbox``: what each command runs in (a head
+        on the server's machine)."""
         self.address = address.rstrip("/")
+        self.sandbox = sandbox
         self.executor_id = executor_id
         self.gpu_resource = gpu_resource
         self.withdrawn_dir = Path(withdrawn_dir)
@@ -145,8 +151,9 @@ class RayExecutor:
     @classmethod
     def from_config(cls, config: RayExecutorConfig, settings: object) -> RayExecutor:
         """The executor a fleet's ``kind: ray`` entry describes; RayExecutorError naming the variable when
-        ``token_env`` names one the server's environment does not set. ``settings``: any object with ``home`` (runs go
-        under ``<home>/runs/ray-withdrawn/``) and ``installation_id``."""
+        ``token_env`` names one the server's environment does not set, or naming ``address`` when it is on the
+        server's machine and bubblewrap cannot sandbox its jobs here. ``settings``: any object with ``home`` (runs go
+        under ``<home>/runs/ray-withdrawn/``), ``installation_id`` and ``private_dirs`` (default: ``home``)."""
         if config.token_env is not None:
             token = os.environ.get(config.token_env)
             if not token:
@@ -157,6 +164,15 @@ class RayExecutor:
         else:
             token = find_token(os.environ)
         home = Path(getattr(settings, "home"))  # noqa: B009 - settings is any object with a home
+        try:
+            sandbox = sandbox_for(config.address, getattr(settings, "private_dirs", (home,)))
+        except RaySandboxError as exc:
+            raise RayExecutorError(
+                f"executor '{config.id}': address {config.address} is on the server's own machine, where Ray jobs "
+                f"run as the Ray head's user and could read the server's state directory ({home}); Stargate runs "
+                f"each in a bubblewrap sandbox that hides it, and cannot here: {exc}. Install bubblewrap on this "
+                "machine, or set address to a Ray head on another machine"
+            ) from None
         return cls(
             config.address,
             executor_id=config.id,
@@ -164,6 +180,7 @@ class RayExecutor:
             gpu_resource=config.gpu_resource,
             withdrawn_dir=home / "runs" / "ray-withdrawn",
             installation=getattr(settings, "installation_id", None),
+            sandbox=sandbox,
         )
 
     def close(self) -> None:
@@ -212,12 +229,13 @@ class RayExecutor:
 
     def poll(self, handle: RunHandle) -> RunStatus:
         """The run's state from Ray: pending or running → running; succeeded (exit 0); failed (with the command's
-        exit code when Ray has one); stopped → cancelled; a submission id Ray does not know → lost. Raises
-        RayExecutorError when Ray does not answer."""
+        exit code when Ray has one); stopped → cancelled; a submission id Ray does not know → interrupted (Ray forgot
+        the run: its head restarted without its job table, or the job was deleted; not the job's fault, so it runs
+        again). Raises RayExecutorError when Ray does not answer."""
         info = self._info(handle.key)
         if info is None:
             return RunStatus(
-                RunState.LOST,
+                RunState.INTERRUPTED,
                 reason=f"Ray at {self.address} has no job {handle.key} (its head restarted, or the job was deleted)",
             )
         return status_of(info)
@@ -316,8 +334,9 @@ class RayExecutor:
         metadata = {"stargate_job_id": request.job_id, "stargate_attempt": str(request.attempt)}
         metadata.update({"stargate_team": request.team} if request.team else {})
         metadata.update({"stargate_name": request.name} if request.name else {})
+        entrypoint = _entrypoint(request.command, carried)
         body: dict[str, Any] = {
-            "entrypoint": _entrypoint(request.command, carried),
+            "entrypoint": self.sandbox.wrap(entrypoint) if self.sandbox else entrypoint,
             "submission_id": sid,
             "runtime_env": {"env_vars": env},
             "metadata": metadata,

@@ -1,12 +1,15 @@
 """The Ray executor against a real local Ray head (one per module, 2 GPUs and 2 ``accel`` units, token auth on).
 
 Runs succeed and fail with their exit codes, cancel stops them, a second submit of an attempt starts nothing, a fresh
-executor finds runs again, a withdrawn attempt never starts, logs page by byte offsets, GPUs are Ray resources, and
-health tells a live head from a closed port or a silent one, within its 5 s bound.
+executor finds runs again, a withdrawn attempt never starts, logs page by byte offsets, GPUs are Ray resources, a run
+Ray forgot is interrupted, health tells a live head from a closed port or a silent one, within its 5 s bound, and
+the commands of a head on the server's machine run in a sandbox that hides the server's private directories.
 """
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +24,7 @@ from stargate.domain.executors import RayExecutorConfig
 from stargate.executors import RunHandle, RunRequest, RunState, RunStatus, ray_jobs
 from stargate.executors.base import ChecksHealth, Executor
 from stargate.executors.ray_jobs import RayExecutor, RayExecutorError
+from stargate.executors.ray_sandbox import RaySandbox, on_this_machine
 
 pytestmark = pytest.mark.slow
 
@@ -125,8 +129,8 @@ def test_a_jobs_process_start_variables_reach_its_command_only_and_cannot_widen_
     text, _ = ray.logs(handle)
     assert f"P=/nowhere L=/opt/lib S={sneaky} C=unset J=j-000005 K=gone" in text
     assert not (tmp_path / "pwned").exists()
-    body = ray._job_body(request("j-000006", "-x", PATH="/p", FOO="x y"), "sid")
-    assert "/p" not in body["entrypoint"] and body["runtime_env"]["env_vars"]["STARGATE_ENV_PATH"] == "/p"
+    body = ray._job_body(request("j-000006", "-x", PATH="/only/env", FOO="x y"), "sid")
+    assert "/only/env" not in body["entrypoint"] and body["runtime_env"]["env_vars"]["STARGATE_ENV_PATH"] == "/only/env"
     assert body["runtime_env"]["env_vars"]["FOO"] == "x y" and "PATH" not in body["runtime_env"]["env_vars"]
 
 
@@ -223,9 +227,13 @@ def test_gpus_are_ray_resources_and_a_job_asking_too_many_waits(ray: RayExecutor
         accel.close()
 
 
-def test_unknown_runs_are_lost_and_an_unreachable_ray_raises(ray: RayExecutor, home: Path) -> None:
-    status = ray.poll(RunHandle("ray-east", "sg-0123abcd-j-404-a1"))
-    assert status.state is RunState.LOST and "no job" in status.reason
+def test_runs_ray_forgot_are_interrupted_and_an_unreachable_ray_raises(ray: RayExecutor, home: Path) -> None:
+    status = ray.poll(RunHandle("ray-east", "sg-0123abcd-j-404-a1"))  # a head restarted without its job table
+    assert status.state is RunState.INTERRUPTED
+    assert (
+        status.reason
+        == f"Ray at {ray.address} has no job sg-0123abcd-j-404-a1 (its head restarted, or the job was deleted)"
+    )
     (port,) = _closed_ports(1)
     gone = RayExecutor(f"http://127.0.0.1:{port}", withdrawn_dir=home / "w", timeout_s=2.0)
     with pytest.raises(RayExecutorError, match=f"127.0.0.1:{port}"):
@@ -312,3 +320,77 @@ def test_failed_nodes_are_recent_surprise_deaths_only() -> None:
         "not a node",
     ]
     assert ray_jobs.count_nodes(nodes, now_ms=now) == (1, 2)
+
+
+def test_a_local_heads_commands_cannot_see_the_servers_private_directories_but_ray_still_works(
+    head: RayHead, tmp_path: Path
+) -> None:
+    state, database = tmp_path / "state", tmp_path / "db"
+    for private in (state, database):
+        private.mkdir(mode=0o700)
+        (private / "secret").write_text("private-42\n")
+    (tmp_path / "link").symlink_to(state)  # a state directory named through a symlink is hidden all the same
+    os.environ[TOKEN_ENV] = head.token
+    entry = RayExecutorConfig(id="ray-local", kind="ray", address=head.address, token_env=TOKEN_ENV)
+    settings = SimpleNamespace(
+        home=tmp_path / "link", installation_id=INSTALLATION, private_dirs=(tmp_path / "link", database)
+    )
+    ray = RayExecutor.from_config(entry, settings)
+    assert ray.sandbox is not None and ray.sandbox.hidden == (str(database), str(state))
+    driver = (
+        "import ray; ray.init(); "
+        "read = ray.remote(lambda p: open(p).read().strip()); "
+        f"print('task reads', ray.get(read.remote('{state}/secret')))"
+    )
+    command = (
+        f"cat {state}/secret {database}/secret {tmp_path}/link/secret; ls -A {state}; umount {state}; "
+        f"cat {state}/secret; echo shared > {tmp_path}/out; echo caps $(grep CapEff /proc/self/status); "
+        f'{sys.executable} -c "{driver}"'
+    )
+    try:
+        handle = ray.submit(RunRequest("j-000080", 1, command, "ray-a", [], {}, team="ml"))
+        done = wait_final(ray, handle, timeout_s=60.0)
+        text, _ = ray.logs(handle)
+        assert done.state is RunState.SUCCEEDED, (done, text)
+        assert text.count("private-42") == 1 and text.count("No such file or directory") == 4, text
+        assert "caps CapEff: 0000000000000000" in text, text  # no capability: the job cannot unmount the tmpfs
+        assert (tmp_path / "out").read_text() == "shared\n"  # the rest of the filesystem is as it is
+        # ray.init() works in the sandbox; its tasks run outside it (what the how-to says it does not cover)
+        assert "task reads private-42" in text, text
+    finally:
+        ray.close()
+
+
+def test_a_remote_head_gets_no_sandbox_and_a_local_one_none_without_bubblewrap(home: Path) -> None:
+    assert on_this_machine("http://127.0.0.1:8265") and on_this_machine("http://localhost:1")
+    assert on_this_machine("http://127.9.9.9:8265") and on_this_machine("http://[::1]:8265")
+    assert on_this_machine(f"http://{socket.gethostname()}:8265") and on_this_machine("http://0.0.0.0:8265")
+    assert not on_this_machine("http://ray-head:8265") and not on_this_machine("http://203.0.113.7:8265")
+    remote = RayExecutor.from_config(
+        RayExecutorConfig(id="ray-far", kind="ray", address="http://ray-head:8265"), SimpleNamespace(home=home)
+    )
+    assert remote.sandbox is None
+    assert remote._job_body(request("j-000090", "echo hi"), "sid")["entrypoint"] == "echo hi"
+    remote.close()
+    build = (  # a server whose machine has no bwrap (none on its PATH)
+        "from types import SimpleNamespace as S; from stargate.domain.executors import RayExecutorConfig as C; "
+        "from stargate.executors import build; "
+        f"build(C(id='ray', kind='ray'), S(home='{home}'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", build], env={"PATH": "/nonexistent"}, capture_output=True, text=True, timeout=60
+    )
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("stargate.executors.ExecutorBuildError: executor 'ray': address http://127.0.0.1:8265 is"), (
+        last
+    )
+    assert "bwrap is not installed" in last and "Install bubblewrap on this machine" in last, last
+
+
+def test_the_sandbox_is_decided_on_the_heads_side_and_never_skipped_when_it_fails(tmp_path: Path) -> None:
+    absent = RaySandbox("/nonexistent/bwrap", (str(tmp_path / "not-here"),))  # a loopback forwarded elsewhere
+    ran = subprocess.run(["/bin/sh", "-c", absent.wrap("echo ran as is")], capture_output=True, text=True)
+    assert (ran.returncode, ran.stdout) == (0, "ran as is\n")
+    broken = RaySandbox("/nonexistent/bwrap", (str(tmp_path),))  # there, and no sandbox can start: never run
+    failed = subprocess.run(["/bin/sh", "-c", broken.wrap("echo ran anyway")], capture_output=True, text=True)
+    assert failed.returncode == 127 and "ran anyway" not in failed.stdout
