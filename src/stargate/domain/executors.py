@@ -142,7 +142,9 @@ class RayExecutorConfig(_Base):
 
     kind: Literal["ray"] = Field(description="'ray'.")
     address: HttpAddress = Field(
-        default="http://127.0.0.1:8265", description="The Ray dashboard's address, e.g. 'http://ray-head:8265'."
+        default="http://127.0.0.1:8265",
+        description="The Ray dashboard's address, e.g. 'http://ray-head:8265'; a head on the server's own machine runs "
+        "each job in a bubblewrap sandbox that hides the server's state (bwrap must be installed).",
     )
     token_env: EnvName | None = Field(
         default=None,

@@ -101,8 +101,8 @@ ENV_WORDS = (
     "characters) whose value the server reads; never the secret itself, or null"
 )
 ADDRESS_WORDS = (
-    "an http:// or https:// address with a host (and a port from 1 to 65535), optionally a path; no query, no credentials "
-    "(user:password@: give a token with token_env)"
+    "an http:// or https:// address with a host (and a port from 1 to 65535), optionally a path; no query, no "
+    "credentials (user:password@: give a token with token_env)"
 )
 
 
