@@ -1,8 +1,8 @@
 """The services step with the real local executor and real replica processes (examples/services/local.yaml's
 program) behind the real proxy on a real uvicorn: replicas start as jobs and become ready, the proxy answers through
 them and measures, load scales a service up and its end drains it back down with no failed request, a replica that
-dies is replaced, one that cannot start is retried with a back-off, and a deleted service drains and goes.
-On SQLite and PostgreSQL."""
+dies is replaced, one that cannot start is retried with a back-off, a deleted service drains and goes, and traffic
+through a second API server on the same database counts. On SQLite and PostgreSQL."""
 
 import glob
 import json

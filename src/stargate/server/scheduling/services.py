@@ -135,6 +135,8 @@ class _Work:
     values: dict[str, Any]
     facts: list[ReplicaFacts]
     remove: bool = False
+    refused: bool = False
+    """A replica's job was refused at submit (the fleet changed under the service): the next try backs off."""
 
     def states(self) -> dict[int, ReplicaState]:
         """Each replica's state after the plan (the replicas whose rows go left out)."""
@@ -181,6 +183,11 @@ def step(ctx: ServerContext, now: datetime) -> ServicesDone:
         work.append(_decide(service, control, facts, decision, now, clock, done, service.name in due))
     if _write(ctx, work, now, done) or time.monotonic() - runtime.routes.loaded_at > REFRESH_S:
         runtime.refresh()  # this process's proxy follows the new states at once
+    for w in work:
+        if w.refused:
+            control = controls[w.service.name]
+            control.failures += 1
+            control.start_after = clock + backoff_s(control.failures)
     _after(runtime, state, work)
     return done
 
@@ -400,7 +407,8 @@ def _start(ctx: ServerContext, session: Session, w: _Work, taken: set[int], now:
             number += 1
     except (ServiceError, OSError, ValueError) as exc:
         detail = exc.detail if isinstance(exc, ServiceError) else str(exc)
-        w.values["problem"] = f"cannot submit replica {number}: {detail}"
+        w.values["problem"] = f"cannot submit replica {number}: {detail} (tried again after a back-off)"
+        w.refused = True
         log.warning("service %s: %s", service.name, w.values["problem"])
     ids = insert_submitted(session, jobs)
     rows = [
