@@ -107,7 +107,8 @@ class InferenceRuntime:
     def _run(self) -> None:
         while not self._stop.wait(REFRESH_S):
             try:
-                self.refresh()
+                if time.monotonic() - self.routes.loaded_at >= REFRESH_S * 0.9:  # the leader's step read them since
+                    self.refresh()
                 self.flush()
             except Exception as exc:  # the database may be down: the proxy keeps its last routes meanwhile
                 if time.monotonic() - self._logged >= QUIET_S:
