@@ -229,3 +229,20 @@ def test_traffic_through_another_api_server_counts_and_reaches_the_replicas(harn
         thread.join(10)
         other.db.close()
     assert counted["completed"] == 6 and counted["e2e_p50_s"] is not None
+
+
+def test_a_service_scaled_to_zero_starts_a_replica_for_a_request_that_waits_for_it(harness: Harness) -> None:
+    scaling = {"window_s": 3, "downscale_delay_s": 3}
+    _create(harness, min_replicas=0, max_replicas=1, autoscaling=scaling)
+    with live(harness) as server:
+        time.sleep(1.5)
+        assert server.service()["replicas"] == [] and server.service()["desired_replicas"] == 0
+        with server.http() as http:
+            started = time.monotonic()
+            answer = http.post("/services/chat/v1/completions", json=COMPLETION)  # waits for the replica
+            waited = time.monotonic() - started
+        assert answer.status_code == 200, answer.text
+        assert 1 < waited < 12  # a tick, a placement, the replica's 2-s cold start
+        gone = wait_for(lambda: (s := server.service())["replicas"] == [] and s, context=server.service)
+    reasons = [d["reason"] for d in gone["decisions"]]
+    assert [(d["from"], d["to"]) for d in gone["decisions"]] == [(0, 0), (0, 1), (1, 0)], reasons
