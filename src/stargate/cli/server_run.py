@@ -341,8 +341,13 @@ def _bound_url(host: str, sock: socket.socket) -> str:
 
 
 def _serve(app: Any, settings: Settings, log_level: str, sock: socket.socket) -> None:
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=log_level, access_log=log_level == "debug"
+    config = uvicorn.Config(  # proxy_headers off: a job on this machine could claim any X-Forwarded-For/-Proto
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=log_level == "debug",
+        proxy_headers=False,
     )
     server = _Server(config)
     try:

@@ -11,7 +11,7 @@ where its figures come from.
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, Strict, model_validator
+from pydantic import Field, Strict, field_validator, model_validator
 
 from stargate.domain.base import GpuCount, Model, Name, OptionalText, Real, Seconds
 from stargate.domain.ids import Id
@@ -182,9 +182,16 @@ class ServiceSpec(Model):
     command: Command | None = Field(default=None, description="The replica's shell command (it listens on $PORT).")
     image: Image | None = Field(default=None, description="The replica's container image.")
     health_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.-]{0,200}$")] = Field(
-        default="/health", description="Path a replica answers 200 on once it is ready."
+        default="/health", description="Path a replica answers 200 on once it is ready (no '.' or '..' segment)."
     )
     environment: dict[EnvName, EnvValue] = Field(default_factory=dict, max_length=MAX_ENV_ENTRIES)
+
+    @field_validator("health_path")
+    @classmethod
+    def _inside_root(cls, path: str) -> str:
+        if any(part in (".", "..") for part in path.split("/")):
+            raise ValueError(f"found {path!r}, expected a path without '.' or '..' segments (e.g. '/health')")
+        return path
 
     @model_validator(mode="after")
     def _consistent(self) -> "ServiceSpec":

@@ -84,7 +84,8 @@ def live(harness: Harness, interval_s: float = 0.05, scheduler: bool = True) -> 
     ctx: ServerContext = harness.ctx
     ctx.settings = replace(ctx.settings, scheduler_interval_s=interval_s)
     loop = SchedulerThread(ctx) if scheduler else None
-    server = uvicorn.Server(uvicorn.Config(harness.app, host="127.0.0.1", port=0, log_level="error"))
+    config = uvicorn.Config(harness.app, host="127.0.0.1", port=0, log_level="error", proxy_headers=False)  # as the CLI
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started and thread.is_alive())

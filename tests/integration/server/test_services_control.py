@@ -155,7 +155,7 @@ def test_a_replica_that_cannot_start_is_retried_with_a_growing_back_off(harness:
     _create(harness, min_replicas=1, max_replicas=1, command="echo 'no model here' >&2; exit 3")
     with live(harness) as server:
         problem = wait_for(lambda: server.service()["problem"])
-        assert problem.startswith("replica 0 (j-") and "ended: failed: failed: exited with code 3" in problem
+        assert problem.startswith("replica 0 (j-") and "ended: failed: exited with code 3" in problem
         assert problem.endswith("the next replica starts in 1 s")
         time.sleep(4)
         tried = len(harness.client.get("/api/v1/jobs", headers=harness.headers()).json()["items"])

@@ -1,8 +1,9 @@
 """The proxy against replicas it cannot reach or that die before answering, with routes set by hand (no scheduler
 runs: the service's replica rows are written directly, each pointing at a real replica process, a port nothing
-listens on, or a server that closes every connection without an answer): a request is sent once more to another
-replica and answered, the failed replica is left alone for a while, requests spread by least outstanding, and a
-request no replica answers is a located 502. On SQLite and PostgreSQL."""
+listens on, or a server that closes every connection without an answer): a refused request, or an idempotent one
+whose replica closed the connection, is sent once more to another replica and answered (a POST that may have
+reached a replica is not: a located 502), the failed replica is left alone for a while, requests spread by least
+outstanding, and a request no replica answers is a located 502. On SQLite and PostgreSQL."""
 
 import os
 import socket
@@ -101,13 +102,27 @@ def test_a_refused_connection_is_retried_on_another_replica_which_answers(harnes
     assert _retries(harness) == 1  # replica 0 is left alone after its refusal
 
 
-def test_a_replica_that_closes_the_connection_before_answering_is_retried(harness: Harness) -> None:
+def test_a_get_whose_replica_closes_the_connection_before_answering_is_retried(harness: Harness) -> None:
     with closer() as dead, replica_process() as good:
         _routes(harness, [dead, good, free_port({dead, good})])
         with live(harness, scheduler=False) as server, server.http() as http:
-            first = http.post("/services/chat/v1/completions", json=COMPLETION)
+            first = http.get("/services/chat/health")
             assert first.status_code == 200 and _retries(harness) == 1
-    assert first.json()["usage"]["completion_tokens"] == 10
+
+
+def test_a_post_whose_replica_closes_the_connection_before_answering_is_a_located_502(harness: Harness) -> None:
+    with closer() as dead, replica_process() as good:
+        _routes(harness, [dead, good])
+        with live(harness, scheduler=False) as server, server.http() as http:
+            first = http.post("/services/chat/v1/completions", json=COMPLETION)
+            assert _retries(harness) == 0
+            after = http.post("/services/chat/v1/completions", json=COMPLETION)  # replica 0 is left alone
+    assert first.status_code == 502
+    assert first.json()["detail"] == (
+        "service 'chat': no replica answered (replica 0: the connection closed before an answer); a POST that may "
+        "have reached a replica is not sent again"
+    )
+    assert after.status_code == 200 and after.json()["usage"]["completion_tokens"] == 10
 
 
 def test_no_replica_answering_is_a_located_502(harness: Harness) -> None:
@@ -115,7 +130,7 @@ def test_no_replica_answering_is_a_located_502(harness: Harness) -> None:
         refused = free_port({dead})
         _routes(harness, [dead, refused])
         with live(harness, scheduler=False) as server, server.http() as http:
-            answer = http.post("/services/chat/v1/completions", json=COMPLETION)
+            answer = http.get("/services/chat/v1/models")
     assert answer.status_code == 502
     detail = answer.json()["detail"]
     assert detail == (

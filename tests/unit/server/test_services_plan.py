@@ -87,7 +87,7 @@ def test_a_replica_whose_job_ended_while_not_draining_is_a_failure_and_its_row_g
     finished = replica(2, D, JobStatus.CANCELLED)
     out = plan(SPEC, 2, [replica(0, R), ended, finished], NOW)
     assert out.gone == [1, 2] and out.start == 1
-    assert out.failures == ["replica 1 (j-000001) ended: failed: failed: exited with code 137"]
+    assert out.failures == ["replica 1 (j-000001) ended: failed: exited with code 137"]
 
 
 def test_a_replica_that_never_answers_its_health_check_is_stopped_as_a_failure() -> None:

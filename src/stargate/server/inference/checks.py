@@ -3,9 +3,11 @@ that does not answer never holds up a scheduler cycle (each check is bounded by 
 collects the answers that came and asks again when due).
 
 A starting replica is checked every :data:`STARTING_EVERY_S` (it is ready at the first 200), a ready one every
-:data:`READY_EVERY_S`.
+:data:`READY_EVERY_S`. httpx's line per request (INFO) is not logged for these checks (a line every 0.25 s per
+starting replica); its warnings and errors, and its lines for every other request of the server, still are.
 """
 
+import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,6 +19,20 @@ CHECK_TIMEOUT_S = 1.0
 STARTING_EVERY_S = 0.25
 READY_EVERY_S = 2.0
 THREADS = 4
+THREAD_PREFIX = "stargate-health"
+
+
+def _not_a_check_line(record: logging.LogRecord) -> bool:
+    """False for httpx's per-request INFO line of a health check (logged on a check's thread)."""
+    return record.levelno > logging.INFO or not (record.threadName or "").startswith(THREAD_PREFIX)
+
+
+def _quiet_checks() -> None:
+    """Filter httpx's per-request lines of the checks out of the ``httpx`` logger (once per process)."""
+    logger = logging.getLogger("httpx")
+    if _not_a_check_line not in logger.filters:
+        logger.addFilter(_not_a_check_line)
+
 
 Key = tuple[str, int]
 """(service, replica number)."""
@@ -34,7 +50,8 @@ class HealthChecks:
 
     def __init__(self) -> None:
         self._checks: dict[Key, _Check] = {}
-        self._pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="stargate-health")
+        _quiet_checks()
+        self._pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix=THREAD_PREFIX)
         self._http = httpx.Client(timeout=CHECK_TIMEOUT_S, trust_env=False)
         self._lock = threading.Lock()
 

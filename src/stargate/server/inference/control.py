@@ -120,7 +120,8 @@ def _follow(spec: ServiceSpec, r: ReplicaFacts, now: datetime, out: Plan) -> Rep
     if r.status.is_final():
         out.gone.append(r.number)
         if r.state is not ReplicaState.DRAINING:
-            out.failures.append(f"replica {r.number} ({r.job}) ended: {r.status}: {r.detail}".rstrip(": "))
+            why = r.detail if r.detail and r.detail.startswith(str(r.status)) else f"{r.status}: {r.detail}"
+            out.failures.append(f"replica {r.number} ({r.job}) ended: {why}".rstrip(": "))
         return None
     if r.state is ReplicaState.DRAINING:
         if r.status is not JobStatus.RUNNING:

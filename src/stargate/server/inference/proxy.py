@@ -8,10 +8,12 @@ cost about 2 ms of CPU per request and their queueing made the p99 added latency
 The caller needs a bearer token of the service's team (or an admin's; a viewer's will do): another team's service is
 a 404, as its jobs are.
 
-- **Retry once**: when the chosen replica refuses the connection or closes it before an answer's first byte (it
-  died, or is stopping), the request is sent once more to another ready replica; the first one is left out of this
-  process's choices for 2 s. A replica that answered (any status) is never asked again, and no request is cut off
-  to be retried.
+- **Retry once, when safe**: when the chosen replica refuses the connection (or none can be made), or the request is
+  idempotent (GET, HEAD, OPTIONS, PUT, DELETE) and the replica closes the connection before an answer's first byte
+  (it died, or is stopping), the request is sent once more to another ready replica; the first one is left out of
+  this process's choices for 2 s. A POST or PATCH that may have reached a replica is never sent to another (it may
+  have run: a located 502 instead), a replica that answered (any status) is never asked again, and no request is
+  cut off to be retried.
 - **No ready replica**: the request waits for one (a replica starting, or one the autoscaler is about to add: the
   arrival counts) up to the service's ``cold_start_s`` + 10 s, at most 120 s; then 503 ``{"detail": ...}`` with
   ``Retry-After``. A service being deleted answers 503 at once.
@@ -20,17 +22,20 @@ a 404, as its jobs are.
   ``usage.completion_tokens`` of an OpenAI-style completion, in a JSON answer or the last event of a stream that
   carries one; else the request's ``max_tokens``), requests in flight over time, end-to-end latency, and the time to
   the first byte of a streamed answer (``text/event-stream`` or chunked).
-- **Headers**: hop-by-hop headers and ``Authorization`` (the Stargate token) are not passed on; ``X-Forwarded-For``,
-  ``X-Forwarded-Proto`` and ``X-Forwarded-Prefix: /services/NAME`` are added.
-- **Client gone**: when the client disconnects before the answer ended, the replica's connection is closed (its work
-  for that request stops being read).
+- **Headers**: hop-by-hop headers, the headers the ``Connection`` header names (RFC 9110 7.6.1), ``Authorization``
+  (the Stargate token), and the client's own ``Forwarded`` and ``X-Forwarded-*`` are not passed on; the proxy's
+  ``X-Forwarded-For`` (the client's address), ``X-Forwarded-Proto`` and ``X-Forwarded-Prefix: /services/NAME`` are.
+- **Client gone**: a body the client did not send whole (it went away mid-upload) is never sent on. When the client
+  disconnects while its request waits for a ready replica, waits for the replica's answer, or before the answer
+  ended, the request is dropped and the replica's connection is closed (its work for that request stops being
+  read, and the replica sees the request go).
 """
 
 import asyncio
 import json
 import re
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +48,7 @@ from stargate.server.errors import ServiceError
 from stargate.server.inference.meter import Meter
 from stargate.server.inference.routes import ReplicaRoute, ServiceRoute
 from stargate.server.inference.runtime import REFRESH_S, InferenceRuntime
-from stargate.server.inference.upstream import Answer, CutOff, Pool, Unreachable
+from stargate.server.inference.upstream import IDEMPOTENT, Answer, CutOff, Pool, Unreachable
 
 MIN_WAIT_S, MAX_WAIT_S = 10.0, 120.0
 """A request with no ready replica waits ``cold_start_s`` + 10 s for one, at most 120 s."""
@@ -69,7 +74,7 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-NOT_FORWARDED = HOP_BY_HOP | {b"host", b"authorization", b"content-length", b"x-forwarded-for", b"x-forwarded-prefix"}
+NOT_FORWARDED = HOP_BY_HOP | {b"host", b"authorization", b"content-length", b"forwarded"}
 NOT_RETURNED = HOP_BY_HOP | {b"server", b"date"}
 
 
@@ -176,18 +181,42 @@ class Proxy:
             await Refusal(404, f"no service {found_text(name)}").send(send)
             return
         body = await _read_body(receive)
+        if body is None:  # the client went away mid-upload: nothing to send on, no one to answer
+            return
         prompt, max_tokens = request_tokens(body, _header(scope, b"content-type"))
         meter, counted = self.runtime.meter(name), self.runtime.metrics.of(name)
         meter.arrive(prompt or 0)
         counted.in_flight.inc()
         started = time.perf_counter()
         deadline = time.monotonic() + wait_s(route)
-        answer, replica, refusal = await self._send(scope, name, body, meter, deadline)
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await self._answer(scope, send, name, body, (prompt, max_tokens), started, deadline, gone)
+        finally:
+            gone.cancel()
+
+    async def _answer(
+        self,
+        scope: Scope,
+        send: Send,
+        name: str,
+        body: bytes,
+        asked: tuple[int | None, int | None],
+        started: float,
+        deadline: float,
+        gone: "asyncio.Future[None]",
+    ) -> None:
+        """Send the request to a replica and stream its answer back, unless the client goes first (``gone``)."""
+        meter, counted = self.runtime.meter(name), self.runtime.metrics.of(name)
+        sending = asyncio.ensure_future(self._send(scope, name, body, meter, deadline))
+        answered = await _first(sending, gone)  # False: the client went away, the request is dropped
+        answer, replica, refusal = sending.result() if answered else (None, None, None)
         if answer is None or replica is None:
             meter.finish(None, None, None, failed=True)
             counted.in_flight.dec()
             counted.failed.inc()
-            await (refusal or Refusal(503, f"service {found_text(name)}: no ready replica", 5)).send(send)
+            if answered:
+                await (refusal or Refusal(503, f"service {found_text(name)}: no ready replica", 5)).send(send)
             return
         streamed = (
             answer.chunked or answer.length is None or b"text/event-stream" in (answer.header(b"content-type") or b"")
@@ -199,29 +228,28 @@ class Proxy:
             first, kept, outcome = await _outcome(self._relay(send, answer, headers, started, streamed))
             meter.released(replica.number)
             await answer.body.aclose()
-            self._measure(name, meter, kept, streamed, started, first, (prompt, max_tokens), outcome)
+            self._measure(name, meter, kept, streamed, started, first, asked, outcome)
             return
         relay = asyncio.ensure_future(self._relay(send, answer, headers, started, streamed))
-        gone = asyncio.ensure_future(_disconnected(receive))
         try:
             await asyncio.wait((relay, gone), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            gone.cancel()
             if not relay.done():
                 relay.cancel()
             first, kept, outcome = await _outcome(relay)
             meter.released(replica.number)
             await answer.body.aclose()
-            self._measure(name, meter, kept, streamed, started, first, (prompt, max_tokens), outcome)
+            self._measure(name, meter, kept, streamed, started, first, asked, outcome)
 
     async def _send(
         self, scope: Scope, name: str, body: bytes, meter: Meter, deadline: float
     ) -> tuple[Answer | None, ReplicaRoute | None, Refusal | None]:
-        """Send the request to a ready replica, and once more to another when the first did not answer; (answer,
-        replica, None), or (None, None, why)."""
+        """Send the request to a ready replica, and once more to another when the first did not answer and that is
+        safe (see the module docstring); (answer, replica, None), or (None, None, why)."""
         tried: set[int] = set()
         failures: list[str] = []
         method, target, headers = scope["method"], _target(scope), _forwarded(scope, name)
+        again = ""
         for attempt in range(2):
             replica, refusal = await self._ready(name, meter, tried, deadline)
             if replica is None:
@@ -236,13 +264,20 @@ class Proxy:
                 self.runtime.routes.suspect(name, replica.number)
                 tried.add(replica.number)
                 failures.append(f"replica {replica.number}: {exc}")
+                if exc.sent and method not in IDEMPOTENT:
+                    again = f"; a {method} that may have reached a replica is not sent again"
+                    break
                 if attempt == 0:
                     self.runtime.metrics.of(name).retries.inc()
             except TimeoutError:  # slow, not gone: never sent twice
                 meter.released(replica.number)
                 detail = f"service {found_text(name)}: replica {replica.number} did not start an answer in time"
                 return None, None, Refusal(504, detail)
-        return None, None, Refusal(502, f"service {found_text(name)}: no replica answered ({'; '.join(failures)})")
+            except asyncio.CancelledError:  # the client went away (the connection was closed)
+                meter.released(replica.number)
+                raise
+        detail = f"service {found_text(name)}: no replica answered ({'; '.join(failures)}){again}"
+        return None, None, Refusal(502, detail)
 
     async def _ready(
         self, name: str, meter: Meter, tried: set[int], deadline: float
@@ -355,6 +390,11 @@ class ServiceProxy:
 _NAME = re.compile(ID_PATTERN)
 
 
+def _named(values: Iterable[bytes]) -> frozenset[bytes]:
+    """The header names the ``Connection`` header values list (lower case)."""
+    return frozenset(name.strip().lower() for value in values for name in value.split(b",") if name.strip())
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     """The first value of request header ``name`` (lower case) as text, or None."""
     for key, value in scope["headers"]:
@@ -363,17 +403,16 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _read_body(receive: Receive) -> bytes:
-    """The request body whole (the app's body limit bounds it)."""
+async def _read_body(receive: Receive) -> bytes | None:
+    """The request body whole (the app's body limit bounds it); None when the client went away before its end."""
     parts = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            return None
         parts.append(message.get("body", b""))
         if not message.get("more_body"):
-            break
-    return b"".join(parts)
+            return b"".join(parts)
 
 
 async def _disconnected(receive: Receive) -> None:
@@ -382,6 +421,18 @@ async def _disconnected(receive: Receive) -> None:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
             return
+
+
+async def _first(work: "asyncio.Future[Any]", gone: "asyncio.Future[None]") -> bool:
+    """Wait for ``work`` or the client going away; True when ``work`` ended first (else it is cancelled and waited
+    for, so that it has closed what it opened)."""
+    try:
+        await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not work.done():
+            work.cancel()
+            await asyncio.wait((work,))
+    return not work.cancelled()
 
 
 async def _outcome(relay: Awaitable[tuple[float | None, bytes, str]]) -> tuple[float | None, bytes, str]:
@@ -403,10 +454,10 @@ def _target(scope: Scope) -> bytes:
 
 def _forwarded(scope: Scope, name: str) -> list[tuple[bytes, bytes]]:
     """The request's headers as passed on (see the module docstring)."""
-    headers = [(k, v) for k, v in scope["headers"] if k not in NOT_FORWARDED]
+    dropped = NOT_FORWARDED | _named(v for k, v in scope["headers"] if k == b"connection")
+    headers = [(k, v) for k, v in scope["headers"] if k not in dropped and not k.startswith(b"x-forwarded-")]
     client = (scope.get("client") or ("", 0))[0].encode()
-    earlier = next((v for k, v in scope["headers"] if k == b"x-forwarded-for"), None)
-    headers.append((b"x-forwarded-for", earlier + b", " + client if earlier else client))
+    headers.append((b"x-forwarded-for", client))
     headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
     headers.append((b"x-forwarded-prefix", f"/services/{name}".encode()))
     return headers

@@ -3,15 +3,20 @@
 A general client (httpx) spent about 1 ms of CPU per request here, more than the rest of the proxy together (see
 bench/README.md, "Proxy overhead"): this one writes a request in one write and reads the answer's head and body with
 the event loop's streams, ``Content-Length``, chunked or up to the close. A pooled connection the replica has closed
-meanwhile is dropped before use; a request that fails on a reused connection before any byte of an answer is sent
-once more on a new connection to the same replica (a keep-alive race, not a dead replica).
+meanwhile is dropped before use; an idempotent request that fails on a reused connection before any byte of an
+answer is sent once more on a new connection to the same replica (a keep-alive race, not a dead replica). Another
+request (POST, PATCH) is never written twice: it reuses only a connection idle for less than :data:`FRESH_S` (one a
+replica's keep-alive timeout cannot have closed yet), else it opens a new one.
 
-Errors: :class:`Unreachable` when the replica refused the connection or closed it before answering (the proxy then
-tries another replica), :class:`CutOff` when an answer stopped before its end.
+Errors: :class:`Unreachable` when the replica refused the connection or closed it before answering (its ``sent``
+says whether the request may have reached the replica: the proxy tries another replica only when it did not, or
+when the request is idempotent), :class:`CutOff` when an answer stopped before its end. A request cancelled while
+it waits for its answer (the client went away) closes its connection: the replica sees its request dropped.
 """
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
@@ -25,10 +30,19 @@ IDLE_PER_PORT = 256
 """The most idle connections kept to one replica."""
 HEAD_LIMIT = 64 * 1024
 """The longest answer head (status line and headers) read, bytes."""
+FRESH_S = 1.0
+"""The longest a kept connection may have been idle to carry a request that is not idempotent, s."""
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+"""The methods a request may be sent again with (RFC 9110 9.2.2)."""
 
 
 class Unreachable(Exception):
-    """The replica refused the connection, or closed it before any byte of an answer: nothing was answered."""
+    """The replica refused the connection, or closed it before any byte of an answer: nothing was answered.
+    ``sent``: the request was written (the replica may have received it, and run it)."""
+
+    def __init__(self, why: str, sent: bool) -> None:
+        super().__init__(why)
+        self.sent = sent
 
 
 class CutOff(Exception):
@@ -39,6 +53,7 @@ class CutOff(Exception):
 class _Connection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    idle_since: float = 0.0
 
     def usable(self) -> bool:
         """False once the replica closed it (or it broke)."""
@@ -80,12 +95,15 @@ class Pool:
             lines += [name, b": ", value, b"\r\n"]
         lines += [b"content-length: ", str(len(body)).encode(), b"\r\n\r\n", body]
         request = b"".join(lines)
-        connection = self._take(port)
+        idempotent = method in IDEMPOTENT
+        connection = self._take(port, None if idempotent else FRESH_S)
         if connection is not None:
             try:
                 return await self._exchange(port, connection, method, request)
             except Unreachable:
-                pass  # the replica closed the kept connection meanwhile: once more on a new one
+                if not idempotent:
+                    raise
+                # the replica closed the kept connection meanwhile: once more on a new one
         return await self._exchange(port, await self._open(port), method, request)
 
     def close(self) -> None:
@@ -95,18 +113,24 @@ class Pool:
                 connection.close()
         self._idle.clear()
 
-    def _take(self, port: int) -> _Connection | None:
+    def _take(self, port: int, fresh_s: float | None) -> _Connection | None:
+        """The idle connection given back last, if usable (and idle for at most ``fresh_s``, when given)."""
         idle = self._idle.get(port)
         while idle:
             connection = idle.pop()
-            if connection.usable():
+            if not connection.usable():
+                connection.close()
+            elif fresh_s is not None and time.monotonic() - connection.idle_since > fresh_s:
+                idle.append(connection)  # the freshest is too old: so are the others
+                return None
+            else:
                 return connection
-            connection.close()
         return None
 
     def _give_back(self, port: int, connection: _Connection) -> None:
         idle = self._idle.setdefault(port, [])
         if connection.usable() and len(idle) < IDLE_PER_PORT:
+            connection.idle_since = time.monotonic()
             idle.append(connection)
         else:
             connection.close()
@@ -116,11 +140,11 @@ class Pool:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 reader, writer = await asyncio.open_connection(HOST, port, limit=HEAD_LIMIT)
         except ConnectionRefusedError:
-            raise Unreachable("connection refused") from None
+            raise Unreachable("connection refused", sent=False) from None
         except TimeoutError:
-            raise Unreachable(f"no connection within {CONNECT_TIMEOUT_S:g} s") from None
+            raise Unreachable(f"no connection within {CONNECT_TIMEOUT_S:g} s", sent=False) from None
         except OSError as exc:
-            raise Unreachable(_why(exc)) from None
+            raise Unreachable(_why(exc), sent=False) from None
         return _Connection(reader, writer)
 
     async def _exchange(self, port: int, connection: _Connection, method: str, request: bytes) -> Answer:
@@ -134,12 +158,12 @@ class Pool:
                 status, headers, keep = _parse_head(head)
                 if not 100 <= status < 200:
                     break
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError):
             connection.close()
             raise
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             connection.close()
-            raise Unreachable(_why(exc)) from None
+            raise Unreachable(_why(exc), sent=True) from None
         length_text = next((v for k, v in headers if k == b"content-length"), None)
         chunked = b"chunked" in (next((v for k, v in headers if k == b"transfer-encoding"), b"") or b"").lower()
         if method == "HEAD" or status in (204, 304):
