@@ -57,7 +57,9 @@ def test_the_chat_service_replays_the_azure_trace_in_seconds() -> None:
     assert chat["gpu_hours"] == pytest.approx(4 * chat["replica_hours"], abs=1e-3)
     assert chat["cost_usd"] == pytest.approx(chat["gpu_hours"] * 12.29, abs=0.01)
     assert chat["replica_hours"] >= 3_501.7 / 3600
-    assert chat["scale_events"] == len(chat["scale_events_detail"]) > 0
+    # 5.5 requests/s of about 4 s each hold at most about 40 of one replica's 64 slots: the hour fits in one replica,
+    # and the stargate policy (no rise extrapolated over the cold start) never scales.
+    assert chat["replicas_max"] == 1 and chat["scale_events"] == len(chat["scale_events_detail"]) == 0
     assert out["training"] == {"measured": False, "why": "no training trace (--trace)", "jobs": 0}
     assert out["requests"]["start"] == "2023-11-16T18:15:46.680590+00:00" and out["requests"]["bad_rows"] == 0
     assert elapsed < 30 and out["wall_s"] < 5

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 
 from integration.server.services_support import live, local_spec, wait_for
 from integration.server.stargate_harness import Harness
@@ -215,11 +214,6 @@ def _never_scales_down(downscale_delay_s: float) -> list[int]:
     return counts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a downscale_delay_s that is not a whole number of seconds (accepted by the spec) is never met on the "
-    "server's tick, so the service never scales down: it keeps its peak replicas for ever",
-)
 def test_a_fractional_downscale_delay_still_scales_down_on_the_server_tick() -> None:
     assert _never_scales_down(10)[-1] == 1  # a whole delay works
     assert _never_scales_down(2.5)[-1] == 1

@@ -103,7 +103,12 @@ def simulate(
     requests_at: str = typer.Option(
         "0", "--requests-at", help="Trace time of the first request (e.g. 30d); default 0, the run's start."
     ),
-    tick: str = typer.Option("10s", "--tick", help="Autoscaler interval: traffic measured and a decision made."),
+    tick: str = typer.Option(
+        "auto",
+        "--tick",
+        help="Autoscaler interval: traffic measured and a decision made; auto: each service's own, as the server "
+        "(a tenth of its window_s, 1 to 10 s).",
+    ),
     policy: str | None = typer.Option(
         None,
         "--policy",
@@ -238,14 +243,15 @@ def simulate(
         _render(out)
 
 
-def _service_times(requests_at: str, tick: str) -> tuple[float, float]:
-    """``--requests-at`` and ``--tick`` in seconds; exit 2 when malformed (a tick from 0.1 s to 1 h)."""
+def _service_times(requests_at: str, tick: str) -> tuple[float, float | None]:
+    """``--requests-at`` and ``--tick`` in seconds (the tick None for ``auto``); exit 2 when malformed (a tick from
+    0.1 s to 1 h)."""
     try:
         at_s = parse_duration(requests_at, "--requests-at")
-        tick_s = parse_duration(tick, "--tick")
+        tick_s = None if tick.strip().lower() == "auto" else parse_duration(tick, "--tick")
     except ValueError as exc:
         _fail(str(exc))
-    if not 0.1 <= tick_s <= 3600:
+    if tick_s is not None and not 0.1 <= tick_s <= 3600:
         _fail(f"--tick: found '{visible(echo(tick))}'; expected a duration from 0.1 s to 1 h")
     return at_s, tick_s
 

@@ -138,7 +138,7 @@ def run(
     config: SimConfig,
     start: datetime | None,
     requests_at_s: float,
-    tick_s: float,
+    tick_s: float | None,
 ) -> dict[str, Any]:
     """Run and build the whole JSON summary, with a progress bar on stderr when it is a terminal."""
     split = split_requests(requests, services)

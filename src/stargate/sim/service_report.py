@@ -39,7 +39,7 @@ def simulate_services(
     services: list[ServiceRequests],
     *,
     requests_at_s: float = 0.0,
-    tick_s: float = 10.0,
+    tick_s: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, Any], ServiceSimulator]:
     """Simulate ``services`` (each with its requests) and ``jobs`` on ``fleet``; also ``jobs`` alone when there are
@@ -57,7 +57,7 @@ def simulate_services(
         solo = Simulator(fleet, jobs, _no_procurement(config), epoch)
         alone = solo.run_all()
     out["training"] = training_impact(with_state, alone, len(jobs))
-    out["tick_s"] = tick_s
+    out["tick_s"] = {s.spec.name: s.tick_s for s in sim.services}
     out["requests_at_s"] = requests_at_s
     out["wall_s"] = round(wall, 3)
     out["requests_per_s"] = round(served / wall, 1) if wall > 0 else 0.0

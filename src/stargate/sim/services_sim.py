@@ -28,6 +28,7 @@ import numpy as np
 
 from stargate.domain import Fleet
 from stargate.engine import Decisions
+from stargate.engine.autoscale import tick_s as autoscale_tick
 from stargate.engine.fragmentation import fragmented_gpus
 from stargate.sim.service_run import ServiceRequests, ServiceRun
 from stargate.sim.simulator import FAILURE, SimConfig, SimState, Simulator, TraceJobLike
@@ -48,14 +49,14 @@ class ServiceSimulator(Simulator):
         services: list[ServiceRequests],
         *,
         requests_at_s: float = 0.0,
-        tick_s: float = 10.0,
+        tick_s: float | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
         """``services``: each spec with its requests, which arrive from trace time ``requests_at_s``; autoscalers
-        tick every ``tick_s``; ``progress`` is called now and then with (requests and jobs settled, total)."""
+        tick every ``tick_s`` (None: each service's own, the engine's :func:`~stargate.engine.autoscale.tick_s`,
+        as in the server); ``progress`` is called now and then with (requests and jobs settled, total)."""
         super().__init__(fleet, jobs, replace(config, procurement=False), epoch)
-        self.services = [ServiceRun(r, requests_at_s, tick_s) for r in services]
-        self.tick_s = tick_s
+        self.services = [ServiceRun(r, requests_at_s, tick_s or autoscale_tick(r.spec)) for r in services]
         self.report = progress
         self.gpu_model = {c.id: c.gpu_model for c in fleet.clusters}
         self.replica_of: dict[str, tuple[ServiceRun, int]] = {}
@@ -179,7 +180,7 @@ class ServiceSimulator(Simulator):
             s.tick(driver, now)
         for rec in s.replicas.values():
             self.replica_of.setdefault(rec.job_id, (s, rec.number))
-        self._push_service(now + self.tick_s, TICK, k, 0, 0)
+        self._push_service(now + s.tick_s, TICK, k, 0, 0)
         self.state.events += 1
         return True
 

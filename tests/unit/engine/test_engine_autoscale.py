@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from stargate.domain.services import ReplicaProfile, ServiceSpec
-from stargate.engine.autoscale import Autoscaler, Traffic, best_batch, forecast
+from stargate.engine.autoscale import Autoscaler, Traffic, best_batch
 from stargate.engine.replicas import Replica, ReplicaState, replica_terms, to_remove
 
 PROFILE: dict[str, Any] = {
@@ -87,17 +87,47 @@ def test_stargate_needs_more_replicas_for_longer_outputs_at_the_same_request_rat
     assert long.decide(60.0, 1).replicas > 3 * short.decide(60.0, 1).replicas
 
 
-def test_forecast_extrapolates_a_rise_over_the_cold_start_and_never_a_fall() -> None:
+def test_stargate_takes_the_window_level_and_does_not_extrapolate_a_rise() -> None:
+    # The rule before extrapolated the recent half's rise over the cold start: 200 + 100 / 30 × 60 = 400 requests/s
+    # here, 16 replicas; bench/services_quality.py measured that such forecasts cost GPU-hours at equal attainment.
     s = spec()
     scaler = Autoscaler(s, s.profiles[0])
-    for t in range(1, 61):  # 10 requests/s for 30 s, then 20
-        n = 10 if t <= 30 else 20
+    for t in range(1, 61):  # 100 requests/s for 30 s, then 200
+        n = 100 if t <= 30 else 200
         scaler.observe(Traffic(float(t), 1.0, n, n * 100, n, n * 100, 0.0))
-    load = scaler.load(60.0)
-    assert (load.older_rate, load.recent_rate, load.rate) == (10, 20, 15)
-    assert forecast(load, 60.0, 60.0) == pytest.approx(20 + 10 / 30 * 60)  # 40 requests/s a cold start ahead
-    falling = load.__class__(15, 10, 20, 0, 100, 100)
-    assert forecast(falling, 60.0, 60.0) == 15  # the mean, not 10 minus a trend
+    assert scaler.load(60.0).rate == 150
+    # b* = 64 (step(64) = 0.02 s = tpot_s); T = 100 / 10,000 + 100 × 0.02 = 2.01 s; 150 × 2.01 / (64 × 0.8) = 5.9
+    decision = scaler.decide(60.0, current=1)
+    assert decision.replicas == 6 and decision.reason.startswith("up: 150.00 requests/s forecast × 2.01 s each")
+
+
+def test_stargate_meets_a_jump_with_what_the_new_level_needs_not_more() -> None:
+    # 100 requests/s for 60 s, then 140: every decision while the window fills with the new level wants at most the
+    # count of 140 requests/s (140 × 2.01 / 51.2 = 5.5: 6); extrapolating the jump over the 180-s cold start asked
+    # for 140 + 40 / 30 × 180 = 380 requests/s, 15 replicas.
+    s = spec(cold_start_s=180.0)
+    scaler = Autoscaler(s, s.profiles[0])
+    wanted = []
+    for t in range(1, 181):
+        n = 100 if t <= 60 else 140
+        scaler.observe(Traffic(float(t), 1.0, n, n * 100, n, n * 100, 0.0))
+        wanted.append(scaler.decide(float(t), current=6).wanted)
+    assert wanted[59] == 4  # 100 × 2.01 / 51.2 = 3.9
+    assert max(wanted) == 6 and wanted[-1] == 6
+
+
+def test_stargate_learns_output_tokens_only_from_completed_requests() -> None:
+    # 30 requests/s of 1,000 prompt tokens, none completed yet: D is the default 256 tokens, T = 0.1 + 256 × 0.02 =
+    # 5.22 s, 30 × 5.22 / 51.2 = 3.06: 4 replicas. Once requests complete with 50 tokens each: T = 0.1 + 50 × 0.02
+    # = 1.1 s, 30 × 1.1 / 51.2 = 0.64: 1 replica.
+    s = spec()
+    scaler = Autoscaler(s, s.profiles[0])
+    for t in range(1, 61):
+        scaler.observe(Traffic(float(t), 1.0, 30, 30_000, 0, 0, 0.0))
+    assert scaler.wanted(60.0)[0] == 4
+    for t in range(61, 121):
+        scaler.observe(Traffic(float(t), 1.0, 30, 30_000, 30, 30 * 50, 0.0))
+    assert scaler.wanted(120.0)[0] == 1
 
 
 def test_bounds_and_hysteresis() -> None:

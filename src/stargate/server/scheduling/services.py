@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from stargate.domain import JobReason
 from stargate.domain.services import ServiceSpec
 from stargate.engine.autoscale import Autoscaler, ScaleDecision
+from stargate.engine.autoscale import tick_s as autoscale_tick
 from stargate.engine.replicas import ReplicaState
 from stargate.server.auth import Principal, Role
 from stargate.server.context import ServerContext
@@ -54,18 +55,9 @@ AWAY_S = 10.0
 
 
 def tick_s(spec: ServiceSpec) -> float:
-    """How often a service's autoscaler gets a traffic interval and decides: about ``window_s`` / 10, 1 to 10 s, in
-    whole seconds that divide ``downscale_delay_s`` when that is a whole number of seconds.
-
-    The autoscaler scales down once a decision lies exactly ``downscale_delay_s`` back (it keeps the decisions made
-    since then and needs the oldest at that distance), so ticks are counted on a clock of whole ticks (tick ``k`` is
-    at ``k`` × tick_s) on which such a decision exists; a delay that is not a whole number of seconds may never be
-    met exactly."""
-    wanted = min(10.0, max(1.0, spec.autoscaling.window_s / 10))
-    delay = spec.autoscaling.downscale_delay_s
-    if delay > 0 and float(delay).is_integer():
-        return float(next(t for t in range(int(wanted), 0, -1) if int(delay) % t == 0))
-    return float(int(wanted))
+    """How often a service's autoscaler gets a traffic interval and decides: the engine's rule, as the simulator's
+    (:func:`stargate.engine.autoscale.tick_s`)."""
+    return autoscale_tick(spec)
 
 
 @dataclass
