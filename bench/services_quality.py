@@ -6,24 +6,25 @@ knob (``request-rate``: ``target_requests_per_s``; ``in-flight``: ``target_in_fl
 best passing point and the next larger knob tried. Everything else is the same for the three: the chat service of
 ``examples/services/chat.yaml`` (4-GPU H100 replicas, batch 64, TTFT ≤ 1 s and TPOT ≤ 0.05 s for 99 % of the
 requests, 180-s cold start) with ``min_replicas`` 1 and ``max_replicas`` 400, a 60-s window, no upscale delay, a
-300-s downscale delay, a decision every 10 s, on ``examples/stargate-2025`` with no training trace (a replica is
-placed the instant it is asked for). Beside each run, a clairvoyant floor: each minute, the fewest replicas whose
-full batches carry that minute's requests, known in advance, with no cold start. Then each policy with one knob for
-every run (the smallest of its per-run best knobs), as an operator who cannot tune per traffic level would run it.
+300-s downscale delay and the engine's tick (6 s for a 60-s window, as in the server), on ``examples/stargate-2025``
+with no training trace (a replica is placed the instant it is asked for). Beside each run, a clairvoyant floor: each
+minute, the fewest replicas whose full batches carry that minute's requests, known in advance, with no cold start.
+Then each policy with one knob for every run (the smallest of its per-run best knobs), as an operator who cannot
+tune per traffic level would run it.
 
-**What each policy is told.** Every 10 s the simulator hands the engine's autoscaler one
+**What each policy is told.** Every tick the simulator hands the engine's autoscaler one
 :class:`~stargate.engine.autoscale.Traffic` of the interval: requests that arrived and their prompt tokens, requests
 that completed and their output tokens, and ongoing requests integrated over the interval. ``request-rate`` reads the
-arrival rate, ``in-flight`` the mean ongoing requests, ``stargate`` both rates with the prompt and output tokens per
-request and the profile and objective of the spec. No policy sees a future arrival or a request's output tokens
-before it completed: each run audits the feed against the run's own request records (every Traffic at ``t`` counts
-exactly the arrivals and completions in ``[t - 10 s, t)``) and stops if it differs.
+arrival rate, ``in-flight`` the mean ongoing requests, ``stargate`` the arrival rate with the prompt and output
+tokens per request and the profile and objective of the spec. No policy sees a future arrival or a request's output
+tokens before it completed: each run audits the feed against the run's own request records (every Traffic at ``t``
+counts exactly the arrivals and completions in ``[t - tick, t)``) and stops if it differs.
 
 **Request scales.** ``×1`` is the trace as recorded (19,366 requests in 58 min, 5.5 requests/s). ``×k`` for k > 1
-by one of two resamplings (``--resample``):
+by one of two resamplings (``--resample``, both by default):
 
-- ``superpose`` (default): k copies of the trace, copy j > 0 shifted by its own offset drawn uniformly from
-  [0, 60) s (seed 1) and wrapped around the run's span: k times the rate, the same minute-scale shape and token mix;
+- ``superpose``: k copies of the trace, copy j > 0 shifted by its own offset drawn uniformly from [0, 60) s (seed 1)
+  and wrapped around the run's span: k times the rate, the same minute-scale shape and token mix;
 - ``compress``: the trace with its time divided by k, tiled k times back to back: k times the rate and its changes k
   times faster (a 10-minute rise of the trace takes 1 minute at ×10: sudden jumps against the 180-s cold start).
 
@@ -36,9 +37,9 @@ then on.
 
 Run on demand::
 
-    .venv/bin/python bench/services_quality.py                         # ×1, ×3, ×10, ×30, superpose (~10 min)
+    .venv/bin/python bench/services_quality.py                    # ×1, ×3, ×10, ×30, both resamplings (~6 min)
     .venv/bin/python bench/services_quality.py --scales 10 --resample compress
-    .venv/bin/python bench/services_quality.py --policies stargate --scales 10,30 --json
+    .venv/bin/python bench/services_quality.py --policies stargate --scales 10,30 --no-one-knob --json
 """
 
 from __future__ import annotations
@@ -69,7 +70,6 @@ FLEET = Path("examples/stargate-2025")
 CHAT = Path("examples/services/chat.yaml")
 WARM_S = 900.0
 """The warm-up before the measured hour, s."""
-TICK_S = 10.0
 JITTER_S = 60.0
 """The largest offset of a superposed copy, s."""
 GOAL_PCT = 99.0
@@ -160,7 +160,7 @@ def simulate(requests: tuple[_F, _I, _I], policy: str, knob: float) -> tuple[Ser
     spec = spec_for(policy, knob)
     fleet = load_fleet(FLEET)
     t0 = time.perf_counter()
-    sim = ServiceSimulator(fleet, [], SimConfig(), epoch_for(fleet), [ServiceRequests(spec, a, p, o)], tick_s=TICK_S)
+    sim = ServiceSimulator(fleet, [], SimConfig(), epoch_for(fleet), [ServiceRequests(spec, a, p, o)])
     run = sim.services[0]
     n0 = first_replicas(spec, a, p, o)
 
@@ -259,7 +259,7 @@ def _best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 # -- the report --------------------------------------------------------------------------------------------------
 TOLD = (
-    "what each policy is told, every 10 s: the interval's arrivals and their prompt tokens, its completions and "
+    "what each policy is told, every tick (6 s): the interval's arrivals and their prompt tokens, its completions and "
     "their output tokens, and its ongoing requests integrated over time (audited: nothing later than the tick); "
     "request-rate reads the arrival rate, in-flight the mean ongoing requests, stargate the arrival rate, prompt "
     "and output tokens per request (output from completed requests only), the profile and the objective"
