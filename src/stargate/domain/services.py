@@ -43,8 +43,8 @@ class AutoscalePolicy(StrEnum):
     IN_FLIGHT = "in-flight"
     """Replicas = ongoing requests ÷ a target ongoing requests per replica (as Ray Serve)."""
     STARGATE = "stargate"
-    """Replicas sized from token load (prefill + decode work) against the latency objective, with a short-horizon
-    forecast and scale-down hysteresis."""
+    """Replicas sized from token load (prefill + decode work) against the latency objective, at the window's level
+    (a rise is not extrapolated over the cold start), with scale-down hysteresis."""
 
 
 class LatencyObjective(Model):
