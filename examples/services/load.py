@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (0.1 <= args.rate <= 1000 and 1 <= args.duration <= 3600):
         sys.exit("error: --rate must be 0.1 to 1000 requests/s and --duration 1 to 3600 s")
-    token = open(args.token_file).read().strip() if args.token_file else os.environ.get("STARGATE_TOKEN", "")
+    token = Path(args.token_file).read_text().strip() if args.token_file else os.environ.get("STARGATE_TOKEN", "")
     url = f"{args.url.rstrip('/')}/services/{args.service}/v1/completions"
     body = json.dumps({"prompt_tokens": args.prompt_tokens, "max_tokens": args.max_tokens}).encode()
     results: list[tuple[int, float]] = []
