@@ -7,7 +7,6 @@ import os
 import shutil
 import stat
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +15,10 @@ from types import SimpleNamespace
 import pytest
 
 from engines.ray_head import RayHead, ray_head_fixture
+from engines.runs import state_dir_with_token, wait_final
 from engines.slurm_cluster import TEST_ACCOUNTS, SlurmCluster, ensure_test_accounts, slurm_fixture
 from stargate.domain.executors import RayExecutorConfig, SlurmExecutorConfig
-from stargate.executors import RunHandle, RunRequest, RunStatus
+from stargate.executors import RunRequest
 from stargate.executors.ray_jobs import RayExecutor
 from stargate.executors.slurm import SlurmExecutor
 
@@ -32,13 +32,7 @@ SECRET = "sg_admin_review2_secret_0123456789"
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    """A server state directory holding an admin token, as `stargate up` writes it (0700 directory, 0600 file)."""
-    state = tmp_path / ".stargate"
-    state.mkdir(mode=0o700)
-    token = state / "admin-token"
-    token.write_text(SECRET + "\n")
-    token.chmod(0o600)
-    return state
+    return state_dir_with_token(tmp_path, SECRET)
 
 
 @pytest.fixture
@@ -56,20 +50,11 @@ def request(command: str, team: str, job_id: str = "j-000001") -> RunRequest:
     )
 
 
-def wait_final(executor: RayExecutor, handle: RunHandle, timeout_s: float = 30.0) -> RunStatus:
-    deadline = time.monotonic() + timeout_s
-    status = executor.poll(handle)
-    while not status.state.is_final() and time.monotonic() < deadline:
-        time.sleep(0.2)
-        status = executor.poll(handle)
-    return status
-
-
 def test_a_ray_job_cannot_read_the_servers_admin_token(ray_executor: RayExecutor, home: Path) -> None:
     """A head on the server's machine runs each command in a sandbox that hides the state directory (it read the
     admin token)."""
     handle = ray_executor.submit(request(f"cat {home / 'admin-token'}; true", team="beta"))
-    status = wait_final(ray_executor, handle)
+    status = wait_final(ray_executor, handle, timeout_s=30.0)
     assert status.state.is_final(), status
     log, _ = ray_executor.logs(handle)
     assert SECRET not in log
@@ -84,7 +69,7 @@ def test_the_ray_how_to_warns_that_teams_sharing_a_ray_cluster_can_read_each_oth
 def test_a_ray_job_reads_another_teams_log_through_the_jobs_api(ray_executor: RayExecutor, head: RayHead) -> None:
     """What the how-to should warn about (a fact of Ray, pinned so that the warning stays true)."""
     beta = ray_executor.submit(request("echo beta-private-result-42", team="beta", job_id="j-000002"))
-    assert wait_final(ray_executor, beta).state.value == "succeeded"
+    assert wait_final(ray_executor, beta, timeout_s=30.0).state.value == "succeeded"
     spy = (
         'python3 -c "import os, json, urllib.request; r = urllib.request.Request('
         f"'{head.address}/api/jobs/{beta.key}/logs', "
@@ -92,7 +77,7 @@ def test_a_ray_job_reads_another_teams_log_through_the_jobs_api(ray_executor: Ra
         "print(json.load(urllib.request.urlopen(r))['logs'])\""
     )
     alpha = ray_executor.submit(request(spy, team="alpha", job_id="j-000003"))
-    assert wait_final(ray_executor, alpha).state.value == "succeeded"
+    assert wait_final(ray_executor, alpha, timeout_s=30.0).state.value == "succeeded"
     assert "beta-private-result-42" in ray_executor.logs(alpha)[0]
 
 

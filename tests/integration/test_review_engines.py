@@ -6,7 +6,6 @@ A passing test here means the defect was fixed: remove its xfail mark.
 
 import os
 import pwd
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +14,10 @@ from types import SimpleNamespace
 import pytest
 
 from engines.ray_head import RayHead, ray_head_fixture
+from engines.runs import state_dir_with_token, wait_final
 from engines.slurm_cluster import TEST_ACCOUNTS, SlurmCluster, slurm_fixture
 from stargate.domain.executors import RayExecutorConfig, SlurmExecutorConfig
-from stargate.executors import RunHandle, RunRequest, RunStatus, UnknownExecutorError, build
+from stargate.executors import RunHandle, RunRequest, UnknownExecutorError, build
 from stargate.executors.ray_jobs import RayExecutor
 from stargate.executors.slurm import SlurmExecutor
 
@@ -31,13 +31,7 @@ SECRET = "sg_admin_review_secret_0123456789"
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    """A server state directory holding an admin token, as `stargate up` writes it (0600)."""
-    state = tmp_path / ".stargate"
-    state.mkdir(mode=0o700)
-    token = state / "admin-token"
-    token.write_text(SECRET + "\n")
-    token.chmod(0o600)
-    return state
+    return state_dir_with_token(tmp_path, SECRET)
 
 
 @pytest.fixture
@@ -72,15 +66,6 @@ def request(command: str, gpus: int = 1, team: str = "beta", **environment: str)
         team=team,
         environment=environment,
     )
-
-
-def wait_final(executor: SlurmExecutor | RayExecutor, handle: RunHandle, timeout_s: float = 25.0) -> RunStatus:
-    deadline = time.monotonic() + timeout_s
-    status = executor.poll(handle)
-    while not status.state.is_final() and time.monotonic() < deadline:
-        time.sleep(0.2)
-        status = executor.poll(handle)
-    return status
 
 
 def whole_log(executor: SlurmExecutor | RayExecutor, handle: RunHandle) -> str:
