@@ -6,10 +6,7 @@ test here means the defect was fixed (remove its xfail mark).
 Needs Slurm and munge (``.ci/run`` installs them) and Ray (the ``engines`` extra).
 """
 
-import contextlib
-import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +17,7 @@ import pytest
 from e2e_support import ServerFactory, ServerProcess, child_environment, run_cli
 
 from engines.ray_head import RayHead, start_ray_head
-from engines.slurm_cluster import MARKER, SlurmCluster, _marked, _processes, _which, start_slurm
+from engines.slurm_cluster import SlurmCluster, start_slurm
 from integration.server.tcp_forwarder import TcpForwarder
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
@@ -85,34 +82,6 @@ def _wait(what: str, done: Callable[[], bool], timeout_s: float, show: Callable[
     while not done():
         assert time.monotonic() < deadline, f"{what}: not after {timeout_s:.0f} s: {show()}"
         time.sleep(0.1)
-
-
-def _kill_slurmctld(slurm: SlurmCluster) -> None:
-    """SIGKILL slurmctld alone: slurmd and the job steps keep running (a controller-only outage)."""
-    marker = f"{MARKER}={slurm.root}".encode()
-    for pid in _marked(marker, _processes()):
-        with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "slurmctld":
-                os.kill(pid, signal.SIGKILL)
-    for proc in list(slurm._daemons):
-        if proc.args[0].endswith("slurmctld"):  # type: ignore[index]
-            proc.wait(timeout=10)
-            slurm._daemons.remove(proc)
-
-
-def _start_slurmctld(slurm: SlurmCluster) -> None:
-    """Start slurmctld again over its saved state and wait until it answers (stopped with the cluster)."""
-    with (slurm.root / "log" / "slurmctld.out").open("ab") as out:
-        proc = subprocess.Popen(
-            [_which("slurmctld") or "slurmctld", "-D", "-i", "-f", str(slurm.slurm_conf)],
-            env=slurm.daemon_env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    slurm._daemons.insert(0, proc)
-    slurm._wait_controller(30)
 
 
 def _slurm_state(slurm: SlurmCluster, job: str = "1") -> str:
@@ -262,10 +231,10 @@ def test_a_job_that_takes_its_engine_down_each_time_is_not_requeued_for_ever(
     while outages < 5 and _job(server, job)["status"] not in FINAL:  # an operator restarts slurmctld each time
         attempt = _job(server, job)["attempt"]
         _wait("slurmctld taken down", lambda: slurm._daemons[0].poll() is not None, 20, lambda: _job(server, job))
-        _kill_slurmctld(slurm)  # reap the dead controller's process record
+        slurm.kill_controller()  # reap the dead controller's process record
         _wait("requeued", lambda: _requeued_or_final(server, job, attempt), 20, lambda: _job(server, job))  # noqa: B023
         outages += 1
-        _start_slurmctld(slurm)
+        slurm.start_controller()
         assert time.monotonic() < deadline
     found = _job(server, job)
     assert found["status"] == "failed", (outages, found["status"], found["attempt"], found["detail"])

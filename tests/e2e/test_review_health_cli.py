@@ -4,10 +4,6 @@ strict xfails. A passing test here means the defect was fixed: remove its xfail 
 Needs Slurm and munge (``.ci/run`` installs them) for the Slurm tests.
 """
 
-import contextlib
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +12,7 @@ from typing import Any
 import pytest
 from e2e_support import SMALL_FLEET, ServerFactory, ServerProcess, child_environment, run_cli
 
-from engines.slurm_cluster import MARKER, SlurmCluster, _marked, _processes, _which, start_slurm
+from engines.slurm_cluster import SlurmCluster, start_slurm
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -79,34 +75,6 @@ def _wait(what: str, done: Callable[[], bool], timeout_s: float) -> None:
         time.sleep(0.1)
 
 
-def _kill_slurmctld(slurm: SlurmCluster) -> None:
-    """SIGKILL slurmctld alone: slurmd and the job steps keep running (a controller-only outage)."""
-    marker = f"{MARKER}={slurm.root}".encode()
-    for pid in _marked(marker, _processes()):
-        with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "slurmctld":
-                os.kill(pid, signal.SIGKILL)
-    for proc in list(slurm._daemons):
-        if proc.args[0].endswith("slurmctld"):  # type: ignore[index]
-            proc.wait(timeout=10)
-            slurm._daemons.remove(proc)
-
-
-def _start_slurmctld(slurm: SlurmCluster) -> None:
-    """Start slurmctld again over its saved state and wait until it answers (stopped with the cluster)."""
-    with (slurm.root / "log" / "slurmctld.out").open("ab") as out:
-        proc = subprocess.Popen(
-            [_which("slurmctld") or "slurmctld", "-D", "-i", "-f", str(slurm.slurm_conf)],
-            env=slurm.daemon_env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    slurm._daemons.insert(0, proc)
-    slurm._wait_controller(30)
-
-
 def test_a_node_failure_shorter_than_down_after_requeues_its_job_instead_of_failing_it(
     slurm: SlurmCluster, make_server: ServerFactory, tmp_path: Path
 ) -> None:
@@ -134,10 +102,10 @@ def test_a_slurm_run_that_finished_while_slurmctld_was_down_completes_its_job_on
     _wait("started on Slurm", started.exists, 15)
     assert _job(server, job)["cluster"] == "slurm-a"
     time.sleep(6)  # slurmctld has saved the job as running (it saves at most every 5 s): it keeps its record
-    _kill_slurmctld(slurm)
+    slurm.kill_controller()
     _wait("moved to lab-a", lambda: _job(server, job)["attempt"] == 1, 10)
     _wait("attempt 0 finished on Slurm", done.exists, 10)
-    _start_slurmctld(slurm)
+    slurm.start_controller()
     back = time.monotonic()
     deadline = back + 25  # slurmd retries the completion message every 15 s; the scheduler watches for 30 s
     while _job(server, job)["status"] not in ("succeeded", "failed", "cancelled") and time.monotonic() < deadline:

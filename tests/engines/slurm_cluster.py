@@ -285,6 +285,32 @@ class SlurmCluster:
         self._daemons.clear()
         self._failed = True
 
+    def kill_controller(self) -> None:
+        """SIGKILL slurmctld alone: slurmd and the job steps keep running (a controller-only outage)."""
+        marker = f"{MARKER}={self.root}".encode()
+        for pid in _marked(marker, _processes()):
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "slurmctld":
+                    os.kill(pid, signal.SIGKILL)
+        for proc in list(self._daemons):
+            if str(proc.args[0]).endswith("slurmctld"):  # type: ignore[index]
+                proc.wait(timeout=10)
+                self._daemons.remove(proc)
+
+    def start_controller(self) -> None:
+        """Start slurmctld again over its saved state and wait until it answers (stopped with the cluster)."""
+        with (self.root / "log" / "slurmctld.out").open("ab") as out:
+            proc = subprocess.Popen(
+                [_which("slurmctld") or "slurmctld", "-D", "-i", "-f", str(self.slurm_conf)],
+                env=self.daemon_env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._daemons.insert(0, proc)
+        self._wait_controller(30)
+
     def stop(self) -> None:
         """Kill everything this cluster started (daemons, jobs, munged) and remove :attr:`public_dir`."""
         self.stop_daemons()
