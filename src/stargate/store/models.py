@@ -1,5 +1,5 @@
 """SQLAlchemy 2 models of the control plane's state: jobs and their events, runs, tokens, the fleet, procurement,
-capacity plans, the clusters' observed health.
+capacity plans, the clusters' observed health, simulations asked through the API.
 
 Times are stored as UTC (naive in the database, aware in Python); money is ``Numeric``; free-form documents are
 JSON. The schema is created by the Alembic migrations in ``stargate/store/migrations``, never by ``create_all``
@@ -442,6 +442,26 @@ class ClusterEventRow(Base):
     from_status: Mapped[str] = mapped_column(String(16))
     to_status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class SimulationRow(Base):
+    """A what-if simulation asked through the API: what was asked (``request``), where it stands (``status``:
+    queued, running, succeeded, failed, cancelled; ``progress`` 0 to 1), the summary once it succeeded, the error
+    once it failed, and the server process that runs it (``runner``: its queue is in that process's memory)."""
+
+    __tablename__ = "simulations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    created_by: Mapped[str] = mapped_column(String(ACTOR_MAX))
+    runner: Mapped[str] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[float] = mapped_column(Float)
+    request: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 JOB_ID_PREFIX = "j-"
