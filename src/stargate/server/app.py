@@ -26,6 +26,7 @@ from stargate.server.limits import BODY_ENV, MAX_PATH_BYTES, PLAN_BODY_ENV
 from stargate.server.routers import fleet, health, jobs, misc, money, plans, services
 from stargate.server.scheduling.loop import SchedulerThread
 from stargate.server.schemas import ERROR_RESPONSES
+from stargate.server.ui import routes as ui
 from stargate.store import IllegalTransitionError
 
 log = logging.getLogger("stargate.server")
@@ -241,6 +242,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
         LastResort, failures=failures
     )  # added last: the outermost of ours, so it sees what every other one raises
     app.include_router(health.router)
+    app.include_router(ui.router)  # the dashboard: /ui, reading the API below with the user's token
     for router in (jobs.router, fleet.router, misc.router, money.router, plans.router, services.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     _add_error_handlers(app, failures)

@@ -1,0 +1,147 @@
+// The dashboard's shell: log in with a token, show the page named by the location's #/name, keep it live.
+import { api, ApiError, fill, h, message, setToken, token } from "./lib.js";
+
+const PAGES = ["fleet", "queues", "jobs", "services", "contracts", "budget", "plan", "simulation"];
+const REFRESH_MS = 5000;
+
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+const who = document.getElementById("who");
+const logout = document.getElementById("logout");
+const statusLine = document.getElementById("status");
+
+let current = null; // the page shown now: {name, timers, cleanup}
+let me = null; // the token's whoami
+
+/** Say `text` in the status line (an error), or clear it. */
+export function report(text) {
+  fill(statusLine, text ? h("div", { class: "error", role: "alert" }, text) : null);
+}
+
+function stopPage() {
+  if (!current) return;
+  current.timers.forEach(clearInterval);
+  if (current.cleanup) current.cleanup();
+  current = null;
+}
+
+/** The context a page is given: where to draw, who is looking, what it may do, how to stay live. */
+function context(name) {
+  const page = { name, timers: [], cleanup: null };
+  current = page;
+  return {
+    main,
+    me,
+    api,
+    report,
+    /** May the viewer act (cancel, submit) on work of `team`? Admins on any; members on their team's. */
+    canAct: (team) => me.role === "admin" || (me.role === "member" && me.team === team),
+    isAdmin: () => me.role === "admin",
+    /** Run `refresh` now and every `ms` while the page is shown and the tab visible; errors go to the status line. */
+    poll: async (refresh, ms = REFRESH_MS) => {
+      const run = async () => {
+        if (current !== page || document.hidden) return;
+        try {
+          await refresh();
+          if (statusLine.dataset.from === "poll") { report(""); delete statusLine.dataset.from; }
+        } catch (err) {
+          report(message(err));
+          statusLine.dataset.from = "poll";
+        }
+      };
+      page.timers.push(setInterval(run, ms));
+      await run();
+    },
+    onLeave: (fn) => { page.cleanup = fn; },
+    stillShown: () => current === page,
+  };
+}
+
+async function show() {
+  stopPage();
+  report("");
+  if (!token()) return showLogin();
+  if (!me) {
+    try {
+      me = await api("/whoami");
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return showLogin(message(err));
+      report(message(err));
+      return;
+    }
+  }
+  const name = (location.hash.match(/^#\/([a-z]+)/) || [])[1];
+  if (!PAGES.includes(name)) {
+    location.replace("#/fleet");
+    return;
+  }
+  nav.hidden = false;
+  logout.hidden = false;
+  fill(who, `${me.name} · ${me.role}${me.team ? " · team " + me.team : ""}`);
+  for (const link of nav.querySelectorAll("a")) {
+    if (link.getAttribute("href") === "#/" + name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  fill(main, h("p", { class: "muted" }, "Loading…"));
+  const ctx = context(name);
+  try {
+    const page = await import(`./pages/${name}.js`);
+    fill(main);
+    await page.default(ctx);
+  } catch (err) {
+    if (ctx.stillShown()) report(message(err));
+  }
+  document.title = `Stargate · ${name[0].toUpperCase()}${name.slice(1)}`;
+}
+
+function showLogin(problem = "") {
+  me = null;
+  nav.hidden = true;
+  logout.hidden = true;
+  fill(who);
+  document.title = "Stargate · Log in";
+  const input = h("input", {
+    id: "token", type: "password", autocomplete: "off", spellcheck: "false", required: true,
+    placeholder: "sgt_t-…", "aria-describedby": "token-help",
+  });
+  const form = h("form", { class: "stack card", "aria-label": "Log in" },
+    h("h1", {}, "Log in"),
+    h("label", { for: "token" }, "API token"),
+    input,
+    h("p", { id: "token-help", class: "muted" },
+      "The token stays in this browser tab only and is sent in a header, never in an address. `stargate up` prints ",
+      "where the first admin token is; `stargate token create` makes one per person."),
+    h("button", { class: "primary", type: "submit" }, "Log in"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    setToken(input.value.trim());
+    try {
+      me = await api("/whoami");
+    } catch (err) {
+      setToken(null);
+      report(message(err));
+      input.focus();
+      return;
+    }
+    input.value = "";
+    report("");
+    if (!location.hash.startsWith("#/") || location.hash === "#/login") location.hash = "#/fleet";
+    else show();
+  });
+  fill(main, h("div", { class: "login" }, form));
+  if (problem) report(problem);
+  input.focus();
+}
+
+logout.addEventListener("click", () => {
+  setToken(null);
+  me = null;
+  stopPage();
+  location.hash = "#/login";
+  showLogin();
+});
+window.addEventListener("stargate:unauthorised", () => {
+  if (token() && me) { setToken(null); stopPage(); showLogin("Your token was refused (revoked or expired): log in again."); }
+});
+window.addEventListener("hashchange", () => { show(); main.focus({ preventScroll: true }); });
+show();
