@@ -23,7 +23,7 @@ from stargate.server.deps import any_principal
 from stargate.server.errors import DATABASE_DOWN, ServiceError, database_problem
 from stargate.server.inference.proxy import Proxy, ServiceProxy
 from stargate.server.limits import BODY_ENV, MAX_PATH_BYTES, PLAN_BODY_ENV
-from stargate.server.routers import fleet, health, jobs, misc, money, plans, services
+from stargate.server.routers import fleet, health, jobs, misc, money, plans, services, simulations
 from stargate.server.scheduling.loop import SchedulerThread
 from stargate.server.schemas import ERROR_RESPONSES
 from stargate.server.ui import routes as ui
@@ -245,6 +245,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.include_router(ui.router)  # the dashboard: /ui, reading the API below with the user's token
     for router in (jobs.router, fleet.router, misc.router, money.router, plans.router, services.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    simulations.attach(app, ctx, API_PREFIX, ERROR_RESPONSES)  # /api/v1/simulations; fails runs a stopped server left
     _add_error_handlers(app, failures)
     return app
 
