@@ -33,7 +33,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -320,7 +319,8 @@ def bench_run_cycle(
     settings = Settings.from_env({"STARGATE_HOME": str(home), **({"STARGATE_DATABASE_URL": url} if url else {})})
     db = open_database(settings)
     prepared = prepare(settings, db, fleet, now=datetime.now(UTC))
-    ctx = replace(prepared.ctx, executors=ExecutorRegistry(settings, _built={"local": RecordingExecutor()}))
+    ctx = prepared.ctx  # its executors replaced in place: a copy would register its metrics a second time
+    ctx.executors = ExecutorRegistry(settings, _built={"local": RecordingExecutor()})
     admin = Principal(token_id="bench", name="bench", team=None, role=Role.ADMIN)
     now = datetime.now(UTC)
     rules = job_service.SubmitRules.of(fleet)

@@ -104,6 +104,7 @@ def login(page: Page, server: ServerProcess, token: str, to: str = "fleet") -> N
     if to != "fleet":
         page.goto(f"{server.url}/ui#/{to}")
     expect(page).to_have_title(f"Stargate · {to.capitalize()}")
+    expect(page.locator(f"main[data-ready='{to}']")).to_be_attached(timeout=15_000)
 
 
 def shot(page: Page, name: str) -> Path:

@@ -155,6 +155,11 @@ class Queue(BaseModel):
     cohort: str | None
     quotas: list[dict[str, Any]]
     pending_jobs: int
+    pending_gpus: int = Field(default=0, description="GPUs the pending jobs ask for, GPUs.")
+    pending_reasons: dict[str, int] = Field(
+        default_factory=dict,
+        description="Pending jobs by the reason code of their last change (why they wait), most first.",
+    )
     running_jobs: int = Field(description="Jobs placed or running.")
     running_gpus: int = Field(description="GPUs held by placed or running jobs, GPUs.")
 

@@ -74,6 +74,8 @@ def test_queues_show_counts_and_teams_list_queues(harness: Harness) -> None:
     queues = {q["id"]: q for q in harness.client.get("/api/v1/queues", headers=harness.headers()).json()}
     assert queues["alpha-q"]["pending_jobs"] == 2 and queues["alpha-q"]["running_gpus"] == 0
     assert queues["beta-q"]["pending_jobs"] == 0 and queues["beta-q"]["team"] == "beta"
+    assert (queues["alpha-q"]["pending_gpus"], queues["alpha-q"]["pending_reasons"]) == (5, {"submitted": 2})
+    assert (queues["beta-q"]["pending_gpus"], queues["beta-q"]["pending_reasons"]) == (0, {})
     assert queues["alpha-q"]["quotas"] == [{"gpu_model": "*", "gpus": 8, "borrowing_limit_gpus": None}]
     teams = harness.client.get("/api/v1/teams", headers=harness.headers()).json()
     assert teams == [

@@ -9,8 +9,9 @@ from stargate.store.repositories import teams as team_repo
 
 
 def list_queues(session: Session) -> list[Queue]:
-    """Every queue with its pending jobs, placed-or-running jobs and the GPUs those hold."""
+    """Every queue with its pending jobs (and why they wait), placed-or-running jobs and the GPUs those hold."""
     counts = job_repo.counts_by_queue(session)
+    reasons = job_repo.pending_reasons_by_queue(session)
     out = []
     for q in team_repo.list_queues(session):
         pending = counts.get((q.id, JobStatus.PENDING), (0, 0))
@@ -23,6 +24,8 @@ def list_queues(session: Session) -> list[Queue]:
                 cohort=q.cohort,
                 quotas=list(q.quotas),
                 pending_jobs=pending[0],
+                pending_gpus=pending[1],
+                pending_reasons=dict(sorted(reasons.get(q.id, {}).items(), key=lambda kv: (-kv[1], kv[0]))),
                 running_jobs=placed[0] + running[0],
                 running_gpus=placed[1] + running[1],
             )

@@ -65,6 +65,19 @@ def counts_by_queue(session: Session) -> dict[tuple[str, JobStatus], tuple[int, 
     return {(q, JobStatus(s)): (int(n), int(g)) for q, s, n, g in session.execute(query)}
 
 
+def pending_reasons_by_queue(session: Session) -> dict[str, dict[str, int]]:
+    """For each queue with pending jobs: how many wait for each reason code (the code of their last change)."""
+    query = (
+        select(JobRow.queue_id, JobRow.reason, func.count())
+        .where(JobRow.status == JobStatus.PENDING)
+        .group_by(JobRow.queue_id, JobRow.reason)
+    )
+    found: dict[str, dict[str, int]] = {}
+    for queue, reason, n in session.execute(query):
+        found.setdefault(queue, {})[reason] = int(n)
+    return found
+
+
 def pending_by_team(session: Session) -> dict[str, int]:
     """Pending jobs per team."""
     query = select(JobRow.team_id, func.count()).where(JobRow.status == JobStatus.PENDING).group_by(JobRow.team_id)

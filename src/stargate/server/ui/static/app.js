@@ -84,6 +84,7 @@ async function show() {
   }
   fill(main, h("p", { class: "muted" }, "Loading…"));
   const ctx = context(name);
+  delete main.dataset.ready;
   try {
     const page = await import(`./pages/${name}.js`);
     fill(main);
@@ -91,6 +92,7 @@ async function show() {
   } catch (err) {
     if (ctx.stillShown()) report(message(err));
   }
+  if (ctx.stillShown()) main.dataset.ready = name; // drawn with its first data (tests and the load benchmark wait for it)
   document.title = `Stargate · ${name[0].toUpperCase()}${name.slice(1)}`;
 }
 

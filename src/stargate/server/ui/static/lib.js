@@ -187,16 +187,45 @@ const BASE_LAYOUT = {
   hovermode: "x unified",
 };
 
+let plotlyLoading = null;
+
 /**
- * Draw (or redraw in place) a Plotly chart into `el`. `label` is read by screen readers (the chart is an image
- * to them); `layout` is merged over the common layout.
+ * Plotly, loaded on first use (its bundle is large: tables and figures are drawn before it arrives, then the charts).
+ * The bundle comes from this server (the installed plotly package), named in the page's `stargate-plotly` meta.
  */
-export function chart(el, label, traces, layout = {}) {
+export function plotly() {
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  if (!plotlyLoading) {
+    plotlyLoading = new Promise((resolve, reject) => {
+      const src = document.querySelector('meta[name="stargate-plotly"]').content;
+      const script = document.createElement("script");
+      script.src = src;
+      script.async = true;
+      script.onload = () => resolve(window.Plotly);
+      script.onerror = () => {
+        plotlyLoading = null;
+        script.remove();
+        reject(new Error(`the chart library ${src} did not load`));
+      };
+      document.head.append(script);
+    });
+  }
+  return plotlyLoading;
+}
+
+/**
+ * Draw (or redraw in place) a Plotly chart into `el` once Plotly is loaded. `label` is read by screen readers (the
+ * chart is an image to them); `layout` is merged over the common layout. Resolves when drawn (or when `el` left
+ * the page meanwhile).
+ */
+export async function chart(el, label, traces, layout = {}) {
   el.classList.add("chart");
   el.setAttribute("role", "img");
   el.setAttribute("aria-label", label);
   const merged = { ...BASE_LAYOUT, ...layout, title: layout.title ? { text: layout.title, font: { size: 13 } } : undefined };
-  return window.Plotly.react(el, traces, merged, { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage"] });
+  const Plotly = await plotly();
+  if (!el.isConnected) return;
+  await Plotly.react(el, traces, merged, { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage"] });
 }
 
 /** Form a `label` around a control. */
