@@ -122,7 +122,7 @@ class Pickable(BaseModel):
     fleets: list[str] = Field(description="What to give as `fleet`: 'current' and the bundled example fleets.")
     formats: list[str] = Field(description="The trace formats an uploaded trace may be in.")
     policies: list[str]
-    limits: dict[str, float] = Field(
+    limits: dict[str, int | float] = Field(
         description="max_jobs (jobs one simulation may replay), max_wall_s (s one simulation may run), max_waiting "
         "(simulations waiting behind the running one on this server)."
     )

@@ -213,7 +213,7 @@ def _uploaded(text: str, fmt: str) -> Trace:
         suffix = ".jsonl"
     with tempfile.TemporaryDirectory(prefix="stargate-sim-") as tmp:
         path = Path(tmp) / f"trace{suffix}"
-        path.write_text(text, encoding="utf-8", newline="")
+        path.write_bytes(text.encode("utf-8", "surrogatepass"))  # a lone surrogate: the reader says where
         try:
             return read_trace(path, fmt, strict=True)
         except TraceError as exc:
