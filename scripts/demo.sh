@@ -114,7 +114,29 @@ echo "== 20 s after the load: its window emptied and the scale-down delay passed
 sleep 20
 stargate service local-chat
 
+echo "== a capacity plan on the server: examples/stargate-2025/plan.yaml, 20 Monte Carlo scenarios"
+stargate plan submit --scenario examples/stargate-2025/plan.yaml --scenarios 20 | head -3
+
+echo "== two what-if simulations on the server (the bundled workload on the bundled fleet: gittins, then fifo)"
+python - "$URL" "$token_file" <<'PY'
+import sys
+from pathlib import Path
+
+import httpx
+
+url, token_file = sys.argv[1], sys.argv[2]
+headers = {"Authorization": "Bearer " + Path(token_file).read_text().strip()}
+for policy in ("gittins", "fifo"):
+    body = {"name": f"demo workload, {policy}", "trace": "examples/stargate-2025/workload.csv",
+            "fleet": "examples/stargate-2025", "policy": policy}
+    answer = httpx.post(f"{url}/api/v1/simulations", json=body, headers=headers, timeout=30)
+    print(f"{answer.json().get('id', answer.text)}: {body['name']} ({answer.status_code})")
+PY
+
 cat <<MSG
+
+The dashboard: $URL/ui — log in with the admin token (also in .stargate/admin-token):
+  $(cat "$token_file")
 
 The server keeps running in the background (pid $(cat "$pid_file")).
 The client config is in .stargate-client/ (not ~/.config). To use it from your shell, first run:

@@ -309,7 +309,7 @@ class _Server(uvicorn.Server):
         if self.started and self.servers:
             host, port = self.servers[0].sockets[0].getsockname()[:2]
             logging.getLogger("stargate.server").info("listening on http://%s:%s", host, port)
-            sys.stdout.write(f"listening on http://{host}:{port}\n")
+            sys.stdout.write(f"listening on http://{host}:{port} (the dashboard: http://{host}:{port}/ui)\n")
             sys.stdout.flush()
 
 

@@ -60,7 +60,7 @@ def _start(home: Path, *args: str) -> tuple[subprocess.Popen[str], list[str], st
         if not line:
             break
         lines.append(line.rstrip("\n"))
-        if match := re.fullmatch(r"listening on (http://\S+)", lines[-1]):
+        if match := re.match(r"listening on (http://\S+)", lines[-1]):
             return proc, lines, match[1]
     proc.kill()
     raise AssertionError(f"stargate up did not start: {lines}")
