@@ -1,7 +1,9 @@
 // The dashboard's shell: log in with a token, show the page named by the location's #/name, keep it live.
 import { api, ApiError, fill, h, message, setToken, token } from "./lib.js";
 
-const PAGES = ["fleet", "queues", "jobs", "services", "contracts", "budget", "plan", "simulation"];
+const PAGES = ["fleet", "queues", "jobs", "services", "contracts", "budget", "plan", "simulation", "tokens"];
+const ADMIN_PAGES = ["tokens"];
+const PROVIDER_PAGES = ["contracts"]; // a provider token may read only its contracts and the offers made to it
 const REFRESH_MS = 5000;
 
 const main = document.getElementById("main");
@@ -71,11 +73,13 @@ async function show() {
     }
   }
   const name = (location.hash.match(/^#\/([a-z]+)/) || [])[1];
-  if (!PAGES.includes(name)) {
-    location.replace("#/fleet");
+  const allowed = me.role === "provider" ? PROVIDER_PAGES : PAGES.filter((p) => me.role === "admin" || !ADMIN_PAGES.includes(p));
+  if (!allowed.includes(name)) {
+    location.replace("#/" + allowed[0]);
     return;
   }
   nav.hidden = false;
+  for (const link of nav.querySelectorAll("a")) link.hidden = !allowed.includes(link.getAttribute("href").slice(2));
   logout.hidden = false;
   fill(who, `${me.name} · ${me.role}${me.team ? " · team " + me.team : ""}`);
   for (const link of nav.querySelectorAll("a")) {
