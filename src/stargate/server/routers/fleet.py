@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime
 
 from stargate.domain import ClusterStatus
 from stargate.server.deps import AdminDep, CtxDep, NowDep, PrincipalDep, ReadSessionDep
@@ -20,7 +21,9 @@ from stargate.server.schemas import (
     FleetPlanIn,
     SchedulingOut,
 )
+from stargate.server.schemas_usage import DEFAULT_POINTS, MAX_POINTS, FleetUsage
 from stargate.server.services import fleet as service
+from stargate.server.services import fleet_usage as usage_service
 from stargate.server.services.fleet import STANDBY_NOTE
 from stargate.store.repositories import health as health_repo
 
@@ -101,6 +104,26 @@ def list_cluster_events(
         for r in rows[:limit]
     ]
     return ClusterEventPage(items=items, next_before=items[-1].id if len(rows) > limit else None)
+
+
+@router.get("/usage", response_model=FleetUsage)
+def get_usage(
+    _who: PrincipalDep,
+    session: ReadSessionDep,
+    ctx: CtxDep,
+    now: NowDep,
+    since: Annotated[
+        AwareDatetime | None, Query(description="First sample instant, ISO 8601 with a zone; default: until − 24 h.")
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="Last sample instant, ISO 8601 with a zone; default: now.")
+    ] = None,
+    points: Annotated[int, Query(ge=2, le=MAX_POINTS, description="Sample instants, 2 to 1,000.")] = DEFAULT_POINTS,
+) -> FleetUsage:
+    """GPUs held per cluster and IT power energised per site at ``points`` evenly spaced instants from ``since`` to
+    ``until`` (at most 366 days), and the fleet's buildings by the day their power counts from."""
+    version, fleet = ctx.fleet.get(session)
+    return usage_service.fleet_usage(session, version, fleet, since, until, points, now)
 
 
 def _answered_by(out: SchedulingOut, request: Request) -> SchedulingOut:
