@@ -1,0 +1,201 @@
+// Queues: per team and queue, the jobs waiting and running, the GPUs held against each quota (nominal quota and
+// borrowing limit, per GPU model), what each queue borrows, and every pending job with the reason it waits.
+import { card, chart, fill, h, kpi, message, num, status, table, when } from "../lib.js";
+
+const MAX_JOBS = 2000; // jobs read per status (pending, placed, running) at most
+const MAX_PAGE = 500; // the API's largest page
+const CHECK_STYLE = "flex-direction: row; align-items: center; gap: 0.4rem"; // a checkbox beside its label
+
+/** What a pending job's reason code says about why it waits (docs/reference/api.md, "Reason codes"). */
+const WAITS = {
+  submitted: "accepted; waits for free GPUs of its shape within its queue's quota and borrowing limit",
+  priority: "preempted by a job of higher priority; resumes from its last checkpoint",
+  cluster_down: "preempted: its cluster went down; resumes elsewhere from its last checkpoint",
+  cluster_offline: "preempted: its cluster left its online window or its contract ended",
+  interrupted: "its run was ended by the infrastructure (e.g. a node failed); resumes from its last checkpoint",
+  requeued: "its GPUs could not be kept after a fleet change; waits again",
+  cluster_removed: "its cluster is no longer in the fleet; waits again",
+  other: "a reason this server has no code for (see the detail)",
+};
+
+/** Jobs of `status`, newest first, at most MAX_JOBS; `cut` is true when more exist. */
+async function fetchStatus(ctx, status) {
+  const items = [];
+  let cursor = null;
+  do {
+    const page = await ctx.api("/jobs", { query: { status, limit: Math.min(MAX_PAGE, MAX_JOBS - items.length), cursor } });
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor && items.length < MAX_JOBS);
+  return { items, cut: cursor !== null };
+}
+
+/** Seconds from `iso` to now, as text with its unit. */
+function waited(iso) {
+  const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+  if (s < 120) return num(Math.round(s), "s");
+  if (s < 7200) return num(s / 60, "min", 0);
+  return num(s / 3600, "h", 1);
+}
+
+/** One row per queue and quota: GPUs held (placed or running jobs on clusters of that model), quota, limit. */
+function quotaRows(queues, teamName, heldBy, known) {
+  return queues.flatMap((q) => (q.quotas.length ? q.quotas : [{ gpu_model: "any", gpus: null, borrowing_limit_gpus: null }])
+    .map((quota) => {
+      const held = known(q) ? heldBy[`${q.id}|${quota.gpu_model}`] ?? 0 : null;
+      const limit = quota.borrowing_limit_gpus ?? null;
+      return {
+        team: q.team, teamName: teamName[q.team] ?? q.team, queue: q.id, model: quota.gpu_model, held,
+        nominal: quota.gpus, limit,
+        borrowing: held === null || quota.gpus === null ? null : Math.max(0, held - quota.gpus),
+        ceiling: quota.gpus === null ? null : limit === null ? null : quota.gpus + limit,
+      };
+    }));
+}
+
+export default async function render(ctx) {
+  const kpis = h("div", { class: "kpis", "aria-label": "Queue figures" });
+  const quotaChart = h("div", { id: "chart-queues-quota" });
+  const logScale = h("input", { type: "checkbox", checked: true });
+  const note = h("p", { class: "muted" });
+  const queueWrap = h("div");
+  const quotaWrap = h("div");
+  const reasonWrap = h("div");
+  const pendingWrap = h("div");
+  const pendingNote = h("p", { class: "muted" });
+  fill(ctx.main,
+    h("h1", {}, "Queues"),
+    kpis,
+    card("GPUs held against each quota (per queue and GPU model)",
+      h("div", { class: "toolbar" }, h("label", { style: CHECK_STYLE }, logScale, " Logarithmic scale")),
+      quotaChart, note),
+    card("Queues by team", queueWrap),
+    card("Why jobs wait (pending jobs by reason)", reasonWrap),
+    card("Quota, held GPUs and borrowing", quotaWrap),
+    card("Pending jobs, oldest first", pendingNote, pendingWrap));
+
+  const admin = ctx.isAdmin();
+  const known = (q) => admin || q.team === ctx.me.team; // others' jobs are not listed to members and viewers
+  let last = null;
+  let signature = null;
+
+  async function drawChart(rows) {
+    const x = rows.map((r) => `${r.queue} · ${r.model}`);
+    const log = logScale.checked;
+    const top = Math.max(1, ...rows.flatMap((r) => [r.held ?? 0, r.nominal ?? 0, r.ceiling ?? 0]));
+    await chart(quotaChart, `GPUs held against nominal quota per queue and GPU model (${rows.length} quotas)`, [
+      { x, y: rows.map((r) => r.held), type: "bar", name: "Held (GPUs)", marker: { color: "#2457c5" },
+        hovertemplate: "%{y:,} GPUs held<extra>%{x}</extra>" },
+      { x, y: rows.map((r) => r.nominal), type: "bar", name: "Nominal quota (GPUs)", marker: { color: "#b9c6e4" },
+        hovertemplate: "%{y:,} GPUs nominal quota<extra>%{x}</extra>" },
+      { x, y: rows.map((r) => r.ceiling), type: "scatter", mode: "markers", name: "Quota + borrowing limit (GPUs)",
+        marker: { symbol: "line-ew-open", size: 34, color: "#9a6400", line: { width: 3, color: "#9a6400" } },
+        hovertemplate: "at most %{y:,} GPUs with borrowing<extra>%{x}</extra>" },
+    ], {
+      barmode: "group", hovermode: "closest",
+      yaxis: { title: { text: log ? "GPUs (log scale)" : "GPUs" }, type: log ? "log" : "linear",
+        ...(log ? { range: [0, Math.log10(top * 2)] } : { rangemode: "tozero" }) },
+    });
+  }
+  logScale.addEventListener("change", () => { if (last) drawChart(last).catch((err) => ctx.report(message(err))); });
+
+  await ctx.poll(async () => {
+    const [queues, teams, fleetOut, pending, placed, running] = await Promise.all([
+      ctx.api("/queues"), ctx.api("/teams"), ctx.api("/fleet"),
+      fetchStatus(ctx, "pending"), fetchStatus(ctx, "placed"), fetchStatus(ctx, "running"),
+    ]);
+    if (!ctx.stillShown()) return;
+    const fleet = fleetOut.fleet;
+    const modelOf = Object.fromEntries(fleet.clusters.map((c) => [c.id, c.gpu_model]));
+    const teamName = Object.fromEntries(teams.map((t) => [t.id, t.name]));
+    const heldBy = {};
+    for (const j of [...placed.items, ...running.items]) {
+      const key = `${j.queue}|${modelOf[j.cluster] ?? "unknown"}`;
+      heldBy[key] = (heldBy[key] ?? 0) + j.gpus;
+    }
+    const sorted = [...queues].sort((a, b) => (a.team + a.id < b.team + b.id ? -1 : 1));
+    const rows = quotaRows(sorted, teamName, heldBy, known);
+    const waiting = [...pending.items].sort((a, b) => (a.submitted_at < b.submitted_at ? -1 : 1));
+
+    const total = (key) => queues.reduce((n, q) => n + q[key], 0);
+    const borrowed = rows.reduce((n, r) => n + (r.borrowing ?? 0), 0);
+    fill(kpis,
+      kpi("Queues", `${queues.length} of ${teams.length} teams`),
+      kpi("Pending jobs", num(total("pending_jobs"))),
+      kpi("Placed or running jobs", num(total("running_jobs"))),
+      kpi("GPUs held", num(total("running_gpus"), "GPUs")),
+      kpi("GPUs borrowed (above nominal quota)", num(borrowed, "GPUs")));
+
+    const shown = JSON.stringify([queues, rows, waiting.map((j) => [j.id, j.reason, j.detail]), Math.floor(Date.now() / 60_000)]);
+    last = rows;
+    const drawing = drawChart(rows); // the tables need not wait for the chart library
+    const cut = [pending, placed, running].some((s) => s.cut);
+    fill(note,
+      "Held: GPUs of placed and running jobs, by the GPU model of the cluster each is on. Borrowing: GPUs held above ",
+      "the nominal quota, at most the borrowing limit, from what the cohort's other queues leave idle.",
+      admin ? "" : ` Your token lists only team ${ctx.me.team}'s jobs, so other teams' GPUs by model are not shown (their totals are in "Queues by team").`,
+      cut ? ` Only the newest ${num(MAX_JOBS)} jobs of each status were read: the figures by model are cut.` : "");
+    if (shown === signature) {
+      await drawing;
+      return; // tables unchanged: keep their sort order and focus
+    }
+    signature = shown;
+
+    fill(queueWrap, table([
+      { label: "Team", value: (q) => q.team, render: (q) => h("span", { title: teamName[q.team] ?? "" }, q.team) },
+      { label: "Queue", value: (q) => q.id },
+      { label: "Cohort", value: (q) => q.cohort ?? "" , render: (q) => q.cohort ?? "—" },
+      { label: "Pending jobs", value: (q) => q.pending_jobs, num: true },
+      { label: "GPUs asked by pending jobs", value: (q) => q.pending_gpus ?? null, render: (q) => num(q.pending_gpus, "GPUs"), num: true },
+      { label: "Placed or running jobs", value: (q) => q.running_jobs, num: true },
+      { label: "GPUs held", value: (q) => q.running_gpus, render: (q) => num(q.running_gpus, "GPUs"), num: true },
+    ], sorted, { empty: "The fleet defines no queue." }));
+
+    fill(quotaWrap, table([
+      { label: "Team", value: (r) => r.team },
+      { label: "Queue", value: (r) => r.queue },
+      { label: "GPU model", value: (r) => r.model },
+      { label: "Held", value: (r) => r.held, render: (r) => num(r.held, "GPUs"), num: true },
+      { label: "Nominal quota", value: (r) => r.nominal, render: (r) => num(r.nominal, "GPUs"), num: true },
+      { label: "Borrowing limit", value: (r) => r.limit, render: (r) => (r.limit === null ? "no limit" : num(r.limit, "GPUs")), num: true },
+      { label: "Borrowing now", value: (r) => r.borrowing, render: (r) => num(r.borrowing, "GPUs"), num: true },
+      { label: "Held, % of nominal", value: (r) => (r.held === null || !r.nominal ? null : r.held / r.nominal),
+        render: (r) => (r.held === null || !r.nominal ? "—" : num((100 * r.held) / r.nominal, "%", 2)), num: true },
+    ], rows, { empty: "No queue has a quota." }));
+
+    const byReason = {}; // from every queue's counts (all pending jobs, every team's), not from the jobs read
+    for (const q of queues) {
+      for (const [reason, jobs] of Object.entries(q.pending_reasons ?? {})) {
+        const entry = (byReason[reason] ||= { reason, jobs: 0, queues: [] });
+        entry.jobs += jobs;
+        entry.queues.push(`${q.id}: ${num(jobs)}`);
+      }
+    }
+    fill(reasonWrap, table([
+      { label: "Reason", value: (r) => r.reason, render: (r) => h("code", {}, r.reason) },
+      { label: "What it means", value: (r) => WAITS[r.reason] ?? "" },
+      { label: "Jobs", value: (r) => r.jobs, num: true },
+      { label: "By queue", value: (r) => r.queues.join(", ") },
+    ], Object.values(byReason).sort((a, b) => b.jobs - a.jobs), { empty: "No job is waiting." }));
+
+    fill(pendingNote,
+      `${num(waiting.length)} pending jobs`, pending.cut ? ` (the newest ${num(MAX_JOBS)} only: more are pending)` : "",
+      admin ? "" : ` of team ${ctx.me.team}`, ". The reason is the code of each job's last status change.");
+    fill(pendingWrap, table([
+      { label: "Job", value: (j) => j.id, render: (j) => h("a", { href: `#/jobs/${j.id}` }, j.id) },
+      { label: "Name", value: (j) => j.name },
+      { label: "Team", value: (j) => j.team },
+      { label: "Queue", value: (j) => j.queue },
+      { label: "GPUs", value: (j) => j.gpus, render: (j) => num(j.gpus, "GPUs"), num: true },
+      { label: "GPU models", value: (j) => (j.gpu_models.length ? j.gpu_models.join(", ") : "any") },
+      { label: "Priority class", value: (j) => j.priority_class },
+      { label: "Status", value: (j) => j.status, render: (j) => status(j.status) },
+      { label: "Why it waits", value: (j) => j.reason,
+        render: (j) => h("span", {}, h("code", {}, j.reason), j.detail ? h("span", { class: "muted" }, " · ", j.detail) : null) },
+      { label: "Submitted", value: (j) => j.submitted_at, render: (j) => when(j.submitted_at) },
+      { label: "Waiting for", value: (j) => j.submitted_at, render: (j) => waited(j.submitted_at) },
+      { label: "Attempt", value: (j) => j.attempt, num: true },
+    ], waiting, { empty: "No job is waiting." }));
+    await drawing;
+  });
+}

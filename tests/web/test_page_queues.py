@@ -1,0 +1,126 @@
+"""The Queues page in a real browser against a real server: GPUs held against each quota and borrowing (the chart and
+the table), the pending jobs with why they wait, and what a member is shown of other teams."""
+
+import time
+from typing import Any
+
+from playwright.sync_api import Page, expect
+
+from e2e.e2e_support import ServerProcess
+from web.conftest import login, shot
+
+LIVE_MS = 20_000
+_PATHS = "s => [...document.querySelectorAll(s)].filter(p => (p.getAttribute('d') || '').length > 10).length"
+
+
+def drawn(page: Page, chart_id: str, timeout_s: float = 15) -> int:
+    """Wait until chart ``chart_id`` has drawn data and count its trace paths. ``web.conftest.drawn`` looks under
+    ``g.plot``, which plotly.js 4 no longer makes (its traces are under ``g.overplot``), so it never sees data."""
+    selector = ", ".join(f"#{chart_id} {group} .trace path" for group in (".plot", ".overplot"))
+    deadline = time.monotonic() + timeout_s  # polled from here: the page's policy forbids eval in it
+    while (count := int(page.evaluate(_PATHS, selector))) == 0:
+        assert time.monotonic() < deadline, f"chart #{chart_id} drew no data within {timeout_s:.0f} s"
+        time.sleep(0.1)
+    return count
+
+
+def submit(server: ServerProcess, spec: dict[str, Any]) -> dict[str, Any]:
+    with server.client() as http:
+        answer = http.post("/api/v1/jobs", json=spec)
+    assert answer.status_code == 201, answer.text
+    return dict(answer.json())
+
+
+def wait_status(server: ServerProcess, job_id: str, status: str) -> None:
+    deadline = time.monotonic() + 20
+    with server.client() as http:
+        while (found := http.get(f"/api/v1/jobs/{job_id}").json()["status"]) != status:
+            assert time.monotonic() < deadline, f"{job_id} is {found}, not {status}"
+            time.sleep(0.2)
+
+
+def test_quota_borrowing_and_why_pending_jobs_wait(page: Page, web_server: ServerProcess) -> None:
+    # 21,000 H100 GPUs for eval-batch: 1,000 above its nominal 20,000 (within its 20,000 borrowing limit).
+    borrower = submit(
+        web_server,
+        {
+            "name": "web-borrow",
+            "queue": "eval-batch",
+            "gpus": 21_000,
+            "gpu_models": ["H100-SXM"],
+            "command": "echo borrowing; sleep 120",
+        },
+    )
+    # 300,000 GB200 GPUs in one cluster: only the 2027 Oracle pool holds that many, so it waits.
+    waiting = submit(
+        web_server,
+        {
+            "name": "web-wait-2027",
+            "queue": "research-training",
+            "gpus": 300_000,
+            "gpu_models": ["GB200"],
+            "command": "sleep 1",
+        },
+    )
+    wait_status(web_server, borrower["id"], "running")
+    login(page, web_server, web_server.admin_token, to="queues")
+
+    assert drawn(page, "chart-queues-quota") > 0
+    quota = page.get_by_role("region", name="Quota, held GPUs and borrowing")
+    eval_h100 = quota.get_by_role("row").filter(has_text="eval-batch").filter(has_text="H100-SXM")
+    expect(eval_h100.locator("td")).to_have_text(
+        ["eval", "eval-batch", "H100-SXM", "21,000 GPUs", "20,000 GPUs", "20,000 GPUs", "1,000 GPUs", "105.00 %"]
+    )
+    research_gb200 = quota.get_by_role("row").filter(has_text="research-training").filter(has_text="GB200")
+    expect(research_gb200.locator("td").nth(3)).to_have_text("0 GPUs")
+
+    queues = page.get_by_role("region", name="Queues by team")
+    research = queues.get_by_role("row").filter(has_text="research-training")
+    expect(research.locator("td")).to_have_text(
+        ["research", "research-training", "openai", "1", "300,000 GPUs", "0", "0 GPUs"]
+    )
+    reasons = page.get_by_role("region", name="Why jobs wait")
+    expect(reasons.get_by_role("row").filter(has_text="submitted").locator("td").nth(2)).to_have_text("1")
+
+    pending = page.get_by_role("region", name="Pending jobs, oldest first")
+    row = pending.get_by_role("row").filter(has=page.get_by_role("link", name=waiting["id"]))
+    expect(row).to_contain_text("300,000 GPUs")
+    expect(row).to_contain_text("submitted")
+    expect(pending.get_by_role("link", name=borrower["id"])).to_have_count(0)  # running: not waiting
+    expect(page.get_by_role("region", name="GPUs held against each quota")).to_contain_text("Borrowing")
+    shot(page, "queues")
+
+    # Live: once the borrower is cancelled the page shows it no longer holds GPUs, without a reload.
+    with web_server.client() as http:
+        assert http.post(f"/api/v1/jobs/{borrower['id']}/cancel").status_code == 200
+    expect(eval_h100.locator("td").nth(3)).to_have_text("0 GPUs", timeout=LIVE_MS)
+    row.get_by_role("link", name=waiting["id"]).click()
+    expect(page).to_have_title("Stargate · Jobs")
+    expect(page.get_by_role("region", name=f"Job {waiting['id']}")).to_contain_text("300,000 GPUs")
+
+
+def test_a_member_sees_every_queue_but_only_its_teams_jobs(page: Page, web_server: ServerProcess) -> None:
+    theirs = submit(
+        web_server,
+        {
+            "name": "web-research-pending",
+            "queue": "research-training",
+            "gpus": 310_000,
+            "gpu_models": ["GB200"],
+            "command": "sleep 1",
+        },
+    )
+    token = web_server.create_token("eval", "member", "web-queues-member")
+    login(page, web_server, token, to="queues")
+    assert drawn(page, "chart-queues-quota") > 0
+    expect(page.get_by_role("region", name="Queues by team").get_by_role("row")).to_have_count(4)  # header + 3
+    expect(page.get_by_text("Your token lists only team eval's jobs")).to_be_visible()
+    pending = page.get_by_role("region", name="Pending jobs, oldest first")
+    expect(pending.get_by_role("link", name=theirs["id"])).to_have_count(0)
+    research_gb200 = (
+        page.get_by_role("region", name="Quota, held GPUs and borrowing")
+        .get_by_role("row")
+        .filter(has_text="research-training")
+        .filter(has_text="GB200")
+    )
+    expect(research_gb200.locator("td").nth(3)).to_have_text("—")  # another team's GPUs by model are not known
