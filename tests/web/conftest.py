@@ -117,7 +117,7 @@ def shot(page: Page, name: str) -> Path:
 
 def drawn(page: Page, chart_id: str, timeout_ms: float = 10_000) -> int:
     """Wait until the chart ``chart_id`` has drawn data (Plotly's traces with a path or bars) and count them."""
-    selector = f"#{chart_id} .plot .trace path, #{chart_id} .plot .point path, #{chart_id} .plot .bars path"
+    selector = f"#{chart_id} g.trace path, #{chart_id} g.point path"  # scatter, bar, box: each trace is a g.trace
     script = "s => [...document.querySelectorAll(s)].filter(p => (p.getAttribute('d') || '').length > 10).length"
     deadline = time.monotonic() + timeout_ms / 1000  # polled from here: the page's policy forbids eval in it
     while (count := int(page.evaluate(script, selector))) == 0:

@@ -43,6 +43,8 @@ def test_logging_in_keeps_the_token_out_of_every_url_and_logging_out_forgets_it(
 
 def test_the_pages_can_be_reached_with_the_keyboard_alone(page: Page, web_server: ServerProcess) -> None:
     login(page, web_server, web_server.admin_token)
+    page.reload()  # the token stays with the tab: the page comes back, and the keyboard starts from its top
+    expect(page.locator("main[data-ready='fleet']")).to_be_attached()
     page.keyboard.press("Tab")  # the skip link first
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     for _ in range(3):  # Fleet, Queues, Jobs
@@ -50,6 +52,13 @@ def test_the_pages_can_be_reached_with_the_keyboard_alone(page: Page, web_server
     expect(page.get_by_role("link", name="Jobs")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page).to_have_title("Stargate · Jobs")
+    page.reload()
+    expect(page.locator("main[data-ready='jobs']")).to_be_attached()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # skip to content: the focus moves to the page, which stays the one shown
+    expect(page.locator("main")).to_be_focused()
+    expect(page).to_have_title("Stargate · Jobs")
+    assert page.url.endswith("#/jobs")
 
 
 def test_the_page_loads_only_from_the_server_with_a_strict_policy_and_within_its_size_budget(

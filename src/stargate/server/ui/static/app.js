@@ -139,6 +139,12 @@ function showLogin(problem = "") {
   input.focus();
 }
 
+// The skip link moves the focus to the page without changing the address (which names the page shown).
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
+
 logout.addEventListener("click", () => {
   setToken(null);
   me = null;

@@ -55,8 +55,8 @@ function tree(fleet, healthByCluster, inUse) {
 
 export default async function render(ctx) {
   const kpis = h("div", { class: "kpis", "aria-label": "Fleet figures" });
-  const usageChart = h("div", { id: "chart-usage" });
-  const powerChart = h("div", { id: "chart-power" });
+  const usageChart = h("div", { id: "chart-fleet-usage" });
+  const powerChart = h("div", { id: "chart-fleet-power" });
   const outages = h("div");
   const providers = h("div");
   fill(ctx.main,
@@ -79,7 +79,7 @@ export default async function render(ctx) {
     ]);
     const fleet = fleetOut.fleet;
     const healthBy = Object.fromEntries(health.clusters.map((c) => [c.cluster, c]));
-    const last = (series) => (series.length ? series[series.length - 1] : 0);
+    const last = (series) => series.filter((v) => v !== null).pop() ?? 0; // null: instants after now
     const inUse = Object.fromEntries(Object.entries(usage.gpus_in_use).map(([c, s]) => [c, last(s)]));
     const total = fleet.clusters.reduce((n, c) => n + c.nodes * c.gpus_per_node, 0);
     const used = Object.values(inUse).reduce((a, b) => a + b, 0);
@@ -98,7 +98,7 @@ export default async function render(ctx) {
     const byProvider = {};
     for (const [cluster, series] of Object.entries(usage.gpus_in_use)) {
       const p = providerOf[cluster] ?? "other";
-      byProvider[p] = byProvider[p] ? byProvider[p].map((v, i) => v + series[i]) : [...series];
+      byProvider[p] = byProvider[p] ? byProvider[p].map((v, i) => (v === null ? null : v + (series[i] ?? 0))) : [...series];
     }
     const x = localAxis(usage.at);
     const utc = usage.at.map((t) => t.replace(/\.\d+/, ""));
@@ -112,7 +112,8 @@ export default async function render(ctx) {
     if (drawnVersion !== fleetOut.version) {
       const bySite = buildout(fleet);
       const horizon = Object.values(bySite).flatMap((s) => s.x).sort().pop() ?? today;
-      chart(powerChart, "Energised IT power by site over the buildout, MW",
+      const energised = energisedNow(fleet, today);
+      chart(powerChart, `Energised IT power by site over the buildout; ${num(energised, "MW", 1)} energised today`,
         Object.entries(bySite).map(([site, s]) => ({
           x: [...s.x, horizon > today ? horizon : today], y: [...s.y, s.total], name: site, type: "scatter",
           mode: "lines", line: { shape: "hv" }, hovertemplate: "%{y:,.1f} MW from %{x} (UTC day)<extra>%{fullData.name}</extra>",
