@@ -84,8 +84,10 @@ export function num(n, unit = "", digits = null) {
   if (n === null || n === undefined || Number.isNaN(n)) return "—";
   const text = digits === null ? numberFormat.format(n)
     : new Intl.NumberFormat(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(n);
-  return unit ? `${text} ${unit}` : text;
+  return unit ? `${text} ${n === 1 && SINGULAR[unit] ? SINGULAR[unit] : unit}` : text;
 }
+
+const SINGULAR = { GPUs: "GPU", jobs: "job", replicas: "replica", requests: "request", sites: "site", buildings: "building", clusters: "cluster", runs: "run" };
 
 export const usd = (n) => num(n, "USD", 0);
 
