@@ -64,3 +64,15 @@ def test_a_refused_token_creation_shows_the_servers_reason_and_makes_nothing(
     expect(page.get_by_label("The new token's secret")).to_have_count(0)
     with web_server.client() as http:
         assert len(http.get("/api/v1/tokens").json()) == before
+
+
+def test_times_are_shown_on_the_viewers_clock_in_iso_8601_with_utc_on_hover(
+    page: Page, web_server: ServerProcess
+) -> None:
+    login(page, web_server, web_server.admin_token, to="tokens")  # the browser's zone: Europe/Paris (conftest)
+    shown = page.locator("main time").first
+    expect(shown).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (CET|GMT\+1)$"))
+    utc = shown.get_attribute("title") or ""
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(UTC\)", utc), utc
+    local_hour, utc_hour = int(shown.inner_text()[11:13]), int(utc[11:13])
+    assert (local_hour - utc_hour) % 24 == 1  # Paris in December: UTC+1

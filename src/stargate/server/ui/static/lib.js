@@ -91,10 +91,14 @@ const SINGULAR = { GPUs: "GPU", jobs: "job", replicas: "replica", requests: "req
 
 export const usd = (n) => num(n, "USD", 0);
 
-const localFormat = new Intl.DateTimeFormat(undefined, {
-  year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
-  hour12: false, timeZoneName: "short",
-});
+const zoneFormat = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" });
+
+/** `d` on the viewer's clock as ISO 8601 with the zone's short name, e.g. "2026-12-01 15:07:50 CET". */
+export function localIso(d) {
+  const p = (n) => String(n).padStart(2, "0");
+  const zone = zoneFormat.formatToParts(d).find((part) => part.type === "timeZoneName")?.value ?? "";
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${zone}`.trim();
+}
 
 /** A UTC instant (ISO 8601; a date alone is a UTC day) as a Date. */
 export function parseUtc(iso) {
@@ -107,8 +111,7 @@ export function parseUtc(iso) {
 export function when(iso) {
   if (!iso) return h("span", { class: "muted" }, "—");
   const d = parseUtc(iso);
-  return h("time", { datetime: d.toISOString(), title: d.toISOString().replace(".000Z", "Z") + " (UTC)" },
-    localFormat.format(d));
+  return h("time", { datetime: d.toISOString(), title: d.toISOString().replace(/\.\d+Z$/, "Z") + " (UTC)" }, localIso(d));
 }
 
 /** A day (YYYY-MM-DD) shown as is: days are UTC days everywhere in Stargate. */
