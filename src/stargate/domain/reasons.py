@@ -4,6 +4,9 @@ is the change's ``detail``, never part of the code.
 
 The engine's rejection and preemption codes are members here too: :class:`stargate.engine.Reason` is this enum, and
 :data:`ENGINE_REASONS` are the codes it decides with; the rest are the lifecycle codes the server writes.
+
+:class:`WaitReason` is another thing: why a job that is pending *now* is not running yet, as the last scheduling cycle
+judged it (see docs/reference/scheduling.md, "Why a job waits"). It is not a status change and is stored apart.
 """
 
 from enum import StrEnum
@@ -67,6 +70,24 @@ class JobReason(StrEnum):
     """Preempted: its cluster left its online window or its contract ended; it resumes from its last checkpoint."""
     INTERRUPTED = "interrupted"
     """Pending: the infrastructure ended its run, not the job (a node failed); it resumes from its last checkpoint."""
+
+
+class WaitReason(StrEnum):
+    """Why a pending job is not running yet, as the engine's last cycle judged it; the values are stored and shown,
+    so they never change. The rules are in :mod:`stargate.engine.waits`."""
+
+    QUOTA = "quota"
+    """Its queue's quota plus what its cohort lets it borrow cannot admit it now (other jobs hold it)."""
+    CAPACITY = "capacity"
+    """Admitted under quota, but no cluster it may use has enough free GPUs now."""
+    POWER = "power"
+    """GPUs are free on a cluster it may use, but the site's power cap forbids running them."""
+    CLUSTERS_DOWN = "clusters_down"
+    """Every cluster it could use is down."""
+    OFFLINE = "offline"
+    """Every cluster it could use is outside its online window (not yet online, or its contract ended)."""
+    ORDER = "order"
+    """Jobs ahead of it in policy order come first: the cycle did not reach it, or kept the GPUs for one of them."""
 
 
 ENGINE_REASONS = frozenset(

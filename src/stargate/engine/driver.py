@@ -34,6 +34,7 @@ from stargate.engine.priorities import PriorityRule, Resolved
 from stargate.engine.scheduler import Scheduler
 from stargate.engine.spend import SpendMeter
 from stargate.engine.types import JobRequest, Preemption, Reason, Rejection, Start
+from stargate.engine.waits import PUBLIC, Wait
 
 Placement = tuple[str, tuple[int, ...]]
 """Where a running job is: (cluster id, GPU ids)."""
@@ -326,6 +327,22 @@ class Driver:
         if self._ended:
             self._hand_on_ended()
         return self.sched.waiting_for_down()
+
+    def wait_reasons(self) -> dict[str, Wait]:
+        """Pending job id → why it waits (reason, detail, the clusters it names), as of the last decision (see
+        :mod:`stargate.engine.waits`); a job no decision has judged yet is left out. One rule for both clocks."""
+        if self._ended:
+            self._hand_on_ended()
+        return self.sched.wait_reasons()
+
+    def wait_counts(self) -> dict[str, int]:
+        """Pending jobs per wait reason now (jobs not judged yet left out)."""
+        out: dict[str, int] = {}
+        for code, n in enumerate(self.sched.waits.counts):
+            if n:
+                reason = PUBLIC[code].value
+                out[reason] = out.get(reason, 0) + n
+        return out
 
     def waiting_gpus(self, now: float, min_wait_s: float) -> dict[str, int]:
         """GPUs of the pending jobs that have waited at least ``min_wait_s`` by ``now`` (since their submission or

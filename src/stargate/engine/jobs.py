@@ -37,6 +37,8 @@ class JobTable:
         "stamp",
         "started",
         "state",
+        "wgen",
+        "why",
     )
 
     def __init__(self) -> None:
@@ -73,7 +75,10 @@ class JobTable:
         """Row → bumped at each start, stop and wait: older demotion and promotion entries are stale."""
         self.rank: list[int] = []
         """Row → a running job's rank for victim selection (``priority × levels - level``; see :mod:`service`)."""
-        """Row → bumped at each start, stop and wait: older demotion and promotion entries are stale."""
+        self.why: list[int] = []
+        """Row → why it waits, as judged (a code of :mod:`stargate.engine.waits`; -1: not judged)."""
+        self.wgen: list[int] = []
+        """Row → the cycle that last judged it (see :mod:`stargate.engine.waits`)."""
 
     def add(self, req: JobRequest, queue: int, est: float, ckpt: float, cls: int) -> int:
         """Append a pending row and return its index."""
@@ -102,6 +107,8 @@ class JobTable:
         self.last_run.append(0.0)
         self.stamp.append(0)
         self.rank.append(req.priority)
+        self.why.append(-1)
+        self.wgen.append(-1)
         return j
 
     def remaining(self, j: int) -> float:

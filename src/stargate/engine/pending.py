@@ -21,6 +21,7 @@ from stargate.engine.policies import Policy
 
 if TYPE_CHECKING:
     from stargate.engine.service import Service
+    from stargate.engine.waits import Waits
 
 Entry = tuple[float, float, int, int]
 
@@ -79,9 +80,11 @@ class PendingQueues:
     """Every queue's pending jobs by size bucket (one bucket under strict FIFO), and the sub-queues to scan next:
     all of them (``dirty_all``, after a finish, failure or capacity change) or those that changed (``dirty``)."""
 
-    def __init__(self, n_queues: int, policy: Policy, jobs: JobTable, service: Service | None = None) -> None:
+    def __init__(
+        self, n_queues: int, policy: Policy, jobs: JobTable, service: Service | None = None, waits: Waits | None = None
+    ) -> None:
         """Empty queues; the first scan looks at all of them. ``service``: the attained-service levels whose order
-        replaces the policy's key (``las``, ``gittins``)."""
+        replaces the policy's key (``las``, ``gittins``); ``waits``: told of every job that enters or leaves."""
         self.buckets = 1 if policy.strict_fifo else SIZE_BUCKETS
         self.queues = [PendingQueue(2 * policy.scan_depth) for _ in range(n_queues * self.buckets)]
         """Sub-queue ``queue * buckets + bucket`` → its pending entries."""
@@ -99,6 +102,7 @@ class PendingQueues:
         self._key = policy.key
         self._service = service
         self._jobs = jobs
+        self._waits = waits
 
     def assign(self, j: int, queue: int, gpus: int) -> None:
         """Record the sub-queue of new job ``j`` (job rows are assigned in order)."""
@@ -120,6 +124,8 @@ class PendingQueues:
         self.nonempty.add(q)
         self.n += 1
         self.dirty.add(q)
+        if self._waits is not None:
+            self._waits.pushed(j)
 
     def repush(self, j: int) -> None:
         """Queue pending job ``j`` again at its new place (its key changed, e.g. it was promoted)."""
@@ -134,6 +140,20 @@ class PendingQueues:
         if not pq.live:
             self.nonempty.discard(q)
         self.n -= 1
+        if self._waits is not None:
+            self._waits.left(j)
+
+    def rows(self) -> list[int]:
+        """Every pending job, sub-queue by sub-queue (in policy order within each)."""
+        t, out = self._jobs, []
+        state, seq = t.state, t.seq
+        for q in sorted(self.nonempty):
+            pq = self.queues[q]
+            for e in (*pq.head, *sorted(pq.tail)):
+                j = e[3]
+                if state[j] == PENDING and seq[j] == e[2]:
+                    out.append(j)
+        return out
 
     def to_scan(self) -> list[int]:
         """The sub-queues the cycle scans, in order; clears the marks."""

@@ -19,7 +19,8 @@ its queue and class already failed this cycle with no more GPUs and no later est
 The state lives in collaborators, each holding one part: the job table (:mod:`jobs`), quota usage
 (:mod:`admission`), placement classes (:mod:`classes`), capacity over time (:mod:`windows`), who runs where and
 what is free (:mod:`occupancy`), the pending queues (:mod:`pending`), burst deadlines (:mod:`bursting`) and
-reservations (:mod:`backfill`). The scheduler orchestrates them; its hot loop binds what it reads to locals.
+reservations (:mod:`backfill`); why pending jobs wait is recorded where a start fails (:mod:`waits`). The scheduler
+orchestrates them; its hot loop binds what it reads to locals.
 """
 
 from __future__ import annotations
@@ -45,15 +46,17 @@ from stargate.engine.service import Service
 from stargate.engine.spend import Pricing, SpendMeter
 from stargate.engine.types import CycleResult, JobRequest, Preemption, Reason, Rejection, Start
 from stargate.engine.views import SchedulerViews
+from stargate.engine.waits import HELD, NOFIT, QUOTA, Waits
 from stargate.engine.windows import CapacityWindows
 
 OWN, LEARNED, DEFAULT = 0, 1, 2
 """Where a job's estimate came from (see ``Scheduler.estimate_source``)."""
 
-Memo = dict[tuple[int, int, bool, int], tuple[int, float]]
-"""Failures of this cycle: (class, queue or -1, may burst, shape) → (GPUs, estimated end) of a job that could not
-start. Within one shape a job at least as big and ending no sooner fails too (every test is monotone in both); a job of
-another shape may fit where this one failed (a spread job where a packed one did not), so the shape is in the key."""
+Memo = dict[tuple[int, int, bool, int], tuple[int, float, int]]
+"""Failures of this cycle: (class, queue or -1, may burst, shape) → (GPUs, estimated end, what it met: a code of
+:mod:`waits`) of a job that could not start. Within one shape a job at least as big and ending no sooner fails too
+(every test is monotone in both); a job of another shape may fit where this one failed (a spread job where a packed one
+did not), so the shape is in the key."""
 
 
 class Scheduler(SchedulerViews):
@@ -83,7 +86,8 @@ class Scheduler(SchedulerViews):
             else None
         )
         """Attained-service levels (the ``las`` and ``gittins`` policies only; see :mod:`service`)."""
-        self.pending = PendingQueues(len(index.queues), policy, self.jobs, self.service)
+        self.waits = Waits(index, self.jobs, self.adm, self.classes, self.windows, self.occupancy, policy.bursting)
+        self.pending = PendingQueues(len(index.queues), policy, self.jobs, self.service, self.waits)
         self.bursts = Bursts()
         self.backfill = Backfill(policy, index.total, self.occupancy)
         self._rejections: list[Rejection] = []
@@ -163,7 +167,7 @@ class Scheduler(SchedulerViews):
             raise ValueError(f"unknown cluster status '{status}'; expected up, degraded or down")
         c = self.index.cluster_ix[cluster_id]
         self.windows.up[c] = status != "down"
-        self.pending.dirty_all = self.occupancy.stale = True
+        self.pending.dirty_all = self.occupancy.stale = self.waits.all_stale = True
         if status != "down":
             return []
         return self._evict(c, now, Reason.CLUSTER_DOWN)
@@ -171,7 +175,8 @@ class Scheduler(SchedulerViews):
     def cycle(self, now: float) -> CycleResult:
         """Decide at ``now``: starts, preemptions and rejections, applied to this scheduler's state."""
         res = CycleResult(now)
-        windows, pending, bursts = self.windows, self.pending, self.bursts
+        windows, pending, bursts, waits = self.windows, self.pending, self.bursts, self.waits
+        waits.begin(now)
         changed = windows.due(now)
         if changed:
             self._capacity_changed(now, res)
@@ -188,6 +193,8 @@ class Scheduler(SchedulerViews):
                 pending.dirty.add(pending.subq[j])
         if pending.dirty_all or pending.dirty:
             self._schedule(now, res)
+        if waits.fresh or waits.all_stale:
+            waits.end(pending.rows() if waits.all_stale else [])
         if bursts.heap or windows.changes_left() or (svc is not None and (svc.promotions or svc.demotions)):
             at = min(bursts.next_due(now, self.jobs.state), windows.next_change(now))
             if svc is not None:
@@ -245,7 +252,7 @@ class Scheduler(SchedulerViews):
         self.classes.set_payg(self.windows.payg)
         for c in gone:
             res.preemptions.extend(self._evict(int(c), now, Reason.CLUSTER_OFFLINE))
-        self.pending.dirty_all = self.occupancy.stale = True
+        self.pending.dirty_all = self.occupancy.stale = self.waits.all_stale = True
 
     def _stop(self, j: int, now: float, reason: Reason) -> Preemption:
         """Stop running job ``j``, keep its checkpointed progress, and mark it pending again."""
@@ -390,6 +397,7 @@ class Scheduler(SchedulerViews):
         g, q, cls = t.gpus[j], t.queue[j], t.cls[j]
         burst_ok = not self._bursting or t.burst_at[j] <= now
         if g > (occ.amax if burst_ok else occ.amax_nb):
+            self.waits.judge(j, NOFIT)
             return False
         end = now + max(t.est[j] - t.progress[j], 1.0)
         req = t.req[j]
@@ -397,10 +405,12 @@ class Scheduler(SchedulerViews):
         key = (cls, -1, burst_ok, per)
         failed = memo.get(key)
         if failed is not None and g >= failed[0] and end >= failed[1]:
+            self.waits.judge(j, failed[2])
             return False
         qkey = (cls, q, burst_ok, per)
         failed = memo.get(qkey)
         if failed is not None and g >= failed[0] and end >= failed[1]:
+            self.waits.judge(j, failed[2])
             return False
         classes = self.classes
         mask = base = classes.mask[cls] if burst_ok else classes.mask_nb[cls]
@@ -408,8 +418,9 @@ class Scheduler(SchedulerViews):
         models = self.adm.allowed(q, all_models, g)
         if len(models) < len(all_models):
             if not models:
-                memo[qkey] = (g, -math.inf)  # quota: any job of this queue and class as big fails too
+                memo[qkey] = (g, -math.inf, QUOTA)  # quota: any job of this queue and class as big fails too
                 self._queue_blocked = g == 1
+                self.waits.judge(j, QUOTA)
                 return False
             mask = mask & np.logical_or.reduce([classes.model_mask[m] for m in models])
         if per == PACKED:
@@ -421,11 +432,14 @@ class Scheduler(SchedulerViews):
         if not classes.all[cls] or mask is not classes.mask[cls]:
             feasible &= mask
         resv = self.backfill.resv
+        held = feasible  # before a reservation bars any cluster
         if resv is not None and end > resv.min_shadow:
-            feasible &= (end <= resv.shadow) | (g <= resv.long_room)
+            feasible = feasible & ((end <= resv.shadow) | (g <= resv.long_room))
         c = occ.scorer.choose(feasible, g, self.policy.best_fit)
         if c < 0:
-            memo[key if mask is base else qkey] = (g, end)
+            kind = HELD if held is not feasible and held.any() else NOFIT
+            memo[key if mask is base else qkey] = (g, end, kind)
+            self.waits.judge(j, kind)
             return False
         ids = occ.alloc[c].allocate(g, per)
         occ.occupy(j, c, ids, now)
@@ -446,10 +460,6 @@ class Scheduler(SchedulerViews):
         masks = self.classes.mask if burst_ok else self.classes.mask_nb
         return masks[t.cls[j]] & w.up & w.online
 
-    def _fits(self, q: int, c: int, g: int) -> bool:
-        """Queue ``q``'s quota admits ``g`` more GPUs on cluster ``c`` now."""
-        return self.adm.fits(q, self.index.model_of[c], g)
-
     def _try_preempt(self, j: int, now: float, res: CycleResult) -> bool:
         """Free room for job ``j`` by stopping lower-priority preemptible jobs on one cluster, then start it."""
         t, occ, svc = self.jobs, self.occupancy, self.service
@@ -469,7 +479,7 @@ class Scheduler(SchedulerViews):
             preemptible=t.preemptible,
             started=t.started,
             gpus=t.gpus,
-            fits=self._fits,
+            fits=lambda q, c, g: self.adm.fits(q, self.index.model_of[c], g),  # q's quota admits g more GPUs on c
             allocs=occ.alloc,
             gpu_ids=t.gpu_ids,
         )
@@ -483,6 +493,7 @@ class Scheduler(SchedulerViews):
         for v in choice:
             res.preemptions.append(self._stop(v, now, Reason.PRIORITY))
             self._requeue.append(v)
+        self.waits.memo.clear()  # GPUs were freed: what was judged of the state before may not hold
         occ.refresh()
         occ.refresh_max()
         return self._try_start(j, now, res, {})

@@ -6,7 +6,9 @@ from stargate.engine.classes import Classes
 from stargate.engine.index import FleetIndex
 from stargate.engine.jobs import PENDING, RUNNING, JobTable
 from stargate.engine.occupancy import Occupancy
+from stargate.engine.pending import PendingQueues
 from stargate.engine.waiting import DownRule
+from stargate.engine.waits import Wait, Waits
 from stargate.engine.windows import CapacityWindows
 
 
@@ -18,6 +20,8 @@ class SchedulerViews:
     occupancy: Occupancy
     classes: Classes
     windows: CapacityWindows
+    waits: Waits
+    pending: PendingQueues
 
     def free_gpus(self) -> dict[str, int]:
         """Free GPUs per cluster id (GPUs), whatever the cluster's status."""
@@ -57,3 +61,8 @@ class SchedulerViews:
             ):
                 out[t.ids[j]] = found
         return out
+
+    def wait_reasons(self) -> dict[str, Wait]:
+        """Pending job id → why it waits, as the cycles so far judged it (see :mod:`stargate.engine.waits`); a job
+        no cycle has judged yet is left out."""
+        return self.waits.read(self.pending.rows())

@@ -27,7 +27,11 @@ Definitions (times in seconds of trace time):
   over), and F = min(A, g) = g when A ≥ g and h still waits, else 0: GPUs idle in number but unusable for the job
   the policy wants to run next, because they lie on partly used nodes (node shape), on several clusters, or
   behind a reservation or its quota. It is piecewise constant between instants, measured only (no decision reads
-  it); ``fragmented_share`` = it / (``gpu_hours`` + it), the share of GPU time lost so.
+  it); ``fragmented_share`` = it / (``gpu_hours`` + it), the share of GPU time lost so;
+- ``wait_s_by_reason``: job-seconds pending per wait reason (``quota``, ``capacity``, ``power``, ``clusters_down``,
+  ``offline``, ``order``; see :mod:`stargate.engine.waits`) over the run: after the decisions at each instant, each
+  pending job counts the time to the next instant under the reason the engine judged for it (a job not judged yet,
+  between its arrival and the cycle of that instant, counts nowhere).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import numpy as np
 
 from stargate.domain import ProviderKind
 from stargate.engine import FleetIndex
+from stargate.engine.waits import PUBLIC
 from stargate.sim.simulator import SimState
 
 
@@ -102,6 +107,14 @@ def _capacity_gpu_s(index: FleetIndex, t0: float, t1: float, mask: np.ndarray[An
     return float((np.clip(hi - lo, 0.0, None) * index.total)[mask].sum())
 
 
+def wait_by_reason(st: SimState) -> dict[str, float]:
+    """Job-seconds pending per wait reason, every reason named (0.0 when none waited so), s."""
+    out = {str(r): 0.0 for r in dict.fromkeys(PUBLIC)}
+    for code, seconds in enumerate(st.wait_s):
+        out[str(PUBLIC[code])] += seconds
+    return {r: round(v, 3) for r, v in out.items()}
+
+
 def summarize(st: SimState, index: FleetIndex, trim_jobs: int = 0) -> dict[str, Any]:
     """The JSON summary of a run (see docs/reference/cli-simulate.md for every field)."""
     n = st.submit.size
@@ -146,6 +159,7 @@ def summarize(st: SimState, index: FleetIndex, trim_jobs: int = 0) -> dict[str, 
         "preemptions": int(sum(st.preemptions.values())),
         "preemptions_by_reason": dict(sorted(st.preemptions.items())),
         "restart_lost_gpu_hours": round(st.lost_gpu_s / 3600.0, 3),
+        "wait_s_by_reason": wait_by_reason(st),
         "events": st.events,
         "cycles": st.cycles,
     }

@@ -40,6 +40,7 @@ from stargate.engine import Decisions, Driver, JobTerms, Override, Policy, Preem
 from stargate.engine.estimates import DEFAULT_QUANTILE, RunHistory
 from stargate.engine.fragmentation import fragmented_gpus
 from stargate.engine.scheduler import OWN
+from stargate.engine.waits import PUBLIC
 from stargate.sim.money import Run
 from stargate.sim.procure import CHECK_EVERY_S, SimProcurement
 from stargate.sim.refleet import procure_step
@@ -161,6 +162,8 @@ class SimState:
     end_s: float = 0.0
     fragmented_gpu_s: float = 0.0
     """GPU-seconds idle but unusable for the first pending job (see :mod:`stargate.sim.metrics`)."""
+    wait_s: list[float] = field(default_factory=lambda: [0.0] * len(PUBLIC))
+    """Job-seconds pending per wait code of :mod:`stargate.engine.waits` (see :mod:`stargate.sim.metrics`)."""
     log: list[tuple[Any, ...]] = field(default_factory=list)
 
 
@@ -297,6 +300,7 @@ class Simulator:
                 break
             if frag:
                 st.fragmented_gpu_s += frag * (now - frag_t)
+            _add_waits(st.wait_s, sched.waits.counts, now - frag_t)
             frag_t = now
             changed = False  # whether anything happened now that the server would see too
             self._procure_due = False
@@ -325,6 +329,7 @@ class Simulator:
                 self.config.progress(self.settled, n)
         self._close_runs(st.end_s)
         st.fragmented_gpu_s += frag * max(st.end_s - frag_t, 0.0)
+        _add_waits(st.wait_s, sched.waits.counts, max(st.end_s - frag_t, 0.0))
         st.first_start = np.array(self._first, dtype=np.float64)
         st.finish = np.array(self._finish, dtype=np.float64)
         st.cost = np.array(self._cost, dtype=np.float64)
@@ -479,3 +484,11 @@ class Simulator:
         for i, (c, _) in enumerate(self.on):
             if c >= 0:
                 self._account(i, max(end, self.started_at[i]))
+
+
+def _add_waits(wait_s: list[float], counts: list[int], dt: float) -> None:
+    """Add ``dt`` seconds of the pending jobs counted per wait code to ``wait_s``."""
+    if dt > 0.0:
+        for k, n in enumerate(counts):
+            if n:
+                wait_s[k] += n * dt
