@@ -162,6 +162,11 @@ class Queue(BaseModel):
     )
     running_jobs: int = Field(description="Jobs placed or running.")
     running_gpus: int = Field(description="GPUs held by placed or running jobs, GPUs.")
+    held_by_model: dict[str, int] = Field(
+        default_factory=dict,
+        description="GPUs held by placed or running jobs by the GPU model of their cluster, GPUs ('unknown': a "
+        "cluster no longer in the fleet).",
+    )
 
 
 class Team(BaseModel):

@@ -1,11 +1,13 @@
 """Health, metrics, OpenAPI, whoami, tokens, queues and teams."""
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
 
 from integration.server.stargate_harness import Harness
+from stargate.server.scheduling.loop import run_cycle
 from stargate.store import TokenRow
 
 
@@ -76,6 +78,27 @@ def test_queues_show_counts_and_teams_list_queues(harness: Harness) -> None:
     assert queues["beta-q"]["pending_jobs"] == 0 and queues["beta-q"]["team"] == "beta"
     assert (queues["alpha-q"]["pending_gpus"], queues["alpha-q"]["pending_reasons"]) == (5, {"submitted": 2})
     assert (queues["beta-q"]["pending_gpus"], queues["beta-q"]["pending_reasons"]) == (0, {})
+    assert queues["alpha-q"]["held_by_model"] == {}
+
+
+def test_queues_count_held_gpus_by_the_model_of_each_jobs_cluster_and_jobs_list_oldest_first(harness: Harness) -> None:
+    first = harness.submit(gpus=2, gpu_models=["H100-SXM"])
+    second = harness.submit(gpus=4, gpu_models=["GB200"])
+    third = harness.submit(gpus=1, gpu_models=["H100-SXM"])
+    assert run_cycle(harness.ctx, datetime.now(UTC)).placed == 3
+    queues = {q["id"]: q for q in harness.client.get("/api/v1/queues", headers=harness.headers()).json()}
+    assert queues["alpha-q"]["held_by_model"] == {"GB200": 4, "H100-SXM": 3}
+    assert queues["alpha-q"]["running_gpus"] == 7
+    page = harness.client.get("/api/v1/jobs?order=oldest&limit=2", headers=harness.headers()).json()
+    assert [j["id"] for j in page["items"]] == [first["id"], second["id"]]
+    rest = harness.client.get(
+        f"/api/v1/jobs?order=oldest&limit=2&cursor={page['next_cursor']}", headers=harness.headers()
+    )
+    assert [j["id"] for j in rest.json()["items"]] == [third["id"]] and rest.json()["next_cursor"] is None
+    newest = harness.client.get("/api/v1/jobs?limit=1", headers=harness.headers()).json()["items"]
+    assert [j["id"] for j in newest] == [third["id"]]
+    bad = harness.client.get("/api/v1/jobs?order=random", headers=harness.headers())
+    assert bad.status_code == 422 and "order" in bad.json()["detail"]
     assert queues["alpha-q"]["quotas"] == [{"gpu_model": "*", "gpus": 8, "borrowing_limit_gpus": None}]
     teams = harness.client.get("/api/v1/teams", headers=harness.headers()).json()
     assert teams == [

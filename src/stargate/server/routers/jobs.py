@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.routing import APIRoute
@@ -159,9 +159,11 @@ def list_jobs(
     team: Annotated[str | None, Query(max_length=63)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
+    order: Literal["newest", "oldest"] = "newest",
 ) -> JobPage:
-    """Jobs newest first, filtered; non-admins see their own team's jobs only."""
-    return service.list_page(session, who, JobFilter(status=status, queue=queue, team=team), limit, cursor)
+    """Jobs newest first (``order=oldest``: oldest first), filtered; non-admins see their own team's jobs only."""
+    where = JobFilter(status=status, queue=queue, team=team)
+    return service.list_page(session, who, where, limit, cursor, oldest_first=order == "oldest")
 
 
 @router.get("/{job_id}", response_model=Job)

@@ -70,9 +70,10 @@ def list_events(
 
 
 @router.get("/queues", response_model=list[Queue], tags=["fleet"])
-def list_queues(_who: PrincipalDep, session: ReadSessionDep) -> list[Queue]:
+def list_queues(_who: PrincipalDep, session: ReadSessionDep, ctx: CtxDep) -> list[Queue]:
     """Every queue with its quotas and current load."""
-    return queue_service.list_queues(session)
+    _, fleet = ctx.fleet.get(session)
+    return queue_service.list_queues(session, {c.id: c.gpu_model for c in fleet.clusters})
 
 
 @router.get("/teams", response_model=list[Team], tags=["fleet"])

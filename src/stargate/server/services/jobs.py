@@ -296,14 +296,15 @@ def list_page(
     where: job_repo.JobFilter,
     limit: int,
     cursor: str | None,
+    oldest_first: bool = False,
 ) -> JobPage:
-    """A page of jobs newest first, limited to the caller's team unless it is an admin."""
+    """A page of jobs newest first (or oldest first), limited to the caller's team unless it is an admin."""
     if not who.is_admin:
         if where.team is not None and where.team != who.team:
             raise ForbiddenError(f"token '{who.name}' may list only team '{who.team}' jobs, not team '{where.team}'")
         where = job_repo.JobFilter(status=where.status, queue=where.queue, team=who.team or "")
     before = _cursor(cursor)
-    rows, next_id = job_repo.page(session, where, min(limit, MAX_PAGE), before)
+    rows, next_id = job_repo.page(session, where, min(limit, MAX_PAGE), before, oldest_first)
     return JobPage(items=[to_api(j) for j in rows], next_cursor=str(next_id) if next_id is not None else None)
 
 

@@ -1,5 +1,7 @@
 """Queues and teams as the API lists them, with live job counts."""
 
+from collections.abc import Mapping
+
 from sqlalchemy.orm import Session
 
 from stargate.server.schemas import Queue, Team
@@ -8,10 +10,17 @@ from stargate.store.repositories import jobs as job_repo
 from stargate.store.repositories import teams as team_repo
 
 
-def list_queues(session: Session) -> list[Queue]:
-    """Every queue with its pending jobs (and why they wait), placed-or-running jobs and the GPUs those hold."""
+def list_queues(session: Session, model_of: Mapping[str, str]) -> list[Queue]:
+    """Every queue with its pending jobs (and why they wait), placed-or-running jobs and the GPUs those hold, by GPU
+    model (``model_of``: cluster → its GPU model in the fleet in force; a cluster no longer there counts as
+    ``unknown``)."""
     counts = job_repo.counts_by_queue(session)
     reasons = job_repo.pending_reasons_by_queue(session)
+    held: dict[str, dict[str, int]] = {}
+    for (queue, cluster), gpus in job_repo.held_by_queue_and_cluster(session).items():
+        by_model = held.setdefault(queue, {})
+        model = model_of.get(cluster, "unknown")
+        by_model[model] = by_model.get(model, 0) + gpus
     out = []
     for q in team_repo.list_queues(session):
         pending = counts.get((q.id, JobStatus.PENDING), (0, 0))
@@ -28,6 +37,7 @@ def list_queues(session: Session) -> list[Queue]:
                 pending_reasons=dict(sorted(reasons.get(q.id, {}).items(), key=lambda kv: (-kv[1], kv[0]))),
                 running_jobs=placed[0] + running[0],
                 running_gpus=placed[1] + running[1],
+                held_by_model=dict(sorted(held.get(q.id, {}).items())),
             )
         )
     return out

@@ -38,9 +38,13 @@ def get(session: Session, row_id: int, *, for_update: bool = False) -> JobRow | 
     return session.scalars(query).one_or_none()
 
 
-def page(session: Session, where: JobFilter, limit: int, before_id: int | None) -> tuple[list[JobRow], int | None]:
-    """Up to ``limit`` jobs newest first, older than ``before_id`` when given; and the cursor of the next page."""
-    query = select(JobRow).order_by(JobRow.id.desc()).limit(limit + 1)
+def page(
+    session: Session, where: JobFilter, limit: int, before_id: int | None, oldest_first: bool = False
+) -> tuple[list[JobRow], int | None]:
+    """Up to ``limit`` jobs newest first, older than ``before_id`` when given (``oldest_first``: oldest first, newer
+    than ``before_id``); and the cursor of the next page."""
+    order = JobRow.id.asc() if oldest_first else JobRow.id.desc()
+    query = select(JobRow).order_by(order).limit(limit + 1)
     if where.status is not None:
         query = query.where(JobRow.status == where.status)
     if where.queue is not None:
@@ -48,11 +52,21 @@ def page(session: Session, where: JobFilter, limit: int, before_id: int | None) 
     if where.team is not None:
         query = query.where(JobRow.team_id == where.team)
     if before_id is not None:
-        query = query.where(JobRow.id < before_id)
+        query = query.where(JobRow.id > before_id if oldest_first else JobRow.id < before_id)
     rows = list(session.scalars(query))
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1].id if more and rows else None)
+
+
+def held_by_queue_and_cluster(session: Session) -> dict[tuple[str, str], int]:
+    """GPUs held by placed or running jobs, per (queue, cluster)."""
+    query = (
+        select(JobRow.queue_id, JobRow.cluster, func.coalesce(func.sum(JobRow.gpus), 0))
+        .where(JobRow.status.in_([JobStatus.PLACED, JobStatus.RUNNING]), JobRow.cluster.is_not(None))
+        .group_by(JobRow.queue_id, JobRow.cluster)
+    )
+    return {(q, c): int(g) for q, c, g in session.execute(query) if c is not None}
 
 
 def counts_by_queue(session: Session) -> dict[tuple[str, JobStatus], tuple[int, int]]:
