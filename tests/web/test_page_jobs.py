@@ -4,28 +4,15 @@ and viewers may see and do; refused actions show the server's detail and change 
 
 import contextlib
 import re
-import time
 from typing import Any
 
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from e2e.e2e_support import ServerProcess, all_jobs
-from web.conftest import Watch, login, shot
+from web.conftest import Watch, drawn, login, shot
 
 LIVE_MS = 20_000  # a poll is every 5 s (2 s for the selected job): a change shows well within this
-_PATHS = "s => [...document.querySelectorAll(s)].filter(p => (p.getAttribute('d') || '').length > 10).length"
-
-
-def drawn(page: Page, chart_id: str, timeout_s: float = 15) -> int:
-    """Wait until chart ``chart_id`` has drawn data and count its trace paths. ``web.conftest.drawn`` looks under
-    ``g.plot``, which plotly.js 4 no longer makes (its traces are under ``g.overplot``), so it never sees data."""
-    selector = ", ".join(f"#{chart_id} {group} .trace path" for group in (".plot", ".overplot"))
-    deadline = time.monotonic() + timeout_s  # polled from here: the page's policy forbids eval in it
-    while (count := int(page.evaluate(_PATHS, selector))) == 0:
-        assert time.monotonic() < deadline, f"chart #{chart_id} drew no data within {timeout_s:.0f} s"
-        time.sleep(0.1)
-    return count
 
 
 def submit(server: ServerProcess, queue: str, name: str, command: str, gpus: int = 1) -> dict[str, Any]:

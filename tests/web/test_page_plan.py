@@ -2,30 +2,15 @@
 scenarios) drawn as supply against demand and the shortfall band, its headline figures as the API gives them, a
 plan computed from the page, applying one after confirming, and a viewer who sees no compute or apply control."""
 
-import time
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from e2e.e2e_support import ServerProcess
-from web.conftest import DEMO_FLEET, login, shot
+from web.conftest import DEMO_FLEET, drawn, login, shot
 
 SCENARIO = (DEMO_FLEET / "plan.yaml").read_text()
-
-
-def drawn(page: Page, chart_id: str, timeout_s: float = 10) -> int:
-    """Wait until chart ``chart_id`` has drawn data and count its trace paths. ``web.conftest.drawn`` looks under
-    ``g.plot``, which plotly.js 3 and later no longer make (the subplot's traces are under ``g.overplot > g.xy``), so
-    this looks under either."""
-    selector = ", ".join(f"#{chart_id} {group} .trace path" for group in (".plot", ".overplot"))
-    script = "s => [...document.querySelectorAll(s)].filter(p => (p.getAttribute('d') || '').length > 10).length"
-    deadline = time.monotonic() + timeout_s  # polled from here: the page's policy forbids eval in it
-    while (count := int(page.evaluate(script, selector))) == 0:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"chart #{chart_id} drew no data within {timeout_s:.0f} s")
-        time.sleep(0.1)
-    return count
 
 
 @pytest.fixture(scope="module")

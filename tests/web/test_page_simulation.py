@@ -11,27 +11,13 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from e2e.e2e_support import ServerProcess
-from web.conftest import login, shot
+from web.conftest import drawn, login, shot
 
 # 30 GB200 jobs of 20,000 to 60,000 GPUs, 5 minutes apart: they queue on the demo fleet, so policies differ
 SIZES, HOURS = (20_000, 40_000, 60_000), (0.5, 1, 2, 4, 8)
 TRACE = "id,submit_s,duration_s,gpus,queue,gpu_models\n" + "".join(
     f"j{i},{i * 300},{int(HOURS[i * 7 % 5] * 3600)},{SIZES[i * 5 % 3]},research-training,GB200\n" for i in range(30)
 )
-
-
-def drawn(page: Page, chart_id: str, timeout_s: float = 10) -> int:
-    """Wait until chart ``chart_id`` has drawn data and count its trace paths. ``web.conftest.drawn`` looks under
-    ``g.plot``, which plotly.js 3 and later no longer make (the subplot's traces are under ``g.overplot > g.xy``), so
-    this looks under either."""
-    selector = ", ".join(f"#{chart_id} {group} .trace path" for group in (".plot", ".overplot"))
-    script = "s => [...document.querySelectorAll(s)].filter(p => (p.getAttribute('d') || '').length > 10).length"
-    deadline = time.monotonic() + timeout_s  # polled from here: the page's policy forbids eval in it
-    while (count := int(page.evaluate(script, selector))) == 0:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"chart #{chart_id} drew no data within {timeout_s:.0f} s")
-        time.sleep(0.1)
-    return count
 
 
 def shown(value: float | None, unit: str) -> str:
