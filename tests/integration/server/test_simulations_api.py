@@ -1,22 +1,28 @@
 """The simulations API on SQLite and PostgreSQL: a run through the API gives the figures the simulator gives for the
 same input, bad requests are located 422s that store nothing, roles, the listing of what may be picked (no path a
 request names is opened), cancel, the queue's bound, and runs a stopped server left are failed at its next start.
+A run goes on in a child process of the server: the API stays fast meanwhile, cancel and the wall-time limit kill
+it at once, and the memory limit fails it (a real server stopped with its children: test_simulations_isolation.py).
 
-The runs with thousands of jobs (progress, cancel, a full queue) are on SQLite only: what they test is the runner's,
-not the database's."""
+The runs with thousands of jobs (progress, cancel, a full queue, the child process) are on SQLite only: what they
+test is the runner's, not the database's."""
 
+import os
+import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from integration.server.stargate_harness import TINY_FLEET, Harness
 from stargate.fleetfile import load_fleet
 from stargate.server.app import create_app
 from stargate.server.auth import Role
+from stargate.server.limits import SettingsError
 from stargate.server.services import tokens as token_service
 from stargate.server.services.sim_runner import STOPPED, Limits, Runner, runner_name
 from stargate.sim import SimConfig, run_simulation
@@ -61,6 +67,35 @@ def _big_trace(jobs: int) -> str:
     """``jobs`` one-GPU jobs of 1 s, eight a second: the tiny fleet runs them without a queue. The simulator calls
     its progress hook every 20,000 events: at 10,000 jobs settled."""
     return "id,submit_s,duration_s,gpus,queue\n" + "".join(f"j{i},{i // 8},1,1,alpha-q\n" for i in range(jobs))
+
+
+def _long_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The name of a listed trace of 160,000 one-GPU jobs of 1 s that the tiny fleet takes over 10 s to replay (about
+    12 s here); a listed trace, because an upload that large is over the body limit."""
+    traces = tmp_path / "traces"
+    traces.mkdir(exist_ok=True)
+    rows = "".join(f"j{i},{i // 8},1,1,alpha-q\n" for i in range(160_000))
+    (traces / "long.csv").write_text("id,submit_s,duration_s,gpus,queue\n" + rows)
+    monkeypatch.setenv("STARGATE_TRACES_DIR", str(traces))
+    return "long.csv"
+
+
+def _children() -> list[psutil.Process]:
+    """This (the server's) process's simulation children."""
+    return [p for p in psutil.Process().children() if "stargate.server.services.sim_child" in " ".join(p.cmdline())]
+
+
+def _running(h: Harness, sim_id: str, timeout_s: float = 10.0) -> psutil.Process:
+    """Wait until ``sim_id`` runs, and its process."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert time.monotonic() < deadline, "the simulation did not start"
+        status = h.client.get(f"{URL}/{sim_id}", headers=h.headers()).json()["status"]
+        found = _children()
+        if status == "running" and found:
+            assert len(found) == 1
+            return found[0]
+        time.sleep(0.01)
 
 
 def test_a_run_through_the_api_gives_the_simulators_figures(harness: Harness, tmp_path: Path) -> None:
@@ -238,20 +273,23 @@ def test_cancel_stops_a_running_simulation_and_a_queued_one(
 
 
 def test_a_full_queue_is_429_and_the_wall_time_limit_fails_a_run(
-    make_harness: Callable[[str], Harness], sqlite_url: str
+    make_harness: Callable[[str], Harness], sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The child is killed at the limit wherever it is: the limit is one a small run stays under, not 0 s, which the
+    # in-process runner only checked at the simulator's progress reports.
     h = make_harness(sqlite_url)
-    _runner(h).limits = Limits(max_wall_s=0.0, max_waiting=1)
-    first = _post(h, trace_text=_big_trace(10_500), trace_format="native").json()["id"]
+    _runner(h).limits = Limits(max_wall_s=2.0, max_waiting=1)
+    first = _post(h, trace=_long_trace(tmp_path, monkeypatch)).json()["id"]
     second = _post(h, trace_text=TINY_TRACE, trace_format="native").json()["id"]
     refused = _post(h, trace_text=TINY_TRACE, trace_format="native")
     assert refused.status_code == 429
     assert "runs one simulation at a time and 1 are waiting" in refused.json()["detail"]
     assert _count(h) == 2
-    _wait(h)
+    _wait(h, 30)
     failed = h.client.get(f"{URL}/{first}", headers=h.headers()).json()
     assert failed["status"] == "failed" and failed["result"] is None
-    assert failed["error"].startswith("stopped after 0 s of wall time, this server's limit for one simulation")
+    assert failed["error"].startswith("stopped after 2 s of wall time, this server's limit for one simulation")
+    assert not _children()
     assert h.client.get(f"{URL}/{second}", headers=h.headers()).json()["status"] == "succeeded"  # too small to stop
 
 
@@ -270,3 +308,57 @@ def test_runs_a_stopped_server_left_are_failed_at_its_next_start(harness: Harnes
     assert all(found[r] is not None for r in found)
     assert [(found[r].status, found[r].error) for r in ("sim-running", "sim-queued")] == [("failed", STOPPED)] * 2  # type: ignore[union-attr]
     assert found["sim-other"].status == "running"  # type: ignore[union-attr]
+
+
+def test_a_simulation_runs_in_a_child_process_the_api_stays_fast_and_cancel_kills_it_at_once(
+    make_harness: Callable[[str], Harness], sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = make_harness(sqlite_url)
+    h.submit()  # GET /jobs lists something
+    sim_id = _post(h, trace=_long_trace(tmp_path, monkeypatch)).json()["id"]
+    child = _running(h, sim_id)
+    assert child.pid != os.getpid() and child.is_running()
+    took = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        assert h.client.get("/api/v1/jobs", headers=h.headers()).status_code == 200
+        took.append(time.perf_counter() - t0)
+        time.sleep(0.02)
+    assert statistics.median(took) < 0.050, sorted(took)  # about 10 ms; 100 ms with the run in the server's process
+
+    deadline = time.monotonic() + 15
+    while h.client.get(f"{URL}/{sim_id}", headers=h.headers()).json()["progress"] == 0:  # in the middle of the run
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    assert h.client.post(f"{URL}/{sim_id}/cancel", headers=h.headers()).json()["status"] == "cancelled"
+    child.wait(timeout=2.0)  # psutil.TimeoutExpired past 2 s
+    assert time.monotonic() - t0 < 2.0 and not _children()
+    _wait(h, 5)
+    final = h.client.get(f"{URL}/{sim_id}", headers=h.headers()).json()
+    assert (final["status"], final["result"], final["error"]) == ("cancelled", None, None)
+    assert 0 < final["progress"] < 1  # cancelled in the middle: the run had not ended by itself
+
+
+def test_a_run_over_the_memory_limit_fails_saying_so(make_harness: Callable[[str], Harness], sqlite_url: str) -> None:
+    h = make_harness(sqlite_url)
+    _runner(h).limits = Limits(max_memory_mb=1)  # below what the interpreter itself takes: its first allocations fail
+    sim_id = _post(h, trace_text=_big_trace(2_000), trace_format="native").json()["id"]
+    _wait(h)
+    failed = h.client.get(f"{URL}/{sim_id}", headers=h.headers()).json()
+    assert (failed["status"], failed["result"]) == ("failed", None)
+    assert failed["error"] == (
+        "stopped at 1 MB of memory, this server's limit for one simulation (STARGATE_SIM_MAX_MEMORY_MB); replay "
+        "fewer jobs (max_jobs) or stop earlier (until_s)"
+    )
+    _runner(h).limits = Limits()
+    again = _post(h, trace_text=_big_trace(2_000), trace_format="native").json()["id"]
+    _wait(h)
+    assert h.client.get(f"{URL}/{again}", headers=h.headers()).json()["status"] == "succeeded"
+
+
+def test_the_memory_limit_is_a_setting() -> None:
+    assert Limits.from_env({"STARGATE_SIM_MAX_MEMORY_MB": "8_192"}).max_memory_mb == 8192
+    assert Limits.from_env({}).max_memory_mb == 4096
+    with pytest.raises(SettingsError, match=r"^STARGATE_SIM_MAX_MEMORY_MB: found '12'; expected a whole number from "):
+        Limits.from_env({"STARGATE_SIM_MAX_MEMORY_MB": "12"})

@@ -1,21 +1,26 @@
-"""Where simulations asked through the API run: one at a time per server process, in a worker thread of that
-process, behind a short queue (``STARGATE_SIM_MAX_WAITING``, 4 by default; one more is answered 429).
+"""Where simulations asked through the API run: one at a time per server process, each in a process of its own,
+behind a short queue in the server (``STARGATE_SIM_MAX_WAITING``, 4 by default; one more is answered 429).
 
-The worker is started when a simulation is queued and ends when the queue is empty. It drives
-:func:`stargate.sim.run_simulation` (the simulator's own loop, the one ``stargate simulate`` runs) and listens on
-its progress hook (called every 20,000 events): the share of jobs settled is written to the row (at most twice a
-second); a row no longer 'running' (cancelled) stops the run there, and so does the wall-time limit
-(``STARGATE_SIM_MAX_WALL_S``, 600 s by default: the run fails, saying so).
+A worker thread of the server is started when a simulation is queued and ends when the queue is empty. For each
+run it starts a child process (:mod:`stargate.server.services.sim_child`), which runs
+:func:`stargate.sim.run_simulation` (the simulator's own loop, the one ``stargate simulate`` runs), so that a
+what-if never takes the server's CPU time (its GIL) or memory from the API and the scheduler. The thread supervises
+it: the share of jobs settled the child reports is written to the row (at most twice a second); a row no longer
+'running' (cancelled) has the child stopped at once (SIGTERM, then SIGKILL), and so does the wall-time limit
+(``STARGATE_SIM_MAX_WALL_S``, 600 s by default: the run fails, saying so). The child's address space is capped
+(``STARGATE_SIM_MAX_MEMORY_MB``, 4,096 MB by default): a run that needs more fails, saying so. The child dies with
+the server (see :mod:`~stargate.server.services.sim_child`), and the server stops its children as it exits.
 
-The queue lives in the process's memory: a server that stops loses its queue and its running simulation. Each row
-names the process that runs it (``runner``: host name and state directory), and :meth:`Runner.fail_stale` — run
-when the app is built, i.e. at the server's next start — fails that process's rows still queued or running with
-"server stopped", so none stays 'running' for ever.
+The queue lives in the server process's memory: a server that stops loses its queue and its running simulation.
+Each row names the process that runs it (``runner``: host name and state directory), and
+:meth:`Runner.fail_stale` — run when the app is built, i.e. at the server's next start — fails that process's rows
+still queued or running with "server stopped", so none stays 'running' for ever.
 """
 
+import atexit
 import logging
-import math
 import os
+import signal
 import socket
 import threading
 import time
@@ -29,7 +34,8 @@ from stargate.domain import Fleet
 from stargate.server.context import ServerContext
 from stargate.server.errors import DATABASE_DOWN, ServiceError
 from stargate.server.limits import SettingsError
-from stargate.sim import SimConfig, run_simulation
+from stargate.server.services.sim_child import Child, Exited
+from stargate.sim import SimConfig
 from stargate.store.models import SimulationRow
 from stargate.store.repositories import simulations as repo
 from stargate.traces import TraceJob
@@ -37,9 +43,12 @@ from stargate.traces import TraceJob
 log = logging.getLogger("stargate.server")
 
 JOBS_ENV, WALL_ENV, WAITING_ENV = "STARGATE_SIM_MAX_JOBS", "STARGATE_SIM_MAX_WALL_S", "STARGATE_SIM_MAX_WAITING"
+MEMORY_ENV = "STARGATE_SIM_MAX_MEMORY_MB"
 STOPPED = "server stopped: the server process running this simulation stopped before it ended"
 WRITE_EVERY_S = 0.5
 """Progress is written to the row at most this often, s."""
+CHECK_EVERY_S = 0.25
+"""How often the row is looked at for a cancellation while a run goes on, s."""
 
 
 class BusyError(ServiceError):
@@ -58,6 +67,8 @@ class Limits:
     """Wall time one simulation may run, s; past it the run is stopped and fails."""
     max_waiting: int = 4
     """Simulations waiting behind the running one."""
+    max_memory_mb: int = 4096
+    """Address space of the process one simulation runs in, MB; past it the run fails."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Limits":
@@ -67,6 +78,7 @@ class Limits:
             max_jobs=_whole(env, JOBS_ENV, cls.max_jobs, 1, 100_000_000),
             max_wall_s=float(_whole(env, WALL_ENV, int(cls.max_wall_s), 1, 7 * 86400)),
             max_waiting=_whole(env, WAITING_ENV, cls.max_waiting, 0, 1_000),
+            max_memory_mb=_whole(env, MEMORY_ENV, cls.max_memory_mb, 256, 16 * 1024 * 1024),
         )
 
 
@@ -93,14 +105,6 @@ class Work:
     config: SimConfig
     start: datetime | None
     trace: dict[str, Any]
-
-
-class _Cancelled(Exception):
-    """The row is no longer 'running': stop the run, write nothing."""
-
-
-class _Stopped(Exception):
-    """The run went past the wall-time limit."""
 
 
 def runner_name(ctx: ServerContext) -> str:
@@ -178,46 +182,95 @@ class Runner:
         with self.ctx.db.write() as session:
             if not repo.start(session, work.id, _now()):
                 return  # cancelled while it waited
-        work.config.progress = self._hook(work.id)
+        deadline = time.monotonic() + self.limits.max_wall_s
+        work.config.progress = None  # the child has its own
         try:
-            out = run_simulation(work.fleet, work.jobs, work.config, start=work.start)[0]
-        except _Cancelled:
+            child = Child.start(self.limits.max_memory_mb)
+        except OSError as exc:
+            log.error("simulation %s: could not start its process: %s", work.id, exc)
+            self._fail(work.id, f"simulation failed: could not start the process to run it: {exc}")
             return
-        except _Stopped:
-            limit = self.limits.max_wall_s
-            self._fail(work.id, f"stopped after {limit:g} s of wall time, this server's limit for one simulation "
-                       f"({WALL_ENV}); replay fewer jobs (max_jobs) or stop earlier (until_s)")  # fmt: skip
-            return
-        except Exception as exc:  # the engine refused something the checks let through: say what, keep serving
-            log.exception("simulation %s failed", work.id)
-            first = (str(exc).splitlines() or [type(exc).__name__])[0]
-            self._fail(work.id, f"simulation failed: {type(exc).__name__}: {first[:300]}")
-            return
-        out["trace"] = work.trace
-        with self.ctx.db.write() as session:
-            repo.succeed(session, work.id, out, _now())
+        with _LIVE_LOCK:
+            _LIVE.add(child)
+        try:
+            child.send_work(work.fleet, work.config, work.start, work.jobs)
+            error = self._supervise(work.id, child, deadline, work.trace)
+        finally:
+            child.stop()
+            with _LIVE_LOCK:
+                _LIVE.discard(child)
+        if error:
+            self._fail(work.id, error)
+
+    def _supervise(self, simulation_id: str, child: Child, deadline: float, trace: dict[str, Any]) -> str:
+        """Follow ``child`` until it ends, is cancelled or runs out of time; the error to record ('' for none)."""
+        last_check = last_write = time.monotonic()
+        share = written = 0.0
+        while True:
+            now = time.monotonic()
+            try:
+                said = child.receive(max(min(CHECK_EVERY_S - (now - last_check), deadline - now), 0.0))
+            except Exited as exc:
+                return _died(exc.returncode, self.limits.max_memory_mb)
+            if said is not None and said[0] == "result":
+                said[1]["trace"] = trace
+                with self.ctx.db.write() as session:
+                    repo.succeed(session, simulation_id, said[1], _now())
+                return ""
+            if said is not None and said[0] == "memory":
+                limit = self.limits.max_memory_mb
+                return (f"stopped at {limit:,} MB of memory, this server's limit for one simulation ({MEMORY_ENV}); "
+                        "replay fewer jobs (max_jobs) or stop earlier (until_s)")  # fmt: skip
+            if said is not None and said[0] == "error":
+                log.error("simulation %s failed:\n%s", simulation_id, said[2])
+                return str(said[1])
+            if said is not None and said[0] == "progress":
+                done, total = said[1], said[2]
+                share = round(min(done / total, 0.9999), 4) if total else 0.0
+            now = time.monotonic()
+            if now >= deadline:
+                return (f"stopped after {self.limits.max_wall_s:g} s of wall time, this server's limit for one "
+                        f"simulation ({WALL_ENV}); replay fewer jobs (max_jobs) or stop earlier (until_s)")  # fmt: skip
+            if now - last_check < CHECK_EVERY_S:
+                continue
+            last_check = now
+            if share != written and now - last_write >= WRITE_EVERY_S:
+                last_write, written = now, share
+                with self.ctx.db.write() as session:
+                    running = repo.advance(session, simulation_id, share)
+            else:
+                with self.ctx.db.read() as session:
+                    row = repo.get(session, simulation_id)
+                    running = row is not None and row.status == "running"
+            if not running:
+                return ""  # cancelled: the child is stopped, nothing is written
 
     def _fail(self, simulation_id: str, error: str) -> None:
         with self.ctx.db.write() as session:
             repo.fail(session, simulation_id, error, _now(), ("running",))
 
-    def _hook(self, simulation_id: str) -> Any:
-        """The progress hook of one run: writes the share settled, stops the run when cancelled or over time."""
-        deadline = time.monotonic() + self.limits.max_wall_s
-        last = -math.inf
 
-        def progress(done: int, total: int) -> None:
-            nonlocal last
-            now = time.monotonic()
-            if now > deadline:
-                raise _Stopped
-            if now - last < WRITE_EVERY_S:
-                return
-            last = now
-            share = round(min(done / total, 0.9999), 4) if total else 0.0
-            with self.ctx.db.write() as session:
-                running = repo.advance(session, simulation_id, share)
-            if not running:
-                raise _Cancelled
+def _died(returncode: int | None, memory_mb: int) -> str:
+    """The error of a child that ended without a word."""
+    if returncode is not None and returncode < 0:
+        try:
+            how = f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            how = f"was killed by signal {-returncode}"
+    else:
+        how = f"ended with exit code {returncode}"
+    return (f"simulation failed: the process running it {how} before it reported (out of memory? this server's "
+            f"limit for one simulation is {memory_mb:,} MB, {MEMORY_ENV})")  # fmt: skip
 
-        return progress
+
+_LIVE: set[Child] = set()
+"""The children running now, in any runner of this process."""
+_LIVE_LOCK = threading.Lock()
+
+
+@atexit.register
+def _stop_children() -> None:
+    """A server that exits kills the simulations it runs (they would be failed at its next start anyway)."""
+    with _LIVE_LOCK:
+        for child in _LIVE:
+            child.proc.kill()
