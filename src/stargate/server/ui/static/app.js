@@ -1,5 +1,5 @@
 // The dashboard's shell: log in with a token, show the page named by the location's #/name, keep it live.
-import { api, ApiError, fill, h, message, setToken, token } from "./lib.js";
+import { allowCharts, api, ApiError, fill, h, message, setToken, token } from "./lib.js";
 
 const PAGES = ["fleet", "queues", "jobs", "services", "contracts", "budget", "plan", "simulation", "tokens"];
 const ADMIN_PAGES = ["tokens"];
@@ -97,6 +97,7 @@ async function show() {
     if (ctx.stillShown()) report(message(err));
   }
   if (ctx.stillShown()) main.dataset.ready = name; // drawn with its first data (tests and the load benchmark wait for it)
+  allowCharts(); // then the chart library may take the main thread
   document.title = `Stargate · ${name[0].toUpperCase()}${name.slice(1)}`;
 }
 

@@ -193,15 +193,24 @@ const BASE_LAYOUT = {
 };
 
 let plotlyLoading = null;
+let openGate = null;
+const gate = new Promise((resolve) => { openGate = resolve; });
+setTimeout(() => openGate(), 1500); // at the latest: a page that waits for a chart before its first data
+
+/** Let the chart library load: called once the first page's data are drawn (see app.js). */
+export function allowCharts() {
+  openGate();
+}
 
 /**
- * Plotly, loaded on first use (its bundle is large: tables and figures are drawn before it arrives, then the charts).
- * The bundle comes from this server (the installed plotly package), named in the page's `stargate-plotly` meta.
+ * Plotly, loaded on first use once the first page's data are drawn: running its bundle takes the browser's main
+ * thread for a while, so tables and figures come first, then the charts. The bundle comes from this server (the
+ * installed plotly package), named in the page's `stargate-plotly` meta.
  */
 export function plotly() {
   if (window.Plotly) return Promise.resolve(window.Plotly);
   if (!plotlyLoading) {
-    plotlyLoading = new Promise((resolve, reject) => {
+    plotlyLoading = gate.then(() => new Promise((resolve, reject) => {
       const src = document.querySelector('meta[name="stargate-plotly"]').content;
       const script = document.createElement("script");
       script.src = src;
@@ -213,7 +222,7 @@ export function plotly() {
         reject(new Error(`the chart library ${src} did not load`));
       };
       document.head.append(script);
-    });
+    }));
   }
   return plotlyLoading;
 }

@@ -145,13 +145,12 @@ export default async function render(ctx) {
   const overridePart = h("div");
   fill(ctx.main, h("h1", {}, "Budget"), budgetPart, costsPart, overridePart);
 
+  // Two refreshes: the budget (one quick read) is drawn first; the costs of runs (three reads over the ledger,
+  // the slower part with many runs) follow when they come.
   const refresh = async () => {
     const admin = ctx.isAdmin();
-    const [budget, byTeam, byProvider, byDay, requests] = await Promise.all([
+    const [budget, requests] = await Promise.all([
       optional(ctx, "/budget"),
-      optional(ctx, "/costs", { by: "team" }),
-      optional(ctx, "/costs", { by: "provider" }),
-      optional(ctx, "/costs", { by: "day" }),
       admin ? optional(ctx, "/procurement/requests") : null,
     ]);
     const today = new Date().toISOString().slice(0, 10);
@@ -181,6 +180,27 @@ export default async function render(ctx) {
       ], budget.draws, { empty: "Nothing draws on the budget." }));
     }
 
+    if (!admin || requests === null) { fill(overridePart); return; }
+    const over = requests.filter((r) => r.state === "over_budget");
+    const reasons = {};
+    await Promise.all(over.map(async (r) => {
+      const page = await optional(ctx, "/procurement/events", { request_id: r.id, limit: 100 });
+      const event = page?.items.filter((e) => e.kind === "over_budget").pop();
+      if (event) reasons[r.id] = event.reason;
+    }));
+    if (!ctx.stillShown()) return;
+    const focused = document.activeElement?.closest?.("form") && overridePart.contains(document.activeElement);
+    if (focused) return; // do not replace a form being filled in
+    fill(overridePart, card("Budget overrides (admins)", overrides(ctx, requests, reasons, refresh)));
+  };
+
+  const refreshCosts = async () => {
+    const [byTeam, byProvider, byDay] = await Promise.all([
+      optional(ctx, "/costs", { by: "team" }),
+      optional(ctx, "/costs", { by: "provider" }),
+      optional(ctx, "/costs", { by: "day" }),
+    ]);
+    if (!ctx.stillShown()) return;
     costsPart.hidden = byTeam === null && byProvider === null && byDay === null;
     const first = byTeam ?? byProvider ?? byDay;
     if (first) {
@@ -195,19 +215,7 @@ export default async function render(ctx) {
     dailyChart.closest("section").hidden = byDay === null;
     if (byDay && byDay.rows.length) drawDaily(dailyChart, byDay.rows);
     else if (byDay) fill(dailyChart, h("p", { class: "empty" }, "No run has cost anything yet."));
-
-    if (!admin || requests === null) { fill(overridePart); return; }
-    const over = requests.filter((r) => r.state === "over_budget");
-    const reasons = {};
-    await Promise.all(over.map(async (r) => {
-      const page = await optional(ctx, "/procurement/events", { request_id: r.id, limit: 100 });
-      const event = page?.items.filter((e) => e.kind === "over_budget").pop();
-      if (event) reasons[r.id] = event.reason;
-    }));
-    if (!ctx.stillShown()) return;
-    const focused = document.activeElement?.closest?.("form") && overridePart.contains(document.activeElement);
-    if (focused) return; // do not replace a form being filled in
-    fill(overridePart, card("Budget overrides (admins)", overrides(ctx, requests, reasons, refresh)));
   };
+  ctx.poll(refreshCosts); // not awaited: the page counts as drawn once the budget is
   await ctx.poll(refresh);
 }

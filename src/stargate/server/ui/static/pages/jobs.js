@@ -305,14 +305,14 @@ export default async function render(ctx) {
         ys.push(job.status);
         texts.push("now");
       }
-      await chart(timeline, `Status of job ${id} over time: now ${job.status}`, [{
+      chart(timeline, `Status of job ${id} over time: now ${job.status}`, [{
         x: localAxis(stamps), y: ys, type: "scatter", mode: "lines+markers", line: { shape: "hv" }, name: "status",
         customdata: texts, hovertemplate: "%{y}<br>%{customdata}<extra></extra>",
       }], {
         hovermode: "closest", showlegend: false, margin: { l: 80, r: 16, t: 16, b: 40 },
         yaxis: { type: "category", categoryorder: "array", categoryarray: STATUSES, range: [-0.5, STATUSES.length - 0.5] },
         xaxis: { title: { text: "time (your time zone)" } },
-      });
+      }).catch((err) => ctx.report(message(err)));
       fill(eventsWrap, table([
         { label: "At", value: (e) => e.at, render: (e) => when(e.at) },
         { label: "From", value: (e) => e.from ?? "", render: (e) => (e.from ? status(e.from) : "—") },

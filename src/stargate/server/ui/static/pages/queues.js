@@ -2,8 +2,7 @@
 // borrowing limit, per GPU model), what each queue borrows, and every pending job with the reason it waits.
 import { card, chart, fill, h, kpi, message, num, status, table, when } from "../lib.js";
 
-const MAX_JOBS = 2000; // jobs read per status (pending, placed, running) at most
-const MAX_PAGE = 500; // the API's largest page
+const SHOWN = 100; // pending jobs listed (the oldest: the head of the queues); counts cover them all
 const CHECK_STYLE = "flex-direction: row; align-items: center; gap: 0.4rem"; // a checkbox beside its label
 
 /** What a pending job's reason code says about why it waits (docs/reference/api.md, "Reason codes"). */
@@ -18,18 +17,6 @@ const WAITS = {
   other: "a reason this server has no code for (see the detail)",
 };
 
-/** Jobs of `status`, newest first, at most MAX_JOBS; `cut` is true when more exist. */
-async function fetchStatus(ctx, status) {
-  const items = [];
-  let cursor = null;
-  do {
-    const page = await ctx.api("/jobs", { query: { status, limit: Math.min(MAX_PAGE, MAX_JOBS - items.length), cursor } });
-    items.push(...page.items);
-    cursor = page.next_cursor;
-  } while (cursor && items.length < MAX_JOBS);
-  return { items, cut: cursor !== null };
-}
-
 /** Seconds from `iso` to now, as text with its unit. */
 function waited(iso) {
   const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
@@ -38,11 +25,17 @@ function waited(iso) {
   return num(s / 3600, "h", 1);
 }
 
+/** GPUs a queue holds that count against a quota of `model` ("*": every model). */
+function heldFor(q, model) {
+  if (model === "*" || model === "any") return q.running_gpus;
+  return q.held_by_model?.[model] ?? 0;
+}
+
 /** One row per queue and quota: GPUs held (placed or running jobs on clusters of that model), quota, limit. */
-function quotaRows(queues, teamName, heldBy, known) {
+function quotaRows(queues, teamName) {
   return queues.flatMap((q) => (q.quotas.length ? q.quotas : [{ gpu_model: "any", gpus: null, borrowing_limit_gpus: null }])
     .map((quota) => {
-      const held = known(q) ? heldBy[`${q.id}|${quota.gpu_model}`] ?? 0 : null;
+      const held = heldFor(q, quota.gpu_model);
       const limit = quota.borrowing_limit_gpus ?? null;
       return {
         team: q.team, teamName: teamName[q.team] ?? q.team, queue: q.id, model: quota.gpu_model, held,
@@ -75,7 +68,6 @@ export default async function render(ctx) {
     card("Pending jobs, oldest first", pendingNote, pendingWrap));
 
   const admin = ctx.isAdmin();
-  const known = (q) => admin || q.team === ctx.me.team; // others' jobs are not listed to members and viewers
   let last = null;
   let signature = null;
 
@@ -100,22 +92,15 @@ export default async function render(ctx) {
   logScale.addEventListener("change", () => { if (last) drawChart(last).catch((err) => ctx.report(message(err))); });
 
   await ctx.poll(async () => {
-    const [queues, teams, fleetOut, pending, placed, running] = await Promise.all([
-      ctx.api("/queues"), ctx.api("/teams"), ctx.api("/fleet"),
-      fetchStatus(ctx, "pending"), fetchStatus(ctx, "placed"), fetchStatus(ctx, "running"),
+    const [queues, teams, pending] = await Promise.all([
+      ctx.api("/queues"), ctx.api("/teams"),
+      ctx.api("/jobs", { query: { status: "pending", order: "oldest", limit: SHOWN } }),
     ]);
     if (!ctx.stillShown()) return;
-    const fleet = fleetOut.fleet;
-    const modelOf = Object.fromEntries(fleet.clusters.map((c) => [c.id, c.gpu_model]));
     const teamName = Object.fromEntries(teams.map((t) => [t.id, t.name]));
-    const heldBy = {};
-    for (const j of [...placed.items, ...running.items]) {
-      const key = `${j.queue}|${modelOf[j.cluster] ?? "unknown"}`;
-      heldBy[key] = (heldBy[key] ?? 0) + j.gpus;
-    }
     const sorted = [...queues].sort((a, b) => (a.team + a.id < b.team + b.id ? -1 : 1));
-    const rows = quotaRows(sorted, teamName, heldBy, known);
-    const waiting = [...pending.items].sort((a, b) => (a.submitted_at < b.submitted_at ? -1 : 1));
+    const rows = quotaRows(sorted, teamName);
+    const waiting = pending.items;
 
     const total = (key) => queues.reduce((n, q) => n + q[key], 0);
     const borrowed = rows.reduce((n, r) => n + (r.borrowing ?? 0), 0);
@@ -128,17 +113,12 @@ export default async function render(ctx) {
 
     const shown = JSON.stringify([queues, rows, waiting.map((j) => [j.id, j.reason, j.detail]), Math.floor(Date.now() / 60_000)]);
     last = rows;
-    const drawing = drawChart(rows); // the tables need not wait for the chart library
-    const cut = [pending, placed, running].some((s) => s.cut);
+    // Drawn when the chart library is there: the tables are not held back for it.
+    drawChart(rows).catch((err) => ctx.report(message(err)));
     fill(note,
       "Held: GPUs of placed and running jobs, by the GPU model of the cluster each is on. Borrowing: GPUs held above ",
-      "the nominal quota, at most the borrowing limit, from what the cohort's other queues leave idle.",
-      admin ? "" : ` Your token lists only team ${ctx.me.team}'s jobs, so other teams' GPUs by model are not shown (their totals are in "Queues by team").`,
-      cut ? ` Only the newest ${num(MAX_JOBS)} jobs of each status were read: the figures by model are cut.` : "");
-    if (shown === signature) {
-      await drawing;
-      return; // tables unchanged: keep their sort order and focus
-    }
+      "the nominal quota, at most the borrowing limit, from what the cohort's other queues leave idle.");
+    if (shown === signature) return; // tables unchanged: keep their sort order and focus
     signature = shown;
 
     fill(queueWrap, table([
@@ -178,9 +158,10 @@ export default async function render(ctx) {
       { label: "By queue", value: (r) => r.queues.join(", ") },
     ], Object.values(byReason).sort((a, b) => b.jobs - a.jobs), { empty: "No job is waiting." }));
 
+    const visible = admin ? total("pending_jobs") : queues.filter((q) => q.team === ctx.me.team).reduce((n, q) => n + q.pending_jobs, 0);
     fill(pendingNote,
-      `${num(waiting.length)} pending jobs`, pending.cut ? ` (the newest ${num(MAX_JOBS)} only: more are pending)` : "",
-      admin ? "" : ` of team ${ctx.me.team}`, ". The reason is the code of each job's last status change.");
+      waiting.length < visible ? `The oldest ${num(waiting.length)} of ${num(visible, "jobs")} pending` : `${num(waiting.length, "jobs")} pending`,
+      admin ? "" : ` in team ${ctx.me.team}'s queues`, ". The reason is the code of each job's last status change.");
     fill(pendingWrap, table([
       { label: "Job", value: (j) => j.id, render: (j) => h("a", { href: `#/jobs/${j.id}` }, j.id) },
       { label: "Name", value: (j) => j.name },
@@ -196,6 +177,5 @@ export default async function render(ctx) {
       { label: "Waiting for", value: (j) => j.submitted_at, render: (j) => waited(j.submitted_at) },
       { label: "Attempt", value: (j) => j.attempt, num: true },
     ], waiting, { empty: "No job is waiting." }));
-    await drawing;
   });
 }
