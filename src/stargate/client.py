@@ -40,6 +40,14 @@ class WhoAmI(TypedDict):
     role: str
 
 
+class Waiting(TypedDict):
+    """Why a pending job waits: a wait reason code (``quota``, ``capacity``, ``power``, ``clusters_down``,
+    ``offline``, ``order``) and its detail."""
+
+    reason: str
+    detail: str
+
+
 class Job(TypedDict):
     """A job as the API shows it (times ISO 8601 UTC or null)."""
 
@@ -66,6 +74,8 @@ class Job(TypedDict):
     gpu_ids: list[int]
     exit_code: int | None
     spec: dict[str, Any]
+    waiting: NotRequired[Waiting | None]
+    """Why a pending job waits (null when not pending or not judged yet; absent from older servers)."""
 
 
 class JobPage(TypedDict):

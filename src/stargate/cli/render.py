@@ -17,6 +17,7 @@ from stargate.cli.text import cell, visible
 from stargate.client import (
     Job,
     Queue,
+    Waiting,
 )
 
 _STATUS_STYLE = {"running": "green", "succeeded": "bold green", "failed": "red", "cancelled": "yellow"}
@@ -43,8 +44,9 @@ def status_text(value: str) -> str:
 def render_jobs(items: list[Job], next_cursor: str | None) -> None:
     """Jobs as a table, with a note when more pages exist."""
     table = Table(title=f"{len(items)} job{'s' if len(items) != 1 else ''}", title_justify="left")
-    for name in ("ID", "NAME", "QUEUE", "STATUS", "GPUS", "CLUSTER", "ATTEMPT", "SUBMITTED", "REASON", "DETAIL"):
-        table.add_column(name, no_wrap=name in {"ID", "STATUS", "SUBMITTED", "REASON"})
+    names = ("ID", "NAME", "QUEUE", "STATUS", "GPUS", "CLUSTER", "ATTEMPT", "SUBMITTED", "REASON", "DETAIL", "WAITS")
+    for name in names:
+        table.add_column(name, no_wrap=name in {"ID", "STATUS", "SUBMITTED", "REASON", "WAITS"})
     for item in items:
         table.add_row(
             cell(item["id"]),
@@ -57,6 +59,7 @@ def render_jobs(items: list[Job], next_cursor: str | None) -> None:
             cell(when(item["submitted_at"])),
             cell(item["reason"] or ""),
             cell(item.get("detail") or ""),
+            cell(waiting["reason"] if (waiting := item.get("waiting")) else ""),
         )
     out = console()
     out.print(table)
@@ -73,6 +76,7 @@ def render_job(item: Job) -> None:
         ("status", status_text(item["status"])),
         ("reason", item["reason"] or "-"),
         ("detail", item.get("detail") or "-"),
+        ("waiting", waiting_text(item.get("waiting"))),
         ("queue / team", f"{item['queue']} / {item['team']}"),
         ("kind", item["kind"]),
         ("request", gpu_count(item["gpus"]) + (f" of {', '.join(item['gpu_models'])}" if item["gpu_models"] else "")),
@@ -93,6 +97,13 @@ def render_job(item: Job) -> None:
     for key, value in rows:
         table.add_row(key, value if key == "status" else cell(value))
     console().print(table)
+
+
+def waiting_text(waiting: Waiting | None) -> str:
+    """Why a pending job waits, e.g. ``capacity: largest free block ...``; ``-`` when not pending or not judged."""
+    if not waiting:
+        return "-"
+    return f"{waiting['reason']}: {waiting['detail']}" if waiting.get("detail") else waiting["reason"]
 
 
 def progress_text(progress_s: float | None) -> str:

@@ -81,6 +81,18 @@ DETAIL_TEXT = (
 )
 
 
+class Waiting(BaseModel):
+    """Why a pending job is not running yet, as the scheduler's last cycle judged it."""
+
+    reason: str = Field(
+        description="quota, capacity, power, clusters_down, offline or order (stable codes; see "
+        "docs/reference/scheduling.md, 'Why a job waits')."
+    )
+    detail: str = Field(
+        description="The numbers behind it, e.g. 'largest free block on its 3 clusters: 4 GPUs (lab-a); asks 8 GPUs'."
+    )
+
+
 class Job(BaseModel):
     """A job as the API shows it; times are ISO 8601 UTC, null when unset."""
 
@@ -108,6 +120,11 @@ class Job(BaseModel):
     gpu_ids: list[int]
     exit_code: int | None
     spec: JobSpec
+    waiting: Waiting | None = Field(
+        default=None,
+        description="Why it waits: null unless it is pending and a scheduling cycle has judged it since it became "
+        "pending.",
+    )
 
 
 class JobPage(BaseModel):
@@ -158,7 +175,8 @@ class Queue(BaseModel):
     pending_gpus: int = Field(default=0, description="GPUs the pending jobs ask for, GPUs.")
     pending_reasons: dict[str, int] = Field(
         default_factory=dict,
-        description="Pending jobs by the reason code of their last change (why they wait), most first.",
+        description="Pending jobs by wait reason (quota, capacity, power, clusters_down, offline, order, as the "
+        "scheduler's last cycle judged them; 'submitted': not judged yet), most first.",
     )
     running_jobs: int = Field(description="Jobs placed or running.")
     running_gpus: int = Field(description="GPUs held by placed or running jobs, GPUs.")

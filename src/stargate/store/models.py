@@ -157,6 +157,7 @@ class JobRow(Base):
         Index("ix_jobs_team_id_id", "team_id", "id"),
         Index("ix_jobs_queue_id_id", "queue_id", "id"),
         Index("ix_jobs_status_id", "status", "id"),
+        Index("ix_jobs_wait_reason", "wait_reason"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -176,6 +177,11 @@ class JobRow(Base):
     :func:`~stargate.domain.reasons.read_reason`: a row written by a newer server may hold a code this one lacks)."""
     detail: Mapped[str] = mapped_column(Text, default="", server_default="")
     """The free text of the last status change (where it was placed, the exit code, the executor's error)."""
+    wait_reason: Mapped[str | None] = mapped_column(String(32))
+    """While pending: why it waits, as the scheduler's last cycle judged it (a
+    :class:`~stargate.domain.reasons.WaitReason` value); None when no cycle has judged it, and once it left pending."""
+    wait_detail: Mapped[str | None] = mapped_column(Text)
+    """The detail of ``wait_reason`` (the GPU model and numbers of a quota, the largest free block, the clusters)."""
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     progress_s: Mapped[float] = mapped_column(Float, default=0.0)
     submitted_by: Mapped[str] = mapped_column(String(ACTOR_MAX))

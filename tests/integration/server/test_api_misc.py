@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from integration.server.stargate_harness import Harness
 from stargate.server.scheduling.loop import run_cycle
-from stargate.store import TokenRow
+from stargate.store import JobRow, TokenRow
 
 
 def test_healthz_and_openapi_need_no_token(harness: Harness) -> None:
@@ -76,9 +76,15 @@ def test_queues_show_counts_and_teams_list_queues(harness: Harness) -> None:
     queues = {q["id"]: q for q in harness.client.get("/api/v1/queues", headers=harness.headers()).json()}
     assert queues["alpha-q"]["pending_jobs"] == 2 and queues["alpha-q"]["running_gpus"] == 0
     assert queues["beta-q"]["pending_jobs"] == 0 and queues["beta-q"]["team"] == "beta"
+    # No cycle has judged them: they count as 'submitted'; once judged, by their wait reason.
     assert (queues["alpha-q"]["pending_gpus"], queues["alpha-q"]["pending_reasons"]) == (5, {"submitted": 2})
     assert (queues["beta-q"]["pending_gpus"], queues["beta-q"]["pending_reasons"]) == (0, {})
     assert queues["alpha-q"]["held_by_model"] == {}
+    with harness.ctx.db.write() as session:  # as the scheduler writes a judgement (test_wait_reasons.py runs it)
+        first = session.scalars(select(JobRow).order_by(JobRow.id).limit(1)).one()
+        first.wait_reason, first.wait_detail = "capacity", "largest free block on its 1 cluster: 0 GPUs (lab-h100)"
+    queues = {q["id"]: q for q in harness.client.get("/api/v1/queues", headers=harness.headers()).json()}
+    assert queues["alpha-q"]["pending_reasons"] == {"capacity": 1, "submitted": 1}
 
 
 def test_queues_count_held_gpus_by_the_model_of_each_jobs_cluster_and_jobs_list_oldest_first(harness: Harness) -> None:

@@ -80,5 +80,5 @@ def test_a_job_waiting_only_for_a_cluster_observed_down_says_why(harness: Harnes
     for _ in range(5):
         run_cycle(harness.ctx, _now())
     found = _job(harness, job)
-    assert found["status"] == "pending"
-    assert "lab-h100" in str(found["detail"]) and "down" in str(found["detail"]), found
+    assert found["status"] == "pending" and found["waiting"]["reason"] == "clusters_down"
+    assert "lab-h100" in found["waiting"]["detail"] and "down" in found["waiting"]["detail"], found

@@ -37,3 +37,17 @@ def test_a_job_from_a_server_without_details_shows_a_dash(capsys: pytest.Capture
     del older["detail"]  # type: ignore[misc]
     render_job(older)
     assert any(line.split() == ["detail", "-"] for line in capsys.readouterr().out.splitlines())
+
+
+def test_a_pending_job_shows_why_it_waits(capsys: pytest.CaptureFixture[str]) -> None:
+    pending = job("submitted", "") | {"status": "pending", "cluster": None, "gpu_ids": [], "exit_code": None}
+    pending["waiting"] = {"reason": "capacity", "detail": "largest free block on its 1 cluster: 4 GPUs (lab-a)"}
+    render_job(pending)  # type: ignore[arg-type]
+    lines = capsys.readouterr().out.splitlines()
+    line = next(line for line in lines if line.lstrip().startswith("waiting"))
+    assert line.split(None, 1)[1].rstrip() == "capacity: largest free block on its 1 cluster: 4 GPUs (lab-a)"
+    render_jobs([pending, job("failed", "exited with code 3")], None)  # type: ignore[list-item]
+    header, *rows = [line for line in capsys.readouterr().out.splitlines() if "WAITS" in line or "j-000007" in line]
+    assert header.index("DETAIL") < header.index("WAITS")
+    cells = [[c.strip() for c in row.split("│")[1:-1]] for row in rows]
+    assert (cells[0][-1], cells[1][-1]) == ("capacity", "")

@@ -4,11 +4,11 @@ Pending → placed with a run row, preemptions and requeues → pending, rejecti
 again at the same instant (its cluster went down, it moves) is requeued and then placed in the same transaction.
 Each decision is written only if its job is still where the snapshot saw it; :attr:`Applied.complete` says whether
 every decision was written (if not, the scheduler rebuilds its driver from the database next cycle). The same
-transaction says why the jobs left pending wait when every cluster they could run on is down
-(:mod:`stargate.server.scheduling.waiting`).
+transaction writes why the jobs left pending wait, as the engine judged them
+(:mod:`stargate.server.scheduling.waiting`); a job placed or rejected has its wait reason cleared by its move.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -16,6 +16,7 @@ from typing import Any
 
 from stargate.domain import JobReason
 from stargate.engine import Decisions, Start
+from stargate.engine.waits import Wait
 from stargate.server.context import ServerContext
 from stargate.server.scheduling.decide import Lost
 from stargate.server.scheduling.interrupted import kept_text
@@ -27,6 +28,8 @@ from stargate.store.repositories import runs as run_repo
 ACTOR = "scheduler"
 PRICE_QUANTUM = Decimal("0.000001")
 HOLDING = (JobStatus.PLACED, JobStatus.RUNNING)
+NOT_WAITING = {"wait_reason": None, "wait_detail": None}
+"""What a job leaving pending writes of its wait reason."""
 
 
 class LostLeadershipError(RuntimeError):
@@ -44,11 +47,19 @@ class Applied:
     complete: bool = True
     """False when some decision was dropped."""
     waiting_for_down: int = 0
-    """Pending jobs that wait only for clusters that are down (their detail says which, and since when)."""
+    """Pending jobs that wait only for clusters that are down (their wait detail says which, and since when)."""
 
 
-def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost: Lost, now: datetime) -> Applied:
-    """Write the decisions in one transaction, each only if its job is still where the snapshot saw it.
+def apply_decisions(
+    ctx: ServerContext,
+    snap: Snapshot,
+    result: Decisions,
+    lost: Lost,
+    now: datetime,
+    waits: Mapping[str, Wait] | None = None,
+) -> Applied:
+    """Write the decisions in one transaction, each only if its job is still where the snapshot saw it, and the
+    engine's ``waits`` of the jobs left pending (None: the wait reasons are left as they are).
 
     Bulk statements: the jobs are read and locked with one query, the status changes go through
     :func:`~stargate.store.transition_many` (legal edges checked, one event row each; a second batch places the
@@ -93,9 +104,8 @@ def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost:
                 out.preempted += 1
         for r in result.rejections:
             if (cur := unchanged(r.job_id, JobStatus.PENDING)) is not None:
-                first.append(
-                    Move(cur, JobStatus.FAILED, JobReason(r.reason), _rejection_detail(snap, cur.id, r.reason))
-                )
+                detail = _rejection_detail(snap, cur.id, r.reason)
+                first.append(Move(cur, JobStatus.FAILED, JobReason(r.reason), detail, dict(NOT_WAITING)))
                 out.rejected += 1
         second: list[Move] = []
         runs: list[dict[str, Any]] = []
@@ -116,7 +126,8 @@ def apply_decisions(ctx: ServerContext, snap: Snapshot, result: Decisions, lost:
         transition_many(session, first, ACTOR, now)
         transition_many(session, second, ACTOR, now)
         run_repo.add_many(session, runs)
-        out.waiting_for_down = write_waits(ctx, session, snap, _pending_after(snap, result, lost), now)
+        if waits is not None:
+            out.waiting_for_down = write_waits(session, snap, waits, _pending_after(snap, result, lost))
         if ctx.loop.fence is not None and not ctx.loop.fence(session):  # lost the lock mid-cycle: another may lead
             raise LostLeadershipError(
                 "the scheduler lock was lost during this cycle; its decisions were rolled back (another server may "
@@ -213,6 +224,7 @@ def _placement(cur: Current, start: Start) -> Move:
         "gpu_ids": list(start.gpu_ids),
         "price_usd_per_gpu_hour": _price(start.price_usd_per_gpu_hour),
         "contract_id": start.contract_id,
+        **NOT_WAITING,
     }
     detail = f"on {start.cluster_id} ({len(start.gpu_ids)} GPU{'' if len(start.gpu_ids) == 1 else 's'})"
     return Move(cur, JobStatus.PLACED, JobReason.PLACED, detail, values)

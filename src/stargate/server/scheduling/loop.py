@@ -219,7 +219,7 @@ def _decide_and_apply(ctx: ServerContext, now: datetime, report: CycleReport) ->
         return
     policy = ctx.policy_for(snap.fleet)
     result, lost, kept = decide(snap, policy, engine_seconds(now), kept, lambda fleet: _index(ctx, snap.version, fleet))
-    applied = apply_decisions(ctx, snap, result, lost, now)
+    applied = apply_decisions(ctx, snap, result, lost, now, kept.driver.wait_reasons())
     if applied.complete:
         ctx.loop.driver = kept
     report.placed, report.preempted = applied.placed, applied.preempted

@@ -1,82 +1,78 @@
-"""Scheduler loop, with step 2c: say why a pending job waits when it waits for clusters that are down.
+"""Scheduler loop, step 2c: write why each pending job waits (``jobs.wait_reason`` and ``jobs.wait_detail``).
 
-The engine decides which pending jobs wait only for down clusters (:func:`stargate.engine.waiting.waiting_for_down`:
-every cluster they could run on now is down); this step writes it as the job's ``detail``, in the decision's
-transaction, e.g. ``waits for lab-h100 (down since 2026-12-01T10:00:00Z: executor local unreachable for 60 s:
-connection refused)``. A job that no longer waits for one gets back the detail of its last status change. No event
-is written: the job's status and reason do not change (its events keep why it became pending).
+The engine judges every pending job (:mod:`stargate.engine.waits`, read through the driver: the simulator reads the
+same); this step writes the judgements in the decision's transaction, only for the rows whose reason or detail
+changed: one ``UPDATE`` per distinct (reason, detail) over the ids that take it, so a cycle over 10,000 pending jobs
+that changes nothing writes no row. A job that left pending (placed, rejected, cancelled) has both cleared; one the
+engine has not judged yet (stored after the snapshot was taken) keeps what it has. No event is written: waiting is
+not a status change, and the job's own ``reason`` and ``detail`` stay those of its last status change.
+
+The detail of ``clusters_down`` says since when and why each cluster is down, e.g. ``waits for lab-h100 (down since
+2026-12-01T10:00:00Z: executor local unreachable for 60 s: connection refused)``.
 """
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
-from stargate.domain import ClusterStatus
-from stargate.engine import FleetIndex
-from stargate.engine.waiting import waiting_for_down
-from stargate.server.context import ServerContext
+from stargate.domain.reasons import WaitReason
+from stargate.engine.waits import Wait
 from stargate.server.scheduling.snapshot import Snapshot
-from stargate.server.terms import ENGINE_EPOCH, engine_seconds
-from stargate.store import JobEventRow, JobRow, JobStatus, parse_job_id
+from stargate.store import JobRow, JobStatus, parse_job_id
 
 PREFIX = "waits for "
-"""How every detail this step writes begins (so a later cycle finds the ones to take back)."""
+"""How the detail of ``clusters_down`` begins."""
 MOST_CLUSTERS = 5
 """Down clusters named in one detail at most (then ``… N more``)."""
 _CHUNK = 5000
 """Ids per ``IN (...)`` list (SQLite allows 32,766 bound parameters per statement)."""
 
+Value = tuple[str | None, str | None]
+"""A row's (wait_reason, wait_detail)."""
 
-def write_waits(ctx: ServerContext, session: Session, snap: Snapshot, pending: Iterable[str], now: datetime) -> int:
-    """Set the detail of those of the ``pending`` jobs (public ids, pending once the decision is written) that wait
-    only for down clusters, and give back their last status change's detail to the pending jobs that no longer do;
-    in the caller's transaction. Returns the jobs that wait for down clusters."""
-    down = {c.id for c in snap.fleet.clusters if c.status is ClusterStatus.DOWN}
-    texts: dict[int, str] = {}
-    if down:
-        by_id = {t.id: t for t in snap.terms.values()}
-        terms = [by_id[job_id] for job_id in pending if job_id in by_id]
-        index = _index(ctx, snap)
-        for job_id, clusters in waiting_for_down(index, down, engine_seconds(now), terms).items():
-            row_id = parse_job_id(job_id)
-            if row_id is not None:
-                texts[row_id] = waits_text(clusters, snap.down_reasons, snap.down_since)
+
+def write_waits(session: Session, snap: Snapshot, waits: Mapping[str, Wait], pending: Iterable[str]) -> int:
+    """Write the wait reason and detail of the ``pending`` jobs (public ids, pending once the decision is written)
+    that changed, from the engine's ``waits``, and clear those of jobs no longer pending; in the caller's transaction.
+    Returns the jobs that wait for down clusters."""
+    want: dict[int, Value] = {}
+    down = 0
+    for job_id in pending:
+        row_id = parse_job_id(job_id)
+        if row_id is None:
+            continue
+        wait = waits.get(job_id)
+        if wait is None:
+            want[row_id] = (None, None)
+        elif wait.reason is WaitReason.CLUSTERS_DOWN:
+            want[row_id] = (wait.reason.value, waits_text(wait.clusters, snap.down_reasons, snap.down_since))
+            down += 1
+        else:
+            want[row_id] = (wait.reason.value, wait.detail)
     table = cast(Table, JobRow.__table__)
-    pending_now = (table.c.status == JobStatus.PENDING.value,)
-    stale = [
-        row_id
-        for row_id in session.scalars(
-            select(table.c.id).where(*pending_now, table.c.detail.startswith(PREFIX, autoescape=True))
-        )
-        if row_id not in texts
-    ]
-    if stale:
-        events = cast(Table, JobEventRow.__table__)
-        last = (
-            select(events.c.detail)
-            .where(events.c.job_id == table.c.id)
-            .order_by(events.c.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        for start in range(0, len(stale), _CHUNK):
-            chunk = stale[start : start + _CHUNK]
-            session.execute(
-                update(table).where(table.c.id.in_(chunk), *pending_now).values(detail=func.coalesce(last, ""))
-            )
-    by_text: dict[str, list[int]] = {}
-    for row_id, text in texts.items():
-        by_text.setdefault(text, []).append(row_id)
-    for text, ids in by_text.items():
+    held = select(table.c.id, table.c.status, table.c.wait_reason, table.c.wait_detail).where(
+        table.c.wait_reason.is_not(None)
+    )
+    changes: dict[Value, list[int]] = {}
+    for row_id, status, reason, detail in session.execute(held):
+        if JobStatus(status) is not JobStatus.PENDING:
+            changes.setdefault((None, None), []).append(row_id)
+        elif (value := want.pop(row_id, None)) is not None and value != (reason, detail):
+            changes.setdefault(value, []).append(row_id)
+    for row_id, value in want.items():  # pending and holding none: written unless still none
+        if value[0] is not None:
+            changes.setdefault(value, []).append(row_id)
+    for (reason, detail), ids in changes.items():
+        only = () if reason is None else (table.c.status == JobStatus.PENDING.value,)
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             session.execute(
-                update(table).where(table.c.id.in_(chunk), *pending_now, table.c.detail != text).values(detail=text)
+                update(table).where(table.c.id.in_(chunk), *only).values(wait_reason=reason, wait_detail=detail)
             )
-    return len(texts)
+    return down
 
 
 def waits_text(clusters: tuple[str, ...], reasons: Mapping[str, str], since: Mapping[str, datetime]) -> str:
@@ -100,12 +96,3 @@ def iso_utc(at: datetime) -> str:
     gives them back)."""
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _index(ctx: ServerContext, snap: Snapshot) -> FleetIndex:
-    """The engine index of the snapshot's fleet version: the loop's, kept across cycles, when it is of this version
-    (the loop keeps it by version), else a new one, kept in its place."""
-    cached = ctx.loop.index
-    if cached is None or cached[0] != snap.version:
-        cached = ctx.loop.index = (snap.version, FleetIndex.from_fleet(snap.fleet, epoch=ENGINE_EPOCH))
-    return cached[1]

@@ -12,7 +12,7 @@ from stargate.executors import ArgumentLimits, Capabilities, capabilities_of
 from stargate.fleetfile.describe import found_text
 from stargate.server.auth import Principal
 from stargate.server.errors import BadRequestError, ConflictError, ForbiddenError, InvalidError, NotFoundError
-from stargate.server.schemas import Job, JobPage
+from stargate.server.schemas import Job, JobPage, Waiting
 from stargate.store import JobRow, JobStatus, format_job_id, parse_job_id, record_submission, transition
 from stargate.store.repositories import jobs as job_repo
 
@@ -352,4 +352,12 @@ def to_api(job: JobRow) -> Job:
         gpu_ids=list(job.gpu_ids),
         exit_code=job.exit_code,
         spec=JobSpec.model_validate(job.spec),
+        waiting=_waiting(job),
     )
+
+
+def _waiting(job: JobRow) -> Waiting | None:
+    """Why a pending job waits (its wait reason and detail); None when it is not pending or not judged yet."""
+    if job.wait_reason is None or JobStatus(job.status) is not JobStatus.PENDING:
+        return None
+    return Waiting(reason=job.wait_reason, detail=job.wait_detail or "")

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Table, Text, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
+from stargate.domain.reasons import JobReason
 from stargate.store.models import JobRow, format_job_id
 from stargate.store.repositories import bulk
 from stargate.store.status import JobStatus
@@ -80,11 +81,13 @@ def counts_by_queue(session: Session) -> dict[tuple[str, JobStatus], tuple[int, 
 
 
 def pending_reasons_by_queue(session: Session) -> dict[str, dict[str, int]]:
-    """For each queue with pending jobs: how many wait for each reason code (the code of their last change)."""
+    """For each queue with pending jobs: how many wait for each wait reason (``jobs.wait_reason``, as the scheduler's
+    last cycle judged it; ``submitted`` for jobs no cycle has judged yet)."""
+    why = func.coalesce(JobRow.wait_reason, JobReason.SUBMITTED.value)
     query = (
-        select(JobRow.queue_id, JobRow.reason, func.count())
+        select(JobRow.queue_id, why, func.count())
         .where(JobRow.status == JobStatus.PENDING)
-        .group_by(JobRow.queue_id, JobRow.reason)
+        .group_by(JobRow.queue_id, why)
     )
     found: dict[str, dict[str, int]] = {}
     for queue, reason, n in session.execute(query):
