@@ -39,6 +39,7 @@ class JobTable:
         "state",
         "wgen",
         "why",
+        "wkey",
     )
 
     def __init__(self) -> None:
@@ -79,6 +80,8 @@ class JobTable:
         """Row → why it waits, as judged (a code of :mod:`stargate.engine.waits`; -1: not judged)."""
         self.wgen: list[int] = []
         """Row → the cycle that last judged it (see :mod:`stargate.engine.waits`)."""
+        self.wkey: list[int] = []
+        """Row → the number of what its wait reason depends on (-1: not yet numbered; see :mod:`~.waits`)."""
 
     def add(self, req: JobRequest, queue: int, est: float, ckpt: float, cls: int) -> int:
         """Append a pending row and return its index."""
@@ -109,6 +112,7 @@ class JobTable:
         self.rank.append(req.priority)
         self.why.append(-1)
         self.wgen.append(-1)
+        self.wkey.append(-1)
         return j
 
     def remaining(self, j: int) -> float:

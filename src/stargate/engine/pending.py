@@ -144,12 +144,12 @@ class PendingQueues:
             self._waits.left(j)
 
     def rows(self) -> list[int]:
-        """Every pending job, sub-queue by sub-queue (in policy order within each)."""
+        """Every pending job, sub-queue by sub-queue (in no particular order within each)."""
         t, out = self._jobs, []
         state, seq = t.state, t.seq
         for q in sorted(self.nonempty):
             pq = self.queues[q]
-            for e in (*pq.head, *sorted(pq.tail)):
+            for e in (*pq.head, *pq.tail):
                 j = e[3]
                 if state[j] == PENDING and seq[j] == e[2]:
                     out.append(j)

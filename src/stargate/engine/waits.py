@@ -96,7 +96,11 @@ class Waits:
         self.gen = 0
         """Cycles begun; a job's ``wgen`` is the cycle that last judged it."""
         self.now = 0.0
-        self.memo: dict[tuple[int, int, int, int, int, bool], int] = {}
+        self.memo: dict[int, int] = {}
+        """(job shape number, what its attempt met, burst wait not over) → code, for this cycle's state."""
+        self._shapes: list[tuple[int, int, int, int]] = []
+        """Shape number → (class, a queue of it, GPUs, node shape); see :meth:`_shape`."""
+        self._shape_ix: dict[tuple[int, int, int, int], int] = {}
         self._static: dict[tuple[int, int], tuple[int, tuple[str, ...]]] = {}
         self._rule: DownRule | None = None
 
@@ -134,14 +138,15 @@ class Waits:
         if kind == HELD:
             code = HELD
         else:
-            q = t.queue[j]
-            burst_ok = not self.bursting or t.burst_at[j] <= self.now
-            req = t.req[j]
-            per = SPREAD if req.spread else PACKED if req.nodes is None else t.gpus[j] // req.nodes
-            key = (kind, t.cls[j], -1 if self.adm.unlimited[q] else q, t.gpus[j], per, burst_ok)
+            shape = t.wkey[j]
+            if shape < 0:
+                shape = t.wkey[j] = self._shape(j)
+            burst = self.bursting and t.burst_at[j] > self.now
+            key = shape * 32 + kind * 2 + burst  # one int: no tuple per judgement
             found = self.memo.get(key)
             if found is None:
-                found = self.memo[key] = self._decide(kind, t.cls[j], q, t.gpus[j], per, burst_ok)
+                cls, q, g, per = self._shapes[shape]
+                found = self.memo[key] = self._decide(kind, cls, q, g, per, not burst)
             code = found
         old = t.why[j]
         if old != code:
@@ -151,6 +156,18 @@ class Waits:
             counts[code] += 1
             t.why[j] = code
         t.wgen[j] = self.gen
+
+    def _shape(self, j: int) -> int:
+        """The number of job ``j``'s (class, queue or -1 without quotas, GPUs, shape): what its judgement depends on."""
+        t = self.jobs
+        q, req = t.queue[j], t.req[j]
+        per = shape_of(t.gpus[j], req.nodes, req.spread)
+        shape = (t.cls[j], -1 if self.adm.unlimited[q] else q, t.gpus[j], per)
+        n = self._shape_ix.get(shape)
+        if n is None:
+            n = self._shape_ix[shape] = len(self._shapes)
+            self._shapes.append((t.cls[j], q, t.gpus[j], per))
+        return n
 
     def end(self, pending: list[int]) -> None:
         """The cycle ended: judge the new jobs it did not examine, or every pending one when the fleet changed

@@ -138,12 +138,14 @@ def apply_decisions(
     return out
 
 
-def _pending_after(snap: Snapshot, result: Decisions, lost: Lost) -> list[str]:
-    """The public ids of the jobs pending once the decisions are written: those pending before and those stopped or
-    requeued, less those started or rejected."""
+def _pending_after(snap: Snapshot, result: Decisions, lost: Lost) -> list[tuple[int, str]]:
+    """The (row id, public id) of the jobs pending once the decisions are written: those pending before and those
+    stopped or requeued, less those started or rejected."""
     gone = {s.job_id for s in result.starts} | {r.job_id for r in result.rejections}
     stopped = [p.job_id for p in result.preemptions] + [job.public_id for job, _, _, _ in lost]
-    return [i for i in (*(j.public_id for j in snap.pending), *stopped) if i not in gone]
+    out = [(j.id, public) for j in snap.pending if (public := j.public_id) not in gone]
+    out += [(row_id, i) for i in stopped if i not in gone and (row_id := parse_job_id(i)) is not None]
+    return out
 
 
 def _preemption_detail(snap: Snapshot, code: JobReason, cluster: str | None, progress_s: float) -> str:

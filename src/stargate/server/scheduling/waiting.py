@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from stargate.domain.reasons import WaitReason
 from stargate.engine.waits import Wait
 from stargate.server.scheduling.snapshot import Snapshot
-from stargate.store import JobRow, JobStatus, parse_job_id
+from stargate.store import JobRow, JobStatus
 
 PREFIX = "waits for "
 """How the detail of ``clusters_down`` begins."""
@@ -34,16 +34,13 @@ Value = tuple[str | None, str | None]
 """A row's (wait_reason, wait_detail)."""
 
 
-def write_waits(session: Session, snap: Snapshot, waits: Mapping[str, Wait], pending: Iterable[str]) -> int:
-    """Write the wait reason and detail of the ``pending`` jobs (public ids, pending once the decision is written)
-    that changed, from the engine's ``waits``, and clear those of jobs no longer pending; in the caller's transaction.
-    Returns the jobs that wait for down clusters."""
+def write_waits(session: Session, snap: Snapshot, waits: Mapping[str, Wait], pending: Iterable[tuple[int, str]]) -> int:
+    """Write the wait reason and detail of the ``pending`` jobs ((row id, public id), pending once the decision is
+    written) that changed, from the engine's ``waits``, and clear those of jobs no longer pending; in the caller's
+    transaction. Returns the jobs that wait for down clusters."""
     want: dict[int, Value] = {}
     down = 0
-    for job_id in pending:
-        row_id = parse_job_id(job_id)
-        if row_id is None:
-            continue
+    for row_id, job_id in pending:
         wait = waits.get(job_id)
         if wait is None:
             want[row_id] = (None, None)
@@ -57,8 +54,9 @@ def write_waits(session: Session, snap: Snapshot, waits: Mapping[str, Wait], pen
         table.c.wait_reason.is_not(None)
     )
     changes: dict[Value, list[int]] = {}
+    pending_now = (JobStatus.PENDING, JobStatus.PENDING.value)
     for row_id, status, reason, detail in session.execute(held):
-        if JobStatus(status) is not JobStatus.PENDING:
+        if status not in pending_now:
             changes.setdefault((None, None), []).append(row_id)
         elif (value := want.pop(row_id, None)) is not None and value != (reason, detail):
             changes.setdefault(value, []).append(row_id)
