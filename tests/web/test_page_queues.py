@@ -7,21 +7,9 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from e2e.e2e_support import ServerProcess
-from web.conftest import login, shot
+from web.conftest import drawn, login, shot
 
 LIVE_MS = 20_000
-_PATHS = "s => [...document.querySelectorAll(s)].filter(p => (p.getAttribute('d') || '').length > 10).length"
-
-
-def drawn(page: Page, chart_id: str, timeout_s: float = 15) -> int:
-    """Wait until chart ``chart_id`` has drawn data and count its trace paths. ``web.conftest.drawn`` looks under
-    ``g.plot``, which plotly.js 4 no longer makes (its traces are under ``g.overplot``), so it never sees data."""
-    selector = ", ".join(f"#{chart_id} {group} .trace path" for group in (".plot", ".overplot"))
-    deadline = time.monotonic() + timeout_s  # polled from here: the page's policy forbids eval in it
-    while (count := int(page.evaluate(_PATHS, selector))) == 0:
-        assert time.monotonic() < deadline, f"chart #{chart_id} drew no data within {timeout_s:.0f} s"
-        time.sleep(0.1)
-    return count
 
 
 def submit(server: ServerProcess, spec: dict[str, Any]) -> dict[str, Any]:
@@ -80,12 +68,15 @@ def test_quota_borrowing_and_why_pending_jobs_wait(page: Page, web_server: Serve
         ["research", "research-training", "openai", "1", "300,000 GPUs", "0", "0 GPUs"]
     )
     reasons = page.get_by_role("region", name="Why jobs wait")
-    expect(reasons.get_by_role("row").filter(has_text="submitted").locator("td").nth(2)).to_have_text("1")
+    expect(reasons.get_by_role("row").filter(has_text="offline").locator("td").nth(2)).to_have_text("1")
 
     pending = page.get_by_role("region", name="Pending jobs, oldest first")
     row = pending.get_by_role("row").filter(has=page.get_by_role("link", name=waiting["id"]))
     expect(row).to_contain_text("300,000 GPUs")
-    expect(row).to_contain_text("submitted")
+    expect(row).to_contain_text("offline")  # the engine's reason: the one cluster that large is not online yet
+    expect(row).to_contain_text("oci-stargate-gb200 (online from 2027-01-01")
+    with web_server.client() as http:  # the same judgement the API gives
+        assert http.get(f"/api/v1/jobs/{waiting['id']}").json()["waiting"]["reason"] == "offline"
     expect(pending.get_by_role("link", name=borrower["id"])).to_have_count(0)  # running: not waiting
     expect(page.get_by_role("region", name="GPUs held against each quota")).to_contain_text("Borrowing")
     shot(page, "queues")
@@ -99,7 +90,7 @@ def test_quota_borrowing_and_why_pending_jobs_wait(page: Page, web_server: Serve
     expect(page.get_by_role("region", name=f"Job {waiting['id']}")).to_contain_text("300,000 GPUs")
 
 
-def test_a_member_sees_every_queue_but_only_its_teams_jobs(page: Page, web_server: ServerProcess) -> None:
+def test_a_member_sees_every_queues_figures_but_only_its_teams_jobs(page: Page, web_server: ServerProcess) -> None:
     theirs = submit(
         web_server,
         {
@@ -110,17 +101,30 @@ def test_a_member_sees_every_queue_but_only_its_teams_jobs(page: Page, web_serve
             "command": "sleep 1",
         },
     )
+    running = submit(
+        web_server,
+        {
+            "name": "web-research-running",
+            "queue": "research-training",
+            "gpus": 8,
+            "gpu_models": ["GB200"],
+            "command": "sleep 60",
+        },
+    )
+    wait_status(web_server, running["id"], "running")
     token = web_server.create_token("eval", "member", "web-queues-member")
     login(page, web_server, token, to="queues")
     assert drawn(page, "chart-queues-quota") > 0
     expect(page.get_by_role("region", name="Queues by team").get_by_role("row")).to_have_count(4)  # header + 3
-    expect(page.get_by_text("Your token lists only team eval's jobs")).to_be_visible()
     pending = page.get_by_role("region", name="Pending jobs, oldest first")
-    expect(pending.get_by_role("link", name=theirs["id"])).to_have_count(0)
+    expect(pending.get_by_role("link", name=theirs["id"])).to_have_count(0)  # another team's job is not listed
+    expect(pending).to_contain_text("in team eval's queues")
     research_gb200 = (
         page.get_by_role("region", name="Quota, held GPUs and borrowing")
         .get_by_role("row")
         .filter(has_text="research-training")
         .filter(has_text="GB200")
     )
-    expect(research_gb200.locator("td").nth(3)).to_have_text("—")  # another team's GPUs by model are not known
+    expect(research_gb200.locator("td").nth(3)).to_have_text("8 GPUs")  # counts are every team's to see
+    with web_server.client() as http:
+        http.post(f"/api/v1/jobs/{running['id']}/cancel")

@@ -49,6 +49,10 @@ async function fetchEvents(ctx, id) {
 }
 
 const reasonOf = (j) => h("span", {}, h("code", {}, j.reason), j.detail ? h("span", { class: "muted" }, " · ", j.detail) : null);
+/** A job's reason; for a pending one the engine's wait reason first (why it is not running now), when judged. */
+const whyOf = (j) => (j.waiting
+  ? h("span", {}, "waits: ", h("code", {}, j.waiting.reason), j.waiting.detail ? h("span", { class: "muted" }, " · ", j.waiting.detail) : null)
+  : reasonOf(j));
 const models = (list) => (list.length ? list.join(", ") : "any");
 
 /** The names of the GPU models jobs may ask for: those some cluster of the fleet has, and the declared ones. */
@@ -191,7 +195,7 @@ export default async function render(ctx) {
     }, j.id) },
     { label: "Name", value: (j) => j.name },
     { label: "Status", value: (j) => j.status, render: (j) => status(j.status) },
-    { label: "Reason", value: (j) => j.reason, render: reasonOf },
+    { label: "Reason", value: (j) => j.waiting?.reason ?? j.reason, render: whyOf },
     { label: "Team", value: (j) => j.team },
     { label: "Queue", value: (j) => j.queue },
     { label: "GPUs", value: (j) => j.gpus, render: (j) => num(j.gpus, "GPUs"), num: true },
@@ -288,6 +292,7 @@ export default async function render(ctx) {
     fill(facts,
       kpi("Name", job.name),
       kpi("Status", h("span", {}, status(job.status), " ", reasonOf(job))),
+      job.waiting ? kpi("Why it waits (the scheduler's last cycle)", whyOf(job)) : null,
       kpi("GPUs", `${num(job.gpus, "GPUs")} · ${models(job.gpu_models)}`),
       kpi("Queue · priority class", `${job.queue} · ${job.priority_class}`),
       kpi("Cluster", job.cluster ?? "—"),

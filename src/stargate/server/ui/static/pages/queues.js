@@ -5,17 +5,23 @@ import { card, chart, fill, h, kpi, message, num, status, table, when } from "..
 const SHOWN = 100; // pending jobs listed (the oldest: the head of the queues); counts cover them all
 const CHECK_STYLE = "flex-direction: row; align-items: center; gap: 0.4rem"; // a checkbox beside its label
 
-/** What a pending job's reason code says about why it waits (docs/reference/api.md, "Reason codes"). */
+/** What each wait reason means (the engine's rules: docs/reference/scheduling.md, "Why a job waits"). */
 const WAITS = {
-  submitted: "accepted; waits for free GPUs of its shape within its queue's quota and borrowing limit",
-  priority: "preempted by a job of higher priority; resumes from its last checkpoint",
-  cluster_down: "preempted: its cluster went down; resumes elsewhere from its last checkpoint",
-  cluster_offline: "preempted: its cluster left its online window or its contract ended",
-  interrupted: "its run was ended by the infrastructure (e.g. a node failed); resumes from its last checkpoint",
-  requeued: "its GPUs could not be kept after a fleet change; waits again",
-  cluster_removed: "its cluster is no longer in the fleet; waits again",
-  other: "a reason this server has no code for (see the detail)",
+  quota: "its queue's quota plus what its cohort lets it borrow cannot admit it now (other jobs hold it)",
+  capacity: "admitted under quota, but no cluster it may use has enough free GPUs now",
+  power: "GPUs are free on a cluster it may use, but the site's power cap forbids running them",
+  clusters_down: "every cluster it could use is down",
+  offline: "every cluster it could use is outside its online window (not yet online, or its contract ended)",
+  order: "jobs ahead of it in policy order come first (the cycle did not reach it, or kept GPUs for one of them)",
+  submitted: "not judged yet: the scheduler's next cycle says why it waits",
 };
+
+/** A pending job's wait reason and its detail (or "not judged yet"). */
+function waitOf(j) {
+  if (!j.waiting) return h("span", {}, h("code", {}, "submitted"), h("span", { class: "muted" }, " · not judged yet"));
+  return h("span", { title: WAITS[j.waiting.reason] ?? "" }, h("code", {}, j.waiting.reason),
+    j.waiting.detail ? h("span", { class: "muted" }, " · ", j.waiting.detail) : null);
+}
 
 /** Seconds from `iso` to now, as text with its unit. */
 function waited(iso) {
@@ -111,7 +117,7 @@ export default async function render(ctx) {
       kpi("GPUs held", num(total("running_gpus"), "GPUs")),
       kpi("GPUs borrowed (above nominal quota)", num(borrowed, "GPUs")));
 
-    const shown = JSON.stringify([queues, rows, waiting.map((j) => [j.id, j.reason, j.detail]), Math.floor(Date.now() / 60_000)]);
+    const shown = JSON.stringify([queues, rows, waiting.map((j) => [j.id, j.waiting]), Math.floor(Date.now() / 60_000)]);
     last = rows;
     // Drawn when the chart library is there: the tables are not held back for it.
     drawChart(rows).catch((err) => ctx.report(message(err)));
@@ -161,7 +167,7 @@ export default async function render(ctx) {
     const visible = admin ? total("pending_jobs") : queues.filter((q) => q.team === ctx.me.team).reduce((n, q) => n + q.pending_jobs, 0);
     fill(pendingNote,
       waiting.length < visible ? `The oldest ${num(waiting.length)} of ${num(visible, "jobs")} pending` : `${num(waiting.length, "jobs")} pending`,
-      admin ? "" : ` in team ${ctx.me.team}'s queues`, ". The reason is the code of each job's last status change.");
+      admin ? "" : ` in team ${ctx.me.team}'s queues`, ". Why each waits is the engine's judgement at its last cycle.");
     fill(pendingWrap, table([
       { label: "Job", value: (j) => j.id, render: (j) => h("a", { href: `#/jobs/${j.id}` }, j.id) },
       { label: "Name", value: (j) => j.name },
@@ -171,8 +177,7 @@ export default async function render(ctx) {
       { label: "GPU models", value: (j) => (j.gpu_models.length ? j.gpu_models.join(", ") : "any") },
       { label: "Priority class", value: (j) => j.priority_class },
       { label: "Status", value: (j) => j.status, render: (j) => status(j.status) },
-      { label: "Why it waits", value: (j) => j.reason,
-        render: (j) => h("span", {}, h("code", {}, j.reason), j.detail ? h("span", { class: "muted" }, " · ", j.detail) : null) },
+      { label: "Why it waits", value: (j) => j.waiting?.reason ?? "submitted", render: waitOf },
       { label: "Submitted", value: (j) => j.submitted_at, render: (j) => when(j.submitted_at) },
       { label: "Waiting for", value: (j) => j.submitted_at, render: (j) => waited(j.submitted_at) },
       { label: "Attempt", value: (j) => j.attempt, num: true },
