@@ -242,9 +242,10 @@ class Scheduler(SchedulerViews):
         self.history.record(Completion(now, req.id, req.queue, req.gpus, run_s, req.user, req.name))
 
     def _release(self, j: int) -> None:
-        """Free running job ``j``'s GPUs; every queue is scanned again at the next cycle."""
+        """Free running job ``j``'s GPUs; every queue is scanned, and every pending job's wait judged, again at the
+        next cycle (freed GPUs and quota change why they wait)."""
         self.occupancy.release(j)
-        self.pending.dirty_all = True
+        self.pending.dirty_all = self.waits.all_stale = True
 
     def _capacity_changed(self, now: float, res: CycleResult) -> None:
         """Step 1 of a cycle (module docstring)."""

@@ -76,6 +76,7 @@ def procurement_block(sim: Simulator) -> dict[str, Any]:
     }
     block.update(proc.summary(st.end_s, log=config.record_log))
     ledger = ledger_of(sim.runs, sim.jobs, sim.fleet, sim.index)
-    first = min(sim.arrival) if sim.arrival else 0.0
+    usable = [a for i, a in enumerate(sim.arrival) if i not in st.rejected]  # an out-of-range time has no date
+    first = min(usable) if usable else 0.0
     block.update(money_block(ledger, sim.fleet, sim.index, first, st.end_s, proc.book.budget()))
     return block

@@ -52,7 +52,8 @@ ESTIMATE_MODES = ("learned", "trace", "actual")
 
 MAX_DURATION_S = 100 * 365.25 * 86_400.0
 """Longest run time a trace job may state (100 years), s; a longer or non-finite one is bad input: the job is
-rejected with reason ``duration_out_of_range`` (so every sum the run reports stays finite)."""
+rejected with reason ``duration_out_of_range`` (so every sum the run reports stays finite). A (scaled) submission
+time further than this from 0 is rejected as ``submit_out_of_range`` (its date could not be priced)."""
 
 
 class TraceJobLike(Protocol):
@@ -266,7 +267,7 @@ class Simulator:
         for i, j in enumerate(self.jobs):
             if not 0.0 <= j.duration_s <= MAX_DURATION_S:
                 self.state.rejected[i] = Reason.DURATION_OUT_OF_RANGE
-            elif not math.isfinite(self.arrival[i]):
+            elif not abs(self.arrival[i]) <= MAX_DURATION_S:  # NaN too; a date that far cannot be priced
                 self.state.rejected[i] = Reason.SUBMIT_OUT_OF_RANGE
             else:
                 continue
@@ -290,7 +291,10 @@ class Simulator:
         until = self.config.until_s if self.config.until_s is not None else math.inf
         heap, i, settled_report, driver = self.heap, 0, 0, self.driver
         frag, frag_t, sched = 0, 0.0, driver.sched  # fragmented GPUs since frag_t (see stargate.sim.metrics)
+        bad = self.bad
         while True:
+            while i < n and i in bad:  # a rejected job's time is no instant of the run (it may be out of range)
+                i += 1
             t_heap = heap[0][0] if heap else math.inf
             now = min(t_heap, arrival[i] if i < n else math.inf)
             if now == math.inf or (i == n and self.settled == n):

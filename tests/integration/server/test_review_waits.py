@@ -30,11 +30,6 @@ def _until(h: Harness, done: Callable[[], bool]) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a pending job the cycle does not reach keeps a stale 'capacity' after GPUs free up (no fleet change): "
-    "the API says capacity with 'largest free block 2 GPUs; asks 1 GPU' instead of 'order'",
-)
 def test_a_job_not_reached_after_gpus_free_up_is_not_left_waiting_for_capacity(tmp_path: Path) -> None:
     """Strict FIFO on lab-h100 (8 GPUs): a 6-GPU job runs long, a 2-GPU one briefly; an 8-GPU head then blocks the
     queue, and a 1-GPU job behind it is judged 'capacity' (no GPU free). Once the 2-GPU job ends, 2 GPUs are free:
