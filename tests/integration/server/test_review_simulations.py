@@ -4,8 +4,6 @@ fixed, and turns red when it is fixed so the mark is removed)."""
 import time
 from pathlib import Path
 
-import pytest
-
 from integration.server.stargate_harness import Harness, build_harness
 
 URL = "/api/v1/simulations"
