@@ -12,9 +12,10 @@ def test_submit_returns_the_job_with_every_contract_field(harness: Harness) -> N
     assert set(job) == {
         "id", "name", "queue", "team", "kind", "gpus", "gpu_models", "priority_class", "status", "reason",
         "detail", "attempt", "progress_s", "submitted_at", "started_at", "finished_at", "cluster", "gpu_ids",
-        "exit_code", "spec",
+        "exit_code", "spec", "waiting",
     }  # fmt: skip
     assert job["id"] == "j-000001" and job["status"] == "pending" and job["team"] == "alpha"
+    assert job["waiting"] is None  # no cycle has judged it yet
     assert job["priority_class"] == "low"  # the lowest class of the fleet's defaults when the queue names none
     assert str(job["submitted_at"]).endswith("Z") and job["started_at"] is None
     assert isinstance(job["spec"], dict) and job["spec"]["command"] == "echo hi"

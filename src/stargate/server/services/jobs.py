@@ -303,19 +303,30 @@ def list_page(
         if where.team is not None and where.team != who.team:
             raise ForbiddenError(f"token '{who.name}' may list only team '{who.team}' jobs, not team '{where.team}'")
         where = job_repo.JobFilter(status=where.status, queue=where.queue, team=who.team or "")
-    before = _cursor(cursor)
+    before = _cursor(cursor, oldest_first)
     rows, next_id = job_repo.page(session, where, min(limit, MAX_PAGE), before, oldest_first)
-    return JobPage(items=[to_api(j) for j in rows], next_cursor=str(next_id) if next_id is not None else None)
+    mark = OLDEST_MARK if oldest_first else ""
+    return JobPage(items=[to_api(j) for j in rows], next_cursor=f"{mark}{next_id}" if next_id is not None else None)
 
 
-def _cursor(cursor: str | None) -> int | None:
+OLDEST_MARK = "o"
+"""How a cursor of an oldest-first listing begins (so it is never taken by a newest-first one, or the reverse)."""
+
+
+def _cursor(cursor: str | None, oldest_first: bool = False) -> int | None:
     if cursor is None or cursor == "":
         return None
-    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
+    order = "oldest" if oldest_first else "newest"
+    digits = cursor.removeprefix(OLDEST_MARK) if oldest_first else cursor
+    if cursor.startswith(OLDEST_MARK) != oldest_first:
+        raise BadRequestError(
+            f"cursor: found {found_text(cursor)}, expected a next_cursor of a page listed with order={order}"
+        )
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
         raise BadRequestError(
             f"cursor: found {found_text(cursor)}, expected a value from a previous page's next_cursor"
         )
-    return int(cursor)
+    return int(digits)
 
 
 def cancel(session: Session, who: Principal, public_id: str, now: datetime) -> JobRow:
