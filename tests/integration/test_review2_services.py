@@ -53,11 +53,6 @@ def _leader_counts(spec: ServiceSpec, ticks: int, new_leader: bool) -> list[int]
     return counts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a new leader takes its first tick (the traffic rows' baseline) as an interval of no traffic: "
-    "a steadily loaded service scales down after a leader change",
-)
 def test_a_new_leader_does_not_scale_down_a_steady_service() -> None:
     spec = ServiceSpec.model_validate(local_spec(autoscaling={"window_s": 20, "downscale_delay_s": 10}))
     assert _leader_counts(spec, 15, new_leader=False) == [3] * 15  # the old leader keeps 3 under this load

@@ -6,14 +6,16 @@ is stopped only by its own service scaling down, never by training nor by anothe
 service's class outranks a preemptible training job's, the driver's normal preemption path stops that job (keeping
 its last checkpoint) to place the replica. Scaling down removes replicas that serve nothing yet first (waiting for
 GPUs, then starting), then the newest ready ones; a ready replica removed is drained first by the clock that runs it
-(no request cut off). A clock numbers a service's replicas from 0 up and never reuses a number, so a job id never
-names two replicas.
+(no request cut off). The autoscaler sizes replicas with the profile of the GPU model they run on
+(:func:`running_profile`). A clock numbers a service's replicas from 0 up and never reuses a number, so a job id
+never names two replicas.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from stargate.domain.services import ServiceSpec
+from stargate.domain.services import ReplicaProfile, ServiceSpec
 from stargate.engine.driver import JobTerms
 
 REPLICA_SEPARATOR = "~r"
@@ -69,3 +71,15 @@ def to_remove(replicas: list[Replica], count: int) -> list[Replica]:
     live = [r for r in replicas if r.state is not ReplicaState.DRAINING]
     live.sort(key=lambda r: (order[r.state], -r.since_s, -r.number))
     return live[: max(count, 0)]
+
+
+def first_profile(spec: ServiceSpec) -> ReplicaProfile:
+    """The profile the autoscaler sizes replicas with before any is placed: the first accepted GPU model's."""
+    return spec.profile(spec.accepted_models()[0]) or spec.profiles[0]
+
+
+def running_profile(spec: ServiceSpec, running_on: Iterable[str]) -> ReplicaProfile | None:
+    """The profile the autoscaler sizes replicas with once they are placed: that of the GPU model the first of
+    ``running_on`` with a profile runs on (the models the replicas run on, in number order; '' for one not placed);
+    None while none is placed."""
+    return next((p for m in running_on if m and (p := spec.profile(m)) is not None), None)

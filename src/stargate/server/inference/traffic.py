@@ -4,8 +4,10 @@ one traffic interval per service per tick, and the window's figures shown by ``G
 Each tick the leader reads every process's row and takes the difference from what it read last time: the sum over
 processes is the service's :class:`~stargate.engine.autoscale.Traffic` of the interval. A row first seen by this
 leader counts from zero when its process started after the leader began leading (all its traffic is new), else it
-is only remembered (its past was counted, or lost, before). A process that stopped leaves a row that no longer
-changes; rows not written for an hour are deleted.
+is only remembered (its past was counted, or lost, before) and the service's interval of that read is a
+*baseline* (:attr:`Interval.baseline`): part of its traffic is not known, so it is no measurement (a new leader's
+first tick is one: the autoscaler is not handed it, else it would read the tick as one with no traffic). A process
+that stopped leaves a row that no longer changes; rows not written for an hour are deleted.
 """
 
 from collections import Counter, deque
@@ -43,6 +45,9 @@ class Interval:
     """Requests in flight now (every live process)."""
     by_replica: Counter[int] = field(default_factory=Counter)
     """Requests in flight now at each replica (every live process)."""
+    baseline: bool = False
+    """A row of it was only remembered (first seen, its process older than this leader's lead): the interval's
+    traffic is not known, it is no measurement."""
 
     def traffic(self, at_s: float, interval_s: float) -> Traffic:
         """This interval as the autoscaler takes it."""
@@ -77,6 +82,7 @@ class TrafficReader:
             self.last[(service, process)] = counters
             if before is None:
                 if started_at < self.since:
+                    interval.baseline = True
                     continue
                 before = {}
             if any(_number(counters, k) < _number(before, k) for k in COUNTS):

@@ -11,8 +11,10 @@ Every service's ``tick_s`` (its ``window_s`` / 10, 1 to 10 s) the step first wri
 hands the autoscaler one :class:`~stargate.engine.autoscale.Traffic` of the interval summed over every process, and
 takes its decision (:meth:`~stargate.engine.autoscale.Autoscaler.decide`) as the count to keep. No rule is decided
 here: the count is the engine's, which replicas go is the engine's (:func:`stargate.engine.replicas.to_remove`).
-The autoscaler lives in memory: a new leader starts with an empty window, and its scale-down hysteresis keeps the
-count until it has seen ``downscale_delay_s`` of traffic.
+The autoscaler lives in memory: a new leader starts with an empty window. Its first tick only reads the proxies'
+counters as a baseline (:attr:`~stargate.server.inference.traffic.Interval.baseline`: what came before is not
+known): that tick keeps the count and hands the autoscaler nothing, so the window holds measured traffic only, and the
+scale-down hysteresis keeps the count until the autoscaler has seen ``downscale_delay_s`` of it.
 """
 
 import logging
@@ -28,7 +30,7 @@ from stargate.domain import JobReason
 from stargate.domain.services import ServiceSpec
 from stargate.engine.autoscale import Autoscaler, ScaleDecision
 from stargate.engine.autoscale import tick_s as autoscale_tick
-from stargate.engine.replicas import ReplicaState
+from stargate.engine.replicas import ReplicaState, first_profile, running_profile
 from stargate.server.auth import Principal, Role
 from stargate.server.context import ServerContext
 from stargate.server.errors import ServiceError
@@ -227,9 +229,8 @@ def _control(state: ControlState, service: Service, clock: float) -> Controlled:
     found = state.services.get(service.name)
     if found is None:
         spec = service.spec
-        profile = spec.profile(spec.accepted_models()[0]) or spec.profiles[0]
         found = state.services[service.name] = Controlled(
-            spec, Autoscaler(spec, profile), Window(spec.autoscaling.window_s), clock, tick_s(spec)
+            spec, Autoscaler(spec, first_profile(spec)), Window(spec.autoscaling.window_s), clock, tick_s(spec)
         )
     return found
 
@@ -288,14 +289,20 @@ def _tick(
     running_on: list[str],
 ) -> ScaleDecision | None:
     """Hand the autoscaler the interval since the last tick and take its decision (None while deleting); its
-    profile is that of the GPU model its first replica placed on a cluster runs on (``running_on``)."""
+    profile is that of the GPU model its first replica placed on a cluster runs on (``running_on``). A baseline
+    interval (a new leader's first read of the counters) is no measurement: the count is kept, nothing is handed."""
     tick = max(control.ticks + 1, round((clock - control.origin) / control.tick_s))
     interval_s = (tick - control.ticks) * control.tick_s
     control.ticks, at_s = tick, tick * control.tick_s  # the autoscaler's clock: whole ticks (see tick_s)
+    if interval.baseline:
+        if service.state != "active":
+            return None
+        why = "kept: this leader's first read of the traffic counters is their baseline, not a measurement"
+        return ScaleDecision(at_s, service.desired, service.desired, why)
     control.window.add(at_s, interval_s, interval)
     if service.state != "active":
         return None
-    profile = next((p for m in running_on if (p := control.spec.profile(m)) is not None), None)
+    profile = running_profile(control.spec, running_on)
     if profile is not None:
         control.autoscaler.profile = profile
     control.autoscaler.observe(interval.traffic(at_s, interval_s))
@@ -323,11 +330,11 @@ def _decide(
         decisions = [*decisions, entry][-DECISIONS_KEPT:]
         done.decisions.append(f"service {service.name}: {service.desired} -> {desired} replicas: {reason}")
     stats = service.stats
-    if decision is not None or (deleting and ticked):
-        stats = control.window.stats()
-        if decision is not None:
-            stats["decision"] = {"at": now.isoformat(), "replicas": decision.replicas, "wanted": decision.wanted}
-            stats["decision"]["reason"] = decision.reason
+    if (decision is not None or (deleting and ticked)) and control.window.intervals:
+        stats = control.window.stats()  # none measured yet (a new leader's baseline tick): the figures shown stay
+    if decision is not None:
+        stats = {**stats, "decision": {"at": now.isoformat(), "replicas": decision.replicas, "wanted": decision.wanted}}
+        stats["decision"]["reason"] = decision.reason
     the_plan = plan(control.spec, desired, facts, now, may_start=clock >= control.start_after and not deleting)
     problem = service.problem
     if the_plan.became_ready:
