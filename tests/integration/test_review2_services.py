@@ -21,6 +21,7 @@ from stargate.server.inference.control import ReplicaFacts, plan
 from stargate.server.inference.traffic import Interval
 from stargate.server.scheduling.services import ControlState, Service, _control, _tick
 from stargate.store import JobStatus
+from stargate.store.repositories import services as service_repo
 
 
 def _leader_counts(spec: ServiceSpec, ticks: int, new_leader: bool) -> list[int]:
@@ -60,10 +61,6 @@ def test_a_new_leader_does_not_scale_down_a_steady_service() -> None:
     assert counts == [3] * 15, f"the new leader's counts, one per {spec.autoscaling.window_s / 10:g}-s tick: {counts}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a replica still draining when the count goes back up is stopped anyway and a new replica cold-starts",
-)
 def test_traffic_back_during_a_drain_keeps_the_draining_replica() -> None:
     spec = ServiceSpec.model_validate(local_spec(cold_start_s=180))
     now = datetime(2026, 1, 1, tzinfo=UTC)
@@ -77,6 +74,25 @@ def test_traffic_back_during_a_drain_keeps_the_draining_replica() -> None:
         f"drains and stops"
     )
     assert (1, ReplicaState.READY) in the_plan.states
+
+
+def test_a_draining_replica_taken_back_is_routed_to_again(harness: Harness) -> None:
+    """Replica 0 drains (its only replica); the count goes back to 1: the plan takes it back, and once its state is
+    written a request through the proxy reaches it (no new replica, no 503)."""
+    with recorder("answer") as replica:
+        _routes(harness, [replica.port])
+        with harness.ctx.db.write() as session:
+            service_repo.set_replica_states(session, [("chat", 0, ReplicaState.DRAINING.value, datetime.now(UTC))])
+        now = datetime.now(UTC)
+        draining = ReplicaFacts(0, "j-000001", 1, ReplicaState.DRAINING, replica.port, now, JobStatus.RUNNING)
+        the_plan = plan(ServiceSpec.model_validate(local_spec()), 1, [draining], now + timedelta(seconds=1))
+        assert (the_plan.start, the_plan.cancel, the_plan.states) == (0, [], [(0, ReplicaState.READY)])
+        with harness.ctx.db.write() as session:
+            service_repo.set_replica_states(session, [("chat", n, s.value, now) for n, s in the_plan.states])
+        with live(harness, scheduler=False) as server, server.http() as http:
+            answer = http.post("/services/chat/v1/completions", json={})
+    assert answer.status_code == 200, answer.text
+    assert [r.split(b" ", 2)[1] for r in replica.requests] == [b"/v1/completions"]
 
 
 @pytest.mark.xfail(

@@ -6,7 +6,9 @@ is stopped only by its own service scaling down, never by training nor by anothe
 service's class outranks a preemptible training job's, the driver's normal preemption path stops that job (keeping
 its last checkpoint) to place the replica. Scaling down removes replicas that serve nothing yet first (waiting for
 GPUs, then starting), then the newest ready ones; a ready replica removed is drained first by the clock that runs it
-(no request cut off). The autoscaler sizes replicas with the profile of the GPU model they run on
+(it takes no new request and finishes those it has; the server's drain has a timeout). Scaling up takes back
+draining replicas first (:func:`to_take_back`: they serve again at once, warm) and starts new ones only for the rest
+(each a cold start). The autoscaler sizes replicas with the profile of the GPU model they run on
 (:func:`running_profile`). A clock numbers a service's replicas from 0 up and never reuses a number, so a job id
 never names two replicas.
 """
@@ -71,6 +73,14 @@ def to_remove(replicas: list[Replica], count: int) -> list[Replica]:
     live = [r for r in replicas if r.state is not ReplicaState.DRAINING]
     live.sort(key=lambda r: (order[r.state], -r.since_s, -r.number))
     return live[: max(count, 0)]
+
+
+def to_take_back(replicas: list[Replica], count: int) -> list[Replica]:
+    """The draining replicas to serve again when ``count`` more are wanted, before any new one starts (a draining
+    replica is warm, a new one cold-starts): the latest to begin draining first (ties: the highest number)."""
+    draining = [r for r in replicas if r.state is ReplicaState.DRAINING]
+    draining.sort(key=lambda r: (-r.since_s, -r.number))
+    return draining[: max(count, 0)]
 
 
 def first_profile(spec: ServiceSpec) -> ReplicaProfile:

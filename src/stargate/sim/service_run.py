@@ -7,8 +7,9 @@ hands the engine's decisions about its replicas back to it:
   places at that very instant are ready at once (the service was up before its trace began), later ones cold start;
 - **tick** every ``tick_s``: the traffic of the interval (:meth:`ServiceModel.traffic`) goes to the engine's
   :class:`~stargate.engine.autoscale.Autoscaler` (``observe``), which then decides the count (``decide``) with the
-  live replicas (pending, starting or ready) as ``current``; a larger count submits new replicas
-  (:func:`~stargate.engine.replicas.replica_terms`, numbered from 0 up), a smaller one removes
+  live replicas (pending, starting or ready) as ``current``; a larger count first takes back draining replicas
+  (:func:`~stargate.engine.replicas.to_take_back`: they serve again at once, warm) and submits new replicas for the
+  rest (:func:`~stargate.engine.replicas.replica_terms`, numbered from 0 up), a smaller one removes
   :func:`~stargate.engine.replicas.to_remove`'s choice: a pending replica leaves the queue, a starting one stops, a
   ready one drains and stops when its last request finishes;
 - **placed**: a replica the engine started is ready ``cold_start_s`` later; **lost**: a replica stopped by the
@@ -30,7 +31,7 @@ import numpy as np
 from stargate.domain.services import ServiceSpec
 from stargate.engine import Driver, Start
 from stargate.engine.autoscale import Autoscaler
-from stargate.engine.replicas import Replica, ReplicaState, replica_id, replica_terms, to_remove
+from stargate.engine.replicas import Replica, ReplicaState, replica_id, replica_terms, to_remove, to_take_back
 from stargate.sim.serving import ServiceModel
 
 PENDING, STARTING, READY, DRAINING = (
@@ -132,9 +133,14 @@ class ServiceRun:
         if decision.replicas == current:
             return
         self.events.append(ScaleEvent(now, current, decision.replicas, decision.wanted, decision.reason))
-        for _ in range(decision.replicas - current):
-            self._submit(driver, now)
         views = [Replica(r.job_id, r.number, r.state, r.since_s) for r in self.replicas.values()]
+        back = to_take_back(views, decision.replicas - current)
+        for view in back:
+            rec = self.replicas[view.number]
+            rec.state, rec.since_s = READY, now
+            self.model.undrain(rec.number, now)
+        for _ in range(decision.replicas - current - len(back)):
+            self._submit(driver, now)
         for view in to_remove(views, current - decision.replicas):
             self._remove(driver, self.replicas[view.number], now)
 

@@ -22,8 +22,9 @@ Every request costs a bounded number of heap operations: O(log n) each.
 **Routing.** A request goes to the ready replica with the fewest outstanding requests (queued or holding a slot;
 ties: the lowest replica number). While no replica is ready it waits in the service's queue, in arrival order, and
 is routed when one becomes ready; that wait is part of its TTFT and e2e. A draining replica takes no new request
-and finishes those it has. A replica that is lost (its cluster failed) hands its requests back to the service's
-queue: they are routed again and start over (their progress is lost), keeping their arrival time.
+and finishes those it has, unless it is taken back before it emptied (:meth:`ServiceModel.undrain`). A replica that is
+lost (its cluster failed) hands its requests back to the service's queue: they are routed again and start over
+(their progress is lost), keeping their arrival time.
 
 Pure: no clock, no I/O; the caller (:mod:`stargate.sim.service_run`) says when replicas are ready, drain or are lost.
 """
@@ -145,6 +146,18 @@ class ServiceModel:
             del self.replicas[number]
             return True
         return False
+
+    def undrain(self, number: int, now: float) -> None:
+        """Draining replica ``number`` (still serving what it has) takes new requests again from ``now``: the
+        service's waiting requests are routed."""
+        rep = self.replicas[number]
+        rep.draining = False
+        self.ready.append(rep)
+        self.ready.sort(key=_number)
+        now = max(now, self.t_area)
+        waiting = self.waiting
+        while waiting:
+            self._route(waiting.popleft(), now)
 
     def remove(self, number: int, now: float) -> None:
         """Replica ``number`` is gone at ``now`` (lost with its cluster, or stopped before it served): its requests

@@ -13,14 +13,16 @@ Too many: :func:`stargate.engine.replicas.to_remove` picks which (waiting ones f
 ready); a replica not ready yet is cancelled at once, a ready one is **drained**: no process sends it a new request
 from then on, and its job is cancelled once no process has a request in flight at it (and at least
 :data:`DRAIN_MIN_S` after it began draining, so that every process has read the routes since), or after
-:data:`DRAIN_TIMEOUT_S`.
+:data:`DRAIN_TIMEOUT_S` (its requests still in flight are cut off then). Too few while replicas drain:
+:func:`stargate.engine.replicas.to_take_back` picks the draining replicas (still running) that go back to ready —
+every proxy routes to them again once it has read the routes — and only the rest are started anew.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from stargate.domain.services import ServiceSpec
-from stargate.engine.replicas import Replica, ReplicaState, to_remove
+from stargate.engine.replicas import Replica, ReplicaState, to_remove, to_take_back
 from stargate.store import JobStatus
 
 READY_FAILURES = 3
@@ -106,8 +108,17 @@ def plan(spec: ServiceSpec, desired: int, replicas: list[ReplicaFacts], now: dat
             if chosen.state is not ReplicaState.READY:
                 out.cancel.append((facts.number, facts.job_id, f"scaled down before it was ready ({chosen.state})"))
         live = [r for r in live if states[r.number] is not ReplicaState.DRAINING]
-    elif len(live) < desired and may_start:
-        out.start = desired - len(live)
+    elif len(live) < desired:
+        warm = [r for r in replicas if r.state is ReplicaState.DRAINING and r.status is JobStatus.RUNNING]
+        engine_view = [Replica(r.job, r.number, ReplicaState.DRAINING, _age_key(r, now)) for r in warm]
+        back = {chosen.number for chosen in to_take_back(engine_view, desired - len(live))}
+        for facts in (r for r in warm if r.number in back):
+            states[facts.number] = ReplicaState.READY
+            out.states = [s for s in out.states if s[0] != facts.number] + [(facts.number, ReplicaState.READY)]
+            out.cancel = [c for c in out.cancel if c[0] != facts.number]  # a drain that ended this cycle: kept
+            live.append(facts)
+        if may_start:
+            out.start = desired - len(live)
     out.ready = sum(1 for r in live if states[r.number] is ReplicaState.READY)
     out.live = len(live) + out.start
     out.left = sum(1 for r in replicas if r.number in states) + out.start
