@@ -10,8 +10,6 @@ records what reaches it.
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from integration.server.services_support import live, local_spec
 from integration.server.stargate_harness import Harness
 from integration.test_review_services import _routes, recorder
@@ -95,15 +93,15 @@ def test_a_draining_replica_taken_back_is_routed_to_again(harness: Harness) -> N
     assert [r.split(b" ", 2)[1] for r in replica.requests] == [b"/v1/completions"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a percent-encoded slash in the name segment routes to the service and drops a path segment "
-    "(/services/chat%2Fadmin/x reaches the replica as /x)",
-)
 def test_a_percent_encoded_slash_in_the_name_is_not_a_service_path(harness: Harness) -> None:
     with recorder("answer") as replica:
         _routes(harness, [replica.port])
         with live(harness, scheduler=False) as server, server.http() as http:
             answer = http.post("/services/chat%2Fadmin/reset", json={})
-    reached = [r.split(b" ", 2)[1] for r in replica.requests]
-    assert answer.status_code == 404 or reached == [b"/admin/reset"], (answer.status_code, reached)
+            reached_before = list(replica.requests)
+            encoded = http.post("/services/ch%61t/v1/completions", json={})  # an encoded letter: still 'chat'
+    assert answer.status_code == 404, answer.text
+    assert "no service 'chat/admin'" in answer.json()["detail"]
+    assert reached_before == []
+    assert encoded.status_code == 200, encoded.text
+    assert [r.split(b" ", 2)[1] for r in replica.requests] == [b"/v1/completions"]

@@ -38,6 +38,7 @@ import time
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -371,7 +372,7 @@ class ServiceProxy:
         if not path.startswith(PREFIX):
             await self.app(scope, receive, send)
             return
-        name = path[len(PREFIX) :].split("/", 1)[0]
+        name = _name(scope)
         if not _NAME.match(name):
             await Refusal(404, f"no service {found_text(name)}").send(send)
             return
@@ -441,6 +442,14 @@ async def _outcome(relay: Awaitable[tuple[float | None, bytes, str]]) -> tuple[f
         return await relay
     except (asyncio.CancelledError, OSError):
         return None, b"", "gone"
+
+
+def _name(scope: Scope) -> str:
+    """The service's name: the segment after ``/services/`` of the path as sent, decoded (cut from the same raw path
+    as the replica's target, so a percent-encoded slash stays in the name, which then names no service)."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    segment = raw[len(PREFIX) :].split(b"/", 1)[0] if raw.startswith(PREFIX.encode()) else b""
+    return unquote(segment.decode("latin-1"))
 
 
 def _target(scope: Scope) -> bytes:
