@@ -29,11 +29,6 @@ def _spec(**changes: Any) -> dict[str, Any]:
     return spec
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the first request to a service scaled to zero is refused (503 after cold_start_s + 10 s) when "
-    "upscale_delay_s is longer: its replica comes when no one waits any more",
-)
 def test_the_first_request_to_a_service_at_zero_waits_for_its_replica(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()

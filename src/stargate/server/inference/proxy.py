@@ -15,8 +15,10 @@ a 404, as its jobs are.
   have run: a located 502 instead), a replica that answered (any status) is never asked again, and no request is
   cut off to be retried.
 - **No ready replica**: the request waits for one (a replica starting, or one the autoscaler is about to add: the
-  arrival counts) up to the service's ``cold_start_s`` + 10 s, at most 120 s; then 503 ``{"detail": ...}`` with
-  ``Retry-After``. A service being deleted answers 503 at once.
+  arrival counts) as long as a first replica takes to come (:func:`wait_s`): the autoscaler's next tick sees the
+  request, it adds a replica once that has been wanted for ``upscale_delay_s`` (in whole ticks), and the replica
+  answers ``cold_start_s`` after it started; + 10 s, at most 600 s. Then 503 ``{"detail": ...}`` saying what it
+  waited for, with ``Retry-After``. A service being deleted answers 503 at once.
 - **Measured** (see :mod:`stargate.server.inference.meter`): arrivals and their prompt tokens (the request's JSON
   ``prompt_tokens``, else the answer's ``usage.prompt_tokens``), completions and their output tokens (the answer's
   ``usage.completion_tokens`` of an OpenAI-style completion, in a JSON answer or the last event of a stream that
@@ -33,6 +35,7 @@ a 404, as its jobs are.
 
 import asyncio
 import json
+import math
 import re
 import time
 from collections.abc import Awaitable, Iterable
@@ -51,8 +54,10 @@ from stargate.server.inference.routes import ReplicaRoute, ServiceRoute
 from stargate.server.inference.runtime import REFRESH_S, InferenceRuntime
 from stargate.server.inference.upstream import IDEMPOTENT, Answer, CutOff, Pool, Unreachable
 
-MIN_WAIT_S, MAX_WAIT_S = 10.0, 120.0
-"""A request with no ready replica waits ``cold_start_s`` + 10 s for one, at most 120 s."""
+MIN_WAIT_S, MAX_WAIT_S = 10.0, 600.0
+"""A request with no ready replica waits for a first replica to come + 10 s (the scheduler placing it, the health
+checks seeing it ready), at most 600 s (as long as a replica may take to begin its answer: a client waits at most
+twice that for a first byte)."""
 POLL_S = 0.05
 """How often a waiting request looks for a ready replica again, s."""
 KEPT_JSON = 256 * 1024
@@ -80,8 +85,30 @@ NOT_RETURNED = HOP_BY_HOP | {b"server", b"date"}
 
 
 def wait_s(route: ServiceRoute) -> float:
-    """How long a request waits for a ready replica of ``route``."""
-    return min(MAX_WAIT_S, MIN_WAIT_S + route.cold_start_s)
+    """How long a request waits for a ready replica of ``route``: one autoscaler tick (until a tick sees it), then
+    ``upscale_delay_s`` rounded up to whole ticks (a larger count is taken at the first tick that long after the first
+    that wanted it), then ``cold_start_s``, + :data:`MIN_WAIT_S`; at most :data:`MAX_WAIT_S`."""
+    return min(MAX_WAIT_S, _delay_s(route) + route.tick_s + route.cold_start_s + MIN_WAIT_S)
+
+
+def waited_for(route: ServiceRoute) -> str:
+    """What :func:`wait_s` waited for, in words (for the 503)."""
+    delay = _delay_s(route)
+    upscale = f"upscale_delay_s {route.upscale_delay_s:g} s"
+    if delay != route.upscale_delay_s:
+        upscale += f" in whole ticks ({delay:g} s)"
+    whole = delay + route.tick_s + route.cold_start_s + MIN_WAIT_S
+    text = (
+        f"an autoscaler tick {route.tick_s:g} s + {upscale} + cold_start_s {route.cold_start_s:g} s + "
+        f"{MIN_WAIT_S:g} s to place it and see it ready"
+    )
+    return text + (f" = {whole:g} s, at most {MAX_WAIT_S:g} s" if whole > MAX_WAIT_S else "")
+
+
+def _delay_s(route: ServiceRoute) -> float:
+    """``upscale_delay_s`` rounded up to whole ticks, s."""
+    ticks = math.ceil(route.upscale_delay_s / route.tick_s - 1e-9) if route.tick_s > 0 else 0
+    return max(ticks, 0) * route.tick_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +321,7 @@ class Proxy:
             if time.monotonic() >= deadline:
                 detail = (
                     f"service {found_text(name)}: no ready replica after waiting {wait_s(route):g} s "
-                    f"({route.coming()} starting or waiting for GPUs)"
+                    f"({waited_for(route)}; {route.coming()} starting or waiting for GPUs)"
                 )
                 return None, Refusal(503, detail, 5)
             await asyncio.sleep(POLL_S)

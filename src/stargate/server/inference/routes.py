@@ -14,12 +14,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from stargate.domain.services import ServiceSpec
+from stargate.engine.autoscale import tick_s
 from stargate.engine.replicas import ReplicaState
 from stargate.server.inference.meter import Meter
 
 SUSPECT_S = 2.0
 """How long a replica that failed a request here is not chosen again by this process, s."""
 DEFAULT_COLD_START_S = 60.0
+"""The cold start of a service whose stored spec does not parse (its leader leaves it as it is), s."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +36,17 @@ class ReplicaRoute:
 
 @dataclass(frozen=True, slots=True)
 class ServiceRoute:
-    """A service as a proxy sees it: its team (who may call it), state, cold start and replicas."""
+    """A service as a proxy sees it: its team (who may call it), state, what a first replica takes to come
+    (``upscale_delay_s``, the autoscaler's tick, ``cold_start_s``) and its replicas."""
 
     name: str
     team: str
     state: str
     cold_start_s: float
     replicas: tuple[ReplicaRoute, ...]
+    upscale_delay_s: float = 0.0
+    tick_s: float = 10.0
+    """The autoscaler's tick (the engine's :func:`~stargate.engine.autoscale.tick_s`), s."""
 
     @property
     def active(self) -> bool:
@@ -61,6 +68,7 @@ class RouteTable:
     def __init__(self) -> None:
         self._routes: dict[str, ServiceRoute] = {}
         self._suspect: dict[tuple[str, int], float] = {}
+        self._timings: dict[str, tuple[dict[str, Any], tuple[float, float, float]]] = {}
         self._lock = threading.Lock()
         self.loaded_at = -math.inf
         """When the table was last read (monotonic s)."""
@@ -72,19 +80,28 @@ class RouteTable:
         by_service: dict[str, list[ReplicaRoute]] = {}
         for service, number, state, port in replicas:
             by_service.setdefault(service, []).append(ReplicaRoute(number, state, port))
-        routes = {
-            name: ServiceRoute(
-                name,
-                team,
-                state,
-                float((spec or {}).get("cold_start_s", DEFAULT_COLD_START_S)),
-                tuple(sorted(by_service.get(name, []), key=lambda r: r.number)),
-            )
-            for name, team, state, spec in services
-        }
+        routes = {}
+        timings = {}
+        for name, team, state, spec in services:
+            timing = timings[name] = self._timing(name, spec or {})
+            mine = tuple(sorted(by_service.get(name, []), key=lambda r: r.number))
+            routes[name] = ServiceRoute(name, team, state, timing[0], mine, timing[1], timing[2])
         with self._lock:
             self._routes = routes
+            self._timings = {name: (dict(spec or {}), timings[name]) for name, _, _, spec in services}
             self.loaded_at = time.monotonic()
+
+    def _timing(self, name: str, spec: dict[str, Any]) -> tuple[float, float, float]:
+        """(``cold_start_s``, ``upscale_delay_s``, tick) of a stored spec (parsed once while it is the same)."""
+        known = self._timings.get(name)
+        if known is not None and known[0] == spec:
+            return known[1]
+        try:
+            parsed = ServiceSpec.model_validate(spec)
+        except ValueError:  # the leader logs it and leaves the service as it is
+            cold = spec.get("cold_start_s")
+            return (float(cold) if isinstance(cold, int | float) else DEFAULT_COLD_START_S), 0.0, 10.0
+        return parsed.cold_start_s, parsed.autoscaling.upscale_delay_s, tick_s(parsed)
 
     def get(self, name: str) -> ServiceRoute | None:
         """The route of service ``name``, or None."""
