@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from e2e_support import ServerProcess
 
@@ -77,11 +76,6 @@ def _simulated_events(tmp_path: Path, spec: dict[str, Any]) -> list[dict[str, An
     return events
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the simulator sizes replicas with the first accepted GPU model's profile even where they run on "
-    "another model; the server sizes with the model its replicas run on",
-)
 def test_the_simulator_sizes_replicas_by_the_gpu_model_they_run_on(tmp_path: Path) -> None:
     h100 = _spec()["profiles"][0]
     slow = dict(h100, gpu_model="A100-SXM4-80GB", prefill_tokens_per_s=500, decode_tokens_per_s=50)

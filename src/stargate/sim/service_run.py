@@ -6,7 +6,9 @@ hands the engine's decisions about its replicas back to it:
 - **deploy** at the service's start (its first request): ``min_replicas`` replicas are submitted; those the engine
   places at that very instant are ready at once (the service was up before its trace began), later ones cold start;
 - **tick** every ``tick_s``: the traffic of the interval (:meth:`ServiceModel.traffic`) goes to the engine's
-  :class:`~stargate.engine.autoscale.Autoscaler` (``observe``), which then decides the count (``decide``) with the
+  :class:`~stargate.engine.autoscale.Autoscaler` (``observe``), sizing with the profile of the GPU model its
+  replicas run on as the server's does (:func:`~stargate.engine.replicas.running_profile`; before any is placed,
+  :func:`~stargate.engine.replicas.first_profile`), which then decides the count (``decide``) with the
   live replicas (pending, starting or ready) as ``current``; a larger count first takes back draining replicas
   (:func:`~stargate.engine.replicas.to_take_back`: they serve again at once, warm) and submits new replicas for the
   rest (:func:`~stargate.engine.replicas.replica_terms`, numbered from 0 up), a smaller one removes
@@ -31,7 +33,16 @@ import numpy as np
 from stargate.domain.services import ServiceSpec
 from stargate.engine import Driver, Start
 from stargate.engine.autoscale import Autoscaler
-from stargate.engine.replicas import Replica, ReplicaState, replica_id, replica_terms, to_remove, to_take_back
+from stargate.engine.replicas import (
+    Replica,
+    ReplicaState,
+    first_profile,
+    replica_id,
+    replica_terms,
+    running_profile,
+    to_remove,
+    to_take_back,
+)
 from stargate.sim.serving import ServiceModel
 
 PENDING, STARTING, READY, DRAINING = (
@@ -100,8 +111,7 @@ class ServiceRun:
         ``start_s``."""
         spec = requests.spec
         self.spec, self.start_s, self.tick_s = spec, start_s, tick_s
-        profile = spec.profile(spec.accepted_models()[0])
-        assert profile is not None  # the spec's rule: every accepted model has a profile
+        profile = first_profile(spec)
         arrival = (requests.arrival_s + start_s).tolist()
         self.model = ServiceModel(arrival, requests.prompt_tokens.tolist(), requests.output_tokens.tolist(), profile)
         self.scaler = Autoscaler(spec, profile)
@@ -128,6 +138,10 @@ class ServiceRun:
         """Measure the interval, let the autoscaler decide, apply the count."""
         self.scaler.observe(self.model.traffic(now, now - self.last_tick))
         self.last_tick = now
+        placed = [r.gpu_model if r.state is not PENDING else "" for _, r in sorted(self.replicas.items())]
+        running = running_profile(self.spec, placed)
+        if running is not None:
+            self.scaler.profile = running
         current = self.live()
         decision = self.scaler.decide(now, current)
         if decision.replicas == current:
