@@ -115,7 +115,7 @@ sleep 20
 stargate service local-chat
 
 echo "== a capacity plan on the server: examples/stargate-2025/plan.yaml, 20 Monte Carlo scenarios"
-stargate plan submit --scenario examples/stargate-2025/plan.yaml --scenarios 20 | head -3
+stargate plan submit --scenario examples/stargate-2025/plan.yaml --scenarios 20 | sed -n '1,3p' # reads it all: no SIGPIPE
 
 echo "== two what-if simulations on the server (the bundled workload on the bundled fleet: gittins, then fifo)"
 python - "$URL" "$token_file" <<'PY'

@@ -35,6 +35,7 @@ def row(page: Page, job_id: str):  # type: ignore[no-untyped-def]
 
 def test_an_admin_submits_watches_reads_the_log_and_cancels(page: Page, web_server: ServerProcess) -> None:
     login(page, web_server, web_server.admin_token, to="jobs")
+    page.locator("summary", has_text="Submit a job").click()  # the form is folded until asked for
     form = page.get_by_role("form", name="Submit a job")
     form.get_by_label("Name").fill("web-form-eval")
     form.get_by_label("Queue").select_option("eval-batch")
@@ -111,6 +112,7 @@ def test_a_member_acts_on_its_team_only_and_a_refused_submission_changes_nothing
     expect(row(page, ours["id"]).get_by_role("button", name=f"Cancel job {ours['id']}")).to_be_visible()
     expect(row(page, theirs["id"])).to_have_count(0)  # another team's job is not even listed
     expect(page.get_by_role("search").get_by_label("Team")).to_have_count(0)
+    page.locator("summary", has_text="Submit a job").click()  # the form is folded until asked for
     form = page.get_by_role("form", name="Submit a job")
     expect(form.get_by_label("Queue").locator("option")).to_have_text(["eval-batch (team eval)"])
 

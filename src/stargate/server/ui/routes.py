@@ -42,15 +42,47 @@ def _plotly() -> Asset:
     return load_plotly()
 
 
+def accepts_gzip(header: str) -> bool:
+    """Whether an ``Accept-Encoding`` value takes gzip: named (or ``*``) with a q-value above 0."""
+    chosen = None
+    for part in header.split(","):
+        name, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        name = name.lower()
+        if name == "gzip":
+            return q > 0
+        if name == "*":
+            chosen = q > 0
+    return bool(chosen)
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """Whether an ``If-None-Match`` value names ``etag``: ``*``, or a list of tags compared weakly (RFC 9110)."""
+    if header.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
+
+
 def _send(request: Request, asset: Asset, cache_control: str, extra: dict[str, str] | None = None) -> Response:
-    """``asset`` gzipped when the client takes gzip, 304 when its ETag matches."""
+    """``asset`` gzipped when the client takes gzip, 304 when its ETag matches; headers only for HEAD."""
     headers = {"ETag": asset.etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding", **(extra or {})}
-    if request.headers.get("if-none-match") == asset.etag:
+    if etag_matches(request.headers.get("if-none-match", ""), asset.etag):
         return Response(status_code=304, headers=headers)
-    if "gzip" in request.headers.get("accept-encoding", ""):
+    body = asset.body
+    if accepts_gzip(request.headers.get("accept-encoding", "")):
         headers["Content-Encoding"] = "gzip"
-        return Response(asset.gzipped, media_type=asset.content_type, headers=headers)
-    return Response(asset.body, media_type=asset.content_type, headers=headers)
+        body = asset.gzipped
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(len(body))
+        return Response(None, media_type=asset.content_type, headers=headers)
+    return Response(body, media_type=asset.content_type, headers=headers)
 
 
 @router.get("/")
@@ -59,20 +91,20 @@ def root() -> RedirectResponse:
     return RedirectResponse("/ui", status_code=307)
 
 
-@router.get("/ui")
-@router.get("/ui/")
+@router.api_route("/ui", methods=["GET", "HEAD"])
+@router.api_route("/ui/", methods=["GET", "HEAD"])
 def page(request: Request) -> Response:
     """The dashboard's one page (each view is a ``#/name`` of it)."""
     return _send(request, _static()["index.html"], "no-cache", PAGE_HEADERS)
 
 
-@router.get(f"/ui/vendor/{PLOTLY_NAME}")
+@router.api_route(f"/ui/vendor/{PLOTLY_NAME}", methods=["GET", "HEAD"])
 def plotly_bundle(request: Request) -> Response:
     """Plotly's bundle, cached for a year (its version is in its path)."""
-    return _send(request, _plotly(), "public, max-age=31536000, immutable")
+    return _send(request, _plotly(), "public, max-age=31536000, immutable", {"X-Content-Type-Options": "nosniff"})
 
 
-@router.get("/ui/static/{path:path}")
+@router.api_route("/ui/static/{path:path}", methods=["GET", "HEAD"])
 def static(request: Request, path: str) -> Response:
     """One of the dashboard's files (revalidated by its ETag on every load, so a new release shows at once)."""
     asset = _static().get(path)

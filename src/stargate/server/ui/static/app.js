@@ -5,6 +5,8 @@ const PAGES = ["fleet", "queues", "jobs", "services", "contracts", "budget", "pl
 const ADMIN_PAGES = ["tokens"];
 const PROVIDER_PAGES = ["contracts"]; // a provider token may read only its contracts and the offers made to it
 const REFRESH_MS = 5000;
+const RETRY_MS = 5000; // a page whose first data could not be read is drawn again after this
+const importRetries = {}; // page → failed loads of its module
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -40,19 +42,22 @@ function context(name) {
     canAct: (team) => me.role === "admin" || (me.role === "member" && me.team === team),
     isAdmin: () => me.role === "admin",
     /** Run `refresh` now and every `ms` while the page is shown and the tab visible; errors go to the status line. */
+    /** The first run's error is thrown (the page is then drawn again a little later); later ones are reported. */
     poll: async (refresh, ms = REFRESH_MS) => {
-      const run = async () => {
-        if (current !== page || document.hidden) return;
+      const run = async (first = false) => {
+        if (current !== page || (document.hidden && !first)) return;
         try {
           await refresh();
           if (statusLine.dataset.from === "poll") { report(""); delete statusLine.dataset.from; }
         } catch (err) {
+          if (first) throw err;
+          if (current !== page) return; // left meanwhile (e.g. logged out): its errors are not the page's now
           report(message(err));
           statusLine.dataset.from = "poll";
         }
       };
       page.timers.push(setInterval(run, ms));
-      await run();
+      await run(true);
     },
     onLeave: (fn) => { page.cleanup = fn; },
     stillShown: () => current === page,
@@ -86,19 +91,26 @@ async function show() {
     if (link.getAttribute("href") === "#/" + name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  document.title = `Stargate · ${name[0].toUpperCase()}${name.slice(1)}`;
   fill(main, h("p", { class: "muted" }, "Loading…"));
   const ctx = context(name);
+  const shown = current;
   delete main.dataset.ready;
+  let module = null;
   try {
-    const page = await import(`./pages/${name}.js`);
+    // A module that failed to load stays failed under its address: a retry asks for it under another one.
+    module = await import(`./pages/${name}.js${importRetries[name] ? `?retry=${importRetries[name]}` : ""}`);
     fill(main);
-    await page.default(ctx);
+    await module.default(ctx);
+    if (ctx.stillShown()) main.dataset.ready = name; // drawn with its first data (tests and the benchmark wait)
   } catch (err) {
-    if (ctx.stillShown()) report(message(err));
+    if (module === null) importRetries[name] = (importRetries[name] || 0) + 1;
+    if (ctx.stillShown()) {
+      report(`${message(err)} (trying again in ${RETRY_MS / 1000} s)`);
+      shown.timers.push(setTimeout(() => { if (current === shown) show(); }, RETRY_MS));
+    }
   }
-  if (ctx.stillShown()) main.dataset.ready = name; // drawn with its first data (tests and the load benchmark wait for it)
   allowCharts(); // then the chart library may take the main thread
-  document.title = `Stargate · ${name[0].toUpperCase()}${name.slice(1)}`;
 }
 
 function showLogin(problem = "") {

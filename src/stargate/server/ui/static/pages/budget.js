@@ -216,6 +216,7 @@ export default async function render(ctx) {
     if (byDay && byDay.rows.length) drawDaily(dailyChart, byDay.rows);
     else if (byDay) fill(dailyChart, h("p", { class: "empty" }, "No run has cost anything yet."));
   };
-  ctx.poll(refreshCosts); // not awaited: the page counts as drawn once the budget is
+  // Not awaited: the page counts as drawn once the budget is; a first failure is said, later reads go on.
+  ctx.poll(refreshCosts).catch((err) => { if (ctx.stillShown()) ctx.report(message(err)); });
   await ctx.poll(refresh);
 }

@@ -32,12 +32,12 @@ function tree(fleet, healthByCluster, inUse) {
     const providerClusters = sites(p).flatMap(clusters);
     const gpus = providerClusters.reduce((n, c) => n + c.nodes * c.gpus_per_node, 0);
     return h("details", { class: "card", open: true },
-      h("summary", {}, h("strong", {}, p.name), ` · ${p.kind} · ${sites(p).length} sites · ${num(gpus, "GPUs")}`),
+      h("summary", {}, h("strong", {}, p.name), ` · ${p.kind} · ${num(sites(p).length, "sites")} · ${num(gpus, "GPUs")}`),
       sites(p).map((s) => {
         const buildings = fleet.buildings.filter((b) => b.site === s.id);
         return h("div", { class: "site" },
           h("h3", {}, `${s.id} · ${s.region}`, s.power_mw ? ` · ${num(s.power_mw, "MW")} site power` : "",
-            buildings.length ? ` · ${buildings.length} buildings` : ""),
+            buildings.length ? ` · ${num(buildings.length, "buildings")}` : ""),
           table([
             { label: "Cluster", value: (c) => c.id },
             { label: "Building", value: (c) => c.building ?? "" },

@@ -162,7 +162,7 @@ export default async function render(ctx) {
   fill(ctx.main,
     h("h1", {}, "Jobs"),
     kpis,
-    mayAct ? h("details", { class: "card", open: true },
+    mayAct ? h("details", { class: "card" },
       h("summary", {}, h("strong", {}, "Submit a job")),
       submitForm(ctx, fleet, async (job) => { select(job.id); await refreshList(); await refreshDetail(); })) : null,
     card("Jobs, newest first", toolbar, caption, listWrap, more),
@@ -212,20 +212,22 @@ export default async function render(ctx) {
       : "") },
   ];
 
-  let lastList = { items: [], more: false };
+  let lastList = { items: [], more: false, live: { pending: 0, running: 0, gpus: 0 } };
   function draw(list) {
     const needle = filters.name.trim().toLowerCase();
     const rows = needle ? list.items.filter((j) => j.name.toLowerCase().includes(needle)) : list.items;
-    const signature = JSON.stringify([rows, selected, confirming]);
+    const signature = JSON.stringify([rows, selected, confirming, list.live]);
     if (signature === listSignature) return;
     listSignature = signature;
     const counts = Object.fromEntries(STATUSES.map((s) => [s, 0]));
     for (const j of list.items) counts[j.status] += 1;
+    const live = list.live; // every job the token may see, from the queues' counts (not only the jobs loaded)
     fill(kpis,
-      kpi("Jobs loaded", num(list.items.length)),
-      kpi("Pending / placed / running", `${counts.pending} / ${counts.placed} / ${counts.running}`),
-      kpi("GPUs asked by running jobs", num(list.items.filter((j) => j.status === "running").reduce((n, j) => n + j.gpus, 0), "GPUs")),
-      kpi("Succeeded / failed / cancelled", `${counts.succeeded} / ${counts.failed} / ${counts.cancelled}`));
+      kpi(ctx.isAdmin() ? "Pending / placed or running (all jobs)" : `Pending / placed or running (team ${ctx.me.team})`,
+        `${num(live.pending)} / ${num(live.running)}`),
+      kpi("GPUs held by placed or running jobs", num(live.gpus, "GPUs")),
+      kpi(`Of the ${num(list.items.length)} jobs loaded: succeeded / failed / cancelled`,
+        `${counts.succeeded} / ${counts.failed} / ${counts.cancelled}`));
     fill(caption, `${rows.length} shown of the ${list.items.length} newest jobs matching status, team and queue`,
       list.more ? ` (more exist: "Show ${PAGE_ROWS} more" loads them)` : "",
       needle ? `; the name search looks in those ${list.items.length} only.` : ".");
@@ -235,8 +237,14 @@ export default async function render(ctx) {
 
   async function refreshList() {
     const query = { status: filters.status, team: filters.team, queue: filters.queue };
-    const list = await fetchJobs(ctx, query, want);
+    const [list, queues] = await Promise.all([fetchJobs(ctx, query, want), ctx.api("/queues")]);
     if (!ctx.stillShown()) return;
+    const mine = queues.filter((q) => ctx.isAdmin() || q.team === ctx.me.team);
+    list.live = {
+      pending: mine.reduce((n, q) => n + q.pending_jobs, 0),
+      running: mine.reduce((n, q) => n + q.running_jobs, 0),
+      gpus: mine.reduce((n, q) => n + q.running_gpus, 0),
+    };
     lastList = list;
     draw(list);
   }

@@ -1,5 +1,5 @@
 // Tokens (admins only): every API token (never a secret), a new one shown once, revoking one.
-import { fill, h, labelled, message, status, table, when } from "../lib.js";
+import { badge, fill, h, labelled, message, table, when } from "../lib.js";
 
 const ROLES = ["member", "viewer", "admin", "provider"];
 
@@ -30,6 +30,7 @@ export default async function render(ctx) {
       fill(created, h("div", { class: "card", role: "status" },
         h("p", {}, `Token ${made.id} (${body.name}) made. Its secret is shown this once: copy it now.`),
         h("input", { readonly: true, value: made.token, "aria-label": "The new token's secret", size: 70, onfocus: (e) => e.target.select() })));
+      created.querySelector("input").select(); // ready to copy
       name.value = "";
       await refresh();
     } catch (err) {
@@ -55,7 +56,7 @@ export default async function render(ctx) {
       { label: "Name", value: (t) => t.name },
       { label: "Role", value: (t) => t.role },
       { label: "Team", value: (t) => t.team ?? t.provider ?? "—" },
-      { label: "State", value: (t) => t.state, render: (t) => status(t.state === "live" ? "active" : t.state) },
+      { label: "State", value: (t) => t.state, render: (t) => badge(t.state, t.state === "live" ? "ok" : "bad") },
       { label: "Created", value: (t) => t.created_at, render: (t) => when(t.created_at) },
       { label: "By", value: (t) => t.created_by },
       { label: "Expires", value: (t) => t.expires_at ?? "", render: (t) => (t.expires_at ? when(t.expires_at) : "never") },
@@ -67,7 +68,7 @@ export default async function render(ctx) {
 
   fill(ctx.main, h("h1", {}, "Tokens"),
     h("p", { class: "muted" }, "Every API token; secrets are never shown after creation. Only admins see this page."),
-    h("div", { class: "grid" }, h("section", { class: "card", "aria-label": "Every token" }, h("h2", {}, "Every token"), list),
-      h("div", {}, form, created)));
-  await ctx.poll(refresh, 10000);
+    h("section", { class: "card", "aria-label": "Every token" }, h("h2", {}, "Every token"), list),
+    form, created);
+  await ctx.poll(refresh);
 }
