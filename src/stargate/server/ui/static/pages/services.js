@@ -131,7 +131,7 @@ function detail(ctx, service, samples, parts, refresh) {
       kpi("Completed / failed", `${num(t?.completed)} / ${num(t?.failed, "requests")}`)),
     h("p", { class: "muted" }, t
       ? `Traffic over the autoscaler's last ${num(t.window_s, "s")}, through every server's proxy; latencies to within 10 %. `
-        + (t.decision ? `Latest decision: ${t.decision.replicas} replicas (wanted ${t.decision.wanted}): ${t.decision.reason}` : "")
+        + (t.decision ? `Latest decision: ${num(t.decision.replicas, "replicas")} (wanted ${num(t.decision.wanted)}): ${t.decision.reason}` : "")
       : "No traffic measured yet (the scheduler measures a first interval within its first tick)."));
   fill(parts.replicas, table([
     { label: "Replica", value: (r) => r.number, num: true },
