@@ -193,7 +193,8 @@ def test_a_deleted_service_finishes_its_requests_takes_no_new_one_and_goes(harne
 def test_no_ready_replica_is_a_503_after_a_bounded_wait(harness: Harness, monkeypatch: Any) -> None:
     from stargate.server.inference import proxy
 
-    monkeypatch.setattr(proxy, "MIN_WAIT_S", 0.5)  # the bound is cold_start_s + 10 s: shortened for the test
+    # The bound is a tick + upscale_delay_s + cold_start_s + MIN_WAIT_S (10 s): the last shortened for the test.
+    monkeypatch.setattr(proxy, "MIN_WAIT_S", 0.5)
     _create(harness, min_replicas=1, max_replicas=1, cold_start_s=0, command="sleep 600")
     with live(harness) as server:
         wait_for(lambda: server.states() == ["starting"])
@@ -203,9 +204,10 @@ def test_no_ready_replica_is_a_503_after_a_bounded_wait(harness: Harness, monkey
             waited = time.monotonic() - started
         assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
         assert answer.json()["detail"] == (
-            "service 'chat': no ready replica after waiting 0.5 s (1 starting or waiting for GPUs)"
+            "service 'chat': no ready replica after waiting 1.5 s (an autoscaler tick 1 s + upscale_delay_s 0 s + "
+            "cold_start_s 0 s + 0.5 s to place it and see it ready; 1 starting or waiting for GPUs)"
         )
-        assert 0.5 <= waited < 3
+        assert 1.5 <= waited < 4
 
 
 def test_traffic_through_another_api_server_counts_and_reaches_the_replicas(harness: Harness) -> None:
