@@ -23,6 +23,7 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 JOB_KEYS = {
     "id", "name", "queue", "team", "kind", "gpus", "gpu_models", "priority_class", "status", "reason", "detail",
     "attempt", "progress_s", "submitted_at", "started_at", "finished_at", "cluster", "gpu_ids", "exit_code", "spec",
+    "waiting",
 }  # fmt: skip
 
 
