@@ -7,6 +7,7 @@ it at once, and the memory limit fails it (a real server stopped with its childr
 The runs with thousands of jobs (progress, cancel, a full queue, the child process) are on SQLite only: what they
 test is the runner's, not the database's."""
 
+import contextlib
 import os
 import statistics
 import time
@@ -81,8 +82,14 @@ def _long_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _children() -> list[psutil.Process]:
-    """This (the server's) process's simulation children."""
-    return [p for p in psutil.Process().children() if "stargate.server.services.sim_child" in " ".join(p.cmdline())]
+    """This (the server's) process's simulation children (a child of another test that is gone or a zombie not
+    yet reaped is no simulation: its command line cannot be read)."""
+    found = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            if "stargate.server.services.sim_child" in " ".join(child.cmdline()):
+                found.append(child)
+    return found
 
 
 def _running(h: Harness, sim_id: str, timeout_s: float = 10.0) -> psutil.Process:

@@ -2,6 +2,7 @@
 server answers fast while it runs, and no simulation outlives the server, whether it is stopped (SIGTERM) or killed
 (SIGKILL)."""
 
+import contextlib
 import os
 import pickle
 import re
@@ -60,7 +61,11 @@ def _start(home: Path, traces: Path) -> tuple[subprocess.Popen[str], str]:
 def _child_of(pid: int, timeout_s: float = 10.0) -> psutil.Process:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        found = [p for p in psutil.Process(pid).children() if CHILD in " ".join(p.cmdline())]
+        found = []
+        for child in psutil.Process(pid).children():
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+                if CHILD in " ".join(child.cmdline()):  # a child gone or a zombie is no simulation
+                    found.append(child)
         if found:
             return found[0]
         time.sleep(0.02)
