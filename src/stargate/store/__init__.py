@@ -1,7 +1,7 @@
 """The control plane's store: SQLAlchemy models, one repository per entity, the job state machine, migrations."""
 
 from stargate.store.database import Database, create_engine, default_url
-from stargate.store.migrate import current_revision, head_revision, upgrade
+from stargate.store.migrate import current_revision, downgrade, head_revision, upgrade
 from stargate.store.models import (
     Base,
     FleetPlanRow,
@@ -55,6 +55,7 @@ __all__ = [
     "create_engine",
     "current_revision",
     "default_url",
+    "downgrade",
     "fit_actor",
     "format_job_id",
     "head_revision",

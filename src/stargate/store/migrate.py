@@ -1,5 +1,6 @@
 """Schema migrations: bring a database to the newest Alembic revision shipped in the package."""
 
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -43,6 +44,16 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     and dropping the old table with foreign keys on would delete every row that refers to it through ``ON DELETE
     CASCADE`` (a job's events and runs). The references are checked before the transaction commits instead.
     """
+    _migrate(engine, command.upgrade, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the database behind ``engine`` back to ``revision``, in one transaction and as safely as
+    :func:`upgrade` (foreign keys off on SQLite while tables are rebuilt, references checked before the commit)."""
+    _migrate(engine, command.downgrade, revision)
+
+
+def _migrate(engine: Engine, step: Callable[[Config, str], None], revision: str) -> None:
     cfg = alembic_config()
     with engine.connect() as conn:
         conn = conn.execution_options(**{WRITE_OPTION: True})
@@ -54,7 +65,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, revision)
+                step(cfg, revision)
                 if sqlite and (broken := conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()):
                     raise RuntimeError(f"the migration left rows that refer to missing rows: {broken[:5]}")
         finally:

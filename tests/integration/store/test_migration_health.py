@@ -5,22 +5,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from stargate.store import create_engine, current_revision, head_revision, upgrade
-from stargate.store.migrate import alembic_config
+from stargate.store import create_engine, current_revision, downgrade, head_revision, upgrade
 
 BEFORE = "20261201_0005"
 THIS = "20261201_0006"
 AT = datetime(2026, 12, 1, 12, 0, 0)
 LONG_ID = "slurm-" + "e" * 57
-
-
-def _downgrade(engine: sa.Engine, revision: str) -> None:
-    from alembic import command
-
-    cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
 
 
 def _add_job_with_run(engine: sa.Engine, executor: str) -> None:
@@ -78,7 +68,7 @@ def test_health_rows_are_written_and_a_downgrade_drops_the_tables(db_url: str) -
                 {"at": AT},
             )
         _add_job_with_run(engine, "slurm")
-        _downgrade(engine, BEFORE)
+        downgrade(engine, BEFORE)
         with engine.connect() as conn:
             tables = set(sa.inspect(conn).get_table_names())
             executors = list(conn.execute(sa.text("SELECT executor FROM runs")).scalars())

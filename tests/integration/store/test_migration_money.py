@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 import sqlalchemy.orm
 
-from stargate.store import create_engine, current_revision, head_revision, upgrade
-from stargate.store.migrate import alembic_config
+from stargate.store import create_engine, current_revision, downgrade, head_revision, upgrade
 from stargate.store.models import CapacityRequestRow
 from stargate.store.repositories import costs as cost_repo
 from stargate.store.repositories import procurement as procurement_repo
@@ -41,15 +40,6 @@ def _insert_old_rows(engine: sa.Engine) -> None:
         conn.execute(sa.insert(tokens).values(token))
 
 
-def _downgrade(engine: sa.Engine, revision: str) -> None:
-    from alembic import command
-
-    cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
-
-
 def test_old_runs_and_tokens_are_kept_with_null_costs_and_a_downgrade_removes_the_money(db_url: str) -> None:
     engine = create_engine(db_url)
     try:
@@ -68,7 +58,7 @@ def test_old_runs_and_tokens_are_kept_with_null_costs_and_a_downgrade_removes_th
             assert set(procurement_repo.counts(session).values()) == {0}
             session.add(_request_row())  # a request the downgrade drops with its table
             session.commit()
-        _downgrade(engine, BEFORE)
+        downgrade(engine, BEFORE)
         with engine.connect() as conn:
             inspector = sa.inspect(conn)
             tables = set(inspector.get_table_names())

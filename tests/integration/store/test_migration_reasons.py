@@ -7,8 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from stargate.domain.reasons import JobReason
-from stargate.store import create_engine, current_revision, head_revision, upgrade
-from stargate.store.migrate import alembic_config
+from stargate.store import create_engine, current_revision, downgrade, head_revision, upgrade
 
 BEFORE = "20261130_0002"
 THIS = "20261130_0003"
@@ -44,15 +43,6 @@ OLD_ROWS = [
     ("failed", "Placed On lab-a", "other", SAME),
     ("pending", "", "other", ""),
 ]  # fmt: skip
-
-
-def _downgrade(engine: sa.Engine, revision: str) -> None:
-    from alembic import command
-
-    cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
 
 
 def _insert_old_rows(engine: sa.Engine) -> list[int]:
@@ -112,7 +102,7 @@ def test_a_downgrade_keeps_the_preemption_and_rejection_texts(db_url: str, text:
         upgrade(engine, BEFORE)
         _insert_one(engine, text)
         upgrade(engine, THIS)
-        _downgrade(engine, BEFORE)
+        downgrade(engine, BEFORE)
         with engine.connect() as conn:
             reasons = list(conn.execute(sa.text("SELECT reason FROM jobs")).scalars())
             columns = {c["name"] for c in sa.inspect(conn).get_columns("jobs")}

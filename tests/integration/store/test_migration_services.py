@@ -5,8 +5,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from stargate.store import create_engine, current_revision, head_revision, upgrade
-from stargate.store.migrate import alembic_config
+from stargate.store import create_engine, current_revision, downgrade, head_revision, upgrade
 
 BEFORE = "20261201_0006"
 THIS = "20261202_0007"
@@ -23,15 +22,6 @@ SERVICE = {
     "desired_replicas": 1, "current_replicas": 0, "next_number": 1, "decisions": [], "stats": {}, "problem": "",
     "created_at": AT, "created_by": "token:alice", "updated_at": AT,
 }  # fmt: skip
-
-
-def _downgrade(engine: sa.Engine, revision: str) -> None:
-    from alembic import command
-
-    cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
 
 
 def _count(conn: sa.Connection, table: str) -> int:
@@ -77,7 +67,7 @@ def test_a_downgrade_drops_the_services_tables_and_keeps_the_jobs(db_url: str) -
         with engine.begin() as conn:
             conn.execute(sa.insert(jobs).values(JOB))
             conn.execute(sa.insert(services).values(SERVICE))
-        _downgrade(engine, BEFORE)
+        downgrade(engine, BEFORE)
         with engine.connect() as conn:
             tables = set(sa.inspect(conn).get_table_names())
             assert not tables & set(THIS_TABLES)

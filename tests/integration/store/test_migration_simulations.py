@@ -5,8 +5,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from stargate.store import create_engine, current_revision, head_revision, upgrade
-from stargate.store.migrate import alembic_config
+from stargate.store import create_engine, current_revision, downgrade, head_revision, upgrade
 
 BEFORE = "20261202_0007"
 AT = datetime(2026, 12, 3, 12, 0, 0)
@@ -14,15 +13,6 @@ ROW = {
     "id": "sim-0123456789", "created_at": AT, "created_by": "token:alice", "runner": "host:/srv", "status": "queued",
     "progress": 0.0, "request": {"trace": "philly/philly.csv", "seed": 1},
 }  # fmt: skip
-
-
-def _downgrade(engine: sa.Engine, revision: str) -> None:
-    from alembic import command
-
-    cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
 
 
 def test_upgrade_adds_the_table_and_a_downgrade_drops_it(db_url: str) -> None:
@@ -38,7 +28,7 @@ def test_upgrade_adds_the_table_and_a_downgrade_drops_it(db_url: str) -> None:
         with engine.connect() as conn:
             row = conn.execute(sa.select(simulations)).mappings().one()
         assert (row["request"], row["result"], row["error"], row["finished_at"]) == (ROW["request"], None, None, None)
-        _downgrade(engine, BEFORE)
+        downgrade(engine, BEFORE)
         assert "simulations" not in sa.inspect(engine).get_table_names()
         assert current_revision(engine) == BEFORE
         upgrade(engine)

@@ -6,8 +6,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from stargate.store import create_engine, current_revision, head_revision, upgrade
-from stargate.store.migrate import alembic_config
+from stargate.store import create_engine, current_revision, downgrade, head_revision, upgrade
 
 BEFORE = "20261203_0008"
 AT = datetime(2026, 12, 3, 12, 0, 0)
@@ -20,15 +19,6 @@ ROWS = [
     ("failed", "waits for nothing: a text of its own", "waits for nothing: a text of its own",
      "waits for nothing: a text of its own"),
 ]  # fmt: skip
-
-
-def _downgrade(engine: sa.Engine, revision: str) -> None:
-    from alembic import command
-
-    cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
 
 
 def _insert(engine: sa.Engine) -> list[int]:
@@ -65,7 +55,7 @@ def test_upgrade_adds_the_columns_gives_back_hijacked_details_and_a_downgrade_dr
             }
         assert got == {i: (row[3], None, None) for i, row in zip(ids, ROWS, strict=True)}
         assert "ix_jobs_wait_reason" in {ix["name"] for ix in sa.inspect(engine).get_indexes("jobs")}
-        _downgrade(engine, BEFORE)
+        downgrade(engine, BEFORE)
         assert "wait_reason" not in {c["name"] for c in sa.inspect(engine).get_columns("jobs")}
         assert current_revision(engine) == BEFORE
         with engine.connect() as conn:

@@ -38,12 +38,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Drop the index and the two columns, in place: a batch copy of ``jobs`` on SQLite drops the old table, which
-    with foreign keys on deletes every run and event of every job (ON DELETE CASCADE). SQLite has dropped a column
-    in place since 3.35."""
+    """Drop the index and the two columns."""
     op.drop_index("ix_jobs_wait_reason", table_name="jobs")
-    for column in ("wait_detail", "wait_reason"):
-        if op.get_bind().dialect.name == "sqlite":
-            op.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
-        else:
-            op.drop_column("jobs", column)
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("wait_detail")
+        batch.drop_column("wait_reason")
