@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -127,4 +128,17 @@ def drawn(page: Page, chart_id: str, timeout_ms: float = 10_000) -> int:
     return count
 
 
-Shot = Callable[[Page, str], Path]
+def until(server: ServerProcess, path: str, done: Callable[[Any], bool], timeout_s: float = 60.0) -> Any:
+    """GET ``path`` with the admin token until ``done(answer)`` holds; that answer (fails after ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    with server.client() as http:
+        while not done(answer := http.get(path).json()):
+            assert time.monotonic() < deadline, f"{path}: still {answer}"
+            time.sleep(0.2)
+    return answer
+
+
+def job_status(server: ServerProcess, job_id: str, status: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Wait until job ``job_id`` has ``status``; the job."""
+    found: dict[str, Any] = until(server, f"/api/v1/jobs/{job_id}", lambda j: j["status"] == status, timeout_s)
+    return found

@@ -3,7 +3,6 @@ committed spend and what runs under them cost (admins), a commitment's burn-down
 first-refusal offers with their outcomes; a provider token sees its own contracts and offers only, a member sees no
 spent figure."""
 
-import time
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from e2e.e2e_support import ServerProcess
-from web.conftest import Watch, drawn, login, shot
+from web.conftest import Watch, drawn, job_status, login, shot
 
 ROFR_CONTRACT = "azure-2025-01"
 
@@ -58,11 +57,7 @@ def world(web_server: ServerProcess) -> Iterator[dict[str, Any]]:
     with web_server.client(azure) as http:
         answer = http.post(f"/api/v1/procurement/offers/{matched['offer']['id']}/respond", json={"answer": "match"})
         assert answer.status_code == 200, answer.text
-    with web_server.client() as http:
-        deadline = time.monotonic() + 30
-        while http.get(f"/api/v1/jobs/{job.json()['id']}").json()["status"] != "succeeded":
-            assert time.monotonic() < deadline, "the run did not finish"
-            time.sleep(0.2)
+    job_status(web_server, job.json()["id"], "succeeded")
     yield {"azure": azure, "matched": matched, "open": left_open}
 
 

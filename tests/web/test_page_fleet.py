@@ -3,12 +3,11 @@ that runs; the buildout's energised power; a cluster taken down by a fleet chang
 
 import copy
 import re
-import time
 
 from playwright.sync_api import Page, expect
 
 from e2e.e2e_support import ServerProcess
-from web.conftest import drawn, login, shot
+from web.conftest import drawn, job_status, login, shot
 
 JOB = {
     "name": "web-fleet-sleeper",
@@ -19,21 +18,10 @@ JOB = {
 }
 
 
-def _running(server: ServerProcess, job_id: str, timeout_s: float = 30.0) -> dict[str, object]:
-    with server.client() as http:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            job = http.get(f"/api/v1/jobs/{job_id}").json()
-            if job["status"] == "running":
-                return dict(job)
-            time.sleep(0.2)
-    raise AssertionError(f"job {job_id} not running within {timeout_s:.0f} s: {job}")
-
-
 def test_the_demo_fleet_with_a_running_job_and_an_outage(page: Page, web_server: ServerProcess) -> None:
     with web_server.client() as http:
         job_id = http.post("/api/v1/jobs", json=JOB).json()["id"]
-    job = _running(web_server, job_id)
+    job = job_status(web_server, job_id, "running")
     login(page, web_server, web_server.admin_token)
 
     tree = page.get_by_role("group").filter(has_text="Stargate (owned campuses")

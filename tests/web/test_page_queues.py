@@ -1,13 +1,12 @@
 """The Queues page in a real browser against a real server: GPUs held against each quota and borrowing (the chart and
 the table), the pending jobs with why they wait, and what a member is shown of other teams."""
 
-import time
 from typing import Any
 
 from playwright.sync_api import Page, expect
 
 from e2e.e2e_support import ServerProcess
-from web.conftest import drawn, login, shot
+from web.conftest import drawn, job_status, login, shot
 
 LIVE_MS = 20_000
 
@@ -17,14 +16,6 @@ def submit(server: ServerProcess, spec: dict[str, Any]) -> dict[str, Any]:
         answer = http.post("/api/v1/jobs", json=spec)
     assert answer.status_code == 201, answer.text
     return dict(answer.json())
-
-
-def wait_status(server: ServerProcess, job_id: str, status: str) -> None:
-    deadline = time.monotonic() + 20
-    with server.client() as http:
-        while (found := http.get(f"/api/v1/jobs/{job_id}").json()["status"]) != status:
-            assert time.monotonic() < deadline, f"{job_id} is {found}, not {status}"
-            time.sleep(0.2)
 
 
 def test_quota_borrowing_and_why_pending_jobs_wait(page: Page, web_server: ServerProcess) -> None:
@@ -50,7 +41,7 @@ def test_quota_borrowing_and_why_pending_jobs_wait(page: Page, web_server: Serve
             "command": "sleep 1",
         },
     )
-    wait_status(web_server, borrower["id"], "running")
+    job_status(web_server, borrower["id"], "running")
     login(page, web_server, web_server.admin_token, to="queues")
 
     assert drawn(page, "chart-queues-quota") > 0
@@ -111,7 +102,7 @@ def test_a_member_sees_every_queues_figures_but_only_its_teams_jobs(page: Page, 
             "command": "sleep 60",
         },
     )
-    wait_status(web_server, running["id"], "running")
+    job_status(web_server, running["id"], "running")
     token = web_server.create_token("eval", "member", "web-queues-member")
     login(page, web_server, token, to="queues")
     assert drawn(page, "chart-queues-quota") > 0

@@ -6,27 +6,14 @@ and the marks are gone.
 """
 
 import re
-import time
 
 from playwright.sync_api import Page, Route, expect
 
 from e2e.e2e_support import ServerProcess, all_jobs
-from web.conftest import Watch, login
+from web.conftest import Watch, login, until
 
 HOSTILE = "<img src=x onerror=\"document.title='PWNED'\"></script><script>document.title='PWNED2'</script>"
 """A name that would run script if any page put it into the DOM as HTML."""
-
-
-def _wait(server: ServerProcess, path: str, done: object, timeout_s: float = 60.0) -> dict[str, object]:
-    """GET ``path`` (admin) until ``done(answer)`` holds; the last answer."""
-    deadline = time.monotonic() + timeout_s
-    with server.client() as http:
-        while True:
-            answer = http.get(path).json()
-            if done(answer):  # type: ignore[operator]
-                return answer  # type: ignore[no-any-return]
-            assert time.monotonic() < deadline, f"{path}: still {answer}"
-            time.sleep(0.2)
 
 
 def test_data_that_looks_like_html_is_shown_as_text_on_every_page_it_reaches(
@@ -47,7 +34,7 @@ def test_data_that_looks_like_html_is_shown_as_text_on_every_page_it_reaches(
             json={"name": HOSTILE, "trace": "examples/stargate-2025/workload.csv", "fleet": "current", "max_jobs": 5},
         )
         assert sim.status_code == 201, sim.text
-    _wait(web_server, f"/api/v1/jobs/{job['id']}", lambda j: j["status"] == "succeeded")
+    until(web_server, f"/api/v1/jobs/{job['id']}", lambda j: j["status"] == "succeeded")
     login(page, web_server, web_server.admin_token, to="jobs")
     page.goto(f"{web_server.url}/ui#/jobs/{job['id']}")
     expect(page.locator("pre.logs")).to_contain_text("<img src=x", timeout=10_000)
@@ -140,7 +127,7 @@ def test_a_long_simulation_name_does_not_widen_the_page(page: Page, web_server: 
             assert answer.status_code == 201, answer.text
             ids.append(answer.json()["id"])
     for sim_id in ids:
-        _wait(web_server, f"/api/v1/simulations/{sim_id}", lambda s: s["status"] == "succeeded")
+        until(web_server, f"/api/v1/simulations/{sim_id}", lambda s: s["status"] == "succeeded")
     login(page, web_server, web_server.admin_token, to="simulation")
     expect(page.locator("#sim-compare-a option").first).to_be_attached()
     widths = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
@@ -155,12 +142,12 @@ def test_the_jobs_figures_agree_with_the_api_when_more_than_a_page_of_jobs_exist
         running = http.post(
             "/api/v1/jobs", json={"name": "review-long-run", "queue": "eval-batch", "gpus": 1, "command": "sleep 300"}
         ).json()
-        _wait(web_server, f"/api/v1/jobs/{running['id']}", lambda j: j["status"] == "running")
+        until(web_server, f"/api/v1/jobs/{running['id']}", lambda j: j["status"] == "running")
         for i in range(101):  # newer jobs that end at once: the newest 100 hold no running job
             body = {"name": f"review-quick-{i}", "queue": "eval-batch", "gpus": 1, "command": "true"}
             assert http.post("/api/v1/jobs", json=body).status_code == 201
-    _wait(web_server, "/api/v1/jobs?status=pending&limit=1", lambda a: a["items"] == [], timeout_s=120)
-    _wait(web_server, "/api/v1/jobs?status=placed&limit=1", lambda a: a["items"] == [], timeout_s=120)
+    until(web_server, "/api/v1/jobs?status=pending&limit=1", lambda a: a["items"] == [], timeout_s=120)
+    until(web_server, "/api/v1/jobs?status=placed&limit=1", lambda a: a["items"] == [], timeout_s=120)
     login(page, web_server, web_server.admin_token, to="jobs")
     running_now = sum(1 for j in all_jobs(web_server) if j["status"] == "running")  # each runs 300 s: they stay
     assert running_now >= 1
