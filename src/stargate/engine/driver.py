@@ -320,14 +320,6 @@ class Driver:
         ``spent_usd`` it was built with), USD, charged as the ledger charges (:func:`stargate.engine.ledger.charge`)."""
         return self.meter.spent(contract, now)
 
-    def waiting_for_down(self) -> dict[str, tuple[str, ...]]:
-        """Pending job id → the down clusters it waits for, as of the last decision, for the pending jobs whose every
-        cluster they could run on now is down (see :mod:`stargate.engine.waiting`; the server asks the same rule of
-        its snapshot)."""
-        if self._ended:
-            self._hand_on_ended()
-        return self.sched.waiting_for_down()
-
     def wait_reasons(self) -> dict[str, Wait]:
         """Pending job id → why it waits (reason, detail, the clusters it names), as of the last decision (see
         :mod:`stargate.engine.waits`); a job no decision has judged yet is left out. One rule for both clocks."""

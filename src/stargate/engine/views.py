@@ -7,7 +7,6 @@ from stargate.engine.index import FleetIndex
 from stargate.engine.jobs import PENDING, RUNNING, JobTable
 from stargate.engine.occupancy import Occupancy
 from stargate.engine.pending import PendingQueues
-from stargate.engine.waiting import DownRule
 from stargate.engine.waits import Wait, Waits
 from stargate.engine.windows import CapacityWindows
 
@@ -44,23 +43,6 @@ class SchedulerViews:
     def progress_s(self, job_id: str) -> float:
         """Checkpointed progress of a job, s."""
         return self.jobs.progress[self.jobs.ix[job_id]]
-
-    def waiting_for_down(self) -> dict[str, tuple[str, ...]]:
-        """Pending job id → the down clusters it waits for, for the pending jobs that wait only for down clusters
-        (see :mod:`stargate.engine.waiting`), in submission order."""
-        w = self.windows
-        rule = DownRule(self.index, w.up, w.online)
-        if rule.none:
-            return {}
-        t, mask, out = self.jobs, self.classes.mask, {}
-        for j in range(len(t.ids)):
-            if (
-                t.state[j] == PENDING
-                and t.cls[j] >= 0
-                and (found := rule.clusters(t.cls[j], mask[t.cls[j]], t.gpus[j]))
-            ):
-                out[t.ids[j]] = found
-        return out
 
     def wait_reasons(self) -> dict[str, Wait]:
         """Pending job id → why it waits, as the cycles so far judged it (see :mod:`stargate.engine.waits`); a job

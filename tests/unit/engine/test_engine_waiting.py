@@ -1,13 +1,13 @@
-"""Which pending jobs wait only for down clusters (stargate.engine.waiting): the same answer from the driver's own
-state (the simulator's clock) and from the pure function over a fleet and its down clusters (the server's)."""
+"""Which pending jobs wait only for down clusters (the ``clusters_down`` wait reason, stargate.engine.waiting's rule),
+as the driver both clocks decide through says it."""
 
 from datetime import UTC, date, datetime
 
 import pytest
 
 from stargate.domain import Cluster, ClusterStatus, Fleet, Provider, Queue, Quota, Site, Team
-from stargate.engine import Driver, FleetIndex, JobTerms, get_policy
-from stargate.engine.waiting import waiting_for_down
+from stargate.domain.reasons import WaitReason
+from stargate.engine import Driver, JobTerms, get_policy
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -46,6 +46,11 @@ JOBS = [
 FILL = [JobTerms(id=f"fill-{i}", queue="open", gpus=n, submit_s=0.0) for i, n in enumerate((8, 8, 4))]
 
 
+def _down(driver: Driver) -> dict[str, tuple[str, ...]]:
+    """Pending job id → the down clusters it waits for, for the jobs whose wait reason is clusters_down."""
+    return {j: w.clusters for j, w in driver.wait_reasons().items() if w.reason is WaitReason.CLUSTERS_DOWN}
+
+
 def _driver(down: set[str], degraded: frozenset[str] = frozenset()) -> Driver:
     """A driver with every job submitted while ``down`` clusters are down (and so still pending)."""
     driver = Driver(FLEET, get_policy("fifo"), EPOCH)
@@ -77,16 +82,13 @@ def test_both_clocks_name_the_jobs_whose_every_usable_cluster_is_down(
 ) -> None:
     driver = _driver(down)
     assert {j: driver.where[j] for j in expected} == dict.fromkeys(expected)  # all still pending
-    got = driver.waiting_for_down()
+    got = _down(driver)
     assert {j: c for j, c in got.items() if not j.startswith("fill-")} == expected
-    index = FleetIndex.from_fleet(FLEET, EPOCH)
-    pending = [j for j in (*FILL, *JOBS) if driver.where.get(j.id, ()) is None]
-    assert waiting_for_down(index, down, 1.0, pending) == got
 
 
 def test_a_degraded_cluster_still_takes_work() -> None:
     driver = _driver({"a"}, degraded=frozenset({"b"}))
-    assert driver.waiting_for_down() == {}
+    assert _down(driver) == {}
 
 
 def test_a_running_job_is_never_named_and_a_cluster_back_up_clears_the_answer() -> None:
@@ -95,14 +97,16 @@ def test_a_running_job_is_never_named_and_a_cluster_back_up_clears_the_answer() 
     driver.decide(0.0)
     driver.set_cluster_status("g", ClusterStatus.DOWN, 5.0)  # r stops and waits for g
     driver.decide(5.0)
-    assert driver.where["r"] is None and driver.waiting_for_down() == {"r": ("g",)}
+    assert driver.where["r"] is None and _down(driver) == {"r": ("g",)}
     driver.set_cluster_status("g", ClusterStatus.UP, 9.0)
     driver.decide(9.0)
-    assert driver.where["r"] is not None and driver.waiting_for_down() == {}
+    assert driver.where["r"] is not None and _down(driver) == {}
 
 
 def test_once_the_offline_cluster_is_online_it_counts() -> None:
+    driver = _driver({"later"})
+    assert "gb16" not in _down(driver)  # 'later' is not online yet: gb16 waits for it to come online
+    assert driver.wait_reasons()["gb16"].reason is WaitReason.OFFLINE
     online = (datetime(2027, 1, 2, tzinfo=UTC) - EPOCH).total_seconds()
-    index = FleetIndex.from_fleet(FLEET, EPOCH)
-    assert waiting_for_down(index, {"later"}, online, JOBS) == {"gb16": ("later",)}
-    assert waiting_for_down(index, {"later"}, 1.0, JOBS) == {}
+    driver.decide(online)
+    assert _down(driver)["gb16"] == ("later",)
