@@ -10,9 +10,9 @@ records what reaches it.
 
 from datetime import UTC, datetime, timedelta
 
-from integration.server.services_support import live, local_spec
+from integration.server.services_support import live, local_spec, ready_routes
 from integration.server.stargate_harness import Harness
-from integration.test_review_services import _routes, recorder
+from integration.test_review_services import recorder
 from stargate.domain.services import ServiceSpec
 from stargate.engine.replicas import ReplicaState
 from stargate.server.inference.control import ReplicaFacts, plan
@@ -78,7 +78,7 @@ def test_a_draining_replica_taken_back_is_routed_to_again(harness: Harness) -> N
     """Replica 0 drains (its only replica); the count goes back to 1: the plan takes it back, and once its state is
     written a request through the proxy reaches it (no new replica, no 503)."""
     with recorder("answer") as replica:
-        _routes(harness, [replica.port])
+        ready_routes(harness, [replica.port])
         with harness.ctx.db.write() as session:
             service_repo.set_replica_states(session, [("chat", 0, ReplicaState.DRAINING.value, datetime.now(UTC))])
         now = datetime.now(UTC)
@@ -95,7 +95,7 @@ def test_a_draining_replica_taken_back_is_routed_to_again(harness: Harness) -> N
 
 def test_a_percent_encoded_slash_in_the_name_is_not_a_service_path(harness: Harness) -> None:
     with recorder("answer") as replica:
-        _routes(harness, [replica.port])
+        ready_routes(harness, [replica.port])
         with live(harness, scheduler=False) as server, server.http() as http:
             answer = http.post("/services/chat%2Fadmin/reset", json={})
             reached_before = list(replica.requests)

@@ -12,18 +12,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 
-from integration.server.services_support import live, local_spec, wait_for
+from integration.server.services_support import live, local_spec, ready_routes, wait_for
 from integration.server.stargate_harness import Harness
 from stargate.domain.services import ServiceSpec
 from stargate.engine.autoscale import Autoscaler, Traffic
 from stargate.server.scheduling.services import tick_s
-from stargate.store import parse_job_id
-from stargate.store.repositories import services as service_repo
 
 COMPLETION = {"prompt_tokens": 100, "max_tokens": 10}
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
@@ -104,22 +100,6 @@ def recorder(mode: str, hold_s: float = 0.0) -> Iterator[Recorder]:
         listener.close()
 
 
-def _routes(harness: Harness, ports: list[int]) -> None:
-    """Service 'chat' with one ready replica per port (numbers 0, 1, ...), each on a job of its own (no scheduler)."""
-    answer = harness.client.post("/api/v1/services", json=local_spec(), headers=harness.headers())
-    assert answer.status_code == 201, answer.text
-    now = datetime.now(UTC)
-    rows: list[dict[str, Any]] = []
-    for number, port in enumerate(ports):
-        job = harness.submit(name="chat", kind="serve", preemptible=False)
-        rows.append(
-            {"service": "chat", "number": number, "job_id": parse_job_id(str(job["id"])), "state": "ready"}
-            | {"port": port, "since": now}
-        )
-    with harness.ctx.db.write() as session:
-        service_repo.add_replicas(session, rows)
-
-
 def _raw(url: str, request: bytes) -> socket.socket:
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)))
@@ -129,7 +109,7 @@ def _raw(url: str, request: bytes) -> socket.socket:
 
 def test_a_post_a_replica_received_whole_is_not_sent_to_a_second_replica(harness: Harness) -> None:
     with recorder("close") as dying, recorder("answer") as second:
-        _routes(harness, [dying.port, second.port])
+        ready_routes(harness, [dying.port, second.port])
         with live(harness, scheduler=False) as server, server.http() as http:
             answer = http.post("/services/chat/v1/charge", json={"amount_usd": 100})
     assert len(dying.requests) == 1  # the first replica got the whole request, then died
@@ -138,7 +118,7 @@ def test_a_post_a_replica_received_whole_is_not_sent_to_a_second_replica(harness
 
 def test_a_client_that_gives_up_before_the_answer_frees_the_replica(harness: Harness) -> None:
     with recorder("hold") as slow:
-        _routes(harness, [slow.port])
+        ready_routes(harness, [slow.port])
         with live(harness, scheduler=False) as server:
             body = b'{"prompt_tokens": 100, "max_tokens": 500}'
             head = (
@@ -155,7 +135,7 @@ def test_a_client_that_gives_up_before_the_answer_frees_the_replica(harness: Har
 
 def test_a_body_cut_off_by_the_client_never_reaches_a_replica(harness: Harness) -> None:
     with recorder("answer") as replica:
-        _routes(harness, [replica.port])
+        ready_routes(harness, [replica.port])
         with live(harness, scheduler=False) as server:
             head = (
                 f"POST /services/chat/v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
@@ -170,7 +150,7 @@ def test_a_body_cut_off_by_the_client_never_reaches_a_replica(harness: Harness) 
 
 def test_forwarded_headers_are_the_proxy_s_own_and_connection_named_headers_are_dropped(harness: Harness) -> None:
     with recorder("answer") as replica:
-        _routes(harness, [replica.port])
+        ready_routes(harness, [replica.port])
         with live(harness, scheduler=False) as server, server.http() as http:
             headers = {"X-Forwarded-Proto": "https", "Connection": "keep-alive, X-Secret-Hop", "X-Secret-Hop": "1"}
             answer = http.post("/services/chat/v1/completions", json=COMPLETION, headers=headers)
@@ -184,7 +164,7 @@ def test_forwarded_headers_are_the_proxy_s_own_and_connection_named_headers_are_
 def test_isolation_the_proxy_refuses_another_team_and_a_provider(harness: Harness) -> None:
     """Worked: another team's member gets the 404 of a service that does not exist, no token a 401."""
     with recorder("answer") as replica:
-        _routes(harness, [replica.port])
+        ready_routes(harness, [replica.port])
         with live(harness, scheduler=False) as server:
             with server.http("member", "beta") as beta:
                 other = beta.post("/services/chat/v1/completions", json=COMPLETION)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ import yaml
 from integration.server.stargate_harness import Harness
 from stargate.server.context import ServerContext
 from stargate.server.scheduling.loop import SchedulerThread
+from stargate.store import parse_job_id
+from stargate.store.repositories import services as service_repo
 
 LOCAL_YAML = Path(__file__).parents[3] / "examples" / "services" / "local.yaml"
 TIMEOUT_S = 30.0
@@ -35,6 +38,21 @@ def local_spec(**overrides: Any) -> dict[str, Any]:
     spec["autoscaling"].update(scaling)
     spec.update(overrides)
     return spec
+
+
+def ready_routes(harness: Harness, ports: list[int]) -> None:
+    """Service 'chat' with one ready replica per port (numbers 0, 1, ...), each row on a job of its own, written
+    straight to the store (no scheduler starts them: the tests' own programs listen on the ports)."""
+    answer = harness.client.post("/api/v1/services", json=local_spec(), headers=harness.headers())
+    assert answer.status_code == 201, answer.text
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    for number, port in enumerate(ports):
+        job = harness.submit(name="chat", kind="serve", preemptible=False)
+        row = {"service": "chat", "number": number, "job_id": parse_job_id(str(job["id"])), "state": "ready"}
+        rows.append(row | {"port": port, "since": now})
+    with harness.ctx.db.write() as session:
+        service_repo.add_replicas(session, rows)
 
 
 def wait_for(

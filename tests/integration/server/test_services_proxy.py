@@ -12,16 +12,12 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 
-from integration.server.services_support import LOCAL_YAML, live, local_spec, wait_for
+from integration.server.services_support import LOCAL_YAML, live, ready_routes, wait_for
 from integration.server.stargate_harness import Harness
 from stargate.server.inference.replica_job import free_port
-from stargate.store import parse_job_id
-from stargate.store.repositories import services as service_repo
 
 REPLICA = LOCAL_YAML.with_name("replica.py")
 COMPLETION = {"prompt_tokens": 100, "max_tokens": 10}
@@ -74,20 +70,6 @@ def closer() -> Iterator[int]:
         listener.close()
 
 
-def _routes(harness: Harness, ports: list[int]) -> None:
-    """Service 'chat' with one ready replica per port (numbers 0, 1, ...), each row on a job of its own."""
-    answer = harness.client.post("/api/v1/services", json=local_spec(), headers=harness.headers())
-    assert answer.status_code == 201, answer.text
-    now = datetime.now(UTC)
-    rows: list[dict[str, Any]] = []
-    for number, port in enumerate(ports):
-        job = harness.submit(name="chat", kind="serve", preemptible=False)
-        row = {"service": "chat", "number": number, "job_id": parse_job_id(str(job["id"])), "state": "ready"}
-        rows.append(row | {"port": port, "since": now})
-    with harness.ctx.db.write() as session:
-        service_repo.add_replicas(session, rows)
-
-
 def _retries(harness: Harness) -> float:
     value = harness.ctx.metrics.registry.get_sample_value("stargate_service_retries_total", {"service": "chat"})
     return value or 0.0
@@ -95,7 +77,7 @@ def _retries(harness: Harness) -> float:
 
 def test_a_refused_connection_is_retried_on_another_replica_which_answers(harness: Harness) -> None:
     with replica_process() as good:
-        _routes(harness, [free_port({good}), good])  # replica 0: nothing listens
+        ready_routes(harness, [free_port({good}), good])  # replica 0: nothing listens
         with live(harness, scheduler=False) as server, server.http() as http:
             answers = [http.post("/services/chat/v1/completions", json=COMPLETION) for _ in range(5)]
     assert [a.status_code for a in answers] == [200] * 5
@@ -104,7 +86,7 @@ def test_a_refused_connection_is_retried_on_another_replica_which_answers(harnes
 
 def test_a_get_whose_replica_closes_the_connection_before_answering_is_retried(harness: Harness) -> None:
     with closer() as dead, replica_process() as good:
-        _routes(harness, [dead, good, free_port({dead, good})])
+        ready_routes(harness, [dead, good, free_port({dead, good})])
         with live(harness, scheduler=False) as server, server.http() as http:
             first = http.get("/services/chat/health")
             assert first.status_code == 200 and _retries(harness) == 1
@@ -112,7 +94,7 @@ def test_a_get_whose_replica_closes_the_connection_before_answering_is_retried(h
 
 def test_a_post_whose_replica_closes_the_connection_before_answering_is_a_located_502(harness: Harness) -> None:
     with closer() as dead, replica_process() as good:
-        _routes(harness, [dead, good])
+        ready_routes(harness, [dead, good])
         with live(harness, scheduler=False) as server, server.http() as http:
             first = http.post("/services/chat/v1/completions", json=COMPLETION)
             assert _retries(harness) == 0
@@ -128,7 +110,7 @@ def test_a_post_whose_replica_closes_the_connection_before_answering_is_a_locate
 def test_no_replica_answering_is_a_located_502(harness: Harness) -> None:
     with closer() as dead:
         refused = free_port({dead})
-        _routes(harness, [dead, refused])
+        ready_routes(harness, [dead, refused])
         with live(harness, scheduler=False) as server, server.http() as http:
             answer = http.get("/services/chat/v1/models")
     assert answer.status_code == 502
@@ -141,7 +123,7 @@ def test_no_replica_answering_is_a_located_502(harness: Harness) -> None:
 
 def test_requests_go_to_the_replica_with_the_fewest_outstanding(harness: Harness) -> None:
     with replica_process() as a, replica_process() as b:
-        _routes(harness, [a, b])
+        ready_routes(harness, [a, b])
         with live(harness, scheduler=False) as server, server.http() as http:
             long = {"prompt_tokens": 10, "max_tokens": 150, "stream": True}
             streams = [http.stream("POST", "/services/chat/v1/completions", json=long) for _ in range(4)]
