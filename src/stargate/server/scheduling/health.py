@@ -271,10 +271,11 @@ def note_unreachable(ctx: ServerContext, found: Mapping[str, str], now: datetime
 
 
 SETTLE_S = 30.0
-"""Seconds after an engine answers again during which the runs it still reports running are not stopped, only
-watched: an engine back from an outage may not yet know that a run finished meanwhile (Slurm hears of a batch
-script that ended while slurmctld was down when slurmd's retried completion message gets through), and such a run
-completes its job (see :mod:`stargate.server.scheduling.reap`), where stopping it would make the job run twice."""
+"""Seconds after an engine answers again during which the orphaned runs of live jobs it still reports running are
+not stopped, only watched: an engine back from an outage may not yet know that a run finished meanwhile (Slurm
+hears of a batch script that ended while slurmctld was down when slurmd's retried completion message gets
+through), and such a run completes its job (see :mod:`stargate.server.scheduling.reap`), where stopping it would
+make the job run twice. The run of a job that is final (a user cancelled it) is stopped at once."""
 
 
 def settling(ctx: ServerContext, now: datetime) -> frozenset[str]:

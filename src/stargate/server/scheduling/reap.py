@@ -5,20 +5,24 @@ asked to stop it, and it is marked ended once the executor reports it over. Whil
 cluster is down), each call that fails is counted and tried again next cycle; nothing else waits on it. When an
 orphan is found to have **succeeded** while its job is not final (requeued, perhaps placed or running elsewhere),
 the job succeeds from that run and its newer attempt becomes an orphan in turn: a job never runs to completion
-twice. Executors are called outside transactions; what was learned is written in one transaction.
+twice. So for a while after its engine answers again, an orphan whose job is not final is only watched, not stopped
+(it may yet be found succeeded); one whose job is final (a user cancelled it meanwhile) is stopped at once.
+Executors are called outside transactions; what was learned is written in one transaction.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stargate.domain import JobReason
 from stargate.executors import Executor, RunHandle, RunState, RunStatus
 from stargate.server.context import ServerContext
 from stargate.server.scheduling.execute import ACTOR, Call, Executed, _bind, _executor, _not_in_fleet, call_all
-from stargate.store import JobStatus, Move, format_job_id, lock_current, transition_many
+from stargate.store import FINAL_STATUSES, JobRow, JobStatus, Move, format_job_id, lock_current, transition_many
+from stargate.store.repositories import jobs as job_repo
 from stargate.store.repositories import runs as run_repo
 from stargate.store.repositories.runs import LiveRun
 
@@ -39,8 +43,9 @@ def reap_orphans(
 ) -> None:
     """Stop runs whose job moved on (cancelled, failed, preempted, requeued); mark each ended once its executor
     reports it over, and copy a cancelled job's exit code from its run. The runs of executors in ``skip`` are left
-    alone (their engine does not answer); those of executors in ``watch_only`` (just back from an outage, see
-    :func:`~stargate.server.scheduling.health.settling`) are polled but not yet stopped.
+    alone (their engine does not answer). Those of executors in ``watch_only`` (just back from an outage, see
+    :func:`~stargate.server.scheduling.health.settling`) are polled but not yet stopped while their job is live (it
+    may still complete from that run); one whose job is final (cancelled, failed, succeeded) is stopped at once.
 
     A run without a handle (a crash came between the decision and the executor's answer, or every start failed)
     is looked up with :meth:`Executor.find`, which never starts one: a run found is stopped like any other; with
@@ -48,6 +53,7 @@ def reap_orphans(
     """
     with ctx.db.read() as session:
         orphans = [r for r in run_repo.orphans(session) if r.executor not in skip]
+        watching = _live_jobs(session, sorted({r.job_id for r in orphans if r.executor in watch_only}))
     if not orphans:
         return
     built = {kind: _executor(ctx, kind, out) for kind in {run.executor for run in orphans}}
@@ -75,7 +81,7 @@ def reap_orphans(
     for (run, ex, key), (ok, status) in zip(keyed, call_all(ctx, polls, out), strict=True):
         if ok and status.state.is_final():
             over.append((run, status))
-        elif ok and not run.note.startswith(STOPPING) and run.executor not in watch_only:
+        elif ok and not run.note.startswith(STOPPING) and run.job_id not in watching:
             going.append((run, ex, key))
     cancels = [Call(r.executor, "cancel", _bind(ex.cancel, RunHandle(r.executor, k)), r.subject) for r, ex, k in going]
     asked = [run for (run, _, _), (ok, _) in zip(going, call_all(ctx, cancels, out), strict=True) if ok]
@@ -84,6 +90,17 @@ def reap_orphans(
         return
     _record_reaped(ctx, found, withdrawn, over, asked, now)
     out.reaped += len(withdrawn) + len(asked)
+
+
+def _live_jobs(session: Session, job_ids: Sequence[int]) -> set[int]:
+    """Those of these jobs that are not final (pending, placed, running): an orphaned run of theirs may still
+    complete them (see :func:`_reconciled`), so it is worth watching; a final job's run is not."""
+    live: set[int] = set()
+    for start in range(0, len(job_ids), job_repo.IN_CHUNK):
+        chunk = job_ids[start : start + job_repo.IN_CHUNK]
+        query = select(JobRow.id).where(JobRow.id.in_(chunk), JobRow.status.not_in(sorted(FINAL_STATUSES)))
+        live.update(session.scalars(query))
+    return live
 
 
 def _reconciled(session: Session, over: list[tuple[LiveRun, RunStatus]]) -> list[Move]:
