@@ -1,14 +1,24 @@
 """Clusters' observed health: the status the health step last saw for each cluster (``cluster_health``) and the log
-of its changes (``cluster_events``), written together in the caller's transaction."""
+of its changes (``cluster_events``), written together in the caller's transaction; the log's retention
+(:func:`prune_cluster_events`, by the pure rule :func:`expired`)."""
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from stargate.store.database import Database
 from stargate.store.models import ClusterEventRow, ClusterHealthRow
+
+KEEP_DAYS = 90.0
+"""How many days of cluster events :func:`prune_cluster_events` keeps unless told otherwise."""
+
+PRUNE_BATCH = 5000
+"""Most cluster events one pruning statement deletes (one transaction each, given a database)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +110,57 @@ def events(
 def last_event_id(session: Session) -> int:
     """The id of the newest cluster event (0 when there is none): it moves whenever an observed status changes."""
     return int(session.scalar(select(func.max(ClusterEventRow.id))) or 0)
+
+
+def expired(
+    events: Iterable[tuple[int, str, datetime]], latest: Mapping[str, int], now: datetime, keep_days: float
+) -> list[int]:
+    """Which of ``events`` (id, cluster, at) to delete: those older than ``keep_days`` days at ``now``, except each
+    cluster's latest event (``latest``: the newest event id of each cluster), kept however old, so the log still
+    ends in the cluster's current observed status and says since when. An event is deleted only when a newer one of
+    its cluster is known. Pure; ``keep_days`` must be 0 or more (ValueError otherwise)."""
+    if not (math.isfinite(keep_days) and keep_days >= 0):
+        raise ValueError(f"keep_days: found {keep_days!r}; expected a number of days, 0 or more")
+    cutoff = now - timedelta(days=keep_days)
+    return [i for i, cluster, at in events if at < cutoff and i < latest.get(cluster, i)]
+
+
+def prune_cluster_events(session_or_db: Session | Database, now: datetime, keep_days: float = KEEP_DAYS) -> int:
+    """Delete the cluster events older than ``keep_days`` days at ``now``, but each cluster's latest (see
+    :func:`expired`); returns how many were deleted. Given a session, in the caller's transaction; given a database,
+    in write transactions of at most :data:`PRUNE_BATCH` events each, so pruning a long history never holds other
+    writers up for long."""
+    expired((), {}, now, keep_days)  # a bad keep_days fails before anything is read
+    if isinstance(session_or_db, Session):
+        session = session_or_db
+        return _prune(lambda: nullcontext(session), now, keep_days)
+    return _prune(session_or_db.write, now, keep_days)
+
+
+def _prune(transaction: Callable[[], AbstractContextManager[Session]], now: datetime, keep_days: float) -> int:
+    """:func:`prune_cluster_events` with each batch in ``transaction()``: the events older than the cut-off read in
+    id order, a batch at a time, and those :func:`expired` names deleted. Each cluster's newest event id is read
+    once: an event written meanwhile is newer still, so it only keeps more."""
+    cutoff = now - timedelta(days=keep_days)
+    latest: dict[str, int] | None = None
+    deleted, after = 0, 0
+    while True:
+        with transaction() as session:
+            if latest is None:
+                newest = select(ClusterEventRow.cluster, func.max(ClusterEventRow.id)).group_by(ClusterEventRow.cluster)
+                latest = {cluster: int(i) for cluster, i in session.execute(newest)}
+            query = (
+                select(ClusterEventRow.id, ClusterEventRow.cluster, ClusterEventRow.at)
+                .where(ClusterEventRow.at < cutoff, ClusterEventRow.id > after)
+                .order_by(ClusterEventRow.id)
+                .limit(PRUNE_BATCH)
+            )
+            batch = [(int(i), str(c), at) for i, c, at in session.execute(query)]
+            gone = expired(batch, latest, now, keep_days)
+            if gone:
+                doomed = delete(ClusterEventRow).where(ClusterEventRow.id.in_(gone))
+                session.execute(doomed.execution_options(synchronize_session=False))
+        deleted += len(gone)
+        if len(batch) < PRUNE_BATCH:
+            return deleted
+        after = batch[-1][0]
