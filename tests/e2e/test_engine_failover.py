@@ -13,7 +13,6 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,8 @@ import pytest
 from e2e_support import ServerFactory, ServerProcess, all_jobs, run_cli
 
 from engines.failover_fleet import completions, failover_fleet, job_command, job_events, on_slurm, submit_jobs
-from engines.ray_head import RayHead, start_ray_head
-from engines.slurm_cluster import SlurmCluster, start_slurm
+from engines.ray_head import RayHead, ray_head_fixture
+from engines.slurm_cluster import SlurmCluster, slurm_fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -41,22 +40,8 @@ FINAL_TIMEOUT_S = 110.0
 TOKEN_ENV = "SG_E2E_RAY_TOKEN"
 
 
-@pytest.fixture
-def slurm(tmp_path: Path) -> Iterator[SlurmCluster]:
-    cluster = start_slurm(tmp_path / "slurm", gpus_per_node=8)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture
-def ray(tmp_path: Path) -> Iterator[RayHead]:
-    head = start_ray_head(tmp_path / "ray", gpus=16)
-    try:
-        yield head
-    finally:
-        head.stop()
+slurm = slurm_fixture(gpus_per_node=8)
+ray = ray_head_fixture(gpus=16)
 
 
 def _jobs(server: ServerProcess) -> dict[str, dict[str, Any]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engines.slurm_cluster import SlurmCluster, slurm_cluster
+from engines.slurm_cluster import SlurmCluster, slurm_fixture
 from integration.server.stargate_harness import Harness, build_harness
 from stargate.server.scheduling.health import step
 from stargate.store.repositories import health as health_repo
@@ -40,10 +40,7 @@ executors:
 """
 
 
-@pytest.fixture(scope="module")
-def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
-    with slurm_cluster(tmp_path_factory.mktemp("slurm"), gpus_per_node=4) as cluster:
-        yield cluster
+slurm = slurm_fixture(gpus_per_node=4)
 
 
 @pytest.fixture
