@@ -3,11 +3,11 @@ runs are only watched (one may yet be found to have completed its job), but only
 run of a job cancelled meanwhile is stopped in the same cycle, not at the watch's end."""
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from integration.server.cycle_support import TIMEOUT_S, cycle_until
 from integration.server.stargate_harness import Harness
 from stargate.domain import ClusterStatus
 from stargate.executors import RunHandle, RunState
@@ -20,8 +20,6 @@ from stargate.store import RunRow, parse_job_id
 from stargate.store.repositories import health as health_repo
 from stargate.store.repositories.health import Change
 
-TIMEOUT_S = 15.0
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -32,17 +30,10 @@ def _runs(h: Harness, job_id: object) -> list[RunRow]:
         return list(s.scalars(select(RunRow).where(RunRow.job_id == parse_job_id(str(job_id))).order_by(RunRow.id)))
 
 
-def _until(h: Harness, done: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not done():
-        assert time.monotonic() < deadline, "timed out"
-        run_cycle(h.ctx, _now())
-        time.sleep(0.05)
-
-
 def _state(h: Harness, run: RunRow) -> RunState:
     assert run.handle_key is not None
-    return h.ctx.executor(run.executor).poll(RunHandle(run.executor, run.handle_key)).state
+    state: RunState = h.ctx.executor(run.executor).poll(RunHandle(run.executor, run.handle_key)).state
+    return state
 
 
 def _back_from_an_outage(h: Harness, executor: str) -> None:
@@ -58,7 +49,7 @@ def _back_from_an_outage(h: Harness, executor: str) -> None:
 
 def test_a_job_cancelled_while_its_engine_is_watched_has_its_run_stopped_in_that_cycle(harness: Harness) -> None:
     job = harness.submit(command="sleep 60")["id"]
-    _until(harness, lambda: bool(_runs(harness, job)) and _runs(harness, job)[0].handle_key is not None)
+    cycle_until(harness, lambda: bool(_runs(harness, job)) and _runs(harness, job)[0].handle_key is not None)
     (run,) = _runs(harness, job)
     assert _state(harness, run) is RunState.RUNNING
     _back_from_an_outage(harness, run.executor)
@@ -76,7 +67,7 @@ def test_a_job_cancelled_while_its_engine_is_watched_has_its_run_stopped_in_that
 
 def test_a_requeued_jobs_run_is_only_watched_until_the_watch_ends(harness: Harness) -> None:
     job = harness.submit(command="sleep 60", gpu_models=["H100-SXM", "GB200"])["id"]
-    _until(harness, lambda: bool(_runs(harness, job)) and _runs(harness, job)[0].handle_key is not None)
+    cycle_until(harness, lambda: bool(_runs(harness, job)) and _runs(harness, job)[0].handle_key is not None)
     (old,) = _runs(harness, job)
     with harness.ctx.db.write() as s:
         down = Change(old.cluster, "local", "up", "down", "executor local unreachable: refused")
@@ -89,4 +80,4 @@ def test_a_requeued_jobs_run_is_only_watched_until_the_watch_ends(harness: Harne
     reap_orphans(harness.ctx, _now(), Executed())  # the watch is over
     assert _runs(harness, job)[0].note.startswith(STOPPING)
     harness.client.post(f"/api/v1/jobs/{job}/cancel", headers=harness.headers())
-    _until(harness, lambda: all(r.ended for r in _runs(harness, job)))
+    cycle_until(harness, lambda: all(r.ended for r in _runs(harness, job)))

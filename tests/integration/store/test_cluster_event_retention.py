@@ -1,15 +1,15 @@
 """Retention of the cluster events: the pure rule (older than the days kept, but never a cluster's latest event) and
 the store's pruning, which deletes exactly what the rule names, in batches, given a session or a database, on both
-databases; the clusters' observed statuses (``cluster_health``) are left as they are."""
+databases (``db``: tests/integration/store/conftest.py); the clusters' observed statuses (``cluster_health``) are
+left as they are."""
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, insert, select
 
-from stargate.store import Database, upgrade
+from stargate.store import Database
 from stargate.store.models import ClusterEventRow
 from stargate.store.repositories import health as health_repo
 from stargate.store.repositories.health import Change, expired, prune_cluster_events
@@ -41,14 +41,6 @@ def test_the_rule_deletes_what_is_older_than_the_days_kept_but_each_clusters_lat
 def test_the_rule_refuses_a_negative_or_not_finite_number_of_days(bad: float) -> None:
     with pytest.raises(ValueError, match=r"keep_days: found .*; expected a number of days, 0 or more"):
         expired([], {}, NOW, bad)
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database.open(db_url)
-    upgrade(database.engine)
-    yield database
-    database.close()
 
 
 def _fill(db: Database, count: int, seed: int) -> list[tuple[int, str, datetime]]:
