@@ -57,9 +57,11 @@ def slurm(tmp_path: Path) -> Iterator[SlurmCluster]:
         cluster.stop()
 
 
-def _server(make_server: ServerFactory, tmp_path: Path, slurm: SlurmCluster, down_after_s: float) -> ServerProcess:
+def _server(
+    make_server: ServerFactory, tmp_path: Path, slurm: SlurmCluster, down_after_s: float, more: str = ""
+) -> ServerProcess:
     fleet = tmp_path / "fleet.yaml"
-    fleet.write_text(FLEET.format(conf=slurm.slurm_conf, down_after=down_after_s))
+    fleet.write_text(FLEET.format(conf=slurm.slurm_conf, down_after=down_after_s) + more)
     return make_server(fleet=fleet, interval_s=0.1).start()
 
 
@@ -215,15 +217,12 @@ def test_a_job_on_an_executor_the_fleet_renamed_still_ends_after_a_restart(
     assert found["status"] in FINAL, (found["status"], found["cluster"], found["detail"])  # today: running for ever
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A job that takes its engine down each time it runs is requeued for ever: outages of a whole cluster "
-    "are never counted against the job, so it is placed again and takes the engine down again, without bound.",
-)
 def test_a_job_that_takes_its_engine_down_each_time_is_not_requeued_for_ever(
     slurm: SlurmCluster, make_server: ServerFactory, tmp_path: Path
 ) -> None:
-    server = _server(make_server, tmp_path, slurm, down_after_s=0)
+    server = _server(
+        make_server, tmp_path, slurm, down_after_s=0, more="scheduling: {settings: {max_outage_stops: 2}}\n"
+    )
     pid_file = slurm.root / "run" / "slurmctld.pid"
     job = _submit(server, f"kill -9 $(cat {pid_file}); sleep 120", allowed_providers=["hpc"])  # a poison job
     outages = 0
@@ -238,6 +237,7 @@ def test_a_job_that_takes_its_engine_down_each_time_is_not_requeued_for_ever(
         assert time.monotonic() < deadline
     found = _job(server, job)
     assert found["status"] == "failed", (outages, found["status"], found["attempt"], found["detail"])
+    assert (outages, found["reason"], found["attempt"]) == (3, "outage_limit", 3), found  # 2 allowed, the 3rd fails
 
 
 VALIDATE_FLEET = """

@@ -60,6 +60,8 @@ class JobReason(StrEnum):
     """Rejected (simulator): the trace job's run time is not between 0 and 100 years."""
     SUBMIT_OUT_OF_RANGE = "submit_out_of_range"
     """Rejected (simulator): the trace job's submission time, once scaled, is not a finite number."""
+    OUTAGE_LIMIT = "outage_limit"
+    """Failed: outages stopped its runs before each saved a checkpoint, more times in a row than max_outage_stops."""
 
     # -- preemptions (the engine's codes: the job goes back to pending, keeping its checkpointed progress) -------
     PRIORITY = "priority"
@@ -101,6 +103,7 @@ ENGINE_REASONS = frozenset(
         JobReason.PRIORITY_CLASS_NOT_ALLOWED,
         JobReason.DURATION_OUT_OF_RANGE,
         JobReason.SUBMIT_OUT_OF_RANGE,
+        JobReason.OUTAGE_LIMIT,
         JobReason.PRIORITY,
         JobReason.CLUSTER_DOWN,
         JobReason.CLUSTER_OFFLINE,

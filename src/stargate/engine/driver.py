@@ -75,6 +75,9 @@ class JobTerms:
     restart for the attained-service policies (``las``, ``gittins``)."""
     needs: frozenset[str] = frozenset()
     """What it needs of its cluster's executor ('commands', 'images'); empty: any cluster (the simulator's jobs)."""
+    outage_stops: int = 0
+    """Its latest runs in a row that outages stopped before they saved a checkpoint (restored after a restart; see
+    :func:`stargate.engine.interruptions.after_outage`)."""
 
 
 @dataclass(slots=True)
@@ -368,6 +371,7 @@ class Driver:
             name=job.name,
             attained_gpu_s=job.attained_gpu_s,
             needs=job.needs,
+            outage_stops=job.outage_stops,
         )
 
     @classmethod

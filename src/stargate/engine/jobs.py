@@ -27,6 +27,7 @@ class JobTable:
         "last_run",
         "lvl",
         "may_preempt",
+        "outages",
         "preemptible",
         "prio",
         "progress",
@@ -82,6 +83,9 @@ class JobTable:
         """Row → the cycle that last judged it (see :mod:`stargate.engine.waits`)."""
         self.wkey: list[int] = []
         """Row → the number of what its wait reason depends on (-1: not yet numbered; see :mod:`~.waits`)."""
+        self.outages: list[int] = []
+        """Row → its latest runs in a row stopped by outages before they saved a checkpoint (see
+        :func:`stargate.engine.interruptions.after_outage`)."""
 
     def add(self, req: JobRequest, queue: int, est: float, ckpt: float, cls: int) -> int:
         """Append a pending row and return its index."""
@@ -113,6 +117,7 @@ class JobTable:
         self.why.append(-1)
         self.wgen.append(-1)
         self.wkey.append(-1)
+        self.outages.append(req.outage_stops)
         return j
 
     def remaining(self, j: int) -> float:

@@ -37,6 +37,7 @@ from stargate.engine.bursting import Bursts
 from stargate.engine.classes import Classes
 from stargate.engine.estimates import Completion, RunHistory
 from stargate.engine.index import BoolArray, FleetIndex
+from stargate.engine.interruptions import after_outage
 from stargate.engine.jobs import DONE, PENDING, RUNNING, JobTable
 from stargate.engine.occupancy import Occupancy
 from stargate.engine.pending import Entry, PendingQueues
@@ -46,17 +47,11 @@ from stargate.engine.service import Service
 from stargate.engine.spend import Pricing, SpendMeter
 from stargate.engine.types import CycleResult, JobRequest, Preemption, Reason, Rejection, Start
 from stargate.engine.views import SchedulerViews
-from stargate.engine.waits import HELD, NOFIT, QUOTA, Waits
+from stargate.engine.waits import HELD, NOFIT, QUOTA, Memo, Waits
 from stargate.engine.windows import CapacityWindows
 
 OWN, LEARNED, DEFAULT = 0, 1, 2
 """Where a job's estimate came from (see ``Scheduler.estimate_source``)."""
-
-Memo = dict[tuple[int, int, bool, int], tuple[int, float, int]]
-"""Failures of this cycle: (class, queue or -1, may burst, shape) → (GPUs, estimated end, what it met: a code of
-:mod:`waits`) of a job that could not start. Within one shape a job at least as big and ending no sooner fails too
-(every test is monotone in both); a job of another shape may fit where this one failed (a spread job where a packed one
-did not), so the shape is in the key."""
 
 
 class Scheduler(SchedulerViews):
@@ -214,11 +209,6 @@ class Scheduler(SchedulerViews):
             or ((pending.dirty_all or bool(pending.dirty)) and (pending.n > 0 or bool(self.bursts.ready)))
         )
 
-    @property
-    def n_pending(self) -> int:
-        """Jobs pending now."""
-        return self.pending.n
-
     # -- bookkeeping --------------------------------------------------------------------------------------
     def _add(self, job: JobRequest, q: int, cls: int) -> int:
         """A new row for ``job`` (pending) with its estimate (its own, else the learned one, else the policy's
@@ -271,10 +261,21 @@ class Scheduler(SchedulerViews):
         return Preemption(t.ids[j], reason, kept)
 
     def _evict(self, c: int, now: float, reason: Reason) -> list[Preemption]:
-        """Stop every job on cluster ``c`` (by job order) and requeue them."""
+        """Stop every job on cluster ``c`` (by job order) and requeue them; an outage (``cluster_down``) fails those
+        it stopped too often before they saved a checkpoint (:func:`~stargate.engine.interruptions.after_outage`)."""
+        t = self.jobs
         victims = sorted(j for _, j, _ in self.occupancy.running[c])
+        before = [t.progress[j] for j in victims]
         out = [self._stop(j, now, reason) for j in victims]
-        for j in victims:
+        for j, p, began in zip(victims, out, before, strict=True):
+            if reason is Reason.CLUSTER_DOWN:
+                p.outage_stops, again = after_outage(self.policy, t.outages[j], began, p.progress_s)
+                t.outages[j] = p.outage_stops
+                if not again:  # stopped, and leaves the engine: the clock fails it
+                    t.state[j] = DONE
+                    self.bursts.ready.pop(j, None)
+                    self._rejections.append(Rejection(t.ids[j], Reason.OUTAGE_LIMIT))
+                    continue
             self.pending.push(j)
         return out
 

@@ -51,6 +51,9 @@ class JobRequest:
     needs: frozenset[str] = frozenset()
     """What it needs of its cluster's executor ('commands', 'images'): it is placed only on clusters whose executor
     has every one (see :func:`stargate.domain.executors.job_needs`); empty: any cluster."""
+    outage_stops: int = 0
+    """Its latest runs in a row that an outage of their cluster stopped before they saved a checkpoint (see
+    :func:`stargate.engine.interruptions.after_outage`)."""
 
 
 @dataclass(slots=True)
@@ -66,11 +69,15 @@ class Start:
 
 @dataclass(slots=True)
 class Preemption:
-    """Decision: ``job_id`` stops and goes back to its queue keeping ``progress_s`` of run time."""
+    """Decision: ``job_id`` stops and goes back to its queue keeping ``progress_s`` of run time (when a
+    :class:`Rejection` of the same job follows in the same decisions, it fails instead: see ``outage_limit``)."""
 
     job_id: str
     reason: Reason
     progress_s: float
+    outage_stops: int = 0
+    """The job's runs in a row stopped by outages before they saved a checkpoint, after this stop (see
+    :func:`stargate.engine.interruptions.after_outage`; unchanged by other stops)."""
 
 
 @dataclass(slots=True)

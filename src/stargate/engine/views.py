@@ -22,6 +22,11 @@ class SchedulerViews:
     waits: Waits
     pending: PendingQueues
 
+    @property
+    def n_pending(self) -> int:
+        """Jobs pending now."""
+        return self.pending.n
+
     def free_gpus(self) -> dict[str, int]:
         """Free GPUs per cluster id (GPUs), whatever the cluster's status."""
         return self.occupancy.free_gpus()

@@ -43,6 +43,13 @@ from stargate.engine.occupancy import Occupancy
 from stargate.engine.waiting import DownRule
 from stargate.engine.windows import CapacityWindows
 
+Memo = dict[tuple[int, int, bool, int], tuple[int, float, int]]
+"""Failures of this cycle: (class, queue or -1, may burst, shape) → (GPUs, estimated end, what it met: a code of
+this module) of a job that could not start. Within one shape a job at least as big and ending no sooner fails too
+(every test is monotone in both); a job of another shape may fit where this one failed (a spread job where a packed one
+did not), so the shape is in the key."""
+
+
 UNJUDGED = -1
 QUOTA, CAPACITY, POWER, DOWN, OFFLINE, HELD, BEHIND = range(7)
 """A job's judged code (``JobTable.why``); HELD and BEHIND are both ``order`` (a reservation; not reached)."""

@@ -92,4 +92,5 @@ def job_terms(job: JobState, spec: SpecTerms, ran_s: float = 0.0) -> JobTerms:
         user=spec.user,
         name=spec.name,
         needs=spec.needs,
+        outage_stops=job.outage_stops,
     )

@@ -74,6 +74,7 @@ def terms_of(sim: Simulator, i: int) -> JobTerms:
         user=j.user,
         name=j.name,
         attained_gpu_s=sim.attained[i],
+        outage_stops=sim.outage_stops.get(i, 0),
     )
 
 

@@ -221,6 +221,7 @@ class Simulator:
         self.seq = 0
         self.progress = [0.0] * n
         self.run = [0] * n
+        self.outage_stops: dict[int, int] = {}  # job → the engine's count of outage stops in a row (0: left out)
         self.started_at = [0.0] * n
         self.on = [(-1, 0.0)] * n
         self.wake_at = math.inf
@@ -235,8 +236,7 @@ class Simulator:
         self._cloud_s = [0.0] * n
         self._est = [math.nan] * n
         self._est_from = [-1] * n
-        self.settled = 0
-        """Jobs finished or rejected so far."""
+        self.settled = 0  # jobs finished or rejected so far
         self.bad = self._reject_bad_inputs()
         """Jobs refused before the run (never submitted to the engine)."""
         self.gpu_ids: list[tuple[int, ...]] = [()] * n
@@ -480,6 +480,8 @@ class Simulator:
             self.progress[i] = p.progress_s
             self.run[i] += 1
             st.preemptions[p.reason] += 1
+            if p.reason == Reason.CLUSTER_DOWN:
+                self.outage_stops[i] = p.outage_stops
             if self.config.record_log:
                 st.log.append((now, "preempt", p.job_id, p.reason, p.progress_s))
 

@@ -39,8 +39,9 @@ def _fleet():
 def _drive(policy: str, jobs: list[tuple[int, int, float, bool, str]], ops: list[tuple[str, int]]) -> list[object]:
     """Submit all jobs (packed, spread, or asking for nodes of 2 or 4 GPUs), apply the ops, check invariants after each
     step (shapes included, see ``assert_consistent``); return the decision log."""
-    s = scheduler(_fleet(), policy)
+    s = scheduler(_fleet(), policy, max_outage_stops=1)  # outages fail some jobs: none may be lost on the way
     log: list[object] = []
+    failing: set[str] = set()
     for i, (g, prio, dur, pre, shape) in enumerate(jobs):
         job = make_job(f"j{i}").gpus(g).prio(prio, pre).runs(dur).ckpt(300)
         if shape == "spread":
@@ -57,6 +58,8 @@ def _drive(policy: str, jobs: list[tuple[int, int, float, bool, str]], ops: list
             res = s.cycle(now)
             log.append(res)
             settled |= {r.job_id for r in res.rejections}
+            assert failing <= {r.job_id for r in res.rejections if r.reason == "outage_limit"}, "reported failed"
+            failing = set()
             for x in res.starts:
                 assert len(x.gpu_ids) == s.jobs.gpus[s.jobs.ix[x.job_id]], "gang all or nothing"
         elif op == "finish" and s.running_jobs():
@@ -65,17 +68,16 @@ def _drive(policy: str, jobs: list[tuple[int, int, float, bool, str]], ops: list
             settled.add(jid)
             log.append(("finish", jid))
         elif op in ("down", "up"):
-            log.append(
-                s.set_cluster_status("abc"[k % 3], op, now)
-                if op == "down"
-                else s.set_cluster_status("abc"[k % 3], "up", now)
-            )
+            stops = s.set_cluster_status("abc"[k % 3], op, now)
+            log.append(stops)
+            failing |= {p.job_id for p in stops} - set(s.pending_jobs())  # its rejection comes with the next cycle
         assert_consistent(s)
         running, pending = set(s.running_jobs()), set(s.pending_jobs())
-        assert running | pending | settled == {f"j{i}" for i in range(len(jobs))}, "no job lost"
+        assert running | pending | settled | failing == {f"j{i}" for i in range(len(jobs))}, "no job lost"
         assert not (running & pending) and not (running & settled) and not (pending & settled)
     for c in "abc":
         s.set_cluster_status(c, "up", now)
+    assert failing <= {r.job_id for r in s.cycle(now).rejections}
     for _ in range(4 * len(jobs) + 4):
         now += 10.0
         log.append(s.cycle(now))

@@ -176,3 +176,16 @@ def test_a_horizon_after_the_last_job_does_not_stretch_the_run() -> None:
     jobs = [TraceJob("a", 0.0, 100.0, 8, "q"), TraceJob("b", 10.0, 50.0, 8, "q")]
     out, sim = run_sim(jobs, "stargate", nodes=2, failures=[Failure("a", 10_000.0, 60.0)], until_s=5_000.0)
     assert out["jobs_finished"] == 2 and sim.state.end_s == 100.0  # the outage after the horizon changes nothing
+
+
+def test_a_job_stopped_by_outages_as_it_starts_fails_past_the_limit_in_the_simulator() -> None:
+    """Outages 5 s after each restart, before the first checkpoint (1,000 s): the job's fourth stop in a row fails it
+    (max_outage_stops 3), and nothing runs after that."""
+    jobs = [TraceJob("j", 0.0, 10_000.0, 8, "q", checkpoint_interval_s=1000.0)]
+    failures = [Failure("a", 5.0 + 20.0 * k, 10.0) for k in range(6)]
+    out, _ = run_sim(jobs, "stargate", nodes=1, failures=failures, settings={"max_outage_stops": 3})
+    assert out["preemptions_by_reason"] == {"cluster_down": 4}
+    assert out["rejected_by_reason"] == {"outage_limit": 1} and out["jobs_finished"] == 0
+    saved = [Failure("a", 1500.0 + 2000.0 * k, 10.0) for k in range(4)]  # each run saves a checkpoint first
+    out, _ = run_sim(jobs, "stargate", nodes=1, failures=saved, settings={"max_outage_stops": 0})
+    assert out["jobs_finished"] == 1 and out["preemptions_by_reason"] == {"cluster_down": 4}

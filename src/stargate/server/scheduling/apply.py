@@ -97,17 +97,28 @@ def apply_decisions(
                 first.append(back(cur, code, why, {"progress_s": kept}))
                 out.requeued += 1
         where = {j.public_id: j.cluster for j in snap.holding} if result.preemptions else {}
+        stops = {p.job_id: p for p in result.preemptions}
         for p in result.preemptions:  # the engine's codes are JobReason values (tests/unit/domain/test_reasons.py)
             if (cur := unchanged(p.job_id, *HOLDING)) is not None:
-                detail = _preemption_detail(snap, JobReason(p.reason), where.get(p.job_id), p.progress_s)
-                first.append(back(cur, JobReason(p.reason), detail, {"progress_s": p.progress_s}))
+                code = JobReason(p.reason)
+                detail = _preemption_detail(snap, code, where.get(p.job_id), p.progress_s)
+                values: dict[str, Any] = {"progress_s": p.progress_s}
+                if code == JobReason.CLUSTER_DOWN:
+                    values["outage_stops"] = p.outage_stops
+                first.append(back(cur, code, detail, values))
                 out.preempted += 1
+        second: list[Move] = []
         for r in result.rejections:
-            if (cur := unchanged(r.job_id, JobStatus.PENDING)) is not None:
+            if r.job_id in stops:  # stopped by an outage, and fails (outage_limit): once back in pending
+                if (cur := requeued.pop(parse_job_id(r.job_id) or -1, None)) is not None:
+                    limit = ctx.policy_for(snap.fleet).max_outage_stops
+                    detail = _outage_limit_detail(stops[r.job_id].outage_stops, where.get(r.job_id), limit)
+                    second.append(Move(cur, JobStatus.FAILED, JobReason(r.reason), detail, dict(NOT_WAITING)))
+                    out.rejected += 1
+            elif (cur := unchanged(r.job_id, JobStatus.PENDING)) is not None:
                 detail = _rejection_detail(snap, cur.id, r.reason)
                 first.append(Move(cur, JobStatus.FAILED, JobReason(r.reason), detail, dict(NOT_WAITING)))
                 out.rejected += 1
-        second: list[Move] = []
         runs: list[dict[str, Any]] = []
         costs = _cost_terms(snap) if result.starts else {}
         for s in result.starts:
@@ -156,6 +167,15 @@ def _preemption_detail(snap: Snapshot, code: JobReason, cluster: str | None, pro
         return ""
     why = snap.down_reasons.get(cluster) or "marked down in the fleet"
     return f"cluster {cluster} down: {why}; resumes elsewhere from its last checkpoint ({kept_text(progress_s)})"
+
+
+def _outage_limit_detail(stops: int, cluster: str | None, limit: int) -> str:
+    """The detail of an ``outage_limit`` failure: how many runs in a row outages stopped before a checkpoint."""
+    on = f" (the last on {cluster})" if cluster else ""
+    return (
+        f"outages stopped its last {stops} runs in a row{on}, each before it saved a checkpoint, and the policy "
+        f"allows {limit} (max_outage_stops): it may be what takes its engine down; see its runs' logs"
+    )
 
 
 def _rejection_detail(snap: Snapshot, row_id: int, reason: str) -> str:

@@ -142,6 +142,7 @@ class JobState(NamedTuple):
     cluster: str | None
     gpu_ids: list[int]
     started_at: datetime | None
+    outage_stops: int
 
     @property
     def public_id(self) -> str:
@@ -164,6 +165,7 @@ _STATE_COLUMNS = (
     JobRow.cluster,
     type_coerce(JobRow.gpu_ids, Text),
     type_coerce(JobRow.started_at, Text),
+    JobRow.outage_stops,
 )
 """The columns of :class:`JobState`, in its field order; lists, times and the status come raw (see
 :func:`json_list`, :func:`raw_time`): the generic type processing per value costs more than the query here."""
@@ -191,10 +193,8 @@ def states(session: Session, statuses: Sequence[JobStatus]) -> list[JobState]:
     thousands of jobs)."""
     query = select(*_STATE_COLUMNS).where(JobRow.status.in_(statuses)).order_by(JobRow.id)
     return [
-        JobState(
-            i, q, g, json_list(models), p, pre, _aware(sub), pc, prog, JobStatus(st), a, c, json_list(ids), raw_time(t)
-        )
-        for i, q, g, models, p, pre, sub, pc, prog, st, a, c, ids, t in session.execute(query)
+        JobState(i, q, g, json_list(m), p, pre, _aware(sub), pc, pr, JobStatus(st), a, c, json_list(d), raw_time(t), n)
+        for i, q, g, m, p, pre, sub, pc, pr, st, a, c, d, t, n in session.execute(query)
     ]
 
 
