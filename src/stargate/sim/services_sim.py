@@ -27,7 +27,7 @@ from datetime import datetime
 import numpy as np
 
 from stargate.domain import Fleet
-from stargate.engine import Decisions
+from stargate.engine import Decisions, Reason
 from stargate.engine.autoscale import tick_s as autoscale_tick
 from stargate.engine.fragmentation import fragmented_gpus
 from stargate.sim.service_run import ServiceRequests, ServiceRun
@@ -210,7 +210,10 @@ class ServiceSimulator(Simulator):
         for r in res.rejections:
             if r.job_id in mine:
                 s, number = mine[r.job_id]
-                s.refused(driver, number, str(r.reason), now)
+                if r.reason == Reason.OUTAGE_LIMIT:  # the replica failed (as the server's would): the next tick
+                    s.replicas.pop(number, None)  # starts another in its place
+                else:
+                    s.refused(driver, number, str(r.reason), now)
         for start in res.starts:
             if start.job_id in mine:
                 s, number = mine[start.job_id]

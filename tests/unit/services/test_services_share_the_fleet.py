@@ -61,6 +61,17 @@ def test_requests_on_a_replica_lost_with_its_cluster_start_over_once_it_is_back(
     assert m.finish[0] == pytest.approx(15.25 + 20 * 0.01)
 
 
+def test_a_replica_failed_by_the_outage_limit_is_replaced_and_the_service_goes_on() -> None:
+    """The same outage with max_outage_stops 0: the replica, stopped before any checkpoint, fails (outage_limit),
+    as the server's would; the service does not end: its next tick starts another replica, which serves the
+    request."""
+    service = requests(spec(cold_start_s=5.0), [0.0], [1000], [20])
+    out, _ = run([service], failures=[Failure("c", 0.15, 10.0)], settings={"max_outage_stops": 0})
+    s = out["services"][0]
+    assert s["rejected"] is None
+    assert (s["requests_served"], s["requests_restarted"], s["placements"]) == (1, 1, 2)
+
+
 def test_a_service_the_fleet_cannot_place_serves_nothing_and_says_why() -> None:
     """Replicas of 16 GPUs on a fleet of one 8-GPU node: the engine rejects the replica; every request unserved."""
     service = requests(spec(gpus_per_replica=16), [0.0, 1.0], [10, 10], [2, 2])
