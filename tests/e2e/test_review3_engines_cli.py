@@ -275,13 +275,6 @@ executors:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fleet validate accepts executor settings that cannot work as meant: a relative slurm_conf or bin_dir "
-    "(relative to whatever the server's working directory is; log_dir and work_dir must be absolute), a gres holding "
-    "a count ('gpu:8' asks --gres=gpu:8:N, which sbatch refuses), a Kubernetes namespace that is not a DNS label, "
-    "and a token_env naming the server's own database URL (its value is sent to the engine as a bearer token).",
-)
 @pytest.mark.parametrize(
     ("entry", "field"),
     [

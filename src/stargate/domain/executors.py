@@ -41,12 +41,49 @@ HttpAddress = Annotated[
 Word = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,252}$")]
 """A name passed to an engine as is (a Slurm partition or account, a namespace, a queue, a resource name)."""
 
-FilePath = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^[^\x00-\x1f]+$")]
-"""A file path on the server's machine (never a secret itself)."""
 
-AbsolutePath = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^/[^\x00-\x1f]*$")]
-"""An absolute file path (the same on the server's machine and the nodes: a relative one would depend on the
-directory each side starts in)."""
+def _plain_absolute(value: str) -> str:
+    """``value`` if no part of it is '..' (a path that climbs out of the directory it names reads as another one)."""
+    if ".." in value.split("/"):
+        raise ValueError(f"found {_shown(value)}, expected an absolute path with no '..' part")
+    return value
+
+
+AbsolutePath = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=4096, pattern=r"^/[^\x00-\x1f]*$"),
+    AfterValidator(_plain_absolute),
+]
+"""An absolute file path with no '..' part (the same on the server's machine and the nodes: a relative one would
+depend on the directory each side starts in)."""
+
+DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")]
+"""A Kubernetes name of the DNS-label kind (RFC 1123): 1 to 63 lower-case letters, digits or '-', starting and ending
+with a letter or digit (a namespace)."""
+
+DnsName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?$")]
+"""A Kubernetes object name of the DNS-subdomain kind (RFC 1123): 1 to 253 lower-case letters, digits, '-' or '.',
+starting and ending with a letter or digit (a Kueue LocalQueue)."""
+
+Gres = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,62}(?::[A-Za-z0-9_.-]*[A-Za-z_.-][A-Za-z0-9_.-]*)?$")
+]
+"""A Slurm GRES name, optionally with its type ('gpu', 'gpu:a100'), never a count: Stargate adds each job's GPUs per
+node ('gpu:8' would ask --gres=gpu:8:N, which sbatch refuses)."""
+
+
+def _engine_token_env(value: str) -> str:
+    """``value`` unless it names one of the server's own settings (its value would be sent to the engine)."""
+    if value.startswith("STARGATE_"):
+        raise ValueError(
+            f"found {_shown(value)}, expected a variable holding the engine's token, not one of the server's own "
+            "settings (STARGATE_*): its value would be sent to the engine"
+        )
+    return value
+
+
+TokenEnv = Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$"), AfterValidator(_engine_token_env)]
+"""The environment variable of the server that holds an engine's token (an :data:`EnvName`, not STARGATE_*)."""
 
 ACCOUNT_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]{0,31}$")
 """A POSIX account name as Linux tools accept it: 1 to 32 characters, letters, digits, '.', '_' or '-', starting with
@@ -95,6 +132,11 @@ def _team_users(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
             if not isinstance(account, str):
                 raise ValueError(f"found {_shown(account)}, expected {ACCOUNT_WORDS}")
             account_name(account)
+            if account == "root":
+                raise ValueError(
+                    "found 'root', expected a team's own account: jobs run as root only where the executor's user "
+                    "says root"
+                )
         except ValueError as exc:
             loc = (key if isinstance(key, str) else str(key),)
             errors.append(InitErrorDetails(type="value_error", loc=loc, input=account, ctx={"error": exc}))
@@ -146,7 +188,7 @@ class RayExecutorConfig(_Base):
         description="The Ray dashboard's address, e.g. 'http://ray-head:8265'; a head on the server's own machine runs "
         "each job in a bubblewrap sandbox that hides the server's state (bwrap must be installed).",
     )
-    token_env: EnvName | None = Field(
+    token_env: TokenEnv | None = Field(
         default=None,
         description="Environment variable of the server holding the Ray cluster's auth token; null: none (or the "
         "token Ray itself finds, e.g. ~/.ray/auth_token).",
@@ -165,16 +207,18 @@ class SlurmExecutorConfig(_Base):
     kind: Literal["slurm"] = Field(description="'slurm'.")
     partition: Word | None = Field(default=None, description="Partition jobs go to; null: the cluster's default.")
     account: Word | None = Field(default=None, description="Account jobs are charged to; null: the user's default.")
-    gres: Word | None = Field(
+    gres: Gres | None = Field(
         default="gpu",
-        description="The GRES name GPUs are asked by (`--gres=<gres>:<GPUs per node>`); null when the Slurm "
-        "cluster has no GRES (GPUs are then not asked of Slurm).",
+        description="The GRES name GPUs are asked by, optionally with a type ('gpu:a100'), never a count "
+        "(`--gres=<gres>:<GPUs per node>`); null when the Slurm cluster has no GRES (GPUs are then not asked of "
+        "Slurm).",
     )
-    slurm_conf: FilePath | None = Field(
-        default=None, description="Path of the slurm.conf the commands read (SLURM_CONF); null: Slurm's default."
+    slurm_conf: AbsolutePath | None = Field(
+        default=None,
+        description="Absolute path of the slurm.conf the commands read (SLURM_CONF); null: Slurm's default.",
     )
-    bin_dir: FilePath | None = Field(
-        default=None, description="Directory holding sbatch and the other commands; null: found on PATH."
+    bin_dir: AbsolutePath | None = Field(
+        default=None, description="Absolute path of the directory holding sbatch and the other commands; null: PATH."
     )
     work_dir: AbsolutePath = Field(
         default="/tmp",
@@ -214,16 +258,21 @@ class KubernetesExecutorConfig(_Base):
     address: HttpAddress | None = Field(
         default=None, description="The API server's address; null: from the kubeconfig (or in-cluster config)."
     )
-    token_env: EnvName | None = Field(
+    token_env: TokenEnv | None = Field(
         default=None, description="Environment variable of the server holding a bearer token; null: kubeconfig's."
     )
-    ca_file: FilePath | None = Field(default=None, description="CA bundle that signs the API server's certificate.")
-    kubeconfig: FilePath | None = Field(
-        default=None, description="Path of the kubeconfig to read; null: KUBECONFIG or ~/.kube/config."
+    ca_file: AbsolutePath | None = Field(
+        default=None, description="Absolute path of the CA bundle that signs the API server's certificate."
     )
-    namespace: Word = Field(default="default", description="Namespace jobs are created in.")
-    queue: Word | None = Field(
-        default=None, description="Kueue LocalQueue jobs are labelled for (kueue.x-k8s.io/queue-name); null: none."
+    kubeconfig: AbsolutePath | None = Field(
+        default=None, description="Absolute path of the kubeconfig to read; null: KUBECONFIG or ~/.kube/config."
+    )
+    namespace: DnsLabel = Field(
+        default="default", description="Namespace jobs are created in (a DNS label: lower-case, digits, '-')."
+    )
+    queue: DnsName | None = Field(
+        default=None,
+        description="Kueue LocalQueue jobs are labelled for (kueue.x-k8s.io/queue-name; a DNS name); null: none.",
     )
     image: Word | None = Field(
         default=None,

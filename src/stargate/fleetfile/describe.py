@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from stargate.domain.base import DateRange, MaxBytes, Printable, Unit, visible
-from stargate.domain.executors import AbsolutePath, EnvName, FilePath, HttpAddress, Word
+from stargate.domain.executors import AbsolutePath, DnsLabel, DnsName, EnvName, Gres, HttpAddress, Word
 from stargate.domain.ids import ID_PATTERN
 
 _NOUNS = {
@@ -48,9 +48,14 @@ _PATTERN_WORDS = {
     "path; no query, no credentials (user:password@: give a token with token_env)",
     _pattern(Word): "a name (letters, digits, '.', '_', '/', ':', '@' or '-', starting with a letter or digit, at "
     "most 253 characters)",
-    _pattern(FilePath): "a file path (no control characters, at most 4,096 characters)",
-    _pattern(AbsolutePath): "an absolute file path, starting with '/' (no control characters, at most 4,096 "
-    "characters)",
+    _pattern(AbsolutePath): "an absolute file path, starting with '/' (no control characters, no '..' part, at most "
+    "4,096 characters)",
+    _pattern(DnsLabel): "a DNS label (1 to 63 lower-case letters, digits or '-', starting and ending with a letter or "
+    "digit)",
+    _pattern(DnsName): "a DNS name (1 to 253 lower-case letters, digits, '-' or '.', starting and ending with a "
+    "letter or digit)",
+    _pattern(Gres): "a GRES name, optionally with its type ('gpu', 'gpu:a100'), never a count: each job's GPUs per "
+    "node are added",
 }
 
 

@@ -189,6 +189,30 @@ CASES = {
         9, 94, "clusters[0].executor", "'nope' (cluster 'c')",
         "the id of an executor declared under 'executors' or a default one (kubernetes, local, r, ray, slurm)",
     ),
+    "a path that climbs with '..'": Case(
+        "  - {id: s, kind: slurm, work_dir: /tmp/../root}\n", 3, 26, "executors[0].work_dir", "'/tmp/../root'",
+        "an absolute path with no '..' part",
+    ),
+    "a GRES with a count": Case(
+        "  - {id: s, kind: slurm, gres: 'gpu:8'}\n", 3, 26, "executors[0].gres", "'gpu:8'",
+        "a GRES name, optionally with its type ('gpu', 'gpu:a100'), never a count: each job's GPUs per node are "
+        "added, or null",
+    ),
+    "a team run as root": Case(
+        "  - {id: s, kind: slurm, team_users: {alpha: root}}\n", 3, 39, "executors[0].team_users.alpha", "'root'",
+        "a team's own account: jobs run as root only where the executor's user says root",
+    ),
+    "the server's own setting as a token variable": Case(
+        "  - {id: r, kind: ray, token_env: STARGATE_ADMIN_TOKEN}\n", 3, 24, "executors[0].token_env",
+        "'STARGATE_ADMIN_TOKEN'",
+        "a variable holding the engine's token, not one of the server's own settings (STARGATE_*): its value would "
+        "be sent to the engine",
+    ),
+    "a Kueue queue that is not a DNS name": Case(
+        "  - {id: k, kind: kubernetes, queue: Team_Q}\n", 3, 31, "executors[0].queue", "'Team_Q'",
+        "a DNS name (1 to 253 lower-case letters, digits, '-' or '.', starting and ending with a letter or digit), "
+        "or null",
+    ),
     "executors not a list": Case(
         "  kind: ray\n", 2, 1, "executors", "a mapping",
         "a list of mappings, each describing a local executor, a Ray executor, a Slurm executor or a Kubernetes "
@@ -205,6 +229,16 @@ def test_a_bad_executor_setting_is_one_located_problem(tmp_path: Path, case: Cas
         load_fleet(path)
     expected = LocatedProblem(str(path), case.line, case.column, case.path, case.found, case.expected)
     assert info.value.problems == [expected]
+
+
+def test_a_typed_gres_and_absolute_paths_load() -> None:
+    (slurm,) = loads_fleet(
+        "name: t\nexecutors:\n  - {id: s, kind: slurm, gres: 'gpu:a100', slurm_conf: /etc/slurm/slurm.conf}\n"
+    ).executors
+    assert isinstance(slurm, SlurmExecutorConfig) and (slurm.gres, slurm.slurm_conf) == (
+        "gpu:a100",
+        "/etc/slurm/slurm.conf",
+    )
 
 
 def test_a_provider_naming_an_invalid_executor_is_not_reported_twice(tmp_path: Path) -> None:
