@@ -1,4 +1,5 @@
-"""The one protocol every executor speaks: submit, poll, cancel, logs, with declared capabilities.
+"""The one protocol every executor speaks: submit, poll, cancel, logs, with declared capabilities; and records,
+prune for the retention of what it keeps of finished runs (see :mod:`stargate.executors.retention`).
 
 The scheduler loop calls an executor only outside database transactions, with decisions already committed.
 """
@@ -21,6 +22,11 @@ class EngineUnreachableError(RuntimeError):
     """The executor's engine did not answer (refused, timed out, controller down): try again later; never a reason to
     call a run lost. The scheduler takes it as a failed health check of that executor (see
     :mod:`stargate.server.scheduling.health`)."""
+
+
+class RunGoneError(LookupError):
+    """The executor keeps nothing of this run any more (its records and log were pruned after its job ended, or
+    removed outside Stargate): :meth:`Executor.logs` raises it instead of answering an empty log."""
 
 
 class RunState(StrEnum):
@@ -133,8 +139,48 @@ class RunStatus:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One thing an executor keeps of one run (a record file, a withdrawn marker, a log, the engine's job), as
+    :meth:`KeepsRecords.records` lists it."""
+
+    job_id: str
+    """The run's job (public id, e.g. ``j-000123``)."""
+    attempt: int
+    what: str
+    """Which record, in the executor's own terms (e.g. ``jobs/<name>``, ``log/<name>``): :meth:`KeepsRecords.prune`
+    is given it back."""
+    active: bool = False
+    """The engine says the run is still going (pending or running): it is never pruned."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What one :meth:`KeepsRecords.prune` removed, and what it could not (one line each)."""
+
+    removed: int = 0
+    problems: tuple[str, ...] = ()
+
+
 @runtime_checkable
-class Executor(Protocol):
+class KeepsRecords(Protocol):
+    """What an executor keeps of the runs it started, listed and removed for retention (see
+    :mod:`stargate.executors.retention`); the server's housekeeping step calls both, outside transactions."""
+
+    def records(self) -> list[RunRecord]:
+        """What this executor keeps of the runs of its installation now: files and markers it wrote, logs, and the
+        engine's jobs it submitted. Raises :class:`EngineUnreachableError` when it cannot tell which runs are still
+        going (nothing is pruned then)."""
+        ...
+
+    def prune(self, records: Sequence[RunRecord]) -> Pruned:
+        """Remove these records (which :meth:`records` listed and the retention rule let go); a record already gone
+        is not a problem. Never removes anything but what a record names, and nothing of a run still going."""
+        ...
+
+
+@runtime_checkable
+class Executor(KeepsRecords, Protocol):
     """Runs jobs on one kind of engine (local processes, Ray, Slurm, Kubernetes)."""
 
     kind: str
@@ -159,7 +205,8 @@ class Executor(Protocol):
         ...
 
     def logs(self, handle: RunHandle, offset: int = 0) -> tuple[str, int]:
-        """Log text from byte ``offset`` and the offset to continue from."""
+        """Log text from byte ``offset`` and the offset to continue from; :class:`RunGoneError` when the executor
+        keeps nothing of the run any more (pruned)."""
         ...
 
 

@@ -13,6 +13,11 @@ Every run (one job attempt) has a directory ``RUNS_DIR/<job_id>/attempt-<n>/`` h
 
 - ``launch.json`` — what the runner starts: the command, its environment, its working directory and identity.
 
+Retention: :meth:`LocalExecutor.records` lists the run directory and working directory of each run of its
+installation, :meth:`LocalExecutor.prune` removes those the server's housekeeping step lets go (never one whose
+runner lives; see :mod:`stargate.executors.retention`), and :meth:`LocalExecutor.logs` of a run whose directory is
+gone raises :class:`~stargate.executors.base.RunGoneError`.
+
 All of it is private to the server's user (0700 directories, 0600 files): the job writes ``output.log`` only through
 the descriptor its runner passes it. The job works in ``WORK_ROOT/<team>/<job_id>/attempt-<n>/`` (its HOME, TMPDIR
 and STARGATE_RUN_DIR), under the identity and sandbox its :class:`~stargate.executors.isolation.Isolation` gives it.
@@ -38,8 +43,11 @@ from pathlib import Path
 from stargate.executors.base import (
     ArgumentLimits,
     Capabilities,
+    Pruned,
     RunChange,
+    RunGoneError,
     RunHandle,
+    RunRecord,
     RunRequest,
     RunState,
     RunStatus,
@@ -56,20 +64,24 @@ from stargate.executors.local_runner import (
     RECORD,
     RUNNER_PATH,
     WORK_FD,
-    process_start_marker,
     write_json_atomically,
 )
 from stargate.executors.local_state import (
+    WITHDRAWN,
     RunKey,
+    claimant,
     final_status,
     is_alive,
-    is_zombie,
+    pid_alive,
+    prune_runs,
     read_json,
     read_log_chunk,
+    run_records,
     signal_group,
     signal_pid,
     tail,
     vanished_status,
+    withdraw,
 )
 
 KIND = "local"
@@ -184,7 +196,7 @@ class LocalExecutor:
         _check_request(request, self.isolation)
         run_dir = self.run_dir(request.job_id, request.attempt)
         record = read_json(run_dir / RECORD)
-        if record is None and _claimant(run_dir) == WITHDRAWN:
+        if record is None and claimant(run_dir) == WITHDRAWN:
             raise LocalExecutorError(f"{request.job_id} attempt {request.attempt} was withdrawn; it never starts")
         if record is None:
             run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -212,10 +224,10 @@ class LocalExecutor:
         run_dir.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.start_timeout_s
         while (record := read_json(run_dir / RECORD)) is None:
-            if _withdraw(run_dir):
+            if withdraw(run_dir):
                 return None
-            claimant = _claimant(run_dir)
-            if claimant == WITHDRAWN or not _pid_alive(claimant) or time.monotonic() > deadline:
+            holder = claimant(run_dir)
+            if holder == WITHDRAWN or not pid_alive(holder) or time.monotonic() > deadline:
                 return None  # withdrawn before, or its runner died before it started anything
             time.sleep(0.01)
         start = record.get("start")
@@ -299,11 +311,27 @@ class LocalExecutor:
             signal_group(child, signal.SIGKILL)  # the runner is gone: nobody left to escalate, so kill now
 
     def logs(self, handle: RunHandle, offset: int = 0) -> tuple[str, int]:
-        """Log text from byte ``offset`` (at most 1 MiB, cut at a UTF-8 boundary) and the byte offset to go on."""
+        """Log text from byte ``offset`` (at most 1 MiB, cut at a UTF-8 boundary) and the byte offset to go on;
+        RunGoneError when the run's directory is gone (pruned)."""
         if offset < 0:
             raise ValueError(f"log offset must be ≥ 0 bytes, got {offset}")
         key = RunKey.decode(handle.key)
-        return read_log_chunk(self._key_dir(key) / LOG, offset)
+        run_dir = self._key_dir(key)
+        if not run_dir.is_dir():  # a handle is made once run.json exists: only a removal takes the directory away
+            raise RunGoneError(f"the local executor keeps no record of {key.job_id} attempt {key.attempt}")
+        return read_log_chunk(run_dir / LOG, offset)
+
+    def records(self) -> list[RunRecord]:
+        """The run directory and working directory of each run of this installation (see
+        :func:`~stargate.executors.local_state.run_records`); one shared ``workdir`` is never listed."""
+        runs = self.runs_dir / self.installation if self.installation is not None else self.runs_dir
+        return run_records(runs, self.work_base if self.workdir is None else None)
+
+    def prune(self, records: Sequence[RunRecord]) -> Pruned:
+        """Remove these run and working directories (never one whose runner lives, never through a symbolic
+        link a job put there)."""
+        runs = self.runs_dir / self.installation if self.installation is not None else self.runs_dir
+        return prune_runs(runs, self.work_base if self.workdir is None else None, records)
 
     def work_dir(self, request: RunRequest) -> Path:
         """The job's working directory (HOME, TMPDIR): ``work_root/[<installation>/]<team>/<job_id>/attempt-<n>``."""
@@ -436,35 +464,3 @@ def _private_dir(path: Path, mode: int) -> None:
     path.mkdir(mode=mode, parents=True, exist_ok=True)
     if path.stat().st_mode & 0o7777 != mode:
         path.chmod(mode)
-
-
-WITHDRAWN = "withdrawn"
-"""What :meth:`LocalExecutor.find` writes in ``claim`` to withdraw a run that never started."""
-
-
-def _withdraw(run_dir: Path) -> bool:
-    """Claim the run as withdrawn (exclusive create, as the runner claims); False when it is claimed already."""
-    try:
-        fd = os.open(run_dir / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as claim:
-        claim.write(WITHDRAWN)
-    return True
-
-
-def _claimant(run_dir: Path) -> str | None:
-    """What ``claim`` holds (the runner's pid, or ``withdrawn``); None when the run is not claimed."""
-    try:
-        return (run_dir / CLAIM).read_text().strip()
-    except FileNotFoundError:
-        return None
-
-
-def _pid_alive(text: str | None) -> bool:
-    """True when ``text`` is the pid of a live process (an empty claim is a runner that is writing it now)."""
-    if text == "":
-        return True
-    if text is None or not text.isdigit():
-        return False
-    return process_start_marker(int(text)) is not None and not is_zombie(int(text))
