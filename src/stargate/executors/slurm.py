@@ -16,6 +16,13 @@ file the server made for that account alone. The job starts in a fresh private d
 - ``refused/<name>`` — why sbatch refused the job (unknown partition, more GPUs than a node has, a bad environment
   name): its handle key is ``refused:<name>`` and it polls as failed with a reason starting ``cannot start``.
 
+Retention: :meth:`SlurmExecutor.records` lists those files and the logs in ``log_dir`` of this installation's runs
+(active while ``squeue`` lists the run's name), :meth:`SlurmExecutor.prune` removes those the server's housekeeping
+step lets go (see :mod:`stargate.executors.retention`), and :meth:`SlurmExecutor.logs` of a run with neither a
+record nor a log raises :class:`~stargate.executors.base.RunGoneError`. A job's working directory on its node is
+its batch script's to remove (it does, when the command ends); Slurm's own records are Slurm's (``MinJobAge``,
+slurmdbd's ``PurgeJobAfter``).
+
 Idempotency: submit looks for the name in its own records, then asks ``squeue --name <name> --states=all``, and runs
 sbatch only when neither knows it (per name under a lock, so two threads never submit one attempt twice).
 
@@ -40,12 +47,25 @@ import re
 import shlex
 import threading
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
 from stargate.domain.executors import SlurmExecutorConfig
-from stargate.executors.base import Capabilities, Health, RunHandle, RunRequest, RunState, RunStatus
+from stargate.executors.base import (
+    Capabilities,
+    Health,
+    Pruned,
+    RunGoneError,
+    RunHandle,
+    RunRecord,
+    RunRequest,
+    RunState,
+    RunStatus,
+)
 from stargate.executors.local_state import read_log_chunk
+from stargate.executors.prune_files import names_in, remove_below
+from stargate.executors.retention import run_of
 from stargate.executors.slurm_accounts import Account, AccountError, JobAccounts, own_log_file, shared_log_dir
 from stargate.executors.slurm_commands import (
     SlurmCommands,
@@ -66,6 +86,9 @@ would keep a Slurm client retrying for about 3 × MessageTimeout, holding the sc
 that times out is an unreachable engine (a failed health check), never a lost run."""
 HEALTH_TIMEOUT_S = 5.0
 REFUSED = "refused"
+RECORD_KINDS = ("jobs", "withdrawn", REFUSED)
+"""The directories of per-run record files under the executor's directory."""
+LOG_SUFFIX = ".log"
 UNSTARTABLE = "cannot start"
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -286,8 +309,49 @@ class SlurmExecutor:
         """Log text from byte ``offset`` (at most 1 MiB, cut at a UTF-8 boundary) and the byte offset to go on."""
         if offset < 0:
             raise ValueError(f"log offset must be ≥ 0 bytes, got {offset}")
-        _, name = _decode(handle.key)
-        return read_log_chunk(self._path("", name), offset)
+        job, name = _decode(handle.key)
+        path = self._path("", name)
+        if not path.exists() and not self._path("jobs" if job != REFUSED else REFUSED, name).exists():
+            raise RunGoneError(f"the Slurm executor '{self.id}' keeps no record of {name}")
+        return read_log_chunk(path, offset)
+
+    # --- retention -------------------------------------------------------------------------------------------
+
+    def _prefix(self) -> str:
+        return f"sg-{(self.installation or 'local')[:8]}-"
+
+    def records(self) -> list[RunRecord]:
+        """This installation's ``jobs/``, ``withdrawn/`` and ``refused/`` files and logs (``log/<name>``), each
+        active while ``squeue`` lists a pending or running job of its name; SlurmUnavailableError when squeue does
+        not answer (nothing is pruned then)."""
+        prefix = self._prefix()
+        named: list[tuple[str, str]] = [(kind, n) for kind in RECORD_KINDS for n in names_in(self.dir / kind)]
+        logs = [n for n in names_in(self.log_dir) if n.endswith(LOG_SUFFIX) and n.startswith(prefix)]
+        named += [("log", n.removesuffix(LOG_SUFFIX)) for n in logs]
+        runs = [(kind, name, run) for kind, name in named if (run := run_of(name, prefix)) is not None]
+        if not runs:
+            return []
+        done = self.commands.run("squeue", ["-a", "-h", "-o", "%j"])
+        if done.returncode != 0:
+            raise SlurmUnavailableError(f"slurm ({self.commands.describe()}): squeue: {first_line(done.stderr)}")
+        going = set(done.stdout.split())
+        return [RunRecord(job, attempt, f"{kind}/{name}", name in going) for kind, name, (job, attempt) in runs]
+
+    def prune(self, records: Sequence[RunRecord]) -> Pruned:
+        """Remove these record files and logs; a record of another installation, or not of this executor, is left
+        alone (a problem)."""
+        removed, problems = 0, []
+        for record in records:
+            kind, _, name = record.what.partition("/")
+            if kind not in (*RECORD_KINDS, "log") or not _SAFE.match(name) or run_of(name, self._prefix()) is None:
+                problems.append(f"{record.what}: not a record of the Slurm executor '{self.id}'")
+                continue
+            where, part = (self.log_dir, f"{name}{LOG_SUFFIX}") if kind == "log" else (self.dir, f"{kind}/{name}")
+            try:
+                removed += remove_below(where, part.split("/"))
+            except (OSError, ValueError) as exc:
+                problems.append(f"{record.what}: {exc}")
+        return Pruned(removed, tuple(problems))
 
     # --- health ----------------------------------------------------------------------------------------------
 
