@@ -17,16 +17,22 @@ the attempt it takes the submission id itself with a placeholder job (entrypoint
 ``stargate_withdrawn``) and writes a marker ``<home>/runs/ray-withdrawn/<submission id>``; a submit still on its way
 then finds the id taken by the placeholder (or the marker, should the Ray cluster have lost its job table) and is
 refused. Every HTTP call has a timeout; an unreachable Ray raises :class:`RayExecutorError` (never a ``lost`` run).
+
+Retention: :meth:`RayExecutor.records` lists this installation's withdrawn markers and the jobs Ray keeps of its
+runs (placeholders too; active while pending or running), and :meth:`RayExecutor.prune` removes those the server's
+housekeeping step lets go (see :mod:`stargate.executors.retention`): a marker file is deleted, a job through the
+Jobs API (``DELETE /api/jobs/<id>``, which Ray allows for finished jobs only; its driver log files stay on the node
+until Ray's own log rotation). :meth:`RayExecutor.logs` of a job Ray no longer knows raises
+:class:`~stargate.executors.base.RunGoneError`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -39,20 +45,32 @@ from stargate.executors.base import (
     Capabilities,
     EngineUnreachableError,
     Health,
+    Pruned,
+    RunGoneError,
     RunHandle,
+    RunRecord,
     RunRequest,
     RunState,
     RunStatus,
 )
 from stargate.executors.local_state import utf8_boundary
+from stargate.executors.prune_files import names_in, remove_below
+from stargate.executors.ray_answers import (
+    CARRIED,
+    FINISHED,
+    brief,
+    count_nodes,
+    job_entrypoint,
+    starts_processes,
+    status_of,
+    why,
+)
 from stargate.executors.ray_sandbox import RaySandbox, RaySandboxError, sandbox_for
+from stargate.executors.retention import run_of
 
 KIND = "ray"
 HEALTH_BUDGET_S = 5.0
 """Longest a :meth:`RayExecutor.health` check waits in all, seconds."""
-FAILED_NODE_WINDOW_S = 600.0
-"""A node Ray reports dead by surprise counts as failed for this long after it died, seconds (Ray keeps dead nodes
-in its list long after an autoscaler replaced them)."""
 WITHDRAWN_KEY = "stargate_withdrawn"
 """Metadata key marking the placeholder job :meth:`RayExecutor.find` submits to withdraw an attempt."""
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -62,18 +80,6 @@ GPU_VARIABLES = frozenset(
 )
 """Variables that say which GPUs a process may use: Ray sets them; a job's own are dropped (it cannot widen its
 GPUs)."""
-CARRIED = "STARGATE_ENV_"
-"""Prefix of the runtime env variables that carry a job's process-start variables (see :func:`_starts_processes`) to
-its command: the entrypoint exports each under its own name and unsets the carrier."""
-_UNSTARTABLE = {
-    "RUNTIME_ENV_SETUP_FAILURE",
-    "JOB_SUPERVISOR_ACTOR_START_FAILURE",
-    "JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE",
-    "JOB_ENTRYPOINT_COMMAND_START_ERROR",
-}
-"""Ray's error types for a job whose command never started (the scheduler fails such a job as unstartable)."""
-_LOST = {"JOB_SUPERVISOR_ACTOR_DIED", "JOB_SUPERVISOR_ACTOR_START_TIMEOUT", "JOB_SUPERVISOR_ACTOR_UNKNOWN_FAILURE"}
-"""Ray's error types for a job Ray itself lost track of (its node died, or it never got a place in time)."""
 
 
 class RayExecutorError(RuntimeError):
@@ -199,7 +205,7 @@ class RayExecutor:
         answer = self._call("POST", "/api/jobs/", json=body)
         if answer.status_code != 200:
             if "already exists" not in answer.text:
-                raise RayExecutorError(f"Ray at {self.address} did not take job {sid}: {_brief(answer)}")
+                raise RayExecutorError(f"Ray at {self.address} did not take job {sid}: {brief(answer)}")
             info = self._info(sid)
             if info is None:
                 raise RayExecutorError(f"Ray at {self.address} says job {sid} exists but does not find it")
@@ -218,7 +224,7 @@ class RayExecutor:
                 self._withdraw(sid)
                 return None
             if "already exists" not in answer.text:
-                raise RayExecutorError(f"Ray at {self.address} refused to withdraw {sid}: {_brief(answer)}")
+                raise RayExecutorError(f"Ray at {self.address} refused to withdraw {sid}: {brief(answer)}")
             info = self._info(sid)  # a submit got there first: that run is the one
             if info is None:
                 raise RayExecutorError(f"Ray at {self.address} says job {sid} exists but does not find it")
@@ -245,7 +251,7 @@ class RayExecutor:
         that Ray does not know is left as it is."""
         answer = self._call("POST", f"/api/jobs/{_path(handle.key)}/stop")
         if answer.status_code not in (200, 404):
-            raise RayExecutorError(f"Ray at {self.address} did not stop {handle.key}: {_brief(answer)}")
+            raise RayExecutorError(f"Ray at {self.address} did not stop {handle.key}: {brief(answer)}")
 
     def logs(self, handle: RunHandle, offset: int = 0) -> tuple[str, int]:
         """Log text from byte ``offset`` (at most 1 MiB, cut at a UTF-8 boundary) and the byte offset to go on.
@@ -254,15 +260,64 @@ class RayExecutor:
             raise ValueError(f"log offset must be ≥ 0 bytes, got {offset}")
         answer = self._call("GET", f"/api/jobs/{_path(handle.key)}/logs")
         if answer.status_code == 404:
-            return "", offset
+            raise RunGoneError(f"Ray at {self.address} has no job {handle.key} any more")
         if answer.status_code != 200:
-            raise RayExecutorError(f"Ray at {self.address} did not give the logs of {handle.key}: {_brief(answer)}")
+            raise RayExecutorError(f"Ray at {self.address} did not give the logs of {handle.key}: {brief(answer)}")
         data = str(_json(answer, self.address).get("logs") or "").encode("utf-8")
         if offset >= len(data):
             return "", offset
         chunk = data[offset : offset + MAX_LOG_CHUNK]
         cut = utf8_boundary(chunk)
         return chunk[:cut].decode("utf-8", errors="replace"), offset + cut
+
+    # -- retention ------------------------------------------------------------------------------------------------
+
+    def records(self) -> list[RunRecord]:
+        """This installation's withdrawn markers (``marker/<id>``) and the jobs Ray keeps of its runs
+        (``job/<id>``, active while pending or running); RayExecutorError when Ray does not answer."""
+        prefix = f"sg-{(self.installation or '')[:8] or 'local'}-"
+        found = [
+            RunRecord(*run, f"marker/{sid}")
+            for sid in names_in(self.withdrawn_dir)
+            if (run := run_of(sid, prefix)) is not None
+        ]
+        answer = self._call("GET", "/api/jobs/")
+        if answer.status_code != 200:
+            raise RayExecutorError(f"Ray at {self.address} did not list its jobs: {brief(answer)}")
+        try:
+            jobs = answer.json()
+        except ValueError as exc:
+            raise RayExecutorError(f"Ray at {self.address} listed its jobs in something that is not JSON") from exc
+        for job in jobs if isinstance(jobs, list) else []:
+            sid = job.get("submission_id") if isinstance(job, Mapping) else None
+            run = run_of(sid, prefix) if isinstance(sid, str) else None
+            if run is not None:
+                active = str(job.get("status", "")).upper() not in FINISHED
+                found.append(RunRecord(*run, f"job/{sid}", active))
+        return found
+
+    def prune(self, records: Sequence[RunRecord]) -> Pruned:
+        """Delete these markers, and these jobs from Ray (a job Ray no longer has is fine; one still going is
+        refused by Ray and left: a problem)."""
+        removed, problems = 0, []
+        for record in records:
+            kind, _, sid = record.what.partition("/")
+            if kind not in ("marker", "job") or not _SAFE_ID.match(sid):
+                problems.append(f"{record.what}: not a record of the Ray executor '{self.executor_id}'")
+                continue
+            try:
+                if kind == "marker":
+                    removed += remove_below(self.withdrawn_dir, [sid])
+                    continue
+                answer = self._call("DELETE", f"/api/jobs/{_path(sid)}")
+            except (OSError, RayExecutorError) as exc:
+                problems.append(f"{record.what}: {exc}")
+                continue
+            if answer.status_code == 200:
+                removed += 1
+            elif answer.status_code != 404:
+                problems.append(f"{record.what}: Ray at {self.address} did not delete it: {brief(answer)}")
+        return Pruned(removed, tuple(problems))
 
     # -- ChecksHealth ---------------------------------------------------------------------------------------------
 
@@ -285,9 +340,9 @@ class RayExecutor:
             if answer.status_code in (401, 403):
                 return Health(False, f"ray at {self.address}: the token was refused (HTTP {answer.status_code})")
             if answer.status_code != 200:
-                return Health(False, f"ray at {self.address}: /api/version answered {_brief(answer)}")
+                return Health(False, f"ray at {self.address}: /api/version answered {brief(answer)}")
         except Exception as exc:  # never raises: any failure to get an answer is an unreachable engine
-            return Health(False, f"ray at {self.address}: {_why(exc)}")
+            return Health(False, f"ray at {self.address}: {why(exc)}")
         try:
             answer = self._http.get(
                 "/api/v0/nodes", params={"limit": "10000", "timeout": "2"}, timeout=_left(deadline, 0.1)
@@ -320,8 +375,8 @@ class RayExecutor:
             if not _ENV_NAME.match(name) or "\0" in value:
                 raise RayExecutorError(f"{request.job_id}: environment variable {name!r} is not a shell name")
         own = {k: v for k, v in request.environment.items() if not k.startswith("STARGATE_") and k not in GPU_VARIABLES}
-        env = {k: v for k, v in own.items() if not _starts_processes(k)}
-        carried = sorted(k for k in own if _starts_processes(k))
+        env = {k: v for k, v in own.items() if not starts_processes(k)}
+        carried = sorted(k for k in own if starts_processes(k))
         env.update({CARRIED + k: own[k] for k in carried})
         env.update(
             STARGATE_JOB_ID=request.job_id,
@@ -334,7 +389,7 @@ class RayExecutor:
         metadata = {"stargate_job_id": request.job_id, "stargate_attempt": str(request.attempt)}
         metadata.update({"stargate_team": request.team} if request.team else {})
         metadata.update({"stargate_name": request.name} if request.name else {})
-        entrypoint = _entrypoint(request.command, carried)
+        entrypoint = job_entrypoint(request.command, carried)
         body: dict[str, Any] = {
             "entrypoint": self.sandbox.wrap(entrypoint) if self.sandbox else entrypoint,
             "submission_id": sid,
@@ -359,7 +414,7 @@ class RayExecutor:
         if answer.status_code == 404:
             return None
         if answer.status_code != 200:
-            raise RayExecutorError(f"Ray at {self.address} did not describe job {sid}: {_brief(answer)}")
+            raise RayExecutorError(f"Ray at {self.address} did not describe job {sid}: {brief(answer)}")
         return _json(answer, self.address)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -368,9 +423,9 @@ class RayExecutor:
         try:
             answer = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:  # no answer: the engine is unreachable
-            raise RayUnreachableError(f"ray at {self.address}: {_why(exc)}") from exc
+            raise RayUnreachableError(f"ray at {self.address}: {why(exc)}") from exc
         except httpx.HTTPError as exc:
-            raise RayExecutorError(f"ray at {self.address}: {_why(exc)}") from exc
+            raise RayExecutorError(f"ray at {self.address}: {why(exc)}") from exc
         if answer.status_code in (401, 403):
             raise RayExecutorError(
                 f"ray at {self.address}: the token was refused (HTTP {answer.status_code}); set the executor's "
@@ -387,74 +442,9 @@ class RayExecutor:
         self._marker(sid).write_text(f"{time.time():.3f}\n")
 
 
-def status_of(info: Mapping[str, Any]) -> RunStatus:
-    """The run status a Ray JobDetails (as JSON) describes."""
-    state = str(info.get("status", "")).upper()
-    message = _first_line(str(info.get("message") or ""))
-    code = info.get("driver_exit_code")
-    exit_code = _shell_code(code) if isinstance(code, int) else None
-    if state in ("PENDING", "RUNNING"):
-        return RunStatus(RunState.RUNNING)
-    if state == "SUCCEEDED":
-        return RunStatus(RunState.SUCCEEDED, exit_code=0 if exit_code is None else exit_code)
-    if state == "STOPPED":
-        return RunStatus(RunState.CANCELLED, exit_code=exit_code, reason="stopped on Ray")
-    error = str(info.get("error_type") or "")
-    if state == "FAILED" and exit_code is None and error in _UNSTARTABLE:
-        return RunStatus(RunState.FAILED, reason=f"cannot start on Ray ({error}): {message}")
-    if state == "FAILED" and exit_code is None and error in _LOST:
-        return RunStatus(RunState.LOST, reason=f"Ray lost the job ({error}): {message}")
-    if state == "FAILED":
-        return RunStatus(RunState.FAILED, exit_code=exit_code, reason=message or error or "failed on Ray")
-    return RunStatus(RunState.LOST, reason=f"Ray reports an unknown job status {state!r}")
-
-
-def count_nodes(nodes: list[Any], now_ms: float) -> tuple[int, int]:
-    """(nodes alive, nodes failed) of Ray's node list: a dead node counts as failed when it died unexpectedly or
-    was preempted within :data:`FAILED_NODE_WINDOW_S`; nodes that left on purpose (scaled down, idle) do not count."""
-    alive = failed = 0
-    for node in nodes:
-        if not isinstance(node, Mapping):
-            continue
-        if node.get("state") == "ALIVE":
-            alive += 1
-            continue
-        why = str(node.get("state_message") or "")
-        if why.startswith(("Expected termination", "Terminated due to idle")):
-            continue
-        ended = node.get("end_time_ms")
-        if isinstance(ended, int | float) and ended > 0 and now_ms - ended > FAILED_NODE_WINDOW_S * 1000:
-            continue
-        failed += 1
-    return alive, failed
-
-
-def _starts_processes(name: str) -> bool:
-    """Whether a variable changes how processes start (``PATH``, ``LD_*``, ``PYTHON*``, a shell's start file): Ray
-    starts its own workers with its runtime env's variables, so a job's value there (a ``PATH`` without bash) keeps
-    the job pending until Ray's start timeout. Such variables are set for the job's command only."""
-    return name in ("PATH", "BASH_ENV", "ENV", "SHELL", "IFS") or name.startswith(("LD_", "DYLD_", "PYTHON"))
-
-
-def _entrypoint(command: str, carried: list[str]) -> str:
-    """The Ray entrypoint (run by ``/bin/sh -c``): ``command`` itself, or, when the job sets process-start variables,
-    a prologue that exports each from its carrier (values never appear in the entrypoint, names are shell names)
-    then runs ``command`` with ``exec /bin/sh -c`` (quoted: its metacharacters reach that shell only)."""
-    if not carried:
-        return command
-    exports = " ".join(f'{name}="${CARRIED}{name}"' for name in carried)
-    unset = " ".join(CARRIED + name for name in carried)
-    return f"export {exports}; unset {unset}; exec /bin/sh -c -- {shlex.quote(command)}"
-
-
 def _withdrawn(info: Mapping[str, Any]) -> bool:
     metadata = info.get("metadata")
     return isinstance(metadata, Mapping) and metadata.get(WITHDRAWN_KEY) == "true"
-
-
-def _shell_code(code: int) -> int:
-    """A shell-style exit code: 128 + N for a command killed by signal N (Popen reports -N)."""
-    return 128 - code if code < 0 else code
 
 
 def _path(sid: str) -> str:
@@ -465,30 +455,10 @@ def _json(answer: httpx.Response, address: str) -> dict[str, Any]:
     try:
         data = answer.json()
     except ValueError as exc:
-        raise RayExecutorError(f"Ray at {address} answered something that is not JSON: {_brief(answer)}") from exc
+        raise RayExecutorError(f"Ray at {address} answered something that is not JSON: {brief(answer)}") from exc
     if not isinstance(data, dict):
-        raise RayExecutorError(f"Ray at {address} answered an unexpected {type(data).__name__}: {_brief(answer)}")
+        raise RayExecutorError(f"Ray at {address} answered an unexpected {type(data).__name__}: {brief(answer)}")
     return data
-
-
-def _brief(answer: httpx.Response) -> str:
-    """An HTTP answer on one short line: ``HTTP 500: ValueError: ...`` (the last line of a Python traceback)."""
-    lines = [line.strip() for line in answer.text.splitlines() if line.strip()]
-    text = lines[-1] if lines else ""
-    return f"HTTP {answer.status_code}" + (f": {text[:300]}" if text else "")
-
-
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0][:300] if lines else ""
-
-
-def _why(exc: BaseException) -> str:
-    """Why a call got no answer, on one line."""
-    if isinstance(exc, httpx.TimeoutException):
-        return f"no answer in time ({type(exc).__name__})"
-    text = " ".join(str(exc).split())[:300]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _left(deadline: float, most: float) -> float:
