@@ -20,31 +20,48 @@ no retries of the client's own (the scheduler loop calls again next cycle). Mani
 - ``cancel`` deletes the object with background propagation (its pods go with it); a missing object is fine.
 - ``logs`` reads the log of the run's first pod (by completion index, then name) and pages it by byte offset.
 - ``health`` asks ``/version`` and lists the nodes when allowed (NotReady nodes count as failed), within 5 s.
+- ``records`` lists this installation's withdrawn and cancelled markers and its Jobs and JobSets in the namespace
+  (by the label ``stargate.dev/job-id``; active until a Complete or Failed condition), and ``prune`` removes those
+  the server's housekeeping step lets go (see :mod:`stargate.executors.retention`): a marker file is deleted, an
+  object with background propagation (its pods, and so its logs, go with it). Jobs are created without
+  ``ttlSecondsAfterFinished``: Kubernetes would delete a finished Job before a server that was down meanwhile read
+  its result (and the run would read as interrupted); Stargate deletes it once the database has recorded its end
+  and the retention has passed. ``logs`` of a run whose object is gone raises
+  :class:`~stargate.executors.base.RunGoneError`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from stargate.domain.executors import KubernetesExecutorConfig
 from stargate.executors.base import (
     MAX_LOG_CHUNK,
     Capabilities,
-    EngineUnreachableError,
     Health,
+    Pruned,
+    RunGoneError,
     RunHandle,
+    RunRecord,
     RunRequest,
     RunState,
     RunStatus,
+)
+from stargate.executors.k8s_client import (
+    KubernetesExecutorError,
+    KubernetesUnreachable,
+    api_client,
+    brief,
+    json_of,
+    message_of,
+    node_ready,
+    reason_of,
 )
 from stargate.executors.k8s_manifests import (
     CONTAINER,
@@ -54,19 +71,29 @@ from stargate.executors.k8s_manifests import (
     JOBSET_NAME_LABEL,
     JOBSET_VERSION,
     JOBSETS,
+    LABEL_ATTEMPT,
+    LABEL_JOB,
     MAX_JOBSET_NAME,
     MAX_NAME,
     Manifest,
     ManifestError,
     build,
+    installation_prefix,
     object_name,
 )
 from stargate.executors.local_state import utf8_boundary
+from stargate.executors.prune_files import names_in, remove_below
+from stargate.executors.retention import run_of
+
+__all__ = ["KIND", "KubernetesExecutor", "KubernetesExecutorError", "KubernetesUnreachable", "api_client"]
 
 KIND = "kubernetes"
 REFUSED = "refused"
 """The resource part of a handle whose manifest the API server refused (the run failed at once)."""
 HEALTH_BUDGET_S = 5.0
+LIST_PAGE = 500
+"""Objects one list call of :meth:`KubernetesExecutor.records` asks for (it follows ``continue`` for more)."""
+MARKERS = ("withdrawn", "cancelled")
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 _T = TypeVar("_T")
 _CREATE: dict[str, Any] = {
@@ -75,14 +102,6 @@ _CREATE: dict[str, Any] = {
     "_preload_content": False,
 }
 """How objects are created: the API server refuses unknown fields (as the tests' strict validation does)."""
-
-
-class KubernetesExecutorError(RuntimeError):
-    """The executor cannot be built from its settings, or the API server answered an error it cannot use."""
-
-
-class KubernetesUnreachable(KubernetesExecutorError, EngineUnreachableError):
-    """The API server did not answer (refused, timed out, TLS failure): never a reason to call a run lost."""
 
 
 class KubernetesExecutor:
@@ -131,10 +150,10 @@ class KubernetesExecutor:
         try:
             self._call(lambda: self._create(made))
         except k8s.ApiException as exc:
-            if exc.status == 409 and _reason(exc) == "AlreadyExists":
+            if exc.status == 409 and reason_of(exc) == "AlreadyExists":
                 return self._handle(made.resource, made.name)
             if exc.status in (400, 422):
-                return RunHandle(KIND, f"{REFUSED}/{made.namespace}/{made.name}/{_message(exc)}"[:2000])
+                return RunHandle(KIND, f"{REFUSED}/{made.namespace}/{made.name}/{message_of(exc)}"[:2000])
             raise self._error(exc, f"create {made.resource[:-1]} {made.name}") from None
         if self._withdrawn(made.name):  # find looked while it was being created: it must not run
             self._delete(made.resource, made.name)
@@ -197,6 +216,8 @@ class KubernetesExecutor:
             return "", offset
         pods = self._pods(resource, name, namespace)
         if not pods:
+            if self._read(resource, name, namespace) is None:  # pruned (its pods went with it), or deleted
+                raise RunGoneError(f"the {resource[:-1]} {namespace}/{name} no longer exists")
             return "", offset
         pod = pods[0]["metadata"]["name"]
         limit = offset + MAX_LOG_CHUNK
@@ -227,17 +248,94 @@ class KubernetesExecutor:
         try:
             k8s.VersionApi(self.api).get_code(_preload_content=False, _request_timeout=HEALTH_BUDGET_S / 2)
         except Exception as exc:
-            return Health(reachable=False, reason=f"Kubernetes API server {self._host()} unreachable: {_brief(exc)}")
+            return Health(reachable=False, reason=f"Kubernetes API server {self._host()} unreachable: {brief(exc)}")
         left = HEALTH_BUDGET_S - (time.monotonic() - start)
         if left < 0.2:
             return Health(reachable=True)
         try:
-            nodes = _json(self._core.list_node(_preload_content=False, _request_timeout=left))["items"]
+            nodes = json_of(self._core.list_node(_preload_content=False, _request_timeout=left))["items"]
         except Exception:  # not allowed to list nodes (403), or slow: the API server answered, that is enough
             return Health(reachable=True)
-        failed = [n["metadata"]["name"] for n in nodes if not _ready(n)]
+        failed = [n["metadata"]["name"] for n in nodes if not node_ready(n)]
         reason = f"{len(failed)} of {len(nodes)} nodes not Ready: {', '.join(sorted(failed)[:5])}" if failed else ""
         return Health(reachable=True, reason=reason, nodes=len(nodes), failed_nodes=len(failed))
+
+    # -- retention -------------------------------------------------------------------------------------------------
+
+    def records(self) -> list[RunRecord]:
+        """This installation's markers (``withdrawn/<name>``, ``cancelled/<name>``) and its Jobs and JobSets in the
+        namespace (``jobs/<name>``, ``jobsets/<name>``; active until finished; a JobSet's own Jobs are its to
+        remove); raises when the API server does not answer."""
+        prefix = f"sg-{installation_prefix(self.installation)}-"
+        found = [
+            RunRecord(*run, f"{kind}/{name}")
+            for kind, where in zip(MARKERS, (self.withdrawn_dir, self.cancelled_dir), strict=True)
+            for name in names_in(where)
+            if (run := run_of(name, prefix)) is not None
+        ]
+        for resource in (JOBS, JOBSETS):
+            for item in self._list(resource):
+                meta = item.get("metadata") or {}
+                name = str(meta.get("name") or "")
+                if not name.startswith(prefix) or meta.get("ownerReferences"):
+                    continue
+                marks = {**(meta.get("labels") or {}), **(meta.get("annotations") or {})}
+                attempt = str(marks.get(LABEL_ATTEMPT, ""))
+                run = (str(marks[LABEL_JOB]), int(attempt)) if LABEL_JOB in marks and attempt.isdigit() else None
+                run = run or run_of(name, prefix)
+                if run is not None:
+                    found.append(RunRecord(*run, f"{resource}/{name}", not _finished(resource, item)))
+        return found
+
+    def prune(self, records: Sequence[RunRecord]) -> Pruned:
+        """Delete these markers, and these Jobs and JobSets with background propagation (their pods go with them;
+        one already gone is fine)."""
+        removed, problems = 0, []
+        prefix = f"sg-{installation_prefix(self.installation)}-"
+        for record in records:
+            kind, _, name = record.what.partition("/")
+            if kind not in (*MARKERS, JOBS, JOBSETS) or "/" in name or not name.startswith(prefix):
+                problems.append(f"{record.what}: not a record of the Kubernetes executor '{self.config.id}'")
+                continue
+            try:
+                if kind in MARKERS:
+                    removed += remove_below(self.withdrawn_dir if kind == "withdrawn" else self.cancelled_dir, [name])
+                else:
+                    removed += self._delete(kind, name)
+            except (OSError, ValueError, KubernetesExecutorError) as exc:
+                problems.append(f"{record.what}: {exc}")
+        return Pruned(removed, tuple(problems))
+
+    def _list(self, resource: str) -> list[dict[str, Any]]:
+        """Every Job (JobSet) of the namespace with Stargate's job label, page by page; none when the API server
+        does not serve JobSets (no JobSet controller installed)."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            try:
+                page = self._list_page(resource, token)
+            except k8s.ApiException as exc:
+                if exc.status == 404 and resource == JOBSETS:
+                    return items
+                raise self._error(exc, f"list the {resource} of namespace {self.config.namespace}") from None
+            items += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                return items
+
+    def _list_page(self, resource: str, token: str | None) -> dict[str, Any]:
+        """One page of :meth:`_list` (``token``: where the last one ended)."""
+        ns = self.config.namespace
+        kw: dict[str, Any] = {"label_selector": LABEL_JOB, "limit": LIST_PAGE}
+        kw.update({"_continue": token} if token else {})
+        kw.update(_preload_content=False, _request_timeout=self.timeout)
+        if resource == JOBS:
+            return json_of(self._call(lambda: self._batch.list_namespaced_job(ns, **kw)))
+        return json_of(
+            self._call(
+                lambda: self._custom.list_namespaced_custom_object(JOBSET_GROUP, JOBSET_VERSION, ns, JOBSETS, **kw)
+            )
+        )
 
     # -- API calls -------------------------------------------------------------------------------------------------
 
@@ -262,8 +360,8 @@ class KubernetesExecutor:
         kw: dict[str, Any] = {"_preload_content": False, "_request_timeout": self.timeout}
         try:
             if resource == JOBS:
-                return _json(self._call(lambda: self._batch.read_namespaced_job(name, ns, **kw)))
-            return _json(
+                return json_of(self._call(lambda: self._batch.read_namespaced_job(name, ns, **kw)))
+            return json_of(
                 self._call(
                     lambda: self._custom.get_namespaced_custom_object(
                         JOBSET_GROUP, JOBSET_VERSION, ns, JOBSETS, name, **kw
@@ -275,7 +373,8 @@ class KubernetesExecutor:
                 return None
             raise self._error(exc, f"read {resource[:-1]} {ns}/{name}") from None
 
-    def _delete(self, resource: str, name: str, namespace: str | None = None) -> None:
+    def _delete(self, resource: str, name: str, namespace: str | None = None) -> bool:
+        """Delete the object with background propagation; False when it was gone already."""
         ns = namespace or self.config.namespace
         kw: dict[str, Any] = {
             "propagation_policy": "Background",
@@ -294,6 +393,8 @@ class KubernetesExecutor:
         except k8s.ApiException as exc:
             if exc.status != 404:
                 raise self._error(exc, f"delete {resource[:-1]} {ns}/{name}") from None
+            return False
+        return True
 
     def _pods(self, resource: str, name: str, namespace: str) -> list[dict[str, Any]]:
         """The run's pods, first by completion index then by name."""
@@ -306,7 +407,7 @@ class KubernetesExecutor:
             )
         except k8s.ApiException as exc:
             raise self._error(exc, f"list the pods of {name}") from None
-        pods: list[dict[str, Any]] = _json(response).get("items") or []
+        pods: list[dict[str, Any]] = json_of(response).get("items") or []
 
         def order(pod: dict[str, Any]) -> tuple[int, str]:
             index = (pod["metadata"].get("labels") or {}).get(COMPLETION_INDEX, "0")
@@ -334,10 +435,10 @@ class KubernetesExecutor:
             return fn()
         except k8s.ApiException as exc:
             if exc.status == 0:  # the client's own wrapping of a TLS failure
-                raise KubernetesUnreachable(f"Kubernetes API server {self._host()}: {_brief(exc)}") from None
+                raise KubernetesUnreachable(f"Kubernetes API server {self._host()}: {brief(exc)}") from None
             raise
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubernetesUnreachable(f"Kubernetes API server {self._host()} unreachable: {_brief(exc)}") from exc
+            raise KubernetesUnreachable(f"Kubernetes API server {self._host()} unreachable: {brief(exc)}") from exc
 
     # -- helpers ---------------------------------------------------------------------------------------------------
 
@@ -359,56 +460,8 @@ class KubernetesExecutor:
 
     def _error(self, exc: Any, doing: str) -> KubernetesExecutorError:
         return KubernetesExecutorError(
-            f"Kubernetes API server {self._host()}: {doing}: HTTP {exc.status} {_message(exc)}"
+            f"Kubernetes API server {self._host()}: {doing}: HTTP {exc.status} {message_of(exc)}"
         )
-
-
-def api_client(config: KubernetesExecutorConfig) -> Any:
-    """A ``kubernetes.client.ApiClient`` for ``config``: its address, bearer token (from ``token_env``) and CA
-    file; or its kubeconfig (the default one when it names none; the pod's service account when the server runs
-    in the cluster and has no kubeconfig). :class:`KubernetesExecutorError` naming what is missing."""
-    where = f"executor '{config.id}'"
-    token = None
-    if config.token_env:
-        token = os.environ.get(config.token_env)
-        if not token:
-            raise KubernetesExecutorError(
-                f"{where}: environment variable {config.token_env} (its token_env) is not set in the server's "
-                "environment; it must hold the bearer token for the Kubernetes API server"
-            )
-    configuration = k8s.Configuration()
-    if config.address:
-        configuration.host = config.address.rstrip("/")
-    elif config.kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ and not _default_kubeconfig():
-        try:  # the server runs in a pod: its service account's token and CA
-            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except k8s_config.ConfigException as exc:
-            raise KubernetesExecutorError(f"{where}: in-cluster configuration: {_brief(exc)}") from None
-    else:
-        try:
-            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=config.kubeconfig, client_configuration=configuration
-            )
-        except (k8s_config.ConfigException, OSError, TypeError, ValueError) as exc:
-            path = config.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-            raise KubernetesExecutorError(
-                f"{where}: no usable kubeconfig at {path} ({_brief(exc)}); set `address:` (with `token_env:`) or "
-                "`kubeconfig:` in its fleet-file entry"
-            ) from None
-    if token:
-        configuration.api_key = {"BearerToken": token}
-        configuration.api_key_prefix = {"BearerToken": "Bearer"}
-    if config.ca_file:
-        if not Path(config.ca_file).is_file():
-            raise KubernetesExecutorError(f"{where}: ca_file {config.ca_file} is not a readable file")
-        configuration.ssl_ca_cert = config.ca_file
-    configuration.retries = 0  # the scheduler calls again next cycle; a call's time stays bounded by its timeout
-    return k8s.ApiClient(configuration)
-
-
-def _default_kubeconfig() -> bool:
-    """True when KUBECONFIG is set or ~/.kube/config exists."""
-    return bool(os.environ.get("KUBECONFIG")) or Path("~/.kube/config").expanduser().is_file()
 
 
 def _decode(handle: RunHandle) -> tuple[str, str, str, str]:
@@ -419,37 +472,8 @@ def _decode(handle: RunHandle) -> tuple[str, str, str, str]:
     return parts[0], parts[1], parts[2], parts[3] if len(parts) > 3 else ""
 
 
-def _json(response: Any) -> dict[str, Any]:
-    found = json.loads(response.data)
-    if not isinstance(found, dict):
-        raise KubernetesExecutorError(f"the API server answered {type(found).__name__}, not an object")
-    return found
-
-
-def _status(exc: Any) -> dict[str, Any]:
-    """The Status object of an error response (empty when its body is not one)."""
-    try:
-        found = json.loads(exc.body or "")
-    except (TypeError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
-
-
-def _reason(exc: Any) -> str:
-    return str(_status(exc).get("reason") or "")
-
-
-def _message(exc: Any) -> str:
-    status = _status(exc)
-    text = status.get("message") or exc.reason or ""
-    return " ".join(str(text).split())[:500]
-
-
-def _brief(exc: BaseException) -> str:
-    """An exception on one line, at most 300 characters."""
-    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-
-
-def _ready(node: dict[str, Any]) -> bool:
-    conditions = node.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+def _finished(resource: str, found: dict[str, Any]) -> bool:
+    """True once a Job (JobSet) has its Complete (Completed) or Failed condition."""
+    done = ("Complete", "Failed") if resource == JOBS else ("Completed", "Failed")
+    conditions = found.get("status", {}).get("conditions") or []
+    return any(c.get("type") in done and c.get("status") == "True" for c in conditions)
