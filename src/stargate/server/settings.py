@@ -7,12 +7,14 @@ from pathlib import Path
 
 from stargate.engine.scheduling import Override
 from stargate.executors.local_runner import DEFAULT_LOG_LIMIT
+from stargate.executors.retention import DEFAULT_RETENTION_S, RETENTION_ENV, parse_retention
 from stargate.server.defaults import DEFAULT_HOST, DEFAULT_INTERVAL_S, DEFAULT_PORT
 from stargate.server.limits import (
     BODY_ENV,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_PLAN_BODY_BYTES,
     PLAN_BODY_ENV,
+    SettingsError,
     bytes_from_env,
 )
 from stargate.store.database import DatabaseUrlError, default_url, sqlite_path
@@ -24,6 +26,17 @@ _LOG_CAP_RANGE = (4096, 1 << 40)
 def _log_cap(env: Mapping[str, str]) -> int:
     """``STARGATE_MAX_LOG_BYTES`` (4 KiB to 1 TiB; default 1 GiB); SettingsError for another value."""
     return bytes_from_env(env, LOG_CAP_ENV, DEFAULT_LOG_LIMIT, *_LOG_CAP_RANGE)
+
+
+def _retention(env: Mapping[str, str]) -> float | None:
+    """``STARGATE_RUN_RETENTION`` (1 h to 3650 d, or ``never``; default 7 d), s; SettingsError for another value."""
+    raw = env.get(RETENTION_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RETENTION_S
+    try:
+        return parse_retention(raw)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,9 @@ class Settings:
     max_log_bytes: int = DEFAULT_LOG_LIMIT
     """Most bytes of output one local run keeps in its ``output.log`` (``STARGATE_MAX_LOG_BYTES``, default 1 GiB);
     the rest is dropped, with a last line saying so."""
+    run_retention_s: float | None = DEFAULT_RETENTION_S
+    """How long executors keep a finished run's records and logs after its job ended, s (``STARGATE_RUN_RETENTION``,
+    default 7 days, at least 1 hour); None: never pruned (see :mod:`stargate.executors.retention`)."""
     job_network: str = "host"
     """What network local jobs get: host (shared) or none (a loopback of their own; bubblewrap modes only)."""
     scheduling: Override = field(default_factory=Override)
@@ -118,7 +134,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
-        """Settings from ``STARGATE_HOME``, ``STARGATE_DATABASE_URL``, the body limits, then ``overrides``.
+        """Settings from ``STARGATE_HOME``, ``STARGATE_DATABASE_URL``, the body limits, the log cap, the run
+        retention, then ``overrides``.
 
         Raises :class:`stargate.server.limits.SettingsError` (one located line) for an invalid value.
         """
@@ -131,6 +148,7 @@ class Settings:
             max_body_bytes=bytes_from_env(env, BODY_ENV, DEFAULT_MAX_BODY_BYTES),
             max_plan_body_bytes=bytes_from_env(env, PLAN_BODY_ENV, DEFAULT_MAX_PLAN_BODY_BYTES),
             max_log_bytes=_log_cap(env),
+            run_retention_s=_retention(env),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]
 

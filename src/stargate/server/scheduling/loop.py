@@ -3,7 +3,8 @@
 One cycle: engines' health checked (when due) → poll running jobs → inference services' replicas kept (see
 :mod:`.services`) → snapshot (observed health overlaid) → engine decides → decisions in ONE transaction → orphaned
 runs (of jobs preempted, requeued or cancelled) are stopped → executors submit placed jobs (outside any transaction)
-→ metrics. Only the holder of the scheduler lock runs cycles (see :mod:`stargate.server.scheduling.lock`).
+→ procurement → housekeeping (records of long-finished runs pruned, when due: see :mod:`.housekeeping`) → metrics.
+Only the holder of the scheduler lock runs cycles (see :mod:`stargate.server.scheduling.lock`).
 """
 
 import contextlib
@@ -21,7 +22,7 @@ from stargate.domain import Fleet
 from stargate.engine import FleetIndex
 from stargate.server.context import ServerContext
 from stargate.server.errors import DATABASE_DOWN, NotFoundError, database_problem
-from stargate.server.scheduling import health, procure, services
+from stargate.server.scheduling import health, housekeeping, procure, services
 from stargate.server.scheduling.apply import LostLeadershipError, apply_decisions
 from stargate.server.scheduling.decide import decide
 from stargate.server.scheduling.execute import Executed, poll_running, submit_placed
@@ -119,6 +120,7 @@ def _run_cycle(ctx: ServerContext, now: datetime) -> CycleReport:
     unreachable |= health.note_unreachable(ctx, executed.unreachable, now)
     submit_placed(ctx, now, executed, unreachable)
     _procure(ctx, now, report)
+    _housekeeping(ctx, now, report, unreachable | health.settling(ctx, now))
     report.started, report.finished, report.reaped = executed.started, executed.finished, executed.reaped
     report.executor_errors = executed.errors
     idle = not report.decided and not (executed.started or executed.finished or executed.reaped or executed.errors)
@@ -143,6 +145,22 @@ def _procure(ctx: ServerContext, now: datetime, report: CycleReport) -> None:
     report.awards = done.awards
     if done.events:
         report.notes.append(f"procurement: {done.events} events, {done.raised} requests raised, {done.awards} awards")
+
+
+def _housekeeping(ctx: ServerContext, now: datetime, report: CycleReport, skip: frozenset[str]) -> None:
+    """The housekeeping step (see :mod:`stargate.server.scheduling.housekeeping`): starts a pass when due, reports
+    one that ended; executors in ``skip`` (unreachable, or settling after an outage) are left alone. A failure of
+    its own is logged and the cycle goes on, unless the database is down or the lock was lost."""
+    try:
+        done = housekeeping.step(ctx, now, skip)
+    except (LostLeadershipError, *DATABASE_DOWN):
+        raise
+    except Exception:
+        log.exception("scheduler: the housekeeping step failed (scheduling goes on)")
+        report.notes.append("housekeeping step failed")
+        return
+    if done is not None and done.removed:
+        report.notes.append(f"housekeeping: removed {done.removed} of {done.records} records in {done.took_s:.2f} s")
 
 
 def _services(ctx: ServerContext, now: datetime, report: CycleReport) -> None:
