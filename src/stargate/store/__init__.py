@@ -1,6 +1,7 @@
 """The control plane's store: SQLAlchemy models, one repository per entity, the job state machine, migrations."""
 
 from stargate.store.database import Database, create_engine, default_url
+from stargate.store.health_models import ExecutorCheckRow
 from stargate.store.migrate import current_revision, downgrade, head_revision, upgrade
 from stargate.store.models import (
     Base,
@@ -38,6 +39,7 @@ __all__ = [
     "BatchTransitionError",
     "Current",
     "Database",
+    "ExecutorCheckRow",
     "FleetPlanRow",
     "FleetVersionRow",
     "IllegalTransitionError",

@@ -1,5 +1,7 @@
 """Clusters' observed health: the status the health step last saw for each cluster (``cluster_health``) and the log
-of its changes (``cluster_events``), written together in the caller's transaction; the log's retention
+of its changes (``cluster_events``), written together in the caller's transaction; the failing streak of each
+executor whose engine's checks fail now (``executor_checks``: :func:`streaks`, :func:`keep_streaks`,
+:func:`clear_streaks`, the next one by the pure :meth:`Streak.failed`); the log's retention
 (:func:`prune_cluster_events`, by the pure rule :func:`expired`)."""
 
 import math
@@ -12,6 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from stargate.store.database import Database
+from stargate.store.health_models import ExecutorCheckRow
 from stargate.store.models import ClusterEventRow, ClusterHealthRow
 
 KEEP_DAYS = 90.0
@@ -41,6 +44,68 @@ class Change:
     from_status: str
     to_status: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Streak:
+    """An executor whose engine's health checks fail now: since when (its first failed check), how many failed in a
+    row, what the last one found (one line), when it was made, and whether the engine did not answer (else: it
+    answered with every node failed)."""
+
+    executor: str
+    since: datetime
+    checks: int
+    last_error: str
+    checked_at: datetime
+    unreachable: bool
+
+    @staticmethod
+    def failed(
+        before: "Streak | None", executor: str, since: datetime, at: datetime, error: str, unreachable: bool
+    ) -> "Streak":
+        """The streak after one more failed check made at ``at`` (``before``: the streak so far, None when the
+        last check did not fail; ``since``: when the streak began, as the health step judges it). Pure."""
+        checks = before.checks + 1 if before is not None else 1
+        return Streak(executor, since, checks, error, at, unreachable)
+
+
+def streaks(session: Session) -> dict[str, Streak]:
+    """Every executor's failing streak, by executor id (usually none: one small query)."""
+    query = select(
+        ExecutorCheckRow.executor,
+        ExecutorCheckRow.failing_since,
+        ExecutorCheckRow.failed_checks,
+        ExecutorCheckRow.last_error,
+        ExecutorCheckRow.checked_at,
+        ExecutorCheckRow.unreachable,
+    )
+    return {r[0]: Streak(*r) for r in session.execute(query)}
+
+
+def keep_streaks(session: Session, found: Iterable[Streak]) -> None:
+    """Store these streaks (each replacing its executor's), in the caller's transaction."""
+    rows = {s.executor: s for s in found}
+    if not rows:
+        return
+    session.execute(delete(ExecutorCheckRow).where(ExecutorCheckRow.executor.in_(sorted(rows))))
+    session.add_all(
+        ExecutorCheckRow(
+            executor=s.executor,
+            failing_since=s.since,
+            failed_checks=s.checks,
+            last_error=s.last_error,
+            checked_at=s.checked_at,
+            unreachable=s.unreachable,
+        )
+        for s in rows.values()
+    )
+
+
+def clear_streaks(session: Session, executors: Iterable[str]) -> None:
+    """Forget the failing streaks of these executors (their check did not fail), in the caller's transaction."""
+    gone = sorted(set(executors))
+    if gone:
+        session.execute(delete(ExecutorCheckRow).where(ExecutorCheckRow.executor.in_(gone)))
 
 
 def observed(session: Session) -> dict[str, Observed]:
