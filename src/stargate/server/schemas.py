@@ -304,9 +304,27 @@ class TokenInfo(BaseModel):
     revoked_by: str | None
 
 
+class HealthFailing(BaseModel):
+    """The failing streak of a cluster's executor: its engine failed its last health check."""
+
+    since: datetime = Field(description="When the first failed check of the streak was made.")
+    checks: int = Field(
+        description="Checks failed in a row since then (a call to the engine that got no answer counts as one)."
+    )
+    last_error: str = Field(
+        description="What the last failed check found, on one line, e.g. 'ray at http://ray-head:8265: ConnectError: "
+        "[Errno 111] Connection refused'."
+    )
+    last_check_at: datetime = Field(description="When the last failed check was made.")
+    down_at: datetime = Field(
+        description="When its clusters are taken down if its checks go on failing: since + the executor's "
+        "health.down_after_s (the first failed check from then on takes them down; in the past once they are down)."
+    )
+
+
 class ClusterHealth(BaseModel):
     """One cluster's health: its status in the fleet, the one its executor's health checks observe, and the one the
-    scheduler uses (the worse of the two)."""
+    scheduler uses (the worse of the two); while its executor's checks fail, since when and until when."""
 
     cluster: str
     executor: str = Field(description="The id of the executor that runs its jobs.")
@@ -315,6 +333,9 @@ class ClusterHealth(BaseModel):
     status: str = Field(description="The status the scheduler uses: the worse of declared and observed.")
     reason: str = Field(description="Why it is observed so (empty when up and never observed otherwise).")
     since: datetime | None = Field(description="When the observed status began; null: never observed otherwise.")
+    failing: HealthFailing | None = Field(
+        default=None, description="Its executor's failing streak while its last health check failed; else null."
+    )
 
 
 class FleetHealth(BaseModel):

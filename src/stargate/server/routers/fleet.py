@@ -2,6 +2,7 @@
 apply a change (admin only)."""
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -19,6 +20,7 @@ from stargate.server.schemas import (
     FleetOut,
     FleetPlan,
     FleetPlanIn,
+    HealthFailing,
     SchedulingOut,
 )
 from stargate.server.schemas_usage import DEFAULT_POINTS, MAX_POINTS, FleetUsage
@@ -54,13 +56,27 @@ _WORSE = (ClusterStatus.UP, ClusterStatus.DEGRADED, ClusterStatus.DOWN)
 @router.get("/health", response_model=FleetHealth)
 def get_health(_who: PrincipalDep, session: ReadSessionDep, ctx: CtxDep) -> FleetHealth:
     """Every cluster's declared status, the status its executor's health checks observe, and the one the scheduler
-    uses (the worse of the two), with why and since when."""
+    uses (the worse of the two), with why and since when; while its executor's checks fail, since when, how many,
+    the last error and when its clusters are taken down if they go on failing (as stored: any server answers)."""
     version, fleet = ctx.fleet.get(session)
     executor_of = fleet.cluster_executor_ids()
+    configs = fleet.executor_configs()
     stored = health_repo.observed(session)
+    streaks = health_repo.streaks(session)
     out: list[ClusterHealth] = []
     for c in fleet.clusters:
         executor = executor_of.get(c.id, "local")
+        streak, config = streaks.get(executor), configs.get(executor)
+        failing = None
+        if streak is not None and config is not None:
+            down_at = streak.since + timedelta(seconds=config.health.down_after_s)
+            failing = HealthFailing(
+                since=streak.since,
+                checks=streak.checks,
+                last_error=streak.last_error,
+                last_check_at=streak.checked_at,
+                down_at=down_at,
+            )
         seen = stored.get(c.id)
         if seen is not None and seen.executor != executor:
             seen = None  # observed through an executor the cluster no longer uses
@@ -75,6 +91,7 @@ def get_health(_who: PrincipalDep, session: ReadSessionDep, ctx: CtxDep) -> Flee
                 status=status.value,
                 reason=seen.reason if seen is not None else "",
                 since=seen.since if seen is not None else None,
+                failing=failing,
             )
         )
     return FleetHealth(version=version, clusters=out)

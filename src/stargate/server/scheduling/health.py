@@ -9,9 +9,13 @@ While an executor's last check failed, the loop neither polls nor stops its runs
 ``down`` once the engine has been unreachable (or has reported every node failed) for ``health.down_after_s``
 (0: at the first failed check), ``degraded`` while some of its nodes failed, ``up`` again at the first healthy
 check. Changes are written in one transaction: the observed status of every cluster of that executor
-(``cluster_health``) and an event each (``cluster_events``). The snapshot overlays the observed statuses on the
-declared fleet (the worse of the two wins), and the engine stops the jobs of a down cluster, as it does for the
-simulator's outages: the loop requeues them with their checkpointed progress and places them elsewhere.
+(``cluster_health``) and an event each (``cluster_events``), with the executor's failing streak (``executor_checks``:
+since when, how many checks, the last error; written at each failed check, deleted at the first other one). The
+streak in the database is the record: the trackers follow it (:func:`_follow`), so a new leader counts
+``down_after_s`` from the streak's first failure, and the API shows it on any server. The snapshot overlays the
+observed statuses on the declared fleet (the worse of the two wins), and the engine stops the jobs of a down
+cluster, as it does for the simulator's outages: the loop requeues them with their checkpointed progress and places
+them elsewhere.
 """
 
 import hashlib
@@ -34,7 +38,7 @@ from stargate.server.context import ServerContext
 from stargate.server.errors import NotFoundError
 from stargate.server.scheduling.execute import Call, Executed, call_all, describe
 from stargate.store.repositories import health as health_repo
-from stargate.store.repositories.health import Change
+from stargate.store.repositories.health import Change, Streak
 
 log = logging.getLogger("stargate.scheduler")
 
@@ -260,14 +264,44 @@ def unreachable(ctx: ServerContext) -> frozenset[str]:
 def note_unreachable(ctx: ServerContext, found: Mapping[str, str], now: datetime) -> frozenset[str]:
     """Take executor calls of this cycle that got no answer from their engine (executor id → error) as failed
     checks: each watched executor not yet failing starts failing at ``now`` (its ``down_after_s`` counts from
-    there, not from its next scheduled check, and its runs are left alone from now on). The executors now failing."""
+    there, not from its next scheduled check, and its runs are left alone from now on), and its streak is stored
+    (one transaction). The executors now failing."""
     trackers = state_of(ctx).trackers
+    noted: dict[str, str] = {}
     for executor_id, why in found.items():
         tracker = trackers.get(executor_id)
         if tracker is not None and not tracker.unreachable:
             tracker.failing_since, tracker.unreachable = tracker.failing_since or now, True
+            noted[executor_id] = why
             log.warning("executor %s: its engine did not answer: %s", executor_id, why)
+    if noted:
+        with ctx.db.write() as session:
+            before = health_repo.streaks(session)
+            health_repo.keep_streaks(session, (_streak(before, trackers[e], now, why) for e, why in noted.items()))
     return unreachable(ctx)
+
+
+ERROR_MAX = 500
+"""Most characters of a failed check's error kept in the executor's streak (as :func:`describe` keeps of an
+exception): the text the executor gave, on one line; the event log's reasons are made of the same text."""
+
+
+def _streak(before: Mapping[str, Streak], tracker: HealthTracker, at: datetime, error: str) -> Streak:
+    """The executor's stored streak after a failed check made at ``at`` that found ``error`` (the tracker has
+    judged it: it says since when the streak runs and whether the engine answered)."""
+    since = tracker.failing_since or at
+    line = " ".join(error.split())[:ERROR_MAX] or "the check failed"
+    return Streak.failed(before.get(tracker.executor), tracker.executor, since, at, line, tracker.unreachable)
+
+
+def _follow(tracker: HealthTracker, stored: Streak | None) -> None:
+    """Make ``tracker`` follow the streak stored for its executor: the database is the record, so a new leader
+    (or one that led before and lost the lock meanwhile) counts from the streak's first failure, and forgets a
+    streak another leader saw end."""
+    if stored is None:
+        tracker.failing_since, tracker.unreachable = None, False
+    else:
+        tracker.failing_since, tracker.unreachable = stored.since, stored.unreachable
 
 
 SETTLE_S = 30.0
@@ -322,12 +356,15 @@ def _failed(answer: object) -> Health:
 
 
 def _reread(ctx: ServerContext, state: HealthState, now: datetime) -> None:
-    """Learn which executors the fleet in force uses; a new one is checked now, a gone one forgotten."""
+    """Learn which executors the fleet in force uses and their stored failing streaks; a new executor is checked
+    now, a gone one forgotten (its stored streak deleted). The trackers follow the stored streaks, so a new leader
+    leaves alone the runs of an engine stored as not answering until a check finds it answering."""
     with ctx.db.read() as session:
         try:
             version, fleet = ctx.fleet.get(session)
         except NotFoundError:
             version, fleet = None, None
+        stored = health_repo.streaks(session)
     if fleet is None:
         state.watched, state.due = {}, {}
     elif version != state.version:
@@ -335,6 +372,16 @@ def _reread(ctx: ServerContext, state: HealthState, now: datetime) -> None:
         state.due = {e: state.due.get(e, now) for e in state.watched}
         state.trackers = {e: t for e, t in state.trackers.items() if e in state.watched}
     state.version = version
+    for executor_id, tracker in state.trackers.items():
+        _follow(tracker, stored.get(executor_id))
+    for executor_id, streak in stored.items():
+        if executor_id in state.watched and executor_id not in state.trackers:
+            down_after = state.watched[executor_id].settings.down_after_s
+            state.trackers[executor_id] = HealthTracker(executor_id, down_after, streak.since, None, streak.unreachable)
+    gone = [e for e in stored if e not in state.watched]
+    if gone:
+        with ctx.db.write() as session:
+            health_repo.clear_streaks(session, gone)
     least = min((w.settings.interval_s for w in state.watched.values()), default=10.0)
     state.reread_at = now + timedelta(seconds=least)
 
@@ -354,6 +401,9 @@ def _record(
     after: dict[tuple[str, str], ClusterStatus] = {}
     with ctx.db.write() as session:
         stored = health_repo.observed(session)
+        streaks = health_repo.streaks(session)
+        failing: list[Streak] = []
+        ended: list[str] = []
         for executor_id, health in found.items():
             if executor_id not in state.watched:  # the fleet changed while it was checked
                 continue
@@ -370,19 +420,32 @@ def _record(
                         executor_id, down_after, tracker.failing_since, tracker.answering_since, tracker.unreachable
                     )
                 )
+            _follow(tracker, streaks.get(executor_id))
             waited = (took_s or {}).get(executor_id, 0.0) if health.down() else 0.0
-            status, reason = tracker.judge(health, now + timedelta(seconds=waited), current)
+            at = now + timedelta(seconds=waited)
+            status, reason = tracker.judge(health, at, current)
+            if health.down():
+                failing.append(_streak(streaks, tracker, at, health.reason or _found(health)))
+            elif executor_id in streaks:
+                ended.append(executor_id)
             for cluster in clusters:
                 after[(cluster, executor_id)] = status
                 if before[cluster] is not status:
                     text = reason or f"executor {executor_id} healthy"
                     changes.append(Change(cluster, executor_id, before[cluster].value, status.value, text))
         health_repo.record(session, changes, now)
+        health_repo.keep_streaks(session, failing)
+        health_repo.clear_streaks(session, ended)
     _gauge(ctx, state, after)
     for change in changes:
         emit = log.warning if change.to_status != ClusterStatus.UP else log.info
         emit("cluster %s: %s -> %s: %s", change.cluster, change.from_status, change.to_status, change.reason)
     return changes
+
+
+def _found(health: Health) -> str:
+    """What a failed check without a reason found."""
+    return "the engine did not answer" if not health.reachable else f"every node failed ({health.nodes})"
 
 
 def _stored(stored: Mapping[str, health_repo.Observed], cluster: str, executor: str) -> ClusterStatus:
