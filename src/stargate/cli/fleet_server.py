@@ -28,7 +28,8 @@ def register(fleet_app: typer.Typer) -> None:
 
 def fleet_health(as_json: bool = JsonOption) -> None:
     """Each cluster of the fleet in force: its executor, declared and observed status, the status the scheduler
-    uses (the worse of the two), and why and since when it is observed so."""
+    uses (the worse of the two), why and since when it is observed so, and while its executor's health checks
+    fail, since when, how many, when it is taken down if they go on failing, and the last error."""
     with _failures(), _client() as client:
         health = client.fleet_health()
     if as_json:
@@ -38,16 +39,25 @@ def fleet_health(as_json: bool = JsonOption) -> None:
     if not clusters:
         typer.echo("no clusters in the fleet in force")
         return
-    table = _table("cluster", "executor", "declared", "observed", "status", "since / reason")
+    table = _table("cluster", "executor", "declared", "observed", "status", "failing", "since / reason")
     for c in clusters:
-        note = f"{when(c['since'])}: {visible(c['reason'])}" if c["since"] else ""
+        notes = [f"{when(c['since'])}: {visible(c['reason'])}"] if c["since"] else []
+        failing: dict[str, Any] | None = c.get("failing")
+        streak = ""
+        if failing is not None:
+            checks = int(failing["checks"])
+            streak = f"since {when(failing['since'])}, {checks:,} check{'s' if checks != 1 else ''}"
+            if c["observed"] != "down":
+                notes.append(f"down at {when(failing['down_at'])} if its checks go on failing")
+            notes.append(f"last failed check: {visible(failing['last_error'])}")
         table.add_row(
             cell(c["cluster"]),
             cell(c["executor"]),
             _status(c["declared"]),
             _status(c["observed"]),
             _status(c["status"]),
-            cell(note),
+            cell(streak),
+            cell("; ".join(notes)),
         )
     console().print(table)
 

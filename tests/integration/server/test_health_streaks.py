@@ -13,16 +13,19 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from engines.slurm_cluster import SlurmCluster, slurm_fixture
+from integration.server.services_support import live
 from integration.server.stargate_harness import Harness, build_harness
+from stargate.cli import app as cli
 from stargate.fleetfile import load_fleet
 from stargate.server.app import create_app
 from stargate.server.bootstrap import open_database, prepare
 from stargate.server.scheduling import health
 from stargate.server.settings import Settings
 from stargate.store.repositories import health as health_repo
-from stargate.store.repositories.health import Streak
+from stargate.store.repositories.health import Change, Streak
 
 T0 = datetime(2026, 12, 4, 12, 0, 0, tzinfo=UTC)
 SECRET = "f14aa51726d992dab1b09f9d8779de6f"
@@ -196,6 +199,38 @@ def test_a_new_leader_leaves_an_engine_stored_as_not_answering_alone_from_its_fi
             running.thread.join(10)
         standby.client.close()
         standby.ctx.db.close()
+
+
+def test_fleet_health_shows_the_streak_escaped_and_never_the_executors_token(made: Harness) -> None:
+    health.step(made.ctx, at(0), wait=True)  # ray-x refused, with its token set (SECRET)
+    since = _streaks(made)["ray-x"].since
+    with made.ctx.db.write() as s:  # slurm-a down, its engine's last error with a control sequence and Rich markup
+        health_repo.keep_streaks(s, [Streak("slurm-test", at(1), 3, "refused \x1b[2J[red]boom[/]", at(3), True)])
+        health_repo.record(s, [Change("slurm-a", "slurm-test", "up", "down", "executor slurm-test unreachable")], at(3))
+    body = made.client.get("/api/v1/fleet/health", headers=made.headers()).text
+    assert SECRET not in body and "refused \\u001b[2J[red]boom[/]" in body
+    with live(made, scheduler=False) as server:
+        env = {"STARGATE_URL": server.url, "STARGATE_TOKEN": made.admin_token}
+        shown = CliRunner().invoke(cli, ["fleet", "health"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert SECRET not in shown.output and "\x1b" not in shown.output
+    header, *lines = shown.output.splitlines()
+    columns = ["cluster", "executor", "declared", "observed", "status", "failing", "since / reason"]
+    assert [c.strip() for c in header.split("  ") if c.strip()] == columns, header
+    row: dict[str, str] = {}  # spaces collapsed; the last column folds onto further lines (160 characters wide)
+    name = ""
+    for line in lines:
+        if line[:1].strip():
+            name = line.split()[0]
+            row[name] = " ".join(line.split())
+        else:
+            row[name] += " " + " ".join(line.split())
+    ray = f"since {since:%Y-%m-%dT%H:%M:%S}Z, 1 check down at {since + timedelta(seconds=30):%Y-%m-%dT%H:%M:%S}Z if"
+    assert ray in row["ray-a"] and "go on failing; last failed check: ray at http://127.0.0.1:" in row["ray-a"]
+    assert "since 2026-12-04T12:00:01Z, 3 checks 2026-12-04T12:00:03Z: executor slurm-test" in row["slurm-a"]
+    assert "down at" not in row["slurm-a"]  # it is down already
+    assert row["slurm-a"].endswith("; last failed check: refused \\x1b[2J[red]boom[/]"), row["slurm-a"]
+    assert row["local-a"].split() == ["local-a", "local", "up", "up", "up"]
 
 
 def test_the_streak_of_an_executor_the_fleet_no_longer_uses_is_deleted(
