@@ -46,12 +46,6 @@ def request(command: str, job_id: str = "j-000001", team: str = "alpha") -> RunR
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The sandbox of a Ray head on the server's machine shares the host's process namespace: a command that "
-    "merely reads files reads the hidden state directory through /proc/<pid>/root of a process of the same user "
-    "outside the sandbox (its parent), e.g. the admin token.",
-)
 def test_a_ray_command_cannot_read_the_admin_token_through_proc_root(ray_executor: RayExecutor, home: Path) -> None:
     token = home / "admin-token"
     command = f"cat /proc/$PPID/root{token} /proc/1/root{token} 2>/dev/null; true"

@@ -4,15 +4,20 @@ A Ray head at a loopback address (``127.0.0.0/8``, ``::1``, ``localhost``, this 
 jobs on the server's machine as the head's user, often the server's own (or root): they could read
 ``STARGATE_HOME`` (the admin token, the SQLite database). Each entrypoint then runs in a bubblewrap sandbox
 (:mod:`stargate.executors.bwrap` says whether bubblewrap works here) that shows the whole filesystem as it is, so
-that Ray's worker environment (its sockets, ``/dev/shm``, its processes in ``/proc``) still works, with an empty
-tmpfs over each private directory and no capability left (not even for root). The sandbox is decided on the head's
+that Ray's worker environment (its sockets, ``/dev/shm``) still works, with an empty tmpfs over each private
+directory, no capability left (not even for root), and a process namespace of its own with its own ``/proc``: the
+processes outside are not there to look through (``/proc/<pid>/root`` of a process of the same user outside the
+sandbox shows the real filesystem, private directories included). The sandbox is decided on the head's
 side: a directory the head's user cannot reach is left as it is (the job cannot reach it either), so a loopback
 address that forwards to a Ray cluster elsewhere runs its commands as they are.
 
-What it does not cover: the tasks and actors a job's ``ray.init()`` starts run in Ray's worker processes, outside
-the sandbox, and a job can submit other jobs through the Jobs API with the token Ray puts in its environment
-(``RAY_AUTH_TOKEN``, which a Ray driver needs to join a cluster with token authentication). Only a Ray head that
-runs as a user of its own keeps those out of the state directory (see docs/howto/ray-cluster.md).
+The price of the process namespace: ``ray.init()`` in such a job does not find the node's raylet (Ray finds it
+among the local processes), so a job of a head that can read the server's state runs commands, not Ray programs.
+What it does not cover: a job can submit other jobs through the Jobs API with the token Ray puts in its
+environment (``RAY_AUTH_TOKEN``), and those run sandboxed only if they come through Stargate. Only a Ray head that
+runs as a user of its own (then nothing is hidden from its jobs, since they cannot reach the state directory, and
+``ray.init()`` works) or on another machine keeps jobs out of the state directory without these limits (see
+docs/howto/ray-cluster.md).
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ class RaySandbox:
         reach gets an empty tmpfs over it; when it reaches none, ``entrypoint`` runs as it is. A sandbox that fails
         to start fails the job (bubblewrap's message is in its log); it never runs without one."""
         covers = "".join(f'[ -e {shlex.quote(d)} ] && set -- "$@" --tmpfs {shlex.quote(d)}; ' for d in self.hidden)
-        box = f"{shlex.quote(self.bwrap)} --dev-bind / / --cap-drop ALL"
+        box = f"{shlex.quote(self.bwrap)} --dev-bind / / --unshare-pid --proc /proc --cap-drop ALL"
         return (
             f'set --; {covers}[ $# -eq 0 ] || set -- {box} "$@" --; exec "$@" /bin/sh -c -- {shlex.quote(entrypoint)}'
         )
