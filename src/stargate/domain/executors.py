@@ -132,11 +132,6 @@ def _team_users(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
             if not isinstance(account, str):
                 raise ValueError(f"found {_shown(account)}, expected {ACCOUNT_WORDS}")
             account_name(account)
-            if account == "root":
-                raise ValueError(
-                    "found 'root', expected a team's own account: jobs run as root only where the executor's user "
-                    "says root"
-                )
         except ValueError as exc:
             loc = (key if isinstance(key, str) else str(key),)
             errors.append(InitErrorDetails(type="value_error", loc=loc, input=account, ctx={"error": exc}))

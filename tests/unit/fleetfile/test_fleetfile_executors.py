@@ -198,10 +198,6 @@ CASES = {
         "a GRES name, optionally with its type ('gpu', 'gpu:a100'), never a count: each job's GPUs per node are "
         "added, or null",
     ),
-    "a team run as root": Case(
-        "  - {id: s, kind: slurm, team_users: {alpha: root}}\n", 3, 39, "executors[0].team_users.alpha", "'root'",
-        "a team's own account: jobs run as root only where the executor's user says root",
-    ),
     "the server's own setting as a token variable": Case(
         "  - {id: r, kind: ray, token_env: STARGATE_ADMIN_TOKEN}\n", 3, 24, "executors[0].token_env",
         "'STARGATE_ADMIN_TOKEN'",
