@@ -2,7 +2,7 @@
 
 Failures are exceptions carrying a one-line message fit to show a user, and the CLI exit code that goes with it:
 :class:`ServerUnreachableError` (3) when no server answers, :class:`ApiError` and its subclasses (1) when the server
-refuses (400/401/403/404/409/422, with the server's ``detail``) or fails (5xx).
+refuses (400/401/403/404/409/410/422, with the server's ``detail``) or fails (5xx).
 
 The client's configuration (URL and token) is in :mod:`stargate.client_config`.
 """
@@ -160,6 +160,12 @@ class ConflictError(ApiError):
     label = "conflict"
 
 
+class GoneError(ApiError):
+    """410: the thing cannot be had any more (e.g. a job's log pruned after the job ended); retrying does not help."""
+
+    label = "gone"
+
+
 class InvalidError(ApiError):
     """422: the request is well-formed but invalid (e.g. an unknown queue)."""
 
@@ -178,6 +184,7 @@ _BY_STATUS: dict[int, type[ApiError]] = {
     403: ForbiddenError,
     404: NotFoundError,
     409: ConflictError,
+    410: GoneError,
     422: InvalidError,
 }
 

@@ -56,11 +56,6 @@ def test_a_ray_command_cannot_read_the_admin_token_through_proc_root(ray_executo
     assert SECRET not in log, log[-300:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A Ray run that prints bytes that are not UTF-8 has no readable log: Ray's logs endpoint answers 500 and "
-    "the executor raises (the API answers 503, stargate logs retries for 30 s then fails), whatever else it printed.",
-)
 def test_a_ray_run_printing_bytes_that_are_not_utf8_logs_readable_text(ray_executor: RayExecutor) -> None:
     handle = ray_executor.submit(request(r"printf 'caf\351 \377\376 end\n'", job_id="j-000002"))
     assert wait_final(ray_executor, handle, timeout_s=30.0).state.value == "succeeded"

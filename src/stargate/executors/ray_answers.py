@@ -73,10 +73,15 @@ def count_nodes(nodes: list[Any], now_ms: float) -> tuple[int, int]:
 
 
 def starts_processes(name: str) -> bool:
-    """Whether a variable changes how processes start (``PATH``, ``LD_*``, ``PYTHON*``, a shell's start file): Ray
-    starts its own workers with its runtime env's variables, so a job's value there (a ``PATH`` without bash) keeps
-    the job pending until Ray's start timeout. Such variables are set for the job's command only."""
-    return name in ("PATH", "BASH_ENV", "ENV", "SHELL", "IFS") or name.startswith(("LD_", "DYLD_", "PYTHON"))
+    """Whether a variable changes how processes start (``PATH``, ``LD_*``, ``PYTHON*``, a shell's start file, where
+    the C library loads code or locales from): Ray starts its own workers with its runtime env's variables, so a
+    job's value there (a ``PATH`` without bash) keeps the job pending until Ray's start timeout, and would reach
+    the processes outside the job's sandbox (Ray's workers, the UTF-8 relay). Such variables are set for the job's
+    command only."""
+    return name in _STARTS or name.startswith(("LD_", "DYLD_", "PYTHON"))
+
+
+_STARTS = frozenset({"PATH", "BASH_ENV", "ENV", "SHELL", "IFS", "GCONV_PATH", "LOCPATH", "GLIBC_TUNABLES"})
 
 
 def job_entrypoint(command: str, carried: list[str]) -> str:

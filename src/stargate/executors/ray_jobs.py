@@ -9,7 +9,10 @@ change how processes start (``PATH``...) are set for its command only (Ray start
 and it cannot set the GPU variables nor ``STARGATE_*``. GPUs are asked of Ray as
 ``entrypoint_num_gpus`` (or as the custom resource ``gpu_resource`` names), so Ray sets ``CUDA_VISIBLE_DEVICES``.
 A head on the server's own machine runs each command in a sandbox that hides the server's state directory
-(:mod:`stargate.executors.ray_sandbox`).
+(:mod:`stargate.executors.ray_sandbox`). Outside it, the UTF-8 relay (:mod:`stargate.executors.log_text`) runs the
+(sandboxed) command and writes its output to Ray's log as valid UTF-8, since Ray cannot serve a log that is not:
+:meth:`RayExecutor.logs` of such a log (a run started before) raises
+:class:`~stargate.executors.log_text.LogNotTextError`.
 
 Idempotency: Ray refuses a second job with a submission id it already has, so a second :meth:`RayExecutor.submit`
 of one attempt returns the first run's handle. :meth:`RayExecutor.find` never starts a run: when Ray has none for
@@ -54,6 +57,7 @@ from stargate.executors.base import (
     RunStatus,
 )
 from stargate.executors.local_state import utf8_boundary
+from stargate.executors.log_text import RELAY_PROGRAM, LogNotTextError, relayed
 from stargate.executors.prune_files import names_in, remove_below
 from stargate.executors.ray_answers import (
     CARRIED,
@@ -67,6 +71,7 @@ from stargate.executors.ray_answers import (
 )
 from stargate.executors.ray_sandbox import RaySandbox, RaySandboxError, sandbox_for
 from stargate.executors.retention import run_of
+from stargate.executors.utf8_relay import RELAY_ENV
 
 KIND = "ray"
 HEALTH_BUDGET_S = 5.0
@@ -255,12 +260,20 @@ class RayExecutor:
 
     def logs(self, handle: RunHandle, offset: int = 0) -> tuple[str, int]:
         """Log text from byte ``offset`` (at most 1 MiB, cut at a UTF-8 boundary) and the byte offset to go on.
-        Ray's log of a job starts with a few lines of its own (runtime env setup, the entrypoint it runs)."""
+        Ray's log of a job starts with a few lines of its own (runtime env setup, the entrypoint it runs).
+        LogNotTextError for a log Ray cannot serve because it is not UTF-8 text (written before the relay)."""
         if offset < 0:
             raise ValueError(f"log offset must be ≥ 0 bytes, got {offset}")
         answer = self._call("GET", f"/api/jobs/{_path(handle.key)}/logs")
         if answer.status_code == 404:
             raise RunGoneError(f"Ray at {self.address} has no job {handle.key} any more")
+        if answer.status_code == 500 and "UnicodeDecodeError" in answer.text:
+            raise LogNotTextError(
+                f"Ray at {self.address} cannot serve the log of its job {handle.key}: the log holds bytes that are not "
+                "UTF-8 text (Ray answers HTTP 500, UnicodeDecodeError: a run started before Stargate made its runs' "
+                "output valid UTF-8, or a command that wrote to its log file itself); it is the file "
+                f"job-driver-{handle.key}.log in the logs directory of Ray's session on the node that ran the job"
+            )
         if answer.status_code != 200:
             raise RayExecutorError(f"Ray at {self.address} did not give the logs of {handle.key}: {brief(answer)}")
         data = str(_json(answer, self.address).get("logs") or "").encode("utf-8")
@@ -366,7 +379,8 @@ class RayExecutor:
         return submission_id(self.installation, job_id, attempt)
 
     def _job_body(self, request: RunRequest, sid: str) -> dict[str, Any]:
-        """The Jobs API submission of ``request``: entrypoint, env vars, GPUs as resources, metadata."""
+        """The Jobs API submission of ``request``: entrypoint (the command, in its sandbox, under the UTF-8 relay),
+        env vars, GPUs as resources, metadata."""
         if not request.command.strip():
             raise RayExecutorError(f"{request.job_id}: the Ray executor runs commands; this job has none")
         if "\0" in request.command:
@@ -389,9 +403,11 @@ class RayExecutor:
         metadata = {"stargate_job_id": request.job_id, "stargate_attempt": str(request.attempt)}
         metadata.update({"stargate_team": request.team} if request.team else {})
         metadata.update({"stargate_name": request.name} if request.name else {})
+        env[RELAY_ENV] = RELAY_PROGRAM
         entrypoint = job_entrypoint(request.command, carried)
+        # the relay runs outside the sandbox (the sandboxed command cannot see it) and runs nothing but the command
         body: dict[str, Any] = {
-            "entrypoint": self.sandbox.wrap(entrypoint) if self.sandbox else entrypoint,
+            "entrypoint": relayed(self.sandbox.wrap(entrypoint) if self.sandbox else entrypoint),
             "submission_id": sid,
             "runtime_env": {"env_vars": env},
             "metadata": metadata,

@@ -7,9 +7,13 @@ jobs on the server's machine as the head's user, often the server's own (or root
 that Ray's worker environment (its sockets, ``/dev/shm``) still works, with an empty tmpfs over each private
 directory, no capability left (not even for root), and a process namespace of its own with its own ``/proc``: the
 processes outside are not there to look through (``/proc/<pid>/root`` of a process of the same user outside the
-sandbox shows the real filesystem, private directories included). The sandbox is decided on the head's
-side: a directory the head's user cannot reach is left as it is (the job cannot reach it either), so a loopback
-address that forwards to a Ray cluster elsewhere runs its commands as they are.
+sandbox shows the real filesystem, private directories included). The UTF-8 relay that writes the command's
+output to Ray's log (:mod:`stargate.executors.log_text`) runs this sandbox, from outside it: it only reads the
+sandboxed processes' output from a pipe, runs nothing of theirs, and is not among the processes they can see; the
+job's variables that change how processes start are not in its environment (they are set for the command only).
+The sandbox is decided on the head's side: a directory the head's user cannot reach is left as it is (the job
+cannot reach it either), so a loopback address that forwards to a Ray cluster elsewhere runs its commands as they
+are.
 
 The price of the process namespace: ``ray.init()`` in such a job does not find the node's raylet (Ray finds it
 among the local processes), so a job of a head that can read the server's state runs commands, not Ray programs.

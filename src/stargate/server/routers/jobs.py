@@ -182,8 +182,16 @@ def cancel_job(who: PrincipalDep, job_id: str, ctx: CtxDep, now: NowDep) -> Job:
 @router.get(
     "/{job_id}/logs",
     response_model=Logs,
-    responses={503: {"model": ErrorBody, "description": "The job's executor failed or is not available."}},
+    responses={
+        410: {
+            "model": ErrorBody,
+            "description": "The log cannot be had any more, and never will: the executor's records of the finished "
+            "job were pruned (or removed outside Stargate), or its engine cannot serve it because it is not UTF-8 "
+            "text. Do not retry.",
+        },
+        503: {"model": ErrorBody, "description": "The job's executor failed or is not available; retry later."},
+    },
 )
 def job_logs(job_id: str, ctx: CtxDep, who: PrincipalDep, offset: Annotated[int, Query(ge=0, le=2**53)] = 0) -> Logs:
-    """Log text of the job's latest attempt from byte ``offset``."""
+    """Log text of the job's latest attempt from byte ``offset`` (410 when it cannot be had any more)."""
     return log_service.read(ctx, who, job_id, offset)

@@ -1,13 +1,16 @@
 """Job logs: read from the executor of the job's latest run, outside any database transaction.
 
 A final job whose run's log the executor no longer keeps (pruned ``STARGATE_RUN_RETENTION`` after the job ended:
-see :mod:`stargate.executors.retention`) is answered 410 with a sentence saying so, never an empty log."""
+see :mod:`stargate.executors.retention`) is answered 410 with a sentence saying so, never an empty log; so is a log
+the engine cannot serve because it is not UTF-8 text (Ray, for a run started before Stargate made its output valid
+UTF-8): it never will, so a client does not wait for it as for an executor that fails (503)."""
 
 from contextlib import suppress
 from datetime import UTC, datetime
 
 from stargate.executors import RunHandle
 from stargate.executors.base import RunGoneError
+from stargate.executors.log_text import LogNotTextError
 from stargate.executors.retention import RETENTION_ENV, describe
 from stargate.fleetfile.describe import found_text
 from stargate.server.auth import Principal
@@ -20,7 +23,7 @@ from stargate.store.repositories import runs as run_repo
 
 
 class LogGoneError(ServiceError):
-    """The job's log is no longer kept (410)."""
+    """The job's log cannot be had any more (410): no longer kept, or not text the engine can serve."""
 
     status = 410
 
@@ -47,6 +50,9 @@ def read(ctx: ServerContext, who: Principal, public_id: str, offset: int) -> Log
         if not final:  # the engine lost a run still going: it is seen to by the scheduler; nothing to read yet
             return Logs(text="", next_offset=offset, complete=False)
         raise LogGoneError(gone(ctx, public_id, kind, finished_at)) from None
+    except LogNotTextError as exc:
+        shown = found_text(public_id)[1:-1]
+        raise LogGoneError(f"the log of job {shown} cannot be read: executor '{kind}': {exc}") from None
     except Exception as exc:  # the executor's own failure: report it, do not fail the server
         raise UnavailableError(f"logs of job {found_text(public_id)[1:-1]}: executor '{kind}' failed: {exc}") from None
     return Logs(text=text, next_offset=next_offset, complete=complete)
