@@ -48,3 +48,28 @@ def test_the_demo_fleet_with_a_running_job_and_an_outage(page: Page, web_server:
     outages = page.get_by_role("region", name="Cluster status and outages")
     expect(outages.get_by_role("row").filter(has_text="abilene-b2-gb200")).to_contain_text("down", timeout=15_000)
     expect(page.get_by_label("Fleet figures")).to_contain_text("down15 / 0 / 1")
+
+
+def test_a_cluster_whose_checks_fail_shows_before_it_is_taken_down(page: Page, web_server: ServerProcess) -> None:
+    """One cluster moved to a Ray executor nobody answers at, with an hour before it is taken down: the Fleet page
+    lists it as up, with its failing checks counted, since when, and when it goes down if they go on failing."""
+    with web_server.client() as http:
+        fleet = copy.deepcopy(http.get("/api/v1/fleet").json()["fleet"])
+        fleet["executors"] = [
+            *fleet.get("executors", []),
+            {"id": "ray-nowhere", "kind": "ray", "address": "http://127.0.0.1:9", "health": HEALTH},
+        ]
+        cluster = next(c for c in fleet["clusters"] if c["id"] == "abilene-b3-gb200")
+        cluster["executor"] = "ray-nowhere"
+        plan = http.post("/api/v1/fleet/plan", json={"fleet": fleet}).json()
+        assert http.post("/api/v1/fleet/apply", json={"plan_id": plan["plan_id"]}).status_code == 200
+    login(page, web_server, web_server.admin_token)
+    outages = page.get_by_role("region", name="Cluster status and outages")
+    row = outages.get_by_role("row").filter(has_text="abilene-b3-gb200")
+    expect(row).to_contain_text(
+        re.compile(r"up\s*.*\d+ checks? since .* down at .* if they go on failing"), timeout=15_000
+    )
+    expect(row).to_contain_text("ray at http://127.0.0.1:9")
+
+
+HEALTH = {"interval_s": 1, "down_after_s": 3600}

@@ -123,16 +123,17 @@ export default async function render(ctx) {
       drawnVersion = fleetOut.version;
     }
 
-    const notUp = health.clusters.filter((c) => c.status !== "up");
+    const notUp = health.clusters.filter((c) => c.status !== "up" || c.failing);
     fill(outages,
       notUp.length
         ? table([
           { label: "Cluster", value: (c) => c.cluster },
           { label: "Status", value: (c) => c.status, render: (c) => status(c.status) },
           { label: "Since", value: (c) => c.since ?? "", render: (c) => when(c.since) },
-          { label: "Why", value: (c) => c.reason },
+          { label: "Checks failing", value: (c) => c.failing?.since ?? "", render: failing },
+          { label: "Why", value: (c) => c.reason || c.failing?.last_error || "" },
         ], notUp)
-        : h("p", { class: "muted" }, `Every cluster of the ${health.clusters.length} is up.`),
+        : h("p", { class: "muted" }, `Every cluster of the ${health.clusters.length} is up and passes its checks.`),
       h("h3", {}, "Recent status changes"),
       table([
         { label: "At", value: (e) => e.at, render: (e) => when(e.at) },
@@ -142,4 +143,14 @@ export default async function render(ctx) {
         { label: "Why", value: (e) => e.reason },
       ], events.items, { empty: "No status change recorded." }));
   });
+}
+
+/** A cluster's failing health checks: how many since when, and when it goes down if they go on failing. */
+function failing(c) {
+  const f = c.failing;
+  if (!f) return "";
+  const count = `${num(f.checks)} check${f.checks === 1 ? "" : "s"} since `;
+  return c.status === "down"
+    ? h("span", {}, count, when(f.since))
+    : h("span", {}, count, when(f.since), "; down at ", when(f.down_at), " if they go on failing");
 }
