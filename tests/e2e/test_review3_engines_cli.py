@@ -170,15 +170,11 @@ def test_a_server_killed_during_sbatch_runs_its_job_once_after_a_restart(
     _kill_during_sbatch(slurm, make_server, tmp_path, when, restart_after_s=5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A server killed while its sbatch is on its way to slurmctld and restarted at once (systemd's Restart=) "
-    "submits the same attempt again: the killed server's sbatch lives on and submits too, nothing shared between "
-    "the two processes keeps them apart (the per-name lock is in memory), and the command runs twice.",
-)
 def test_a_server_killed_during_sbatch_and_restarted_at_once_runs_its_job_once(
     slurm: SlurmCluster, make_server: ServerFactory, tmp_path: Path
 ) -> None:
+    """As above, but started again at once (systemd's Restart=) while the killed server's sbatch still runs: that
+    sbatch keeps the run's lock file, so the new server waits for it and finds its job by name."""
     _kill_during_sbatch(slurm, make_server, tmp_path, "before", restart_after_s=0)
 
 

@@ -11,6 +11,7 @@ file the server made for that account alone. The job starts in a fresh private d
 
 - ``jobs/<name>`` — the Slurm job id, written after sbatch answered: a submit after slurmctld forgot the job
   (``MinJobAge``) still never starts a second one;
+- ``locks/<n>`` — the lock files of run names (:mod:`stargate.executors.slurm_locks`; 64, never pruned);
 - ``withdrawn/<name>`` — written by :meth:`SlurmExecutor.find` when it found no run: a later submit of that attempt
   is refused (the scheduler had moved its job on);
 - ``refused/<name>`` — why sbatch refused the job (unknown partition, more GPUs than a node has, a bad environment
@@ -24,7 +25,12 @@ its batch script's to remove (it does, when the command ends); Slurm's own recor
 slurmdbd's ``PurgeJobAfter``).
 
 Idempotency: submit looks for the name in its own records, then asks ``squeue --name <name> --states=all``, and runs
-sbatch only when neither knows it (per name under a lock, so two threads never submit one attempt twice).
+sbatch only when neither knows it, all under the name's lock (a file lock its sbatch inherits and keeps while it
+lives; find takes it too). So neither two threads, nor two servers on one state directory, nor a server restarted
+while the sbatch of the server it replaces still runs, submit one attempt twice: the last waits for that sbatch
+(at most two commands' timeouts), then finds its job by name. sbatch runs under ``timeout`` and never outlives its
+10 s, so it cannot hold a lock for longer. A sbatch killed at its timeout may still have made the job: the next
+submit finds it by name once slurmctld has handled the request.
 
 Status: ``scontrol show job -o <id>`` (final states stay there ``MinJobAge`` seconds, 300 by default); once slurmctld
 has forgotten the job, ``sacct`` (when the cluster keeps accounting); a job neither knows is lost. A command that
@@ -46,7 +52,6 @@ import os
 import re
 import shlex
 import threading
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
@@ -76,10 +81,9 @@ from stargate.executors.slurm_commands import (
     status_of,
     worst_states,
 )
+from stargate.executors.slurm_locks import RunLocks
 
 KIND = "slurm"
-LOCK_STRIPES = 64
-"""Locks a Slurm executor serialises the submits and finds of one run name with (names share them by hash)."""
 POLL_TIMEOUT_S = 3.0
 """Longest wait for a poll's ``scontrol show job``, s: a live controller answers in milliseconds, and a dead one
 would keep a Slurm client retrying for about 3 × MessageTimeout, holding the scheduling cycle that long. A poll
@@ -145,7 +149,9 @@ class SlurmExecutor:
         except AccountError as exc:
             raise SlurmExecutorError(str(exc)) from None
         self._log_mode = 0o711 if shared else 0o700
-        self._locks = tuple(threading.Lock() for _ in range(LOCK_STRIPES))
+        # A waiter outwaits the holder's squeue and sbatch; a lock that is not free by then is an error this cycle.
+        where = f"slurm ({self.commands.describe()})"
+        self._locks = RunLocks(self.dir / "locks", 2 * self.commands.timeout_s + 1, where)
 
     @classmethod
     def from_config(cls, config: SlurmExecutorConfig, settings: object) -> Self:
@@ -177,10 +183,6 @@ class SlurmExecutor:
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
-    def _lock(self, name: str) -> threading.Lock:
-        """The lock of run ``name``: one of :data:`LOCK_STRIPES`, so memory stays bounded however many runs."""
-        return self._locks[zlib.crc32(name.encode()) % LOCK_STRIPES]
-
     # --- lookups ---------------------------------------------------------------------------------------------
 
     def _known(self, name: str) -> RunHandle | None:
@@ -202,9 +204,9 @@ class SlurmExecutor:
     def find(self, job_id: str, attempt: int) -> RunHandle | None:
         """The run of (job id, attempt) if Slurm (or this executor's records) know it; never starts one. With none,
         the attempt is withdrawn: a later :meth:`submit` of it is refused. Raises SlurmUnavailableError when Slurm
-        does not answer (it cannot tell then)."""
+        does not answer, or a submit of it is still in sbatch (it cannot tell then)."""
         name = run_name(self.installation, job_id, attempt)
-        with self._lock(name):
+        with self._locks.hold(name):
             handle = self._known(name)
             if handle is None:
                 self._withdraw(name)
@@ -218,9 +220,10 @@ class SlurmExecutor:
         A job Slurm refuses (unknown partition or account, more GPUs than a node has) and a request it cannot pass
         (a NUL byte, a bad environment name) get a handle that polls as failed, ``cannot start: <why>``.
         SlurmExecutorError for a withdrawn attempt or an account of its team this host no longer has (retried: an
-        admin may create it); SlurmUnavailableError when Slurm does not answer."""
+        admin may create it); SlurmUnavailableError when Slurm does not answer or another submit of the name is still
+        in sbatch."""
         name = run_name(self.installation, request.job_id, request.attempt)
-        with self._lock(name):
+        with self._locks.hold(name) as lock:
             if self._path("withdrawn", name).exists():
                 raise SlurmExecutorError(f"{request.job_id} attempt {request.attempt} was withdrawn; it never starts")
             handle = self._known(name)
@@ -239,7 +242,7 @@ class SlurmExecutor:
                 own_log_file(self._path("", name), account)
             script = batch_script(request, self.config.work_dir, name)
             args = self.sbatch_args(request, name, account)
-            done = self.commands.run("sbatch", args, stdin=script, cwd=Path("/"))
+            done = self.commands.run("sbatch", args, stdin=script, cwd=Path("/"), hold=lock)
             job = done.stdout.strip().split(";")[0]
             if done.returncode != 0 or not _JOB_ID.match(job):
                 return self._refuse(name, first_line(done.stderr or done.stdout).removeprefix("sbatch: error: "))

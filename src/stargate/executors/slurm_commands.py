@@ -4,12 +4,18 @@ Every command runs with a bounded wait, ``SLURM_CONF`` when the executor names a
 environment of its own (never the server's: a database URL must not reach Slurm). A command that cannot reach
 slurmctld (connection refused or timed out, munge failing, the command missing) raises :class:`SlurmUnavailableError`;
 an answer Slurm gave raises nothing here: callers read ``returncode`` and ``stderr``.
+
+A command given a lock to ``hold`` (sbatch: see :mod:`stargate.executors.slurm_locks`) inherits its descriptor and
+runs under coreutils' ``timeout -s KILL``: it keeps the lock for as long as it lives, and never lives past its wait,
+even when the server that ran it was killed (``timeout`` kills the command's whole process group).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +26,10 @@ from stargate.executors.base import EngineUnreachableError, RunState, RunStatus
 COMMAND_TIMEOUT_S = 10.0
 """Longest wait for one Slurm command, seconds."""
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+BACKSTOP_S = 5.0
+"""How much longer than its wait the server waits for ``timeout`` to end a command it runs under it, s."""
+KILLED = (124, 137, -9)
+"""How a command ``timeout`` ended reads (it ends itself with the command's SIGKILL: -9 here, 137 in a shell)."""
 
 UNREACHABLE = re.compile(
     r"unable to contact slurm controller|socket timed out|connection refused|zero bytes were transmitted|"
@@ -98,33 +108,58 @@ class SlurmCommands:
         stdin: str | None = None,
         timeout_s: float | None = None,
         cwd: Path | None = None,
+        hold: int | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run one command; SlurmUnavailableError when it is missing, times out, or says Slurm is unreachable."""
+        """Run one command; SlurmUnavailableError when it is missing, times out, or says Slurm is unreachable.
+        ``hold``: a locked descriptor the command keeps while it lives (it then runs under ``timeout``, when this host
+        has it)."""
         if self.slurm_conf and not Path(self.slurm_conf).is_file():
             raise SlurmUnavailableError(f"slurm ({self.describe()}): the Slurm config file does not exist")
         wait = min(timeout_s or self.timeout_s, self.timeout_s)
+        env = self.environment()
+        argv = [self.program(name), *args]
+        bound = _timeout_program() if hold is not None else None
+        if bound is not None:
+            argv = [bound, "-s", "KILL", f"{wait:g}", *argv]
         try:
             done = subprocess.run(
-                [self.program(name), *args],
+                argv,
                 input=stdin,
                 capture_output=True,
                 text=True,
                 errors="replace",
-                env=self.environment(),
-                timeout=wait,
+                env=env,
+                timeout=wait + BACKSTOP_S if bound is not None else wait,
                 check=False,
                 cwd=cwd,
+                pass_fds=(hold,) if hold is not None else (),
             )
         except FileNotFoundError as exc:
-            where = f"in {self.bin_dir}" if self.bin_dir else "on PATH"
-            raise SlurmUnavailableError(f"slurm ({self.describe()}): {name} not found {where}") from exc
+            raise SlurmUnavailableError(self._missing(name)) from exc
         except subprocess.TimeoutExpired as exc:
             raise SlurmUnavailableError(f"slurm ({self.describe()}): {name} did not answer in {wait:g} s") from exc
         except OSError as exc:
             raise SlurmUnavailableError(f"slurm ({self.describe()}): cannot run {name}: {exc}") from exc
+        if bound is not None and done.returncode in KILLED:
+            raise SlurmUnavailableError(f"slurm ({self.describe()}): {name} did not answer in {wait:g} s")
+        if bound is not None and done.returncode in (126, 127) and "failed to run command" in done.stderr:
+            if done.returncode == 127:
+                raise SlurmUnavailableError(self._missing(name))
+            why = first_line(done.stderr).rpartition(": ")[2]
+            raise SlurmUnavailableError(f"slurm ({self.describe()}): cannot run {name}: {why}")
         if done.returncode != 0 and UNREACHABLE.search(done.stderr + done.stdout):
             raise SlurmUnavailableError(f"slurm ({self.describe()}): {name}: {first_line(done.stderr or done.stdout)}")
         return done
+
+    def _missing(self, name: str) -> str:
+        where = f"in {self.bin_dir}" if self.bin_dir else "on PATH"
+        return f"slurm ({self.describe()}): {name} not found {where}"
+
+
+@functools.cache
+def _timeout_program() -> str | None:
+    """coreutils' ``timeout`` in the system's directories (never a ``bin_dir``'s); None when this host has none."""
+    return shutil.which("timeout", path=DEFAULT_PATH)
 
 
 def first_line(text: str) -> str:
