@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from kubernetes import config as k8s_config
 
 from stargate.domain.executors import KubernetesExecutorConfig
 from stargate.executors.base import EngineUnreachableError
+from stargate.executors.redact import credentials, redact
 
 
 class KubernetesExecutorError(RuntimeError):
@@ -91,15 +93,28 @@ def reason_of(exc: Any) -> str:
     return str(status_body(exc).get("reason") or "")
 
 
-def message_of(exc: Any) -> str:
+def message_of(exc: Any, secrets: Iterable[str] = ()) -> str:
+    """The message of an error response (its Status object's, else the HTTP reason) on one line, at most 500
+    characters, without ``secrets``."""
     status = status_body(exc)
     text = status.get("message") or exc.reason or ""
-    return " ".join(str(text).split())[:500]
+    return " ".join(redact(str(text), secrets).split())[:500]
 
 
-def brief(exc: BaseException) -> str:
-    """An exception on one line, at most 300 characters."""
-    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+def brief(exc: BaseException, secrets: Iterable[str] = ()) -> str:
+    """An exception on one line, at most 300 characters, without ``secrets`` (an ``ApiException`` holds the
+    response's headers and body)."""
+    return " ".join(redact(f"{type(exc).__name__}: {exc}", secrets).split())[:300]
+
+
+def secrets_of(configuration: Any) -> tuple[str, ...]:
+    """The credentials a client ``Configuration`` sends: its API keys (a bearer token, alone or as ``Bearer
+    <token>``, from ``token_env`` or a kubeconfig, refreshed ones included) and its password."""
+    found: list[str] = []
+    for value in (getattr(configuration, "api_key", None) or {}).values():
+        found += credentials(value) if isinstance(value, str) else ()
+    password = getattr(configuration, "password", None)
+    return (*found, password) if isinstance(password, str) and password else tuple(found)
 
 
 def node_ready(node: dict[str, Any]) -> bool:

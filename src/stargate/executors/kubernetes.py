@@ -28,6 +28,8 @@ no retries of the client's own (the scheduler loop calls again next cycle). Mani
   its result (and the run would read as interrupted); Stargate deletes it once the database has recorded its end
   and the retention has passed. ``logs`` of a run whose object is gone raises
   :class:`~stargate.executors.base.RunGoneError`.
+- Errors never hold the executor's credentials (its token, its kubeconfig's): an API server or a proxy that echoes
+  the ``Authorization`` header in an error body has them taken out (:mod:`stargate.executors.redact`).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from stargate.executors.k8s_client import (
     message_of,
     node_ready,
     reason_of,
+    secrets_of,
 )
 from stargate.executors.k8s_manifests import (
     CONTAINER,
@@ -153,7 +156,8 @@ class KubernetesExecutor:
             if exc.status == 409 and reason_of(exc) == "AlreadyExists":
                 return self._handle(made.resource, made.name)
             if exc.status in (400, 422):
-                return RunHandle(KIND, f"{REFUSED}/{made.namespace}/{made.name}/{message_of(exc)}"[:2000])
+                why = message_of(exc, self._secrets())
+                return RunHandle(KIND, f"{REFUSED}/{made.namespace}/{made.name}/{why}"[:2000])
             raise self._error(exc, f"create {made.resource[:-1]} {made.name}") from None
         if self._withdrawn(made.name):  # find looked while it was being created: it must not run
             self._delete(made.resource, made.name)
@@ -248,7 +252,8 @@ class KubernetesExecutor:
         try:
             k8s.VersionApi(self.api).get_code(_preload_content=False, _request_timeout=HEALTH_BUDGET_S / 2)
         except Exception as exc:
-            return Health(reachable=False, reason=f"Kubernetes API server {self._host()} unreachable: {brief(exc)}")
+            why = brief(exc, self._secrets())
+            return Health(reachable=False, reason=f"Kubernetes API server {self._host()} unreachable: {why}")
         left = HEALTH_BUDGET_S - (time.monotonic() - start)
         if left < 0.2:
             return Health(reachable=True)
@@ -435,10 +440,12 @@ class KubernetesExecutor:
             return fn()
         except k8s.ApiException as exc:
             if exc.status == 0:  # the client's own wrapping of a TLS failure
-                raise KubernetesUnreachable(f"Kubernetes API server {self._host()}: {brief(exc)}") from None
+                why = brief(exc, self._secrets())
+                raise KubernetesUnreachable(f"Kubernetes API server {self._host()}: {why}") from None
             raise
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubernetesUnreachable(f"Kubernetes API server {self._host()} unreachable: {brief(exc)}") from exc
+            why = brief(exc, self._secrets())
+            raise KubernetesUnreachable(f"Kubernetes API server {self._host()} unreachable: {why}") from exc
 
     # -- helpers ---------------------------------------------------------------------------------------------------
 
@@ -460,8 +467,13 @@ class KubernetesExecutor:
 
     def _error(self, exc: Any, doing: str) -> KubernetesExecutorError:
         return KubernetesExecutorError(
-            f"Kubernetes API server {self._host()}: {doing}: HTTP {exc.status} {message_of(exc)}"
+            f"Kubernetes API server {self._host()}: {doing}: HTTP {exc.status} {message_of(exc, self._secrets())}"
         )
+
+    def _secrets(self) -> tuple[str, ...]:
+        """The credentials this executor sends (read at each use: a kubeconfig's token may be refreshed); taken
+        out of every error text before it is cut short."""
+        return secrets_of(self.api.configuration)
 
 
 def _decode(handle: RunHandle) -> tuple[str, str, str, str]:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from stargate.executors.base import RunState, RunStatus
+from stargate.executors.redact import credentials, redact
 
 FAILED_NODE_WINDOW_S = 600.0
 """A node Ray reports dead by surprise counts as failed for this long after it died, seconds (Ray keeps dead nodes
@@ -102,8 +103,10 @@ def shell_code(code: int) -> int:
 
 def brief(answer: httpx.Response) -> str:
     """An HTTP answer on one short line: ``HTTP 500: ValueError: ...`` (the last line of a Python traceback that
-    says something: Ray ends some with a line of its own holding a lone '.')."""
-    lines = [line.strip() for line in answer.text.splitlines() if any(c.isalnum() for c in line)]
+    says something: Ray ends some with a line of its own holding a lone '.'), without the credentials the request
+    was sent with (an engine or a proxy that echoes the ``Authorization`` header)."""
+    body = redact(answer.text, _sent(answer))
+    lines = [line.strip() for line in body.splitlines() if any(c.isalnum() for c in line)]
     text = lines[-1] if lines else ""
     return f"HTTP {answer.status_code}" + (f": {text[:300]}" if text else "")
 
@@ -117,5 +120,14 @@ def why(exc: BaseException) -> str:
     """Why a call got no answer, on one line."""
     if isinstance(exc, httpx.TimeoutException):
         return f"no answer in time ({type(exc).__name__})"
-    text = " ".join(str(exc).split())[:300]
+    text = " ".join(redact(str(exc), _sent(exc)).split())[:300]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _sent(answer: httpx.Response | BaseException) -> tuple[str, ...]:
+    """The credentials of the request behind an answer or an httpx error (none when it has no request)."""
+    try:
+        request = answer.request if isinstance(answer, httpx.Response | httpx.HTTPError) else None
+    except RuntimeError:  # an answer or error made without a request
+        return ()
+    return credentials(request.headers.get("authorization")) if request is not None else ()

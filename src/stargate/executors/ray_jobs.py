@@ -12,7 +12,8 @@ A head on the server's own machine runs each command in a sandbox that hides the
 (:mod:`stargate.executors.ray_sandbox`). Outside it, the UTF-8 relay (:mod:`stargate.executors.log_text`) runs the
 (sandboxed) command and writes its output to Ray's log as valid UTF-8, since Ray cannot serve a log that is not:
 :meth:`RayExecutor.logs` of such a log (a run started before) raises
-:class:`~stargate.executors.log_text.LogNotTextError`.
+:class:`~stargate.executors.log_text.LogNotTextError`. The executor's token never appears in the errors it raises or
+returns (an engine or proxy that echoes the ``Authorization`` header).
 
 Idempotency: Ray refuses a second job with a submission id it already has, so a second :meth:`RayExecutor.submit`
 of one attempt returns the first run's handle. :meth:`RayExecutor.find` never starts a run: when Ray has none for
@@ -36,6 +37,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -70,6 +72,7 @@ from stargate.executors.ray_answers import (
     why,
 )
 from stargate.executors.ray_sandbox import RaySandbox, RaySandboxError, sandbox_for
+from stargate.executors.redact import redact
 from stargate.executors.retention import run_of
 from stargate.executors.utf8_relay import RELAY_ENV
 
@@ -154,6 +157,7 @@ class RayExecutor:
         self.withdrawn_dir = Path(withdrawn_dir)
         self.installation = installation
         self.capabilities = self.CAPABILITIES
+        self._token = token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(
             base_url=self.address, headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0))
@@ -249,7 +253,8 @@ class RayExecutor:
                 RunState.INTERRUPTED,
                 reason=f"Ray at {self.address} has no job {handle.key} (its head restarted, or the job was deleted)",
             )
-        return status_of(info)
+        status = status_of(info)
+        return replace(status, reason=redact(status.reason, [self._token])) if self._token else status
 
     def cancel(self, handle: RunHandle) -> None:
         """Ask Ray to stop the run (SIGTERM, then SIGKILL after Ray's grace time); idempotent: a run that ended or
