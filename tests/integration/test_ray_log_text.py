@@ -62,21 +62,23 @@ def test_the_relay_keeps_the_log_live_the_exit_code_the_stop_and_the_sandbox(ray
             "j-000001",
             1,
             f"{looks}; printf 'caf\\351 live\\n'; trap 'printf \"stopping \\377\\n\"; exit 9' TERM; "
-            "while :; do sleep 0.1; done",
+            "i=0; while [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done",  # 2 min at most, should a test fail
             "ray-a",
             [],
             {},
         )
     )
-    failing = ray.submit(RunRequest("j-000002", 1, "printf 'bad \\377\\n'; exit 7", "ray-a", [], {}))
-    until(lambda: "caf\ufffd live" in ray.logs(going)[0])  # readable while it runs
-    assert ray.poll(going).state is RunState.RUNNING
-    ray.cancel(going)
-    assert wait_final(ray, going, timeout_s=30.0).state is RunState.CANCELLED
+    try:
+        failing = ray.submit(RunRequest("j-000002", 1, "printf 'bad \\377\\n'; exit 7", "ray-a", [], {}))
+        until(lambda: "caf\ufffd live" in ray.logs(going)[0], timeout_s=60.0)  # readable while it runs
+        assert ray.poll(going).state is RunState.RUNNING
+    finally:
+        ray.cancel(going)
+    assert wait_final(ray, going, timeout_s=60.0).state is RunState.CANCELLED
     log = ray.logs(going)[0]
     assert "relay=unseen pythons=0" in log, log  # the relay is outside the sandbox, and gives the command nothing
     until(lambda: "stopping \ufffd" in ray.logs(going)[0])  # written on SIGTERM, after Ray marked it stopped
-    done = wait_final(ray, failing, timeout_s=30.0)
+    done = wait_final(ray, failing, timeout_s=60.0)
     assert (done.state, done.exit_code) == (RunState.FAILED, 7)
     assert "bad \ufffd" in ray.logs(failing)[0]
 
