@@ -61,7 +61,7 @@ class JobReason(StrEnum):
     SUBMIT_OUT_OF_RANGE = "submit_out_of_range"
     """Rejected (simulator): the trace job's submission time, once scaled, is not a finite number."""
     OUTAGE_LIMIT = "outage_limit"
-    """Failed: outages stopped its runs before each saved a checkpoint, more times in a row than max_outage_stops."""
+    """Failed: outages stopped its runs, none getting it past its last checkpoint, more often than max_outage_stops."""
 
     # -- preemptions (the engine's codes: the job goes back to pending, keeping its checkpointed progress) -------
     PRIORITY = "priority"

@@ -76,8 +76,8 @@ class JobTerms:
     needs: frozenset[str] = frozenset()
     """What it needs of its cluster's executor ('commands', 'images'); empty: any cluster (the simulator's jobs)."""
     outage_stops: int = 0
-    """Its latest runs in a row that outages stopped before they saved a checkpoint (restored after a restart; see
-    :func:`stargate.engine.interruptions.after_outage`)."""
+    """Its latest runs in a row that outages stopped without getting it past its last checkpoint (restored after a
+    restart; see :func:`stargate.engine.interruptions.outage_count`)."""
 
 
 @dataclass(slots=True)

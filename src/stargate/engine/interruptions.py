@@ -6,11 +6,13 @@ rule of every stop, :func:`~stargate.engine.jobs.checkpointed`), and waits in it
 its whole cluster; once it has been interrupted ``policy.max_interruptions`` times before, it fails as lost instead
 (a job that takes its nodes down is not retried for ever).
 
-An outage of a whole cluster is the fleet's, not the job's, unless it keeps coming as soon as the job runs: a job
-whose runs, ``policy.max_outage_stops`` + 1 times in a row, were stopped by an outage of their cluster before they
-saved a checkpoint fails (``outage_limit``) instead of waiting again (:func:`after_outage`). A run that saved one
-clears the count, so a long job on a flaky cluster never fails for it; a job that takes its engine down each time
-it starts does (as Slurm holds a job past ``MaxBatchRequeue`` and Kueue deactivates one past ``backoffLimitCount``).
+An outage of a whole cluster is the fleet's, not the job's, unless it keeps coming before the job gets anywhere: a
+job whose runs, ``policy.max_outage_stops`` + 1 times in a row, were stopped by an outage of their cluster without
+leaving it further on (no checkpoint beyond its restart cost) fails (``outage_limit``) instead of waiting again
+(:func:`outage_count`, :func:`over_limit`). Any stop of a run that left the job further on clears the count (a
+preemption's too), so a long job on a flaky cluster never fails for it; a job that takes its engine down each time
+it starts does (as Slurm holds a job past ``MaxBatchRequeue`` and Kueue deactivates one past
+``backoffLimitCount``).
 """
 
 from dataclasses import dataclass
@@ -41,16 +43,22 @@ def after_interruption(
     return AfterInterruption(before < policy.max_interruptions, kept, before + 1)
 
 
-def saved_checkpoint(progress_s: float, kept_s: float, restart_cost_s: float) -> bool:
+def gained(progress_s: float, kept_s: float) -> bool:
     """Whether a run that began at ``progress_s`` and stopped keeping ``kept_s`` (see
-    :func:`~stargate.engine.jobs.checkpointed`) saved a checkpoint: it kept more than it began with, restart cost
-    aside (a restart still owed counts as 0)."""
-    return kept_s + restart_cost_s > max(progress_s, 0.0)
+    :func:`~stargate.engine.jobs.checkpointed`) left its job further on: it kept more than it began with, once the
+    restart it owes is counted (a run that saved a checkpoint but not the restart cost's worth gained nothing)."""
+    return kept_s > progress_s
 
 
-def after_outage(policy: Policy, outage_stops: int, progress_s: float, kept_s: float) -> tuple[int, bool]:
-    """A job's count of outage stops in a row after an outage of its cluster stopped its run, which began at
-    ``progress_s`` and keeps ``kept_s``; and whether the job waits again (False: it fails, ``outage_limit``). A run
-    that saved a checkpoint (:func:`saved_checkpoint`) clears the count."""
-    count = 0 if saved_checkpoint(progress_s, kept_s, policy.restart_cost_s) else outage_stops + 1
-    return count, count <= policy.max_outage_stops
+def outage_count(outage_stops: int, progress_s: float, kept_s: float, outage: bool) -> int:
+    """A job's count of outage stops in a row after a stop of its run, which began at ``progress_s`` and keeps
+    ``kept_s``: 0 when the run left the job further on (:func:`gained`), whatever stopped it; else one more when an
+    ``outage`` of its cluster stopped it, unchanged when something else did (a preemption, an offline window)."""
+    if gained(progress_s, kept_s):
+        return 0
+    return outage_stops + 1 if outage else outage_stops
+
+
+def over_limit(policy: Policy, outage_stops: int) -> bool:
+    """Whether a job with ``outage_stops`` in a row fails (``outage_limit``) instead of waiting again."""
+    return outage_stops > policy.max_outage_stops

@@ -84,8 +84,8 @@ class JobTable:
         self.wkey: list[int] = []
         """Row → the number of what its wait reason depends on (-1: not yet numbered; see :mod:`~.waits`)."""
         self.outages: list[int] = []
-        """Row → its latest runs in a row stopped by outages before they saved a checkpoint (see
-        :func:`stargate.engine.interruptions.after_outage`)."""
+        """Row → its latest runs in a row stopped by outages without getting it past its last checkpoint (see
+        :func:`stargate.engine.interruptions.outage_count`)."""
 
     def add(self, req: JobRequest, queue: int, est: float, ckpt: float, cls: int) -> int:
         """Append a pending row and return its index."""

@@ -73,10 +73,10 @@ class Policy:
     """Runs of one job the infrastructure may end (a node failure: see :mod:`stargate.engine.interruptions`) before
     the job fails as lost instead of waiting again: a job that takes its nodes down is not retried for ever."""
     max_outage_stops: int = 5
-    """Runs of one job in a row that an outage of their whole cluster may stop before each saved a checkpoint, before
-    the job fails (``outage_limit``) instead of waiting again: a job that takes its engine down each time it starts
-    is not requeued for ever, while one that saves work between outages never counts (see
-    :mod:`stargate.engine.interruptions`)."""
+    """Runs of one job in a row that an outage of their whole cluster may stop without getting it past its last
+    checkpoint (its restart cost counted), before the job fails (``outage_limit``) instead of waiting again: a job
+    that takes its engine down each time it starts is not requeued for ever, while any run that gets it further on
+    sets the count back to 0 (see :mod:`stargate.engine.interruptions`)."""
     restart_cost_s: float = 0.0
     """Run time a stopped job spends again when it restarts (reloading its checkpoint), s: its remaining work grows
     by this much at every stop (the progress it keeps is its last checkpoint minus this)."""

@@ -37,7 +37,7 @@ from stargate.engine.bursting import Bursts
 from stargate.engine.classes import Classes
 from stargate.engine.estimates import Completion, RunHistory
 from stargate.engine.index import BoolArray, FleetIndex
-from stargate.engine.interruptions import after_outage
+from stargate.engine.interruptions import outage_count, over_limit
 from stargate.engine.jobs import DONE, PENDING, RUNNING, JobTable
 from stargate.engine.occupancy import Occupancy
 from stargate.engine.pending import Entry, PendingQueues
@@ -251,6 +251,7 @@ class Scheduler(SchedulerViews):
         kept = t.kept_progress(j, now, self.policy.restart_cost_s)  # the restart reloads its checkpoint
         ran = svc.ended(j, now) if svc is not None else 0.0
         self._release(j)
+        t.outages[j] = outage_count(t.outages[j], t.progress[j], kept, reason is Reason.CLUSTER_DOWN)
         t.progress[j] = kept
         t.state[j] = PENDING
         t.seq[j] = -1
@@ -258,25 +259,21 @@ class Scheduler(SchedulerViews):
             self.bursts.resume(j, t.burst_at[j], now)
         if svc is not None:
             svc.stopped(j, now, ran)
-        return Preemption(t.ids[j], reason, kept)
+        return Preemption(t.ids[j], reason, kept, t.outages[j])
 
     def _evict(self, c: int, now: float, reason: Reason) -> list[Preemption]:
-        """Stop every job on cluster ``c`` (by job order) and requeue them; an outage (``cluster_down``) fails those
-        it stopped too often before they saved a checkpoint (:func:`~stargate.engine.interruptions.after_outage`)."""
+        """Stop every job on cluster ``c`` (by job order) and requeue them, but those its outages stopped too often
+        without getting anywhere: they fail (:func:`~stargate.engine.interruptions.over_limit`)."""
         t = self.jobs
         victims = sorted(j for _, j, _ in self.occupancy.running[c])
-        before = [t.progress[j] for j in victims]
         out = [self._stop(j, now, reason) for j in victims]
-        for j, p, began in zip(victims, out, before, strict=True):
-            if reason is Reason.CLUSTER_DOWN:
-                p.outage_stops, again = after_outage(self.policy, t.outages[j], began, p.progress_s)
-                t.outages[j] = p.outage_stops
-                if not again:  # stopped, and leaves the engine: the clock fails it
-                    t.state[j] = DONE
-                    self.bursts.ready.pop(j, None)
-                    self._rejections.append(Rejection(t.ids[j], Reason.OUTAGE_LIMIT))
-                    continue
-            self.pending.push(j)
+        for j, p in zip(victims, out, strict=True):
+            if over_limit(self.policy, p.outage_stops):  # stopped, and leaves the engine: the clock fails it
+                t.state[j] = DONE
+                self.bursts.ready.pop(j, None)
+                self._rejections.append(Rejection(t.ids[j], Reason.OUTAGE_LIMIT))
+            else:
+                self.pending.push(j)
         return out
 
     # -- the cycle ----------------------------------------------------------------------------------------

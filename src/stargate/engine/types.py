@@ -52,8 +52,8 @@ class JobRequest:
     """What it needs of its cluster's executor ('commands', 'images'): it is placed only on clusters whose executor
     has every one (see :func:`stargate.domain.executors.job_needs`); empty: any cluster."""
     outage_stops: int = 0
-    """Its latest runs in a row that an outage of their cluster stopped before they saved a checkpoint (see
-    :func:`stargate.engine.interruptions.after_outage`)."""
+    """Its latest runs in a row that an outage of their cluster stopped without getting it past its last checkpoint
+    (see :func:`stargate.engine.interruptions.outage_count`)."""
 
 
 @dataclass(slots=True)
@@ -76,8 +76,9 @@ class Preemption:
     reason: Reason
     progress_s: float
     outage_stops: int = 0
-    """The job's runs in a row stopped by outages before they saved a checkpoint, after this stop (see
-    :func:`stargate.engine.interruptions.after_outage`; unchanged by other stops)."""
+    """The job's runs in a row stopped by outages without leaving it further on, after this stop (see
+    :func:`stargate.engine.interruptions.outage_count`; another stop sets it to 0 if its run left the job further
+    on, else leaves it)."""
 
 
 @dataclass(slots=True)

@@ -480,7 +480,7 @@ class Simulator:
             self.progress[i] = p.progress_s
             self.run[i] += 1
             st.preemptions[p.reason] += 1
-            if p.reason == Reason.CLUSTER_DOWN:
+            if p.outage_stops or i in self.outage_stops:
                 self.outage_stops[i] = p.outage_stops
             if self.config.record_log:
                 st.log.append((now, "preempt", p.job_id, p.reason, p.progress_s))

@@ -185,8 +185,8 @@ class JobRow(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     progress_s: Mapped[float] = mapped_column(Float, default=0.0)
     outage_stops: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    """Its latest runs in a row that an outage of their cluster stopped before they saved a checkpoint (the engine
-    fails the job past the policy's ``max_outage_stops``: see :mod:`stargate.engine.interruptions`)."""
+    """Its latest runs in a row that an outage of their cluster stopped without getting it past its last checkpoint
+    (the engine fails the job past the policy's ``max_outage_stops``: see :mod:`stargate.engine.interruptions`)."""
     submitted_by: Mapped[str] = mapped_column(String(ACTOR_MAX))
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -23,6 +23,7 @@ from engines.ray_head import RayHead, ray_head_fixture
 from stargate.domain.executors import RayExecutorConfig
 from stargate.executors import RunHandle, RunRequest, RunState, RunStatus, ray_jobs
 from stargate.executors.base import ChecksHealth, Executor
+from stargate.executors.log_text import relayed
 from stargate.executors.ray_jobs import RayExecutor, RayExecutorError
 from stargate.executors.ray_sandbox import RaySandbox, on_this_machine
 
@@ -322,9 +323,7 @@ def test_failed_nodes_are_recent_surprise_deaths_only() -> None:
     assert ray_jobs.count_nodes(nodes, now_ms=now) == (1, 2)
 
 
-def test_a_local_heads_commands_cannot_see_the_servers_private_directories(
-    head: RayHead, tmp_path: Path
-) -> None:
+def test_a_local_heads_commands_cannot_see_the_servers_private_directories(head: RayHead, tmp_path: Path) -> None:
     state, database = tmp_path / "state", tmp_path / "db"
     for private in (state, database):
         private.mkdir(mode=0o700)
@@ -366,7 +365,7 @@ def test_a_remote_head_gets_no_sandbox_and_a_local_one_none_without_bubblewrap(h
         RayExecutorConfig(id="ray-far", kind="ray", address="http://ray-head:8265"), SimpleNamespace(home=home)
     )
     assert remote.sandbox is None
-    assert remote._job_body(request("j-000090", "echo hi"), "sid")["entrypoint"] == "echo hi"
+    assert remote._job_body(request("j-000090", "echo hi"), "sid")["entrypoint"] == relayed("echo hi")  # no sandbox
     remote.close()
     build = (  # a server whose machine has no bwrap (none on its PATH)
         "from types import SimpleNamespace as S; from stargate.domain.executors import RayExecutorConfig as C; "

@@ -2,7 +2,8 @@
 the real local executor and the real scheduler loop; outages are the health step's records, as an executor's failed
 checks write them, or fleet versions as an operator applies them.
 
-Strict xfails pin defects; plain tests cover what held (a restart of the server between outages, max 0).
+Each defect began as a strict xfail (now fixed); plain tests cover what held (a server restart between outages,
+max 0).
 """
 
 import copy
@@ -110,13 +111,6 @@ def _lose_and_regain_the_lead(h: Harness) -> None:
     h.ctx.loop.driver = None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the scheduler's cached job terms (ctx.loop.terms) are keyed on progress_s and ran_s, not outage_stops: "
-    "an outage stop without a checkpoint (restart cost 0) changes neither while the orphaned run is not yet "
-    "ended, so a driver rebuilt in the same process during the outage (a fleet change, a lost and regained lead, "
-    "a failed cycle) gets the count from before the stop, and the job outlives max_outage_stops",
-)
 @pytest.mark.parametrize("rebuild", [_new_fleet_version, _lose_and_regain_the_lead], ids=["fleet-change", "lead"])
 def test_a_driver_rebuilt_during_an_outage_keeps_the_count(
     make: Callable[[int], Harness], rebuild: Callable[[Harness], None]

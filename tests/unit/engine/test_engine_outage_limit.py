@@ -7,42 +7,41 @@ from engine_builders import EPOCH, FleetBuilder, assert_consistent, make_job, sc
 
 from stargate.domain import ClusterStatus
 from stargate.engine import Driver, JobTerms, get_policy
-from stargate.engine.interruptions import after_outage, saved_checkpoint
+from stargate.engine.interruptions import gained, outage_count, over_limit
 from stargate.engine.policies import FifoPolicy
 
 
 @pytest.mark.parametrize(
-    ("began", "kept", "cost", "saved"),
+    ("began", "kept", "further"),
     [
-        (0.0, 0.0, 0.0, False),  # stopped before its first checkpoint
-        (0.0, 100.0, 0.0, True),
-        (0.0, -60.0, 60.0, False),  # owes the restart: kept nothing
-        (500.0, 440.0, 60.0, False),  # began at 500 s, stopped before the next checkpoint
-        (500.0, 540.0, 60.0, True),
-        (-60.0, -60.0, 60.0, False),  # stopped again before paying its restart
+        (0.0, 0.0, False),  # stopped before its first checkpoint
+        (0.0, 100.0, True),
+        (0.0, -60.0, False),  # owes the restart: kept nothing
+        (500.0, 440.0, False),  # began at 500 s, stopped before the next checkpoint
+        (500.0, 540.0, True),
+        (-60.0, -60.0, False),  # stopped again before paying its restart
+        (0.0, 0.0, False),  # a checkpoint at 60 s, less a restart cost of 60 s: no further on
     ],
 )
-def test_a_run_saved_a_checkpoint_when_it_kept_more_than_it_began_with(
-    began: float, kept: float, cost: float, saved: bool
+def test_a_run_left_its_job_further_on_when_it_kept_more_than_it_began_with(
+    began: float, kept: float, further: bool
 ) -> None:
-    assert saved_checkpoint(began, kept, cost) is saved
+    assert gained(began, kept) is further
 
 
 @pytest.mark.parametrize(
-    ("limit", "before", "saved", "count", "again"),
-    [
-        (5, 0, False, 1, True),
-        (5, 4, False, 5, True),
-        (5, 5, False, 6, False),
-        (5, 5, True, 0, True),
-        (0, 0, False, 1, False),
-    ],
+    ("before", "kept", "outage", "count"),
+    [(0, 0.0, True, 1), (4, 0.0, True, 5), (5, 100.0, True, 0), (3, 0.0, False, 3), (3, 100.0, False, 0)],
 )
-def test_outage_stops_count_in_a_row_up_to_the_limit(
-    limit: int, before: int, saved: bool, count: int, again: bool
+def test_outage_stops_count_in_a_row_and_any_run_that_got_further_clears_them(
+    before: int, kept: float, outage: bool, count: int
 ) -> None:
-    kept = 100.0 if saved else 0.0
-    assert after_outage(FifoPolicy(max_outage_stops=limit), before, 0.0, kept) == (count, again)
+    assert outage_count(before, 0.0, kept, outage) == count
+
+
+def test_past_the_limit_the_job_fails() -> None:
+    policy = FifoPolicy(max_outage_stops=5)
+    assert not over_limit(policy, 5) and over_limit(policy, 6) and over_limit(FifoPolicy(max_outage_stops=0), 1)
 
 
 def test_max_outage_stops_is_checked_like_every_setting() -> None:

@@ -2,14 +2,14 @@
 
 The documented rule (docs/reference/scheduling.md, health.md): a job fails as ``outage_limit`` when its runs, more
 than ``max_outage_stops`` times *in a row*, were stopped by an outage before they saved a checkpoint; "a run that
-saved a checkpoint sets the count back to 0". Strict xfails pin where the engine departs from it.
+saved a checkpoint sets the count back to 0". Each test began as a strict xfail where the engine departed from it.
 """
 
 import pytest
 from engine_builders import FleetBuilder, assert_consistent, make_job, scheduler
 
 from stargate.engine import Reason
-from stargate.engine.interruptions import after_outage, saved_checkpoint
+from stargate.engine.interruptions import gained, outage_count, over_limit
 from stargate.engine.jobs import checkpointed
 from stargate.engine.policies import FifoPolicy, get_policy
 
@@ -18,12 +18,6 @@ def _flaky(policy: str = "stargate", **settings: float) -> object:
     return scheduler(FleetBuilder().owned().cluster("a", nodes=1).build(), policy, **settings)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a run stopped by a priority preemption after it saved checkpoints does not reset the outage count: "
-    "only cluster_down stops touch it, so a job fails as outage_limit with a detail ('its last 2 runs in a row') "
-    "that is false",
-)
 def test_a_run_that_saved_checkpoints_and_was_preempted_breaks_the_row_of_outage_stops() -> None:
     s = _flaky(max_outage_stops=1)
     s.submit(make_job("j").gpus(8).prio(100).ckpt(100).runs(100_000).build())
@@ -46,18 +40,12 @@ def test_a_run_that_saved_checkpoints_and_was_preempted_breaks_the_row_of_outage
     assert (stop.outage_stops, rejected) == (1, [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a run that ran 0 s (started and stopped by an outage at one instant, or a clock that stepped back) "
-    "counts as one that saved a checkpoint when restart_cost_s > 0: checkpointed() then keeps the progress "
-    "without the restart cost, which saved_checkpoint reads as progress gained, and the count is cleared",
-)
 @pytest.mark.parametrize("ran_s", [0.0, -5.0])
 def test_a_run_that_did_no_work_never_clears_the_count(ran_s: float) -> None:
     policy = get_policy("gittins")  # restart_cost_s 60
     began = 480.0  # progress left by earlier runs (a checkpoint at 600 s, less two restarts)
     kept = checkpointed(began, ran_s, 600.0, policy.restart_cost_s)
-    assert after_outage(policy, 3, began, kept) == (4, True)
+    assert outage_count(3, began, kept, True) == 4 and not over_limit(policy, 4)
 
 
 def test_a_run_shorter_than_its_restart_that_checkpoints_often_is_judged_by_its_work() -> None:
@@ -69,16 +57,10 @@ def test_a_run_shorter_than_its_restart_that_checkpoints_often_is_judged_by_its_
     owed = -30.0  # a stop kept its first checkpoint (30 s) less the restart: 30 s owed
     for ran, saved in ((100.0, True), (45.0, False), (30.0, False)):
         kept = checkpointed(owed, ran, 30.0, cost)
-        assert saved_checkpoint(owed, kept, cost) is saved, ran
-        assert after_outage(policy, 2, owed, kept) == ((0, True) if saved else (3, True))
+        assert gained(owed, kept) is saved, ran
+        assert outage_count(2, owed, kept, True) == (0 if saved else 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with restart_cost_s 60 and checkpoints every 30 s, a job whose cluster goes down 80 s into each run "
-    "keeps exactly the progress it began with at every stop (its checkpoints only pay the restart back), yet "
-    "saved_checkpoint clears the count each time: it is requeued for ever, the poison job the bound is for",
-)
 def test_a_job_that_gains_nothing_between_outages_is_not_requeued_for_ever() -> None:
     s = _flaky("gittins", max_outage_stops=2)
     s.submit(make_job("j").gpus(8).ckpt(30).runs(100_000).build())
@@ -104,8 +86,8 @@ def test_extreme_limits_behave(limit: int) -> None:
     practice, and 10**9 + 1 is refused as every setting is."""
     policy = FifoPolicy(max_outage_stops=limit)
     policy.validate()
-    assert after_outage(policy, 0, 0.0, 0.0) == (1, limit >= 1)
-    assert after_outage(policy, limit, 0.0, 0.0)[1] is False
+    assert outage_count(0, 0.0, 0.0, True) == 1 and over_limit(policy, 1) is (limit < 1)
+    assert over_limit(policy, outage_count(limit, 0.0, 0.0, True))
     with pytest.raises(ValueError, match="max_outage_stops"):
         FifoPolicy(max_outage_stops=10**9 + 1).validate()
     with pytest.raises(ValueError, match="max_outage_stops"):

@@ -102,10 +102,7 @@ def apply_decisions(
             if (cur := unchanged(p.job_id, *HOLDING)) is not None:
                 code = JobReason(p.reason)
                 detail = _preemption_detail(snap, code, where.get(p.job_id), p.progress_s)
-                values: dict[str, Any] = {"progress_s": p.progress_s}
-                if code == JobReason.CLUSTER_DOWN:
-                    values["outage_stops"] = p.outage_stops
-                first.append(back(cur, code, detail, values))
+                first.append(back(cur, code, detail, {"progress_s": p.progress_s, "outage_stops": p.outage_stops}))
                 out.preempted += 1
         second: list[Move] = []
         for r in result.rejections:
@@ -170,11 +167,11 @@ def _preemption_detail(snap: Snapshot, code: JobReason, cluster: str | None, pro
 
 
 def _outage_limit_detail(stops: int, cluster: str | None, limit: int) -> str:
-    """The detail of an ``outage_limit`` failure: how many runs in a row outages stopped before a checkpoint."""
+    """The detail of an ``outage_limit`` failure: how many runs in a row outages stopped, none getting it further."""
     on = f" (the last on {cluster})" if cluster else ""
     return (
-        f"outages stopped its last {stops} runs in a row{on}, each before it saved a checkpoint, and the policy "
-        f"allows {limit} (max_outage_stops): it may be what takes its engine down; see its runs' logs"
+        f"outages stopped its last {stops} runs in a row{on}, none getting it past its last checkpoint, and the "
+        f"policy allows {limit} (max_outage_stops): it may be what takes its engine down; see its runs' logs"
     )
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from stargate.domain import JobReason
-from stargate.engine.interruptions import after_interruption
+from stargate.engine.interruptions import after_interruption, gained
 from stargate.engine.policies import Policy
 from stargate.executors import RunStatus
 from stargate.server.terms import SpecTerms
@@ -38,7 +38,10 @@ def interrupted_moves(
         why = status.reason or "the engine ended the run"
         if fate.requeue:
             detail = f"on {run.cluster}: {why}; resumes from its last checkpoint ({kept_text(fate.progress_s)})"
-            moves.append(Move(cur, JobStatus.PENDING, JobReason.INTERRUPTED, detail, {"progress_s": fate.progress_s}))
+            values: dict[str, object] = {"progress_s": fate.progress_s}
+            if gained(progress_s, fate.progress_s):  # the run left it further on: earlier outage stops count no more
+                values["outage_stops"] = 0
+            moves.append(Move(cur, JobStatus.PENDING, JobReason.INTERRUPTED, detail, values))
         else:
             detail = (
                 f"interrupted {fate.interruptions} times (the policy allows {policy.max_interruptions}); "

@@ -184,13 +184,16 @@ def _utc(at: datetime) -> datetime:
 
 def _terms(ctx: ServerContext, jobs: Iterable[JobState], ran: dict[int, float]) -> dict[int, JobTerms]:
     """The driver's terms of every job, by row id: kept across cycles (pruned to these jobs) while the stored job's
-    columns they come from are the same (only ``progress_s`` changes, on preemption) and so are the seconds it ran in
-    runs that ended (``ran``, its attained service once × GPUs)."""
+    columns they come from are the same (only ``progress_s`` and ``outage_stops`` change, on preemption) and so are the
+    seconds it ran in runs that ended (``ran``, its attained service once × GPUs)."""
     kept = ctx.loop.terms
     fresh: dict[int, tuple[tuple[object, ...], JobTerms]] = {}
     for job in jobs:
         ran_s = ran.get(job.id, 0.0)
-        inputs = (job.queue_id, job.gpus, job.priority_class, job.preemptible, job.submitted_at, job.progress_s, ran_s)
+        inputs = (
+            *(job.queue_id, job.gpus, job.priority_class, job.preemptible, job.submitted_at, job.progress_s, ran_s),
+            job.outage_stops,
+        )
         old = kept.get(job.id)
         fresh[job.id] = (
             old

@@ -1,5 +1,6 @@
-"""How many of a job's latest runs in a row an outage of their cluster stopped before they saved a checkpoint: the
-engine fails a job past the policy's ``max_outage_stops`` (``outage_limit``) instead of requeuing it for ever.
+"""How many of a job's latest runs in a row an outage of their cluster stopped without getting it past its last
+checkpoint: the engine fails a job past the policy's ``max_outage_stops`` (``outage_limit``) instead of requeuing it
+for ever.
 
 Revision ID: 20261204_0010
 Revises: 20261203_0009
