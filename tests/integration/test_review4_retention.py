@@ -1,8 +1,8 @@
 """Fourth review of the retention of executor records (STARGATE_RUN_RETENTION, the housekeeping pass, the local
 executor's records() and prune()) with the real local executor and a real server state.
 
-Strict xfails pin defects; plain tests cover attacks that held: a job planting symbolic links and unreadable
-directories in its working directory, odd values of STARGATE_RUN_RETENTION, the clock going backwards.
+Each defect began as a strict xfail (now fixed); plain tests cover attacks that held: a job planting symbolic links
+and unreadable directories in its working directory, odd values of STARGATE_RUN_RETENTION, the clock going backwards.
 """
 
 import os
@@ -75,13 +75,6 @@ DEEP = "import os\nfor _ in range(700):\n    os.mkdir('d')\n    os.chdir('d')\n"
 """A job's command: 700 nested directories in its working directory (any job may do this)."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="prune_files removes a directory tree by recursion, one Python frame pair and one open descriptor per "
-    "level: a job that leaves 700 nested directories in its working directory makes prune() raise RecursionError "
-    "(not caught as a problem of one record), so that directory and every working directory listed after it are "
-    "never removed, pass after pass, and the pass reports 0 removed though it removed some",
-)
 def test_a_deep_directory_tree_left_by_one_job_does_not_stop_the_pruning_of_others(harness: Harness) -> None:
     deep = harness.submit(command=_python(DEEP))["id"]
     later = harness.submit(command="echo later")["id"]

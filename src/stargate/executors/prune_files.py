@@ -88,22 +88,80 @@ def _remove(dir_fd: int, name: str) -> bool:
     return True
 
 
+MAX_DEPTH = 64
+"""Directories held open at once while a tree is removed: a deeper subtree is moved up into the top directory being
+emptied (renamed under a fresh name, never leaving it) and removed from there, so a job's tree of any depth is
+removed with a bounded number of descriptors and no recursion."""
+
+
 def _empty(dir_fd: int, name: str, info: os.stat_result) -> None:
-    """Remove everything in the directory ``name`` of ``dir_fd`` (which ``info`` describes)."""
+    """Remove everything in the directory ``name`` of ``dir_fd`` (which ``info`` describes): depth first, with an
+    explicit stack of open directories (each entry: its descriptor, its name in its parent, names left to remove)."""
+    stack: list[tuple[int, str, list[str]]] = []
+    try:
+        top = _opened(dir_fd, name, info)
+        stack.append((top, name, _names(top)))
+        moved = 0
+        while stack:
+            fd, _, left = stack[-1]
+            if not left:
+                left.extend(_names(fd))  # what appeared meanwhile
+                if not left:
+                    fd, gone, _ = stack.pop()
+                    os.close(fd)
+                    if stack:
+                        _unlinked(stack[-1][0], gone, directory=True)
+                    continue
+            entry = left.pop()
+            try:
+                found = os.stat(entry, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISDIR(found.st_mode):
+                _unlinked(fd, entry, directory=False)
+            elif len(stack) < MAX_DEPTH:
+                child = _opened(fd, entry, found)
+                stack.append((child, entry, _names(child)))
+            else:  # too deep to hold open: move it up into the top directory, which is emptied until nothing is left
+                moved = _moved_up(fd, entry, top, moved)
+                stack[0][2].append(f".stargate-deep-{moved}")
+    finally:
+        for fd, _, _ in stack:
+            os.close(fd)
+
+
+def _opened(dir_fd: int, name: str, info: os.stat_result) -> int:
+    """A descriptor of the directory ``name`` of ``dir_fd``, checked to be the one ``info`` describes (opened up
+    first when its owner, the job, made it unreadable)."""
     try:
         fd = os.open(name, _DIR, dir_fd=dir_fd)
     except PermissionError:  # made unreadable by its owner (the job): open it up through a descriptor of its own
         _open_up(dir_fd, name)
         fd = os.open(name, _DIR, dir_fd=dir_fd)
-    try:
-        if not os.path.samestat(info, os.fstat(fd)):
-            raise OSError(errno.ESTALE, f"{name} was replaced while it was being removed")
-        with os.scandir(fd) as entries:
-            names = [e.name for e in entries]
-        for entry in names:
-            _remove(fd, entry)
-    finally:
+    if not os.path.samestat(info, os.fstat(fd)):
         os.close(fd)
+        raise OSError(errno.ESTALE, f"{name} was replaced while it was being removed")
+    return fd
+
+
+def _moved_up(fd: int, name: str, top: int, moved: int) -> int:
+    """Rename the directory ``name`` of ``fd`` into ``top`` as ``.stargate-deep-<n>``, the first n after ``moved``
+    free there (a name the job took for a file or a directory holding something is skipped; an empty directory is
+    replaced, all of it being removed anyway); that n."""
+    while True:
+        moved += 1
+        try:
+            os.rename(name, f".stargate-deep-{moved}", src_dir_fd=fd, dst_dir_fd=top)
+            return moved
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR) or moved > 1_000_000:
+                raise
+
+
+def _names(fd: int) -> list[str]:
+    """The names in the open directory ``fd``."""
+    with os.scandir(fd) as entries:
+        return [e.name for e in entries]
 
 
 def _unlinked(dir_fd: int, name: str, *, directory: bool) -> None:

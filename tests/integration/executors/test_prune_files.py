@@ -91,3 +91,24 @@ def test_directories_a_job_locked_are_removed_by_their_owner() -> None:
         assert done.stdout.split() == ["True", "False"]
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_tree_deeper_than_the_open_directories_allowed_is_removed_whatever_names_it_holds(tmp_path: Path) -> None:
+    """3,000 nested directories (deeper than Python's recursion and MAX_DEPTH), a file and an empty directory named as
+    the moved-up subtrees will be at the top: everything goes, with no descriptor left open."""
+    top = tmp_path / "runs" / "j-000001"
+    top.mkdir(parents=True)
+    (top / ".stargate-deep-1").write_text("a job's file\n")
+    (top / ".stargate-deep-2").mkdir()
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(3000):  # relative to a descriptor: the path would be longer than PATH_MAX
+        os.mkdir("d", dir_fd=fd)
+        deeper = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = deeper
+    os.close(os.open("leaf", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+    os.close(fd)
+    before = len(os.listdir("/proc/self/fd"))
+    assert remove_below(tmp_path, ["runs", "j-000001"], parents=1)
+    assert not (tmp_path / "runs").exists()
+    assert len(os.listdir("/proc/self/fd")) == before
