@@ -106,7 +106,7 @@ def _shown(value: Any) -> str:
 
 def account_name(value: str) -> str:
     """``value`` if it is a POSIX account name (:data:`ACCOUNT_PATTERN`); else ValueError 'found X, expected Y'."""
-    if not ACCOUNT_PATTERN.match(value):
+    if not ACCOUNT_PATTERN.fullmatch(value):  # match() would take a final newline for its $
         raise ValueError(f"found {_shown(value)}, expected {ACCOUNT_WORDS}")
     return value
 
