@@ -61,11 +61,13 @@ def test_slurm_settings_just_outside_the_rules_are_refused(settings: dict[str, A
         _slurm(**settings)
 
 
-def test_an_account_name_with_a_trailing_newline_is_taken_without_it() -> None:
-    """Held: ACCOUNT_PATTERN's '$' also matches before a final newline, but the model strips surrounding
-    whitespace first, so no newline reaches sbatch --uid."""
-    found = _slurm(user="sg-alpha\n", team_users={"alpha": "sg-alpha\n"})
-    assert (found.user, found.team_users) == ("sg-alpha", {"alpha": "sg-alpha"})
+def test_an_account_name_is_matched_whole_in_user_and_team_users_alike() -> None:
+    """user is stripped of surrounding whitespace by the model; a team_users account is checked as given, and a
+    final newline no longer passes the pattern's '$' (it did, while a leading space was refused)."""
+    assert _slurm(user="sg-alpha\n").user == "sg-alpha"
+    for account in ("sg-alpha\n", " sg-alpha"):
+        with pytest.raises(ValidationError, match=r"team_users\.alpha"):
+            _slurm(team_users={"alpha": account})
 
 
 @pytest.mark.parametrize(
