@@ -126,10 +126,8 @@ def main() -> None:
 
                 head = start_ray_head(root / "ray", gpus=args.runs)
                 try:
-                    os.environ["STARGATE_BENCH_RAY_TOKEN"] = head.token
-                    config = RayExecutorConfig(
-                        id="ray", kind="ray", address=head.address, token_env="STARGATE_BENCH_RAY_TOKEN"
-                    )
+                    os.environ["BENCH_RAY_TOKEN"] = head.token
+                    config = RayExecutorConfig(id="ray", kind="ray", address=head.address, token_env="BENCH_RAY_TOKEN")
                     start_s = time.monotonic() - began
                     results.append(measure(engine, build(config, settings), args.runs, marks, start_s))
                 finally:
