@@ -8,17 +8,18 @@ max 0).
 
 import copy
 import random
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import inspect, select, update
 
+from integration.server.cycle_support import cycle_until
 from integration.server.differential_support import serve, simulate
-from integration.server.stargate_harness import TINY_FLEET, Harness, build_harness
+from integration.server.outage_support import job as job_json
+from integration.server.outage_support import mark, outage_harness, stopped_by_outage
+from integration.server.stargate_harness import Harness
 from integration.server.test_differential import FLEET, make_trace
 from stargate.engine import Override
 from stargate.fleetfile import load_fleet
@@ -27,16 +28,11 @@ from stargate.server.scheduling.loop import run_cycle
 from stargate.server.terms import ENGINE_EPOCH
 from stargate.sim.simulator import Failure
 from stargate.store import JobRow, RunRow, current_revision, downgrade, parse_job_id, upgrade
-from stargate.store.repositories import health as health_repo
-from stargate.store.repositories.health import Change, Streak, keep_streaks, streaks
+from stargate.store.repositories.health import Streak, keep_streaks, streaks
 
 TIMEOUT_S = 15.0
 T0 = (datetime(2026, 1, 1, tzinfo=UTC) - ENGINE_EPOCH).total_seconds()
 """When the differential traces start (the fleet's as_of date), engine seconds."""
-
-
-def _scheduling(limit: int) -> str:
-    return f"\nscheduling:\n  policy: fifo\n  settings:\n    max_outage_stops: {limit}\n"
 
 
 @pytest.fixture
@@ -44,38 +40,13 @@ def make(db_url: str, tmp_path: Path) -> Iterator[Callable[[int], Harness]]:
     made: list[Harness] = []
 
     def build(limit: int) -> Harness:
-        fleet = tmp_path / f"tiny-outages-{limit}.yaml"
-        fleet.write_text(TINY_FLEET.read_text(encoding="utf-8") + _scheduling(limit), encoding="utf-8")
-        h = build_harness(db_url, tmp_path / "home", fleet)
-        made.append(h)
-        return h
+        made.append(outage_harness(db_url, tmp_path, limit))
+        return made[-1]
 
     yield build
     for h in made:
         h.client.close()
         h.ctx.db.close()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _mark(h: Harness, status: str, before: str) -> None:
-    with h.ctx.db.write() as s:
-        health_repo.record(s, [Change("lab-h100", "local", before, status, "executor local unreachable: test")], _now())
-
-
-def _job(h: Harness, job_id: object) -> dict[str, Any]:
-    data: dict[str, Any] = h.client.get(f"/api/v1/jobs/{job_id}", headers=h.headers()).json()
-    return data
-
-
-def _until(h: Harness, done: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not done():
-        assert time.monotonic() < deadline, "timed out"
-        run_cycle(h.ctx, _now())
-        time.sleep(0.05)
 
 
 def _stops(h: Harness, job_id: object) -> int:
@@ -87,13 +58,6 @@ def _open_runs(h: Harness, job_id: object) -> int:
     with h.ctx.db.read() as s:
         rows = s.scalars(select(RunRow).where(RunRow.job_id == parse_job_id(str(job_id)), RunRow.ended.is_(False)))
         return len(list(rows))
-
-
-def _stopped_by_outage(h: Harness, job: object) -> None:
-    """The job runs on lab-h100, then its cluster goes down and stays down until the job has left it."""
-    _until(h, lambda: _job(h, job)["status"] == "running")
-    _mark(h, "down", "up")
-    _until(h, lambda: _job(h, job)["status"] in ("pending", "failed"))
 
 
 def _new_fleet_version(h: Harness) -> None:
@@ -117,14 +81,14 @@ def test_a_driver_rebuilt_during_an_outage_keeps_the_count(
 ) -> None:
     h = make(1)
     job = h.submit(command="sleep 60", gpu_models=["H100-SXM"], checkpoint_interval_s=3600)["id"]
-    _stopped_by_outage(h, job)
-    assert _job(h, job)["status"] == "pending" and _stops(h, job) == 1
+    stopped_by_outage(h, job)
+    assert job_json(h, job)["status"] == "pending" and _stops(h, job) == 1
     assert _open_runs(h, job) == 1  # its orphaned run: not yet ended while its cluster is down
     rebuild(h)
-    run_cycle(h.ctx, _now())  # the rebuilt driver decides during the outage
-    _mark(h, "up", "down")
-    _stopped_by_outage(h, job)  # the second stop in a row before a checkpoint: past the limit of 1
-    found = _job(h, job)
+    run_cycle(h.ctx, datetime.now(UTC))  # the rebuilt driver decides during the outage
+    mark(h, "up", "down")
+    stopped_by_outage(h, job)  # the second stop in a row before a checkpoint: past the limit of 1
+    found = job_json(h, job)
     assert (found["status"], found["reason"]) == ("failed", "outage_limit"), (found, _stops(h, job))
     h.client.post(f"/api/v1/jobs/{job}/cancel", headers=h.headers())
 
@@ -132,13 +96,13 @@ def test_a_driver_rebuilt_during_an_outage_keeps_the_count(
 def test_a_restarted_server_counts_on_from_the_job_row(make: Callable[[int], Harness]) -> None:
     h = make(1)
     job = h.submit(command="sleep 60", gpu_models=["H100-SXM"], checkpoint_interval_s=3600)["id"]
-    _stopped_by_outage(h, job)
+    stopped_by_outage(h, job)
     assert _stops(h, job) == 1
     h.ctx.loop = LoopState()  # a new process: nothing kept but the database
-    run_cycle(h.ctx, _now())
-    _mark(h, "up", "down")
-    _stopped_by_outage(h, job)
-    found = _job(h, job)
+    run_cycle(h.ctx, datetime.now(UTC))
+    mark(h, "up", "down")
+    stopped_by_outage(h, job)
+    found = job_json(h, job)
     assert (found["status"], found["reason"]) == ("failed", "outage_limit"), found
     assert "outages stopped its last 2 runs in a row (the last on lab-h100)" in found["detail"]
 
@@ -147,14 +111,14 @@ def test_max_outage_stops_0_fails_at_the_first_outage_and_the_run_is_stopped(mak
     h = make(0)
     job = h.submit(command="sleep 60", gpu_models=["H100-SXM"], checkpoint_interval_s=3600)["id"]
     other = h.submit(command="sleep 60", gpu_models=["GB200"], checkpoint_interval_s=3600)["id"]
-    _stopped_by_outage(h, job)
-    found = _job(h, job)
+    stopped_by_outage(h, job)
+    found = job_json(h, job)
     assert (found["status"], found["reason"]) == ("failed", "outage_limit"), found
-    assert _job(h, other)["status"] == "running"  # a job on another cluster is not touched
-    _mark(h, "up", "down")
-    _until(h, lambda: _open_runs(h, job) == 0)  # the failed job's orphan is stopped once its engine answers
+    assert job_json(h, other)["status"] == "running"  # a job on another cluster is not touched
+    mark(h, "up", "down")
+    cycle_until(h, lambda: _open_runs(h, job) == 0)  # the failed job's orphan is stopped once its engine answers
     h.client.post(f"/api/v1/jobs/{other}/cancel", headers=h.headers())
-    _until(h, lambda: _open_runs(h, other) == 0)
+    cycle_until(h, lambda: _open_runs(h, other) == 0)
 
 
 def test_migrations_0010_and_0011_go_down_and_up_again_with_data(harness: Harness) -> None:
@@ -174,7 +138,7 @@ def test_migrations_0010_and_0011_go_down_and_up_again_with_data(harness: Harnes
     assert "outage_stops" not in {c["name"] for c in found.get_columns("jobs")}
     upgrade(engine)
     assert current_revision(engine) == "20261204_0011"
-    assert _stops(harness, job) == 0 and _job(harness, job)["id"] == job
+    assert _stops(harness, job) == 0 and job_json(harness, job)["id"] == job
     with harness.ctx.db.read() as s:
         assert streaks(s) == {}
 
