@@ -8,7 +8,6 @@ and unreadable directories in its working directory, odd values of STARGATE_RUN_
 import os
 import shlex
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,10 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from integration.server.cycle_support import cycle_until
 from integration.server.stargate_harness import Harness
 from stargate.server.limits import SettingsError
 from stargate.server.scheduling import housekeeping
-from stargate.server.scheduling.loop import run_cycle
 from stargate.server.settings import Settings
 from stargate.store import JobRow, RunRow, parse_job_id
 
@@ -36,11 +35,7 @@ def _status(h: Harness, job: object) -> str:
 
 
 def _until(h: Harness, done: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not done():
-        assert time.monotonic() < deadline, "timed out"
-        run_cycle(h.ctx, _now())
-        time.sleep(0.05)
+    cycle_until(h, done, TIMEOUT_S)
 
 
 def _live_runs(h: Harness) -> list[RunRow]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from integration.server.cycle_support import cycle_until
 from integration.server.stargate_harness import Harness
 from stargate.domain import ClusterStatus
 from stargate.executors.base import Health
@@ -32,11 +33,7 @@ def _status(h: Harness, job: object) -> str:
 
 
 def _until(h: Harness, done: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not done():
-        assert time.monotonic() < deadline, "timed out"
-        run_cycle(h.ctx, _now())
-        time.sleep(0.05)
+    cycle_until(h, done, TIMEOUT_S)
 
 
 def _records(h: Harness) -> list[str]:
