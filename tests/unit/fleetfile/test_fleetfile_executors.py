@@ -271,3 +271,25 @@ def test_the_cross_checks_name_the_executor_problems_of_a_fleet_built_in_code() 
     clusters = [c.model_copy(update={"executor": "gone"}) if c.id == "a" else c for c in bad.clusters]
     found = {(p.path, p.found) for p in fleet_problems(bad.model_copy(update={"clusters": clusters}))}
     assert found == {(("executors", 4, "id"), "'k8s'"), (("clusters", 0, "executor"), "'gone' (cluster 'a')")}
+
+
+@pytest.mark.parametrize("kind", ["ray", "slurm", "kubernetes"])
+def test_one_line_per_provider_switches_the_example_fleet_to_an_engine(tmp_path: Path, kind: str) -> None:
+    """As the how-tos say: `executor: <kind>` added under each provider of examples/stargate-2025 (one line each, no
+    executors section) is a valid fleet whose every cluster runs on that kind's default executor."""
+    example = Path(__file__).parents[3] / "examples" / "stargate-2025"
+    copy = tmp_path / "fleet"
+    copy.mkdir()
+    for path in example.glob("*.yaml"):
+        if path.name != "plan.yaml":
+            (copy / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    providers = copy / "10-providers.yaml"
+    text = providers.read_text(encoding="utf-8")
+    switched = "".join(
+        line + (f"    executor: {kind}\n" if line.startswith("    kind: ") else "") for line in text.splitlines(True)
+    )
+    added = switched.count(f"executor: {kind}")
+    assert added == len(load_fleet(example).providers) and len(switched.splitlines()) == len(text.splitlines()) + added
+    providers.write_text(switched, encoding="utf-8")
+    fleet = load_fleet(copy)
+    assert {fleet.cluster_executor_ids()[c.id] for c in fleet.clusters} == {kind}
