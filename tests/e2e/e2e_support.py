@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,30 @@ class ServerProcess:
             answer = http.post("/api/v1/tokens", json={"name": name, "team": team, "role": role})
         assert answer.status_code == 201, answer.text
         return str(answer.json()["token"])
+
+
+def submit_command(server: ServerProcess, command: str, **more: Any) -> str:
+    """Submit a 1-GPU job running ``command`` to queue alpha-q (``more``: further spec fields); its id."""
+    with server.client() as http:
+        body = {"name": "r", "queue": "alpha-q", "gpus": 1, "command": command, **more}
+        answer = http.post("/api/v1/jobs", json=body)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+def job_of(server: ServerProcess, job: str) -> dict[str, Any]:
+    """The job as ``GET /api/v1/jobs/{id}`` shows it."""
+    with server.client() as http:
+        found: dict[str, Any] = http.get(f"/api/v1/jobs/{job}").json()
+    return found
+
+
+def wait_for(what: str, done: Callable[[], bool], timeout_s: float, show: Callable[[], object] = str) -> None:
+    """Poll ``done()`` every 0.1 s; fail after ``timeout_s`` saying ``what`` did not happen (and ``show()``)."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, f"{what}: not after {timeout_s:.0f} s: {show()}"
+        time.sleep(0.1)
 
 
 def all_jobs(server: ServerProcess) -> list[dict[str, Any]]:

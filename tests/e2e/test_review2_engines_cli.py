@@ -8,13 +8,12 @@ Needs Slurm and munge (``.ci/run`` installs them) and Ray (the ``engines`` extra
 
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from e2e_support import ServerFactory, ServerProcess, child_environment, run_cli
+from e2e_support import ServerFactory, ServerProcess, child_environment, job_of, run_cli, submit_command, wait_for
 
 from engines.ray_head import RayHead, start_ray_head
 from engines.slurm_cluster import SlurmCluster, start_slurm
@@ -65,27 +64,6 @@ def _server(
     return make_server(fleet=fleet, interval_s=0.1).start()
 
 
-def _submit(server: ServerProcess, command: str, **more: Any) -> str:
-    with server.client() as http:
-        body = {"name": "r", "queue": "alpha-q", "gpus": 1, "command": command, **more}
-        answer = http.post("/api/v1/jobs", json=body)
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["id"])
-
-
-def _job(server: ServerProcess, job: str) -> dict[str, Any]:
-    with server.client() as http:
-        found: dict[str, Any] = http.get(f"/api/v1/jobs/{job}").json()
-    return found
-
-
-def _wait(what: str, done: Callable[[], bool], timeout_s: float, show: Callable[[], object] = str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        assert time.monotonic() < deadline, f"{what}: not after {timeout_s:.0f} s: {show()}"
-        time.sleep(0.1)
-
-
 def _slurm_state(slurm: SlurmCluster, job: str = "1") -> str:
     return slurm.command("scontrol", "show", "job", job).stdout.split("JobState=")[-1].split()[0]
 
@@ -110,14 +88,14 @@ def test_a_run_that_completes_while_slurmd_is_down_completes_its_job_once(
         f'if [ "$STARGATE_ATTEMPT" = 0 ]; then touch {started}; sleep 8; echo 0 >> {done}; '
         f'else sleep 40; echo "$STARGATE_ATTEMPT" >> {done}; fi'
     )
-    job = _submit(server, command)
-    _wait("started on Slurm", started.exists, 15)
+    job = submit_command(server, command)
+    wait_for("started on Slurm", started.exists, 15)
     _kill_slurmd(slurm)  # slurmctld answers; the node stops responding; the job step runs on and completes
-    _wait("attempt 0 completed in Slurm", lambda: _slurm_state(slurm) == "COMPLETED", 25)
+    wait_for("attempt 0 completed in Slurm", lambda: _slurm_state(slurm) == "COMPLETED", 25)
     deadline = time.monotonic() + 8  # the scheduler polls every cycle (0.1 s)
-    while _job(server, job)["status"] not in FINAL and time.monotonic() < deadline:
+    while job_of(server, job)["status"] not in FINAL and time.monotonic() < deadline:
         time.sleep(0.2)
-    found = _job(server, job)
+    found = job_of(server, job)
     seen = (found["status"], found["attempt"], found["cluster"], found["detail"], done.read_text().split())
     assert found["status"] == "succeeded", seen  # today: running at attempt 1 on lab-a, whose run completes again
     assert done.read_text().split() == ["0"], seen
@@ -162,23 +140,23 @@ def test_a_ray_head_restart_shorter_than_down_after_runs_its_jobs_again(
         fleet.write_text(RAY_FLEET.format(address=address, token_env=RAY_TOKEN_ENV, down_after=120))
         server = make_server(fleet=fleet, interval_s=0.1).start()
         started, done = tmp_path / "started", tmp_path / "done"
-        job = _submit(
+        job = submit_command(
             server,
             f'if [ "$STARGATE_ATTEMPT" = 0 ]; then touch {started}; sleep 60; fi; echo ok > {done}',
             allowed_providers=["rayco"],
         )
-        _wait("started on Ray", started.exists, 30, lambda: (_job(server, job), _ray_jobs(first)))
-        assert _job(server, job)["cluster"] == "ray-a"
+        wait_for("started on Ray", started.exists, 30, lambda: (job_of(server, job), _ray_jobs(first)))
+        assert job_of(server, job)["cluster"] == "ray-a"
         first.stop()  # the head goes down with its job table; an operator starts it again at the same address
         monkeypatch.setattr("engines.ray_head.secrets.token_hex", lambda _: first.token)
         heads.append(start_ray_head(tmp_path / "ray-2", gpus=8))
         forwarder.upstream = ("127.0.0.1", _port(heads[-1].address))
-        _wait("final", lambda: _job(server, job)["status"] in FINAL or done.exists(), 25)
+        wait_for("final", lambda: job_of(server, job)["status"] in FINAL or done.exists(), 25)
         time.sleep(1)
-        found = _job(server, job)
+        found = job_of(server, job)
         seen = (found["status"], found["reason"], found["attempt"], found["detail"])
         assert found["reason"] != "lost", seen  # it was: failed, lost, 0, Ray at ... has no job sg-...-a0
-        _wait("ran again", done.exists, 20)
+        wait_for("ran again", done.exists, 20)
     finally:
         forwarder.cut()
         for head in heads:
@@ -191,7 +169,7 @@ def _ray_jobs(head: RayHead) -> list[tuple[str, str, str]]:
 
 
 def _requeued_or_final(server: ServerProcess, job: str, attempt: int) -> bool:
-    found = _job(server, job)
+    found = job_of(server, job)
     return bool(found["attempt"] > attempt or found["status"] in FINAL)
 
 
@@ -204,16 +182,16 @@ def test_a_job_on_an_executor_the_fleet_renamed_still_ends_after_a_restart(
 ) -> None:
     server = _server(make_server, tmp_path, slurm, down_after_s=30)
     started = tmp_path / "started"
-    job = _submit(server, f"touch {started}; sleep 4", allowed_providers=["hpc"])
-    _wait("started on Slurm", started.exists, 15)
+    job = submit_command(server, f"touch {started}; sleep 4", allowed_providers=["hpc"])
+    wait_for("started on Slurm", started.exists, 15)
     server.keep_port().kill()
     server.fleet.write_text(server.fleet.read_text().replace("slurm-r", "slurm-east"))  # same Slurm, new id
     server.start()
-    _wait("its run ended in Slurm", lambda: _slurm_state(slurm) == "COMPLETED", 15)
+    wait_for("its run ended in Slurm", lambda: _slurm_state(slurm) == "COMPLETED", 15)
     deadline = time.monotonic() + 10
-    while _job(server, job)["status"] not in FINAL and time.monotonic() < deadline:
+    while job_of(server, job)["status"] not in FINAL and time.monotonic() < deadline:
         time.sleep(0.2)
-    found = _job(server, job)
+    found = job_of(server, job)
     assert found["status"] in FINAL, (found["status"], found["cluster"], found["detail"])  # today: running for ever
 
 
@@ -224,18 +202,18 @@ def test_a_job_that_takes_its_engine_down_each_time_is_not_requeued_for_ever(
         make_server, tmp_path, slurm, down_after_s=0, more="scheduling: {settings: {max_outage_stops: 2}}\n"
     )
     pid_file = slurm.root / "run" / "slurmctld.pid"
-    job = _submit(server, f"kill -9 $(cat {pid_file}); sleep 120", allowed_providers=["hpc"])  # a poison job
+    job = submit_command(server, f"kill -9 $(cat {pid_file}); sleep 120", allowed_providers=["hpc"])  # a poison job
     outages = 0
     deadline = time.monotonic() + 70
-    while outages < 5 and _job(server, job)["status"] not in FINAL:  # an operator restarts slurmctld each time
-        attempt = _job(server, job)["attempt"]
-        _wait("slurmctld taken down", lambda: slurm._daemons[0].poll() is not None, 20, lambda: _job(server, job))
+    while outages < 5 and job_of(server, job)["status"] not in FINAL:  # an operator restarts slurmctld each time
+        attempt = job_of(server, job)["attempt"]
+        wait_for("slurmctld taken down", lambda: slurm._daemons[0].poll() is not None, 20, lambda: job_of(server, job))
         slurm.kill_controller()  # reap the dead controller's process record
-        _wait("requeued", lambda: _requeued_or_final(server, job, attempt), 20, lambda: _job(server, job))  # noqa: B023
+        wait_for("requeued", lambda: _requeued_or_final(server, job, attempt), 20, lambda: job_of(server, job))  # noqa: B023
         outages += 1
         slurm.start_controller()
         assert time.monotonic() < deadline
-    found = _job(server, job)
+    found = job_of(server, job)
     assert found["status"] == "failed", (outages, found["status"], found["attempt"], found["detail"])
     assert (outages, found["reason"], found["attempt"]) == (3, "outage_limit", 3), found  # 2 allowed, the 3rd fails
 
@@ -292,18 +270,18 @@ def test_a_ray_run_that_finished_during_a_partition_completes_its_job_once(
         server = make_server(fleet=fleet, interval_s=0.1).start()
         started, done = tmp_path / "started", tmp_path / "done"
         done.touch()
-        job = _submit(
+        job = submit_command(
             server,
             f'if [ "$STARGATE_ATTEMPT" = 0 ]; then touch {started}; sleep 8; echo 0 >> {done}; else sleep 40; fi',
         )
-        _wait("started on Ray", started.exists, 30)
-        assert _job(server, job)["cluster"] == "ray-a"
+        wait_for("started on Ray", started.exists, 30)
+        assert job_of(server, job)["cluster"] == "ray-a"
         forwarder.cut()
-        _wait("moved to lab-a", lambda: _job(server, job)["attempt"] == 1, 15)
-        _wait("attempt 0 finished on Ray", lambda: done.read_text().split() == ["0"], 15)
+        wait_for("moved to lab-a", lambda: job_of(server, job)["attempt"] == 1, 15)
+        wait_for("attempt 0 finished on Ray", lambda: done.read_text().split() == ["0"], 15)
         forwarder.restore()
-        _wait("final", lambda: _job(server, job)["status"] in FINAL, 15)
-        found = _job(server, job)
+        wait_for("final", lambda: job_of(server, job)["status"] in FINAL, 15)
+        found = job_of(server, job)
         assert found["status"] == "succeeded", found
         assert str(found["detail"]).startswith("attempt 0 on ray-a exited with code 0"), found
         with server.client() as http:

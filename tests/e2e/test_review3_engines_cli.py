@@ -9,13 +9,13 @@ Needs Slurm and munge (``.ci/run`` installs them).
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from e2e_support import ServerFactory, ServerProcess, child_environment, run_cli
+from e2e_support import ServerFactory, ServerProcess, child_environment, job_of, run_cli, submit_command, wait_for
 
 from engines.slurm_cluster import SlurmCluster, start_slurm
 
@@ -74,31 +74,10 @@ def _server(
     return make_server(fleet=fleet, interval_s=0.1).start()
 
 
-def _submit(server: ServerProcess, command: str, **more: Any) -> str:
-    with server.client() as http:
-        body = {"name": "r", "queue": "alpha-q", "gpus": 1, "command": command, **more}
-        answer = http.post("/api/v1/jobs", json=body)
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["id"])
-
-
-def _job(server: ServerProcess, job: str) -> dict[str, Any]:
-    with server.client() as http:
-        found: dict[str, Any] = http.get(f"/api/v1/jobs/{job}").json()
-    return found
-
-
 def _events(server: ServerProcess, job: str) -> list[tuple[str, str, str]]:
     with server.client() as http:
         items = http.get("/api/v1/events", params={"job_id": job}).json()["items"]
     return [(e.get("to_status", ""), e.get("reason", ""), str(e.get("detail", ""))[:120]) for e in items]
-
-
-def _wait(what: str, done: Callable[[], bool], timeout_s: float, show: Callable[[], object] = str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        assert time.monotonic() < deadline, f"{what}: not after {timeout_s:.0f} s: {show()}"
-        time.sleep(0.1)
 
 
 def _slurm_jobs(slurm: SlurmCluster) -> list[tuple[str, str]]:
@@ -115,14 +94,14 @@ def test_jobs_moved_off_a_down_slurm_keep_to_their_quota_providers_and_online_wi
     other moves to other-h100, and never anywhere else."""
     server = _server(make_server, tmp_path, slurm, down_after_s=1)
     started = tmp_path / "started"
-    stay = _submit(server, f"echo x >> {started}; sleep 60", allowed_providers=["hpc", "here"])
-    move = _submit(server, f"echo y >> {started}; sleep 60", allowed_providers=["hpc", "other"])
-    _wait("both on Slurm", lambda: len(started.read_text().split()) == 2 if started.exists() else False, 20)
-    assert {_job(server, stay)["cluster"], _job(server, move)["cluster"]} == {"slurm-a"}
+    stay = submit_command(server, f"echo x >> {started}; sleep 60", allowed_providers=["hpc", "here"])
+    move = submit_command(server, f"echo y >> {started}; sleep 60", allowed_providers=["hpc", "other"])
+    wait_for("both on Slurm", lambda: len(started.read_text().split()) == 2 if started.exists() else False, 20)
+    assert {job_of(server, stay)["cluster"], job_of(server, move)["cluster"]} == {"slurm-a"}
     slurm.kill_controller()
-    _wait("moved", lambda: _job(server, move)["cluster"] == "other-h100", 20, lambda: _job(server, move))
+    wait_for("moved", lambda: job_of(server, move)["cluster"] == "other-h100", 20, lambda: job_of(server, move))
     time.sleep(1)  # a few more cycles: the other job must still wait
-    found = _job(server, stay)
+    found = job_of(server, stay)
     assert found["status"] == "pending", found
     assert found["waiting"]["reason"] == "clusters_down", found["waiting"]
     assert "slurm-a" in found["waiting"]["detail"], found["waiting"]
@@ -185,14 +164,16 @@ def _kill_during_sbatch(
     bin_dir = _slow_bin_dir(tmp_path, marker, when)
     server = _server(make_server, tmp_path, slurm, down_after_s=30, bin_dir=bin_dir)
     done = tmp_path / "done"
-    job = _submit(server, f'sleep 2; echo "$STARGATE_ATTEMPT" >> {done}', allowed_providers=["hpc"])
-    _wait("in sbatch", marker.exists, 20, lambda: _job(server, job))
+    job = submit_command(server, f'sleep 2; echo "$STARGATE_ATTEMPT" >> {done}', allowed_providers=["hpc"])
+    wait_for("in sbatch", marker.exists, 20, lambda: job_of(server, job))
     server.keep_port().kill()
     time.sleep(restart_after_s)
     server.start()
-    _wait("final", lambda: _job(server, job)["status"] in FINAL, 40, lambda: (_job(server, job), _slurm_jobs(slurm)))
+    wait_for(
+        "final", lambda: job_of(server, job)["status"] in FINAL, 40, lambda: (job_of(server, job), _slurm_jobs(slurm))
+    )
     time.sleep(6)  # the killed server's sbatch, and a second run if any, have ended by now
-    found = _job(server, job)
+    found = job_of(server, job)
     assert found["status"] == "succeeded", found
     assert len(done.read_text().split()) == 1, (done.read_text(), _slurm_jobs(slurm))
     assert len(_slurm_jobs(slurm)) == 1, _slurm_jobs(slurm)
@@ -214,15 +195,19 @@ def test_a_fleet_change_that_takes_the_slurm_executor_away_leaves_its_running_jo
     running in Slurm."""
     server = _server(make_server, tmp_path, slurm, down_after_s=30)
     started, done = tmp_path / "started", tmp_path / "done"
-    job = _submit(server, f'touch {started}; sleep 6; echo "$STARGATE_ATTEMPT" >> {done}', allowed_providers=["hpc"])
-    _wait("started on Slurm", started.exists, 20)
+    job = submit_command(
+        server, f'touch {started}; sleep 6; echo "$STARGATE_ATTEMPT" >> {done}', allowed_providers=["hpc"]
+    )
+    wait_for("started on Slurm", started.exists, 20)
     fleet = yaml.safe_load(server.fleet.read_text())
     fleet["executors"] = []
     fleet["providers"][0]["executor"] = "local"
     _apply(server, fleet)
-    _wait("final", lambda: _job(server, job)["status"] in FINAL, 40, lambda: (_job(server, job), _slurm_jobs(slurm)))
+    wait_for(
+        "final", lambda: job_of(server, job)["status"] in FINAL, 40, lambda: (job_of(server, job), _slurm_jobs(slurm))
+    )
     time.sleep(2)
-    found = _job(server, job)
+    found = job_of(server, job)
     assert found["status"] == "succeeded", (found, _events(server, job))
     assert len(done.read_text().split()) == 1, done.read_text()
     assert not [s for _, s in _slurm_jobs(slurm) if s in ("RUNNING", "PENDING")], _slurm_jobs(slurm)
@@ -235,23 +220,23 @@ def test_a_job_cancelled_while_slurmctld_is_down_is_stopped_in_slurm_when_it_is_
     stopped once slurmctld answers again: its command never completes."""
     server = _server(make_server, tmp_path, slurm, down_after_s=60)
     started, done = tmp_path / "started", tmp_path / "done"
-    job = _submit(server, f"touch {started}; sleep 45; touch {done}", allowed_providers=["hpc"])
-    _wait("started on Slurm", started.exists, 20)
+    job = submit_command(server, f"touch {started}; sleep 45; touch {done}", allowed_providers=["hpc"])
+    wait_for("started on Slurm", started.exists, 20)
     slurm.kill_controller()
     time.sleep(2)
     with server.client() as http:
         answer = http.post(f"/api/v1/jobs/{job}/cancel")
     assert answer.status_code in (200, 202), answer.text
-    assert _job(server, job)["status"] == "cancelled", _job(server, job)
+    assert job_of(server, job)["status"] == "cancelled", job_of(server, job)
     slurm.start_controller()
-    _wait(
+    wait_for(
         "stopped in Slurm",
         lambda: _slurm_jobs(slurm) and _slurm_jobs(slurm)[0][1] == "CANCELLED",
         40,
         lambda: _slurm_jobs(slurm),
     )
     assert not done.exists()
-    assert _job(server, job)["status"] == "cancelled"
+    assert job_of(server, job)["status"] == "cancelled"
 
 
 VALIDATE_FLEET = """
@@ -305,8 +290,8 @@ def test_a_job_whose_sbatch_always_times_out_is_not_left_placed_for_ever(
     bin_dir = _slow_bin_dir(tmp_path, tmp_path / "unused", "before")
     (bin_dir / "sbatch").write_text(FAILING_SBATCH)
     server = _server(make_server, tmp_path, slurm, down_after_s=2, bin_dir=bin_dir)
-    job = _submit(server, "true", allowed_providers=["hpc", "other"])
+    job = submit_command(server, "true", allowed_providers=["hpc", "other"])
     time.sleep(15)
-    found = _job(server, job)
+    found = job_of(server, job)
     seen = (found["status"], found["cluster"], found["attempt"], found["detail"], _events(server, job))
     assert found["status"] in FINAL or found["cluster"] == "other-h100", seen

@@ -5,12 +5,20 @@ Needs Slurm and munge (``.ci/run`` installs them) for the Slurm tests.
 """
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from e2e_support import SMALL_FLEET, ServerFactory, ServerProcess, child_environment, run_cli
+from e2e_support import (
+    SMALL_FLEET,
+    ServerFactory,
+    ServerProcess,
+    child_environment,
+    job_of,
+    run_cli,
+    submit_command,
+    wait_for,
+)
 
 from engines.slurm_cluster import SlurmCluster, start_slurm
 
@@ -55,39 +63,19 @@ def _server(make_server: ServerFactory, tmp_path: Path, slurm: SlurmCluster, dow
     return make_server(fleet=fleet, interval_s=0.1).start()
 
 
-def _submit(server: ServerProcess, command: str) -> str:
-    with server.client() as http:
-        answer = http.post("/api/v1/jobs", json={"name": "r", "queue": "alpha-q", "gpus": 1, "command": command})
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["id"])
-
-
-def _job(server: ServerProcess, job: str) -> dict[str, Any]:
-    with server.client() as http:
-        found: dict[str, Any] = http.get(f"/api/v1/jobs/{job}").json()
-    return found
-
-
-def _wait(what: str, done: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        assert time.monotonic() < deadline, f"{what}: not after {timeout_s:.0f} s"
-        time.sleep(0.1)
-
-
 def test_a_node_failure_shorter_than_down_after_requeues_its_job_instead_of_failing_it(
     slurm: SlurmCluster, make_server: ServerFactory, tmp_path: Path
 ) -> None:
     server = _server(make_server, tmp_path, slurm, down_after_s=10)
     started = tmp_path / "started"
-    job = _submit(server, f'if [ "$STARGATE_ATTEMPT" = 0 ]; then touch {started}; fi; sleep 12')
-    _wait("started on Slurm", started.exists, 15)
-    assert _job(server, job)["cluster"] == "slurm-a"
+    job = submit_command(server, f'if [ "$STARGATE_ATTEMPT" = 0 ]; then touch {started}; fi; sleep 12')
+    wait_for("started on Slurm", started.exists, 15)
+    assert job_of(server, job)["cluster"] == "slurm-a"
     time.sleep(6)  # slurmctld has saved its state (the job running; it saves at most every 5 s): it dies here
     slurm.stop_daemons()  # a node failure: slurmd and the job step die; back about 1 s later
     slurm.start_daemons()
-    _wait("final", lambda: _job(server, job)["status"] in ("succeeded", "failed", "cancelled"), 20)
-    found = _job(server, job)
+    wait_for("final", lambda: job_of(server, job)["status"] in ("succeeded", "failed", "cancelled"), 20)
+    found = job_of(server, job)
     assert (found["status"], found["attempt"]) == ("succeeded", 1), found
 
 
@@ -98,19 +86,19 @@ def test_a_slurm_run_that_finished_while_slurmctld_was_down_completes_its_job_on
     done = tmp_path / "attempt0-done"
     started = tmp_path / "attempt0-started"
     command = f'if [ "$STARGATE_ATTEMPT" = 0 ]; then touch {started}; sleep 8; echo done > {done}; else sleep 25; fi'
-    job = _submit(server, command)
-    _wait("started on Slurm", started.exists, 15)
-    assert _job(server, job)["cluster"] == "slurm-a"
+    job = submit_command(server, command)
+    wait_for("started on Slurm", started.exists, 15)
+    assert job_of(server, job)["cluster"] == "slurm-a"
     time.sleep(6)  # slurmctld has saved the job as running (it saves at most every 5 s): it keeps its record
     slurm.kill_controller()
-    _wait("moved to lab-a", lambda: _job(server, job)["attempt"] == 1, 10)
-    _wait("attempt 0 finished on Slurm", done.exists, 10)
+    wait_for("moved to lab-a", lambda: job_of(server, job)["attempt"] == 1, 10)
+    wait_for("attempt 0 finished on Slurm", done.exists, 10)
     slurm.start_controller()
     back = time.monotonic()
     deadline = back + 25  # slurmd retries the completion message every 15 s; the scheduler watches for 30 s
-    while _job(server, job)["status"] not in ("succeeded", "failed", "cancelled") and time.monotonic() < deadline:
+    while job_of(server, job)["status"] not in ("succeeded", "failed", "cancelled") and time.monotonic() < deadline:
         time.sleep(0.2)
-    found = _job(server, job)
+    found = job_of(server, job)
     slurm_state = slurm.command("scontrol", "show", "job", "1").stdout.split("JobState=")[-1].split()[0]
     seen = (found["status"], found["attempt"], found["cluster"], found["detail"], slurm_state)
     assert found["status"] == "succeeded", seen  # today: running, 1, lab-a, on lab-a, CANCELLED (or COMPLETING)
