@@ -241,8 +241,16 @@ executors:
         ("ray-x", "{id: ray-x, kind: ray, address: 'http://ray-head:99999'}", "executors[0].address"),
         ("slurm-x", "{id: slurm-x, kind: slurm, log_dir: stargate-logs}", "executors[0].log_dir"),
         ("slurm-x", "{id: slurm-x, kind: slurm, work_dir: scratch}", "executors[0].work_dir"),
+        ("x", "{id: x, kind: slurm, slurm_conf: etc/slurm.conf}", "executors[0].slurm_conf"),
+        ("x", "{id: x, kind: slurm, bin_dir: slurm/bin}", "executors[0].bin_dir"),
+        ("x", "{id: x, kind: slurm, gres: 'gpu:8'}", "executors[0].gres"),
+        ("x", "{id: x, kind: kubernetes, namespace: Training_NS}", "executors[0].namespace"),
+        ("x", "{id: x, kind: ray, token_env: STARGATE_DATABASE_URL}", "executors[0].token_env"),
     ],
-    ids=["ray-port", "slurm-log-dir", "slurm-work-dir"],
+    ids=[
+        *("ray-port", "slurm-log-dir", "slurm-work-dir", "slurm-conf-relative", "bin-dir-relative"),
+        *("gres-with-count", "k8s-namespace", "token-env-server-secret"),
+    ],
 )
 def test_fleet_validate_refuses_executor_settings_that_cannot_work(
     tmp_path: Path, executor: str, entry: str, field: str

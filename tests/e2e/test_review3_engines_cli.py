@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e_support import ServerFactory, ServerProcess, child_environment, job_of, run_cli, submit_command, wait_for
+from e2e_support import ServerFactory, ServerProcess, job_of, submit_command, wait_for
 
 from engines.slurm_cluster import SlurmCluster, start_slurm
 
@@ -237,42 +237,6 @@ def test_a_job_cancelled_while_slurmctld_is_down_is_stopped_in_slurm_when_it_is_
     )
     assert not done.exists()
     assert job_of(server, job)["status"] == "cancelled"
-
-
-VALIDATE_FLEET = """
-name: review3-validate
-providers:
-  - {{id: hpc, name: HPC centre, kind: owned, executor: x}}
-sites:
-  - {{id: hpc-1, provider: hpc, region: here}}
-clusters:
-  - {{id: hpc-a, site: hpc-1, gpu_model: H100-SXM, gpus_per_node: 8, nodes: 1, price_per_gpu_hour_usd: 1.0}}
-teams:
-  - {{id: alpha, name: Alpha}}
-queues:
-  - {{id: alpha-q, team: alpha, quotas: [{{gpu_model: "*", gpus: 8}}]}}
-executors:
-  - {entry}
-"""
-
-
-@pytest.mark.parametrize(
-    ("entry", "field"),
-    [
-        ("{id: x, kind: slurm, slurm_conf: etc/slurm.conf}", "executors[0].slurm_conf"),
-        ("{id: x, kind: slurm, bin_dir: slurm/bin}", "executors[0].bin_dir"),
-        ("{id: x, kind: slurm, gres: 'gpu:8'}", "executors[0].gres"),
-        ("{id: x, kind: kubernetes, namespace: Training_NS}", "executors[0].namespace"),
-        ("{id: x, kind: ray, token_env: STARGATE_DATABASE_URL}", "executors[0].token_env"),
-    ],
-    ids=["slurm-conf-relative", "bin-dir-relative", "gres-with-count", "k8s-namespace", "token-env-server-secret"],
-)
-def test_fleet_validate_refuses_more_executor_settings_that_cannot_work(tmp_path: Path, entry: str, field: str) -> None:
-    path = tmp_path / "fleet.yaml"
-    path.write_text(VALIDATE_FLEET.format(entry=entry))
-    done = run_cli(["fleet", "validate", str(path)], child_environment({}))
-    assert done.returncode != 0, done.stdout
-    assert "fleet.yaml:" in done.stderr + done.stdout and field in done.stderr + done.stdout
 
 
 FAILING_SBATCH = """#!/bin/sh

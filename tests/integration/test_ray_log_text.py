@@ -10,18 +10,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
 from engines.ray_head import RayHead, ray_head_fixture
-from engines.runs import wait_final
+from engines.runs import ray_executor_on, wait_final
 from integration.server.services_support import live
 from integration.server.stargate_harness import Harness
 from stargate.cli import app as cli
-from stargate.domain.executors import RayExecutorConfig
 from stargate.executors import RunRequest, RunState
 from stargate.executors.ray_jobs import RayExecutor
 from stargate.server.context import ExecutorRegistry
@@ -34,15 +32,12 @@ TOKEN_ENV = "SG_TEST_RAY_LOG_TOKEN"
 
 
 @pytest.fixture
-def ray(head: RayHead, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RayExecutor]:
-    monkeypatch.setenv(TOKEN_ENV, head.token)
+def ray(head: RayHead, tmp_path: Path) -> Iterator[RayExecutor]:
     home = tmp_path / "home"
     home.mkdir(mode=0o700)  # a state directory there is to hide
-    conf = RayExecutorConfig(id="ray-x", kind="ray", address=head.address, token_env=TOKEN_ENV)
-    executor = RayExecutor.from_config(conf, SimpleNamespace(home=home, installation_id=uuid.uuid4().hex))
-    assert executor.sandbox is not None  # a head on this machine: its commands run in the sandbox
-    yield executor
-    executor.close()
+    with ray_executor_on(head, home, "ray-x", TOKEN_ENV) as executor:
+        assert executor.sandbox is not None  # a head on this machine: its commands run in the sandbox
+        yield executor
 
 
 def until(check: Callable[[], bool], timeout_s: float = 30.0) -> None:

@@ -10,14 +10,13 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from engines.ray_head import RayHead, ray_head_fixture
-from engines.runs import state_dir_with_token, wait_final
+from engines.runs import ray_executor_on, state_dir_with_token, wait_final
 from engines.slurm_cluster import TEST_ACCOUNTS, SlurmCluster, ensure_test_accounts, slurm_fixture
-from stargate.domain.executors import RayExecutorConfig, SlurmExecutorConfig
+from stargate.domain.executors import SlurmExecutorConfig
 from stargate.executors import RunRequest
 from stargate.executors.ray_jobs import RayExecutor
 from stargate.executors.slurm import SlurmExecutor
@@ -36,12 +35,9 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def ray_executor(head: RayHead, home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RayExecutor]:
-    monkeypatch.setenv(TOKEN_ENV, head.token)
-    conf = RayExecutorConfig(id="ray-review2", kind="ray", address=head.address, token_env=TOKEN_ENV)
-    executor = RayExecutor.from_config(conf, SimpleNamespace(home=home, installation_id=uuid.uuid4().hex))
-    yield executor
-    executor.close()
+def ray_executor(head: RayHead, home: Path) -> Iterator[RayExecutor]:
+    with ray_executor_on(head, home, "ray-review2", TOKEN_ENV) as executor:
+        yield executor
 
 
 def request(command: str, team: str, job_id: str = "j-000001") -> RunRequest:

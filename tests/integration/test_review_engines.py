@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from engines.ray_head import RayHead, ray_head_fixture
-from engines.runs import state_dir_with_token, wait_final
+from engines.runs import ray_executor_on, state_dir_with_token, wait_final
 from engines.slurm_cluster import TEST_ACCOUNTS, SlurmCluster, slurm_fixture
 from stargate.domain.executors import RayExecutorConfig, SlurmExecutorConfig
 from stargate.executors import RunHandle, RunRequest, UnknownExecutorError, build
@@ -47,12 +47,8 @@ def slurm_executor(slurm: SlurmCluster, home: Path) -> SlurmExecutor:
 
 @pytest.fixture
 def ray_executor(head: RayHead, home: Path) -> Iterator[RayExecutor]:
-    os.environ[TOKEN_ENV] = head.token
-    conf = RayExecutorConfig(id="ray-review", kind="ray", address=head.address, token_env=TOKEN_ENV)
-    executor = RayExecutor.from_config(conf, SimpleNamespace(home=home, installation_id=uuid.uuid4().hex))
-    yield executor
-    executor.close()
-    os.environ.pop(TOKEN_ENV, None)
+    with ray_executor_on(head, home, "ray-review", TOKEN_ENV) as executor:
+        yield executor
 
 
 def request(command: str, gpus: int = 1, team: str = "beta", **environment: str) -> RunRequest:
