@@ -190,10 +190,8 @@ def _terms(ctx: ServerContext, jobs: Iterable[JobState], ran: dict[int, float]) 
     fresh: dict[int, tuple[tuple[object, ...], JobTerms]] = {}
     for job in jobs:
         ran_s = ran.get(job.id, 0.0)
-        inputs = (
-            *(job.queue_id, job.gpus, job.priority_class, job.preemptible, job.submitted_at, job.progress_s, ran_s),
-            job.outage_stops,
-        )
+        inputs: tuple[object, ...] = (job.queue_id, job.gpus, job.priority_class, job.preemptible, job.submitted_at)
+        inputs += (job.progress_s, ran_s, job.outage_stops)
         old = kept.get(job.id)
         fresh[job.id] = (
             old
