@@ -10,8 +10,10 @@ a character split across two reads is kept whole).
 - Signals: SIGTERM and SIGINT are for the command (Ray sends its stop signal to every process of the job); the relay
   goes on until the command has ended, so what the command writes while it stops is in the log. SIGKILL ends it
   with the rest of the job.
-- End: once the command has ended and its output is read (a process the command left behind that keeps the pipe
-  open does not keep the job going: what is left to read then is read for at most :data:`DRAIN_S`).
+- End: once the pipe is closed by every process that held it, or :data:`DRAIN_S` after the command has ended
+  (a process the command left behind that keeps the pipe open does not keep the job going). Until then the relay
+  reads on: a sandboxed command's own process may still write after the sandbox's outer process ended (bubblewrap's
+  ends at once on SIGTERM; the command's trap writes after).
 - Environment: the command gets the relay's, without :data:`RELAY_ENV` (which holds this program).
 """
 
@@ -27,7 +29,7 @@ import time
 
 RELAY_ENV = "STARGATE_UTF8_RELAY"
 """The environment variable that carries this program to the node (the command never sees it)."""
-DRAIN_S = 1.0
+DRAIN_S = 2.0
 """Longest the relay reads on once the command has ended (its leftover processes may still write), seconds."""
 WAKE_S = 0.25
 """How often the relay looks whether the command has ended while it writes nothing, seconds."""
@@ -63,18 +65,15 @@ def relay(command: subprocess.Popen[bytes], source: int) -> None:
     while True:
         if ended is None and command.poll() is not None:
             ended = time.monotonic()
-            os.set_blocking(source, False)
-        try:
-            if ended is None and not select.select([source], [], [], WAKE_S)[0]:
-                continue
-            data = os.read(source, CHUNK)
-        except BlockingIOError:  # all read; a process the command left behind holds the pipe
+        wait = WAKE_S if ended is None else DRAIN_S - (time.monotonic() - ended)
+        if wait <= 0:  # a process the command left behind still holds the pipe
             break
-        if not data:
+        if not select.select([source], [], [], wait)[0]:
+            continue
+        data = os.read(source, CHUNK)
+        if not data:  # every process that held the pipe has closed it
             break
         write(decoder.decode(data))
-        if ended is not None and time.monotonic() - ended > DRAIN_S:
-            break
     write(decoder.decode(b"", True))
 
 
