@@ -39,12 +39,6 @@ def test_applying_the_fleet_file_again_keeps_or_refuses_to_drop_an_awarded_contr
     assert kept or refused, (applied.status_code, applied.text[:300])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the budget check compares drawn_by(award day) + cost with the ceiling and ignores draws dated later "
-    "(a commitment starting in 2028): an award is bought without override although it pushes the cumulative draws "
-    "past the ceiling on that later day (the example fleet's Oracle conflict lets every award through the same way)",
-)
 def test_an_award_that_takes_a_later_day_past_the_ceiling_waits_for_an_override(m: Money) -> None:
     fleet = copy.deepcopy(m.ok("GET", "/fleet")["fleet"])
     fleet["contracts"].append(
@@ -66,9 +60,13 @@ def test_an_award_that_takes_a_later_day_past_the_ceiling_waits_for_an_override(
     assert budget["conflicts"] == []
 
     # 80 H100 x 3 USD x 720 h = 172,800 USD: within 200,000 today, but 322,800 USD drawn by 2028-01-01.
-    req = m.request(gpu_model="H100-SXM", gpus=80)["request"]
+    step = m.request(gpu_model="H100-SXM", gpus=80)
+    req = step["request"]
 
     assert req["state"] == "over_budget", (req["state"], m.ok("GET", "/budget")["conflicts"])
+    over = [e["reason"] for e in step["events"] if e["kind"] == "over_budget"]
+    assert len(over) == 1 and "by 2028-01-01 (the most on any day from" in over[0], step["events"]
+    assert "322,800 USD, over the ceiling 200,000 USD" in over[0], over
 
 
 def test_a_boolean_gpu_count_is_refused_and_nothing_is_written(m: Money) -> None:

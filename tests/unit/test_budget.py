@@ -5,9 +5,12 @@ commitment from 2027)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stargate.domain import Budget, Building, Contract, ContractKind, Fleet, Provider, ProviderKind, Site
 from stargate.engine import BudgetBook
@@ -112,7 +115,10 @@ def test_the_check_is_within_iff_inside_the_period_and_at_most_the_ceiling() -> 
     assert book.check(Decimal(400), date(2025, 2, 1)).ok  # exactly the ceiling
     over = book.check(Decimal("400.000001"), date(2025, 2, 1))
     assert not over.ok and over.drawn_usd == 600 and "over the ceiling 1,000 USD" in over.reason
-    assert book.check(Decimal(1000), date(2025, 1, 31)).ok  # the commitment draws from its start day
+    before = book.check(Decimal(1000), date(2025, 1, 31))  # nothing is drawn yet, but the commitment is from 02-01
+    assert not before.ok and before.drawn_usd == 600, before
+    assert "by 2025-02-01 (the most on any day from 2025-01-31 to 2026-12-31)" in before.reason, before.reason
+    assert book.check(Decimal(400), date(2025, 1, 31)).ok
     outside = book.check(Decimal(1), date(2027, 1, 1))
     assert not outside.ok and "outside the budget period" in outside.reason
     assert BudgetBook(_fleet()).check(Decimal(10**14), date(2025, 1, 1)).ok  # no budget tracked
@@ -170,3 +176,35 @@ def test_stargate_2025_with_oracles_300_billion_from_2027_shows_the_conflict() -
         (date(2027, 1, 1), "over_ceiling", Decimal("116276799999.98"), ("oracle-2027",))
     ]
     assert report.headroom_usd == Decimal("-116276799999.98")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    commitments=st.lists(
+        st.tuples(st.integers(0, 729), st.integers(0, 600)), min_size=0, max_size=6
+    ),  # (start day after 2025-01-01, committed USD)
+    awards=st.lists(st.tuples(st.integers(0, 729), st.integers(0, 600)), max_size=4),
+    offset=st.integers(0, 729),
+    cost=st.integers(0, 1200),
+)
+def test_an_award_is_within_budget_iff_no_day_from_it_to_the_end_passes_the_ceiling(
+    commitments: list[tuple[int, int]], awards: list[tuple[int, int]], offset: int, cost: int
+) -> None:
+    """Against the rule itself, day by day: the check never lets an award through that takes any later day's
+    cumulative draws past the ceiling, and never refuses one that does not."""
+    first = date(2025, 1, 1)
+    contracts = [
+        _contract(f"c{i}", ContractKind.COMMITMENT, first + timedelta(days=start), committed_spend_usd=amount)
+        for i, (start, amount) in enumerate(commitments)
+    ]
+    made = [
+        _award(f"r{i}", datetime.combine(first + timedelta(days=d), datetime.min.time(), UTC), Decimal(amount))
+        for i, (d, amount) in enumerate(awards)
+    ]
+    book = BudgetBook(_fleet(*contracts, budget=BUDGET), made)
+    day = first + timedelta(days=offset)
+    every_day = [day + timedelta(days=n) for n in range((BUDGET.end - day).days + 1)]
+    fits = all(book.drawn_by(d) + cost <= BUDGET.ceiling_usd for d in every_day)
+    check = book.check(Decimal(cost), day)
+    assert check.ok is fits, check.reason
+    assert check.drawn_usd == max(book.drawn_by(d) for d in every_day)

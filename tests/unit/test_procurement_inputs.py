@@ -101,9 +101,24 @@ def test_unknown_gpu_model_names_the_catalogue() -> None:
         book_with(make_fleet()).raise_request(request(model="A100"))
 
 
-def _example(*price_book: PriceBookEntry) -> Fleet:
+def _example(*price_book: PriceBookEntry, ceiling_usd: Decimal | None = Decimal(10**12)) -> Fleet:
+    """The example fleet with ``price_book``. Its own contracts take the draws past its 500 B USD ceiling on
+    2027-01-01 (Oracle's commitment), so every award would wait for an override: the tests of the clause and of the
+    award lift the ceiling to ``ceiling_usd`` (None: the example's own)."""
     fleet = load_fleet(EXAMPLE)
-    return fleet.model_copy(update={"procurement": Procurement(price_book=list(price_book))})
+    update: dict[str, Any] = {"procurement": Procurement(price_book=list(price_book))}
+    if ceiling_usd is not None and fleet.budget is not None:
+        update["budget"] = fleet.budget.model_copy(update={"ceiling_usd": ceiling_usd})
+    return fleet.model_copy(update=update)
+
+
+def test_the_example_fleets_own_later_draws_put_an_award_over_budget() -> None:
+    """The examples' budget already breaks on 2027-01-01: an award dated before that day waits for an override."""
+    book = ProcurementBook(_example(_entry(), ceiling_usd=None))
+    events = book.raise_request(request("gb200", at=datetime(2025, 11, 3, tzinfo=UTC), gpus=8))
+    assert kinds(events) == ["raised", "market", "over_budget"], [e.reason for e in events]
+    assert "by 2027-01-01 (the most on any day from 2025-11-03 to 2029-01-20)" in events[-1].reason, events[-1].reason
+    assert "over the ceiling 500,000,000,000 USD" in events[-1].reason
 
 
 def _entry(**kw: Any) -> PriceBookEntry:

@@ -27,8 +27,8 @@ def _usd(amount: str, digits: int = 0) -> str:
 @pytest.fixture(scope="module")
 def world(web_server: ServerProcess) -> Iterator[dict[str, Any]]:
     """The demo fleet with Azure's first refusal still valid (its clause ended on 2025-10-28: extended through the
-    API), one offer matched by Azure's provider token and one left open, and a finished run charged to Azure's
-    commitment."""
+    API), one offer matched by Azure's provider token (over budget, then bought by an admin's override) and one left
+    open, and a finished run charged to Azure's commitment."""
     with web_server.client() as http:
         fleet = http.get("/api/v1/fleet").json()["fleet"]
         for contract in fleet["contracts"]:
@@ -57,6 +57,10 @@ def world(web_server: ServerProcess) -> Iterator[dict[str, Any]]:
     with web_server.client(azure) as http:
         answer = http.post(f"/api/v1/procurement/offers/{matched['offer']['id']}/respond", json={"answer": "match"})
         assert answer.status_code == 200, answer.text
+    assert answer.json()["request"]["state"] == "over_budget"  # the fleet's own draws pass its ceiling on 2027-01-01
+    with web_server.client() as http:
+        bought = http.post(f"/api/v1/procurement/requests/{matched['id']}/override", json={"reason": "web test"})
+        assert bought.status_code == 200 and bought.json()["request"]["state"] == "awarded", bought.text
     job_status(web_server, job.json()["id"], "succeeded")
     yield {"azure": azure, "matched": matched, "open": left_open}
 

@@ -4,8 +4,9 @@ A draw is dated. Fleet contracts draw on their **start** day: a ``commitment`` i
 ``reserved`` contract its ``value_usd``, else GPUs × price × term hours; ``on_demand`` and ``spot`` draw nothing up
 front (their spend is in the ledger). Each building's ``capex_usd`` draws on its planned energisation day. An award
 draws its full cost on its award day. ``drawn_by(day)`` is the sum of draws dated on or before ``day``. An award of
-cost C on day d is within budget iff ``budget.start <= d <= budget.end`` and ``drawn_by(d) + C <= ceiling``; a
-fleet without a budget refuses nothing. Pure: no I/O, no clock.
+cost C on day d is within budget iff ``budget.start <= d <= budget.end`` and ``drawn_by(D) + C <= ceiling`` on every
+day D from d to ``budget.end`` (a draw dated later, such as a commitment starting in a later year, counts: the award
+is drawn on those days too); a fleet without a budget refuses nothing. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from itertools import groupby
 from typing import Any
 
 from stargate.domain import ContractKind, Fleet
@@ -65,6 +67,7 @@ class BudgetCheck:
     day: date
     cost_usd: Decimal
     drawn_usd: Decimal
+    """The most drawn by any day from ``day`` to the budget's end (by ``day`` without a budget), USD."""
     ceiling_usd: Decimal | None
     reason: str
 
@@ -199,23 +202,35 @@ class BudgetBook:
         fixed = self._prefix[i - 1] if i else Decimal(0)
         return fixed + sum((d.amount_usd for d in self._awards if d.day <= day), Decimal(0))
 
+    def peak(self, day: date, end: date) -> tuple[date, Decimal]:
+        """The day from ``day`` to ``end`` with the most drawn by it (the earliest such day), and that amount, USD."""
+        drawn = self.drawn_by(day)
+        best = (day, drawn)
+        later = (d for d in self.draws() if day < d.day <= end)
+        for when, todays in groupby(later, key=lambda d: d.day):
+            drawn += sum((d.amount_usd for d in todays), Decimal(0))
+            if drawn > best[1]:
+                best = (when, drawn)
+        return best
+
     def check(self, cost: Decimal, day: date) -> BudgetCheck:
         """Whether spending ``cost`` on ``day`` stays within the budget (see the module rule)."""
-        drawn = self.drawn_by(day)
         b = self.budget
         if b is None:
-            return BudgetCheck(True, day, cost, drawn, None, "no budget is tracked")
+            return BudgetCheck(True, day, cost, self.drawn_by(day), None, "no budget is tracked")
         if not b.start <= day <= b.end:
             reason = (
                 f"{day.isoformat()} is outside the budget period {b.start.isoformat()} → {b.end.isoformat()}"
                 f" (cost {_usd(cost)} USD)"
             )
-            return BudgetCheck(False, day, cost, drawn, b.ceiling_usd, reason)
+            return BudgetCheck(False, day, cost, self.drawn_by(day), b.ceiling_usd, reason)
+        when, drawn = self.peak(day, b.end)
         ok = drawn + cost <= b.ceiling_usd
         relation = "within" if ok else "over"
+        later = "" if when == day else f" (the most on any day from {day.isoformat()} to {b.end.isoformat()})"
         reason = (
-            f"drawn {_usd(drawn)} USD by {day.isoformat()} + cost {_usd(cost)} USD = {_usd(drawn + cost)} USD, "
-            f"{relation} the ceiling {_usd(b.ceiling_usd)} USD"
+            f"drawn {_usd(drawn)} USD by {when.isoformat()}{later} + cost {_usd(cost)} USD = "
+            f"{_usd(drawn + cost)} USD, {relation} the ceiling {_usd(b.ceiling_usd)} USD"
         )
         return BudgetCheck(ok, day, cost, drawn, b.ceiling_usd, reason)
 
