@@ -19,7 +19,7 @@ from engines.ray_head import RayHead, start_ray_head
 from engines.slurm_cluster import SlurmCluster, start_slurm
 from integration.server.tcp_forwarder import TcpForwarder
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]  # a Ray head may take 90 s to start on a loaded machine
 
 FINAL = ("succeeded", "failed", "cancelled")
 

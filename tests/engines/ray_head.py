@@ -134,10 +134,17 @@ def _wait_ready(head: RayHead) -> None:
 def _warm_up(head: RayHead, headers: dict[str, str], deadline: float) -> None:
     """Run one job to its end: the first submission of a fresh head waits for its job agent and a worker."""
     body = {"entrypoint": "true", "submission_id": "warm-up", "entrypoint_num_cpus": 0}
-    answer = httpx.post(
-        f"{head.address}/api/jobs/", json=body, headers=headers, timeout=max(1.0, deadline - time.monotonic())
-    )
-    answer.raise_for_status()
+    while True:  # a fresh head may keep the first submission waiting for its job agent: ask again, at most 15 s each
+        try:
+            answer = httpx.post(f"{head.address}/api/jobs/", json=body, headers=headers, timeout=15.0)
+        except httpx.TimeoutException:
+            if time.monotonic() >= deadline:
+                raise
+            continue
+        if answer.status_code == 400 and "already exists" in answer.text:  # an earlier attempt got through
+            break
+        answer.raise_for_status()
+        break
     while time.monotonic() < deadline:
         info = httpx.get(f"{head.address}/api/jobs/warm-up", headers=headers, timeout=5.0).json()
         if info["status"] in ("SUCCEEDED", "FAILED", "STOPPED"):

@@ -4,15 +4,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from stargate.store.models import JobEventRow, JobRow
+from stargate.store.repositories import horizon
 
 
 def page(
     session: Session, *, job_id: int | None, team: str | None, after_id: int | None, limit: int
 ) -> tuple[list[JobEventRow], int | None]:
-    """Up to ``limit`` events oldest first with id above ``after_id``; and the cursor of the next page.
+    """Up to ``limit`` events oldest first with id above ``after_id``, never past an event still to commit
+    (:mod:`horizon`); and the cursor of the next page.
 
     ``team`` keeps only events of that team's jobs.
     """
+    through = horizon.settled_through(session, "job_events")
     query = select(JobEventRow).order_by(JobEventRow.id).limit(limit + 1)
     if job_id is not None:
         query = query.where(JobEventRow.job_id == job_id)
@@ -20,10 +23,7 @@ def page(
         query = query.join(JobRow, JobRow.id == JobEventRow.job_id).where(JobRow.team_id == team)
     if after_id is not None:
         query = query.where(JobEventRow.id > after_id)
-    rows = list(session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].id if more and rows else None)
+    return horizon.cut(list(session.scalars(query)), limit, through)
 
 
 def last_id(session: Session) -> int:

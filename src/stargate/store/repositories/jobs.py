@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from stargate.domain.reasons import JobReason
 from stargate.store.models import JobRow, format_job_id
-from stargate.store.repositories import bulk
+from stargate.store.repositories import bulk, horizon
 from stargate.store.status import JobStatus
 
 
@@ -43,8 +43,9 @@ def page(
     session: Session, where: JobFilter, limit: int, before_id: int | None, oldest_first: bool = False
 ) -> tuple[list[JobRow], int | None]:
     """Up to ``limit`` jobs newest first, older than ``before_id`` when given (``oldest_first``: oldest first, newer
-    than ``before_id``); and the cursor of the next page."""
+    than ``before_id``, and never past a job still to commit: :mod:`horizon`); and the cursor of the next page."""
     order = JobRow.id.asc() if oldest_first else JobRow.id.desc()
+    through = horizon.settled_through(session, "jobs") if oldest_first else None
     query = select(JobRow).order_by(order).limit(limit + 1)
     if where.status is not None:
         query = query.where(JobRow.status == where.status)
@@ -54,10 +55,7 @@ def page(
         query = query.where(JobRow.team_id == where.team)
     if before_id is not None:
         query = query.where(JobRow.id > before_id if oldest_first else JobRow.id < before_id)
-    rows = list(session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].id if more and rows else None)
+    return horizon.cut(list(session.scalars(query)), limit, through)
 
 
 def held_by_queue_and_cluster(session: Session) -> dict[tuple[str, str], int]:
