@@ -268,5 +268,10 @@ class BudgetBook:
 
 
 def _usd(value: Decimal) -> str:
-    """An amount for a message: thousands separated, cents kept when there are any."""
-    return f"{value:,.2f}" if value != value.to_integral_value() else f"{value:,.0f}"
+    """An amount for a message, exact: thousands separated, and every decimal it holds (at least cents when it has
+    any): 1,000,000 · 1,000,000.50 · 1,000,000.004."""
+    if value == value.to_integral_value():
+        return f"{value:,.0f}"
+    exponent = value.normalize().as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2  # not a number or infinite: never a budget figure
+    return f"{value:,.{places}f}"

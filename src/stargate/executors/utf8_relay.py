@@ -3,7 +3,7 @@
 A program on its own (the standard library only, any Python 3 that Ray runs on), sent to a Ray node by
 :mod:`stargate.executors.log_text` and run there as ``python -I -S -c <this source> COMMAND``: it runs
 ``/bin/sh -c -- COMMAND`` with the command's stdout and stderr on one pipe and writes what it reads to its own stdout
-(the job's log file) as soon as it reads it, each byte that is not UTF-8 replaced by U+FFFD (an incremental decoder:
+(the job's log file) as soon as it reads it, each invalid sequence replaced by U+FFFD (an incremental decoder:
 a character split across two reads is kept whole).
 
 - Exit code: the command's; 128 + N for a command killed by signal N (what ``/bin/sh`` reports).

@@ -109,6 +109,7 @@ def create_engine(url: str) -> Engine:
         connect_args = {k: v for k, v in POSTGRES_CONNECT_DEFAULTS.items() if k not in parsed.query}
         return sa_create_engine(
             url,
+            isolation_level="READ COMMITTED",  # whatever the database's default: each statement sees the latest commits
             pool_pre_ping=True,
             pool_size=10,
             max_overflow=POOL_OVERFLOW,

@@ -1,11 +1,12 @@
 """Review of the oldest-first listing horizon on PostgreSQL (stargate.store.repositories.horizon, migration
-20261205_0012): defects found by attacking it, each a strict xfail until fixed.
+20261205_0012): defects found by attacking it, now fixed.
 
-- Ids are 64-bit, but a writer's lock key is capped at 2,147,483,647: past that id every writer's lock sits below
-  every stored row, so a page holds back even rows that committed before the writer took its id.
+- Ids are 64-bit, and a writer's lock key was capped at 2,147,483,647: past that id every writer's lock sat below
+  every stored row, so a page held back even rows that committed before the writer took its id.
 - The horizon's proof needs a new snapshot for each of its three statements (READ COMMITTED); on a database whose
-  default isolation is REPEATABLE READ the page's snapshot is the first statement's, and a row whose transaction
-  commits between the reads is skipped for ever.
+  default isolation is REPEATABLE READ the page's snapshot was the first statement's, and a row whose transaction
+  committed between the reads was skipped for ever. Stargate's engine now pins READ COMMITTED, and a page read in
+  any other isolation is refused rather than wrong.
 """
 
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from integration.server.stargate_harness import Harness, build_harness
+from stargate.store.database import create_engine
 from stargate.store.repositories import events as event_repo
 
 PAST_INT4 = 3_000_000_000
@@ -46,11 +48,6 @@ def _events(h: Harness, after: int) -> dict[str, Any]:
     return page
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stargate_next_id caps the lock key at 2,147,483,647 (LEAST(...)::integer) though ids are BIGINT: past "
-    "that id every open writer holds back every row, even rows committed before it took its id",
-)
 def test_past_the_32_bit_range_an_event_committed_before_a_writer_began_is_not_held_back(h: Harness) -> None:
     h.submit(name="first")
     with h.ctx.db.engine.begin() as conn:
@@ -67,17 +64,11 @@ def test_past_the_32_bit_range_an_event_committed_before_a_writer_began_is_not_h
     assert [e["id"] for e in page["items"]] == [settled], page
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the horizon relies on READ COMMITTED (a new snapshot per statement) but the engine does not pin it: "
-    "under a database default of REPEATABLE READ, an event committed between the page's first read and its lock "
-    "read is passed by the cursor and never listed",
-)
 def test_a_database_defaulting_to_repeatable_read_never_skips_an_event(h: Harness, db_url: str) -> None:
     h.submit(name="first")
     first = max(e["id"] for e in h.client.get("/api/v1/events", headers=h.headers()).json()["items"])
     # a reader as the server's would be on a PostgreSQL whose default_transaction_isolation is repeatable read
-    reader = sa.create_engine(db_url)
+    reader = create_engine(db_url)  # Stargate's engine
 
     @sa.event.listens_for(reader, "connect")
     def _repeatable_read(dbapi_conn: Any, _record: Any) -> None:
@@ -106,3 +97,12 @@ def test_a_database_defaulting_to_repeatable_read_never_skips_an_event(h: Harnes
         reader.dispose()
     listed = seen + [r.id for r in rest]
     assert late in listed, (late, seen, [r.id for r in rest])
+
+
+def test_a_page_read_in_a_repeatable_read_transaction_is_refused_not_wrong(h: Harness, db_url: str) -> None:
+    reader = sa.create_engine(db_url, isolation_level="REPEATABLE READ")  # not Stargate's engine
+    try:
+        with Session(reader) as session, pytest.raises(RuntimeError, match="needs a READ COMMITTED transaction"):
+            event_repo.page(session, job_id=None, team=None, after_id=None, limit=10)
+    finally:
+        reader.dispose()

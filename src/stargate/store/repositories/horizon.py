@@ -19,8 +19,9 @@ from typing import Protocol, TypeVar
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-SPACES = {"jobs": 1397161985, "job_events": 1397161986}
-"""The first key of each table's advisory locks (as in migration 20261205_0012)."""
+SPACES = {"jobs": 1397227520, "job_events": 1397293056}
+"""The lowest first key of each table's advisory locks (as in migration 20261205_0012): a lock on id v is
+(space + v >> 31, v & 0x7FFF_FFFF), for ids below 2^47."""
 R = TypeVar("R", bound="Row")
 
 
@@ -29,13 +30,16 @@ def settled_through(session: Session, table: str) -> int | None:
     stored is visible to the next statement); None: no limit (SQLite)."""
     if session.get_bind().dialect.name != "postgresql":
         return None
+    isolation = session.execute(text("SELECT current_setting('transaction_isolation')")).scalar()
+    if isolation != "read committed":  # one snapshot for the whole transaction: the reads below prove nothing
+        raise RuntimeError(f"an oldest-first page needs a READ COMMITTED transaction, not {isolation}")
     last = session.execute(
         text("SELECT pg_sequence_last_value(CAST(:seq AS regclass))"), {"seq": f"{table}_id_seq"}
     ).scalar()
     lowest = session.execute(
         text(
-            "SELECT min(objid::text::bigint) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 "
-            "AND classid = CAST(CAST(:space AS text) AS oid) "
+            "SELECT min(((classid::text::bigint - :space) << 31) | objid::text::bigint) FROM pg_locks "
+            "WHERE locktype = 'advisory' AND objsubid = 2 AND classid::text::bigint BETWEEN :space AND :space + 65535 "
             "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         ),
         {"space": SPACES[table]},

@@ -7,9 +7,10 @@ Create Date: 2026-12-05
 
 Ids come from a sequence: a transaction may take its id before another's and commit after it, and a page cursor
 that moved past the later id skipped the earlier one for ever. ``jobs.id`` and ``job_events.id`` now default to
-``stargate_next_id(sequence, space)``: on its first insert into the table a transaction takes the shared advisory
-lock (``space``, the sequence's last value) before its id; the readers (``stargate.store.repositories.horizon``)
-page only below the lowest such lock and the sequence's last value read before it. SQLite is left as it is: its
+``stargate_next_id(sequence, space)``: on its first insert into the table a transaction takes a shared advisory
+lock on the sequence's last value (in the table's key space) before its id; the readers
+(``stargate.store.repositories.horizon``) page only up to the lowest such lock and the sequence's last value read
+before it. SQLite is left as it is: its
 writers take turns, so ids commit in their order.
 
 An upgrade rewrites no row; a downgrade puts back the plain ``nextval`` defaults and drops the function.
@@ -26,17 +27,19 @@ down_revision: str | None = "20261204_0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SPACES = {"jobs": 1397161985, "job_events": 1397161986}
-"""The first key of each table's advisory locks (0x5347_0001 and 0x5347_0002: apart from the single-key locks)."""
+SPACES = {"jobs": 1397227520, "job_events": 1397293056}
+"""The lowest first key of each table's advisory locks (0x5348_0000 and 0x5349_0000; two-key locks are apart from
+the single-key ones): a lock on id v is (space + v >> 31, v & 0x7FFF_FFFF), for ids below 2^47."""
 
 FUNCTION = """
 CREATE OR REPLACE FUNCTION stargate_next_id(seq regclass, space integer) RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    below bigint;
 BEGIN
     IF current_setting('stargate.inserting_' || space, true) IS DISTINCT FROM 'on' THEN
-        PERFORM pg_advisory_xact_lock_shared(
-            space, LEAST(COALESCE(pg_sequence_last_value(seq), 0), 2147483647)::integer
-        );
+        below := LEAST(COALESCE(pg_sequence_last_value(seq), 0), 140737488355327);
+        PERFORM pg_advisory_xact_lock_shared(space + (below >> 31)::integer, (below & 2147483647)::integer);
         PERFORM set_config('stargate.inserting_' || space, 'on', true);
     END IF;
     RETURN nextval(seq);
