@@ -1,6 +1,8 @@
 """Oldest-first pages on PostgreSQL never pass a row still to commit (a transaction that took its id before another's
 and commits after it), and wait for nothing else: a rolled-back insert, or one transaction's many inserts, hold back
-nothing after they end. On SQLite writers take turns, so ids commit in their order and nothing is held back."""
+nothing after they end; ids past the 32-bit range are no different; and a database whose default isolation is
+REPEATABLE READ changes nothing (Stargate's engine pins READ COMMITTED; a page read in another isolation is refused,
+not wrong). On SQLite writers take turns, so ids commit in their order and nothing is held back."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,9 +10,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from integration.server.stargate_harness import Harness, build_harness
+from stargate.store.database import create_engine
+from stargate.store.repositories import events as event_repo
 from stargate.store.repositories.horizon import SPACES
+
+PAST_INT4 = 3_000_000_000
+"""An id past the 32-bit range (ids are BIGINT)."""
 
 
 @pytest.fixture
@@ -87,3 +95,63 @@ def test_one_transactions_many_inserts_take_one_lock_and_hold_back_only_while_it
     page = h.client.get("/api/v1/jobs", params={"order": "oldest", "limit": 500}, headers=h.headers()).json()
     ids = [j["id"] for j in page["items"]]
     assert len(ids) == 302 and ids[0] == first and ids[-1] == later
+
+
+def test_past_the_32_bit_range_an_event_committed_before_a_writer_began_is_not_held_back(h: Harness) -> None:
+    h.submit(name="first")
+    with h.ctx.db.engine.begin() as conn:
+        conn.execute(sa.text("SELECT setval('job_events_id_seq', :v)"), {"v": PAST_INT4})
+        settled = _copy_row(conn, "job_events", reason="settled")  # committed here, before the writer below begins
+    assert settled == PAST_INT4 + 1
+    with h.ctx.db.engine.connect() as slow:
+        tx = slow.begin()
+        pending = _copy_row(slow, "job_events", reason="still to commit")  # a later id, taken after 'settled' committed
+        assert pending > settled
+        page = _events(h, PAST_INT4)
+        tx.rollback()
+    # 'settled' committed before 'pending' existed: nothing can still commit below it, so a page shows it
+    assert [e["id"] for e in page["items"]] == [settled], page
+
+
+def test_a_database_defaulting_to_repeatable_read_never_skips_an_event(h: Harness, db_url: str) -> None:
+    h.submit(name="first")
+    first = max(e["id"] for e in h.client.get("/api/v1/events", headers=h.headers()).json()["items"])
+    # a reader as the server's would be on a PostgreSQL whose default_transaction_isolation is repeatable read
+    reader = create_engine(db_url)  # Stargate's engine
+
+    @sa.event.listens_for(reader, "connect")
+    def _repeatable_read(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET default_transaction_isolation = 'repeatable read'")
+        dbapi_conn.commit()
+
+    try:
+        with h.ctx.db.engine.connect() as slow:
+            tx = slow.begin()
+            late = _copy_row(slow, "job_events", reason="took its id first, commits last")
+            after = h.submit(name="after")  # its event takes a later id and commits at once
+            assert after
+
+            @sa.event.listens_for(reader, "before_cursor_execute")
+            def _commit_between(*args: Any) -> None:
+                if "pg_locks" in args[2] and tx.is_active:
+                    tx.commit()  # the slow transaction ends between the reader's first statement and its lock read
+
+            with Session(reader) as session:
+                rows, _ = event_repo.page(session, job_id=None, team=None, after_id=first, limit=100)
+            seen = [r.id for r in rows]
+        with Session(reader) as session:  # and a cursor that moved past it never comes back to it
+            rest, _ = event_repo.page(session, job_id=None, team=None, after_id=max(seen, default=first), limit=100)
+    finally:
+        reader.dispose()
+    listed = seen + [r.id for r in rest]
+    assert late in listed, (late, seen, [r.id for r in rest])
+
+
+def test_a_page_read_in_a_repeatable_read_transaction_is_refused_not_wrong(h: Harness, db_url: str) -> None:
+    reader = sa.create_engine(db_url, isolation_level="REPEATABLE READ")  # not Stargate's engine
+    try:
+        with Session(reader) as session, pytest.raises(RuntimeError, match="needs a READ COMMITTED transaction"):
+            event_repo.page(session, job_id=None, team=None, after_id=None, limit=10)
+    finally:
+        reader.dispose()
