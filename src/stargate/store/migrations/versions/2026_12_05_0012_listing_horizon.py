@@ -10,8 +10,7 @@ that moved past the later id skipped the earlier one for ever. ``jobs.id`` and `
 ``stargate_next_id(sequence, space)``: on its first insert into the table a transaction takes a shared advisory
 lock on the sequence's last value (in the table's key space) before its id; the readers
 (``stargate.store.repositories.horizon``) page only up to the lowest such lock and the sequence's last value read
-before it. SQLite is left as it is: its
-writers take turns, so ids commit in their order.
+before it. SQLite is left as it is: its writers take turns, so ids commit in their order.
 
 An upgrade rewrites no row; a downgrade puts back the plain ``nextval`` defaults and drops the function.
 
