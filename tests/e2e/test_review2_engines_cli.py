@@ -202,9 +202,12 @@ def test_a_job_that_takes_its_engine_down_each_time_is_not_requeued_for_ever(
         make_server, tmp_path, slurm, down_after_s=0, more="scheduling: {settings: {max_outage_stops: 2}}\n"
     )
     pid_file = slurm.root / "run" / "slurmctld.pid"
-    job = submit_command(server, f"kill -9 $(cat {pid_file}); sleep 120", allowed_providers=["hpc"])  # a poison job
+    # a poison job; it waits 5 s first, for slurmctld to save that it started it: killed sooner, slurmctld restarts
+    # over a state in which the job never ran and starts it again, which takes it down before Stargate sees it back
+    poison = f"sleep 5; kill -9 $(cat {pid_file}); sleep 120"
+    job = submit_command(server, poison, allowed_providers=["hpc"])
     outages = 0
-    deadline = time.monotonic() + 70
+    deadline = time.monotonic() + 110
     while outages < 5 and job_of(server, job)["status"] not in FINAL:  # an operator restarts slurmctld each time
         attempt = job_of(server, job)["attempt"]
         wait_for("slurmctld taken down", lambda: slurm._daemons[0].poll() is not None, 20, lambda: job_of(server, job))
