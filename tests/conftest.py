@@ -3,7 +3,7 @@
 - ``tiny_fleet_path``: a two-cluster, two-team fleet file (tests/integration/server/fleet/tiny.yaml).
 - ``db_url``: a fresh, empty database URL, parametrised over SQLite (a file in ``tmp_path``) and PostgreSQL (a
   schema of its own in ``STARGATE_TEST_POSTGRES_URL``, dropped afterwards; skipped when the variable is unset).
-- ``sqlite_url``: the SQLite case alone.
+- ``sqlite_url`` / ``postgres_url``: the SQLite case alone / the PostgreSQL case alone.
 - ``harness`` / ``make_harness``: a migrated database with the tiny fleet applied, the FastAPI app (scheduler
   thread off; tests call ``run_cycle`` themselves), a sync HTTP client and token helpers (the ``Harness`` class and
   its helpers live in tests/integration/server/stargate_harness.py).
@@ -44,6 +44,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'stargate.db'}"
         return
+    yield from _postgres_schema()
+
+
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres)])
+def postgres_url() -> Iterator[str]:
+    """The PostgreSQL case of ``db_url`` alone, for what only PostgreSQL has (concurrent writers)."""
+    yield from _postgres_schema()
+
+
+def _postgres_schema() -> Iterator[str]:
+    """A schema of its own in STARGATE_TEST_POSTGRES_URL, dropped afterwards (skipped when the variable is unset)."""
     base = os.environ.get(POSTGRES_ENV)
     if not base:
         pytest.skip(f"{POSTGRES_ENV} is not set")

@@ -22,10 +22,8 @@ PAST_INT4 = 3_000_000_000
 
 
 @pytest.fixture
-def h(db_url: str, tmp_path: Path) -> Iterator[Harness]:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("SQLite serialises writers: ids commit in their order")
-    harness = build_harness(db_url, tmp_path / "home")
+def h(postgres_url: str, tmp_path: Path) -> Iterator[Harness]:
+    harness = build_harness(postgres_url, tmp_path / "home")
     yield harness
     harness.client.close()
     harness.ctx.db.close()
@@ -113,11 +111,11 @@ def test_past_the_32_bit_range_an_event_committed_before_a_writer_began_is_not_h
     assert [e["id"] for e in page["items"]] == [settled], page
 
 
-def test_a_database_defaulting_to_repeatable_read_never_skips_an_event(h: Harness, db_url: str) -> None:
+def test_a_database_defaulting_to_repeatable_read_never_skips_an_event(h: Harness, postgres_url: str) -> None:
     h.submit(name="first")
     first = max(e["id"] for e in h.client.get("/api/v1/events", headers=h.headers()).json()["items"])
     # a reader as the server's would be on a PostgreSQL whose default_transaction_isolation is repeatable read
-    reader = create_engine(db_url)  # Stargate's engine
+    reader = create_engine(postgres_url)  # Stargate's engine
 
     @sa.event.listens_for(reader, "connect")
     def _repeatable_read(dbapi_conn: Any, _record: Any) -> None:
@@ -148,8 +146,8 @@ def test_a_database_defaulting_to_repeatable_read_never_skips_an_event(h: Harnes
     assert late in listed, (late, seen, [r.id for r in rest])
 
 
-def test_a_page_read_in_a_repeatable_read_transaction_is_refused_not_wrong(h: Harness, db_url: str) -> None:
-    reader = sa.create_engine(db_url, isolation_level="REPEATABLE READ")  # not Stargate's engine
+def test_a_page_read_in_a_repeatable_read_transaction_is_refused_not_wrong(h: Harness, postgres_url: str) -> None:
+    reader = sa.create_engine(postgres_url, isolation_level="REPEATABLE READ")  # not Stargate's engine
     try:
         with Session(reader) as session, pytest.raises(RuntimeError, match="needs a READ COMMITTED transaction"):
             event_repo.page(session, job_id=None, team=None, after_id=None, limit=10)

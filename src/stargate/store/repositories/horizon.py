@@ -30,12 +30,12 @@ def settled_through(session: Session, table: str) -> int | None:
     stored is visible to the next statement); None: no limit (SQLite)."""
     if session.get_bind().dialect.name != "postgresql":
         return None
-    isolation = session.execute(text("SELECT current_setting('transaction_isolation')")).scalar()
-    if isolation != "read committed":  # one snapshot for the whole transaction: the reads below prove nothing
+    isolation, last = session.execute(
+        text("SELECT current_setting('transaction_isolation'), pg_sequence_last_value(CAST(:seq AS regclass))"),
+        {"seq": f"{table}_id_seq"},
+    ).one()
+    if isolation != "read committed":  # one snapshot for the whole transaction: the reads prove nothing
         raise RuntimeError(f"an oldest-first page needs a READ COMMITTED transaction, not {isolation}")
-    last = session.execute(
-        text("SELECT pg_sequence_last_value(CAST(:seq AS regclass))"), {"seq": f"{table}_id_seq"}
-    ).scalar()
     lowest = session.execute(
         text(
             "SELECT min(((classid::text::bigint - :space) << 31) | objid::text::bigint) FROM pg_locks "
